@@ -1,0 +1,2 @@
+from .summary import RunSummary
+__all__ = ["RunSummary"]
