@@ -1,0 +1,735 @@
+"""ParameterGroup: named parameters, the model slots they feed, and the tie matrix G.
+
+Every number a model reads is a *slot*. A slot is free (its own fitted value), fixed, tied
+linearly to another slot (``slot = scale * target + offset``), or constrained by an expression
+of other slots. The fitter sees only the free vector; one linear map connects the two::
+
+    slots = G @ free + offset            (G = d slots / d free, exact for linear ties,
+                                          the local linearisation for expressions)
+
+and G serves least squares (``J_free = J_slots G``), EM (pooled statistics ``Gᵀ s``) and
+uncertainty (``Σ_slots = G Σ_free Gᵀ``). Groups nest: a group can hold child groups, and the
+same child object added in several places is one set of slots (that is how two datasets share
+a structure).
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .expressions import Expression
+from .parameter import Parameter, check_name
+
+__all__ = ["ParameterGroup", "SlotValues"]
+
+_SELECTION = re.compile(r"^\s*(?P<path>[A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\s*(?:\[(?P<index>[^\[\]]*)\])?\s*$")
+
+FREE, FIXED, LINEAR, EXPR = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class _SlotRef:
+    """One slot, addressed structurally (never by parsing a display string)."""
+
+    group: "ParameterGroup"
+    param: str
+    flat: int
+
+    @property
+    def key(self) -> tuple[int, str, int]:
+        return (id(self.group), self.param, self.flat)
+
+
+@dataclass
+class _LinearLink:
+    target: _SlotRef
+    scale: float
+    offset: float
+    label: str  # how the user wrote the target, for reports
+
+
+@dataclass
+class _ExprLink:
+    expression: Expression
+    declared_in: "ParameterGroup"
+
+
+def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
+    """Turn ``"1, 0:2"`` into a numpy index for an array of ``shape``."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if len(parts) > len(shape):
+        raise ValueError(f"{where}: {len(parts)} indices given for a parameter of shape {shape}")
+    index: list[Any] = []
+    for part in parts:
+        if re.fullmatch(r"-?\d+", part):
+            index.append(int(part))
+        elif re.fullmatch(r"(-?\d+)?:(-?\d+)?", part):
+            lo, hi = part.split(":")
+            index.append(slice(int(lo) if lo else None, int(hi) if hi else None))
+        else:
+            raise ValueError(f"{where}: index {part!r} is not an integer or a slice")
+    return tuple(index)
+
+
+class SlotValues(Mapping):
+    """Slot values of a whole group tree, addressable by name.
+
+    ``vals["a"]`` gives a float for a scalar parameter, ``vals["mu"]`` an array shaped like the
+    parameter, ``vals["mu[1]"]`` a row, ``vals["structure.a"]`` a child's slot. ``vals.array``
+    is the flat slot vector in :attr:`ParameterGroup.slot_names` order.
+    """
+
+    def __init__(self, array: np.ndarray, compiled: "_Compiled") -> None:
+        self.array = array
+        self._compiled = compiled
+
+    def __getitem__(self, name: str) -> float | np.ndarray:
+        idx = self._compiled.select(name)
+        out = self.array[idx]
+        return float(out) if np.ndim(idx) == 0 else out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._compiled.param_index)
+
+    def __len__(self) -> int:
+        return len(self._compiled.param_index)
+
+    def __repr__(self) -> str:
+        return f"SlotValues({dict((k, self[k]) for k in self)})"
+
+
+class _Compiled:
+    """The resolved slot layout of a group tree: what is free, fixed, tied, and in what order."""
+
+    def __init__(self, root: "ParameterGroup") -> None:
+        self.root = root
+        self.groups = list(root._walk())
+        self.names: list[str] = []
+        self.refs: list[_SlotRef] = []
+        self.key_to_slot: dict[tuple[int, str, int], int] = {}
+        self.param_index: dict[str, np.ndarray] = {}
+        self.params: list[tuple[Parameter, np.ndarray]] = []
+        for prefix, group in self.groups:
+            for pname, par in group._params.items():
+                start = len(self.names)
+                idx = np.arange(start, start + par.size).reshape(par.shape)
+                self.param_index[prefix + pname] = idx
+                self.params.append((par, idx))
+                for flat, nd in enumerate(np.ndindex(*par.shape)):
+                    suffix = f"[{','.join(map(str, nd))}]" if par.shape else ""
+                    self.names.append(prefix + pname + suffix)
+                    ref = _SlotRef(group, pname, flat)
+                    self.key_to_slot[ref.key] = len(self.refs)
+                    self.refs.append(ref)
+        self.name_to_slot = {n: i for i, n in enumerate(self.names)}
+        n = len(self.names)
+        self.kind = np.empty(n, dtype=np.int8)
+        self.links: dict[int, Any] = {}
+        self.expr_refs: dict[int, np.ndarray] = {}
+        for i, ref in enumerate(self.refs):
+            group, par = ref.group, ref.group._params[ref.param]
+            link = group._links.get((ref.param, ref.flat))
+            if link is None and par.expr is not None:
+                link = _ExprLink(Expression(par.expr, context=f"parameter {self.names[i]!r}"), group)
+            if link is None:
+                self.kind[i] = FREE if par._vary.flat[ref.flat] else FIXED
+            elif isinstance(link, _LinearLink):
+                if link.target.key not in self.key_to_slot:
+                    raise ValueError(
+                        f"slot {self.names[i]!r} is tied to {link.label!r}, which is not part of "
+                        f"group {root.name!r}; fit it within a group that contains both")
+                self.kind[i] = LINEAR
+                self.links[i] = link
+            else:
+                self.kind[i] = EXPR
+                self.links[i] = link
+                self.expr_refs[i] = np.array(
+                    [self._resolve_expr_name(nm, link.declared_in, self.names[i])
+                     for nm in link.expression.names], dtype=np.intp)
+        self.order = self._topological_order()
+        self.free_idx = np.flatnonzero(self.kind == FREE)
+        self.fixed_idx = np.flatnonzero(self.kind == FIXED)
+        self.free_column = -np.ones(n, dtype=np.intp)
+        self.free_column[self.free_idx] = np.arange(self.free_idx.size)
+        lo, hi = np.empty(n), np.empty(n)
+        for par, idx in self.params:
+            lo[idx] = np.broadcast_to(par.min, par.shape)
+            hi[idx] = np.broadcast_to(par.max, par.shape)
+        self.slot_lower, self.slot_upper = lo, hi
+        self.restraints = [(self.key_to_slot[r.key], t, s, label)
+                           for _, g in self.groups for (r, t, s, label) in g._restraints
+                           if r.key in self.key_to_slot]
+        self._linear_G: sp.csr_matrix | None = None
+
+    # -- name lookup ---------------------------------------------------------------------------
+    def _resolve_expr_name(self, name: str, declared_in: "ParameterGroup", owner: str) -> int:
+        errors = []
+        for space in (declared_in, self.root):
+            try:
+                refs = space._select(name)
+            except (KeyError, ValueError) as exc:
+                errors.append(str(exc))
+                continue
+            if refs.shape != ():
+                raise ValueError(f"expression of slot {owner!r} refers to {name!r}, which is an "
+                                 f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
+            key = refs.item().key
+            if key in self.key_to_slot:
+                return self.key_to_slot[key]
+        raise ValueError(f"expression of slot {owner!r} refers to unknown name {name!r} "
+                         f"(known: {', '.join(self.names[:20])}{' ...' if len(self.names) > 20 else ''})")
+
+    def select(self, name: str) -> Any:
+        """Flat slot index (int) or index array for a parameter, slot or sub-array name."""
+        if name in self.param_index:
+            idx = self.param_index[name]
+            return int(idx) if idx.ndim == 0 else idx
+        if name in self.name_to_slot:
+            return self.name_to_slot[name]
+        m = _SELECTION.match(name) if isinstance(name, str) else None
+        if m is None or m.group("path") not in self.param_index:
+            raise KeyError(f"unknown parameter or slot {name!r} in group {self.root.name!r}")
+        base = self.param_index[m.group("path")]
+        sub = base[_parse_index(m.group("index") or "", base.shape, f"slot {name!r}")]
+        return int(sub) if np.ndim(sub) == 0 else sub
+
+    # -- structure -----------------------------------------------------------------------------
+    def _dependencies(self, i: int) -> Sequence[int]:
+        if self.kind[i] == LINEAR:
+            return [self.key_to_slot[self.links[i].target.key]]
+        if self.kind[i] == EXPR:
+            return self.expr_refs[i].tolist()
+        return []
+
+    def _topological_order(self) -> list[int]:
+        state = np.zeros(len(self.names), dtype=np.int8)  # 0 new, 1 on stack, 2 done
+        order: list[int] = []
+        for start in np.flatnonzero((self.kind == LINEAR) | (self.kind == EXPR)):
+            if state[start]:
+                continue
+            stack: list[tuple[int, Iterator[int]]] = [(start, iter(self._dependencies(start)))]
+            state[start] = 1
+            while stack:
+                node, deps = stack[-1]
+                for d in deps:
+                    if state[d] == 1:
+                        path = [s for s, _ in stack]
+                        cycle = path[path.index(d):] + [d]
+                        raise ValueError("tie cycle: " + " -> ".join(self.names[c] for c in cycle))
+                    if state[d] == 0 and self.kind[d] in (LINEAR, EXPR):
+                        state[d] = 1
+                        stack.append((d, iter(self._dependencies(d))))
+                        break
+                else:
+                    stack.pop()
+                    state[node] = 2
+                    order.append(node)
+        return order
+
+    @property
+    def n_free(self) -> int:
+        return int(self.free_idx.size)
+
+    def current_slots(self) -> np.ndarray:
+        """Slot values as stored in the parameters (free and fixed ones)."""
+        out = np.empty(len(self.names))
+        for par, idx in self.params:
+            out[idx] = par._value
+        return out
+
+    def pack(self) -> np.ndarray:
+        return self.current_slots()[self.free_idx]
+
+    def evaluate(self, free: np.ndarray | None = None, *, gradient: bool = False):
+        """Slot vector for ``free`` (and the expression gradients if asked)."""
+        slots = self.current_slots()
+        if free is not None:
+            free = np.asarray(free, dtype=np.float64)
+            if free.shape != (self.n_free,):
+                raise ValueError(f"free vector must have shape ({self.n_free},), got {free.shape}")
+            if not np.all(np.isfinite(free)):
+                bad = [self.names[self.free_idx[j]] for j in np.flatnonzero(~np.isfinite(free))]
+                raise ValueError(f"free vector holds non-finite values for {', '.join(bad)}")
+            slots[self.free_idx] = free
+        grads: dict[int, np.ndarray] = {}
+        for i in self.order:
+            if self.kind[i] == LINEAR:
+                link = self.links[i]
+                slots[i] = link.scale * slots[self.key_to_slot[link.target.key]] + link.offset
+            else:
+                refs = self.expr_refs[i]
+                value, grad = self.links[i].expression.evaluate_with_gradient(slots[refs])
+                slots[i] = value
+                grads[i] = grad
+        return (slots, grads) if gradient else slots
+
+    def tie_matrix(self, free: np.ndarray | None = None) -> sp.csr_matrix:
+        has_expr = bool(np.any(self.kind == EXPR))
+        if not has_expr and self._linear_G is not None:
+            return self._linear_G
+        grads = self.evaluate(free, gradient=True)[1] if has_expr else {}
+        rows: dict[int, dict[int, float]] = {int(i): {int(self.free_column[i]): 1.0}
+                                             for i in self.free_idx}
+        for i in self.order:
+            row: dict[int, float] = {}
+            if self.kind[i] == LINEAR:
+                link = self.links[i]
+                for c, v in rows.get(self.key_to_slot[link.target.key], {}).items():
+                    row[c] = row.get(c, 0.0) + link.scale * v
+            else:
+                for r, g in zip(self.expr_refs[i], grads[i]):
+                    if g != 0.0:
+                        for c, v in rows.get(int(r), {}).items():
+                            row[c] = row.get(c, 0.0) + g * v
+            rows[int(i)] = row
+        ri, ci, vi = [], [], []
+        for r, row in rows.items():
+            for c, v in row.items():
+                if v != 0.0:
+                    ri.append(r)
+                    ci.append(c)
+                    vi.append(v)
+        G = sp.csr_matrix((vi, (ri, ci)), shape=(len(self.names), self.n_free))
+        if not has_expr:
+            self._linear_G = G
+        return G
+
+    def write_back(self, slots: np.ndarray) -> None:
+        for par, idx in self.params:
+            par._value = np.array(slots[idx], dtype=np.float64).reshape(par.shape)
+
+    def describe_slot(self, i: int) -> str:
+        """How slot ``i`` gets its value: 'free', 'fixed', "== 'a'", "== '2*a + b'"."""
+        k = self.kind[i]
+        if k == FREE:
+            return "free"
+        if k == FIXED:
+            return "fixed"
+        if k == LINEAR:
+            link = self.links[i]
+            target = self.names[self.key_to_slot[link.target.key]]
+            text = target if link.scale == 1.0 else f"{link.scale:g}*{target}"
+            if link.offset:
+                text += f" {'+' if link.offset > 0 else '-'} {abs(link.offset):g}"
+            return f"== '{text}'"
+        return f"== '{self.links[i].expression.text}'"
+
+
+class ParameterGroup:
+    """A named set of parameters and the model slots they feed.
+
+    Parameters
+    ----------
+    name : str
+        Group name; a child group's slots are shown as ``name.param``.
+    description : str, optional
+        Free text.
+
+    Examples
+    --------
+    >>> g = ParameterGroup("cell")
+    >>> _ = g.add("a", 5.43, min=0)
+    >>> _ = g.add("b", 5.43, min=0)
+    >>> _ = g.add("c", 5.43, min=0)
+    >>> g.tie(["b", "c"], to="a")        # cubic: a = b = c
+    >>> g.free_names, g.slot_names
+    (['a'], ['a', 'b', 'c'])
+    >>> g.tie_matrix().toarray()
+    array([[1.],
+           [1.],
+           [1.]])
+    """
+
+    def __init__(self, name: str, *, description: str = "") -> None:
+        self.name = check_name(name, "group name")
+        self.description = description
+        self._params: dict[str, Parameter] = {}
+        self._children: dict[str, ParameterGroup] = {}
+        self._links: dict[tuple[str, int], _LinearLink | _ExprLink] = {}
+        self._restraints: list[tuple[_SlotRef, float, float, str]] = []
+        self._revision = 0
+        self._cache: tuple[Any, _Compiled] | None = None
+
+    # -- building ------------------------------------------------------------------------------
+    def _touch(self) -> None:
+        self._revision += 1
+
+    def add(self, name: str | Parameter, value: Any = None, *, vary: Any = True,
+            min: Any = -np.inf, max: Any = np.inf, expr: str | None = None, unit: str = "",
+            description: str = "") -> Parameter:
+        """Add a parameter (scalar or array) and its slots; returns the :class:`Parameter`.
+
+        A :class:`Parameter` instance may be passed instead of a name.
+        """
+        par = name if isinstance(name, Parameter) else Parameter(
+            name, value, vary=vary, min=min, max=max, expr=expr, unit=unit,
+            description=description)
+        if par.name in self._params or par.name in self._children:
+            raise ValueError(f"group {self.name!r} already has a member named {par.name!r}")
+        self._params[par.name] = par
+        self._touch()
+        return par
+
+    def add_group(self, group: "ParameterGroup") -> "ParameterGroup":
+        """Add a child group; its slots appear as ``child.param``. Returns the child.
+
+        Adding the same group object to several parents shares its parameters: in any tree
+        it occupies one set of slots.
+        """
+        if not isinstance(group, ParameterGroup):
+            raise TypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+        if group.name in self._params or group.name in self._children:
+            raise ValueError(f"group {self.name!r} already has a member named {group.name!r}")
+        if any(g is self for _, g in group._walk()):
+            raise ValueError(f"adding group {group.name!r} to {self.name!r} would make a cycle")
+        self._children[group.name] = group
+        self._touch()
+        return group
+
+    def tie(self, slots: str | Iterable[str], to: str, *, scale: float = 1.0,
+            offset: float = 0.0) -> None:
+        """Make each of ``slots`` read ``scale * to + offset`` instead of its own value.
+
+        Parameters
+        ----------
+        slots : str or iterable of str
+            Parameters (``"b"``), elements (``"mu[1,0]"``), rows (``"mu[1]"``) or child slots
+            (``"xray.a"``). Each selection must have the shape of ``to`` or ``to`` must be one
+            slot.
+        to : str
+            The slot(s) they follow; may itself be free, fixed or tied.
+        scale, offset : float
+            Linear relation; the default is plain equality.
+        """
+        for what, v in (("scale", scale), ("offset", offset)):
+            if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
+                raise ValueError(f"tie: {what} must be a finite number, got {v!r}")
+        names = [slots] if isinstance(slots, str) else list(slots)
+        if not names:
+            raise ValueError("tie: slots is empty")
+        target = self._select(to)
+        planned: list[tuple[_SlotRef, _LinearLink, str]] = []
+        for name in names:
+            refs = self._select(name)
+            if target.shape == ():
+                targets = np.full(refs.shape, target.item(), dtype=object)
+            elif target.shape == refs.shape:
+                targets = target
+            else:
+                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {to!r} has shape "
+                                 f"{target.shape}; they must match or {to!r} must be one slot")
+            for ref, tgt in zip(refs.flat, targets.flat):
+                if ref.key == tgt.key:
+                    raise ValueError(f"tie cycle: {name!r} cannot be tied to itself")
+                label = to if target.shape == () else self._label(tgt)
+                planned.append((ref, _LinearLink(tgt, float(scale), float(offset), label), name))
+        for ref, _, name in planned:
+            self._check_untied(ref, name)
+        for ref, link, _ in planned:
+            ref.group._links[(ref.param, ref.flat)] = link
+            ref.group._touch()
+        self._touch()
+        self._reject_cycles([ref for ref, _, _ in planned])
+
+    def constrain(self, slot: str, expr: str) -> None:
+        """Make ``slot`` the value of ``expr``, a safe arithmetic expression of other slots.
+
+        Names in ``expr`` are slots of this group (``a``, ``mu[0,1]``, ``child.a``); names not
+        found here are looked up in the group the fit is run on. Nothing is passed to ``eval``.
+        """
+        refs = self._select(slot)
+        if refs.shape != ():
+            raise ValueError(f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
+        ref = refs.item()
+        expression = Expression(expr, context=f"constraint on {slot!r}")
+        self._check_untied(ref, slot)
+        ref.group._links[(ref.param, ref.flat)] = _ExprLink(expression, self)
+        ref.group._touch()
+        self._touch()
+        self._reject_cycles([ref])
+
+    def _reject_cycles(self, new_refs: list[_SlotRef]) -> None:
+        """Undo the links just made on ``new_refs`` if they close a cycle.
+
+        Other compile problems (a name that only a parent group can resolve) are left for
+        fit time, when the whole tree is known.
+        """
+        try:
+            self._compiled()
+        except ValueError as exc:
+            if "tie cycle" in str(exc):
+                for ref in new_refs:
+                    ref.group._links.pop((ref.param, ref.flat), None)
+                    ref.group._touch()
+                self._touch()
+                raise
+
+    def untie(self, slots: str | Iterable[str]) -> None:
+        """Remove ties or constraints from ``slots``; they get their own value again."""
+        for name in [slots] if isinstance(slots, str) else list(slots):
+            for ref in self._select(name).flat:
+                ref.group._links.pop((ref.param, ref.flat), None)
+                ref.group._touch()
+        self._touch()
+
+    def fix(self, *names: str) -> None:
+        """Hold parameters (or elements, ``"mu[0]"``) at their current values."""
+        self._set_vary(names, False)
+
+    def free(self, *names: str) -> None:
+        """Refine parameters (or elements) again after :meth:`fix`."""
+        self._set_vary(names, True)
+
+    def restrain(self, name: str, target: float, sigma: float) -> None:
+        """Add a restraint: the pseudo-observation ``(slot - target) / sigma`` joins the fit.
+
+        ``name`` may select several slots; ``target`` and ``sigma`` broadcast over them.
+        """
+        refs = self._select(name)
+        t = np.broadcast_to(np.asarray(target, dtype=float), refs.shape)
+        s = np.broadcast_to(np.asarray(sigma, dtype=float), refs.shape)
+        if not np.all(np.isfinite(t)):
+            raise ValueError(f"restrain: target for {name!r} must be finite, got {target!r}")
+        if not np.all(np.isfinite(s) & (s > 0)):
+            raise ValueError(f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
+        for ref, ti, si in zip(refs.flat, t.flat, s.flat):
+            self._restraints.append((ref, float(ti), float(si), self._label(ref)))
+        self._touch()
+
+    # -- lookup --------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> "Parameter | ParameterGroup":
+        group, last = self._descend(name)
+        if last in group._params:
+            return group._params[last]
+        if last in group._children:
+            return group._children[last]
+        raise KeyError(f"group {self.name!r} has no parameter or group {name!r}")
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]  # type: ignore[index]
+        except (KeyError, ValueError, TypeError):
+            return False
+        return True
+
+    @property
+    def parameters(self) -> dict[str, Parameter]:
+        """Every parameter in the tree by display name (``a``, ``xray.scale``)."""
+        return {prefix + n: p for prefix, g in self._walk() for n, p in g._params.items()}
+
+    @property
+    def groups(self) -> dict[str, "ParameterGroup"]:
+        """Direct child groups by name."""
+        return dict(self._children)
+
+    def _walk(self) -> Iterator[tuple[str, "ParameterGroup"]]:
+        seen: set[int] = set()
+        stack: list[tuple[str, ParameterGroup]] = [("", self)]
+        while stack:
+            prefix, g = stack.pop()
+            if id(g) in seen:
+                continue
+            seen.add(id(g))
+            yield prefix, g
+            stack.extend((prefix + n + ".", c) for n, c in reversed(list(g._children.items())))
+
+    def _descend(self, path: str) -> tuple["ParameterGroup", str]:
+        if not isinstance(path, str):
+            raise TypeError(f"parameter name must be a str, got {type(path).__name__}")
+        parts = path.split(".")
+        group = self
+        for part in parts[:-1]:
+            if part not in group._children:
+                raise KeyError(f"group {group.name!r} has no child group {part!r} (in {path!r})")
+            group = group._children[part]
+        return group, parts[-1]
+
+    def _select(self, name: str) -> np.ndarray:
+        """Object array of :class:`_SlotRef` for a name, shaped like the selection."""
+        if not isinstance(name, str):
+            raise TypeError(f"slot name must be a str, got {type(name).__name__}")
+        m = _SELECTION.match(name)
+        if m is None:
+            raise ValueError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
+                             "'mu[1,0]', 'child.a')")
+        group, last = self._descend(m.group("path"))
+        if last not in group._params:
+            raise KeyError(f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
+                           f"{', '.join(self.parameters) or '(none)'}")
+        par = group._params[last]
+        flat = np.arange(par.size).reshape(par.shape)
+        try:
+            chosen = flat[_parse_index(m.group("index") or "", par.shape, f"slot {name!r}")]
+        except IndexError as exc:
+            raise ValueError(f"slot {name!r}: {exc} (parameter shape {par.shape})") from None
+        out = np.empty(np.shape(chosen), dtype=object)
+        for pos, f in np.ndenumerate(chosen):
+            out[pos] = _SlotRef(group, last, int(f))
+        return out
+
+    def _label(self, ref: _SlotRef) -> str:
+        for prefix, g in self._walk():
+            if g is ref.group:
+                par = g._params[ref.param]
+                nd = np.unravel_index(ref.flat, par.shape) if par.shape else ()
+                return prefix + ref.param + (f"[{','.join(map(str, nd))}]" if par.shape else "")
+        return f"{ref.group.name}.{ref.param}"
+
+    def _check_untied(self, ref: _SlotRef, name: str) -> None:
+        existing = ref.group._links.get((ref.param, ref.flat))
+        if existing is not None:
+            what = (existing.label if isinstance(existing, _LinearLink)
+                    else existing.expression.text)
+            raise ValueError(f"slot {self._label(ref)!r} (from {name!r}) is already tied to "
+                             f"{what!r}; call untie({name!r}) first")
+        if ref.group._params[ref.param].expr is not None:
+            raise ValueError(f"slot {self._label(ref)!r} already has expr "
+                             f"{ref.group._params[ref.param].expr!r}")
+
+    def _set_vary(self, names: Sequence[str], flag: bool) -> None:
+        if not names:
+            raise ValueError("give at least one parameter name")
+        for name in names:
+            refs = self._select(name)
+            for ref in refs.flat:
+                par = ref.group._params[ref.param]
+                par._vary.flat[ref.flat] = flag
+                ref.group._touch()
+        self._touch()
+
+    # -- compiled view -------------------------------------------------------------------------
+    def _signature(self) -> tuple:
+        return tuple((id(g), g._revision, tuple((p._vary.tobytes(), p.expr) for p in g._params.values()))
+                     for _, g in self._walk())
+
+    def _compiled(self) -> _Compiled:
+        sig = self._signature()
+        if self._cache is None or self._cache[0] != sig:
+            self._cache = (sig, _Compiled(self))
+        return self._cache[1]
+
+    def __deepcopy__(self, memo: dict) -> "ParameterGroup":
+        new = ParameterGroup.__new__(ParameterGroup)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, None if k == "_cache" else copy.deepcopy(v, memo))
+        return new
+
+    def copy(self) -> "ParameterGroup":
+        """Deep copy (shared children stay shared within the copy)."""
+        return copy.deepcopy(self)
+
+    @property
+    def slot_names(self) -> list[str]:
+        """Display names of every slot, in slot-vector order."""
+        return list(self._compiled().names)
+
+    @property
+    def n_slots(self) -> int:
+        return len(self._compiled().names)
+
+    @property
+    def free_names(self) -> list[str]:
+        """Display names of the free parameters, in free-vector order."""
+        c = self._compiled()
+        return [c.names[i] for i in c.free_idx]
+
+    @property
+    def n_free(self) -> int:
+        """Number of free parameters: the column count of G (what AIC/BIC count)."""
+        return self._compiled().n_free
+
+    def slot_index(self, name: str) -> int | np.ndarray:
+        """Index (or index array shaped like the selection) of ``name`` in the slot vector."""
+        return self._compiled().select(name)
+
+    def pack(self) -> np.ndarray:
+        """The current free vector."""
+        return self._compiled().pack()
+
+    def unpack(self, free: Any) -> np.ndarray:
+        """Slot vector for the free vector ``free`` (parameters are not modified)."""
+        return self._compiled().evaluate(free)
+
+    def values(self, free: Any = None) -> SlotValues:
+        """Named slot values for ``free`` (default: the current values)."""
+        c = self._compiled()
+        return SlotValues(c.evaluate(free), c)
+
+    def set_free(self, free: Any) -> None:
+        """Write the free vector (and the tied slots it implies) into the parameters."""
+        c = self._compiled()
+        c.write_back(c.evaluate(free))
+
+    def update(self) -> None:
+        """Recompute tied and constrained slots from the current free values."""
+        self.set_free(self.pack())
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the free vector."""
+        c = self._compiled()
+        return c.slot_lower[c.free_idx].copy(), c.slot_upper[c.free_idx].copy()
+
+    def tie_matrix(self, free: Any = None) -> sp.csr_matrix:
+        """G = d slots / d free as a sparse ``(n_slots, n_free)`` matrix.
+
+        Exact for equalities and linear ties; for expressions it is the linearisation at
+        ``free`` (default: the current values).
+        """
+        return self._compiled().tie_matrix(free)
+
+    def reduce_jacobian(self, J_slots: Any, free: Any = None) -> np.ndarray | sp.spmatrix:
+        """Chain rule: ``J_free = J_slots @ G``; a shared parameter's column is the sum of its slots'."""
+        G = self.tie_matrix(free)
+        if sp.issparse(J_slots):
+            if J_slots.shape[-1] != G.shape[0]:
+                raise ValueError(f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
+            return (J_slots @ G).tocsr()
+        J = np.asarray(J_slots, dtype=np.float64)
+        if J.ndim != 2 or J.shape[1] != G.shape[0]:
+            raise ValueError(f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
+        return np.asarray((G.T @ J.T).T)
+
+    def pool(self, stats_slots: Any) -> np.ndarray:
+        """Pooled statistics ``Gᵀ @ stats``: each free parameter sums the statistics of its slots.
+
+        ``stats_slots`` has the slot axis first, shape ``(n_slots, ...)``.
+        """
+        s = np.asarray(stats_slots, dtype=np.float64)
+        G = self.tie_matrix()
+        if s.ndim == 0 or s.shape[0] != G.shape[0]:
+            raise ValueError(f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
+        flat = s.reshape(s.shape[0], -1)
+        return np.asarray(G.T @ flat).reshape((G.shape[1],) + s.shape[1:])
+
+    def propagate_covariance(self, cov_free: Any, free: Any = None) -> np.ndarray:
+        """Covariance of every slot, ``G Σ Gᵀ`` (tied slots get correlated uncertainties)."""
+        cov = np.asarray(cov_free, dtype=np.float64)
+        n = self.n_free
+        if cov.shape != (n, n):
+            raise ValueError(f"cov_free must have shape ({n}, {n}), got {cov.shape}")
+        G = self.tie_matrix(free)
+        return np.asarray(G @ (G @ cov).T)
+
+    def describe(self) -> str:
+        """A table of every slot: value and how it is determined (free/fixed/tied)."""
+        c = self._compiled()
+        slots = c.evaluate()
+        width = max((len(n) for n in c.names), default=4)
+        lines = [f"ParameterGroup {self.name!r}: {len(c.names)} slots, {c.n_free} free"]
+        for i, n in enumerate(c.names):
+            lines.append(f"    {n:<{width}} = {slots[i]: .8g}  {c.describe_slot(i)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        try:
+            c = self._compiled()
+            return f"<ParameterGroup {self.name!r}: {len(c.names)} slots, {c.n_free} free>"
+        except ValueError:
+            return f"<ParameterGroup {self.name!r} (inconsistent ties)>"

@@ -1,0 +1,208 @@
+"""Least squares on the free vector of a ParameterGroup, for residuals written in slots.
+
+The model computes residuals (and, when it can, their Jacobian) as functions of the slot
+values; the driver maps between free and slot space with the tie matrix G, so a shared
+parameter's Jacobian column is the sum of the columns of the slots that read it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import least_squares
+
+from .group import ParameterGroup, SlotValues, _Compiled
+from .result import FitResult
+
+__all__ = ["ResidualTerm", "fit_least_squares"]
+
+ResidualFn = Callable[[SlotValues], np.ndarray]
+JacobianFn = Callable[[SlotValues], Any]
+
+
+@dataclass
+class ResidualTerm:
+    """One dataset's contribution to a joint least-squares fit.
+
+    Parameters
+    ----------
+    name : str
+        Label used in the report and in ``FitResult.term_chisqr``.
+    residual : callable
+        ``residual(values) -> 1-D array``, already divided by the data's sigma.
+    jacobian : callable, optional
+        ``jacobian(values) -> (n_residuals, n_slots)`` array or sparse matrix: derivatives of
+        the residual with respect to the slot vector. Omitted: central finite differences on
+        the free vector.
+    weight : float, default 1
+        Multiplies the residual (and Jacobian), like lmfit's weights.
+    """
+
+    name: str
+    residual: ResidualFn
+    jacobian: JacobianFn | None = None
+    weight: float = 1.0
+
+
+class _Problem:
+    """Residual and Jacobian of all terms as functions of the free vector."""
+
+    def __init__(self, group: ParameterGroup, terms: Sequence[ResidualTerm]) -> None:
+        self.group = group
+        self.c: _Compiled = group._compiled()
+        self.terms = list(terms)
+        self.sizes: list[int] = []
+        r = self.c.restraints
+        self.restraint_rows = np.array([i for i, *_ in r], dtype=np.intp)
+        self.restraint_target = np.array([t for _, t, _, _ in r], dtype=float)
+        self.restraint_sigma = np.array([s for _, _, s, _ in r], dtype=float)
+        self.nfev = 0
+        self.njev = 0
+
+    def values(self, x: np.ndarray) -> SlotValues:
+        return SlotValues(self.c.evaluate(x), self.c)
+
+    def _term_residual(self, term: ResidualTerm, vals: SlotValues) -> np.ndarray:
+        r = np.asarray(term.residual(vals), dtype=np.float64)
+        if r.ndim != 1:
+            raise ValueError(f"residual of term {term.name!r} must be 1-D, got shape {r.shape}")
+        return term.weight * r
+
+    def residual(self, x: np.ndarray, *, check: bool = False) -> np.ndarray:
+        self.nfev += 1
+        vals = self.values(x)
+        parts = [self._term_residual(t, vals) for t in self.terms]
+        if check:
+            self.sizes = [p.size for p in parts]
+            for t, p in zip(self.terms, parts):
+                if not np.all(np.isfinite(p)):
+                    raise ValueError(f"residual of term {t.name!r} is not finite at the starting "
+                                     f"values ({np.count_nonzero(~np.isfinite(p))} of {p.size} "
+                                     "entries); check the data and initial parameters")
+        if self.restraint_rows.size:
+            parts.append((vals.array[self.restraint_rows] - self.restraint_target)
+                         / self.restraint_sigma)
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def jacobian(self, x: np.ndarray) -> np.ndarray:
+        self.njev += 1
+        vals = self.values(x)
+        G = self.c.tie_matrix(x)
+        n_slots = len(self.c.names)
+        blocks = []
+        for term, size in zip(self.terms, self.sizes):
+            if term.jacobian is None:
+                blocks.append(self._finite_difference(term, x, size))
+                continue
+            J = term.jacobian(vals)
+            if J.shape != (size, n_slots):
+                raise ValueError(f"jacobian of term {term.name!r} must have shape "
+                                 f"({size}, {n_slots}) (residuals x slots), got {J.shape}")
+            Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ np.asarray(J).T).T)
+            blocks.append(term.weight * Jf)
+        if self.restraint_rows.size:
+            R = sp.csr_matrix((1.0 / self.restraint_sigma,
+                               (np.arange(self.restraint_rows.size), self.restraint_rows)),
+                              shape=(self.restraint_rows.size, n_slots))
+            blocks.append((R @ G).toarray())
+        return np.vstack(blocks)
+
+    def _finite_difference(self, term: ResidualTerm, x: np.ndarray, size: int) -> np.ndarray:
+        """Central differences on the free vector (ties and constraints included)."""
+        lo, hi = self.group.bounds()
+        J = np.empty((size, x.size))
+        for j in range(x.size):
+            h = np.cbrt(np.finfo(float).eps) * max(1.0, abs(x[j]))
+            xp, xm = x.copy(), x.copy()
+            xp[j] = min(x[j] + h, hi[j])
+            xm[j] = max(x[j] - h, lo[j])
+            rp = self._term_residual(term, self.values(xp))
+            rm = self._term_residual(term, self.values(xm))
+            J[:, j] = (rp - rm) / (xp[j] - xm[j])
+        self.nfev += 2 * x.size
+        return J
+
+
+def _normalise_terms(residual: Any, jacobian: Any) -> list[ResidualTerm]:
+    if callable(residual):
+        if jacobian is not None and not callable(jacobian):
+            raise TypeError("jacobian must be callable or None")
+        return [ResidualTerm("data", residual, jacobian)]
+    terms = list(residual) if isinstance(residual, (list, tuple)) else None
+    if not terms or not all(isinstance(t, ResidualTerm) for t in terms):
+        raise TypeError("residual must be a callable or a non-empty list of ResidualTerm")
+    if jacobian is not None:
+        raise TypeError("with a list of ResidualTerm, give each term its own jacobian")
+    names = [t.name for t in terms]
+    if len(set(names)) != len(names):
+        raise ValueError(f"ResidualTerm names must be unique, got {names}")
+    for t in terms:
+        if not np.isfinite(t.weight) or t.weight <= 0:
+            raise ValueError(f"weight of term {t.name!r} must be positive and finite, got {t.weight}")
+    return terms
+
+
+def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[ResidualTerm],
+                      jacobian: JacobianFn | None = None, *, method: str = "trf",
+                      ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
+                      max_nfev: int | None = None, x_scale: Any = "jac",
+                      scale_covar: bool = True, verbose: int = 0) -> FitResult:
+    """Fit the free parameters of ``group`` by (weighted, bounded) least squares.
+
+    Parameters
+    ----------
+    group : ParameterGroup
+        Parameters, ties and bounds. It is not modified: the fitted values live in
+        ``result.params``.
+    residual : callable or list of ResidualTerm
+        ``residual(values) -> 1-D array`` (``values`` is a :class:`SlotValues`), or one
+        :class:`ResidualTerm` per dataset; their residuals are concatenated.
+    jacobian : callable, optional
+        With a single callable residual: ``jacobian(values) -> (n_res, n_slots)``.
+    method : {'trf', 'dogbox', 'lm'}
+        Passed to :func:`scipy.optimize.least_squares`; 'lm' ignores bounds, so it is refused
+        when any are set.
+    ftol, xtol, gtol, max_nfev, x_scale, verbose
+        Passed to :func:`scipy.optimize.least_squares`.
+    scale_covar : bool, default True
+        Scale the covariance by the reduced chi-square (lmfit's default; use False when the
+        residuals are exact sigma-weighted and the model is trusted).
+
+    Returns
+    -------
+    FitResult
+    """
+    if not isinstance(group, ParameterGroup):
+        raise TypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+    terms = _normalise_terms(residual, jacobian)
+    work = group.copy()
+    problem = _Problem(work, terms)
+    if problem.c.n_free == 0:
+        raise ValueError(f"group {group.name!r} has no free parameters: every slot is fixed or tied")
+    x0 = problem.c.pack()
+    lo, hi = work.bounds()
+    bounded = bool(np.any(np.isfinite(lo)) or np.any(np.isfinite(hi)))
+    if method == "lm" and bounded:
+        raise ValueError("method='lm' cannot honour bounds; use 'trf' or 'dogbox'")
+    r0 = problem.residual(x0, check=True)
+    if r0.size < x0.size and method == "lm":
+        raise ValueError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
+                         f"parameters ({x0.size})")
+    t0 = time.perf_counter()
+    opt = least_squares(problem.residual, x0, jac=problem.jacobian,
+                        bounds=(lo, hi) if bounded else (-np.inf, np.inf), method=method,
+                        ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale,
+                        verbose=verbose)
+    seconds = time.perf_counter() - t0
+    x = opt.x
+    r = problem.residual(x)
+    J = problem.jacobian(x)
+    return FitResult.from_solution(
+        group=work, compiled=problem.c, x=x, x0=x0, residual=r, jac=J, terms=terms,
+        term_sizes=problem.sizes, scale_covar=scale_covar, success=bool(opt.status > 0),
+        message=str(opt.message), nfev=problem.nfev, njev=problem.njev,
+        method=f"least_squares ({method})", seconds=seconds)
+
