@@ -61,6 +61,7 @@ class _Problem:
         self.restraint_sigma = np.array([s for _, _, s, _ in r], dtype=float)
         self.nfev = 0
         self.njev = 0
+        self.x0 = self.c.pack()
 
     def values(self, x: np.ndarray) -> SlotValues:
         return SlotValues(self.c.evaluate(x), self.c)
@@ -111,11 +112,17 @@ class _Problem:
         return np.vstack(blocks)
 
     def _finite_difference(self, term: ResidualTerm, x: np.ndarray, size: int) -> np.ndarray:
-        """Central differences on the free vector (ties and constraints included)."""
+        """Central differences on the free vector (ties and constraints included).
+
+        The step is relative to the parameter's magnitude (its start value when it is
+        zero, 1 when both are), so tiny-valued parameters are not swamped by an absolute
+        step, and zero-valued ones still get a step.
+        """
         lo, hi = self.group.bounds()
         J = np.empty((size, x.size))
         for j in range(x.size):
-            h = np.cbrt(np.finfo(float).eps) * max(1.0, abs(x[j]))
+            typical = abs(x[j]) or abs(self.x0[j]) or 1.0
+            h = np.cbrt(np.finfo(float).eps) * typical
             xp, xm = x.copy(), x.copy()
             xp[j] = min(x[j] + h, hi[j])
             xm[j] = max(x[j] - h, lo[j])
@@ -147,7 +154,7 @@ def _normalise_terms(residual: Any, jacobian: Any) -> list[ResidualTerm]:
 
 def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[ResidualTerm],
                       jacobian: JacobianFn | None = None, *, method: str = "trf",
-                      ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-10,
+                      ftol: float = 1e-12, xtol: float = 1e-12, gtol: float = 1e-12,
                       max_nfev: int | None = None, x_scale: Any = "jac",
                       scale_covar: bool = True, verbose: int = 0) -> FitResult:
     """Fit the free parameters of ``group`` by (weighted, bounded) least squares.
