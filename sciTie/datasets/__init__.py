@@ -61,7 +61,7 @@ def data_dir(name: str, path: str | os.PathLike | None = None) -> Path:
     candidates: list[Path] = []
     if path is not None:
         p = Path(path)
-        candidates += [p, p / entry.external_folder] if entry.external_folder else [p]
+        candidates += [p / entry.external_folder, p] if entry.external_folder else [p]
     env = os.environ.get(ENV_VAR)
     if env:
         candidates.append(Path(env) / (entry.external_folder or name))

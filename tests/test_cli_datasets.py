@@ -1,0 +1,78 @@
+"""The scitie command line and the dataset registry (model-independent parts)."""
+import json
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+import sciTie
+from sciTie import RunSummary, datasets
+from sciTie.cli import main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert sciTie.__version__ in capsys.readouterr().out
+
+
+def test_console_script_is_installed():
+    proc = subprocess.run([sys.executable, "-m", "sciTie.cli", "--version"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and sciTie.__version__ in proc.stdout
+
+
+def test_datasets_listing(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in datasets.list_datasets():
+        assert name in out
+    assert "SCITIE_DATA_DIR" in out  # external data say where they are looked for
+
+
+def test_unknown_dataset_is_a_clear_error(capsys):
+    assert main(["fit", "no-such-data"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'no-such-data'" in err and "earthquakes" in err
+    with pytest.raises(ValueError, match="unknown dataset"):
+        datasets.load("no-such-data")
+    with pytest.raises(TypeError, match="must be a str"):
+        datasets.get_entry(3)
+
+
+def test_external_dataset_missing_says_where_to_look(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCITIE_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="SCITIE_DATA_DIR") as exc:
+        datasets.data_dir("pbso4")
+    assert str(tmp_path / "pbso4") in str(exc.value)
+    (tmp_path / "pbso4").mkdir()
+    assert datasets.data_dir("pbso4") == tmp_path / "pbso4"
+    assert datasets.data_dir("pbso4", path=tmp_path) == tmp_path / "pbso4"
+
+
+def _summary():
+    ds = xr.Dataset({"v": ("x", [1.0, 2.0])})
+    return RunSummary(dataset="toy", model="m", seconds=0.5, metrics={"rel_l2": 0.1, "bad": float("nan")},
+                      parameters={"a": {"value": 1.0, "stderr": 0.1}}, report="r",
+                      datasets={"result": ds},
+                      figures={"plot": lambda p: p.write_bytes(b"\x89PNG fake")})
+
+
+def test_summary_json_and_files_are_never_overwritten(tmp_path):
+    s = _summary()
+    path = s.write_json(tmp_path / "s.json")
+    data = json.loads(path.read_text())
+    assert set(data) == {"dataset", "model", "seconds", "metrics", "parameters"}
+    assert data["metrics"]["bad"] is None  # NaN is not JSON: written as null
+    written = s.write(tmp_path / "out")
+    assert sorted(p.name for p in written) == ["plot.png", "result.nc"]
+    before = (tmp_path / "out" / "plot.png").read_bytes()
+    (tmp_path / "out" / "plot.png").write_bytes(b"user's own file")
+    with pytest.raises(FileExistsError, match="plot.png"):
+        s.write(tmp_path / "out")
+    assert (tmp_path / "out" / "plot.png").read_bytes() == b"user's own file"
+    s.write(tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "plot.png").read_bytes() == before
+    assert xr.load_dataset(tmp_path / "out" / "result.nc")["v"].values.tolist() == [1.0, 2.0]
