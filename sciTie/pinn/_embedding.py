@@ -19,6 +19,13 @@ def _check_positive(value: float, what: str) -> float:
     return value
 
 
+def _check_column(z: torch.Tensor, what: str) -> None:
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor; got {type(z).__name__}")
+    if z.ndim != 2 or z.shape[1] != 1:
+        raise ValueError(f"{what} must have shape (n, 1); got {tuple(z.shape)}")
+
+
 def _check_count(value: int, what: str) -> int:
     if isinstance(value, bool) or int(value) != value or value < 1:
         raise ValueError(f"{what} must be a positive integer; got {value!r}")
@@ -65,6 +72,7 @@ class PeriodicEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features of shape ``(n, 2 K)`` for ``x`` of shape ``(n, 1)``."""
+        _check_column(x, "x")
         arg = (x - self.x0) * (self.frequency.to(x.dtype) * self.harmonics.to(x.dtype))
         return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
@@ -104,6 +112,7 @@ class FourierTimeFeatures(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """Features of shape ``(n, 1 + 2 n_features)`` for ``t`` of shape ``(n, 1)``."""
+        _check_column(t, "t")
         ts = (t - self.t0) / self.duration
         arg = 2.0 * math.pi * ts * self.frequencies.to(t.dtype)
         return torch.cat([ts, torch.cos(arg), torch.sin(arg)], dim=-1)
@@ -148,6 +157,7 @@ class PeriodicTimeFeatures(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         """Features of shape ``(n, out_features)`` for ``t`` of shape ``(n, 1)``."""
+        _check_column(t, "t")
         arg = t * (self.frequency.to(t.dtype) * self.harmonics.to(t.dtype))
         feats = [torch.cos(arg), torch.sin(arg)]
         if self.include_time:

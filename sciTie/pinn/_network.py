@@ -172,6 +172,14 @@ class PINNNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``u`` of shape ``(n, 1)`` for ``x``, ``t`` of shape ``(n, 1)``."""
+        for z, what in ((x, "x"), (t, "t")):
+            if not isinstance(z, torch.Tensor):
+                raise TypeError(f"{what} must be a torch.Tensor; got {type(z).__name__}")
+            if z.ndim != 2 or z.shape[1] != 1:
+                raise ValueError(f"{what} must have shape (n, 1); got {tuple(z.shape)}")
+        if x.shape[0] != t.shape[0]:
+            raise ValueError(f"x and t must have the same number of rows; got {x.shape[0]} "
+                             f"and {t.shape[0]}")
         return self.body(self.features(x, t))
 
 

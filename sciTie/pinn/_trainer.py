@@ -566,7 +566,8 @@ class PeriodicPINN:
     def _lbfgs(self, w: int, gen: torch.Generator, n_iter: int, state: dict | None,
                bar: Any) -> None:
         params = self._window_params(w)
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=_LBFGS_CHUNK, history_size=50,
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=_LBFGS_CHUNK,
+                                max_eval=4 * _LBFGS_CHUNK, history_size=50,
                                 tolerance_grad=1e-14, tolerance_change=1e-16,
                                 line_search_fn="strong_wolfe")
         done, pts = 0, None
@@ -593,6 +594,7 @@ class PeriodicPINN:
         while done < n_iter:
             chunk = min(_LBFGS_CHUNK, n_iter - done)
             opt.param_groups[0]["max_iter"] = chunk
+            opt.param_groups[0]["max_eval"] = 4 * chunk
             before = opt.state[opt._params[0]].get("n_iter", 0)
             opt.step(closure)
             after = opt.state[opt._params[0]].get("n_iter", 0)
@@ -602,7 +604,7 @@ class PeriodicPINN:
             if bar is not None:
                 bar.update(chunk)
                 bar.set_postfix(loss=f"{float(holder['losses']['total']):.3e}")
-            if advanced < chunk:  # converged (no progress possible): stop early
+            if advanced == 0:  # converged (no progress possible): stop early
                 if bar is not None:
                     bar.update(n_iter - done)
                 break
@@ -640,7 +642,11 @@ class PeriodicPINN:
             ``u`` with the broadcast shape of ``x`` and ``t``.
         """
         self._check_fitted()
-        xb, tb = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(t, dtype=float))
+        try:
+            xb, tb = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(t, dtype=float))
+        except ValueError:
+            raise ValueError(f"x and t must broadcast to one shape; got shapes "
+                             f"{np.shape(x)} and {np.shape(t)}") from None
         dt = next(self.networks_[0].parameters()).dtype
         dv = next(self.networks_[0].parameters()).device
         out = []
