@@ -518,7 +518,7 @@ class PeriodicPINN:
             where = f"window {w}, {stage} step {step}"
             kept = (f"; the last good checkpoint {str(self.checkpoint)!r} was kept"
                     if self.checkpoint is not None and Path(self.checkpoint).exists() else "")
-            parts = ", ".join(f"{k}={float(v):.3g}" for k, v in losses.items())
+            parts = ", ".join(f"{k}={float(v.detach()):.3g}" for k, v in losses.items())
             raise TrainingDivergedError(
                 f"training loss became non-finite at {where} ({parts}){kept}. Lower "
                 "learning_rate, use dtype='float64', or check the residual function.")
