@@ -11,11 +11,12 @@ from ._fields import Fields
 from ._network import BoundaryNetwork, PINNNetwork
 from ._problems import PDEProblem, allen_cahn, convection, semilinear_reference
 from ._trainer import PeriodicPINN, TrainingDivergedError, budget_multiplier
+from ._tying import periodic_tie_group
 
 __all__ = [
     "PeriodicEmbedding", "FourierTimeFeatures", "PeriodicTimeFeatures",
     "etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
     "wavenumbers", "Fields", "PINNNetwork", "BoundaryNetwork", "PDEProblem", "convection",
     "allen_cahn", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
-    "budget_multiplier",
+    "budget_multiplier", "periodic_tie_group",
 ]

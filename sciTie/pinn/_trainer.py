@@ -659,6 +659,58 @@ class PeriodicPINN:
             return np.zeros(xb.shape)
         return torch.cat(out).cpu().double().numpy().reshape(xb.shape)
 
+    def _traces(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        p = next(self.networks_[0].parameters())
+        tt = _as_column(t, "t", p.dtype, p.device)
+        out = {}
+        for xe, end in zip(self.problem.domain_x, ("left", "right")):
+            xx = torch.full_like(tt, xe).requires_grad_(True)
+            u = self._forward_all(xx, tt)
+            (ux,) = torch.autograd.grad(u, xx, torch.ones_like(u))
+            out[f"u_{end}"] = u.detach().cpu().double().numpy()[:, 0]
+            out[f"ux_{end}"] = ux.detach().cpu().double().numpy()[:, 0]
+        if self.mode == "shared":
+            edges = torch.as_tensor(self._window_edges()[1:-1], dtype=tt.dtype, device=tt.device)
+            idx = torch.bucketize(tt[:, 0], edges, right=True).clamp(max=len(self.networks_) - 1)
+            g = torch.zeros(tt.shape[0], 2, dtype=tt.dtype, device=tt.device)
+            with torch.no_grad():
+                for w in range(len(self.boundary_networks_)):
+                    sel = idx == w
+                    if bool(sel.any()):
+                        g[sel] = self.boundary_networks_[w](tt[sel])
+            out["g"], out["gx"] = (g[:, 0].cpu().double().numpy(), g[:, 1].cpu().double().numpy())
+        return out
+
+    def boundary_group(self, n_times: int = 11):
+        """The periodic tie of this model as a :class:`sciTie.ParameterGroup`, with values.
+
+        See :func:`periodic_tie_group` for the slots and the tie matrix of each mode. Free
+        values are the trained traces at ``n_times`` equally spaced times (``u_left`` and
+        ``ux_left`` for ``"hard"``, ``g`` and ``gx`` for ``"shared"``, all four traces for
+        ``"soft"``); tied slots then read them. The measured mismatch of the network itself is
+        :meth:`periodicity_violation`.
+
+        Parameters
+        ----------
+        n_times : int, optional
+            Number of boundary times (default 11).
+
+        Returns
+        -------
+        sciTie.ParameterGroup
+        """
+        from ._tying import periodic_tie_group
+
+        self._check_fitted()
+        group = periodic_tie_group(self.mode, n_times, bc_weight=float(self.bc_weight or 1.0))
+        traces = self._traces(np.linspace(*self.problem.domain_t, int(n_times)))
+        free_keys = {"hard": ("u_left", "ux_left"), "shared": ("g", "gx"),
+                     "soft": ("u_left", "u_right", "ux_left", "ux_right")}[self.mode]
+        for key in free_keys:
+            group[key].value = traces[key]
+        group.update()
+        return group
+
     def periodicity_violation(self, t: Any) -> tuple[float, float]:
         """``max |u(a,t) - u(b,t)|`` and ``max |u_x(a,t) - u_x(b,t)|`` over times ``t``.
 
@@ -672,18 +724,9 @@ class PeriodicPINN:
         (float, float)
         """
         self._check_fitted()
-        p = next(self.networks_[0].parameters())
-        tt = _as_column(np.asarray(t, dtype=float).ravel(), "t", p.dtype, p.device)
-        a, b = self.problem.domain_x
-        vals = []
-        for xe in (a, b):
-            xx = torch.full_like(tt, xe).requires_grad_(True)
-            u = self._forward_all(xx, tt)
-            (ux,) = torch.autograd.grad(u, xx, torch.ones_like(u))
-            vals.append((u.detach(), ux.detach()))
-        du = float(torch.max(torch.abs(vals[0][0] - vals[1][0])))
-        dux = float(torch.max(torch.abs(vals[0][1] - vals[1][1])))
-        return du, dux
+        tr = self._traces(np.asarray(t, dtype=float).ravel())
+        return (float(np.max(np.abs(tr["u_left"] - tr["u_right"]))),
+                float(np.max(np.abs(tr["ux_left"] - tr["ux_right"]))))
 
     def evaluate(self, n_x: int = 256, n_t: int = 101) -> xr.Dataset:
         """Prediction, reference and error on an ``n_x`` by ``n_t`` grid, plus loss history.
