@@ -1,0 +1,469 @@
+"""A crystal phase: cell, space group and atoms, as a ParameterGroup with symmetry ties.
+
+gemmi supplies the space-group operators, reflection generation with systematic absences,
+the X-ray form factors (International Tables 1992 coefficients), f'/f'' (Cromer-Liberman)
+and the neutron scattering lengths (Neutron92); this module turns them into structure
+factors with exact derivatives.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from ..core import ParameterGroup
+
+__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS"]
+
+CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
+ATOM_PARAMS = ("x", "y", "z", "uiso", "occ")
+_TOL = 2e-3
+
+
+@dataclass
+class Atom:
+    """One atom of the asymmetric unit.
+
+    Parameters
+    ----------
+    label : str
+        Site label (also the name of the atom's parameter group, sanitised to an identifier).
+    element : str
+        Element symbol understood by gemmi.
+    xyz : tuple of float
+        Fractional coordinates.
+    uiso : float
+        Isotropic displacement parameter (Å²).
+    occ : float
+        Site occupancy.
+    """
+
+    label: str
+    element: str
+    xyz: tuple[float, float, float]
+    uiso: float = 0.01
+    occ: float = 1.0
+    # filled by Phase
+    name: str = field(default="", repr=False)
+
+
+def _identifier(label: str, taken: set[str]) -> str:
+    s = re.sub(r"\W", "_", label)
+    if not s or s[0].isdigit() or s[0] == "_":
+        s = "A" + s.lstrip("_")
+    base, k = s, 2
+    while s in taken:
+        s = f"{base}_{k}"
+        k += 1
+    taken.add(s)
+    return s
+
+
+def metric_tensor(cell: np.ndarray) -> np.ndarray:
+    """Direct-space metric tensor of ``(a, b, c, alpha, beta, gamma)`` (degrees)."""
+    a, b, c = cell[:3]
+    ca, cb, cg = np.cos(np.radians(cell[3:6]))
+    return np.array([[a * a, a * b * cg, a * c * cb],
+                     [a * b * cg, b * b, b * c * ca],
+                     [a * c * cb, b * c * ca, c * c]])
+
+
+def metric_derivatives(cell: np.ndarray) -> np.ndarray:
+    """d G / d cell parameter, shape (6, 3, 3); angles per degree."""
+    a, b, c = cell[:3]
+    ang = np.radians(cell[3:6])
+    ca, cb, cg = np.cos(ang)
+    sa, sb, sg = np.sin(ang) * (np.pi / 180.0)
+    d = np.zeros((6, 3, 3))
+    d[0] = [[2 * a, b * cg, c * cb], [b * cg, 0, 0], [c * cb, 0, 0]]
+    d[1] = [[0, a * cg, 0], [a * cg, 2 * b, c * ca], [0, c * ca, 0]]
+    d[2] = [[0, 0, a * cb], [0, 0, b * ca], [a * cb, b * ca, 2 * c]]
+    d[3] = [[0, 0, 0], [0, 0, -b * c * sa], [0, -b * c * sa, 0]]
+    d[4] = [[0, 0, -a * c * sb], [0, 0, 0], [-a * c * sb, 0, 0]]
+    d[5] = [[0, -a * b * sg, 0], [-a * b * sg, 0, 0], [0, 0, 0]]
+    return d
+
+
+def _cif_line(path: Path, tag: str) -> str:
+    try:
+        for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            if tag.lower() in line.lower():
+                return f", line {i}"
+    except OSError:
+        pass
+    return ""
+
+
+class Phase:
+    """Crystal structure with symmetry-aware parameters.
+
+    Parameters
+    ----------
+    name : str
+        Phase name (also the name of the :attr:`group`).
+    cell : sequence of 6 float
+        a, b, c (Å), alpha, beta, gamma (degrees).
+    spacegroup : str or gemmi.SpaceGroup
+        Hermann-Mauguin symbol, number or gemmi object.
+    atoms : list of Atom
+        Asymmetric unit.
+
+    Attributes
+    ----------
+    group : ParameterGroup
+        Slots ``a, b, c, alpha, beta, gamma`` and, per atom, a child group ``<label>`` with
+        ``x, y, z, uiso, occ``. Lattice constraints of the crystal system and site-symmetry
+        constraints on coordinates are ties / fixes in this group. Occupancies start fixed.
+    """
+
+    def __init__(self, name: str, cell, spacegroup, atoms: list[Atom]) -> None:
+        if isinstance(spacegroup, gemmi.SpaceGroup):
+            sg = spacegroup
+        else:
+            sg = gemmi.find_spacegroup_by_name(str(spacegroup))
+            if sg is None:
+                raise ValueError(f"spacegroup: unknown space group {spacegroup!r}")
+        self.spacegroup = sg
+        cell = np.asarray(cell, dtype=float)
+        if cell.shape != (6,) or np.any(cell[:3] <= 0) or np.any(cell[3:] <= 0) \
+                or np.any(cell[3:] >= 180):
+            raise ValueError(f"cell must be (a, b, c > 0, 0 < angles < 180), got {cell}")
+        if not atoms:
+            raise ValueError("atoms: a phase needs at least one atom")
+        self.name = name
+        ops = sg.operations()
+        allops = list(ops)
+        self.rot = np.array([np.array(op.rot, dtype=float) / op.DEN for op in allops])
+        self.tran = np.array([np.array(op.tran, dtype=float) / op.DEN for op in allops])
+        taken: set[str] = set()
+        for at in atoms:
+            el = gemmi.Element(at.element)
+            if el.atomic_number == 0:
+                raise ValueError(f"atom {at.label!r}: unknown element {at.element!r}")
+            at.name = _identifier(at.label, taken)
+        self.atoms = atoms
+        self._site_setup()
+        self._scattering_setup()
+        self.group = self._make_group(cell)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_cif(cls, path: str | os.PathLike, *, block: int | str = 0) -> "Phase":
+        """Read a phase from a small-molecule / powder CIF with gemmi.
+
+        Raises
+        ------
+        ValueError
+            For a CIF without symmetry, without atoms, or with an unknown element (the
+            message names the file and, where possible, the line).
+        """
+        path = Path(path)
+        try:
+            doc = gemmi.cif.read_file(str(path))
+        except (RuntimeError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable CIF file: {exc}") from None
+        try:
+            blk = doc[block] if isinstance(block, int) else doc.find_block(block)
+        except (IndexError, RuntimeError):
+            raise ValueError(f"{path}: CIF has no data block {block!r}") from None
+        if blk is None:
+            raise ValueError(f"{path}: CIF has no data block {block!r}")
+        for tag in ("_atom_site_type_symbol", "_atom_site_label"):
+            col = blk.find_values(tag)
+            if tag == "_atom_site_type_symbol" and len(col):
+                for i, sym in enumerate(col):
+                    sym = gemmi.cif.as_string(sym)
+                    if gemmi.Element(re.sub(r"[^A-Za-z].*$", "", sym) or "X").atomic_number == 0:
+                        raise ValueError(f"{path}{_cif_line(path, sym)}: atom site {i + 1}: "
+                                         f"unknown element {sym!r}")
+        st = gemmi.make_small_structure_from_block(blk)
+        sg = None
+        if st.spacegroup_hall:
+            sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
+        if sg is None and st.spacegroup_hm:
+            sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
+        if sg is None and len(st.symops):
+            try:
+                sg = gemmi.find_spacegroup_by_ops(gemmi.GroupOps([gemmi.Op(o) for o in st.symops]))
+            except RuntimeError:
+                sg = None
+        if sg is None:
+            raise ValueError(f"{path}: CIF has no space-group symmetry (need "
+                             "_space_group_name_H-M_alt, _symmetry_space_group_name_H-M or a "
+                             "symmetry-operation loop)")
+        if not st.cell.is_crystal() or st.cell.a <= 1:
+            raise ValueError(f"{path}{_cif_line(path, '_cell_length_a')}: CIF has no unit cell")
+        if len(st.sites) == 0:
+            raise ValueError(f"{path}: CIF has no _atom_site loop")
+        atoms = []
+        for s in st.sites:
+            if s.element.atomic_number == 0:
+                raise ValueError(f"{path}{_cif_line(path, s.label)}: atom {s.label!r}: unknown "
+                                 f"element {s.type_symbol!r}")
+            u = s.u_iso if s.u_iso > 0 else 0.01
+            atoms.append(Atom(s.label, s.element.name, (s.fract.x, s.fract.y, s.fract.z),
+                              uiso=u, occ=s.occ))
+        c = st.cell
+        name = re.sub(r"\W", "_", blk.name) or "phase"
+        phase = cls(name, (c.a, c.b, c.c, c.alpha, c.beta, c.gamma), sg, atoms)
+        phase.source_file = str(path)
+        return phase
+
+    def _site_setup(self) -> None:
+        n_ops = len(self.rot)
+        self.site_order = np.zeros(len(self.atoms), dtype=int)
+        self.site_projector = []
+        for at in self.atoms:
+            x = np.array(at.xyz, dtype=float)
+            images = np.einsum("gij,j->gi", self.rot, x) + self.tran
+            diff = images - x
+            diff -= np.round(diff)
+            on = np.all(np.abs(diff) < _TOL, axis=1)
+            self.site_order[self.atoms.index(at)] = int(on.sum())
+            P = self.rot[on].mean(axis=0)
+            # symmetrise the starting position onto the special position
+            img = images[on] - np.round(images[on] - x)
+            at.xyz = tuple(float(v) for v in img.mean(axis=0))
+            self.site_projector.append(P)
+        self.multiplicity = n_ops // self.site_order
+
+    def _scattering_setup(self) -> None:
+        self.z = np.array([gemmi.Element(a.element).atomic_number for a in self.atoms])
+        coefs = np.array([gemmi.Element(a.element).it92.get_coefs() for a in self.atoms])
+        self.xa, self.xb, self.xc = coefs[:, :4], coefs[:, 4:8], coefs[:, 8]
+        self.bn = np.array([gemmi.Element(a.element).neutron92.get_coefs()[0]
+                            for a in self.atoms])
+
+    def _make_group(self, cell: np.ndarray) -> ParameterGroup:
+        g = ParameterGroup("structure",
+                           description="crystal structure")
+        units = ("Å",) * 3 + ("deg",) * 3
+        system = self.spacegroup.crystal_system_str()
+        cell = cell.copy()
+        if system in ("orthorhombic", "tetragonal", "cubic"):
+            cell[3:] = 90.0
+        elif system in ("hexagonal",) or (system == "trigonal" and self.spacegroup.ext != "R"):
+            cell[3:5] = 90.0
+            cell[5] = 120.0
+        for n, v, u in zip(CELL_NAMES, cell, units):
+            g.add(n, float(v), min=0.0, unit=u, description="lattice parameter")
+        if system in ("tetragonal", "cubic", "hexagonal", "trigonal"):
+            g.tie("b", to="a")
+        if system == "cubic" or (system == "trigonal" and self.spacegroup.ext == "R"):
+            g.tie("c", to="a")
+        if system == "trigonal" and self.spacegroup.ext == "R":
+            g.tie(["beta", "gamma"], to="alpha")
+        elif system == "monoclinic":
+            off = [n for n, v in zip(CELL_NAMES[3:], cell[3:]) if abs(v - 90) > 1e-6]
+            keep = off[0] if off else "beta"
+            g.fix(*[n for n in CELL_NAMES[3:] if n != keep])
+        elif system != "triclinic":
+            g.fix("alpha", "beta", "gamma")
+        self.crystal_system = system
+        for i, at in enumerate(self.atoms):
+            ag = ParameterGroup(at.name, description=f"atom {at.label} ({at.element})")
+            for k, v in enumerate(at.xyz):
+                ag.add("xyz"[k], float(v), unit="", description="fractional coordinate")
+            ag.add("uiso", float(at.uiso), unit="Å²", description="isotropic displacement")
+            ag.add("occ", float(at.occ), vary=False, min=0.0, unit="",
+                   description="site occupancy")
+            self._site_ties(ag, i)
+            g.add_group(ag)
+        return g
+
+    def _site_ties(self, ag: ParameterGroup, i: int) -> None:
+        """Coordinates allowed by the site symmetry: ties, fixes or constraints."""
+        P = self.site_projector[i]
+        x0 = np.array(self.atoms[i].xyz)
+        u, s, _ = np.linalg.svd(P)
+        r = int(np.sum(s > 1e-8))
+        names = "xyz"
+        if r == 3:
+            return
+        if r == 0:
+            ag.fix("x", "y", "z")
+            return
+        Q = u[:, :r]
+        # choose r coordinates as free by pivoted elimination
+        free: list[int] = []
+        rem = Q.copy()
+        for _ in range(r):
+            cand = [j for j in range(3) if j not in free]
+            j = max(cand, key=lambda jj: abs(rem[jj]).max())
+            free.append(j)
+            col = int(np.argmax(np.abs(rem[j])))
+            rem = rem - np.outer(rem[:, col] / rem[j, col], rem[j])
+        free.sort()
+        M = Q @ np.linalg.inv(Q[free])
+        M[np.abs(M) < 1e-9] = 0.0
+        for d in range(3):
+            if d in free:
+                continue
+            coef = M[d]
+            nz = [k for k in range(r) if coef[k] != 0.0]
+            if not nz:
+                ag.fix(names[d])
+            elif len(nz) == 1:
+                src = free[nz[0]]
+                m = float(np.round(coef[nz[0]], 9))
+                ag.tie(names[d], to=names[src], scale=m, offset=float(x0[d] - m * x0[src]))
+            else:
+                expr = " + ".join(f"({float(coef[k]):.9g})*{names[free[k]]}" for k in nz)
+                off = float(x0[d] - sum(coef[k] * x0[free[k]] for k in nz))
+                ag.constrain(names[d], f"{expr} + ({off:.12g})")
+
+    # -- reflections ------------------------------------------------------------------------------
+    def reflections(self, dmin: float, cell=None) -> tuple[np.ndarray, np.ndarray]:
+        """Unique reflections with d >= dmin (systematic absences removed).
+
+        Returns
+        -------
+        hkl : ndarray of int, shape (n, 3)
+        multiplicity : ndarray of int, shape (n,)
+            Powder multiplicity (size of the orbit of hkl under the Laue group).
+        """
+        if cell is None:
+            cell = self.cell_values()
+        uc = gemmi.UnitCell(*[float(v) for v in cell])
+        hkl = np.asarray(gemmi.make_miller_array(uc, self.spacegroup, float(dmin)), dtype=int)
+        hkl = hkl[np.any(hkl != 0, axis=1)]
+        rot = np.rint(self.rot).astype(int)
+        orb = np.einsum("ni,gij->ngj", hkl, rot)
+        orb = np.concatenate([orb, -orb], axis=1)
+        mult = np.array([len({tuple(v) for v in o}) for o in orb])
+        return hkl, mult
+
+    def cell_values(self) -> np.ndarray:
+        """Current lattice parameters (respecting ties)."""
+        vals = self.group.values()
+        return np.array([vals[n] for n in CELL_NAMES])
+
+    # -- structure factors ----------------------------------------------------------------------
+    def scattering(self, radiation: str, wavelength: float) -> dict:
+        """Per-atom scattering data for ``radiation`` ('xray' or 'neutron')."""
+        if radiation == "neutron":
+            return {"kind": "neutron", "b": self.bn.copy()}
+        if wavelength <= 0:
+            raise ValueError(f"wavelength must be > 0, got {wavelength:g}")
+        energy = gemmi.hc / wavelength
+        fp = np.empty(len(self.atoms))
+        fpp = np.empty(len(self.atoms))
+        for i, z in enumerate(self.z):
+            fp[i], fpp[i] = gemmi.cromer_liberman(z=int(z), energy=energy)
+        return {"kind": "xray", "fp": fp, "fpp": fpp}
+
+    def structure_factor2(self, hkl: np.ndarray, q: np.ndarray, atoms: np.ndarray,
+                          scat: dict, *, grad: bool = True):
+        """|F|² (Friedel-averaged) with derivatives.
+
+        Parameters
+        ----------
+        hkl : (n, 3) int
+        q : (n,) float
+            1/d² (Å⁻²).
+        atoms : (n_atoms, 5) float
+            Columns x, y, z, uiso, occ.
+        scat : dict
+            From :meth:`scattering`.
+        grad : bool
+            Also return derivatives.
+
+        Returns
+        -------
+        F2 : (n,)
+        dF2_dq : (n,)
+        dF2_datoms : (n, n_atoms, 5)
+        """
+        s2 = q / 4.0
+        if scat["kind"] == "xray":
+            e = np.exp(-np.multiply.outer(s2, self.xb))          # (n, na, 4)
+            f0 = (e * self.xa).sum(-1) + self.xc                   # (n, na)
+            df0_ds2 = -(e * self.xa * self.xb).sum(-1)
+            fr = f0 + scat["fp"]
+            fi = np.broadcast_to(scat["fpp"], fr.shape)
+        else:
+            fr = np.broadcast_to(scat["b"], (len(q), len(self.atoms)))
+            fi = np.zeros_like(fr)
+            df0_ds2 = np.zeros_like(fr)
+        xyz = atoms[:, :3]
+        U = atoms[:, 3]
+        occ = atoms[:, 4]
+        T = np.exp(-8.0 * np.pi ** 2 * np.multiply.outer(s2, U))  # (n, na)
+        site = 1.0 / self.site_order                              # weight of each image
+        w = occ * site * T                                        # (n, na)
+        hR = np.einsum("ni,gij->ngj", hkl, self.rot)               # (n, g, 3)
+        ht = hkl @ self.tran.T                                    # (n, g)
+        phase = 2 * np.pi * (np.einsum("ngj,aj->nga", hR, xyz) + ht[:, :, None])
+        cs, sn = np.cos(phase), np.sin(phase)
+        Gr, Gi = cs.sum(1), sn.sum(1)                             # (n, na)
+        # F(h) = sum w (fr + i fi)(Gr + i Gi);  F(-h) = sum w (fr + i fi)(Gr - i Gi)
+        Ap = (w * (fr * Gr - fi * Gi)).sum(1)
+        Bp = (w * (fr * Gi + fi * Gr)).sum(1)
+        Am = (w * (fr * Gr + fi * Gi)).sum(1)
+        Bm = (w * (fi * Gr - fr * Gi)).sum(1)
+        F2 = 0.5 * (Ap ** 2 + Bp ** 2 + Am ** 2 + Bm ** 2)
+        if not grad:
+            return F2, None, None
+        # derivative helpers: dF2 = Ap dAp + Bp dBp + Am dAm + Bm dBm
+        # w.r.t. w_a (per atom, per reflection)
+        dF2_dw = (Ap[:, None] * (fr * Gr - fi * Gi) + Bp[:, None] * (fr * Gi + fi * Gr)
+                  + Am[:, None] * (fr * Gr + fi * Gi) + Bm[:, None] * (fi * Gr - fr * Gi))
+        # w.r.t. Gr, Gi
+        dF2_dGr = w * (Ap[:, None] * fr + Bp[:, None] * fi + Am[:, None] * fr + Bm[:, None] * fi)
+        dF2_dGi = w * (-Ap[:, None] * fi + Bp[:, None] * fr + Am[:, None] * fi - Bm[:, None] * fr)
+        # w.r.t. fr (through f0(s))
+        dF2_dfr = w * (Ap[:, None] * Gr + Bp[:, None] * Gi + Am[:, None] * Gr - Bm[:, None] * Gi)
+        out = np.empty((len(q), len(self.atoms), 5))
+        # dGr/dx_j = -sum_g 2pi hR_j sin ; dGi/dx_j = sum_g 2pi hR_j cos
+        dGr = -2 * np.pi * np.einsum("ngj,nga->naj", hR, sn)
+        dGi = 2 * np.pi * np.einsum("ngj,nga->naj", hR, cs)
+        out[:, :, :3] = dF2_dGr[:, :, None] * dGr + dF2_dGi[:, :, None] * dGi
+        out[:, :, 3] = dF2_dw * w * (-8.0 * np.pi ** 2 * s2[:, None])
+        out[:, :, 4] = dF2_dw * (site * T)
+        dw_ds2 = w * (-8.0 * np.pi ** 2 * U)
+        dF2_ds2 = (dF2_dw * dw_ds2 + dF2_dfr * df0_ds2).sum(1)
+        return F2, dF2_ds2 / 4.0, out
+
+    # -- output --------------------------------------------------------------------------------
+    def to_cif(self, group: ParameterGroup | None = None, *, stderr: dict | None = None) -> str:
+        """The structure as CIF text (values from ``group``, default the phase's own group).
+
+        ``stderr`` maps slot names (``"a"``, ``"Pb.x"``) to standard errors written in
+        parentheses.
+        """
+        g = group if group is not None else self.group
+        vals = g.values()
+        stderr = stderr or {}
+
+        def fmt(name, v):
+            s = stderr.get(name)
+            if s is None or not np.isfinite(s) or s <= 0:
+                return f"{v:.6f}"
+            dec = max(0, min(8, 1 - int(math.floor(math.log10(s)))))
+            e = int(round(s * 10 ** dec))
+            if e >= 20 and dec > 0:
+                dec -= 1
+                e = int(round(s * 10 ** dec))
+            return f"{v:.{dec}f}({e})"
+
+        lines = [f"data_{self.name}", "_audit_creation_method  'sciTie.diffraction'"]
+        for n, tag in zip(CELL_NAMES, ("length_a", "length_b", "length_c", "angle_alpha",
+                                        "angle_beta", "angle_gamma")):
+            lines.append(f"_cell_{tag}  {fmt(n, vals[n])}")
+        lines.append(f"_symmetry_space_group_name_H-M  '{self.spacegroup.hm}'")
+        lines.append(f"_space_group_IT_number  {self.spacegroup.number}")
+        lines += ["loop_", "_space_group_symop_operation_xyz"]
+        lines += [f"  '{op.triplet()}'" for op in self.spacegroup.operations()]
+        lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
+                  "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_U_iso_or_equiv",
+                  "_atom_site_occupancy", "_atom_site_symmetry_multiplicity"]
+        for at, m in zip(self.atoms, self.multiplicity):
+            cols = [fmt(f"{at.name}.{p}", vals[f"{at.name}.{p}"]) for p in ATOM_PARAMS]
+            lines.append(f"{at.label} {at.element} " + " ".join(cols[:3]) + f" {cols[3]} "
+                         f"{cols[4]} {m}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,324 @@
+"""Readers and writers for powder-diffraction data and GSAS instrument files.
+
+Patterns are :class:`xarray.DataArray` objects with a ``two_theta`` coordinate (degrees) and
+the variance of every point in a ``variance`` coordinate; provenance lives in ``attrs``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["read_gsas_std", "read_gsas_prm", "read_xye", "write_xye", "write_gsas_std",
+           "make_pattern"]
+
+
+def _fail(path, lineno, msg):
+    where = f"{path}" if lineno is None else f"{path}, line {lineno}"
+    raise ValueError(f"{where}: {msg}")
+
+
+def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) -> xr.DataArray:
+    """Build a pattern DataArray, checking shapes and that every variance is positive.
+
+    Parameters
+    ----------
+    two_theta, intensity, variance : array_like
+        1-D arrays of equal length; ``two_theta`` in degrees, strictly increasing.
+    name : str
+        Name of the DataArray.
+    attrs : dict, optional
+        Provenance stored in ``attrs``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Intensities on dim ``two_theta`` with coordinate ``variance``.
+    """
+    tth = np.asarray(two_theta, dtype=float)
+    y = np.asarray(intensity, dtype=float)
+    var = np.asarray(variance, dtype=float)
+    if tth.ndim != 1 or y.shape != tth.shape or var.shape != tth.shape:
+        raise ValueError(
+            f"two_theta, intensity and variance must be 1-D of equal length, got shapes "
+            f"{tth.shape}, {y.shape}, {var.shape}")
+    if not (np.all(np.isfinite(tth)) and np.all(np.isfinite(y)) and np.all(np.isfinite(var))):
+        raise ValueError("two_theta, intensity and variance must be finite")
+    if tth.size > 1 and np.any(np.diff(tth) <= 0):
+        raise ValueError("two_theta must be strictly increasing")
+    if np.any(var <= 0):
+        i = int(np.argmax(var <= 0))
+        raise ValueError(f"variance must be > 0 everywhere; point {i} (2theta={tth[i]:g}) has "
+                         f"{var[i]:g}")
+    return xr.DataArray(y, dims=("two_theta",),
+                        coords={"two_theta": tth, "variance": ("two_theta", var)},
+                        name=name, attrs=dict(attrs or {}))
+
+
+def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArray:
+    """Read a GSAS "STD" constant-wavelength data file (``.XRA``, ``.CWN``, ``.gsa``).
+
+    Line 1 is a title; then a ``BANK`` line ``BANK 1 NCHAN NREC CONST start step 0 0 [STD]``
+    with start and step in centidegrees; then records of ten 8-character fields, each a
+    2-character detector count (blank = 1) and a 6-character intensity. The variance of a
+    point is ``I / ncount`` (floored at ``1 / ncount`` so zero counts keep a finite weight).
+    Only the first NCHAN points are used. ``ESD`` banks (value, esd pairs of 8 characters)
+    are also accepted.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    name : str, optional
+        Name of the returned DataArray (default: the file stem).
+
+    Returns
+    -------
+    xarray.DataArray
+        See :func:`make_pattern`; ``attrs`` hold the title, file and detector counts.
+
+    Raises
+    ------
+    ValueError
+        Naming file and line for a bad header, non-numeric field or too few points.
+    """
+    path = Path(path)
+    with open(path, "r", errors="replace") as fh:
+        lines = fh.read().splitlines()
+    if not lines:
+        _fail(path, None, "file is empty; expected a title line and a BANK line")
+    title = lines[0].strip()
+    bank_line = None
+    for i, line in enumerate(lines[1:], start=2):
+        if line.strip().upper().startswith("BANK"):
+            bank_line = i
+            break
+        if line.strip() and not line.lstrip().startswith("#") and i > 3:
+            break
+    if bank_line is None:
+        _fail(path, 2, "no 'BANK n NCHAN NREC CONST start step ...' header line found")
+    fields = lines[bank_line - 1].split()
+    if len(fields) < 7:
+        _fail(path, bank_line, f"BANK line has {len(fields)} fields, expected at least 7: "
+                               "BANK n NCHAN NREC CONST start step")
+    try:
+        nchan = int(fields[2])
+        nrec = int(fields[3])
+    except ValueError:
+        _fail(path, bank_line, f"NCHAN/NREC must be integers, got {fields[2]!r} {fields[3]!r}")
+    btype = fields[4].upper()
+    if btype != "CONST":
+        _fail(path, bank_line, f"only CONST binning is supported, got {fields[4]!r}")
+    try:
+        start = float(fields[5]) / 100.0
+        step = float(fields[6]) / 100.0
+    except ValueError:
+        _fail(path, bank_line, f"start/step must be numbers, got {fields[5]!r} {fields[6]!r}")
+    if nchan <= 0 or nrec <= 0:
+        _fail(path, bank_line, f"NCHAN and NREC must be positive, got {nchan}, {nrec}")
+    if step <= 0:
+        _fail(path, bank_line, f"step must be > 0, got {step * 100:g} centidegrees")
+    fmt = "ESD" if "ESD" in (f.upper() for f in fields[7:]) else "STD"
+    per_line = 5 if fmt == "ESD" else 10
+    need = math.ceil(nchan / per_line)
+    data_lines = lines[bank_line:]
+    if len(data_lines) < need:
+        _fail(path, bank_line + len(data_lines),
+              f"file ends after {len(data_lines)} data records but NCHAN={nchan} needs {need}")
+    y = np.empty(nchan)
+    ncount = np.ones(nchan)
+    esd = np.empty(nchan)
+    k = 0
+    for r in range(need):
+        lineno = bank_line + 1 + r
+        line = data_lines[r].rstrip("\n")
+        for j in range(per_line):
+            if k >= nchan:
+                break
+            field = line[j * 8 * (2 if fmt == "ESD" else 1):][:16 if fmt == "ESD" else 8]
+            if not field.strip():
+                _fail(path, lineno, f"point {k + 1} of NCHAN={nchan} is missing (record too "
+                                    "short: wrong channel count or truncated file)")
+            try:
+                if fmt == "STD":
+                    nc = field[:2].strip()
+                    ncount[k] = float(nc) if nc else 1.0
+                    y[k] = float(field[2:8])
+                else:
+                    y[k] = float(field[:8])
+                    esd[k] = float(field[8:16])
+            except ValueError:
+                _fail(path, lineno, f"non-numeric field {field!r} for point {k + 1}")
+            k += 1
+    if fmt == "STD":
+        if np.any(ncount <= 0):
+            i = int(np.argmax(ncount <= 0))
+            _fail(path, bank_line + 1 + i // per_line,
+                  f"detector count must be >= 1, got {ncount[i]:g} for point {i + 1}")
+        variance = np.maximum(y, 1.0) / ncount
+    else:
+        if np.any(esd <= 0):
+            i = int(np.argmax(esd <= 0))
+            _fail(path, bank_line + 1 + i // per_line,
+                  f"esd must be > 0, got {esd[i]:g} for point {i + 1}")
+        variance = esd ** 2
+    tth = start + step * np.arange(nchan)
+    return make_pattern(tth, y, variance, name=name or path.stem,
+                        attrs={"title": title, "source_file": str(path), "format": f"GSAS {fmt}",
+                               "nchan": nchan, "n_detectors_max": float(ncount.max())})
+
+
+def write_gsas_std(pattern: xr.DataArray, path: str | os.PathLike, *,
+                   overwrite: bool = False) -> Path:
+    """Write a pattern as a GSAS STD file with integer counts and detector counts.
+
+    The detector count of a point is ``round(I / variance)`` (1..99), so files written from
+    :func:`read_gsas_std` round-trip. Intensities are rounded to integers.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    tth = pattern["two_theta"].values
+    y = np.rint(pattern.values).astype(int)
+    var = pattern["variance"].values
+    step = np.diff(tth).mean() if tth.size > 1 else 0.01
+    if tth.size > 1 and not np.allclose(np.diff(tth), step, atol=1e-6):
+        raise ValueError("pattern: write_gsas_std needs a constant two_theta step")
+    nc = np.clip(np.rint(np.maximum(y, 1) / var), 1, 99).astype(int)
+    n = tth.size
+    nrec = math.ceil(n / 10)
+    out = [f"{pattern.attrs.get('title', pattern.name or 'sciTie pattern')[:80]}",
+           f"BANK 1 {n} {nrec} CONST {tth[0] * 100:.4f} {step * 100:.4f} 0 0 STD"]
+    for r in range(nrec):
+        cells = []
+        for k in range(r * 10, min(n, r * 10 + 10)):
+            c = "  " if nc[k] == 1 else f"{nc[k]:2d}"
+            cells.append(f"{c}{y[k]:6d}")
+        out.append("".join(cells))
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def read_xye(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArray:
+    """Read a plain two- or three-column file: 2θ, intensity[, esd].
+
+    Without an esd column the variance is ``max(I, 1)`` (counting statistics). Lines starting
+    with ``#`` or ``!`` and blank lines are skipped.
+    """
+    path = Path(path)
+    rows = []
+    ncol = None
+    with open(path, "r", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            s = line.strip()
+            if not s or s[0] in "#!":
+                continue
+            parts = s.replace(",", " ").split()
+            try:
+                vals = [float(p) for p in parts]
+            except ValueError:
+                _fail(path, lineno, f"non-numeric value in {s!r}")
+            if ncol is None:
+                ncol = len(vals)
+                if ncol not in (2, 3):
+                    _fail(path, lineno, f"expected 2 or 3 columns (2theta, I[, esd]), got {ncol}")
+            elif len(vals) != ncol:
+                _fail(path, lineno, f"expected {ncol} columns like the first data line, got "
+                                    f"{len(vals)}")
+            if ncol == 3 and vals[2] <= 0:
+                _fail(path, lineno, f"esd must be > 0, got {vals[2]:g}")
+            rows.append(vals)
+    if not rows:
+        _fail(path, None, "no data lines found")
+    arr = np.asarray(rows)
+    var = arr[:, 2] ** 2 if ncol == 3 else np.maximum(arr[:, 1], 1.0)
+    return make_pattern(arr[:, 0], arr[:, 1], var, name=name or path.stem,
+                        attrs={"source_file": str(path), "format": f"xy{'e' if ncol == 3 else ''}"})
+
+
+def write_xye(pattern: xr.DataArray, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write 2θ, intensity, esd columns (full precision) to ``path``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    arr = np.column_stack([pattern["two_theta"].values, pattern.values,
+                           np.sqrt(pattern["variance"].values)])
+    np.savetxt(path, arr, fmt="%.10g", header="2theta intensity esd")
+    return path
+
+
+def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
+    """Read a GSAS instrument-parameter (``.prm``/``.ins``) file for one bank.
+
+    Returns a dict in the units of :class:`PowderPattern` instrument parameters: ``lam1``,
+    ``lam2`` (Å; ``lam2 = 0`` for one wavelength), ``zero`` (degrees; the file holds
+    centidegrees), ``polarization``, ``ratio`` (Kα2/Kα1), ``radiation`` (``"xray"`` or
+    ``"neutron"`` from ``HTYPE``), ``profile_type`` and the profile coefficients
+    ``U, V, W, P`` (centideg²), ``X, Y`` (centideg) and ``SL, HL``.
+    """
+    path = Path(path)
+    found: dict[str, tuple[int, str]] = {}
+    htype = None
+    with open(path, "r", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.startswith("INS"):
+                continue
+            key = line[3:12]
+            if "HTYPE" in key:
+                htype = line[12:].split()[0] if line[12:].split() else None
+                continue
+            try:
+                b = int(line[3:6])
+            except ValueError:
+                continue
+            if b != bank:
+                continue
+            found[line[6:12].strip()] = (lineno, line[12:].rstrip("\n"))
+    if "ICONS" not in found:
+        _fail(path, None, f"no 'INS {bank:2d} ICONS' line (wavelengths) for bank {bank}")
+    lineno, text = found["ICONS"]
+    try:
+        vals = [float(v) for v in text.split()]
+    except ValueError:
+        _fail(path, lineno, f"non-numeric value in ICONS line {text.strip()!r}")
+    if len(vals) < 3:
+        _fail(path, lineno, "ICONS needs at least lambda1 lambda2 zero")
+    lam1, lam2, zero = vals[0], vals[1], vals[2]
+    if lam1 <= 0:
+        _fail(path, lineno, f"wavelength lambda1 must be > 0, got {lam1:g}")
+    if lam2 < 0:
+        _fail(path, lineno, f"wavelength lambda2 must be >= 0, got {lam2:g}")
+    pol = vals[4] if len(vals) > 4 else 0.5
+    ratio = vals[6] if len(vals) > 6 else 0.5
+    radiation = "neutron" if htype and htype.upper().startswith("PN") else "xray"
+    out = {"lam1": lam1, "lam2": lam2, "zero": zero / 100.0, "polarization": pol,
+           "ratio": ratio if lam2 > 0 else 0.0, "radiation": radiation, "source_file": str(path)}
+    key1 = "PRCF1"
+    if key1 in found:
+        ln, t = found[key1]
+        try:
+            ptype = int(t.split()[0])
+        except (ValueError, IndexError):
+            _fail(path, ln, f"bad profile type in {t.strip()!r}")
+        coefs: list[float] = []
+        for sub in ("PRCF11", "PRCF12", "PRCF13"):
+            if sub in found:
+                ln2, t2 = found[sub]
+                try:
+                    coefs += [float(v) for v in t2.split()]
+                except ValueError:
+                    _fail(path, ln2, f"non-numeric profile coefficient in {t2.strip()!r}")
+        coefs += [0.0] * (8 - len(coefs))
+        out["profile_type"] = ptype
+        if ptype in (2, 3, 4):
+            out.update(U=coefs[0], V=coefs[1], W=coefs[2], P=coefs[3], X=coefs[4], Y=coefs[5],
+                       SL=coefs[6], HL=coefs[7])
+        elif ptype == 1:
+            out.update(U=coefs[0], V=coefs[1], W=coefs[2], P=0.0, X=0.0, Y=0.0,
+                       SL=0.0, HL=0.0)
+        else:
+            _fail(path, ln, f"profile type {ptype} is not supported (use 1, 2, 3 or 4)")
+    return out
