@@ -12,11 +12,13 @@ from ._network import BoundaryNetwork, PINNNetwork
 from ._problems import PDEProblem, allen_cahn, convection, semilinear_reference
 from ._trainer import PeriodicPINN, TrainingDivergedError, budget_multiplier
 from ._tying import periodic_tie_group
+from ._plotting import plot_result
+from ._recipes import recommended_settings
 
 __all__ = [
     "PeriodicEmbedding", "FourierTimeFeatures", "PeriodicTimeFeatures",
     "etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
     "wavenumbers", "Fields", "PINNNetwork", "BoundaryNetwork", "PDEProblem", "convection",
     "allen_cahn", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
-    "budget_multiplier", "periodic_tie_group",
+    "budget_multiplier", "periodic_tie_group", "plot_result", "recommended_settings",
 ]

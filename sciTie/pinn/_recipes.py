@@ -1,0 +1,46 @@
+"""Settings measured to work on a 2-core CPU (see benchmarks/pinn_periodic.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["recommended_settings"]
+
+
+def recommended_settings(problem: str, *, mode: str = "hard", quick: bool = False) -> dict[str, Any]:
+    """Keyword arguments for :class:`PeriodicPINN` that work for a bundled problem.
+
+    The recipe is time marching (windows that each get their own small network, started
+    from the previous one's weights) with Adam followed by L-BFGS in float64, and a large
+    initial-condition weight: the initial-condition error is what limits the accuracy.
+
+    Parameters
+    ----------
+    problem : {"convection", "allen-cahn"}
+        Problem name.
+    mode : {"hard", "soft", "shared"}, optional
+        Periodicity mode (default ``"hard"``).
+    quick : bool, optional
+        A budget small enough for a demo (about 20 s); accuracy is then much lower.
+
+    Returns
+    -------
+    dict
+    """
+    if problem == "convection":
+        kw: dict[str, Any] = dict(n_windows=10, hidden=(32, 32, 32), adam_steps=200,
+                                  lbfgs_steps=500, n_collocation=1024, n_initial=256,
+                                  ic_weight=100.0, learning_rate=1e-3)
+        if quick:
+            kw.update(n_windows=5, hidden=(24, 24), adam_steps=60, lbfgs_steps=60,
+                      n_collocation=256, n_initial=128)
+    elif problem == "allen-cahn":
+        kw = dict(n_windows=10, hidden=(48, 48, 48), n_modes=4, adam_steps=300,
+                  lbfgs_steps=700, n_collocation=2048, n_initial=512, ic_weight=100.0,
+                  learning_rate=1e-3)
+        if quick:
+            kw.update(n_windows=4, hidden=(24, 24), adam_steps=60, lbfgs_steps=60,
+                      n_collocation=256, n_initial=128)
+    else:
+        raise ValueError(f"problem must be 'convection' or 'allen-cahn'; got {problem!r}")
+    kw["mode"] = mode
+    return kw
