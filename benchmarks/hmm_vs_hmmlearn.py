@@ -1,0 +1,87 @@
+"""sciTie.hmm vs hmmlearn: Baum-Welch fit time at equal log-likelihood.
+
+Gaussian HMM, K=8 states, 3-D diagonal covariances, 10 sequences totalling 10^6
+observations, 20 EM iterations from identical initial parameters. Both run in this process;
+the script prints each fit time, the final log-likelihoods and the ratios.
+
+Usage: ``python benchmarks/hmm_vs_hmmlearn.py [--total 1000000] [--iters 20]``
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from hmmlearn import hmm
+
+from sciTie.hmm import TiedGaussianHMM
+
+
+def make_data(total: int, n_seq: int, K: int, D: int, seed: int = 0):
+    """Sample ``n_seq`` sequences from a random sticky Gaussian HMM."""
+    rng = np.random.default_rng(seed)
+    gen = hmm.GaussianHMM(K, covariance_type="diag", random_state=seed, init_params="")
+    gen.startprob_ = np.full(K, 1.0 / K)
+    T = np.full((K, K), 0.02 / (K - 1))
+    np.fill_diagonal(T, 0.98)
+    gen.transmat_ = T
+    gen.means_ = rng.normal(scale=3.0, size=(K, D))
+    gen.covars_ = rng.uniform(0.5, 1.5, size=(K, D))
+    lengths = np.full(n_seq, total // n_seq)
+    lengths[-1] += total - lengths.sum()
+    X = np.concatenate([gen.sample(n, random_state=seed + i)[0] for i, n in enumerate(lengths)])
+    return X, lengths
+
+
+def initial_params(X, K, seed=1):
+    """Shared starting point: perturbed uniform transitions, data-drawn means."""
+    rng = np.random.default_rng(seed)
+    D = X.shape[1]
+    T = rng.dirichlet(np.full(K, 10.0), size=K) + np.eye(K) * 5
+    T /= T.sum(axis=1, keepdims=True)
+    return dict(startprob_=np.full(K, 1.0 / K), transmat_=T,
+                means_=X[rng.choice(len(X), K, replace=False)],
+                covars_=np.tile(X.var(axis=0), (K, 1)))
+
+
+def fit(model, X, lengths, init):
+    for k, v in init.items():
+        setattr(model, k, np.array(v, copy=True))
+    t0 = time.perf_counter()
+    model.fit(X, lengths)
+    return time.perf_counter() - t0, model.monitor_.history[-1]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--total", type=int, default=1_000_000)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--states", type=int, default=8)
+    p.add_argument("--skip-log", action="store_true", help="skip hmmlearn's 'log' version")
+    a = p.parse_args(argv)
+    K, D = a.states, 3
+    X, lengths = make_data(a.total, 10, K, D)
+    init = initial_params(X, K)
+    kw = dict(n_components=K, covariance_type="diag", n_iter=a.iters, tol=-np.inf,
+              init_params="", params="stmc")
+    # warm-up: compile the numba kernels outside the timing
+    fit(TiedGaussianHMM(**{**kw, "n_iter": 1}), X[:2000], [2000], init)
+    t_sci, ll_sci = fit(TiedGaussianHMM(**kw), X, lengths, init)
+    t_sc, ll_sc = fit(hmm.GaussianHMM(**kw, implementation="scaling"), X, lengths, init)
+    print(f"data: {len(X)} obs in {len(lengths)} sequences, K={K}, D={D}, "
+          f"{a.iters} EM iterations")
+    print(f"sciTie TiedGaussianHMM    {t_sci:8.2f} s   logL={ll_sci:.10f}")
+    print(f"hmmlearn 'scaling'        {t_sc:8.2f} s   logL={ll_sc:.10f}")
+    rel = abs(ll_sci - ll_sc) / abs(ll_sc)
+    print(f"ratio sciTie / hmmlearn-scaling = {t_sci / t_sc:.3f} (goal <= 0.333); "
+          f"logL rel. difference {rel:.2e} (goal <= 1e-8)")
+    print(f"per T*K^2 per iteration: sciTie {t_sci / (len(X) * K * K * a.iters) * 1e9:.2f} "
+          f"ns, hmmlearn-scaling {t_sc / (len(X) * K * K * a.iters) * 1e9:.2f} ns")
+    if not a.skip_log:
+        t_lg, ll_lg = fit(hmm.GaussianHMM(**kw, implementation="log"), X, lengths, init)
+        print(f"hmmlearn 'log'            {t_lg:8.2f} s   logL={ll_lg:.10f}  "
+              f"ratio sciTie/log = {t_sci / t_lg:.3f}")
+
+
+if __name__ == "__main__":
+    main()

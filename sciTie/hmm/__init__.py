@@ -1,0 +1,14 @@
+"""Tied-emission hidden Markov models on top of hmmlearn.
+
+States are grouped (``tied_states``) so that a group shares one emission distribution: an
+aggregated Markov model in which several hidden states give the same observable level.
+Baum-Welch pools the sufficient statistics over each group (the maximum-likelihood estimate
+of the tied model), and a compiled forward-backward never underflows.
+"""
+from ._forward_backward import forward_backward, forward_loglik, viterbi
+from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedPoissonHMM
+from ._tying import ChainStructure, erlang_chains, state_tie_matrix, validate_partition
+
+__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "erlang_chains",
+           "ChainStructure", "state_tie_matrix", "validate_partition", "forward_backward",
+           "forward_loglik", "viterbi"]
