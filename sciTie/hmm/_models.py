@@ -128,10 +128,11 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
 
     def _compute_log_likelihood(self, X):
         if self.covariance_type in ("spherical", "diag"):
+            means = np.asarray(self.means_, dtype=np.float64)
             var = np.broadcast_to(np.asarray(self._covars_, dtype=np.float64).reshape(
-                self.n_components, -1), (self.n_components, self.n_features))
+                self.n_components, -1), means.shape)
             work = getattr(self, "_workspace", None)
-            out = gaussian_diag_loglik(X, self.means_, var,
+            out = gaussian_diag_loglik(X, means, var,
                                        None if work is None else work.get("lp"))
             if work is not None:
                 work["lp"] = out
