@@ -265,3 +265,11 @@ def test_float32_trains():
     m = _small(convection(1.0), dtype="float32", adam_steps=20).fit()
     assert next(m.networks_[0].parameters()).dtype == torch.float32
     assert math.isfinite(m.result_.attrs["rel_l2"])
+
+
+def test_resume_from_finished_checkpoint_does_not_retrain(tmp_path):
+    ck = tmp_path / "run.pt"
+    done = _small(convection(1.0), adam_steps=10, lbfgs_steps=10, checkpoint=ck).fit()
+    again = _small(convection(1.0), adam_steps=10, lbfgs_steps=10, checkpoint=ck).fit(resume=True)
+    assert torch.equal(_state(done), _state(again))
+    assert len(again.history_) == len(done.history_)

@@ -480,6 +480,8 @@ class PeriodicPINN:
             gen.set_state(state["generator"])
             self.history_ = list(state["history"])
             w0, stage0, step0 = state["window"], state["stage"], state["step"]
+            if stage0 == "done":  # the checkpointed run had finished: nothing left to train
+                w0 = self.n_windows
         total = self.n_windows * (n_adam + n_lbfgs)
         bar = None
         if self.progress:
