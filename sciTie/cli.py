@@ -23,7 +23,10 @@ def _run_fit(name: str, argv: Sequence[str]):
     entry = get_entry(name)
     if entry.fitter is None:
         raise ValueError(f"dataset {name!r} has no model to fit it")
-    run = resolve_callable(entry.fitter)
+    try:
+        run = resolve_callable(entry.fitter)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(f"the model for {name!r} ({entry.fitter}) is unavailable: {exc}") from exc
     return run(name, list(argv))
 
 
@@ -94,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "fit":
+        parser.error(f"unrecognized arguments for '{args.command}': {' '.join(extra)}")
     try:
         if args.command == "datasets":
             return _cmd_datasets(args)

@@ -131,7 +131,10 @@ class Expression:
     def _constant_value(self, node: ast.AST) -> float | None:
         """Value of a constant sub-expression (numbers and unary signs only), else None."""
         if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return float(node.value)
+            try:
+                return float(node.value)
+            except OverflowError:
+                return math.inf
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             inner = self._constant_value(node.operand)
             return None if inner is None else (-inner if isinstance(node.op, ast.USub) else inner)
@@ -267,6 +270,8 @@ def _evaluate(expr: Expression, node: ast.AST, vec: list[float], index: dict[str
             return a / b, (ga * b - gb * a) / (b * b)
         # power: d(a^b) = b a^(b-1) da + a^b ln(a) db
         value = math.pow(a, b)
+        if a == 0.0 and b < 1.0 and np.any(ga != 0.0):
+            raise ValueError(f"the power {b:g} of a variable has no derivative at 0")
         grad = ga * (b * math.pow(a, b - 1.0)) if a != 0.0 or b >= 1.0 else ga * 0.0
         if np.any(gb != 0.0):
             if a <= 0.0:

@@ -139,6 +139,9 @@ class _Compiled:
                 link = _ExprLink(Expression(par.expr, context=f"parameter {self.names[i]!r}"), group)
             if link is None:
                 self.kind[i] = FREE if par._vary.flat[ref.flat] else FIXED
+                if not np.isfinite(par._value.flat[ref.flat]):
+                    raise ValueError(f"parameter {self.names[i]!r} has no finite value; give it "
+                                     "a value (it may have lost its expr)")
             elif isinstance(link, _LinearLink):
                 if link.target.key not in self.key_to_slot:
                     raise ValueError(
@@ -169,19 +172,23 @@ class _Compiled:
 
     # -- name lookup ---------------------------------------------------------------------------
     def _resolve_expr_name(self, name: str, declared_in: "ParameterGroup", owner: str) -> int:
-        errors = []
         for space in (declared_in, self.root):
             try:
                 refs = space._select(name)
-            except (KeyError, ValueError) as exc:
-                errors.append(str(exc))
-                continue
+            except (KeyError, ValueError):
+                continue  # not a name of this group: try the group being compiled
             if refs.shape != ():
                 raise ValueError(f"expression of slot {owner!r} refers to {name!r}, which is an "
                                  f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
             key = refs.item().key
-            if key in self.key_to_slot:
-                return self.key_to_slot[key]
+            if key not in self.key_to_slot:
+                # the declaring group knows the name, but that slot is outside this tree:
+                # binding to a namesake elsewhere would be silently wrong
+                raise ValueError(
+                    f"expression of slot {owner!r} (declared in group {declared_in.name!r}) "
+                    f"refers to {name!r}, which is not part of group {self.root.name!r}; fit "
+                    "it within a group that contains both")
+            return self.key_to_slot[key]
         raise ValueError(f"expression of slot {owner!r} refers to unknown name {name!r} "
                          f"(known: {', '.join(self.names[:20])}{' ...' if len(self.names) > 20 else ''})")
 
@@ -193,11 +200,20 @@ class _Compiled:
         if name in self.name_to_slot:
             return self.name_to_slot[name]
         m = _SELECTION.match(name) if isinstance(name, str) else None
-        if m is None or m.group("path") not in self.param_index:
-            raise KeyError(f"unknown parameter or slot {name!r} in group {self.root.name!r}")
-        base = self.param_index[m.group("path")]
-        sub = base[_parse_index(m.group("index") or "", base.shape, f"slot {name!r}")]
-        return int(sub) if np.ndim(sub) == 0 else sub
+        if m is not None and m.group("path") in self.param_index:
+            base = self.param_index[m.group("path")]
+            try:
+                sub = base[_parse_index(m.group("index") or "", base.shape, f"slot {name!r}")]
+            except IndexError as exc:
+                raise ValueError(f"slot {name!r}: {exc} (parameter shape {base.shape})") from None
+            return int(sub) if np.ndim(sub) == 0 else sub
+        try:  # another path to a shared child group ("neutron.structure.a")
+            refs = self.root._select(name)
+        except (KeyError, ValueError, TypeError):
+            raise KeyError(f"unknown parameter or slot {name!r} in group {self.root.name!r}") from None
+        idx = np.vectorize(lambda r: self.key_to_slot[r.key], otypes=[np.intp])(refs) \
+            if refs.size else np.zeros(refs.shape, dtype=np.intp)
+        return int(idx) if idx.ndim == 0 else idx
 
     # -- structure -----------------------------------------------------------------------------
     def _dependencies(self, i: int) -> Sequence[int]:
@@ -372,8 +388,16 @@ class ParameterGroup:
             description=description)
         if par.name in self._params or par.name in self._children:
             raise ValueError(f"group {self.name!r} already has a member named {par.name!r}")
+        owner = getattr(par, "_owner", None)
+        if owner is not None and owner is not self:
+            raise ValueError(f"parameter {par.name!r} already belongs to group {owner.name!r}; "
+                             "to share it, tie the slots (tie) or add one child group to both "
+                             "parents (add_group)")
+        par._owner = self
         self._params[par.name] = par
         self._touch()
+        if par.expr is not None:
+            self._sync_values()
         return par
 
     def add_group(self, group: "ParameterGroup") -> "ParameterGroup":
@@ -436,6 +460,7 @@ class ParameterGroup:
             ref.group._touch()
         self._touch()
         self._reject_cycles([ref for ref, _, _ in planned])
+        self._sync_values()
 
     def constrain(self, slot: str, expr: str) -> None:
         """Make ``slot`` the value of ``expr``, a safe arithmetic expression of other slots.
@@ -469,14 +494,36 @@ class ParameterGroup:
                     ref.group._touch()
                 self._touch()
                 raise
+            return
+        self._sync_values()
 
     def untie(self, slots: str | Iterable[str]) -> None:
         """Remove ties or constraints from ``slots``; they get their own value again."""
-        for name in [slots] if isinstance(slots, str) else list(slots):
+        names = [slots] if isinstance(slots, str) else list(slots)
+        current = self._try_slot_values()
+        for name in names:
             for ref in self._select(name).flat:
+                par = ref.group._params[ref.param]
+                if current is not None:  # the slot keeps the value it had while tied
+                    par._value.flat[ref.flat] = current[self._compiled().key_to_slot[ref.key]]
                 ref.group._links.pop((ref.param, ref.flat), None)
+                if par.expr is not None:
+                    par.expr = None
                 ref.group._touch()
         self._touch()
+
+    def _try_slot_values(self) -> np.ndarray | None:
+        """Current slot values, or None when the tree cannot be evaluated on its own."""
+        try:
+            return self._compiled().evaluate()
+        except ValueError:
+            return None
+
+    def _sync_values(self) -> None:
+        """Write tied/constrained slot values into their parameters where possible."""
+        slots = self._try_slot_values()
+        if slots is not None:
+            self._compiled().write_back(slots)
 
     def fix(self, *names: str) -> None:
         """Hold parameters (or elements, ``"mu[0]"``) at their current values."""
@@ -599,13 +646,18 @@ class ParameterGroup:
             refs = self._select(name)
             for ref in refs.flat:
                 par = ref.group._params[ref.param]
+                if (ref.param, ref.flat) in ref.group._links or par.expr is not None:
+                    raise ValueError(f"slot {self._label(ref)!r} (from {name!r}) is tied or "
+                                     "constrained; untie it before fixing or freeing it")
                 par._vary.flat[ref.flat] = flag
                 ref.group._touch()
         self._touch()
 
     # -- compiled view -------------------------------------------------------------------------
     def _signature(self) -> tuple:
-        return tuple((id(g), g._revision, tuple((p._vary.tobytes(), p.expr) for p in g._params.values()))
+        return tuple((id(g), g._revision,
+                      tuple((p._vary.tobytes(), p.expr, np.asarray(p.min).tobytes(),
+                             np.asarray(p.max).tobytes()) for p in g._params.values()))
                      for _, g in self._walk())
 
     def _compiled(self) -> _Compiled:
@@ -682,7 +734,7 @@ class ParameterGroup:
         Exact for equalities and linear ties; for expressions it is the linearisation at
         ``free`` (default: the current values).
         """
-        return self._compiled().tie_matrix(free)
+        return self._compiled().tie_matrix(free).copy()
 
     def reduce_jacobian(self, J_slots: Any, free: Any = None) -> np.ndarray | sp.spmatrix:
         """Chain rule: ``J_free = J_slots @ G``; a shared parameter's column is the sum of its slots'."""

@@ -99,10 +99,16 @@ class _Problem:
                 blocks.append(self._finite_difference(term, x, size))
                 continue
             J = term.jacobian(vals)
+            if not sp.issparse(J):
+                J = np.asarray(J, dtype=np.float64)
             if J.shape != (size, n_slots):
                 raise ValueError(f"jacobian of term {term.name!r} must have shape "
                                  f"({size}, {n_slots}) (residuals x slots), got {J.shape}")
-            Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ np.asarray(J).T).T)
+            Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ J.T).T)
+            if not np.all(np.isfinite(Jf)):
+                cols = np.flatnonzero(~np.all(np.isfinite(Jf), axis=0))
+                raise ValueError(f"jacobian of term {term.name!r} is not finite for "
+                                 f"{', '.join(self.c.names[self.c.free_idx[c]] for c in cols)}")
             blocks.append(term.weight * Jf)
         if self.restraint_rows.size:
             R = sp.csr_matrix((1.0 / self.restraint_sigma,
@@ -114,14 +120,14 @@ class _Problem:
     def _finite_difference(self, term: ResidualTerm, x: np.ndarray, size: int) -> np.ndarray:
         """Central differences on the free vector (ties and constraints included).
 
-        The step is relative to the parameter's magnitude (its start value when it is
-        zero, 1 when both are), so tiny-valued parameters are not swamped by an absolute
-        step, and zero-valued ones still get a step.
+        The step is relative to the larger of the parameter's current and starting magnitude
+        (1 when both are zero): a parameter that starts small gets a small step, one that
+        converges to nearly zero keeps the step of its start.
         """
         lo, hi = self.group.bounds()
         J = np.empty((size, x.size))
         for j in range(x.size):
-            typical = abs(x[j]) or abs(self.x0[j]) or 1.0
+            typical = max(abs(x[j]), abs(self.x0[j])) or 1.0
             h = np.cbrt(np.finfo(float).eps) * typical
             xp, xm = x.copy(), x.copy()
             xp[j] = min(x[j] + h, hi[j])
@@ -129,6 +135,10 @@ class _Problem:
             rp = self._term_residual(term, self.values(xp))
             rm = self._term_residual(term, self.values(xm))
             J[:, j] = (rp - rm) / (xp[j] - xm[j])
+            if not np.all(np.isfinite(J[:, j])):
+                raise ValueError(f"residual of term {term.name!r} is not finite near "
+                                 f"{self.c.names[self.c.free_idx[j]]} = {x[j]:g} (finite-"
+                                 "difference step); check its bounds and the model's domain")
         self.nfev += 2 * x.size
         return J
 
@@ -144,6 +154,8 @@ def _normalise_terms(residual: Any, jacobian: Any) -> list[ResidualTerm]:
     if jacobian is not None:
         raise TypeError("with a list of ResidualTerm, give each term its own jacobian")
     names = [t.name for t in terms]
+    if "restraints" in names:
+        raise ValueError("the ResidualTerm name 'restraints' is reserved for restraint rows")
     if len(set(names)) != len(names):
         raise ValueError(f"ResidualTerm names must be unique, got {names}")
     for t in terms:
@@ -194,7 +206,17 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
     bounded = bool(np.any(np.isfinite(lo)) or np.any(np.isfinite(hi)))
     if method == "lm" and bounded:
         raise ValueError("method='lm' cannot honour bounds; use 'trf' or 'dogbox'")
+    too_tight = [n for n, a, b in zip(work.free_names, lo, hi) if not a < b]
+    if too_tight:
+        raise ValueError(f"free parameters {', '.join(too_tight)} have min == max; fix them "
+                         "instead (vary=False)")
+    outside = [f"{n}={v:g} not in [{a:g}, {b:g}]" for n, v, a, b in zip(work.free_names, x0, lo, hi)
+               if not a <= v <= b]
+    if outside:
+        raise ValueError(f"starting values outside their bounds: {'; '.join(outside)}")
     r0 = problem.residual(x0, check=True)
+    if r0.size == 0:
+        raise ValueError("the residual is empty: there are no data to fit")
     if r0.size < x0.size and method == "lm":
         raise ValueError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
                          f"parameters ({x0.size})")

@@ -81,8 +81,13 @@ class Parameter:
         if expr is not None and val.ndim != 0:
             raise ValueError(f"parameter {name!r}: expr is for scalar parameters; constrain "
                              "array elements one at a time with ParameterGroup.constrain")
-        lo = np.broadcast_to(_as_float_array(min, f"parameter {name!r} min"), val.shape).copy()
-        hi = np.broadcast_to(_as_float_array(max, f"parameter {name!r} max"), val.shape).copy()
+        try:
+            lo = np.broadcast_to(_as_float_array(min, f"parameter {name!r} min"), val.shape).copy()
+            hi = np.broadcast_to(_as_float_array(max, f"parameter {name!r} max"), val.shape).copy()
+            vary_arr = np.broadcast_to(np.asarray(vary, dtype=bool), val.shape).copy()
+        except ValueError:
+            raise ValueError(f"parameter {name!r}: min, max and vary must be scalars or have the "
+                             f"value's shape {val.shape}") from None
         if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
             raise ValueError(f"parameter {name!r}: min and max must not be NaN")
         if np.any(lo > hi):
@@ -90,7 +95,6 @@ class Parameter:
         if expr is None and np.any((val < lo) | (val > hi)):
             raise ValueError(f"parameter {name!r}: value {value} is outside its bounds "
                              f"[{min}, {max}]")
-        vary_arr = np.broadcast_to(np.asarray(vary, dtype=bool), val.shape).copy()
         self._value = val
         self.min = lo if lo.ndim else float(lo)
         self.max = hi if hi.ndim else float(hi)
@@ -99,6 +103,7 @@ class Parameter:
         self.unit = str(unit)
         self.description = str(description)
         self.init_value = self.value
+        self._owner = None  # the ParameterGroup it was added to
         self.stderr: float | np.ndarray | None = None
         self.correl: dict[str, float] | None = None
 

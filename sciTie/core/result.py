@@ -22,7 +22,7 @@ def covariance_from_jacobian(J: np.ndarray) -> tuple[np.ndarray | None, int]:
     if rank < J.shape[1]:
         warnings.warn(f"the Jacobian is rank-deficient (rank {rank} of {J.shape[1]} free "
                       "parameters); no covariance or standard errors", RuntimeWarning,
-                      stacklevel=3)
+                      stacklevel=4)
         return None, rank
     return (vt.T / s**2) @ vt, rank
 
@@ -141,6 +141,15 @@ class FitResult:
         if start < residual.size:
             seg = residual[start:]
             term_chi["restraints"], term_n["restraints"] = float(seg @ seg), int(seg.size)
+        outside = [c.names[i] for i in range(len(c.names))
+                   if c.kind[i] not in (FREE, FIXED)
+                   and not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]]
+        if outside:
+            warnings.warn(f"tied or constrained slots end outside their own bounds: "
+                          f"{', '.join(outside)} (bounds act on free parameters only)",
+                          RuntimeWarning, stacklevel=3)
+        status = [c.describe_slot(i) + (" (outside its bounds)" if c.names[i] in outside else "")
+                  for i in range(len(c.names))]
         return cls(params=group, x=np.array(x), init_values=np.array(x0), free_names=free_names,
                    slot_names=list(c.names), stderr=stderr, covar=cov, correl=correl,
                    slot_values=slots, slot_stderr=slot_std, slot_covar=slot_cov, chisqr=chisqr,
@@ -148,7 +157,7 @@ class FitResult:
                    nfree=nfree, success=success, message=message, nfev=nfev, njev=njev,
                    residual=residual, jac=jac, method=method, seconds=seconds,
                    term_chisqr=term_chi, term_ndata=term_n,
-                   slot_status=[c.describe_slot(i) for i in range(len(c.names))])
+                   slot_status=status)
 
     # -- access --------------------------------------------------------------------------------
     def value(self, name: str) -> float | np.ndarray:
@@ -237,7 +246,10 @@ class FitResult:
             attrs={"method": self.method, "chisqr": self.chisqr, "redchi": self.redchi,
                    "aic": self.aic, "bic": self.bic, "ndata": self.ndata,
                    "nvarys": self.nvarys, "nfree": self.nfree, "success": int(self.success),
-                   "message": self.message, "nfev": self.nfev,
-                   **{f"chisqr_{k}": v for k, v in self.term_chisqr.items()}},
+                   "message": self.message, "nfev": self.nfev},
         )
+        if self.term_chisqr:  # per dataset, on a 'term' dimension (names need not be identifiers)
+            ds["term_chisqr"] = ("term", np.array(list(self.term_chisqr.values())))
+            ds["term_ndata"] = ("term", np.array(list(self.term_ndata.values())))
+            ds = ds.assign_coords(term=list(self.term_chisqr))
         return ds
