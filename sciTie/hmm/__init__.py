@@ -6,9 +6,11 @@ Baum-Welch pools the sufficient statistics over each group (the maximum-likeliho
 of the tied model), and a compiled forward-backward never underflows.
 """
 from ._forward_backward import forward_backward, forward_loglik, viterbi
+from ._fitting import fit_linear_scheme, fit_poisson_restarts
 from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedPoissonHMM
-from ._tying import ChainStructure, erlang_chains, state_tie_matrix, validate_partition
+from ._tying import (ChainStructure, erlang_chains, linear_scheme, state_tie_matrix,
+                     validate_partition)
 
-__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "erlang_chains",
+__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "erlang_chains", "linear_scheme",
            "ChainStructure", "state_tie_matrix", "validate_partition", "forward_backward",
-           "forward_loglik", "viterbi"]
+           "forward_loglik", "viterbi", "fit_linear_scheme", "fit_poisson_restarts"]

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["tying_group", "validate_partition", "validate_transition_groups", "state_tie_matrix",
-           "pool_statistics", "ChainStructure", "erlang_chains", "tied_transition_mstep",
+           "pool_statistics", "ChainStructure", "erlang_chains", "linear_scheme", "tied_transition_mstep",
            "count_transition_parameters"]
 
 
@@ -277,6 +277,49 @@ def erlang_chains(chain_lengths: Sequence[int], stay: float | Sequence[float] = 
     start = np.zeros(n)
     start[firsts] = 1.0 / len(lengths)
     return ChainStructure(start, T, [list(g) for g in groups], [list(g) for g in groups])
+
+
+def linear_scheme(group_sizes: Sequence[int], stay: float = 0.9,
+                  random_state: int | np.random.Generator | None = None) -> ChainStructure:
+    """States in one line (``S0 - S1 - ... - S(n-1)``), consecutive states grouped by level.
+
+    The usual topology of an ion-channel scheme such as C1-C2-C3-O4-O5: only neighbours
+    are connected, so the transition matrix is tridiagonal (its zeros are structural and
+    stay zero during fitting), and each level is shared by a block of consecutive states.
+
+    Parameters
+    ----------
+    group_sizes : sequence of int
+        Number of states in each consecutive block (e.g. ``[3, 2]``).
+    stay : float, optional
+        Initial self-loop probability, in (0, 1).
+    random_state : int or numpy.random.Generator, optional
+        If given, the exit probabilities are perturbed by random factors in [0.6, 1.6]
+        (for restarts).
+
+    Returns
+    -------
+    ChainStructure
+        ``tied_states`` are the blocks; ``tied_transitions`` is empty.
+    """
+    sizes = [int(r) for r in np.atleast_1d(group_sizes)]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"group_sizes must be positive integers, got {list(group_sizes)}")
+    if not 0 < float(stay) < 1:
+        raise ValueError(f"stay must lie strictly between 0 and 1, got {stay}")
+    n = sum(sizes)
+    rng = None if random_state is None else np.random.default_rng(random_state)
+    T = np.zeros((n, n))
+    for i in range(n):
+        nb = [j for j in (i - 1, i + 1) if 0 <= j < n]
+        for j in nb:
+            T[i, j] = (1 - stay) / len(nb)
+            if rng is not None:
+                T[i, j] *= rng.uniform(0.6, 1.6)
+        T[i, i] = 1.0 - T[i].sum() if nb else 1.0
+    bounds = np.cumsum([0] + sizes)
+    groups = [list(range(bounds[k], bounds[k + 1])) for k in range(len(sizes))]
+    return ChainStructure(np.full(n, 1.0 / n), T, groups, [])
 
 
 def tied_transition_mstep(counts: np.ndarray, current: np.ndarray,

@@ -55,7 +55,7 @@ def ion_channel_truth() -> dict:
             "dt_ms": s["dt_ms"], "states": list(names)}
 
 
-def simulate_ion_channel(n_samples: int = 100_000, seed: int = 20240607) -> xr.Dataset:
+def simulate_ion_channel(n_samples: int = 200_000, seed: int = 20240607) -> xr.Dataset:
     """Simulate the patch-clamp current of the aggregated Markov scheme.
 
     Three closed states share the closed current level, two open states the open level;
@@ -77,16 +77,19 @@ def simulate_ion_channel(n_samples: int = 100_000, seed: int = 20240607) -> xr.D
     if int(n_samples) < 2:
         raise ValueError(f"n_samples must be at least 2, got {n_samples}")
     truth = ion_channel_truth()
-    rng = np.random.default_rng(seed)
+    # two independent streams, so that a shorter record is a prefix of a longer one
+    rng_path, rng_noise = (np.random.default_rng(s)
+                           for s in np.random.SeedSequence(seed).spawn(2))
     A, pi = truth["transmat"], truth["startprob"]
     K = len(pi)
     cdf = np.cumsum(A, axis=1)
-    u = rng.random(int(n_samples))
+    u = rng_path.random(int(n_samples))
     states = np.empty(int(n_samples), dtype=np.int64)
     states[0] = int(np.searchsorted(np.cumsum(pi), u[0], side="right"))
     for t in range(1, int(n_samples)):
         states[t] = min(int(np.searchsorted(cdf[states[t - 1]], u[t], side="right")), K - 1)
-    current = truth["means"][states] + truth["noise_sd"] * rng.standard_normal(int(n_samples))
+    current = truth["means"][states] + truth["noise_sd"] * rng_noise.standard_normal(
+        int(n_samples))
     dt = truth["dt_ms"]
     ds = xr.Dataset(
         {"current": ("time", current, {"units": "pA", "long_name": "membrane current"}),
@@ -115,7 +118,7 @@ def simulate_ion_channel(n_samples: int = 100_000, seed: int = 20240607) -> xr.D
     return ds
 
 
-def load_ion_channel(n_samples: int = 100_000, seed: int = 20240607) -> xr.Dataset:
+def load_ion_channel(n_samples: int = 200_000, seed: int = 20240607) -> xr.Dataset:
     """The ``ion-channel`` dataset (see :func:`simulate_ion_channel`).
 
     Parameters

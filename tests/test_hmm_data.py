@@ -1,0 +1,106 @@
+"""HMM datasets: earthquake counts (published values) and the synthetic ion channel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sciTie import datasets
+from sciTie.hmm import TiedGaussianHMM, fit_linear_scheme, fit_poisson_restarts
+from sciTie.hmm.data import ion_channel_truth, load_earthquakes, load_ion_channel
+
+
+@pytest.fixture(scope="module")
+def quakes():
+    return load_earthquakes()["count"].values[:, None]
+
+
+def test_earthquake_series_is_the_published_one(quakes):
+    ds = datasets.load("earthquakes")
+    assert ds.sizes["year"] == 107
+    assert int(ds["count"].sum()) == 2072
+    assert ds.year.values[0] == 1900 and ds.year.values[-1] == 2006
+    assert ds["count"].sel(year=1943).item() == 41  # the maximum of the series
+    assert "Zucchini" in ds.attrs["source"]
+    np.testing.assert_array_equal(ds["count"].values, quakes[:, 0])
+
+
+def test_earthquakes_one_state_is_the_poisson_mle(quakes):
+    m = fit_poisson_restarts(quakes, 1, n_restarts=1)
+    assert m.score(quakes) == pytest.approx(stats.poisson.logpmf(quakes, quakes.mean()).sum(),
+                                            rel=1e-12)
+
+
+@pytest.mark.parametrize("K, published", [(2, -341.8787), (3, -328.5275)])
+def test_earthquakes_untied_poisson_published_loglik(quakes, K, published):
+    """Zucchini, MacDonald & Langrock: Poisson-HMM with estimated initial distribution."""
+    m = fit_poisson_restarts(quakes, K, n_restarts=6)
+    assert round(m.score(quakes), 4) == pytest.approx(published, abs=1e-9)
+    assert m.n_free_parameters() == (K - 1) + K * (K - 1) + K
+
+
+@pytest.fixture(scope="module")
+def channel():
+    ds = load_ion_channel()
+    return ds, ds["current"].values[:, None]
+
+
+def test_ion_channel_is_deterministic_and_documented(channel):
+    ds, X = channel
+    again = load_ion_channel(n_samples=1000)
+    np.testing.assert_array_equal(again["current"].values, X[:1000, 0])
+    truth = ion_channel_truth()
+    A = np.array(ds.attrs["true_transmat"]).reshape(ds.attrs["true_transmat_shape"])
+    np.testing.assert_array_equal(A, truth["transmat"])
+    # the simulated states follow the true chain: empirical transition frequencies
+    s = ds["state"].values
+    counts = np.zeros((5, 5))
+    np.add.at(counts, (s[:-1], s[1:]), 1)
+    freq = counts / counts.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(freq, A, atol=0.01)
+    resid = X[:, 0] - truth["means"][s]
+    assert resid.std() == pytest.approx(truth["noise_sd"], rel=0.01)
+
+
+@pytest.fixture(scope="module")
+def tied_fit(channel):
+    _, X = channel
+    truth = ion_channel_truth()
+    rng = np.random.default_rng(11)
+    A0 = truth["transmat"].copy()
+    off = ~np.eye(5, dtype=bool) & (A0 > 0)
+    A0[off] *= rng.uniform(0.5, 2.0, off.sum())  # perturbed truth, same zeros
+    np.fill_diagonal(A0, 0.0)
+    np.fill_diagonal(A0, 1 - A0.sum(axis=1))
+    return fit_linear_scheme(X, [3, 2], transmat=A0, levels=[0.2, 0.8], n_iter=300,
+                             tol=1e-4)
+
+
+def test_ion_channel_tied_model_recovers_truth(tied_fit):
+    truth = ion_channel_truth()
+    m = tied_fit
+    np.testing.assert_allclose(m.means_[:, 0], truth["means"], atol=0.01)
+    np.testing.assert_allclose(np.sqrt(m.covars_[:, 0, 0]), truth["noise_sd"], rtol=0.02)
+    A = truth["transmat"]
+    assert np.all(m.transmat_[A == 0] == 0)
+    off = (A > 0) & ~np.eye(5, dtype=bool)
+    np.testing.assert_allclose(m.transmat_[off], A[off], rtol=0.2)
+    np.testing.assert_allclose(np.diag(m.transmat_), np.diag(A), atol=0.01)
+
+
+def test_ion_channel_bic_prefers_the_true_tied_structure(channel, tied_fit):
+    _, X = channel
+    best = tied_fit
+    bic_true = best.bic(X)
+    # the untied model with as many states, started from the tied optimum
+    untied = TiedGaussianHMM(5, init_params="", n_iter=30, tol=1e-3)
+    untied.startprob_, untied.transmat_ = best.startprob_, best.transmat_
+    untied.means_, untied.covars_ = best.means_, best._covars_
+    untied.fit(X)
+    assert untied.score(X) >= best.score(X) - 1e-6  # nested model: no worse
+    assert untied.n_free_parameters() == best.n_free_parameters() + 6
+    assert bic_true < untied.bic(X)
+    # models with fewer states
+    for sizes in ([2, 2], [2, 1], [1, 1]):
+        smaller = fit_linear_scheme(X, sizes, n_iter=400, tol=1e-3)
+        assert bic_true < smaller.bic(X) - 50, sizes
