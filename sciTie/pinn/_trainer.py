@@ -116,7 +116,9 @@ class PeriodicPINN:
     device : str, optional
         Torch device; default ``"cuda"`` when available, else ``"cpu"``.
     n_threads : int, optional
-        CPU threads during ``fit`` (restored afterwards); None keeps torch's setting.
+        CPU threads during ``fit`` (torch's setting is restored afterwards). None picks
+        ``min(4, max(1, cpu_count // 2))``: the networks are small, so more threads mostly add
+        overhead. Ignored on CUDA.
     random_state : int, optional
         Seed for weights, random features and collocation points (default 0).
     checkpoint : str or Path, optional
@@ -450,13 +452,19 @@ class PeriodicPINN:
         n_adam = int(round(self.adam_steps * mult))
         n_lbfgs = int(round(self.lbfgs_steps * mult))
         old_threads = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(int(self.n_threads))
+        threads = self.n_threads
+        if threads is None:
+            threads = min(4, max(1, (os.cpu_count() or 2) // 2))
+        if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+            raise ValueError(f"n_threads must be a positive integer or None; got {threads!r}")
+        set_threads = self._device.type == "cpu"
+        if set_threads:
+            torch.set_num_threads(int(threads))
         t_start = time.perf_counter()
         try:
             self._train(resume, n_adam, n_lbfgs)
         finally:
-            if self.n_threads is not None:
+            if set_threads:
                 torch.set_num_threads(old_threads)
         self.fit_seconds_ = time.perf_counter() - t_start
         self.n_adam_steps_, self.n_lbfgs_steps_ = n_adam, n_lbfgs
