@@ -1,0 +1,57 @@
+"""``scitie fit earthquakes`` / ``ion-channel`` through sciTie.hmm.cli.run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from sciTie.cli import main
+from sciTie.hmm.cli import dwell_times, run
+
+
+def test_run_earthquakes(tmp_path):
+    s = run("earthquakes", ["--states", "2", "3", "--restarts", "4"])
+    assert round(s.metrics["log_likelihood_2"], 4) == -341.8787
+    assert round(s.metrics["log_likelihood_3"], 4) == -328.5275
+    assert s.metrics["best_n_states_bic"] == 2
+    assert s.parameters["lambda[0]"]["value"] < s.parameters["lambda[1]"]["value"]
+    written = s.write(tmp_path)
+    assert sorted(p.name for p in written) == ["earthquakes_hmm.nc", "earthquakes_hmm.png"]
+    ds = xr.open_dataset(tmp_path / "earthquakes_hmm.nc")
+    assert ds.sizes["time"] == 107 and int(ds["year"][0]) == 1900
+    ds.close()
+
+
+def test_run_ion_channel_quick(tmp_path):
+    s = run("ion-channel", ["--quick"])
+    m = s.metrics
+    assert abs(m["closed_level_pA"]) < 0.02 and abs(m["open_level_pA"] - 1) < 0.02
+    assert m["noise_sd_pA"] == pytest.approx(0.25, rel=0.03)
+    assert m["bic"] < m["bic_two_state"]
+    assert m["max_rel_err_rates"] < 0.5  # 50k samples: rough rates
+    assert len([k for k in s.parameters if k.startswith("k_")]) == 8
+    out = s.write(tmp_path)
+    assert {p.suffix for p in out} == {".nc", ".png"}
+
+
+def test_cli_main_json(tmp_path, capsys):
+    rc = main(["fit", "earthquakes", "--json", str(tmp_path / "s.json"), "--states", "1",
+               "--restarts", "1"])
+    assert rc == 0
+    assert "Poisson HMMs" in capsys.readouterr().out
+    assert (tmp_path / "s.json").exists()
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="--states"):
+        run("earthquakes", ["--states", "0"])
+    with pytest.raises(ValueError, match="not 'pbso4'"):
+        run("pbso4", [])
+    with pytest.raises(SystemExit):
+        run("earthquakes", ["--no-such-option"])
+
+
+def test_dwell_times():
+    d = dwell_times(np.array([0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0]))
+    np.testing.assert_array_equal(d[1], [3, 2])
+    np.testing.assert_array_equal(d[0], [1])  # first and last runs are censored
