@@ -9,8 +9,9 @@ matrix.
 from ._crystal import ATOM_PARAMS, CELL_NAMES, Atom, Phase
 from ._io import make_pattern, read_gsas_prm, read_gsas_std, read_xye, write_gsas_std, write_xye
 from ._pattern import PATTERN_PARAMS, PowderPattern
+from ._refine import STAGES, JointRefinement, pattern_statistics
 from ._profile import fcj_nodes, pseudo_voigt, tch
 
-__all__ = ["Atom", "Phase", "PowderPattern", "CELL_NAMES", "ATOM_PARAMS", "PATTERN_PARAMS",
+__all__ = ["Atom", "Phase", "PowderPattern", "JointRefinement", "STAGES", "pattern_statistics", "CELL_NAMES", "ATOM_PARAMS", "PATTERN_PARAMS",
            "make_pattern", "read_gsas_prm", "read_gsas_std", "read_xye", "write_gsas_std",
            "write_xye", "fcj_nodes", "pseudo_voigt", "tch"]

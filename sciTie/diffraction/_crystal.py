@@ -251,7 +251,7 @@ class Phase:
             cell[3:5] = 90.0
             cell[5] = 120.0
         for n, v, u in zip(CELL_NAMES, cell, units):
-            g.add(n, float(v), min=0.0, unit=u, description="lattice parameter")
+            g.add(n, float(v), unit=u, description="lattice parameter")
         if system in ("tetragonal", "cubic", "hexagonal", "trigonal"):
             g.tie("b", to="a")
         if system == "cubic" or (system == "trigonal" and self.spacegroup.ext == "R"):
@@ -294,7 +294,8 @@ class Phase:
         rem = Q.copy()
         for _ in range(r):
             cand = [j for j in range(3) if j not in free]
-            j = max(cand, key=lambda jj: abs(rem[jj]).max())
+            best = max(abs(rem[jj]).max() for jj in cand)
+            j = next(jj for jj in cand if abs(rem[jj]).max() >= best - 1e-9)
             free.append(j)
             col = int(np.argmax(np.abs(rem[j])))
             rem = rem - np.outer(rem[:, col] / rem[j, col], rem[j])

@@ -73,9 +73,17 @@ class PowderPattern:
     profile : dict
         Initial ``U, V, W, P`` (centideg²), ``X, Y`` (centideg), ``SL, HL``, ``zero`` (deg).
     peak_cutoff : float
-        Peaks are evaluated within ± ``peak_cutoff`` FWHM.
+        Peaks are evaluated within ± ``(3 + sqrt(eta) (peak_cutoff - 3))`` FWHM: three
+        FWHM for a Gaussian, ``peak_cutoff`` FWHM for a Lorentzian.
     fcj_points : int
         Quadrature nodes of the axial-divergence asymmetry (used when SL + HL > 0).
+    cell_correction : bool
+        Whether staged refinement frees this pattern's cell-correction terms (``D..``), e.g.
+        for data taken at another temperature.
+    refine_zero : bool
+        Whether staged refinement frees ``zero``.
+    refine_profile : tuple of str
+        Profile parameters freed by the "profile" stage.
 
     Attributes
     ----------
@@ -92,7 +100,9 @@ class PowderPattern:
                  geometry: str = "bragg-brentano", radius: float = 250.0,
                  fit_range: tuple[float, float] | None = None, exclude=(),
                  n_background: int = 6, profile: dict | None = None,
-                 peak_cutoff: float = 8.0, fcj_points: int = 8) -> None:
+                 peak_cutoff: float = 12.0, fcj_points: int = 8,
+                 cell_correction: bool = False, refine_zero: bool = True,
+                 refine_profile=("U", "V", "W")) -> None:
         if not isinstance(data, xr.DataArray) or "two_theta" not in data.coords \
                 or "variance" not in data.coords:
             raise TypeError("data must be an xarray.DataArray with 'two_theta' and 'variance' "
@@ -112,6 +122,12 @@ class PowderPattern:
             raise ValueError(f"n_background must be >= 0, got {n_background}")
         self.data = data
         self.phase = phase
+        self.cell_correction = bool(cell_correction)
+        self.refine_zero = bool(refine_zero)
+        bad = [n for n in refine_profile if n not in PATTERN_PARAMS]
+        if bad:
+            raise ValueError(f"refine_profile: unknown parameters {bad}")
+        self.refine_profile = tuple(refine_profile)
         self.name = name
         self.radiation = radiation
         self.geometry = geometry
@@ -190,10 +206,6 @@ class PowderPattern:
                  "mustrain": "1e-6", "lam1": "Å", "lam2": "Å", "ratio": "", "polarization": ""}
         for n in PATTERN_PARAMS:
             kw = {}
-            if n in ("scale", "size", "lam1"):
-                kw["min"] = 0.0
-            if n in ("SL", "HL"):
-                kw["min"] = 0.0
             g.add(n, init[n], vary=(n == "scale"), unit=units.get(n, "Å⁻²"), **kw)
         g.add("bkg", np.zeros(self.n_background), unit="counts",
               description="Chebyshev background coefficients")
@@ -227,14 +239,23 @@ class PowderPattern:
         self.fcj_mask = None
         sv = self._struct_arrays(self.phase.group.values())
         pv, _ = self._pattern_arrays(v)
+        self.fcj_mask = np.zeros(len(self.hkl), dtype=int)
         if pv[_IDX["SL"]] + pv[_IDX["HL"]] > 0:
+            # nodes per peak from the asymmetry span relative to the width (fixed at setup)
             q, _, _ = self._q(sv[0], pv)
-            th = np.arcsin(np.clip(pv[_IDX["lam1"]] * np.sqrt(q) / 2, 0, 1))
+            th = np.arcsin(np.clip(pv[_IDX["lam1"]] * np.sqrt(q) / 2, 0, 0.9999))
             pos = 2 * th * _DEG
             ok = np.abs(pos - 90.0) > 0.5
-            self.fcj_mask = ok
-        else:
-            self.fcj_mask = np.zeros(len(self.hkl), bool)
+            sh, _, _, _ = fcj_nodes(np.where(ok, pos, 45.0), pv[_IDX["SL"]], pv[_IDX["HL"]], 4)
+            span = np.abs(sh).max(axis=1)
+            tn = np.tan(th)
+            s2 = (pv[_IDX["U"]] * tn ** 2 + pv[_IDX["V"]] * tn + pv[_IDX["W"]]
+                  + pv[_IDX["P"]] / np.cos(th) ** 2)
+            fwhm, _, _, _, _, _ = tch(s2, pv[_IDX["X"]] / np.cos(th) + pv[_IDX["Y"]] * tn)
+            r = span / fwhm
+            nq = np.where(r < 0.02, 0, np.where(r < 0.15, 3, np.where(r < 0.5, 5,
+                                                                      self.fcj_points)))
+            self.fcj_mask = np.where(ok, nq, 0)
 
     # -- parameter plumbing ---------------------------------------------------------------------
     def _struct_arrays(self, vals) -> tuple[np.ndarray, np.ndarray]:
@@ -275,7 +296,7 @@ class PowderPattern:
         return q, dq_dcell, self.hh
 
     def evaluate(self, cell: np.ndarray, atoms: np.ndarray, p: np.ndarray, bkg: np.ndarray,
-                 *, grad: bool = True, peaks: bool = False):
+                 *, grad: bool = True, peaks: bool = False, cols: np.ndarray | None = None):
         """Calculated pattern at the fit points and its Jacobian over the local columns.
 
         Parameters
@@ -291,6 +312,8 @@ class PowderPattern:
             Also return the Jacobian ``(n_points, n_local)``.
         peaks : bool
             Also return per-reflection information (for Bragg R and tick marks).
+        cols : ndarray of int, optional
+            Compute only these local Jacobian columns (the others are returned as zero).
 
         Returns
         -------
@@ -423,36 +446,41 @@ class PowderPattern:
             ds2 = np.concatenate(out["ds2"])
             dg = np.concatenate(out["dg"])
         # FCJ asymmetry: split peaks into weighted, shifted nodes
-        fmask = np.tile(self.fcj_mask, len(comps))
+        nqs = np.tile(self.fcj_mask, len(comps))
         SL, HL = p[_IDX["SL"]], p[_IDX["HL"]]
-        if np.any(fmask) and SL + HL > 0:
-            nq = self.fcj_points
-            idx = np.flatnonzero(fmask)
-            sh, wt, dsh, dwt = fcj_nodes(pos[idx], SL, HL, nq)
-            plain = np.flatnonzero(~fmask)
-            src = np.concatenate([plain, np.repeat(idx, nq)])
-            node_pos = np.concatenate([pos[plain], (pos[idx, None] + sh).ravel()])
-            node_I = np.concatenate([I[plain], (I[idx, None] * wt).ravel()])
+        if np.any(nqs > 0) and SL + HL > 0:
+            plain = np.flatnonzero(nqs == 0)
+            poss, Is, srcs = [pos[plain]], [I[plain]], [plain]
+            dps, dIs = ([dpos[plain]], [dI[plain]]) if grad else (None, None)
+            for nq in np.unique(nqs[nqs > 0]):
+                idx = np.flatnonzero(nqs == nq)
+                sh, wt, dsh, dwt = fcj_nodes(pos[idx], SL, HL, int(nq))
+                srcs.append(np.repeat(idx, nq))
+                poss.append((pos[idx, None] + sh).ravel())
+                Is.append((I[idx, None] * wt).ravel())
+                if grad:
+                    dposf = dpos[idx]                                  # (m, nL)
+                    # d node_pos = dpos (1 + dsh/dpos) + dsh/dSL e_SL + dsh/dHL e_HL
+                    dnp = dposf[:, None, :] * (1 + dsh[0])[:, :, None]
+                    dnp[:, :, o_p + _IDX["SL"]] += dsh[1]
+                    dnp[:, :, o_p + _IDX["HL"]] += dsh[2]
+                    dnI = dI[idx][:, None, :] * wt[:, :, None]
+                    dnI += (I[idx, None] * dwt[0])[:, :, None] * dposf[:, None, :]
+                    dnI[:, :, o_p + _IDX["SL"]] += I[idx, None] * dwt[1]
+                    dnI[:, :, o_p + _IDX["HL"]] += I[idx, None] * dwt[2]
+                    dps.append(dnp.reshape(-1, nL))
+                    dIs.append(dnI.reshape(-1, nL))
+            src = np.concatenate(srcs)
+            pos, I = np.concatenate(poss), np.concatenate(Is)
+            s2, g = s2[src], g[src]
             if grad:
-                dposf = dpos[idx]                                  # (m, nL)
-                # d node_pos = dpos (1 + dsh/dpos) + dsh/dSL e_SL + dsh/dHL e_HL
-                dnp = (dposf[:, None, :] * (1 + dsh[0])[:, :, None])
-                dnp[:, :, o_p + _IDX["SL"]] += dsh[1]
-                dnp[:, :, o_p + _IDX["HL"]] += dsh[2]
-                dnI = dI[idx][:, None, :] * wt[:, :, None]
-                dnI += (I[idx, None] * dwt[0])[:, :, None] * dposf[:, None, :]
-                dnI[:, :, o_p + _IDX["SL"]] += I[idx, None] * dwt[1]
-                dnI[:, :, o_p + _IDX["HL"]] += I[idx, None] * dwt[2]
-                dpos = np.concatenate([dpos[plain], dnp.reshape(-1, nL)])
-                dI = np.concatenate([dI[plain], dnI.reshape(-1, nL)])
-                ds2 = ds2[src]
-                dg = dg[src]
-            pos, I, s2, g = node_pos, node_I, s2[src], g[src]
+                dpos, dI = np.concatenate(dps), np.concatenate(dIs)
+                ds2, dg = ds2[src], dg[src]
         else:
             src = np.arange(len(pos))
         fwhm, eta, df_ds2, df_dg, de_ds2, de_dg = tch(s2, g)
         # pairs (point, node)
-        half = self.peak_cutoff * fwhm
+        half = fwhm * (3.0 + np.sqrt(eta) * max(self.peak_cutoff - 3.0, 0.0))
         lo = np.searchsorted(self.x, pos - half)
         hi = np.searchsorted(self.x, pos + half)
         cnt = hi - lo
@@ -479,7 +507,11 @@ class PowderPattern:
                                               + [[4 * tot]])),
                               shape=(self.x.size, 4 * npk))
             Dm = np.concatenate([dI, dpos, ds2, dg])
-            jac = np.asarray(A @ Dm)
+            if cols is None:
+                jac = np.asarray(A @ Dm)
+            else:
+                jac = np.zeros((self.x.size, nL))
+                jac[:, cols] = A @ Dm[:, cols]
             if self.n_background:
                 jac[:, o_b:] += self.cheb
         if peaks:

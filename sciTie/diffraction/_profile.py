@@ -24,7 +24,8 @@ def tch(sigma2: np.ndarray, gamma: np.ndarray):
     sigma2 : ndarray
         Gaussian variance (centideg²); values below 1e-6 are clipped (zero derivative).
     gamma : ndarray
-        Lorentzian FWHM (centideg); negative values are clipped to 0 (zero derivative).
+        Lorentzian FWHM (centideg); negative values are clipped to 0 (zero derivative below
+        0; the one-sided derivative at exactly 0, so a Lorentzian term can start at 0).
 
     Returns
     -------
@@ -39,7 +40,7 @@ def tch(sigma2: np.ndarray, gamma: np.ndarray):
     gc = np.maximum(gamma, 0.0)
     gg = np.sqrt(8.0 * LN2 * s2c)                     # Gaussian FWHM, centideg
     dgg_ds2 = np.where(sigma2 > 1e-6, 4.0 * LN2 / gg, 0.0)
-    dgc_dg = np.where(gamma > 0.0, 1.0, 0.0)
+    dgc_dg = np.where(gamma >= 0.0, 1.0, 0.0)
     powg = [gg ** k for k in range(6)]
     powl = [gc ** k for k in range(6)]
     G5 = sum(_TCH[m] * powg[5 - m] * powl[m] for m in range(6))
