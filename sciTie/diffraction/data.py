@@ -102,7 +102,8 @@ def load_pbso4(path: str | os.PathLike | None = None) -> dict:
 
 
 def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None = None,
-                     xray_range=(16.0, 158.4), neutron_range=(19.0, 153.0)) -> JointRefinement:
+                     xray_range=(16.0, 158.4), neutron_range=(19.0, 153.0),
+                     n_background: int = 6) -> JointRefinement:
     """The PbSO4 joint refinement set up as in the GSAS-II tutorial (not yet refined).
 
     The X-ray pattern refines the Lorentzian widths ``X, Y`` (the instrument's Gaussian
@@ -112,9 +113,10 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
     data = data if data is not None else load_pbso4(path)
     phase = Phase.from_cif(data["xray"].attrs["cif"])
     xray = pattern_from_dataset(data["xray"], phase, name="xray", fit_range=xray_range,
-                                refine_profile=("X", "Y"))
+                                refine_profile=("X", "Y"), n_background=n_background)
     neutron = pattern_from_dataset(data["neutron"], phase, name="neutron",
                                    fit_range=neutron_range, cell_correction=True,
+                                   n_background=n_background,
                                    refine_profile=("U", "V", "W", "X", "Y"))
     return JointRefinement(phase, [xray, neutron])
 

@@ -1,0 +1,225 @@
+"""Structure factors, symmetry ties, peak shapes and exact derivatives of sciTie.diffraction."""
+import itertools
+
+import gemmi
+import numpy as np
+import pytest
+
+from sciTie.diffraction import (PATTERN_PARAMS, JointRefinement, Phase, PowderPattern, fcj_nodes,
+                                make_pattern, pseudo_voigt, tch)
+from sciTie.diffraction.data import synthetic_phase
+
+
+def _pattern(radiation="xray", geometry="bragg-brentano", lo=20.0, hi=75.0, cutoff=1e5):
+    tth = np.arange(lo, hi, 0.05)
+    pat = make_pattern(tth, np.ones_like(tth), np.ones_like(tth))
+    prof = {"U": 3.0, "V": -2.0, "W": 4.0, "P": 0.5, "X": 2.0, "Y": 1.5, "SL": 0.02,
+            "HL": 0.015, "zero": 0.01}
+    if radiation == "neutron":
+        prof.update(SL=0.0, HL=0.0)
+    return PowderPattern(pat, synthetic_phase(), radiation=radiation, geometry=geometry,
+                         lam1=1.5406 if radiation == "xray" else 1.6,
+                         lam2=1.5444 if radiation == "xray" else 0.0, polarization=0.7,
+                         profile=prof, n_background=3, peak_cutoff=cutoff)
+
+
+def _local_vector(pat):
+    cell, atoms = pat._struct_arrays(pat.phase.group.values())
+    p, b = pat._pattern_arrays(pat.group.values())
+    p = p.copy()
+    for n, v in {"shift": 30.0, "disp_x": 20.0, "disp_y": -15.0, "size": 2.0,
+                 "mustrain": 400.0, "D11": 2e-5, "D22": 1e-5, "D33": -2e-5, "D12": 1e-5,
+                 "D13": 5e-6, "D23": -5e-6, "scale": 0.7}.items():
+        p[PATTERN_PARAMS.index(n)] = v
+    atoms = atoms.copy()
+    atoms[0, :3] = [0.01, 0.02, -0.015]   # move both atoms off their special positions:
+    atoms[1, :3] = [0.31, 0.29, 0.02]     # every slot then changes the pattern
+    cell = cell.copy()
+    cell[3:] = [90.5, 89.5, 90.3]
+    return np.concatenate([cell, atoms.ravel(), p, [100.0, 5.0, -3.0]]), atoms.shape, p.size
+
+
+def _split(v, ashape, npar):
+    na = ashape[0] * ashape[1]
+    return v[:6], v[6:6 + na].reshape(ashape), v[6 + na:6 + na + npar], v[6 + na + npar:]
+
+
+@pytest.mark.parametrize("radiation, geometry", [("xray", "bragg-brentano"),
+                                                  ("neutron", "debye-scherrer")])
+def test_jacobian_matches_finite_differences_for_every_slot(radiation, geometry):
+    pat = _pattern(radiation, geometry)
+    v, ashape, npar = _local_vector(pat)
+    y, J = pat.evaluate(*_split(v, ashape, npar))
+    names = pat.local_names()
+    checked = set()
+    for j, name in enumerate(names):
+        h = 1e-9 if name.split(".")[-1].startswith("D") else 1e-6 * max(1.0, abs(v[j]))
+        vp, vm = v.copy(), v.copy()
+        vp[j] += h
+        vm[j] -= h
+        fd = (pat.evaluate(*_split(vp, ashape, npar), grad=False)[0]
+              - pat.evaluate(*_split(vm, ashape, npar), grad=False)[0]) / (2 * h)
+        scale = max(np.abs(fd).max(), np.abs(J[:, j]).max())
+        if radiation == "neutron" and name.split(".")[-1] in ("SL", "HL", "lam2", "ratio",
+                                                               "polarization", "shift"):
+            assert scale == 0.0, name          # not used by a single-wavelength neutron pattern
+            continue
+        if geometry == "bragg-brentano" and name.split(".")[-1] in ("disp_x", "disp_y"):
+            assert scale == 0.0, name
+            continue
+        assert scale > 0, f"{name}: no effect on the pattern"
+        err = np.abs(fd - J[:, j]).max() / scale
+        assert err < 2e-5, f"{name}: relative error {err:.2e}"
+        checked.add(name.split(".")[-1])
+    assert {"a", "alpha", "x", "y", "z", "uiso", "occ", "scale", "U", "X", "size", "mustrain",
+            "D11", "D23", "zero", "lam1"} <= checked
+    if radiation == "xray":
+        assert {"SL", "HL", "shift", "ratio", "polarization", "lam2"} <= checked
+
+
+def test_joint_jacobian_through_tie_matrix():
+    """J_free = J_slots G: FD on the free vector of a joint group (O.x = O.y tie, b = a)."""
+    from sciTie.diffraction.data import load_synthetic, synthetic_refinement
+
+    ref = synthetic_refinement(load_synthetic(3))
+    for p in ref.patterns:
+        p.peak_cutoff = 1e5
+    ref.set_refined(structure=["cell", "xyz", "uiso"],
+                    patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile"]})
+    ref.initialize()
+    g = ref.group
+    assert "structure.O.x" in g.free_names and "structure.O.y" not in g.free_names
+    terms = ref._terms()
+    x0 = g.pack()
+    for t in terms:
+        J = g.reduce_jacobian(t.jacobian(g.values(x0)), x0)
+        J = J.toarray() if hasattr(J, "toarray") else np.asarray(J)
+        for j in range(x0.size):
+            h = 1e-9 if ".D" in g.free_names[j] else 1e-6 * max(1.0, abs(x0[j]))
+            xp, xm = x0.copy(), x0.copy()
+            xp[j] += h
+            xm[j] -= h
+            fd = (t.residual(g.values(xp)) - t.residual(g.values(xm))) / (2 * h)
+            scale = max(np.abs(fd).max(), np.abs(J[:, j]).max())
+            if scale == 0:
+                continue
+            assert np.abs(fd - J[:, j]).max() / scale < 2e-5, (t.name, g.free_names[j])
+
+
+CIF = """data_t
+_cell_length_a 8.48
+_cell_length_b 5.398
+_cell_length_c 6.958
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P n m a'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_U_iso_or_equiv
+Pb Pb 0.1882 0.25 0.167 0.012
+S S 0.063 0.25 0.686 0.008
+O3 O 0.085 0.026 0.806 0.015
+"""
+
+
+def test_structure_factors_agree_with_gemmi(tmp_path):
+    path = tmp_path / "t.cif"
+    path.write_text(CIF)
+    st = gemmi.read_small_structure(str(path))
+    st.change_occupancies_to_crystallographic()   # gemmi sums all images: occ / site order
+    ph = Phase.from_cif(path)
+    hkl, mult = ph.reflections(0.9)
+    q = np.einsum("ni,ij,nj->n", hkl, np.diag(1 / np.array([8.48, 5.398, 6.958]) ** 2), hkl)
+    atoms = np.array([[*a.xyz, a.uiso, 1.0] for a in ph.atoms])
+    F2, _, _ = ph.structure_factor2(hkl, q, atoms, {"kind": "xray", "fp": np.zeros(3),
+                                                    "fpp": np.zeros(3)}, grad=False)
+    calc = gemmi.StructureFactorCalculatorX(st.cell)
+    ref = np.array([abs(calc.calculate_sf_from_small_structure(st, [int(v) for v in h])) ** 2
+                    for h in hkl])
+    np.testing.assert_allclose(F2, ref, rtol=1e-5, atol=1e-6 * ref.max())
+
+
+def test_reflections_multiplicity_and_absences_by_brute_force():
+    ph = synthetic_phase()
+    dmin = 1.0
+    hkl, mult = ph.reflections(dmin)
+    ops = ph.spacegroup.operations()
+    a, c = 4.5937, 2.9587
+    count = 0
+    r = 6
+    for h, k, l in itertools.product(range(-r, r + 1), repeat=3):
+        if (h, k, l) == (0, 0, 0):
+            continue
+        if 1 / np.sqrt((h * h + k * k) / a ** 2 + l * l / c ** 2) < dmin:
+            continue
+        if ops.is_systematically_absent([h, k, l]):
+            continue
+        count += 1
+    assert mult.sum() == count
+    assert mult.max() == 16                                  # 4/mmm general position
+    assert mult[(hkl == [2, 1, 1]).all(1)][0] == 16
+    assert mult[(hkl == [1, 1, 0]).all(1)][0] == 4
+
+
+def test_symmetry_ties():
+    ph = synthetic_phase()
+    g = ph.group
+    assert g.free_names == ["a", "c", "Ti.uiso", "O.x", "O.uiso"]
+    g["O.x"].value = 0.31
+    assert g.values()["O.y"] == pytest.approx(0.31)    # (x, x, 0): y tied to x
+    assert g.values()["b"] == g.values()["a"]
+    assert ph.multiplicity.tolist() == [2, 4]
+
+
+def test_profile_limits_and_area():
+    fw, eta, *_ = tch(np.array([25.0]), np.array([0.0]))
+    assert fw[0] == pytest.approx(np.sqrt(8 * np.log(2) * 25) / 100) and eta[0] == 0
+    fw, eta, *_ = tch(np.array([0.0]), np.array([7.0]))
+    assert fw[0] == pytest.approx(0.07, rel=1e-4) and eta[0] == pytest.approx(1.0, abs=1e-4)
+    x = np.linspace(-30, 30, 600001)
+    v, *_ = pseudo_voigt(x, np.full(x.shape, 0.1), np.full(x.shape, 0.4), grad=False)
+    assert np.trapezoid(v, x) == pytest.approx(1.0, abs=2e-3)   # Lorentz tails beyond ±30
+
+
+def test_fcj_weights_normalised_and_shift_direction():
+    pos = np.array([15.0, 40.0, 140.0])
+    sh, w, dsh, dw = fcj_nodes(pos, 0.02, 0.02, 8)
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    assert np.all(sh[:2] < 0) and np.all(sh[2] > 0)     # low angle: tail below the peak
+    assert abs(sh[0]).max() > abs(sh[1]).max()          # asymmetry grows towards 0 degrees
+    # complex-step derivatives against central differences
+    # (the node formula cancels digits near the peak, so the steps are not tiny)
+    for k, (dp, ds, dh) in enumerate([(1e-4, 0, 0), (0, 1e-6, 0), (0, 0, 1e-6)]):
+        h = dp + ds + dh
+        p1 = fcj_nodes(pos + dp, 0.02 + ds, 0.02 + dh, 8)
+        p0 = fcj_nodes(pos - dp, 0.02 - ds, 0.02 - dh, 8)
+        for got, want in ((dsh[k], (p1[0] - p0[0]) / (2 * h)), (dw[k], (p1[1] - p0[1]) / (2 * h))):
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=2e-2 * np.abs(want).max())
+
+
+def test_lattice_ties_by_crystal_system():
+    from sciTie.diffraction import Atom
+    at = [Atom("Na", "Na", (0.1, 0.2, 0.3))]
+    assert Phase("c", (5, 5, 5, 90, 90, 90), "P m -3 m", at).group.free_names[:1] == ["a"]
+    hexa = Phase("h", (3, 3, 5, 90, 90, 120), "P 63/m m c", at).group
+    assert [n for n in hexa.free_names if "." not in n] == ["a", "c"]
+    mono = Phase("m", (5, 6, 7, 90, 100, 90), "P 1 21/c 1", at).group
+    assert [n for n in mono.free_names if "." not in n] == ["a", "b", "c", "beta"]
+    tri = Phase("t", (5, 6, 7, 80, 100, 95), "P -1", at).group
+    assert [n for n in tri.free_names if "." not in n] == list("abc") + ["alpha", "beta",
+                                                                          "gamma"]
+
+
+def test_refinement_rejects_bad_input():
+    pat = _pattern()
+    with pytest.raises(TypeError, match="phase must be a Phase"):
+        JointRefinement("x", [pat])
+    with pytest.raises(ValueError, match="another Phase"):
+        JointRefinement(synthetic_phase(), [pat])
+    with pytest.raises(ValueError, match="unique"):
+        JointRefinement(pat.phase, [pat, pat])
