@@ -1,0 +1,163 @@
+"""Joint refinement: synthetic recovery, esds against noise scatter, tying, PbSO4, outputs."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from sciTie.diffraction import JointRefinement
+from sciTie.diffraction.data import (PBSO4_PUBLISHED, SYNTHETIC_TRUTH, load_synthetic,
+                                     make_synthetic, pbso4_refinement, synthetic_refinement)
+
+STRUCT = ["a", "c", "O.x", "Ti.uiso", "O.uiso"]
+FINAL = dict(structure=["cell", "xyz", "uiso"],
+             patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile"]})
+
+
+@pytest.fixture(scope="module")
+def synthetic_fit():
+    ref = synthetic_refinement(load_synthetic(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref.refine_stages()
+    return ref
+
+
+def test_synthetic_recovery_within_3_esd(synthetic_fit):
+    ref = synthetic_fit
+    P = ref.parameters()
+    for k, truth in SYNTHETIC_TRUTH.items():
+        z = (P[k]["value"] - truth) / P[k]["stderr"]
+        assert abs(z) < 3, f"{k}: {P[k]} vs truth {truth} ({z:.1f} esd)"
+    # Poisson data and the right model: GOF near 1, and wRp near its expected value
+    assert 0.95 < ref.statistics_["total"]["gof"] < 1.1
+    for p in ref.patterns:
+        expected = 100 * np.sqrt(p.obs.size / np.sum(p.obs ** 2 / p.sigma ** 2))
+        assert ref.statistics_[p.name]["wrp"] == pytest.approx(expected, rel=0.06)
+    # the neutron cell correction recovers the generating D terms
+    d = load_synthetic(0)["neutron"].attrs
+    for n in ("D11", "D33"):
+        z = (P[f"neutron.{n}"]["value"] - d[f"true_{n}"]) / P[f"neutron.{n}"]["stderr"]
+        assert abs(z) < 3
+
+
+@pytest.mark.slow
+def test_esds_match_scatter_over_noise_seeds():
+    """Over 30 seeds the spread of the estimates equals the reported esds within 30 %."""
+    values, errors = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for seed in range(100, 130):
+            ref = synthetic_refinement(make_synthetic(seed), start=SYNTHETIC_TRUTH)
+            ref.initialize()
+            ref.set_refined(**FINAL)
+            ref.fit()
+            P = ref.parameters()
+            values.append([P[k]["value"] for k in STRUCT])
+            errors.append([P[k]["stderr"] for k in STRUCT])
+    values, errors = np.array(values), np.array(errors)
+    ratio = values.std(axis=0, ddof=1) / np.sqrt(np.mean(errors ** 2, axis=0))
+    assert np.all(np.abs(ratio - 1) < 0.3), dict(zip(STRUCT, ratio.round(3)))
+    bias = (values.mean(0) - np.array([SYNTHETIC_TRUTH[k] for k in STRUCT])) / (
+        values.std(0, ddof=1) / np.sqrt(len(values)))
+    assert np.all(np.abs(bias) < 4), dict(zip(STRUCT, bias.round(2)))
+
+
+def test_tying_is_real():
+    data = load_synthetic(1)
+    fits = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for pats in (("xray",), ("neutron",), ("xray", "neutron")):
+            ref = synthetic_refinement(data, patterns=pats)
+            ref.refine_stages()
+            fits[pats] = ref
+    joint = fits[("xray", "neutron")]
+    nx, nn = fits[("xray",)].result_.nvarys, fits[("neutron",)].result_.nvarys
+    # the joint fit shares the structure: fewer free parameters than two separate fits
+    # (it adds the neutron cell correction D11, D33 but drops a second copy of the structure)
+    assert joint.result_.nvarys == nx + nn - 5 + 2
+    assert joint.group.free_names.count("structure.O.x") == 1
+    for k in ("O.x", "Ti.uiso", "O.uiso"):
+        ej = joint.parameters()[k]["stderr"]
+        assert ej < fits[("xray",)].parameters()[k]["stderr"]
+        assert ej < fits[("neutron",)].parameters()[k]["stderr"]
+
+
+def test_outputs(synthetic_fit, tmp_path):
+    ref = synthetic_fit
+    ds = ref.to_xarray()
+    assert {"xray_obs", "xray_calc", "neutron_difference"} <= set(ds.data_vars)
+    assert {"param", "cov_i", "cov_j"} <= set(ds.dims)
+    np.testing.assert_allclose(ds["xray_obs"] - ds["xray_calc"], ds["xray_difference"])
+    assert ds.attrs["neutron_wrp"] == pytest.approx(ref.statistics_["neutron"]["wrp"])
+    cif = ref.write_cif(tmp_path / "out.cif")
+    with pytest.raises(FileExistsError):
+        ref.write_cif(cif)
+    from sciTie.diffraction import Phase
+    back = Phase.from_cif(cif)       # the written CIF reads back with the refined values
+    P = ref.parameters()
+    assert back.group.values()["a"] == pytest.approx(P["a"]["value"], abs=1e-5)
+    assert back.atoms[1].xyz[0] == pytest.approx(P["O.x"]["value"], abs=1e-5)
+    ref.plot("xray", path=tmp_path / "x.png")
+    assert (tmp_path / "x.png").stat().st_size > 10000
+    text = ref.report()
+    assert "R_Bragg" in text and "structure.O.y" in text
+    # Bragg R is small for a correct model, and the statistics follow their definitions
+    st = ref.statistics_["xray"]
+    assert 0 < st["bragg_r"] < 2
+    y = ds["xray_calc"].values
+    p = ref.pattern("xray")
+    assert st["rp"] == pytest.approx(100 * np.abs(p.obs - y).sum() / p.obs.sum())
+
+
+def test_cli_synthetic_json(tmp_path):
+    from sciTie.diffraction.cli import run
+    summary = run("diffraction-synthetic", ["--quick"])
+    d = summary.to_dict()
+    assert set(d["metrics"]["rwp"]) == {"xray", "neutron"}
+    assert d["metrics"]["gof"] < 1.2 and d["seconds"] > 0
+    assert {"a", "c", "O.x", "O.uiso"} <= set(d["parameters"])
+    json.dumps(d)
+    files = summary.write(tmp_path)
+    assert {f.name for f in files} == {"rietveld.nc", "rietveld_xray.png", "rietveld_neutron.png"}
+
+
+@pytest.fixture(scope="module")
+def pbso4_fit(shared_data_dir):
+    ref = pbso4_refinement(shared_data_dir / "pbso4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref.refine_stages()
+    return ref
+
+
+def test_pbso4_joint_refinement(pbso4_fit):
+    """The acceptance check: wRp and published cell/positions (GSAS-II tutorial)."""
+    ref = pbso4_fit
+    st = ref.statistics_
+    assert st["xray"]["wrp"] <= 11.0
+    assert st["neutron"]["wrp"] <= 4.6
+    assert 35 <= ref.result_.nvarys <= 50
+    P = ref.parameters()
+    far = {}
+    for k, (v, e) in PBSO4_PUBLISHED.items():
+        if k.endswith("uiso"):
+            continue
+        z = (P[k]["value"] - v) / np.hypot(P[k]["stderr"], e)
+        if abs(z) > 3:
+            far[k] = round(z, 1)
+    # Known deviation (see docs/diffraction.rst): O1.x and O3.z, both fixed mainly by the
+    # neutron pattern, differ from the published values by 3-5 combined esds.
+    assert set(far) <= {"O1.x", "O3.z"}, far
+    for k in ("a", "b", "c", "Pb.x", "Pb.z", "S.x", "O3.y"):
+        assert abs(P[k]["value"] - PBSO4_PUBLISHED[k][0]) < 3 * np.hypot(
+            P[k]["stderr"], PBSO4_PUBLISHED[k][1])
+
+
+@pytest.mark.xfail(strict=True, reason="O1.x / O3.z are 3-5 esd from the published values")
+def test_pbso4_all_positions_within_3_esd(pbso4_fit):
+    P = pbso4_fit.parameters()
+    for k, (v, e) in PBSO4_PUBLISHED.items():
+        if not k.endswith("uiso"):
+            assert abs(P[k]["value"] - v) < 3 * np.hypot(P[k]["stderr"], e), k
