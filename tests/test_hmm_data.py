@@ -104,3 +104,9 @@ def test_ion_channel_bic_prefers_the_true_tied_structure(channel, tied_fit):
     for sizes in ([2, 2], [2, 1], [1, 1]):
         smaller = fit_linear_scheme(X, sizes, n_iter=400, tol=1e-3)
         assert bic_true < smaller.bic(X) - 50, sizes
+
+
+def test_registry_loads_ion_channel():
+    ds = datasets.load("ion-channel", n_samples=500)
+    assert ds.sizes["time"] == 500 and ds.attrs["seed"] == 20240607
+    assert set(ds.data_vars) == {"current", "state", "level"}

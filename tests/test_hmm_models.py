@@ -239,3 +239,29 @@ def test_tied_fit_other_families_share():
     c = TiedCategoricalHMM(3, tied_states=[[0], [1, 2]], n_iter=10, random_state=1).fit(Xc)
     np.testing.assert_array_equal(c.emissionprob_[1], c.emissionprob_[2])
     assert c.n_free_parameters() == 2 + 6 + 2 * 2
+
+
+def test_sklearn_api_clone_and_sample(gauss_data):
+    from sklearn.base import clone
+
+    X, lengths = gauss_data
+    m = TiedGaussianHMM(3, tied_states=[[0, 1], [2]], n_iter=5, random_state=0)
+    params = m.get_params()
+    assert params["tied_states"] == [[0, 1], [2]] and params["covariance_type"] == "diag"
+    c = clone(m)
+    assert c.get_params() == params and not hasattr(c, "means_")
+    m.fit(X, lengths)
+    Xs, Z = m.sample(200, random_state=1)
+    assert Xs.shape == (200, 2) and Z.shape == (200,)
+    # samples from tied states come from the same distribution: compare with the group mean
+    g0 = np.isin(Z, [0, 1])
+    assert np.allclose(Xs[g0].mean(axis=0), m.means_[0], atol=0.5)
+
+
+@pytest.mark.parametrize("groups, match", [
+    ([[0, 1], [1, 2]], r"disjoint: states \[1\]"),
+    ([[0, 7]], r"out of range"),
+])
+def test_bad_tied_transitions(groups, match):
+    with pytest.raises(ValueError, match=match):
+        TiedGaussianHMM(3, tied_transitions=groups).fit(np.zeros((10, 1)) + np.arange(10)[:, None])
