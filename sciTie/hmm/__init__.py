@@ -11,6 +11,7 @@ from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedPoissonHMM
 from ._tying import (ChainStructure, erlang_chains, linear_scheme, state_tie_matrix,
                      validate_partition)
 
-__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "erlang_chains", "linear_scheme",
-           "ChainStructure", "state_tie_matrix", "validate_partition", "forward_backward",
-           "forward_loglik", "viterbi", "fit_linear_scheme", "fit_poisson_restarts"]
+__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "erlang_chains",
+           "linear_scheme", "ChainStructure", "state_tie_matrix", "validate_partition",
+           "forward_backward", "forward_loglik", "viterbi", "fit_linear_scheme",
+           "fit_poisson_restarts"]

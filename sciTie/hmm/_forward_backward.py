@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["forward_backward", "forward_backward_stats", "forward_loglik", "viterbi", "ImpossibleObservationError"]
+__all__ = ["forward_backward", "forward_backward_stats", "forward_loglik", "viterbi",
+           "ImpossibleObservationError", "gaussian_diag_loglik"]
 
 #: Below this normaliser a forward step is recomputed in log space.
 _GUARD = 1e-250

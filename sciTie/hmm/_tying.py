@@ -8,7 +8,8 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["tying_group", "validate_partition", "validate_transition_groups", "state_tie_matrix",
-           "pool_statistics", "ChainStructure", "erlang_chains", "linear_scheme", "tied_transition_mstep",
+           "pool_statistics", "ChainStructure", "erlang_chains", "linear_scheme",
+           "tied_transition_mstep",
            "count_transition_parameters"]
 
 
