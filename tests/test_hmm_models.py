@@ -265,3 +265,20 @@ def test_sklearn_api_clone_and_sample(gauss_data):
 def test_bad_tied_transitions(groups, match):
     with pytest.raises(ValueError, match=match):
         TiedGaussianHMM(3, tied_transitions=groups).fit(np.zeros((10, 1)) + np.arange(10)[:, None])
+
+
+def test_covariance_only_update_uses_occupancies():
+    """params='stc': one M-step gives sum_t g_tk (x_t - mu_k)^2 / sum_t g_tk (means fixed)."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 1, 200), rng.normal(4, 1.5, 200)]
+    m = TiedGaussianHMM(2, params="stc", init_params="", n_iter=1, covars_prior=0.0)
+    m.startprob_ = np.array([0.5, 0.5])
+    m.transmat_ = np.array([[0.9, 0.1], [0.1, 0.9]])
+    m.means_ = np.array([[0.0], [4.0]])
+    m.covars_ = np.array([[1.0], [1.0]])
+    gamma, _ = _posteriors_hmmlearn(m.startprob_, m.transmat_,
+                                    stats.norm.logpdf(x[:, None], [0.0, 4.0], 1.0))
+    m.fit(x[:, None])
+    expected = (gamma * (x[:, None] - [0.0, 4.0]) ** 2).sum(0) / gamma.sum(0)
+    np.testing.assert_allclose(m.covars_.ravel(), expected, rtol=1e-10)
+    np.testing.assert_array_equal(m.means_.ravel(), [0.0, 4.0])
