@@ -103,22 +103,29 @@ def load_pbso4(path: str | os.PathLike | None = None) -> dict:
 
 def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None = None,
                      xray_range=(16.0, 158.4), neutron_range=(19.0, 153.0),
-                     n_background: int = 6) -> JointRefinement:
+                     n_background: int = 6, patterns=("xray", "neutron")) -> JointRefinement:
     """The PbSO4 joint refinement set up as in the GSAS-II tutorial (not yet refined).
 
     The X-ray pattern refines the Lorentzian widths ``X, Y`` (the instrument's Gaussian
-    ``U, V, W`` stay at the ``.prm`` values), the neutron pattern ``U, V, W, X, Y`` and the
-    cell correction ``D11, D22, D33`` (low temperature); the structure is shared.
+    ``U, V, W`` stay at the ``.prm`` values), the neutron pattern ``U, V, W, X, Y`` and, in
+    a joint refinement, the cell correction ``D11, D22, D33`` (low temperature); the
+    structure is shared. ``patterns=("neutron",)`` gives a single-pattern refinement.
     """
     data = data if data is not None else load_pbso4(path)
-    phase = Phase.from_cif(data["xray"].attrs["cif"])
-    xray = pattern_from_dataset(data["xray"], phase, name="xray", fit_range=xray_range,
-                                refine_profile=("X", "Y"), n_background=n_background)
-    neutron = pattern_from_dataset(data["neutron"], phase, name="neutron",
-                                   fit_range=neutron_range, cell_correction=True,
-                                   n_background=n_background,
-                                   refine_profile=("U", "V", "W", "X", "Y"))
-    return JointRefinement(phase, [xray, neutron])
+    phase = Phase.from_cif(data["xray"].attrs["cif"] if "xray" in data
+                           else data["neutron"].attrs["cif"])
+    pats = []
+    if "xray" in patterns:
+        pats.append(pattern_from_dataset(data["xray"], phase, name="xray", fit_range=xray_range,
+                                         refine_profile=("X", "Y"), n_background=n_background))
+    if "neutron" in patterns:
+        pats.append(pattern_from_dataset(
+            data["neutron"], phase, name="neutron", fit_range=neutron_range,
+            cell_correction="xray" in patterns, n_background=n_background,
+            refine_profile=("U", "V", "W", "X", "Y")))
+    if not pats:
+        raise ValueError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
+    return JointRefinement(phase, pats)
 
 
 # -- synthetic ------------------------------------------------------------------------------------
