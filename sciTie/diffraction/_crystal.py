@@ -360,7 +360,7 @@ class Phase:
 
     def structure_factor2(self, hkl: np.ndarray, q: np.ndarray, atoms: np.ndarray,
                           scat: dict, *, grad: bool = True):
-        """|F|² (Friedel-averaged) with derivatives.
+        """Squared structure factor (Friedel-averaged) with derivatives.
 
         Parameters
         ----------
