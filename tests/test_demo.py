@@ -1,0 +1,34 @@
+"""`scitie demo` runs every model on bundled data; CI runs the README's test command."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sciTie.datasets import REGISTRY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands():
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text)
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+    demo, tests = _readme_commands()[:2]
+    assert "scitie demo" in demo and demo.startswith("pip install torch==2.13.0")
+    assert "pytest" in tests and tests.startswith("pip install torch==2.13.0")
+    assert tests in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_demo_runs_every_model():
+    proc = subprocess.run([sys.executable, "-c", "from sciTie.cli import main; raise SystemExit(main(['demo']))"],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name, entry in REGISTRY.items():
+        if entry.demo_argv is not None:
+            assert f"=== {name}:" in proc.stdout
+    assert "not available" not in proc.stdout and "FAILED" not in proc.stdout
