@@ -136,7 +136,7 @@ _SYN_INSTRUMENT = {
     "xray": {"radiation": "xray", "lam1": 1.5406, "lam2": 1.5444, "ratio": 0.5,
              "polarization": 0.7, "geometry": "bragg-brentano", "radius": 240.0,
              "U": 3.0, "V": -2.0, "W": 4.0, "P": 0.0, "X": 3.0, "Y": 2.0, "SL": 0.02,
-             "HL": 0.02, "zero": 0.01, "range": (20.0, 120.0, 0.04), "scale": 0.6,
+             "HL": 0.02, "zero": 0.01, "range": (20.0, 120.0, 0.04), "scale": 0.03,
              "bkg": (120.0, -20.0, 8.0)},
     "neutron": {"radiation": "neutron", "lam1": 1.594, "lam2": 0.0, "ratio": 0.0,
                 "polarization": 0.5, "geometry": "debye-scherrer", "radius": 300.0,
