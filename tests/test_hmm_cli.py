@@ -15,6 +15,7 @@ def test_run_earthquakes(tmp_path):
     assert round(s.metrics["log_likelihood_3"], 4) == -328.5275
     assert s.metrics["best_n_states_bic"] == 2
     assert s.parameters["lambda[0]"]["value"] < s.parameters["lambda[1]"]["value"]
+    assert 0 < s.parameters["lambda[0]"]["stderr"] < 2
     written = s.write(tmp_path)
     assert sorted(p.name for p in written) == ["earthquakes_hmm.nc", "earthquakes_hmm.png"]
     ds = xr.open_dataset(tmp_path / "earthquakes_hmm.nc")
@@ -29,7 +30,8 @@ def test_run_ion_channel_quick(tmp_path):
     assert m["noise_sd_pA"] == pytest.approx(0.25, rel=0.03)
     assert m["bic"] < m["bic_two_state"]
     assert m["max_rel_err_rates"] < 0.5  # 50k samples: rough rates
-    assert len([k for k in s.parameters if k.startswith("k_")]) == 8
+    rates = {k: v for k, v in s.parameters.items() if k.startswith("k_")}
+    assert len(rates) == 8 and all(v["stderr"] > 0 for v in rates.values())
     out = s.write(tmp_path)
     assert {p.suffix for p in out} == {".nc", ".png"}
 

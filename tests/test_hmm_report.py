@@ -71,3 +71,89 @@ def test_report_mentions_groups_and_statistics(X2):
     assert "emission groups    = [[0, 2], [1]]" in text
     assert f"{m.score(X2):.6f}" in text
     assert "not converged" in text  # 4 iterations at tol=1e-2 do not converge here
+
+
+def test_uncertainties_match_analytic_one_state_results():
+    rng = np.random.default_rng(2)
+    counts = rng.poisson(7.0, (300, 1))
+    p = TiedPoissonHMM(1, n_iter=5).fit(counts)
+    u = p.uncertainties(counts)
+    lam = counts.mean()
+    assert u["stderr"].values[0] == pytest.approx(np.sqrt(lam / counts.size), rel=1e-6)
+    x = rng.normal(2.0, 1.5, (400, 1))
+    g = TiedGaussianHMM(1, covars_prior=0.0, n_iter=3).fit(x)
+    u = g.uncertainties(x)
+    var = x.var()
+    se = dict(zip(u["param"].values, u["stderr"].values))
+    assert se["emissions.means[0,0]"] == pytest.approx(np.sqrt(var / x.size), rel=1e-5)
+    assert se["emissions.covars[0,0]"] == pytest.approx(var * np.sqrt(2 / x.size), rel=1e-5)
+
+
+def test_uncertainties_propagate_to_tied_slots():
+    spec = erlang_chains([2, 1], stay=0.9)
+    gen = TiedGaussianHMM(3, init_params="", tied_states=spec.tied_states,
+                          tied_transitions=spec.tied_transitions)
+    gen.startprob_, gen.transmat_ = spec.startprob, spec.transmat
+    gen.means_, gen.covars_ = np.array([[0.0], [0.0], [2.0]]), np.full((3, 1), 0.5)
+    X, _ = gen.sample(3000, random_state=3)
+    m = TiedGaussianHMM(3, init_params="", n_iter=200, tol=1e-6, tied_states=spec.tied_states,
+                        tied_transitions=spec.tied_transitions)
+    m.startprob_, m.transmat_ = spec.startprob, spec.transmat
+    m.means_, m.covars_ = np.array([[0.3], [0.3], [1.5]]), np.ones((3, 1))
+    m.fit(X)
+    u = m.uncertainties(X)
+    assert np.all(np.isfinite(u["stderr"].values))
+    s = u["slot_stderr"]
+    # tied slots carry the uncertainty of their free parameter
+    assert s.sel(slot="emissions.means[1,0]") == s.sel(slot="emissions.means[0,0]") > 0
+    assert s.sel(slot="transitions.transmat[1,1]") == s.sel(slot="transitions.transmat[0,0]")
+    # a two-entry row: the constrained partner has the same standard error
+    assert float(s.sel(slot="transitions.transmat[2,0]")) == pytest.approx(
+        float(s.sel(slot="transitions.transmat[2,2]")), rel=1e-12)
+    # the truth lies within 4 standard errors
+    est = dict(zip(u["param"].values, u["value"].values))
+    se = dict(zip(u["param"].values, u["stderr"].values))
+    assert abs(est["transitions.transmat[0,0]"] - 0.9) < 4 * se["transitions.transmat[0,0]"]
+    assert abs(est["emissions.means[2,0]"] - 2.0) < 4 * se["emissions.means[2,0]"]
+
+
+def _fd_gradient(model, pg, X, h=1e-6):
+    import copy
+
+    work, x0 = copy.deepcopy(model), pg.pack()
+
+    def f(free):
+        work._set_from_slots(pg.values(free))
+        return work.score(X)
+
+    return np.array([(f(x0 + e) - f(x0 - e)) / (2 * h) for e in np.eye(x0.size) * h])
+
+
+@pytest.mark.parametrize("family", ["diag", "spherical", "poisson", "categorical"])
+def test_analytic_score_matches_finite_differences(family):
+    """Fisher-identity gradient, reduced through G, == central differences of log L."""
+    rng = np.random.default_rng(6)
+    spec = erlang_chains([2, 1], stay=0.8)
+    kw = dict(init_params="", tied_states=spec.tied_states,
+              tied_transitions=spec.tied_transitions)
+    if family in ("diag", "spherical"):
+        m = TiedGaussianHMM(3, covariance_type=family, **kw)
+        X = rng.normal(size=(300, 2)) + np.repeat([[0, 0], [2, 1]], 150, axis=0)
+        m.means_ = np.array([[0.2, 0.1], [0.2, 0.1], [1.8, 1.2]])
+        m.covars_ = (np.array([1.2, 1.2, 0.8]) if family == "spherical"
+                     else np.array([[1.2, 0.9], [1.2, 0.9], [0.8, 1.1]]))
+    elif family == "poisson":
+        m = TiedPoissonHMM(3, **kw)
+        X = rng.poisson(np.repeat([3.0, 8.0], 150))[:, None]
+        m.lambdas_ = np.array([[3.5], [3.5], [7.0]])
+    else:
+        m = TiedCategoricalHMM(3, n_features=3, **kw)
+        X = rng.integers(0, 3, (300, 1))
+        m.emissionprob_ = np.array([[.5, .3, .2], [.5, .3, .2], [.2, .2, .6]])
+    m.startprob_ = np.array([0.6, 0.0, 0.4])
+    m.transmat_ = spec.transmat
+    m._check()
+    pg = m.parameter_group()
+    g = pg.reduce_jacobian(m.loglik_gradient(X, group=pg)[None, :])[0]
+    fd = _fd_gradient(m, pg, X)
+    np.testing.assert_allclose(g, fd, rtol=2e-5, atol=2e-5 * np.abs(fd).max())

@@ -132,6 +132,204 @@ class ReportMixin:
             return False
         return bool(mon.history[-1] - mon.history[-2] < mon.tol)
 
+    # ------------------------------------------------------------------ uncertainties
+    def _set_from_slots(self, vals) -> None:
+        """Write ParameterGroup slot values back into the model's arrays."""
+        self.startprob_ = np.array(vals["transitions.startprob"], dtype=float)
+        self.transmat_ = np.array(vals["transitions.transmat"], dtype=float)
+        for name, _, _ in self._emission_slots():
+            arr = np.array(vals[f"emissions.{name}"], dtype=float)
+            if name == "means":
+                self.means_ = arr
+            elif name == "covars":
+                self._covars_ = arr[:, 0] if self.covariance_type == "spherical" else arr
+            elif name == "lambdas":
+                self.lambdas_ = arr
+            else:
+                self.emissionprob_ = arr
+
+    def _has_slot_gradient(self) -> bool:
+        return getattr(self, "covariance_type", "diag") in ("diag", "spherical")
+
+    def loglik_gradient(self, X, lengths=None, group=None) -> np.ndarray:
+        """Gradient of the log-likelihood with respect to every slot of :meth:`parameter_group`.
+
+        Fisher's identity: the score equals the posterior expectation of the complete-data
+        score, so one forward-backward pass gives it. ``group.reduce_jacobian`` (the chain
+        rule through the tie matrix) turns it into the gradient with respect to the free
+        parameters. Available for Poisson, categorical and diagonal/spherical Gaussian
+        emissions.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        group : sciTie.ParameterGroup, optional
+            The group whose slot order is used (default: a fresh :meth:`parameter_group`).
+
+        Returns
+        -------
+        ndarray, shape (n_slots,)
+            ``d log L / d slot``; zero for structural zeros.
+        """
+        from . import _forward_backward as fb
+
+        if not self._has_slot_gradient():
+            raise NotImplementedError("the analytic score is implemented for diagonal and "
+                                      "spherical Gaussian, Poisson and categorical emissions")
+        Xv, lengths = self._validate_X(X, lengths)
+        pg = self.parameter_group() if group is None else group
+        lp = self._compute_log_likelihood(Xv)
+        Xs = None if hasattr(self, "emissionprob_") else np.asarray(Xv, dtype=float)
+        _, post, xi, sums = fb.forward_backward_stats(self.startprob_, self.transmat_, lp,
+                                                      lengths, Xs)
+        grad = np.zeros(pg.n_slots)
+
+        def put(name, values):
+            grad[np.asarray(pg.slot_index(name)).ravel()] = np.ravel(values)
+
+        def ratio(num, den):
+            den = np.asarray(den, dtype=float)
+            return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        put("transitions.startprob", ratio(post[starts].sum(axis=0), self.startprob_))
+        put("transitions.transmat", ratio(xi, self.transmat_))
+        if hasattr(self, "lambdas_"):
+            occ, obs = sums[0], sums[1]
+            put("emissions.lambdas", obs / self.lambdas_ - occ[:, None])
+        elif hasattr(self, "emissionprob_"):
+            counts = np.zeros_like(np.asarray(self.emissionprob_, dtype=float))
+            for k in range(self.n_components):
+                counts[k] = np.bincount(Xv[:, 0], weights=post[:, k],
+                                        minlength=counts.shape[1])
+            put("emissions.emissionprob", ratio(counts, self.emissionprob_))
+        else:
+            occ, obs, obs2 = sums
+            mu = np.asarray(self.means_, dtype=float)
+            var = np.broadcast_to(np.asarray(self._covars_, dtype=float).reshape(
+                self.n_components, -1), mu.shape)
+            put("emissions.means", (obs - occ[:, None] * mu) / var)
+            sq = obs2 - 2 * mu * obs + occ[:, None] * mu ** 2
+            put("emissions.covars", -occ[:, None] / (2 * var) + sq / (2 * var ** 2))
+        return grad
+
+    def uncertainties(self, X, lengths=None, *, rel_step: float = 1e-4,
+                      boundary: float = 1e-6) -> xr.Dataset:
+        """Standard errors from the observed information (numerical Hessian of log L).
+
+        The Hessian is taken with respect to the free parameters of
+        :meth:`parameter_group`: central differences of the analytic score
+        (:meth:`loglik_gradient`, reduced through the tie matrix) where it is available,
+        of the log-likelihood otherwise; its inverse is the covariance of the
+        free parameters, and ``G Σ Gᵀ`` gives every slot's standard error, so tied states
+        share the uncertainty of their group. Probabilities within ``boundary`` of 0 or 1
+        (e.g. a start distribution estimated from one sequence) are on the boundary of the
+        parameter space, where the information matrix does not apply: they are held fixed.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            The data the model was fitted to.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        rel_step : float, optional
+            Relative finite-difference step.
+        boundary : float, optional
+            Distance from 0 or 1 below which a probability is held fixed.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``value``/``stderr`` on ``param`` (the free parameters), ``covariance`` and
+            ``correlation`` on ``cov_i``/``cov_j``, ``slot_value``/``slot_stderr`` on
+            ``slot``.
+        """
+        import copy
+
+        check_is_fitted(self, "startprob_")
+        Xv, lengths = self._validate_X(X, lengths)
+        pg = self.parameter_group()
+        prob_prefix = ("transitions.", "emissions.emissionprob")
+        at_edge = [n for n, v in zip(pg.free_names, pg.pack())
+                   if n.startswith(prob_prefix) and (v < boundary or v > 1 - boundary)]
+        if at_edge:
+            pg.fix(*at_edge)
+        x0 = pg.pack()
+        n = x0.size
+        work = copy.deepcopy(self)
+
+        def loglik(free):
+            vals = dict(pg.values(free).items())
+            for name in vals:
+                if name.startswith(prob_prefix):
+                    arr = np.asarray(vals[name], dtype=float)
+                    if np.any(arr < -1e-12) or np.any(arr > 1 + 1e-12):
+                        return np.nan
+                    vals[name] = np.clip(arr, 0.0, 1.0)  # rounding of 1 - sum(others)
+            work._set_from_slots(vals)
+            return work.score(Xv, lengths)
+
+        h = rel_step * np.maximum(np.abs(x0), 1e-3)
+        f0 = loglik(x0)
+        for i in range(n):  # shrink steps that leave the parameter space
+            for _ in range(20):
+                e = np.zeros(n)
+                e[i] = h[i]
+                if np.isfinite(loglik(x0 + e)) and np.isfinite(loglik(x0 - e)):
+                    break
+                h[i] /= 10
+        H = np.empty((n, n))
+        if self._has_slot_gradient():
+            def grad_free(free):
+                work._set_from_slots(pg.values(free))
+                g_slots = work.loglik_gradient(Xv, lengths, group=pg)
+                return pg.reduce_jacobian(g_slots[None, :], free)[0]
+
+            for i in range(n):
+                ei = np.zeros(n)
+                ei[i] = h[i]
+                H[:, i] = (grad_free(x0 + ei) - grad_free(x0 - ei)) / (2 * h[i])
+            H = 0.5 * (H + H.T)
+            n_loop = 0
+        else:
+            n_loop = n
+        for i in range(n_loop):
+            ei = np.zeros(n)
+            ei[i] = h[i]
+            H[i, i] = (loglik(x0 + ei) - 2 * f0 + loglik(x0 - ei)) / h[i] ** 2
+            for j in range(i):
+                ej = np.zeros(n)
+                ej[j] = h[j]
+                H[i, j] = H[j, i] = (loglik(x0 + ei + ej) - loglik(x0 + ei - ej)
+                                     - loglik(x0 - ei + ej) + loglik(x0 - ei - ej)
+                                     ) / (4 * h[i] * h[j])
+        try:
+            cov = np.linalg.inv(-H)
+        except np.linalg.LinAlgError:
+            cov = np.full((n, n), np.nan)
+        stderr = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correl = cov / np.outer(stderr, stderr)
+        slot_cov = pg.propagate_covariance(cov)
+        slot_var = np.diag(slot_cov)
+        slot_stderr = np.sqrt(np.where(slot_var >= 0, slot_var, np.nan))
+        names = pg.free_names
+        return xr.Dataset(
+            {"value": ("param", x0), "stderr": ("param", stderr),
+             "covariance": (("cov_i", "cov_j"), cov),
+             "correlation": (("cov_i", "cov_j"), correl),
+             "slot_value": ("slot", pg.values(x0).array),
+             "slot_stderr": ("slot", slot_stderr)},
+            coords={"param": names, "cov_i": names, "cov_j": names, "slot": pg.slot_names},
+            attrs={"method": "observed information (central differences of the "
+                             + ("analytic score)" if self._has_slot_gradient()
+                                else "log-likelihood)"),
+                   "log_likelihood": float(f0),
+                   "held_at_boundary": ", ".join(at_edge)})
+
     # ------------------------------------------------------------------ text report
     def report(self, X=None, lengths=None) -> str:
         """A readable summary: tying, parameters per group, and fit statistics on ``X``.

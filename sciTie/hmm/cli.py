@@ -38,6 +38,13 @@ def dwell_times(levels: np.ndarray) -> dict[int, np.ndarray]:
     return {int(v): lengths[keep][vals[keep] == v] for v in np.unique(levels)}
 
 
+def _finite(value):
+    """A float, or None when missing or not finite (JSON has no NaN)."""
+    if value is None or not np.isfinite(value):
+        return None
+    return float(value)
+
+
 def _parser(name: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"scitie fit {name}", add_help=False)
     p.add_argument("--help-model", action="help", help="show the model options")
@@ -73,14 +80,20 @@ def _run_earthquakes(argv: Sequence[str]) -> RunSummary:
     best = models[best_K]
     metrics["best_n_states_bic"] = int(best_K)
     order = np.argsort(best.lambdas_[:, 0])
-    params = {f"lambda[{i}]": {"value": float(best.lambdas_[s, 0]), "stderr": None}
+    unc = best.uncertainties(X)
+    se = dict(zip(unc["slot"].values, unc["slot_stderr"].values))
+    params = {f"lambda[{i}]": {"value": float(best.lambdas_[s, 0]),
+                               "stderr": _finite(se.get(f"emissions.lambdas[{s},0]"))}
               for i, s in enumerate(order)}
     lines = ["Poisson HMMs of the annual counts of major earthquakes, 1900-2006",
              f"{'states':>6} {'logL':>12} {'k':>4} {'AIC':>10} {'BIC':>10}"]
     lines += [f"{K:>6d} {ll:>12.4f} {k:>4d} {aic:>10.3f} {bic:>10.3f}"
               for K, ll, k, aic, bic in rows]
     lines += ["(published: -341.8787 for 2 states, -328.5275 for 3 states)",
-              f"BIC chooses {best_K} states.", "", best.report(X)]
+              f"BIC chooses {best_K} states; state rates (observed-information "
+              "standard errors):"]
+    lines += [f"    {k} = {v['value']:.4f} +/- {v['stderr']:.4f}" for k, v in params.items()]
+    lines += ["", best.report(X)]
     result = best.to_xarray(X)
     result = result.assign_coords(year=("time", ds["year"].values))
     result.attrs["dataset"] = "earthquakes"
@@ -142,15 +155,22 @@ def _run_ion_channel(argv: Sequence[str]) -> RunSummary:
     params = {"closed_level": {"value": metrics["closed_level_pA"], "stderr": None},
               "open_level": {"value": metrics["open_level_pA"], "stderr": None},
               "noise_sd": {"value": metrics["noise_sd_pA"], "stderr": None}}
+    unc = tied.uncertainties(X)
+    se = dict(zip(unc["slot"].values, unc["slot_stderr"].values))
+    params["closed_level"]["stderr"] = _finite(se.get("emissions.means[0,0]"))
+    params["open_level"]["stderr"] = _finite(se.get("emissions.means[3,0]"))
     for i, j in zip(*np.nonzero(off)):
-        params[f"k_{names[i]}->{names[j]}_per_ms"] = {"value": float(A[i, j] / dt),
-                                                      "stderr": None}
+        s_ij = _finite(se.get(f"transitions.transmat[{i},{j}]"))
+        params[f"k_{names[i]}->{names[j]}_per_ms"] = {
+            "value": float(A[i, j] / dt), "stderr": None if s_ij is None else s_ij / dt}
     lines = [f"Synthetic ion channel, {n} samples ({n * dt:.0f} ms), scheme "
              "C1-C2-C3-O4-O5 with tied closed/open levels",
-             f"{'rate (1/ms)':<16}{'fitted':>10}{'true':>10}"]
+             f"{'rate (1/ms)':<16}{'fitted':>10}{'stderr':>10}{'true':>10}"]
     for i, j in zip(*np.nonzero(off)):
+        p_ij = params[f"k_{names[i]}->{names[j]}_per_ms"]
+        s_txt = "n/a" if p_ij["stderr"] is None else f"{p_ij['stderr']:.4f}"
         lines.append(f"{names[i] + '->' + names[j]:<16}{A[i, j] / dt:>10.4f}"
-                     f"{At[i, j] / dt:>10.4f}")
+                     f"{s_txt:>10}{At[i, j] / dt:>10.4f}")
     lines += [f"levels: closed {metrics['closed_level_pA']:.4f} pA (true 0), open "
               f"{metrics['open_level_pA']:.4f} pA (true 1); noise sd "
               f"{metrics['noise_sd_pA']:.4f} (true {truth['noise_sd']})",
