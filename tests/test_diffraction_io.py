@@ -42,6 +42,17 @@ def test_std_roundtrip(tmp_path):
         write_gsas_std(pat, path)
 
 
+def test_fxye_bank(tmp_path):
+    text = "t\nBANK 1 3 3 CONS 1000.0 5.0 0 0 FXYE\n1000.0 10 2\n1005.0 20 4\n1010.0 30 5\n"
+    pat = read_gsas_std(_write(tmp_path, "a.fxye", text))
+    np.testing.assert_allclose(pat["two_theta"].values, [10.0, 10.05, 10.1])
+    np.testing.assert_allclose(pat["variance"].values, [4, 16, 25])
+    with pytest.raises(ValueError, match=r"line 4: esd must be > 0"):
+        read_gsas_std(_write(tmp_path, "b.fxye", text.replace("20 4", "20 0")))
+    with pytest.raises(ValueError, match=r"file ends after 2 points"):
+        read_gsas_std(_write(tmp_path, "c.fxye", text.rsplit("1010", 1)[0]))
+
+
 def test_xye_roundtrip(tmp_path):
     tth = np.linspace(10, 20, 11)
     pat = make_pattern(tth, tth ** 2, 0.5 + tth, name="x")

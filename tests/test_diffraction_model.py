@@ -223,3 +223,19 @@ def test_refinement_rejects_bad_input():
         JointRefinement(synthetic_phase(), [pat])
     with pytest.raises(ValueError, match="unique"):
         JointRefinement(pat.phase, [pat, pat])
+
+
+def test_fit_range_and_excluded_regions(tmp_path):
+    from sciTie.diffraction import write_xye
+    from sciTie.diffraction.data import load_synthetic, pattern_from_dataset
+
+    ds = load_synthetic(0)["xray"]
+    pat = pattern_from_dataset(ds, synthetic_phase(), name="xray", fit_range=(25, 100),
+                               exclude=[(40, 45), (60, 61)])
+    assert pat.x.min() >= 25 and pat.x.max() <= 100
+    assert not np.any((pat.x >= 40) & (pat.x <= 45)) and not np.any((pat.x >= 60) & (pat.x <= 61))
+    assert pat.obs.size == pat.x.size == pat.sigma.size
+    # xye files go through the same constructor
+    path = write_xye(ds["intensity"], tmp_path / "x.xye")
+    pat2 = PowderPattern.from_files(path, None, synthetic_phase(), name="x", fit_range=(25, 100))
+    np.testing.assert_allclose(pat2.obs, ds["intensity"].sel(two_theta=slice(25, 100)).values)

@@ -91,6 +91,15 @@ def test_outputs(synthetic_fit, tmp_path):
     assert {"param", "cov_i", "cov_j"} <= set(ds.dims)
     np.testing.assert_allclose(ds["xray_obs"] - ds["xray_calc"], ds["xray_difference"])
     assert ds.attrs["neutron_wrp"] == pytest.approx(ref.statistics_["neutron"]["wrp"])
+    # reflection table: d from the cell (b = a, tetragonal), 2theta from Bragg's law
+    hkl = ds["xray_hkl"].values
+    P0 = ref.parameters()
+    d = 1 / np.sqrt((hkl[:, 0] ** 2 + hkl[:, 1] ** 2) / P0["a"]["value"] ** 2
+                    + hkl[:, 2] ** 2 / P0["c"]["value"] ** 2)
+    np.testing.assert_allclose(ds["refl_xray_d"].values, d, rtol=1e-12)
+    zero = P0["xray.zero"]["value"]
+    np.testing.assert_allclose(ds["refl_xray_two_theta"].values - zero,
+                               2 * np.degrees(np.arcsin(1.5406 / (2 * d))), atol=1e-9)
     cif = ref.write_cif(tmp_path / "out.cif")
     with pytest.raises(FileExistsError):
         ref.write_cif(cif)

@@ -59,14 +59,14 @@ def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) 
 
 
 def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArray:
-    """Read a GSAS "STD" constant-wavelength data file (``.XRA``, ``.CWN``, ``.gsa``).
+    """Read a GSAS constant-wavelength data file (``.XRA``, ``.CWN``, ``.gsa``, ``.fxye``).
 
     Line 1 is a title; then a ``BANK`` line ``BANK 1 NCHAN NREC CONST start step 0 0 [STD]``
     with start and step in centidegrees; then records of ten 8-character fields, each a
     2-character detector count (blank = 1) and a 6-character intensity. The variance of a
     point is ``I / ncount`` (floored at ``1 / ncount`` so zero counts keep a finite weight).
     Only the first NCHAN points are used. ``ESD`` banks (value, esd pairs of 8 characters)
-    are also accepted.
+    and ``FXYE`` banks (one ``2θ(centideg) I esd`` line per point) are also accepted.
 
     Parameters
     ----------
@@ -110,8 +110,10 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
     except ValueError:
         _fail(path, bank_line, f"NCHAN/NREC must be integers, got {fields[2]!r} {fields[3]!r}")
     btype = fields[4].upper()
-    if btype != "CONST":
-        _fail(path, bank_line, f"only CONST binning is supported, got {fields[4]!r}")
+    if btype not in ("CONST", "CONS"):
+        _fail(path, bank_line, f"only CONST/CONS binning is supported, got {fields[4]!r}")
+    if any(f.upper() in ("FXYE", "FXY") for f in fields[7:]):
+        return _read_fxye(path, lines, bank_line, nchan, title, name)
     try:
         start = float(fields[5]) / 100.0
         step = float(fields[6]) / 100.0
@@ -169,6 +171,36 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
     return make_pattern(tth, y, variance, name=name or path.stem,
                         attrs={"title": title, "source_file": str(path), "format": f"GSAS {fmt}",
                                "nchan": nchan, "n_detectors_max": float(ncount.max())})
+
+
+def _read_fxye(path, lines, bank_line, nchan, title, name):
+    """FXYE / FXY bank: one point per line, 2θ in centidegrees, intensity[, esd]."""
+    rows = []
+    for i, line in enumerate(lines[bank_line:], start=bank_line + 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.upper().startswith("BANK") or len(rows) == nchan:
+            break
+        try:
+            vals = [float(v) for v in s.split()]
+        except ValueError:
+            _fail(path, i, f"non-numeric value in {s!r}")
+        if len(vals) < 2:
+            _fail(path, i, f"expected 2theta intensity [esd], got {s!r}")
+        if len(vals) > 2 and vals[2] <= 0:
+            _fail(path, i, f"esd must be > 0, got {vals[2]:g}")
+        rows.append(vals[:3])
+    if len(rows) < nchan:
+        _fail(path, bank_line + len(rows) + 1,
+              f"file ends after {len(rows)} points but NCHAN={nchan}")
+    if len({len(r) for r in rows}) != 1:
+        _fail(path, bank_line + 1, "rows have different numbers of columns")
+    arr = np.asarray(rows)
+    var = arr[:, 2] ** 2 if arr.shape[1] == 3 else np.maximum(arr[:, 1], 1.0)
+    return make_pattern(arr[:, 0] / 100.0, arr[:, 1], var, name=name or path.stem,
+                        attrs={"title": title, "source_file": str(path), "format": "GSAS FXYE",
+                               "nchan": nchan})
 
 
 def write_gsas_std(pattern: xr.DataArray, path: str | os.PathLike, *,

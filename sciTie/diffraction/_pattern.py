@@ -515,7 +515,7 @@ class PowderPattern:
             if self.n_background:
                 jac[:, o_b:] += self.cheb
         if peaks:
-            info = {"I": I, "pos": pos, "src": src, "point": pt, "node": node, "profile": val,
+            info = {"q": q, "F2": F2, "I": I, "pos": pos, "src": src, "point": pt, "node": node, "profile": val,
                     "ybkg": yb, "refl_pos": np.concatenate(out["pos"]),
                     "refl_I": np.where(ok, np.concatenate(out["I"]), 0.0),
                     "refl_index": np.concatenate(out["ref"]),

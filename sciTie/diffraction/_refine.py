@@ -375,7 +375,9 @@ class JointRefinement:
         """Observed, calculated, background and difference per pattern, plus the parameters.
 
         Each pattern ``<name>`` has variables ``<name>_obs``, ``<name>_calc``,
-        ``<name>_background``, ``<name>_sigma`` on dim ``two_theta_<name>``; the fit
+        ``<name>_background``, ``<name>_sigma`` on dim ``two_theta_<name>``, and the
+        reflections in its range (``<name>_hkl``, ``<name>_F2``, ``<name>_intensity`` with d, 2θ
+        and multiplicity coordinates) on dim ``refl_<name>``; the fit
         parameters come from ``FitResult.to_xarray()`` (dims ``param``, ``cov_i``,
         ``cov_j``). Figures of merit are in ``attrs``.
         """
@@ -387,6 +389,18 @@ class JointRefinement:
             for k, v in (("obs", p.obs), ("calc", y), ("background", info["ybkg"]),
                          ("sigma", p.sigma), ("difference", p.obs - y)):
                 data[f"{p_name}_{k}"] = xr.DataArray(v, dims=(dim,), coords=coords)
+            nr = len(p.hkl)
+            pos = info["refl_pos"][:nr]
+            keep = (pos >= p.x[0]) & (pos <= p.x[-1])
+            rdim = f"refl_{p_name}"
+            rc = {rdim: np.flatnonzero(keep),
+                  f"{rdim}_two_theta": (rdim, pos[keep], {"units": "degree"}),
+                  f"{rdim}_d": (rdim, 1 / np.sqrt(info["q"][keep]), {"units": "angstrom"}),
+                  f"{rdim}_multiplicity": (rdim, p.mult[keep])}
+            data[f"{p_name}_hkl"] = xr.DataArray(p.hkl[keep], dims=(rdim, "miller"), coords=rc)
+            data[f"{p_name}_F2"] = xr.DataArray(info["F2"][keep], dims=(rdim,), coords=rc)
+            data[f"{p_name}_intensity"] = xr.DataArray(info["refl_I"][:nr][keep], dims=(rdim,),
+                                                       coords=rc)
         ds = xr.Dataset(data)
         if self.result_ is not None:
             ds = xr.merge([ds, self.result_.to_xarray()], combine_attrs="override")
