@@ -142,31 +142,23 @@ def pbso4_fit(shared_data_dir):
 
 
 def test_pbso4_joint_refinement(pbso4_fit):
-    """The acceptance check: wRp and published cell/positions (GSAS-II tutorial)."""
+    """The acceptance check: wRp and published cell/positions (GSAS-II tutorial).
+
+    "Within 3 esd" uses the combined esd of the two estimates, sqrt(ours² + published²)
+    (both are estimates with similar esds).
+    """
     ref = pbso4_fit
     st = ref.statistics_
     assert st["xray"]["wrp"] <= 11.0
     assert st["neutron"]["wrp"] <= 4.6
     assert 35 <= ref.result_.nvarys <= 50
+    assert ref.result_.success
     P = ref.parameters()
-    far = {}
     for k, (v, e) in PBSO4_PUBLISHED.items():
-        if k.endswith("uiso"):
-            continue
         z = (P[k]["value"] - v) / np.hypot(P[k]["stderr"], e)
-        if abs(z) > 3:
-            far[k] = round(z, 1)
-    # Known deviation (see docs/diffraction.rst): O1.x and O3.z, both fixed mainly by the
-    # neutron pattern, differ from the published values by 3-5 combined esds.
-    assert set(far) <= {"O1.x", "O3.z"}, far
-    for k in ("a", "b", "c", "Pb.x", "Pb.z", "S.x", "O3.y"):
-        assert abs(P[k]["value"] - PBSO4_PUBLISHED[k][0]) < 3 * np.hypot(
-            P[k]["stderr"], PBSO4_PUBLISHED[k][1])
-
-
-@pytest.mark.xfail(strict=True, reason="O1.x / O3.z are 3-5 esd from the published values")
-def test_pbso4_all_positions_within_3_esd(pbso4_fit):
-    P = pbso4_fit.parameters()
-    for k, (v, e) in PBSO4_PUBLISHED.items():
-        if not k.endswith("uiso"):
-            assert abs(P[k]["value"] - v) < 3 * np.hypot(P[k]["stderr"], e), k
+        if k.endswith("uiso"):
+            # displacement parameters: agree to 0.002 A^2 (Pb and S are 2-5 esd high)
+            assert abs(P[k]["value"] - v) < 0.002, (k, P[k], v)
+        else:
+            assert abs(z) < 3, (k, P[k], v, z)
+        assert 0.5 < P[k]["stderr"] / e < 2.0, (k, P[k]["stderr"], e)   # esds comparable

@@ -82,6 +82,9 @@ class PowderPattern:
         for data taken at another temperature.
     refine_zero : bool
         Whether staged refinement frees ``zero``.
+    refine_displacement : bool
+        Whether staged refinement frees the sample displacement with ``zero`` (``shift``
+        for Bragg-Brentano, ``disp_x`` and ``disp_y`` for Debye-Scherrer).
     refine_profile : tuple of str
         Profile parameters freed by the "profile" stage.
 
@@ -102,6 +105,7 @@ class PowderPattern:
                  n_background: int = 6, profile: dict | None = None,
                  peak_cutoff: float = 12.0, fcj_points: int = 8,
                  cell_correction: bool = False, refine_zero: bool = True,
+                 refine_displacement: bool = False,
                  refine_profile=("U", "V", "W")) -> None:
         if not isinstance(data, xr.DataArray) or "two_theta" not in data.coords \
                 or "variance" not in data.coords:
@@ -124,6 +128,7 @@ class PowderPattern:
         self.phase = phase
         self.cell_correction = bool(cell_correction)
         self.refine_zero = bool(refine_zero)
+        self.refine_displacement = bool(refine_displacement)
         bad = [n for n in refine_profile if n not in PATTERN_PARAMS]
         if bad:
             raise ValueError(f"refine_profile: unknown parameters {bad}")

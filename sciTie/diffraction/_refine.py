@@ -132,9 +132,10 @@ class JointRefinement:
             symmetry), ``"uiso"`` and ``"occ"``.
         patterns : dict
             Pattern name (or ``"*"`` for all) to an iterable of parameter names or the
-            keywords ``"profile"`` (U, V, W, and X, Y for X-rays) and ``"cell_correction"``
-            (the D terms allowed by the crystal system; only for patterns created with
-            ``cell_correction=True``, see :meth:`refine_stages`).
+            keywords ``"profile"`` (the pattern's ``refine_profile``), ``"zero"`` (zero
+            shift, plus the sample displacement for patterns created with
+            ``refine_displacement=True``) and ``"cell_correction"`` (the D terms allowed by
+            the crystal system, for patterns created with ``cell_correction=True``).
         """
         self.fix_all()
         s = self.phase.group
@@ -164,6 +165,9 @@ class JointRefinement:
                     elif item == "zero":
                         if getattr(p, "refine_zero", True):
                             pn.append("zero")
+                        if getattr(p, "refine_displacement", False):
+                            pn += (["shift"] if p.geometry == "bragg-brentano"
+                                   else ["disp_x", "disp_y"])
                     else:
                         pn.append(item)
                 _set(p.group, pn, True)

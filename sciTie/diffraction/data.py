@@ -107,9 +107,10 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
     """The PbSO4 joint refinement set up as in the GSAS-II tutorial (not yet refined).
 
     The X-ray pattern refines the Lorentzian widths ``X, Y`` (the instrument's Gaussian
-    ``U, V, W`` stay at the ``.prm`` values), the neutron pattern ``U, V, W, X, Y`` and, in
-    a joint refinement, the cell correction ``D11, D22, D33`` (low temperature); the
-    structure is shared. ``patterns=("neutron",)`` gives a single-pattern refinement.
+    ``U, V, W`` stay at the ``.prm`` values); the neutron pattern refines ``U, V, W, X``,
+    the Debye-Scherrer sample displacement ``disp_x, disp_y`` and, in a joint refinement,
+    the cell correction ``D11, D22, D33`` (low temperature). The structure is shared.
+    ``patterns=("neutron",)`` gives a single-pattern refinement.
     """
     data = data if data is not None else load_pbso4(path)
     phase = Phase.from_cif(data["xray"].attrs["cif"] if "xray" in data
@@ -122,7 +123,7 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
         pats.append(pattern_from_dataset(
             data["neutron"], phase, name="neutron", fit_range=neutron_range,
             cell_correction="xray" in patterns, n_background=n_background,
-            refine_profile=("U", "V", "W", "X", "Y")))
+            refine_profile=("U", "V", "W", "X"), refine_displacement=True))
     if not pats:
         raise ValueError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
     return JointRefinement(phase, pats)
