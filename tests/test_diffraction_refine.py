@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pytest
 
-from sciTie.diffraction import JointRefinement
 from sciTie.diffraction.data import (PBSO4_PUBLISHED, SYNTHETIC_TRUTH, load_synthetic,
                                      make_synthetic, pbso4_refinement, synthetic_refinement)
 

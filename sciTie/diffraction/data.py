@@ -8,14 +8,13 @@ description (wavelengths, profile coefficients, geometry) in ``attrs``, so
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from ._crystal import Atom, Phase
 from ._io import make_pattern, read_gsas_prm, read_gsas_std
-from ._pattern import PATTERN_PARAMS, PowderPattern
+from ._pattern import PowderPattern
 from ._refine import JointRefinement
 
 __all__ = ["load_pbso4", "load_synthetic", "make_synthetic", "pattern_from_dataset",
