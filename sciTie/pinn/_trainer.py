@@ -516,7 +516,9 @@ class PeriodicPINN:
                 if n_lbfgs > 0:
                     self._lbfgs(w, gen, n_lbfgs, resumed if stage0 == "lbfgs" else None, bar)
                 stage0 = "adam"
-                self._save(gen, w + 1, "adam", 0, None, None) if w + 1 < self.n_windows else \
+                if w + 1 < self.n_windows:
+                    self._save(gen, w + 1, "adam", 0, None, None)
+                else:
                     self._save(gen, w, "done", 0, None, None)
         finally:
             if bar is not None:
