@@ -66,7 +66,9 @@ class JointRefinement:
     result_ : FitResult
         Result of the last :meth:`fit`.
     statistics_ : dict
-        Per pattern and ``"total"``: Rp, wRp, chi2, GOF, Bragg R (percent).
+        Per pattern and ``"total"``: Rp, wRp, Bragg R (percent), chi2, GOF. The total GOF
+        is ``sqrt(chi2 / (N - P))``; a pattern's GOF is ``sqrt(chi2 / N)`` (the parameters
+        are shared, so they are not split between patterns).
 
     Examples
     --------
@@ -360,8 +362,14 @@ class JointRefinement:
         r = self.result_
         return dict(zip(r.slot_names, r.slot_stderr))
 
-    def report(self) -> str:
-        """Text report: figures of merit per pattern and total, then the fit report."""
+    def report(self, *, min_correl: float = 0.5) -> str:
+        """Text report: figures of merit per pattern and total, then the fit report.
+
+        Parameters
+        ----------
+        min_correl : float
+            Smallest absolute correlation listed.
+        """
         lines = ["[[Joint Rietveld refinement]]",
                  f"    patterns: {', '.join(p.name for p in self.patterns)}",
                  f"    free parameters: {self.result_.nvarys if self.result_ else 0}",
@@ -372,7 +380,7 @@ class JointRefinement:
             lines.append(f"    {k:<10} {s['npoints']:>7d} {s['rp']:>7.3f} {s['wrp']:>7.3f} "
                          f"{s['chi2']:>11.1f} {s['gof']:>6.3f} {rb:>9.3f}")
         if self.result_ is not None:
-            lines.append(self.result_.report())
+            lines.append(self.result_.report(min_correl=min_correl))
         return "\n".join(lines)
 
     def to_xarray(self) -> xr.Dataset:
