@@ -195,3 +195,24 @@ def test_impossible_observation_is_reported():
     m.emissionprob_ = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
     with pytest.raises(ValueError, match="row 2 has probability zero under every state"):
         m.score(np.array([[0], [1], [2]]))
+
+
+def test_threaded_sequences_match_serial(monkeypatch):
+    from sciTie.hmm._forward_backward import forward_backward_stats
+
+    rng = np.random.default_rng(8)
+    K = 4
+    sp, A = rng.dirichlet(np.ones(K)), rng.dirichlet(np.ones(K), size=K)
+    X = rng.normal(size=(900, 2))
+    lp = rng.normal(size=(900, K)) * 3
+    lengths = [100, 300, 1, 499]
+    monkeypatch.setenv("SCITIE_HMM_THREADS", "1")
+    serial = forward_backward_stats(sp, A, lp, lengths, X)
+    monkeypatch.setenv("SCITIE_HMM_THREADS", "2")
+    threaded = forward_backward_stats(sp, A, lp, lengths, X)
+    assert threaded[0] == pytest.approx(serial[0], rel=1e-13)
+    for a, b in zip(serial[1:3] + serial[3], threaded[1:3] + threaded[3]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    lp[450] = -np.inf
+    with pytest.raises(ValueError, match="row 450"):
+        forward_backward_stats(sp, A, lp, lengths, X)
