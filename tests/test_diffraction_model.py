@@ -239,3 +239,58 @@ def test_fit_range_and_excluded_regions(tmp_path):
     path = write_xye(ds["intensity"], tmp_path / "x.xye")
     pat2 = PowderPattern.from_files(path, None, synthetic_phase(), name="x", fit_range=(25, 100))
     np.testing.assert_allclose(pat2.obs, ds["intensity"].sel(two_theta=slice(25, 100)).values)
+
+
+def _fcj_brute_force(pos, S, H, x, fwhm, eta, n=100000):
+    """FCJ profile by a plain midpoint sum over the axial angle (no substitution)."""
+    back = pos > 90
+    psi = np.radians(180 - pos if back else pos)
+    c = np.cos(psi)
+    pmin = np.arccos(c * np.sqrt(1 + (H + S) ** 2))
+    pinf = np.arccos(c * np.sqrt(1 + (H - S) ** 2))
+    edges = np.linspace(pmin, psi, n + 1)
+    phi = 0.5 * (edges[1:] + edges[:-1])
+    h = np.sqrt(np.cos(phi) ** 2 / c ** 2 - 1)
+    W = np.where(phi < pinf, H + S - h, 2 * min(H, S))
+    w = W / (h * np.cos(phi))
+    w /= w.sum()
+    ang = np.degrees(np.pi - phi) if back else np.degrees(phi)
+    prof = np.zeros_like(x)
+    for chunk in np.array_split(np.arange(n), 50):
+        v, *_ = pseudo_voigt(x[:, None] - ang[chunk][None, :], np.full((1, 1), fwhm),
+                             np.full((1, 1), eta), grad=False)
+        prof += (v * w[chunk]).sum(1)
+    return prof
+
+
+@pytest.mark.parametrize("pos, S, H", [(20.0, 0.02, 0.02), (20.0, 0.02, 0.01),
+                                        (150.0, 0.03, 0.01)])
+def test_fcj_quadrature_matches_brute_force_convolution(pos, S, H):
+    x = np.linspace(pos - 0.6, pos + 0.6, 121)
+    ref = _fcj_brute_force(pos, S, H, x, 0.06, 0.3)
+    sh, w, _, _ = fcj_nodes(np.array([pos]), S, H, 8)
+    v, *_ = pseudo_voigt(x[:, None] - (pos + sh[0])[None, :], np.full((1, 8), 0.06),
+                         np.full((1, 8), 0.3), grad=False)
+    got = (v * w[0]).sum(1)
+    assert np.abs(got - ref).max() < 5e-3 * ref.max()
+
+
+def test_integrated_intensities_follow_the_intensity_formula():
+    """Area under the calculated neutron pattern = sum of scale * m * L(theta) * |F|^2."""
+    tth = np.arange(10.0, 175.0, 0.005)
+    pat = PowderPattern(make_pattern(tth, np.ones_like(tth), np.ones_like(tth)),
+                        synthetic_phase(), radiation="neutron", lam1=1.6, n_background=0,
+                        profile={"U": 0.0, "V": 0.0, "W": 30.0, "X": 0.0, "Y": 0.0},
+                        peak_cutoff=1e4)
+    pat.group["scale"].value = 2.5
+    y, _ = pat.calc(pat.phase.group.values(), pat.group.values())
+    ph = pat.phase
+    hkl, mult = ph.reflections(1.6 / (2 * np.sin(np.radians(85.0))))
+    a, c = 4.5937, 2.9587
+    q = (hkl[:, 0] ** 2 + hkl[:, 1] ** 2) / a ** 2 + hkl[:, 2] ** 2 / c ** 2
+    th = np.arcsin(1.6 * np.sqrt(q) / 2)
+    keep = (np.degrees(2 * th) > 11) & (np.degrees(2 * th) < 170)
+    atoms = np.array([[*at.xyz, at.uiso, 1.0] for at in ph.atoms])
+    F2, _, _ = ph.structure_factor2(hkl, q, atoms, ph.scattering("neutron", 1.6), grad=False)
+    expected = np.sum((2.5 * mult * F2 / (np.sin(th) ** 2 * np.cos(th)))[keep])
+    assert np.trapezoid(y, tth) == pytest.approx(expected, rel=2e-3)
