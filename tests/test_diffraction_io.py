@@ -12,6 +12,16 @@ BANK 1 12 2 CONST 1000 5 0 0 STD
 """
 
 
+@pytest.fixture(scope="module")
+def pbso4_dir(shared_data_dir):
+    """The pbso4 folder of the shared datasets; skip (with the reason) when it is absent."""
+    folder = shared_data_dir / "pbso4"
+    if not folder.is_dir():
+        pytest.skip(f"PbSO4 data not found in {folder}: set SCITIE_DATA_DIR to the folder "
+                    "holding pbso4/ (../shared/datasets in a sciTie checkout)")
+    return folder
+
+
 def _write(tmp_path, name, text):
     p = tmp_path / name
     p.write_text(text)
@@ -72,6 +82,7 @@ def test_xye_roundtrip(tmp_path):
      "line 4: point 13 of NCHAN=13 is missing"),
     (STD.replace("     700", "    7a0"), "line 3: non-numeric field"),
     ("title\nBANK 1 12 2 CONST 1000 0 0 0\n", "step must be > 0"),
+    (STD.replace(" 2   200", "-1   200"), "line 3: detector count must be >= 1"),
 ])
 def test_std_malformed(tmp_path, text, match):
     path = _write(tmp_path, "bad.std", text)
@@ -136,8 +147,8 @@ def test_pattern_rejects_bad_wavelength():
         PowderPattern(pat, synthetic_phase(), fit_range=(40, 20))
 
 
-def test_pbso4_files(shared_data_dir):
-    folder = shared_data_dir / "pbso4"
+def test_pbso4_files(pbso4_dir):
+    folder = pbso4_dir
     xra = read_gsas_std(folder / "PBSO4.XRA")
     cwn = read_gsas_std(folder / "PBSO4.CWN")
     assert xra.sizes["two_theta"] == 6001 and cwn.sizes["two_theta"] == 2919  # NCHAN honoured

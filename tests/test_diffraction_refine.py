@@ -14,6 +14,16 @@ FINAL = dict(structure=["cell", "xyz", "uiso"],
 
 
 @pytest.fixture(scope="module")
+def pbso4_dir(shared_data_dir):
+    """The pbso4 folder of the shared datasets; skip (with the reason) when it is absent."""
+    folder = shared_data_dir / "pbso4"
+    if not folder.is_dir():
+        pytest.skip(f"PbSO4 data not found in {folder}: set SCITIE_DATA_DIR to the folder "
+                    "holding pbso4/ (../shared/datasets in a sciTie checkout)")
+    return folder
+
+
+@pytest.fixture(scope="module")
 def synthetic_fit():
     ref = synthetic_refinement(load_synthetic(0))
     with warnings.catch_warnings():
@@ -132,8 +142,8 @@ def test_cli_synthetic_json(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def pbso4_fit(shared_data_dir):
-    ref = pbso4_refinement(shared_data_dir / "pbso4")
+def pbso4_fit(pbso4_dir):
+    ref = pbso4_refinement(pbso4_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ref.refine_stages()
