@@ -76,7 +76,10 @@ class PowderPattern:
         Peaks are evaluated within ± ``(3 + sqrt(eta) (peak_cutoff - 3))`` FWHM: three
         FWHM for a Gaussian, ``peak_cutoff`` FWHM for a Lorentzian.
     fcj_points : int
-        Quadrature nodes of the axial-divergence asymmetry (used when SL + HL > 0).
+        Most quadrature nodes per peak of the axial-divergence asymmetry. The node count of
+        each reflection (0, 3, 5 or ``fcj_points``) is fixed here from the asymmetry span
+        relative to the peak width; when ``refine_profile`` includes ``SL`` or ``HL`` it is
+        sized for at least S/L = H/L = 0.01. The asymmetry is applied while SL + HL > 0.
     cell_correction : bool
         Whether staged refinement frees this pattern's cell-correction terms (``D..``), e.g.
         for data taken at another temperature.
@@ -245,13 +248,17 @@ class PowderPattern:
         sv = self._struct_arrays(self.phase.group.values())
         pv, _ = self._pattern_arrays(v)
         self.fcj_mask = np.zeros(len(self.hkl), dtype=int)
-        if pv[_IDX["SL"]] + pv[_IDX["HL"]] > 0:
+        sl, hl = pv[_IDX["SL"]], pv[_IDX["HL"]]
+        if {"SL", "HL"} & set(self.refine_profile):
+            # asymmetry to be refined: size the quadrature for at least S/L = H/L = 0.01
+            sl, hl = max(sl, 0.01), max(hl, 0.01)
+        if sl + hl > 0:
             # nodes per peak from the asymmetry span relative to the width (fixed at setup)
             q, _, _ = self._q(sv[0], pv)
             th = np.arcsin(np.clip(pv[_IDX["lam1"]] * np.sqrt(q) / 2, 0, 0.9999))
             pos = 2 * th * _DEG
             ok = np.abs(pos - 90.0) > 0.5
-            sh, _, _, _ = fcj_nodes(np.where(ok, pos, 45.0), pv[_IDX["SL"]], pv[_IDX["HL"]], 4)
+            sh, _, _, _ = fcj_nodes(np.where(ok, pos, 45.0), sl, hl, 4)
             span = np.abs(sh).max(axis=1)
             tn = np.tan(th)
             s2 = (pv[_IDX["U"]] * tn ** 2 + pv[_IDX["V"]] * tn + pv[_IDX["W"]]
