@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--beta", type=float, default=50.0, help="convection speed (default 50)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--baseline", action="store_true", help="also run the plain baseline")
+    p.add_argument("--bc-weight", type=float, default=None,
+                   help="override the periodicity penalty weight of soft/shared modes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="append one JSON line per row to this file")
     args = p.parse_args(argv)
@@ -50,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
             problem = allen_cahn()
         ref_seconds = time.perf_counter() - t0
         configs = [(m, recommended_settings(name, mode=m)) for m in args.modes]
+        if args.bc_weight is not None:
+            for label, kw in configs:
+                kw["bc_weight"] = args.bc_weight
         if args.baseline:
             s = recommended_settings(name)
             steps = s["n_windows"] * (s["adam_steps"] + s["lbfgs_steps"])
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                    "periodicity": ds.attrs["periodicity_violation"],
                    "seconds": model.fit_seconds_, "reference_seconds": ref_seconds,
                    "budget": args.budget, "threads": args.threads,
+                   "bc_weight": model.bc_weight,
                    "steps": model.n_windows * (model.n_adam_steps_ + model.n_lbfgs_steps_)}
             rows.append(row)
             print(f"{row['problem']:<22} {label:<14} rel L2 {row['rel_l2']:.3e}  "
