@@ -57,6 +57,7 @@ def main(argv=None):
     p.add_argument("--total", type=int, default=1_000_000)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--states", type=int, default=8)
+    p.add_argument("--repeat", type=int, default=3, help="alternating rounds (best is kept)")
     p.add_argument("--skip-log", action="store_true", help="skip hmmlearn's 'log' version")
     a = p.parse_args(argv)
     K, D = a.states, 3
@@ -66,15 +67,24 @@ def main(argv=None):
               init_params="", params="stmc")
     # warm-up: compile the numba kernels outside the timing
     fit(TiedGaussianHMM(**{**kw, "n_iter": 1}), X[:2000], [2000], init)
-    t_sci, ll_sci = fit(TiedGaussianHMM(**kw), X, lengths, init)
-    t_sc, ll_sc = fit(hmm.GaussianHMM(**kw, implementation="scaling"), X, lengths, init)
+    # alternate the two fits and keep the fastest of each: the machine is shared, and
+    # interleaving exposes both to the same background load
+    t_sci, t_sc = [], []
+    for _ in range(a.repeat):
+        t, ll_sci = fit(TiedGaussianHMM(**kw), X, lengths, init)
+        t_sci.append(t)
+        t, ll_sc = fit(hmm.GaussianHMM(**kw, implementation="scaling"), X, lengths, init)
+        t_sc.append(t)
     print(f"data: {len(X)} obs in {len(lengths)} sequences, K={K}, D={D}, "
-          f"{a.iters} EM iterations")
-    print(f"sciTie TiedGaussianHMM    {t_sci:8.2f} s   logL={ll_sci:.10f}")
-    print(f"hmmlearn 'scaling'        {t_sc:8.2f} s   logL={ll_sc:.10f}")
+          f"{a.iters} EM iterations, best of {a.repeat} alternating runs")
+    print(f"sciTie TiedGaussianHMM    {min(t_sci):8.2f} s   logL={ll_sci:.10f}")
+    print(f"hmmlearn 'scaling'        {min(t_sc):8.2f} s   logL={ll_sc:.10f}")
     rel = abs(ll_sci - ll_sc) / abs(ll_sc)
-    print(f"ratio sciTie / hmmlearn-scaling = {t_sci / t_sc:.3f} (goal <= 0.333); "
-          f"logL rel. difference {rel:.2e} (goal <= 1e-8)")
+    ratios = np.array(t_sci) / np.array(t_sc)
+    print(f"ratio sciTie / hmmlearn-scaling = {min(t_sci) / min(t_sc):.3f} (goal <= 0.333; "
+          f"per-round ratios {np.round(ratios, 3).tolist()}); logL rel. difference "
+          f"{rel:.2e} (goal <= 1e-8)")
+    t_sci, t_sc = min(t_sci), min(t_sc)
     print(f"per T*K^2 per iteration: sciTie {t_sci / (len(X) * K * K * a.iters) * 1e9:.2f} "
           f"ns, hmmlearn-scaling {t_sc / (len(X) * K * K * a.iters) * 1e9:.2f} ns")
     if not a.skip_log:

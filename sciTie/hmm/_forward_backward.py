@@ -93,8 +93,8 @@ def _step(lp_row, pred, B_row, alpha_row, K):
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST)
-def _forward(startprob, transmat, lp, B, shift, offsets, alpha, scale, K):
-    """Scaled forward pass over all sequences.
+def _forward(startprob, transmat_T, lp, B, shift, offsets, alpha, scale, K):
+    """Scaled forward pass over all sequences (``transmat_T`` is the transposed matrix).
 
     ``B[t] = exp(lp[t] - shift[t])`` with ``shift[t] = max(lp[t])`` on entry. Writes the
     normalised ``alpha`` and the normalisers ``scale`` (the backward pass divides ``B[t]``
@@ -114,13 +114,12 @@ def _forward(startprob, transmat, lp, B, shift, offsets, alpha, scale, K):
             if t == start:
                 for j in range(K):
                     pred[j] = startprob[j]
-            else:
+            else:  # pred = alpha[t-1] @ transmat, as dot products with transmat's columns
                 for j in range(K):
-                    pred[j] = 0.0
-                for i in range(K):
-                    a = alpha[t - 1, i]
-                    for j in range(K):
-                        pred[j] += a * transmat[i, j]
+                    acc = 0.0
+                    for i in range(K):
+                        acc += alpha[t - 1, i] * transmat_T[j, i]
+                    pred[j] = acc
             c = 0.0
             for j in range(K):
                 c += pred[j] * B[t, j]
@@ -207,13 +206,13 @@ def _backward_stats(transmat, offsets, alpha, B, scale, xi_acc, K, X, post_acc, 
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _fb_parallel(startprob, transmat, lp, B, shift, offsets, alpha, scale, K, X, xi_out,
-                 post_out, obs_out, obs2_out, ll_out):
+def _fb_parallel(startprob, transmat, transmat_T, lp, B, shift, offsets, alpha, scale, K, X,
+                 xi_out, post_out, obs_out, obs2_out, ll_out):
     """Forward and backward passes of independent sequences on several threads."""
     n_seq = offsets.shape[0] - 1
     for s in prange(n_seq):
         off = offsets[s:s + 2]
-        ll = _forward(startprob, transmat, lp, B, shift, off, alpha, scale, K)
+        ll = _forward(startprob, transmat_T, lp, B, shift, off, alpha, scale, K)
         ll_out[s] = ll
         if not np.isnan(ll):
             _backward_stats(transmat, off, alpha, B, scale, xi_out[s], K, X, post_out[s],
@@ -334,6 +333,7 @@ def forward_backward_stats(startprob, transmat, log_frameprob, lengths, X=None, 
     """
     startprob = np.ascontiguousarray(startprob, dtype=np.float64)
     transmat = np.ascontiguousarray(transmat, dtype=np.float64)
+    transmat_T = np.ascontiguousarray(transmat.T)
     lp = np.ascontiguousarray(log_frameprob, dtype=np.float64)
     T, K = lp.shape
     offsets = _offsets(np.asarray(lengths, dtype=np.int64))
@@ -353,18 +353,18 @@ def forward_backward_stats(startprob, transmat, log_frameprob, lengths, X=None, 
         xi_s, post_s = np.zeros((n_seq, K, K)), np.zeros((n_seq, K))
         obs_s, obs2_s = np.zeros((n_seq, D, K)), np.zeros((n_seq, D, K))
         ll_s = np.empty(n_seq)
-        _fb_parallel(startprob, transmat, lp, B, shift, offsets, alpha, scale, K, Xc, xi_s,
-                     post_s, obs_s, obs2_s, ll_s)
+        _fb_parallel(startprob, transmat, transmat_T, lp, B, shift, offsets, alpha, scale, K,
+                     Xc, xi_s, post_s, obs_s, obs2_s, ll_s)
         if np.isnan(ll_s).any():  # find the offending row with the serial pass
             _shift_exp(lp, B, shift)
             np.exp(B, out=B)
-            _forward(startprob, transmat, lp, B, shift, offsets, alpha, scale, K)
+            _forward(startprob, transmat_T, lp, B, shift, offsets, alpha, scale, K)
             _raise_impossible(scale[0])
         log_prob = ll_s.sum() + shift.sum()
         xi_acc, post_acc = xi_s.sum(axis=0), post_s.sum(axis=0)
         obs_acc, obs2_acc = obs_s.sum(axis=0), obs2_s.sum(axis=0)
     else:
-        log_prob = _forward(startprob, transmat, lp, B, shift, offsets, alpha, scale, K)
+        log_prob = _forward(startprob, transmat_T, lp, B, shift, offsets, alpha, scale, K)
         if np.isnan(log_prob):
             _raise_impossible(scale[0])
         log_prob += shift.sum()
