@@ -483,25 +483,28 @@ def viterbi(startprob, transmat, log_frameprob, lengths):
     return logp, path
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=_FAST)
 def _gaussian_diag_loglik(X, means, variances, out):
     T, D = X.shape
     K = means.shape[0]
-    prec = np.empty((K, D))
+    mean_T = np.empty((D, K))  # feature-major, so the inner loop runs over states
+    prec_T = np.empty((D, K))
     const = np.empty(K)
     for k in range(K):
         c = -0.5 * D * np.log(2 * np.pi)
         for d in range(D):
             c -= 0.5 * np.log(variances[k, d])
-            prec[k, d] = 0.5 / variances[k, d]
+            prec_T[d, k] = 0.5 / variances[k, d]
+            mean_T[d, k] = means[k, d]
         const[k] = c
     for t in range(T):
         for k in range(K):
-            acc = const[k]
-            for d in range(D):
-                diff = X[t, d] - means[k, d]
-                acc -= diff * diff * prec[k, d]
-            out[t, k] = acc
+            out[t, k] = const[k]
+        for d in range(D):
+            x = X[t, d]
+            for k in range(K):
+                diff = x - mean_T[d, k]
+                out[t, k] -= diff * diff * prec_T[d, k]
 
 
 def gaussian_diag_loglik(X, means, variances, out=None):
