@@ -7,11 +7,12 @@ of the tied model), and a compiled forward-backward never underflows.
 """
 from ._forward_backward import forward_backward, forward_loglik, viterbi
 from ._fitting import fit_linear_scheme, fit_poisson_restarts
-from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedPoissonHMM
+from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM, TiedPoissonHMM
 from ._tying import (ChainStructure, erlang_chains, linear_scheme, state_tie_matrix,
                      validate_partition)
 
-__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "erlang_chains",
+__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM",
+           "erlang_chains",
            "linear_scheme", "ChainStructure", "state_tie_matrix", "validate_partition",
            "forward_backward", "forward_loglik", "viterbi", "fit_linear_scheme",
            "fit_poisson_restarts"]

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-from hmmlearn import _utils
+from hmmlearn import _emissions, _utils
 from hmmlearn.base import BaseHMM
-from hmmlearn.hmm import CategoricalHMM, GaussianHMM, PoissonHMM
+from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from sklearn import cluster
 
 from ._base import TiedHMMMixin
 from ._forward_backward import gaussian_diag_loglik
 from ._report import ReportMixin
 
-__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM"]
+__all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM"]
 
 class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     """Gaussian HMM whose states can share emission distributions.
@@ -435,3 +435,148 @@ def _rows(mask, limit=5):
     rows = np.flatnonzero(mask)
     shown = ", ".join(str(r) for r in rows[:limit])
     return shown + (f", ... ({len(rows)} rows)" if len(rows) > limit else "")
+
+
+class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
+    """Gaussian-mixture HMM whose states can share one mixture distribution.
+
+    Accepts every argument of :class:`hmmlearn.hmm.GMMHMM` plus ``tied_states`` and
+    ``tied_transitions``; a tied group shares weights, means and covariances of all its
+    mixture components. See :class:`TiedGaussianHMM` for the tying semantics.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of states.
+    n_mix : int
+        Number of mixture components per state.
+    min_covar : float
+        Floor on the covariance diagonal at initialisation.
+    startprob_prior, transmat_prior : float or array
+        Dirichlet priors of the start and transition probabilities.
+    weights_prior, means_prior, means_weight, covars_prior, covars_weight : float or array
+        Priors of the mixture parameters, as in hmmlearn (equal within tied groups).
+    algorithm : {"viterbi", "map"}
+        Decoder.
+    covariance_type : {"spherical", "diag", "full", "tied"}
+        Covariance structure of the components.
+    random_state : int, RandomState or None
+        Seed of the initialisation.
+    n_iter : int
+        Maximum number of EM iterations.
+    tol : float
+        Convergence threshold on the log-likelihood gain.
+    verbose : bool
+        Print per-iteration reports.
+    params, init_params : str
+        Letters of the parameters updated / initialised: 's', 't', 'm', 'c', 'w'.
+    implementation : {"log", "scaling"}
+        Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    tied_states : sequence of sequences of int, optional
+        A partition of the states into groups that share one mixture.
+    tied_transitions : sequence of sequences of int, optional
+        Groups of states that share one self-transition probability.
+
+    Attributes
+    ----------
+    weights_ : ndarray, shape (n_components, n_mix)
+        Mixture weights, equal within each tied group.
+    means_ : ndarray, shape (n_components, n_mix, n_features)
+        Component means, equal within each tied group.
+    covars_ : ndarray
+        Component covariances, equal within each tied group.
+    """
+
+    _emission_letters = "mcw"
+    _emission_stats = ("post_mix_sum", "post_sum", "m_n", "c_n")
+
+    def __init__(self, n_components=1, n_mix=1, min_covar=1e-3, startprob_prior=1.0,
+                 transmat_prior=1.0, weights_prior=1.0, means_prior=0.0, means_weight=0.0,
+                 covars_prior=None, covars_weight=None, algorithm="viterbi",
+                 covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
+                 verbose=False, params="stmcw", init_params="stmcw", implementation="log",
+                 *, tied_states=None, tied_transitions=None):
+        super().__init__(n_components, n_mix=n_mix, min_covar=min_covar,
+                         startprob_prior=startprob_prior, transmat_prior=transmat_prior,
+                         weights_prior=weights_prior, means_prior=means_prior,
+                         means_weight=means_weight, covars_prior=covars_prior,
+                         covars_weight=covars_weight, algorithm=algorithm,
+                         covariance_type=covariance_type, random_state=random_state,
+                         n_iter=n_iter, tol=tol, verbose=verbose, params=params,
+                         init_params=init_params, implementation=implementation)
+        self.tied_states = tied_states
+        self.tied_transitions = tied_transitions
+
+    def _emission_attrs(self):
+        return ["weights_", "means_", "covars_"]
+
+    def _validate_family_X(self, X):
+        return np.asarray(X, dtype=np.float64)
+
+    def _init_tied_emissions(self, X):
+        names = [n for n, c in (("weights_", "w"), ("means_", "m"), ("covars_", "c"))
+                 if c in self.init_params]
+        self._broadcast_representatives(names)
+
+    def _accumulate_emission_statistics(self, stats, X, post, sums=None):
+        # hmmlearn's own GMM statistics, with its start/transition part switched off (the
+        # compiled pass has already produced those)
+        saved, nobs = self.params, stats["nobs"]
+        try:
+            self.params = "".join(c for c in saved if c not in "st")
+            _emissions.BaseGMMHMM._accumulate_sufficient_statistics(
+                self, stats, X, None, post, None, None)
+        finally:
+            self.params = saved
+        stats["nobs"] = nobs
+
+    def _pooled_emission_stats(self, stats):
+        pooled = super()._pooled_emission_stats(stats)
+        if "m_n" in pooled:
+            # every state's m_n starts at means_weight * means_prior: keep it once per group
+            reps = self._representatives()
+            sizes = np.array([len(g) for g in self.state_groups_], dtype=float)
+            prior = (np.asarray(self.means_weight)[:, :, None]
+                     * np.asarray(self.means_prior))[reps]
+            pooled["m_n"] = pooled["m_n"] - (sizes - 1)[:, None, None] * prior
+        return pooled
+
+    def _make_shadow(self, letters):
+        reps = self._representatives()
+        sh = GMMHMM(self.n_groups_, n_mix=self.n_mix, min_covar=self.min_covar,
+                    weights_prior=self._group_prior(self.weights_prior, "weights_prior"),
+                    means_prior=self._group_prior(self.means_prior, "means_prior"),
+                    means_weight=self._group_prior(self.means_weight, "means_weight"),
+                    covars_prior=self._group_prior(self.covars_prior, "covars_prior"),
+                    covars_weight=self._group_prior(self.covars_weight, "covars_weight"),
+                    covariance_type=self.covariance_type, params=letters, init_params="")
+        sh.n_features = self.n_features
+        sh.weights_ = np.array(self.weights_[reps])
+        sh.means_ = np.array(self.means_[reps])
+        sh.covars_ = np.array(self.covars_[reps])
+        return sh
+
+    def _copy_from_shadow(self, sh, s2g):
+        self.weights_ = sh.weights_[s2g].copy()
+        self.means_ = sh.means_[s2g].copy()
+        self.covars_ = sh.covars_[s2g].copy()
+
+    def _count_emission_parameters(self):
+        G, M, D = self.n_groups_, self.n_mix, self.n_features
+        n = 0
+        if "w" in self.params:
+            reps = self._representatives()
+            n += int(sum(max(np.count_nonzero(row) - 1, 0)
+                         for row in np.asarray(self.weights_)[reps]))
+        if "m" in self.params:
+            n += G * M * D
+        if "c" in self.params:
+            n += G * {"spherical": M, "diag": M * D, "full": M * D * (D + 1) // 2,
+                      "tied": D * (D + 1) // 2}[self.covariance_type]
+        return n
+
+    def _emission_params_for_report(self):
+        reps = self._representatives()
+        return {"weights": np.asarray(self.weights_)[reps],
+                "means": np.asarray(self.means_)[reps],
+                "covars": np.asarray(self.covars_)[reps]}

@@ -55,7 +55,7 @@ class ReportMixin:
         em = ParameterGroup("emissions", description="per-state emission parameters")
         for name, arr, letter in self._emission_slots():
             em.add(name, np.asarray(arr, dtype=float))
-            if name == "covars" and self.covariance_type == "tied":
+            if name == "covars" and self.covariance_type == "tied" and not self._is_mixture():
                 pass
             else:
                 for g in groups:
@@ -63,11 +63,13 @@ class ReportMixin:
                         em.tie([f"{name}[{s}]" for s in g[1:]], to=f"{name}[{g[0]}]")
             if letter not in self.params:
                 em.fix(name)
-            elif name == "emissionprob":
+            elif name in ("emissionprob", "weights"):
                 for g in groups:
                     _normalised_row(em, name, (g[0],), np.asarray(arr)[g[0]], set())
             elif name == "covars" and self.covariance_type in ("full", "tied"):
                 self._fix_covariance_lower(em, groups)
+            elif name == "covars" and self._is_mixture():
+                pass
             elif name == "covars" and self.covariance_type == "spherical":
                 for g in groups:
                     for d in range(1, self.n_features):
@@ -103,9 +105,17 @@ class ReportMixin:
     def _fix_covariance_lower(self, em, groups):
         """Full covariance matrices are symmetric: the lower triangle reads the upper."""
         D = self.n_features
-        heads = [None] if self.covariance_type == "tied" else [g[0] for g in groups]
-        for h in heads:
-            pre = "" if h is None else f"{h},"
+        heads = [g[0] for g in groups]
+        if self._is_mixture():
+            if self.covariance_type == "full":  # (state, mix, D, D)
+                prefixes = [f"{h},{m}," for h in heads for m in range(self.n_mix)]
+            else:  # "tied" mixture: one (D, D) matrix per state
+                prefixes = [f"{h}," for h in heads]
+        elif self.covariance_type == "tied":
+            prefixes = [""]
+        else:
+            prefixes = [f"{h}," for h in heads]
+        for pre in prefixes:
             for a in range(D):
                 for b in range(a):
                     em.tie(f"covars[{pre}{a},{b}]", to=f"covars[{pre}{b},{a}]")
@@ -116,6 +126,9 @@ class ReportMixin:
             return [("lambdas", self.lambdas_, "l")]
         if hasattr(self, "emissionprob_"):
             return [("emissionprob", self.emissionprob_, "e")]
+        if self._is_mixture():
+            return [("weights", self.weights_, "w"), ("means", self.means_, "m"),
+                    ("covars", self.covars_, "c")]
         if self.covariance_type == "tied":
             cov = np.asarray(self._covars_)
         elif self.covariance_type == "full":
@@ -141,6 +154,10 @@ class ReportMixin:
             arr = np.array(vals[f"emissions.{name}"], dtype=float)
             if name == "means":
                 self.means_ = arr
+            elif name == "weights":
+                self.weights_ = arr
+            elif name == "covars" and self._is_mixture():
+                self.covars_ = arr
             elif name == "covars":
                 self._covars_ = arr[:, 0] if self.covariance_type == "spherical" else arr
             elif name == "lambdas":
@@ -148,8 +165,12 @@ class ReportMixin:
             else:
                 self.emissionprob_ = arr
 
+    def _is_mixture(self) -> bool:
+        return hasattr(self, "n_mix")
+
     def _has_slot_gradient(self) -> bool:
-        return getattr(self, "covariance_type", "diag") in ("diag", "spherical")
+        return (not self._is_mixture()
+                and getattr(self, "covariance_type", "diag") in ("diag", "spherical"))
 
     def loglik_gradient(self, X, lengths=None, group=None) -> np.ndarray:
         """Gradient of the log-likelihood with respect to every slot of :meth:`parameter_group`.
@@ -432,9 +453,18 @@ class ReportMixin:
         ds["state_group"] = ("state", s2g, {"long_name": "emission group of each state"})
         ds["startprob"] = ("state", np.asarray(self.startprob_))
         ds["transmat"] = (("state", "state_to"), np.asarray(self.transmat_))
+        mixture_dims = {"weights": ("group", "mix"), "means": ("group", "mix", "feature"),
+                        "covars": {"diag": ("group", "mix", "feature"),
+                                   "spherical": ("group", "mix"),
+                                   "full": ("group", "mix", "feature", "feature_j"),
+                                   "tied": ("group", "feature", "feature_j")}}
         for name, arr in self._emission_params_for_report().items():
             arr = np.asarray(arr)
-            if name == "covars" and self.covariance_type == "tied":
+            if self._is_mixture():
+                dims = mixture_dims[name]
+                dims = dims[self.covariance_type] if isinstance(dims, dict) else dims
+                ds[name] = (dims, arr)
+            elif name == "covars" and self.covariance_type == "tied":
                 ds[name] = (("feature", "feature_j"), arr)
             elif name == "covars" and self.covariance_type == "full":
                 ds[name] = (("group", "feature", "feature_j"), arr)
@@ -444,6 +474,8 @@ class ReportMixin:
                 ds[name] = (("group", obs_dim), arr.reshape(n_g, -1))
         if "feature_j" in ds.dims:
             ds = ds.assign_coords(feature_j=np.arange(self.n_features))
+        if "mix" in ds.dims:
+            ds = ds.assign_coords(mix=np.arange(self.n_mix))
         from sciTie import __version__ as sci_version
         import hmmlearn
 
