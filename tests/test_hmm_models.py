@@ -282,3 +282,33 @@ def test_covariance_only_update_uses_occupancies():
     expected = (gamma * (x[:, None] - [0.0, 4.0]) ** 2).sum(0) / gamma.sum(0)
     np.testing.assert_allclose(m.covars_.ravel(), expected, rtol=1e-10)
     np.testing.assert_array_equal(m.means_.ravel(), [0.0, 4.0])
+
+
+def test_priors_must_agree_within_tied_groups():
+    X = np.random.default_rng(0).normal(size=(60, 1))
+    m = TiedGaussianHMM(3, tied_states=[[0, 1], [2]], means_prior=np.array([[0.0], [1.0], [0.0]]),
+                        means_weight=1.0, n_iter=2, random_state=0)
+    with pytest.raises(ValueError, match=r"means_prior differs between the tied states \[0, 1\]"):
+        m.fit(X)
+    # equal priors within the group are accepted and act once per group
+    m.set_params(means_prior=np.array([[0.5], [0.5], [0.0]]))
+    m.fit(X)
+    np.testing.assert_array_equal(m.means_[0], m.means_[1])
+
+
+def test_means_prior_counts_once_per_group():
+    """MAP mean of a tied group: (w mu0 + sum_g gamma x) / (w + sum_g gamma)."""
+    rng = np.random.default_rng(12)
+    x = np.r_[rng.normal(0, 1, 50), rng.normal(3, 1, 50)]
+    m = TiedGaussianHMM(3, tied_states=[[0, 1], [2]], means_prior=0.7, means_weight=5.0,
+                        init_params="", params="m", n_iter=1)
+    m.startprob_ = np.array([0.4, 0.3, 0.3])
+    m.transmat_ = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    m.means_, m.covars_ = np.array([[0.2], [0.2], [2.5]]), np.ones((3, 1))
+    gamma, _ = _posteriors_hmmlearn(m.startprob_, m.transmat_,
+                                    stats.norm.logpdf(x[:, None], [0.2, 0.2, 2.5], 1.0))
+    m.fit(x[:, None])
+    wA = gamma[:, 0] + gamma[:, 1]
+    assert m.means_[0, 0] == pytest.approx((5.0 * 0.7 + wA @ x) / (5.0 + wA.sum()), rel=1e-12)
+    assert m.means_[2, 0] == pytest.approx((5.0 * 0.7 + gamma[:, 2] @ x)
+                                           / (5.0 + gamma[:, 2].sum()), rel=1e-12)
