@@ -153,8 +153,10 @@ def pbso4_fit(pbso4_dir):
 def test_pbso4_joint_refinement(pbso4_fit):
     """The acceptance check: wRp and published cell/positions (GSAS-II tutorial).
 
-    "Within 3 esd" uses the combined esd of the two estimates, sqrt(ours² + published²)
-    (both are estimates with similar esds).
+    Cell and atom positions lie within 3 of OUR OWN esd of the published values (measured
+    largest: S.x, 2.2; a, 2.0). The shared Uiso agree to 0.0015 Å² (Pb is 0.001 high: the
+    X-ray pattern alone gives 0.025 at room temperature, the neutron pattern alone 0.017 at
+    low temperature, and the joint value is a compromise between the two).
     """
     ref = pbso4_fit
     st = ref.statistics_
@@ -164,11 +166,10 @@ def test_pbso4_joint_refinement(pbso4_fit):
     assert ref.result_.success
     P = ref.parameters()
     for k, (v, e) in PBSO4_PUBLISHED.items():
-        z = (P[k]["value"] - v) / np.hypot(P[k]["stderr"], e)
         if k.endswith("uiso"):
-            # displacement parameters: agree to 0.002 A^2 (Pb and S are 2-5 esd high)
-            assert abs(P[k]["value"] - v) < 0.002, (k, P[k], v)
+            assert abs(P[k]["value"] - v) < 0.0015, (k, P[k], v)
         else:
+            z = (P[k]["value"] - v) / P[k]["stderr"]
             assert abs(z) < 3, (k, P[k], v, z)
         assert 0.5 < P[k]["stderr"] / e < 2.0, (k, P[k]["stderr"], e)   # esds comparable
 
