@@ -37,7 +37,8 @@ def main() -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         ref.refine_stages(STAGES[:-1])
     ref.set_refined(structure=["cell", "xyz", "uiso"],
-                    patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile"]})
+                    patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile",
+                                      "late_profile"]})
     start = ref.group.pack()
     times = []
     for _ in range(a.repeat):

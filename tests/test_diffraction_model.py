@@ -225,6 +225,25 @@ def test_refinement_rejects_bad_input():
         JointRefinement(pat.phase, [pat, pat])
 
 
+def test_late_profile_parameters_are_freed_only_with_late_profile():
+    """refine_profile_late: not freed by "profile", freed by "late_profile" (last STAGES item)."""
+    from sciTie.diffraction import STAGES
+
+    phase = synthetic_phase()
+    tth = np.arange(20.0, 75.0, 0.05)
+    pat = PowderPattern(make_pattern(tth, np.ones_like(tth), np.ones_like(tth)), phase,
+                        name="xray", refine_profile=("X", "Y"), refine_profile_late=("U", "W"))
+    ref = JointRefinement(phase, [pat])
+    ref.set_refined(patterns={"*": ["profile"]})
+    assert set(pat.group.free_names) == {"X", "Y"}
+    ref.set_refined(patterns={"*": ["profile", "late_profile"]})
+    assert set(pat.group.free_names) == {"X", "Y", "U", "W"}
+    assert "late_profile" in STAGES[-1][1]["pattern"]
+    with pytest.raises(ValueError, match="refine_profile_late"):
+        PowderPattern(make_pattern(tth, np.ones_like(tth), np.ones_like(tth)), phase,
+                      refine_profile_late=("UU",))
+
+
 def test_fit_range_and_excluded_regions(tmp_path):
     from sciTie.diffraction import write_xye
     from sciTie.diffraction.data import load_synthetic, pattern_from_dataset

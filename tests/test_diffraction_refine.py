@@ -154,9 +154,9 @@ def test_pbso4_joint_refinement(pbso4_fit):
     """The acceptance check: wRp and published cell/positions (GSAS-II tutorial).
 
     Cell and atom positions lie within 3 of OUR OWN esd of the published values (measured
-    largest: S.x, 2.2; a, 2.0). The shared Uiso agree to 0.0015 Å² (Pb is 0.001 high: the
-    X-ray pattern alone gives 0.025 at room temperature, the neutron pattern alone 0.017 at
-    low temperature, and the joint value is a compromise between the two).
+    largest: S.x, 2.3). The shared Uiso agree to 0.001 Å² (measured largest: O3, 0.0006;
+    Pb 0.0003). The X-ray pattern alone gives Pb 0.024 (room temperature), the neutron
+    pattern alone 0.017 (low temperature): the joint value is a compromise between them.
     """
     ref = pbso4_fit
     st = ref.statistics_
@@ -167,7 +167,7 @@ def test_pbso4_joint_refinement(pbso4_fit):
     P = ref.parameters()
     for k, (v, e) in PBSO4_PUBLISHED.items():
         if k.endswith("uiso"):
-            assert abs(P[k]["value"] - v) < 0.0015, (k, P[k], v)
+            assert abs(P[k]["value"] - v) < 0.001, (k, P[k], v)
         else:
             z = (P[k]["value"] - v) / P[k]["stderr"]
             assert abs(z) < 3, (k, P[k], v, z)

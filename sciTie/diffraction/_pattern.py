@@ -90,6 +90,12 @@ class PowderPattern:
         for Bragg-Brentano, ``disp_x`` and ``disp_y`` for Debye-Scherrer).
     refine_profile : tuple of str
         Profile parameters freed by the "profile" stage.
+    refine_profile_late : tuple of str
+        Profile parameters freed only with the atoms (``"late_profile"`` in
+        :meth:`JointRefinement.set_refined`), e.g. the Gaussian ``U, V, W`` once the
+        Lorentzian widths and the structure are close: refined from the start they can
+        drive the Gaussian variance below zero, where it is clipped and its derivative
+        vanishes.
 
     Attributes
     ----------
@@ -109,7 +115,7 @@ class PowderPattern:
                  peak_cutoff: float = 12.0, fcj_points: int = 8,
                  cell_correction: bool = False, refine_zero: bool = True,
                  refine_displacement: bool = False,
-                 refine_profile=("U", "V", "W")) -> None:
+                 refine_profile=("U", "V", "W"), refine_profile_late=()) -> None:
         if not isinstance(data, xr.DataArray) or "two_theta" not in data.coords \
                 or "variance" not in data.coords:
             raise TypeError("data must be an xarray.DataArray with 'two_theta' and 'variance' "
@@ -132,10 +138,14 @@ class PowderPattern:
         self.cell_correction = bool(cell_correction)
         self.refine_zero = bool(refine_zero)
         self.refine_displacement = bool(refine_displacement)
-        bad = [n for n in refine_profile if n not in PATTERN_PARAMS]
-        if bad:
-            raise ValueError(f"refine_profile: unknown parameters {bad}")
+        for arg, names in (("refine_profile", refine_profile),
+                           ("refine_profile_late", refine_profile_late)):
+            bad = [n for n in names if n not in PATTERN_PARAMS]
+            if bad:
+                raise ValueError(f"{arg}: unknown parameters {bad}; expected names from "
+                                 f"PATTERN_PARAMS")
         self.refine_profile = tuple(refine_profile)
+        self.refine_profile_late = tuple(refine_profile_late)
         self.name = name
         self.radiation = radiation
         self.geometry = geometry
@@ -249,7 +259,7 @@ class PowderPattern:
         pv, _ = self._pattern_arrays(v)
         self.fcj_mask = np.zeros(len(self.hkl), dtype=int)
         sl, hl = pv[_IDX["SL"]], pv[_IDX["HL"]]
-        if {"SL", "HL"} & set(self.refine_profile):
+        if {"SL", "HL"} & set(self.refine_profile + self.refine_profile_late):
             # asymmetry to be refined: size the quadrature for at least S/L = H/L = 0.01
             sl, hl = max(sl, 0.01), max(hl, 0.01)
         if sl + hl > 0:

@@ -19,7 +19,7 @@ STAGES = (
     ("scale+background", {"pattern": ("scale", "bkg")}),
     ("cell", {"structure": ("cell",), "pattern": ("zero", "cell_correction")}),
     ("profile", {"pattern": ("profile",)}),
-    ("atoms", {"structure": ("xyz", "uiso")}),
+    ("atoms", {"structure": ("xyz", "uiso"), "pattern": ("late_profile",)}),
 )
 
 
@@ -134,7 +134,8 @@ class JointRefinement:
             symmetry), ``"uiso"`` and ``"occ"``.
         patterns : dict
             Pattern name (or ``"*"`` for all) to an iterable of parameter names or the
-            keywords ``"profile"`` (the pattern's ``refine_profile``), ``"zero"`` (zero
+            keywords ``"profile"`` (the pattern's ``refine_profile``), ``"late_profile"``
+            (its ``refine_profile_late``, freed with the atoms in :data:`STAGES`), ``"zero"`` (zero
             shift, plus the sample displacement for patterns created with
             ``refine_displacement=True``) and ``"cell_correction"`` (the D terms allowed by
             the crystal system, for patterns created with ``cell_correction=True``).
@@ -161,6 +162,8 @@ class JointRefinement:
                 for item in items:
                     if item == "profile":
                         pn += list(getattr(p, "refine_profile", ("U", "V", "W")))
+                    elif item == "late_profile":
+                        pn += list(getattr(p, "refine_profile_late", ()))
                     elif item == "cell_correction":
                         if getattr(p, "cell_correction", False):
                             pn += p.cell_correction_names

@@ -59,7 +59,8 @@ def run(name: str, argv: Sequence[str]) -> RunSummary:
         warnings.simplefilter("ignore", RuntimeWarning)
         ref.refine_stages(STAGES[:-1], max_nfev=20 if a.quick else None)
     ref.set_refined(structure=["cell", "xyz", "uiso"],
-                    patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile"]})
+                    patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile",
+                                      "late_profile"]})
     ref.fit(max_nfev=30 if a.quick else None)
     seconds = time.perf_counter() - t0
     return summarize(ref, name, seconds)

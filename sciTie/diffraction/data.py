@@ -118,7 +118,8 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
       ``.prm`` file and uses its defaults for the rest, so the tutorial ran with this
       value, not with the file's S/L = H/L = 0.015;
     * the X-ray pattern refines the Lorentzian widths ``X, Y`` (GSAS-II: crystallite size
-      and microstrain; the Gaussian ``U, V, W`` stay at the ``.prm`` values); the neutron
+      and microstrain) and, in the last stage with the atoms, the Gaussian ``U, V, W`` (as
+      the tutorial does; freed earlier they run into the clip at zero variance); the neutron
       pattern refines ``U, V, W, X`` and, in a joint refinement, the cell correction
       ``D11, D22, D33`` (low temperature). The structure is shared.
 
@@ -131,7 +132,9 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
     pats = []
     if "xray" in patterns:
         pats.append(pattern_from_dataset(data["xray"], phase, name="xray", fit_range=xray_range,
-                                         refine_profile=("X", "Y"), n_background=n_background,
+                                         refine_profile=("X", "Y"),
+                                         refine_profile_late=("U", "V", "W"),
+                                         n_background=n_background,
                                          profile=asym, refine_zero=False,
                                          refine_displacement=True))
     if "neutron" in patterns:
