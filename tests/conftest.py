@@ -15,3 +15,32 @@ def shared_data_dir() -> Path:
         pytest.skip(f"real datasets not found at {path}: set SCITIE_DATA_DIR to the folder "
                     "holding them (../shared/datasets in a sciTie checkout)")
     return path
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.fixture
+def execute_notebook(monkeypatch, tmp_path):
+    """Run ``notebooks/<name>`` in a fresh kernel and return the text of its outputs.
+
+    The kernel works in ``tmp_path`` unless ``cwd`` is given, so nothing lands in the
+    repository; ``env`` entries are set for the kernel (e.g. a training budget).
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+
+    def run(name: str, *, env: dict | None = None, cwd: Path | None = None,
+            timeout: int = 120) -> str:
+        monkeypatch.setenv("MPLBACKEND", "Agg")
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        client = nbclient.NotebookClient(
+            nb, timeout=timeout, kernel_name="python3",
+            resources={"metadata": {"path": str(cwd or tmp_path)}})
+        client.execute()
+        return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                       for o in c.get("outputs", []))
+
+    return run
