@@ -46,8 +46,9 @@ def recommended_settings(problem: str, *, mode: str = "hard", quick: bool = Fals
     else:
         raise ValueError(f"problem must be 'convection' or 'allen-cahn'; got {problem!r}")
     kw["mode"] = mode
-    if mode != "hard":
-        # the periodicity penalty needs the same weight as the initial condition: with weight 1
-        # soft/shared convection (beta = 50) reached only 6.7e-2 / 1.6e-1, with 100 5.3e-3 / 1.4e-2
+    if mode != "hard" and problem == "convection":
+        # convection (beta = 50) needs a periodicity penalty as strong as the initial condition:
+        # weight 1 gave soft/shared 6.7e-2 / 1.6e-1, weight 100 gave 5.3e-3 / 1.4e-2. For
+        # Allen-Cahn weight 100 made soft worse (0.19 against 9.4e-2), so it keeps weight 1.
         kw["bc_weight"] = kw["ic_weight"]
     return kw
