@@ -233,3 +233,15 @@ def test_report_and_xarray():
     # the tied slot's stderr is exactly twice the free one (G has 2 in that row)
     assert res.error("q2") == pytest.approx(2 * res.error("q"), rel=1e-12)
     assert res.error("fixed_one") == 0.0
+
+
+def test_lsmr_trust_region_solver_reaches_the_same_bounded_optimum():
+    t1, y1, s1, t2, y2, s2 = _two_dataset_problem(seed=4)
+    g = ParameterGroup("g")
+    g.add("A", 1.0, min=0.0)
+    g.add("k", 0.5, min=0.0, max=5.0)
+    res_ = lambda v: (y1 - v["A"] * np.exp(-v["k"] * t1)) / s1  # noqa: E731
+    exact = fit_least_squares(g, res_, ftol=1e-14, xtol=1e-14, gtol=1e-14)
+    lsmr = fit_least_squares(g, res_, tr_solver="lsmr", ftol=1e-14, xtol=1e-14, gtol=1e-14)
+    np.testing.assert_allclose(lsmr.x, exact.x, rtol=1e-7)
+    np.testing.assert_allclose(lsmr.stderr, exact.stderr, rtol=1e-6)

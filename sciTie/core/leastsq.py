@@ -168,7 +168,8 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
                       jacobian: JacobianFn | None = None, *, method: str = "trf",
                       ftol: float = 1e-12, xtol: float = 1e-12, gtol: float = 1e-12,
                       max_nfev: int | None = None, x_scale: Any = "jac",
-                      scale_covar: bool = True, verbose: int = 0) -> FitResult:
+                      tr_solver: str | None = None, scale_covar: bool = True,
+                      verbose: int = 0) -> FitResult:
     """Fit the free parameters of ``group`` by (weighted, bounded) least squares.
 
     Parameters
@@ -186,6 +187,9 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
         when any are set.
     ftol, xtol, gtol, max_nfev, x_scale, verbose
         Passed to :func:`scipy.optimize.least_squares`.
+    tr_solver : {None, 'exact', 'lsmr'}
+        Trust-region subproblem solver for 'trf'/'dogbox'; 'lsmr' avoids a dense SVD per
+        iteration on large problems (many residuals and free parameters) with bounds.
     scale_covar : bool, default True
         Scale the covariance by the reduced chi-square (lmfit's default; use False when the
         residuals are exact sigma-weighted and the model is trusted).
@@ -224,7 +228,8 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
     opt = least_squares(problem.residual, x0, jac=problem.jacobian,
                         bounds=(lo, hi) if bounded else (-np.inf, np.inf), method=method,
                         ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale,
-                        verbose=verbose)
+                        verbose=verbose, **({} if tr_solver is None or method == "lm"
+                                            else {"tr_solver": tr_solver}))
     seconds = time.perf_counter() - t0
     x = opt.x
     r = problem.residual(x)
