@@ -17,6 +17,16 @@ def shared_data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def pbso4_dir(shared_data_dir):
+    """The pbso4 folder of the shared datasets; skip (with the reason) when it is absent."""
+    folder = shared_data_dir / "pbso4"
+    if not folder.is_dir():
+        pytest.skip(f"PbSO4 data not found in {folder}: set SCITIE_DATA_DIR to the folder "
+                    "holding pbso4/ (../shared/datasets in a sciTie checkout)")
+    return folder
+
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 

@@ -13,14 +13,6 @@ FINAL = dict(structure=["cell", "xyz", "uiso"],
              patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile"]})
 
 
-@pytest.fixture(scope="module")
-def pbso4_dir(shared_data_dir):
-    """The pbso4 folder of the shared datasets; skip (with the reason) when it is absent."""
-    folder = shared_data_dir / "pbso4"
-    if not folder.is_dir():
-        pytest.skip(f"PbSO4 data not found in {folder}: set SCITIE_DATA_DIR to the folder "
-                    "holding pbso4/ (../shared/datasets in a sciTie checkout)")
-    return folder
 
 
 @pytest.fixture(scope="module")
