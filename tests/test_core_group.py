@@ -164,3 +164,12 @@ def test_expression_gradient_equals_finite_differences():
     np.testing.assert_allclose(grad, fd, rtol=1e-7)
     assert val == pytest.approx(0.3 * np.sin(1.1) + np.sqrt(2.5) / 1.1 - np.arctan2(0.3, 2.5)
                                 + np.hypot(0.3, 1.1) ** 1.5 + np.log10(2.5) * np.exp(-0.3))
+
+
+def test_docstring_examples_run_as_shown():
+    import doctest
+
+    import sciTie.core.group as group_module
+
+    outcome = doctest.testmod(group_module)
+    assert outcome.attempted >= 4 and outcome.failed == 0

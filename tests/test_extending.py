@@ -43,3 +43,11 @@ def test_thermal_lattice_fit_equals_linear_regression():
     # a pattern's lattice value carries the propagated uncertainty x_i^T cov x_i
     i = 3
     assert res.error(f"p{i}.a") == pytest.approx(np.sqrt(X[i] @ cov @ X[i]), rel=1e-6)
+
+
+def test_examples_in_the_extending_page_run_as_shown():
+    import doctest
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "extending.rst"
+    outcome = doctest.testfile(str(page), module_relative=False, verbose=False)
+    assert outcome.attempted >= 4 and outcome.failed == 0
