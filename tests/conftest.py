@@ -6,11 +6,20 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
+def _data_root() -> Path:
+    env = os.environ.get("SCITIE_DATA_DIR")
+    return Path(env) if env else SHARED
+
+
+def pbso4_available() -> bool:
+    """Whether the PbSO4 files are where the notebook and tests look for them."""
+    return (_data_root() / "pbso4").is_dir()
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The folder of real datasets: $SCITIE_DATA_DIR, else ../shared/datasets; skip if absent."""
-    env = os.environ.get("SCITIE_DATA_DIR")
-    path = Path(env) if env else SHARED
+    path = _data_root()
     if not path.is_dir():
         pytest.skip(f"real datasets not found at {path}: set SCITIE_DATA_DIR to the folder "
                     "holding them (../shared/datasets in a sciTie checkout)")

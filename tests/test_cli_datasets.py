@@ -1,7 +1,7 @@
 """The scitie command line and the dataset registry (model-independent parts)."""
 import json
+import shutil
 import subprocess
-import sys
 
 import pytest
 import xarray as xr
@@ -19,8 +19,9 @@ def test_version(capsys):
 
 
 def test_console_script_is_installed():
-    proc = subprocess.run([sys.executable, "-m", "sciTie.cli", "--version"],
-                          capture_output=True, text=True, timeout=120)
+    exe = shutil.which("scitie")
+    assert exe is not None, "the `scitie` console script is not on PATH (pip install -e .)"
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and sciTie.__version__ in proc.stdout
 
 

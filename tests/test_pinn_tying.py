@@ -58,4 +58,6 @@ def test_boundary_group_values_from_trained_model(mode):
     elif mode == "soft":
         assert np.allclose(vals["jump_3"], traces["u_right"][3] - traces["u_left"][3])
     else:
-        assert np.allclose(vals["u_left"], vals["u_right"]) and np.allclose(vals["g"], traces["g"])
+        # the free slots carry the boundary network's output; u_left/u_right read g through G
+        assert np.allclose(vals["g"], traces["g"], atol=1e-12)
+        assert np.allclose(vals["gx"], traces["gx"], atol=1e-12)
