@@ -13,6 +13,17 @@ __all__ = ["tying_group", "validate_partition", "validate_transition_groups", "s
            "count_transition_parameters"]
 
 
+
+def _state_problems(groups: list[list[int]], n_states: int) -> tuple[list[int], set[int], set[int]]:
+    """States out of range, states listed more than once, and every state seen, over ``groups``."""
+    flat = [s for g in groups for s in g]
+    out_of_range = sorted({s for s in flat if not 0 <= s < n_states})
+    seen: set[int] = set()
+    repeated: set[int] = set()
+    for s in flat:
+        (repeated if s in seen else seen).add(s)
+    return out_of_range, repeated, seen
+
 def _as_state(value, what: str, n_states: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{what} must hold integer state indices, got {value!r} "
@@ -58,14 +69,10 @@ def validate_partition(tied_states, n_states: int) -> list[list[int]]:
             raise ValueError(f"tied_states[{gi}] is empty; every group needs at least one "
                              "state")
         groups.append(sorted(g))
-    flat = [s for g in groups for s in g]
-    bad = sorted({s for s in flat if not 0 <= s < n_states})
+    bad, repeated, seen = _state_problems(groups, n_states)
     if bad:
         raise ValueError(f"tied_states names states {bad} out of range; states are "
                          f"0..{n_states - 1} (n_components={n_states})")
-    seen, repeated = set(), set()
-    for s in flat:
-        (repeated if s in seen else seen).add(s)
     if repeated:
         raise ValueError(f"tied_states is not a partition: states {sorted(repeated)} appear "
                          "in more than one group (or twice in one group)")
@@ -107,14 +114,10 @@ def validate_transition_groups(tied_transitions, n_states: int) -> list[list[int
             raise TypeError(f"tied_transitions[{gi}] must be a sequence of state indices, "
                             f"got {group!r}")
         groups.append(sorted(_as_state(s, "tied_transitions", n_states) for s in group))
-    flat = [s for g in groups for s in g]
-    bad = sorted({s for s in flat if not 0 <= s < n_states})
+    bad, repeated, _ = _state_problems(groups, n_states)
     if bad:
         raise ValueError(f"tied_transitions names states {bad} out of range; states are "
                          f"0..{n_states - 1}")
-    seen, repeated = set(), set()
-    for s in flat:
-        (repeated if s in seen else seen).add(s)
     if repeated:
         raise ValueError(f"tied_transitions groups must be disjoint: states "
                          f"{sorted(repeated)} appear more than once")
