@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from .._config import get_config
 from ._registry import REGISTRY, DatasetEntry
 
 __all__ = ["list_datasets", "load", "get_entry", "data_dir", "bundled_path", "resolve_callable",
@@ -54,7 +55,8 @@ def bundled_path(filename: str) -> Path:
 def data_dir(name: str, path: str | os.PathLike | None = None) -> Path:
     """Folder holding the files of external dataset ``name``.
 
-    Looks at ``path`` first, then ``$SCITIE_DATA_DIR/<folder>``. The error says what is
+    Looks at ``path`` first, then ``<data_dir>/<folder>`` where ``data_dir`` is the setting
+    of :func:`sciTie.set_config` (default ``$SCITIE_DATA_DIR``). The error says what is
     missing and how to point sciTie at it.
     """
     entry = get_entry(name)
@@ -62,13 +64,14 @@ def data_dir(name: str, path: str | os.PathLike | None = None) -> Path:
     if path is not None:
         p = Path(path)
         candidates += [p / entry.external_folder, p] if entry.external_folder else [p]
-    env = os.environ.get(ENV_VAR)
-    if env:
-        candidates.append(Path(env) / (entry.external_folder or name))
+    configured = get_config()["data_dir"]
+    if configured:
+        candidates.append(Path(configured) / (entry.external_folder or name))
     for c in candidates:
         if c.is_dir():
             return c
-    where = ", ".join(str(c) for c in candidates) or "nowhere (no path= and no $SCITIE_DATA_DIR)"
+    where = ", ".join(str(c) for c in candidates) or ("nowhere (no path=, no sciTie.set_config(data_dir=...) and no "
+                                                 "$SCITIE_DATA_DIR)")
     raise FileNotFoundError(
         f"external dataset {name!r} not found; looked in {where}. Pass path=<folder holding "
         f"the {name} files> or set {ENV_VAR} to the folder that contains "

@@ -286,17 +286,14 @@ def forward_backward(startprob, transmat, log_frameprob, lengths):
 
 
 def _parallel_enabled() -> bool:
-    """Sequences run on several threads only when ``SCITIE_HMM_THREADS`` > 1.
+    """Sequences run on several threads only when the ``hmm_threads`` setting is > 1.
 
     Off by default: on the two shared cores of the CI machine the threaded version was
     slower (2.4 s serial vs 3.9 s threaded for the benchmark's 20 iterations).
     """
-    import os
+    from .._config import get_config
 
-    try:
-        return int(os.environ.get("SCITIE_HMM_THREADS", "1")) > 1
-    except ValueError:
-        return False
+    return get_config()["hmm_threads"] > 1
 
 
 def _buffer(workspace, name, shape):

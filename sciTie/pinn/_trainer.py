@@ -29,12 +29,14 @@ class TrainingDivergedError(RuntimeError):
 
 
 def budget_multiplier(budget: float | None = None) -> float:
-    """The training-budget multiplier: ``budget`` or ``$SCITIE_PINN_BUDGET`` (default 1).
+    """The training-budget multiplier: ``budget``, else the ``budget`` setting (default 1).
 
     Parameters
     ----------
     budget : float, optional
-        Explicit multiplier; None reads the environment variable.
+        Explicit multiplier; None reads :func:`sciTie.get_config` (set with
+        :func:`sciTie.set_config`, or the environment variable ``SCITIE_BUDGET`` /
+        ``SCITIE_PINN_BUDGET``).
 
     Returns
     -------
@@ -42,11 +44,9 @@ def budget_multiplier(budget: float | None = None) -> float:
         A positive multiplier applied to step counts.
     """
     if budget is None:
-        raw = os.environ.get("SCITIE_PINN_BUDGET", "1")
-        try:
-            budget = float(raw)
-        except ValueError:
-            raise ValueError(f"SCITIE_PINN_BUDGET must be a positive number; got {raw!r}") from None
+        from .._config import get_config
+
+        return get_config()["budget"]
     budget = float(budget)
     if not math.isfinite(budget) or budget <= 0:
         raise ValueError(f"budget must be a positive finite number; got {budget!r}")

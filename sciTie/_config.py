@@ -1,0 +1,180 @@
+"""Configuration in one place: :func:`set_config`, :func:`get_config`, :func:`config_context`.
+
+Modelled on scikit-learn's. A setting is looked up in this order: a value set with
+:func:`set_config` / :func:`config_context`, then its environment variable (read here and
+nowhere else in sciTie, at lookup time, so a variable exported before a run is honoured),
+then the built-in default.
+
+=============  ======================  =====================================================
+setting        environment variable    meaning
+=============  ======================  =====================================================
+data_dir       ``SCITIE_DATA_DIR``     folder holding the external datasets (``pbso4/`` ...)
+budget         ``SCITIE_BUDGET``       multiplier on training/iteration budgets of the
+                                       recipes and the command line (PINN steps ...);
+                                       ``SCITIE_PINN_BUDGET`` is read as well
+n_threads      ``SCITIE_N_THREADS``    CPU threads a fit may use (torch during PINN
+                                       training; restored afterwards). None: automatic
+hmm_threads    ``SCITIE_HMM_THREADS``  threads over sequences in the compiled HMM E-step
+                                       (1: serial, measured faster on 2 shared cores)
+progress       ``SCITIE_PROGRESS``     show progress bars (true/false)
+=============  ======================  =====================================================
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .errors import ValidationError
+
+__all__ = ["set_config", "get_config", "config_context"]
+
+_UNSET = object()
+
+
+def _path_or_none(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValidationError(f"{what} must be a folder path (str or os.PathLike) or None, got "
+                              f"{type(value).__name__}")
+    return os.fspath(Path(value).expanduser())
+
+
+def _positive_float(value: Any, what: str) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a positive number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(out) or out <= 0:
+        raise ValidationError(f"{what} must be a positive finite number, got {value!r}")
+    return out
+
+
+def _threads(value: Any, what: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return None
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a positive integer or None, got {value!r}") from None
+    if isinstance(value, bool) or out < 1 or (not isinstance(value, str) and out != value):
+        raise ValidationError(f"{what} must be a positive integer or None, got {value!r}")
+    return out
+
+
+def _positive_int(value: Any, what: str) -> int:
+    out = _threads(value, what)
+    return 1 if out is None else out
+
+
+def _boolean(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValidationError(f"{what} must be true or false, got {value!r}")
+
+
+# name -> (environment variables, default, checker)
+_SETTINGS: dict[str, tuple[tuple[str, ...], Any, Callable[[Any, str], Any]]] = {
+    "data_dir": (("SCITIE_DATA_DIR",), None, _path_or_none),
+    "budget": (("SCITIE_BUDGET", "SCITIE_PINN_BUDGET"), 1.0, _positive_float),
+    "n_threads": (("SCITIE_N_THREADS",), None, _threads),
+    "hmm_threads": (("SCITIE_HMM_THREADS",), 1, _positive_int),
+    "progress": (("SCITIE_PROGRESS",), False, _boolean),
+}
+
+_explicit: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
+    "scitie_config", default={})
+
+
+def _lookup(name: str) -> Any:
+    explicit = _explicit.get()
+    envs, default, check = _SETTINGS[name]
+    if name in explicit:
+        return explicit[name]
+    for env in envs:
+        raw = os.environ.get(env)
+        if raw is not None and raw != "":
+            return check(raw, f"environment variable {env}")
+    return default
+
+
+def get_config() -> dict[str, Any]:
+    """The current value of every setting (explicit, else environment, else default).
+
+    Returns
+    -------
+    dict
+        ``{"data_dir": ..., "budget": ..., "n_threads": ..., "hmm_threads": ...,
+        "progress": ...}``.
+    """
+    return {name: _lookup(name) for name in _SETTINGS}
+
+
+def _checked(settings: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in settings.items():
+        if name not in _SETTINGS:
+            raise ValidationError(f"unknown setting {name!r}; known: {', '.join(_SETTINGS)}")
+        if value is _UNSET:
+            continue
+        out[name] = _SETTINGS[name][2](value, name)
+    return out
+
+
+def set_config(*, data_dir: Any = _UNSET, budget: Any = _UNSET, n_threads: Any = _UNSET,
+               hmm_threads: Any = _UNSET, progress: Any = _UNSET) -> None:
+    """Set sciTie's settings for the rest of the program (or the current context).
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike or None, optional
+        Folder that contains the external datasets' folders (``pbso4/``, ``cucr2o4_seq/``).
+    budget : float, optional
+        Positive multiplier on the training budgets of recipes and the command line.
+    n_threads : int or None, optional
+        CPU threads a fit may use; None picks automatically.
+    hmm_threads : int, optional
+        Threads over sequences in the HMM E-step (1 = serial).
+    progress : bool, optional
+        Show progress bars.
+
+    Settings not passed keep their values. Wrong values raise
+    :class:`~sciTie.errors.ValidationError` naming the setting.
+    """
+    new = dict(_explicit.get())
+    new.update(_checked(dict(data_dir=data_dir, budget=budget, n_threads=n_threads,
+                             hmm_threads=hmm_threads, progress=progress)))
+    _explicit.set(new)
+
+
+@contextlib.contextmanager
+def config_context(**settings: Any) -> Iterator[None]:
+    """Temporarily change settings inside a ``with`` block (restored on exit, even on error).
+
+    Parameters
+    ----------
+    **settings
+        Any of the :func:`set_config` keywords.
+
+    Examples
+    --------
+    >>> import sciTie
+    >>> with sciTie.config_context(budget=0.5):
+    ...     sciTie.get_config()["budget"]
+    0.5
+    """
+    new = dict(_explicit.get())
+    new.update(_checked(settings))
+    token = _explicit.set(new)
+    try:
+        yield
+    finally:
+        _explicit.reset(token)

@@ -1,0 +1,261 @@
+"""Writing files safely: one way for every output sciTie produces.
+
+Every file (JSON, netCDF, PNG, CIF, xye, checkpoints, recipes) is written the same way:
+
+1. the targets are checked before any work starts (:func:`check_targets`): an existing file
+   is refused unless ``overwrite=True``, a folder where a file should go is refused always;
+2. the content goes to a temporary file in the same folder, is flushed and ``fsync``-ed;
+3. the temporary file takes the target's name in one step: ``os.replace`` when replacing was
+   asked for, a hard link (which fails if the name appeared meanwhile) otherwise.
+
+A write that fails halfway leaves the previous file intact and no temporary file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+from .errors import OutputExistsError, ValidationError
+
+__all__ = ["check_targets", "atomic_path", "atomic_open", "write_text", "write_bytes",
+           "write_json", "write_netcdf", "save_figure", "file_sha256", "as_path"]
+
+
+def as_path(path: Any, what: str = "path") -> Path:
+    """``path`` as a :class:`~pathlib.Path`; a clear error for anything that is not a path."""
+    if isinstance(path, (bytes, bytearray)):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValidationError(f"{what} must be a file path (str or os.PathLike), got "
+                              f"{type(path).__name__}")
+    text = os.fspath(path)
+    if not text or "\x00" in text:
+        raise ValidationError(f"{what} must be a non-empty path without NUL characters, "
+                              f"got {text!r}")
+    return Path(text).expanduser()
+
+
+def check_targets(paths: Iterable[Any], *, overwrite: bool = False,
+                  what: str = "output") -> list[Path]:
+    """Check output targets before the work that produces them starts.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Files that will be written.
+    overwrite : bool, optional
+        Allow replacing existing files.
+    what : str, optional
+        Name used in messages (``"--json"``, ``"checkpoint"`` ...).
+
+    Returns
+    -------
+    list of Path
+        The targets.
+
+    Raises
+    ------
+    OutputExistsError
+        A target exists and ``overwrite`` is False.
+    IsADirectoryError
+        A target is a folder.
+    NotADirectoryError
+        A target's parent exists but is a file.
+    ValidationError
+        A target appears twice.
+    """
+    targets = [as_path(p, what) for p in paths]
+    seen: set[str] = set()
+    for t in targets:
+        key = os.path.abspath(t)
+        if key in seen:
+            raise ValidationError(f"{what}: {t} is named twice as an output")
+        seen.add(key)
+        if t.is_dir():
+            raise IsADirectoryError(f"{what}: {t} is a folder; give a file name")
+        parent = t.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"{what}: cannot create {t}: {parent} is a file, not a folder")
+    clashes = [t for t in targets if t.exists() or t.is_symlink()]
+    if clashes and not overwrite:
+        names = ", ".join(str(c) for c in clashes)
+        raise OutputExistsError(f"{what}: {names} already exist{'s' if len(clashes) == 1 else ''}; "
+                                "choose another name or allow replacing it (overwrite=True, "
+                                "--overwrite on the command line)")
+    return targets
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
+    """Give ``tmp`` the name ``target`` in one step."""
+    if overwrite:
+        os.replace(tmp, target)
+        return
+    try:
+        os.link(tmp, target)  # fails with FileExistsError if the name appeared meanwhile
+    except FileExistsError:
+        raise OutputExistsError(f"{target} already exists (it appeared while it was being "
+                                "written); nothing was replaced") from None
+    except OSError:  # file systems without hard links: check, then rename
+        if target.exists():
+            raise OutputExistsError(f"{target} already exists; nothing was replaced") from None
+        os.replace(tmp, target)
+        return
+    os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Any, *, overwrite: bool = False, what: str = "output",
+                suffix: str | None = None) -> Iterator[Path]:
+    """A temporary path to write to; it becomes ``path`` when the block ends without error.
+
+    For writers that want a file name (``Dataset.to_netcdf``, ``Figure.savefig``,
+    ``torch.save``). The temporary file lives in the target's folder (created if needed) and
+    keeps the target's suffix, so format detection by extension still works.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file.
+    overwrite : bool, optional
+        Replace an existing file.
+    what : str, optional
+        Name used in messages.
+    suffix : str, optional
+        Suffix of the temporary file (default: the target's).
+
+    Yields
+    ------
+    Path
+        Where to write.
+    """
+    (target,) = check_targets([path], overwrite=overwrite, what=what)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=(suffix if suffix is not None
+                                                                    else target.suffix) + ".part",
+                                dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OSError(f"the writer did not create {tmp}")
+        with open(tmp, "rb+") as fh:  # the writer may not have synced: do it here
+            os.fsync(fh.fileno())
+        _commit(tmp, target, overwrite)
+        _fsync_dir(target.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: Any, mode: str = "w", *, overwrite: bool = False, what: str = "output",
+                encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file for writing; it becomes ``path`` when the block ends without error.
+
+    Parameters
+    ----------
+    path : path-like
+        The final file.
+    mode : {"w", "wb"}, optional
+        Text or binary.
+    overwrite : bool, optional
+        Replace an existing file.
+    what : str, optional
+        Name used in messages.
+    encoding : str, optional
+        Text encoding (text mode only).
+    """
+    if mode not in ("w", "wb"):
+        raise ValidationError(f"mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path, overwrite=overwrite, what=what) as tmp:
+        with open(tmp, mode, **({"encoding": encoding} if mode == "w" else {})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_bytes(path: Any, data: bytes, *, overwrite: bool = False, what: str = "output") -> Path:
+    """Write ``data`` to ``path`` atomically; returns the path."""
+    with atomic_open(path, "wb", overwrite=overwrite, what=what) as fh:
+        fh.write(data)
+    return as_path(path)
+
+
+def write_text(path: Any, text: str, *, overwrite: bool = False, what: str = "output") -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    return write_bytes(path, text.encode("utf-8"), overwrite=overwrite, what=what)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain-Python version of ``value``; non-finite floats become None (JSON has no NaN)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    elif isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def write_json(path: Any, obj: Any, *, overwrite: bool = False, what: str = "output") -> Path:
+    """Write ``obj`` as indented JSON (NaN/inf as null, numpy as plain Python) atomically."""
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    return write_text(path, text, overwrite=overwrite, what=what)
+
+
+def write_netcdf(dataset: Any, path: Any, *, overwrite: bool = False,
+                 what: str = "output") -> Path:
+    """Write an :class:`xarray.Dataset` to netCDF atomically; returns the path."""
+    with atomic_path(path, overwrite=overwrite, what=what) as tmp:
+        dataset.to_netcdf(tmp)
+    return as_path(path)
+
+
+def save_figure(figure: Any, path: Any, *, overwrite: bool = False, what: str = "output",
+                **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix, PNG by default)."""
+    target = as_path(path, what)
+    fmt = savefig_kwargs.pop("format", None) or (target.suffix.lstrip(".").lower() or "png")
+    with atomic_path(target, overwrite=overwrite, what=what) as tmp:
+        figure.savefig(tmp, format=fmt, **savefig_kwargs)
+    return target
+
+
+def file_sha256(path: Any, *, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes (provenance of inputs)."""
+    h = hashlib.sha256()
+    with open(as_path(path), "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
