@@ -324,6 +324,8 @@ class TiedParameters(nn.Module):
                              persistent=False)
         self.register_buffer("_upper", torch.tensor(program.upper, dtype=dtype, device=device),
                              persistent=False)
+        # check a loaded state's structure before torch copies its tensors in
+        self.register_load_state_dict_pre_hook(_check_state_first)
 
     # -- names -----------------------------------------------------------------------------------
     @property
@@ -376,24 +378,56 @@ class TiedParameters(nn.Module):
         return TiedSlotValues(self, self._expression_values() if self._program.expressions
                               else None)
 
-    def functional_call(self, module: nn.Module, *args: Any, **kwargs: Any) -> Any:
-        """Call ``module(*args, **kwargs)`` with its parameters replaced by the tied slots.
+    def functional_call(self, module: nn.Module, args: Any = (),
+                        kwargs: dict[str, Any] | None = None, *, prefix: str = "",
+                        values: TiedSlotValues | None = None) -> Any:
+        """Call ``module(*args, **kwargs)`` with its parameters taken from the tied slots.
 
-        The group must name every parameter of ``module`` as the module does
-        (``"encoder.weight"``), as :func:`group_from_module` builds it. The module's own
-        parameters are not used (do not give them to the optimiser).
+        Like :func:`torch.func.functional_call`: ``module`` serves as the architecture, its
+        own parameters are not used (keep them away from the optimiser and the state: do not
+        register ``module`` as a submodule of a trained model, or build it on the ``meta``
+        device).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network. Each of its parameters is read from the slot named as
+            :func:`group_from_module` names it (``"encoder.weight"``; ``"layers.0.weight"``
+            becomes ``"layers_0.weight"``), after ``prefix``.
+        args : tuple or object, default ()
+            Positional arguments of ``module``; a single non-tuple is passed as one argument.
+        kwargs : dict, optional
+            Keyword arguments of ``module``.
+        prefix : str, default ""
+            Child group holding the module's parameters in this group (``"boundary"`` reads
+            ``"boundary.layers_0.weight"``).
+        values : TiedSlotValues, optional
+            The result of :meth:`values` of this forward pass, so that constrained
+            expressions are evaluated once when several modules are called.
         """
         if not isinstance(module, nn.Module):
             raise ValidationError(f"module: expected a torch.nn.Module, got "
                                   f"{type(module).__name__}")
-        names = [n for n, _ in module.named_parameters(remove_duplicate=False)]
-        missing = [n for n in names if n not in self._program.layout.param_index]
+        if not isinstance(prefix, str):
+            raise ValidationError(f"prefix: expected a str, got {type(prefix).__name__}")
+        lead = f"{prefix}." if prefix else ""
+        names = {n: lead + _group_name(n) for n, _ in module.named_parameters(
+            remove_duplicate=False)}
+        known = self._program.layout.param_index
+        missing = [g for g in names.values() if g not in known]
         if missing:
-            raise ValidationError(
-                f"module: parameter(s) {', '.join(missing[:10])} of the module are not in group "
-                f"{self.group_name!r}; build the group with group_from_module(module)")
-        values = self.values()
-        return torch.func.functional_call(module, {n: values[n] for n in names}, args, kwargs)
+            plain = [_group_name(n) for n in names]
+            hint = sorted({k[:-len(plain[0]) - 1] for k in known if k.endswith("." + plain[0])})
+            hint_text = (f"; the module's weights are under prefix={hint[0]!r}" if hint else
+                         "; build the group with group_from_module(module)")
+            raise ValidationError(f"module: parameter(s) {', '.join(missing[:10])} are not in "
+                                  f"group {self.group_name!r}{hint_text}")
+        if values is None:
+            values = self.values()
+        elif not isinstance(values, TiedSlotValues) or values._module is not self:
+            raise ValidationError("values: expected the result of this module's values()")
+        return torch.func.functional_call(module, {n: values[g] for n, g in names.items()},
+                                          args, kwargs)
 
     # -- evaluation ------------------------------------------------------------------------------
     def _expression_values(self) -> torch.Tensor:
@@ -504,8 +538,14 @@ class TiedParameters(nn.Module):
 
     # -- group <-> tensors -----------------------------------------------------------------------
     def tie_matrix(self):
-        """``G = d slots / d free`` at the current free vector (a SciPy sparse matrix)."""
-        return self._program.layout.tie_matrix(self._free_numpy()).copy()
+        """``G = d slots / d free`` at the current values (a SciPy sparse matrix).
+
+        Exact and constant for linear ties; with constrained expressions, their linearisation
+        at the current free and fixed values.
+        """
+        if not self._program.expressions:
+            return self._program.layout.tie_matrix().copy()
+        return self._copy_group(check_bounds=False).tie_matrix()
 
     def _free_numpy(self) -> np.ndarray:
         return self.free.detach().to("cpu", torch.float64).numpy().copy()
@@ -542,15 +582,19 @@ class TiedParameters(nn.Module):
         ------
         ValidationError
             When free values are not finite or lie outside their bounds (call
-            :meth:`clamp_` first, or give them wider bounds).
+            :meth:`clamp_` first, or give them wider bounds), or when the group this module
+            was built from has been given other ties since.
         """
+        return self._copy_group(check_bounds=True)
+
+    def _copy_group(self, *, check_bounds: bool) -> ParameterGroup:
         free = self._free_numpy()
         names = self._program.free_names
         bad = [names[i] for i in np.flatnonzero(~np.isfinite(free))]
         if bad:
             raise ValidationError(f"free vector: non-finite values for {', '.join(bad[:10])} "
                                   "(did training diverge?)")
-        outside = self.out_of_bounds()
+        outside = self.out_of_bounds() if check_bounds else []
         if outside:
             raise ValidationError(
                 f"free vector: {', '.join(outside[:10])} lie outside their bounds (autograd does "
@@ -625,6 +669,13 @@ class TiedParameters(nn.Module):
                 f"dtype={self.free.dtype}")
 
 
+def _check_state_first(module: "TiedParameters", state_dict: Mapping, prefix: str,
+                       *_: Any) -> None:
+    key = prefix + "_extra_state"
+    if key in state_dict:
+        module.set_extra_state(state_dict[key])
+
+
 def _difference(a: _Program, b: _Program) -> str:
     if a.slot_names != b.slot_names:
         extra = sorted(set(a.slot_names) - set(b.slot_names))[:5]
@@ -635,23 +686,48 @@ def _difference(a: _Program, b: _Program) -> str:
     return "the same slots are tied differently"
 
 
+def _group_name(module_name: str) -> str:
+    """Group name of a module parameter: index parts join their parent (``layers.0`` ->
+    ``layers_0``); an index at the top becomes ``layer_0`` (an ``nn.Sequential``)."""
+    out: list[str] = []
+    for part in module_name.split("."):
+        if part.isdigit():
+            out.append(f"{out.pop() if out else 'layer'}_{part}")
+        else:
+            out.append(part)
+    return ".".join(out)
+
+
 def group_from_module(module: nn.Module, name: str = "model") -> ParameterGroup:
     """A :class:`~sciTie.ParameterGroup` holding the parameters of a torch module.
 
     Each submodule becomes a child group and each parameter keeps the module's dotted name
     (``"encoder.weight"``), so the group can be tied with the core's vocabulary and used with
-    :meth:`TiedParameters.functional_call`. Values are copied (float64); parameters with
+    :meth:`TiedParameters.functional_call`. Indices of ``nn.Sequential`` / ``nn.ModuleList``
+    join their parent's name, since group names are identifiers: ``"layers.0.weight"`` becomes
+    ``"layers_0.weight"``, and the ``"0.weight"`` of a top-level ``nn.Sequential`` becomes
+    ``"layer_0.weight"``. Values are copied (float64); parameters with
     ``requires_grad=False`` become fixed, and a parameter the module already shares by
     identity appears under each of its names, tied by equality to the first.
 
     Parameters
     ----------
     module : torch.nn.Module
-        The network; its submodule and parameter names must be valid identifiers (name
-        submodules as attributes or in an :class:`~torch.nn.ModuleDict`; the digits of an
-        :class:`~torch.nn.Sequential` are not accepted).
+        The network.
     name : str, default "model"
-        Name of the returned group.
+        Name of the returned group (add it to a larger group with ``add_group``).
+
+    Returns
+    -------
+    ParameterGroup
+        One slot per number of the module's parameters.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1))
+    >>> group_from_module(net, "mlp").parameters.keys()
+    dict_keys(['layer_0.weight', 'layer_0.bias', 'layer_2.weight', 'layer_2.bias'])
     """
     if not isinstance(module, nn.Module):
         raise ValidationError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
@@ -661,26 +737,39 @@ def group_from_module(module: nn.Module, name: str = "model") -> ParameterGroup:
         raise ValidationError(f"name: {exc}") from None
     first_name: dict[int, str] = {}
     shared: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
     for full, tensor in module.named_parameters(remove_duplicate=False):
-        *path, leaf = full.split(".")
+        target = _group_name(full)
+        if target in seen:
+            raise ValidationError(f"module: parameters {seen[target]!r} and {full!r} would both "
+                                  f"be named {target!r} in the group; rename a submodule")
+        seen[target] = full
+        *path, leaf = target.split(".")
         try:
             for part in (*path, leaf):
                 check_name(part, "name")
         except (TypeError, ValueError) as exc:
             raise ValidationError(
-                f"module: parameter {full!r} cannot be named in a sciTie group ({exc}); name "
-                "submodules with identifiers (attributes or nn.ModuleDict) instead of "
-                "nn.Sequential indices") from None
+                f"module: parameter {full!r} cannot be named {target!r} in a sciTie group "
+                f"({exc}); rename the submodule") from None
         group = root
         for part in path:
-            group = group.groups[part] if part in group.groups else group.add_group(
-                ParameterGroup(part))
+            if part in group.groups:
+                group = group.groups[part]
+            elif part in group.parameters:
+                raise ValidationError(f"module: {part!r} is both a parameter and a submodule "
+                                      f"name (from {full!r}); rename one")
+            else:
+                group = group.add_group(ParameterGroup(part))
         value = tensor.detach().to("cpu", torch.float64).numpy()
-        group.add(leaf, value, vary=bool(tensor.requires_grad))
+        try:
+            group.add(leaf, value, vary=bool(tensor.requires_grad))
+        except ValueError as exc:
+            raise ValidationError(f"module: parameter {full!r}: {exc}") from None
         if id(tensor) in first_name:
-            shared.append((full, first_name[id(tensor)]))
+            shared.append((target, first_name[id(tensor)]))
         else:
-            first_name[id(tensor)] = full
+            first_name[id(tensor)] = target
     for follower, leader in shared:
         root.tie(follower, to=leader)
     return root
