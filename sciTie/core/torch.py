@@ -61,10 +61,6 @@ def _binary(torch_fn: Callable, float_fn: Callable) -> Callable:
     return apply
 
 
-def _float_log(x: float) -> float:
-    return math.log(x)
-
-
 #: torch twin of every function the core's expressions accept (``sciTie.core.expressions``).
 #: ``min``/``max`` pick the first argument on a tie, as the core's derivative does.
 TORCH_FUNCTIONS: dict[str, Callable] = {
@@ -72,7 +68,7 @@ TORCH_FUNCTIONS: dict[str, Callable] = {
     "cos": _unary(torch.cos, math.cos),
     "tan": _unary(torch.tan, math.tan),
     "exp": _unary(torch.exp, math.exp),
-    "log": _unary(torch.log, _float_log),
+    "log": _unary(torch.log, math.log),
     "log10": _unary(torch.log10, math.log10),
     "sqrt": _unary(torch.sqrt, math.sqrt),
     "abs": _unary(torch.abs, abs),
