@@ -55,6 +55,11 @@ def _mixed_group(kind_v3, scale, offset, transposed_scale, expr):
     g.tie("N", to="M", transpose=True, scale=transposed_scale)     # a transposed tie
     g.tie("P[0, 0:2]", to="M[1, 1:3]")                             # partial element tie
     g.constrain("s", expr)                                         # nonlinear constraint
+    g.add("w", np.zeros(2))
+    g.tie_linear("w[0]", {"a": 0.5, "v[2]": -1.5, "M[0, 1]": 2.0}, offset=0.25)  # several slots
+    g.tie("w[1]", to="w[0]", scale=-3.0)                           # a tie on top of it
+    g.add("q", 0.0)
+    g.constrain("q", "w[1] * s + c")                               # expression of computed slots
     return g
 
 
@@ -79,8 +84,8 @@ def test_slots_and_gradient_match_the_core(kind_v3, scale, offset, transposed_sc
     tp = TiedParameters(g)
     slots = tp.slots().detach().numpy()
     expected = g.unpack(free)
-    s = g.slot_index("s")
-    linear = np.arange(g.n_slots) != s
+    s = [g.slot_index("s"), g.slot_index("q")]
+    linear = ~np.isin(np.arange(g.n_slots), s)
     np.testing.assert_array_equal(slots[linear], expected[linear])   # same operations, exactly
     # torch's and Python's libm may differ in the last bits of sin, exp, arctan2 ...
     np.testing.assert_allclose(slots[s], expected[s], rtol=1e-14, atol=1e-15)
@@ -108,7 +113,7 @@ def test_named_slots_are_shaped_like_their_selection():
     g = _mixed_group("free", 2.0, 0.5, 1.0, EXPRESSIONS[1])
     tp = TiedParameters(g)
     vals = g.values()
-    for name in ["a", "v", "v[1]", "M", "N", "N[2]", "P[0, 0:2]", "s", "c"]:
+    for name in ["a", "v", "v[1]", "M", "N", "N[2]", "P[0, 0:2]", "s", "c", "w", "q"]:
         got = tp.slot(name)
         assert got.shape == np.shape(vals[name]), name
         np.testing.assert_allclose(got.detach().numpy(), vals[name], rtol=1e-15)
@@ -142,6 +147,20 @@ def _slot_weights(group, weights):
     for name, w in weights.items():
         out[group.slot_index(name)] += w
     return out
+
+
+def test_tie_statements_of_the_core_train_through_the_bridge():
+    g = ParameterGroup("levels")
+    g.add("mu", [1.0, 2.1, 2.9, 4.2])
+    g.add("var", [0.5, 0.6, 0.7, 0.8])
+    g.apply_ties(["mu[2] = 3 * mu[0]", "mu[1] = mu[0] + delta", "var[3] = phi * mu[3]"],
+                 new_parameters=True)
+    tp = TiedParameters(g)
+    assert tp.free_names == g.free_names
+    np.testing.assert_array_equal(tp.slots().detach().numpy(), g.unpack(g.pack()))
+    weights = np.linspace(-1.0, 2.0, g.n_slots)
+    np.testing.assert_allclose(_grad_free(tp, weights), g.tie_matrix().T @ weights,
+                               rtol=1e-13, atol=1e-14)
 
 
 def test_min_and_max_follow_the_first_argument_on_a_tie_like_the_core():

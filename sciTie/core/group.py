@@ -488,7 +488,8 @@ class ParameterGroup:
         names = [slots] if isinstance(slots, str) else list(slots)
         if not names:
             raise ValueError("tie: slots is empty")
-        target = _transposed(self._select(to), transpose, to)
+        untransposed = self._select(to)
+        target = _transposed(untransposed, transpose, to)
         planned: list[tuple[_SlotRef, _LinearLink, str]] = []
         for name in names:
             refs = self._select(name)
@@ -497,7 +498,8 @@ class ParameterGroup:
             elif target.shape == refs.shape:
                 targets = target
             else:
-                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {to!r} has shape "
+                shown = f"{to!r} transposed" if target is not untransposed else repr(to)
+                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {shown} has shape "
                                  f"{target.shape}; they must match or {to!r} must be one slot")
             for ref, tgt in zip(refs.flat, targets.flat):
                 if ref.key == tgt.key:

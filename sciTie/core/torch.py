@@ -3,8 +3,9 @@
 :class:`TiedParameters` holds the free vector of a group as ONE leaf tensor (an
 :class:`torch.nn.Parameter`) and computes the slots inside the forward pass::
 
-    slots = G @ free + offset          (linear ties, gathered by index: G has one entry per row)
+    slots = G @ free + offset          (one-target ties: gathered by index, one entry per row)
     slot  = expression(other slots)    (constraints, evaluated with torch operations)
+    slot  = offset + Σ c_k slot_k      (``tie_linear``: evaluated slot by slot)
 
 so autograd returns ``Gᵀ · d loss / d slots`` for every tie a group can state: equalities, scaled
 and offset ties, element, row and transposed selections, and the local linearisation of
@@ -38,7 +39,7 @@ __all__ = ["TiedParameters", "TiedSlotValues", "group_from_module", "TORCH_FUNCT
 
 _STATE_FORMAT = "sciTie.TiedParameters/1"
 # where a slot's value starts before its chain of linear ties is applied
-_ROOT_FREE, _ROOT_EXPR, _ROOT_FIXED = 0, 1, 2
+_ROOT_FREE, _ROOT_COMPUTED, _ROOT_FIXED = 0, 1, 2
 
 
 # -- torch implementations of the core's whitelisted functions --------------------------------
@@ -89,21 +90,39 @@ if set(TORCH_FUNCTIONS) != set(FUNCTIONS):  # one whitelist: a new core function
 
 
 # -- the tie program: a group's structure, flattened for vectorised evaluation ---------------
+@dataclass(frozen=True)
+class _Computed:
+    """A slot computed from other slots one at a time: an expression, or a linear combination
+    ``offset + Σ scales[k] * slot[refs[k]]`` of several slots (``tie_linear``)."""
+
+    slot: int
+    refs: np.ndarray
+    expression: Expression | None = None
+    scales: tuple[float, ...] = ()
+    offset: float = 0.0
+
+    def describe(self) -> str:
+        if self.expression is not None:
+            return self.expression.text
+        return f"linear combination with offset {self.offset:g}"
+
+
 @dataclass
 class _Program:
     """How every slot of a group is computed from the free, expression and fixed values.
 
-    Slot ``i`` starts at a *root* value (a free parameter, a constrained expression or a fixed
-    value) and then goes through its chain of linear ties ``x <- x * scale + offset``, in the
-    order the core applies them, so the values equal :meth:`ParameterGroup.unpack` exactly.
+    Slot ``i`` starts at a *root* value (a free parameter, a computed slot -- an expression or
+    a linear combination of several slots -- or a fixed value) and then goes through its chain
+    of one-target linear ties ``x <- x * scale + offset``, in the order the core applies them,
+    so the values equal :meth:`ParameterGroup.unpack` exactly.
     """
 
     slot_names: list[str]
     free_names: list[str]
     root_kind: np.ndarray       # (n_slots,) _ROOT_*
-    root_index: np.ndarray      # (n_slots,) index into free / expression / fixed values
+    root_index: np.ndarray      # (n_slots,) index into free / computed / fixed values
     chains: list[list[tuple[float, float]]]   # per slot, root outward; trivial (1, 0) dropped
-    expressions: list[tuple[int, Expression, np.ndarray]]  # (slot, expression, input slots)
+    computed: list[_Computed]   # in an order where every input is available before use
     free_values: np.ndarray
     fixed_values: np.ndarray
     lower: np.ndarray           # bounds of the free vector
@@ -128,31 +147,39 @@ def _compile_program(group: ParameterGroup) -> _Program:
     root_index[c.free_idx] = np.arange(c.free_idx.size)
     root_kind[c.fixed_idx] = _ROOT_FIXED
     root_index[c.fixed_idx] = np.arange(c.fixed_idx.size)
-    expressions: list[tuple[int, Expression, np.ndarray]] = []
-    for i in c.order:  # topological: a slot's target is resolved before the slot
-        if c.kind[i] == LINEAR:
-            link = c.links[i]
-            t = c.key_to_slot[link.target.key]
+    computed: list[_Computed] = []
+    for i in c.order:  # topological: a slot's targets are resolved before the slot
+        link = c.links[i]
+        if c.kind[i] == LINEAR and len(link.targets) == 1:
+            t = c.key_to_slot[link.targets[0].key]
+            scale, offset = link.scales[0], link.offset
             root_kind[i], root_index[i] = root_kind[t], root_index[t]
-            step = [] if (link.scale == 1.0 and link.offset == 0.0) else [(link.scale, link.offset)]
-            chains[i] = chains[t] + step
+            chains[i] = chains[t] + ([] if (scale == 1.0 and offset == 0.0) else [(scale, offset)])
+        elif c.kind[i] == LINEAR:
+            root_kind[i], root_index[i] = _ROOT_COMPUTED, len(computed)
+            computed.append(_Computed(
+                int(i), np.array([c.key_to_slot[t.key] for t in link.targets], dtype=np.int64),
+                scales=tuple(float(v) for v in link.scales), offset=float(link.offset)))
         elif c.kind[i] == EXPR:
-            root_kind[i], root_index[i] = _ROOT_EXPR, len(expressions)
-            expressions.append((int(i), c.links[i].expression, np.asarray(c.expr_refs[i])))
+            root_kind[i], root_index[i] = _ROOT_COMPUTED, len(computed)
+            computed.append(_Computed(int(i), np.asarray(c.expr_refs[i], dtype=np.int64),
+                                      expression=link.expression))
     if np.any(root_kind < 0):  # pragma: no cover - the core's compile guarantees this
         raise RuntimeError("internal error: a slot without a root")
     # what the forward pass computes, independent of the values: slot names, how each slot
-    # is reached from its root, and the expressions (fixed values and bounds excluded)
+    # is reached from its root, and the computed slots (fixed values and bounds excluded)
     digest = hashlib.sha256()
     digest.update("\n".join(c.names).encode())
     for array in (np.asarray(c.kind, dtype=np.int8), root_kind, root_index,
                   np.array([len(ch) for ch in chains], dtype=np.int64),
                   np.array([step for ch in chains for step in ch], dtype=np.float64)):
         digest.update(array.tobytes())
-    digest.update(json.dumps([[i, e.text, refs.tolist()] for i, e, refs in expressions]).encode())
+    digest.update(json.dumps([[e.slot, e.refs.tolist(), e.expression and e.expression.text,
+                               [float.hex(v) for v in e.scales], float.hex(e.offset)]
+                              for e in computed]).encode())
     return _Program(
         slot_names=list(c.names), free_names=[c.names[i] for i in c.free_idx],
-        root_kind=root_kind, root_index=root_index, chains=chains, expressions=expressions,
+        root_kind=root_kind, root_index=root_index, chains=chains, computed=computed,
         free_values=slots[c.free_idx].copy(), fixed_values=slots[c.fixed_idx].copy(),
         lower=c.slot_lower[c.free_idx].copy(), upper=c.slot_upper[c.free_idx].copy(),
         fingerprint=digest.hexdigest(), layout=c, segments=_segments(c))
@@ -185,7 +212,7 @@ class _Plan:
     segment: int = -1           # view plans: which piece of the split free vector, if one
     source: torch.Tensor | None = None     # index into free (gather) or [free, expr, fixed]
     steps: tuple[tuple[torch.Tensor | None, torch.Tensor | None], ...] = ()
-    needs_expr: bool = False
+    needs_computed: bool = False
     needs_fixed: bool = False
     device: torch.device | None = None
     dtype: torch.dtype | None = None
@@ -259,12 +286,15 @@ class TiedParameters(nn.Module):
 
     Notes
     -----
-    Linear ties are evaluated by one gather from the free vector (``G`` has a single non-zero
-    per row), so the backward pass is a scatter-add: ``Gᵀ`` without forming a matrix.
-    Selections of untied free slots that are contiguous in the free vector are returned as
-    views. Constrained expressions are evaluated one by one with scalar torch operations,
-    walking the core's whitelisted syntax tree (never ``eval``); they suit a few constrained
-    slots, not thousands.
+    Ties to one target (``tie``: equal, scaled, offset, element, row and transposed
+    selections, and chains of them) are evaluated by one gather from the free vector (their
+    rows of ``G`` have a single non-zero), so the backward pass is a scatter-add: ``Gᵀ``
+    without forming a matrix. Selections of untied free slots that are contiguous in the free
+    vector are returned as views. Constrained expressions (walking the core's whitelisted
+    syntax tree, never ``eval``) and linear ties to several slots (``tie_linear``) are
+    evaluated one slot at a time with scalar torch operations; they suit a few such slots, not
+    thousands. Every slot equals :meth:`~sciTie.ParameterGroup.unpack` (the same operations
+    in the same order; transcendental functions up to the last bits of the math library).
 
     ``state_dict()`` holds ``free`` once (tied weights are not duplicated), ``fixed``, and a
     fingerprint of the tie structure; loading a state from differently tied parameters raises
@@ -353,7 +383,7 @@ class TiedParameters(nn.Module):
     def forward(self) -> torch.Tensor:
         """The slot vector, shape ``(n_slots,)``, in :attr:`slot_names` order."""
         plan = self._plan(None)
-        return self._run(plan, self._expression_values() if plan.needs_expr else None)
+        return self._run(plan, self._computed_values() if plan.needs_computed else None)
 
     def slots(self) -> torch.Tensor:
         """The slot vector (same as calling the module)."""
@@ -367,11 +397,11 @@ class TiedParameters(nn.Module):
         :meth:`values` (constrained expressions are then evaluated once).
         """
         plan = self._plan(name)
-        return self._run(plan, self._expression_values() if plan.needs_expr else None)
+        return self._run(plan, self._computed_values() if plan.needs_computed else None)
 
     def values(self) -> TiedSlotValues:
         """All slots by name, for one forward pass (a :class:`TiedSlotValues` mapping)."""
-        return TiedSlotValues(self, self._expression_values() if self._program.expressions
+        return TiedSlotValues(self, self._computed_values() if self._program.computed
                               else None)
 
     def functional_call(self, module: nn.Module, args: Any = (),
@@ -426,32 +456,38 @@ class TiedParameters(nn.Module):
                                           args, kwargs)
 
     # -- evaluation ------------------------------------------------------------------------------
-    def _expression_values(self) -> torch.Tensor:
-        """Values of the constrained slots, in the order of the program's expressions."""
+    def _computed_values(self) -> torch.Tensor:
+        """Values of the computed slots (expressions, multi-term linear ties), in order."""
         prog = self._program
         out: list[torch.Tensor] = []
-        for slot, expression, refs in prog.expressions:
+        for entry in prog.computed:
             inputs = []
-            for j in refs:
+            for j in entry.refs:
                 kind, r = prog.root_kind[j], int(prog.root_index[j])
-                x = (self.free[r] if kind == _ROOT_FREE else out[r] if kind == _ROOT_EXPR
+                x = (self.free[r] if kind == _ROOT_FREE else out[r] if kind == _ROOT_COMPUTED
                      else self.fixed[r])
                 for scale, offset in prog.chains[j]:
                     x = x * scale + offset
                 inputs.append(x)
-            value = expression.evaluate_with(inputs, TORCH_FUNCTIONS)
-            if not isinstance(value, torch.Tensor):
-                value = torch.as_tensor(value, dtype=self.free.dtype, device=self.free.device)
+            if entry.expression is not None:
+                value = entry.expression.evaluate_with(inputs, TORCH_FUNCTIONS)
+                if not isinstance(value, torch.Tensor):
+                    value = torch.as_tensor(value, dtype=self.free.dtype, device=self.free.device)
+            else:  # the core's order: offset + (scale_0 x_0 + scale_1 x_1 + ...)
+                total = inputs[0] * entry.scales[0]
+                for scale, x in zip(entry.scales[1:], inputs[1:]):
+                    total = total + x * scale
+                value = total + entry.offset
             out.append(value)
         values = torch.stack(out)
         if self.check_finite and not bool(torch.isfinite(values).all()):
             bad = int(torch.nonzero(~torch.isfinite(values))[0, 0])
-            slot, expression, refs = prog.expressions[bad]
+            entry = prog.computed[bad]
             raise ExpressionError(
-                f"constraint on slot {prog.slot_names[slot]!r}: {expression.text!r} evaluated to "
-                f"{values[bad].item()} (inputs: "
-                f"{', '.join(prog.slot_names[j] for j in refs) or 'none'}); keep the slots it "
-                "reads inside its domain, e.g. with bounds and clamp_()")
+                f"constraint on slot {prog.slot_names[entry.slot]!r}: {entry.describe()!r} "
+                f"evaluated to {values[bad].item()} (inputs: "
+                f"{', '.join(prog.slot_names[j] for j in entry.refs) or 'none'}); keep the "
+                "slots it reads inside its domain, e.g. with bounds and clamp_()")
         return values
 
     def _plan(self, name: str | None) -> _Plan:
@@ -491,9 +527,9 @@ class TiedParameters(nn.Module):
                     else -1
                 return _Plan(mode="view", start=start, stop=stop, segment=segment, **common)
             return _Plan(mode="gather", source=torch.as_tensor(root, device=device), **common)
-        n_free, n_expr = self.n_free, len(prog.expressions)
+        n_free, n_computed = self.n_free, len(prog.computed)
         source = root + np.where(kind == _ROOT_FREE, 0,
-                                 np.where(kind == _ROOT_EXPR, n_free, n_free + n_expr))
+                                 np.where(kind == _ROOT_COMPUTED, n_free, n_free + n_computed))
         steps = []
         for k in range(depth):
             scale = np.ones(flat.size)
@@ -506,7 +542,7 @@ class TiedParameters(nn.Module):
                           None if np.all(offset == 0.0) else torch.as_tensor(offset, dtype=dtype,
                                                                               device=device)))
         return _Plan(mode="general", source=torch.as_tensor(source, device=device),
-                     steps=tuple(steps), needs_expr=bool(np.any(kind == _ROOT_EXPR)),
+                     steps=tuple(steps), needs_computed=bool(np.any(kind == _ROOT_COMPUTED)),
                      needs_fixed=bool(np.any(kind == _ROOT_FIXED)), **common)
 
     def _run(self, plan: _Plan, expr_values: torch.Tensor | None) -> torch.Tensor:
@@ -515,11 +551,11 @@ class TiedParameters(nn.Module):
             return free[plan.start:plan.stop].view(plan.shape)
         if plan.mode == "gather":
             return free.index_select(0, plan.source).view(plan.shape)
-        if plan.needs_expr or plan.needs_fixed:
+        if plan.needs_computed or plan.needs_fixed:
             parts = [free]
-            if self._program.expressions:
+            if self._program.computed:
                 parts.append(expr_values if expr_values is not None
-                             else free.new_zeros(len(self._program.expressions)))
+                             else free.new_zeros(len(self._program.computed)))
             parts.append(self.fixed)
             source = torch.cat(parts)
         else:
@@ -539,7 +575,7 @@ class TiedParameters(nn.Module):
         Exact and constant for linear ties; with constrained expressions, their linearisation
         at the current free and fixed values.
         """
-        if not self._program.expressions:
+        if not any(e.expression is not None for e in self._program.computed):
             return self._program.layout.tie_matrix().copy()
         return self._copy_group(check_bounds=False).tie_matrix()
 
