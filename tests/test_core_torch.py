@@ -20,8 +20,7 @@ from torch import nn  # noqa: E402
 
 from sciTie import Expression, ExpressionError, ParameterGroup  # noqa: E402
 from sciTie.core.expressions import FUNCTIONS  # noqa: E402
-from sciTie.core.torch import (TORCH_FUNCTIONS, TiedParameters, group_from_module,  # noqa: E402
-                               )
+from sciTie.core.torch import TORCH_FUNCTIONS, TiedParameters, group_from_module  # noqa: E402
 from sciTie.errors import CheckpointError, ValidationError  # noqa: E402
 from sciTie.io import atomic_path  # noqa: E402
 
@@ -590,3 +589,25 @@ def test_tie_matrix_of_the_module_is_the_core_one_at_the_module_values():
     np.testing.assert_allclose(tp.tie_matrix().toarray(),
                                moved.tie_matrix(g.pack() + 0.25).toarray(), rtol=1e-14)
     assert not np.allclose(tp.tie_matrix().toarray(), g.tie_matrix(g.pack() + 0.25).toarray())
+
+
+def test_copies_and_pickles_of_the_module_keep_working(tmp_path):
+    import copy
+    import pickle
+
+    shared = ParameterGroup("structure")
+    shared.add("a", 5.4)
+    root = ParameterGroup("fit")
+    for name in ("xray", "neutron"):
+        root.add_group(ParameterGroup(name)).add_group(shared)
+    root.add("b", 1.0)
+    root.tie("b", to="xray.structure.a", scale=2.0)
+    tp = TiedParameters(root)
+    with torch.no_grad():
+        tp.free.fill_(3.0)
+    for clone in (copy.deepcopy(tp), pickle.loads(pickle.dumps(tp))):
+        assert torch.equal(clone.slots(), tp.slots())
+        assert clone.slot("neutron.structure.a").item() == 3.0
+        np.testing.assert_array_equal(clone.tie_matrix().toarray(), tp.tie_matrix().toarray())
+        assert clone.to_group()["b"].value == 6.0
+        assert clone.free is not tp.free

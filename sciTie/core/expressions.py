@@ -235,7 +235,8 @@ class Expression:
                                   f"{dict(zip(self.names, vec))}")
         return value, grad
 
-    def evaluate_with(self, values: Sequence[Any], functions: Mapping[str, Callable[..., Any]]) -> Any:
+    def evaluate_with(self, values: Sequence[Any],
+                      functions: Mapping[str, Callable[..., Any]]) -> Any:
         """Value of the expression for number-like objects, such as torch tensors.
 
         Walks the same validated tree as :meth:`evaluate`, using the arithmetic operators of
@@ -305,7 +306,8 @@ def _apply(expr: Expression, node: ast.AST, values: Sequence[Any], index: dict[s
     if isinstance(node, ast.Call):
         args = [_apply(expr, arg, values, index, functions) for arg in node.args]
         return functions[node.func.id](*args)
-    raise ExpressionError(f"{expr.context}: unexpected node {type(node).__name__}")  # pragma: no cover
+    raise ExpressionError(  # pragma: no cover - the tree was validated
+        f"{expr.context}: unexpected node {type(node).__name__}")
 
 
 def _evaluate(expr: Expression, node: ast.AST, vec: list[float], index: dict[str, int],

@@ -19,6 +19,7 @@ bounds rather than return an invalid group.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -32,7 +33,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ValidationError
 from .expressions import FUNCTIONS, Expression, ExpressionError
-from .group import EXPR, FIXED, FREE, LINEAR, ParameterGroup
+from .group import EXPR, LINEAR, ParameterGroup
 from .parameter import check_name
 
 __all__ = ["TiedParameters", "TiedSlotValues", "group_from_module", "TORCH_FUNCTIONS"]
@@ -128,7 +129,7 @@ class _Program:
     lower: np.ndarray           # bounds of the free vector
     upper: np.ndarray
     fingerprint: str
-    layout: Any                 # the core's compiled view of the group (name lookup)
+    layout: Any                 # the core's compiled view (name lookup); None after a copy
     segments: list[int]         # free-vector boundaries between parameters (0 ... n_free)
 
     @property
@@ -439,7 +440,7 @@ class TiedParameters(nn.Module):
         lead = f"{prefix}." if prefix else ""
         names = {n: lead + _group_name(n) for n, _ in module.named_parameters(
             remove_duplicate=False)}
-        known = self._program.layout.param_index
+        known = self._layout().param_index
         missing = [g for g in names.values() if g not in known]
         if missing:
             plain = [_group_name(n) for n in names]
@@ -456,6 +457,30 @@ class TiedParameters(nn.Module):
                                           args, kwargs)
 
     # -- evaluation ------------------------------------------------------------------------------
+    def _layout(self) -> Any:
+        """The core's compiled view of the group, rebuilt after a copy or unpickling.
+
+        It addresses slots by object identity, which ``deepcopy`` and ``pickle`` change, so
+        copies drop it (``__getstate__``) and recompile it from their copy of the group.
+        """
+        if self._program.layout is None:
+            try:
+                program = _compile_program(self._group)
+            except ValueError:
+                program = None
+            if program is None or program.fingerprint != self._program.fingerprint:
+                raise ValidationError(
+                    f"group {self.group_name!r} was given other slots or ties after this module "
+                    "was built from it; build a new TiedParameters from the changed group")
+            self._program.layout = program.layout
+        return self._program.layout
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_program"] = dataclasses.replace(self._program, layout=None)
+        state["_plans"] = {}
+        return state
+
     def _computed_values(self) -> torch.Tensor:
         """Values of the computed slots (expressions, multi-term linear ties), in order."""
         prog = self._program
@@ -498,7 +523,7 @@ class TiedParameters(nn.Module):
             index = np.arange(self.n_slots)
         else:
             try:
-                index = np.asarray(self._program.layout.select(name))
+                index = np.asarray(self._layout().select(name))
             except (KeyError, ValueError, TypeError) as exc:
                 msg = exc.args[0] if exc.args else str(exc)
                 raise ValidationError(f"name: {msg}") from None
@@ -576,7 +601,7 @@ class TiedParameters(nn.Module):
         at the current free and fixed values.
         """
         if not any(e.expression is not None for e in self._program.computed):
-            return self._program.layout.tie_matrix().copy()
+            return self._layout().tie_matrix().copy()
         return self._copy_group(check_bounds=False).tie_matrix()
 
     def _free_numpy(self) -> np.ndarray:
