@@ -57,4 +57,4 @@ def test_examples_in_the_extending_page_run_as_shown():
         outcome = doctest.testfile(str(page), module_relative=False, verbose=False)
     finally:
         torch.set_num_threads(threads)
-    assert outcome.attempted >= 12 and outcome.failed == 0
+    assert outcome.attempted >= 30 and outcome.failed == 0
