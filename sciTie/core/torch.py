@@ -33,7 +33,8 @@ from torch import nn
 
 from ..errors import CheckpointError, ValidationError
 from .expressions import FUNCTIONS, Expression, ExpressionError
-from .group import EXPR, LINEAR, ParameterGroup
+from ._links import EXPR, LINEAR
+from .group import ParameterGroup
 from .parameter import check_name
 
 __all__ = ["TiedParameters", "TiedSlotValues", "group_from_module", "TORCH_FUNCTIONS"]

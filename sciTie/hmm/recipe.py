@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..core.summary import RunSummary
-from ..errors import RecipeError, SciTieError
+from ..errors import SciTieError
 from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
 from ..recipes._data import FORMATS, lengths_from_labels, read_table
 from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM, TiedPoissonHMM
