@@ -148,3 +148,28 @@ def test_dwell_times():
     d = dwell_times(np.array([0, 0, 1, 1, 1, 0, 1, 1, 0, 0, 0]))
     np.testing.assert_array_equal(d[1], [3, 2])
     np.testing.assert_array_equal(d[0], [1])  # first and last runs are censored
+
+
+@pytest.mark.parametrize("fmt", ["npy", "netcdf"])
+def test_npy_and_netcdf_data_through_a_recipe(tmp_path, fmt):
+    rng = np.random.default_rng(7)
+    counts = np.r_[rng.poisson(3, 120), rng.poisson(9, 80), rng.poisson(3, 100)].astype(float)
+    if fmt == "npy":
+        np.save(tmp_path / "counts.npy", counts[:, None])
+        data = 'file = "counts.npy"\ncolumns = ["0"]\nlengths = [150, 150]'
+    else:
+        xr.Dataset({"n": ("t", counts), "seq": ("t", np.repeat([0, 1], 150))}).to_netcdf(
+            tmp_path / "counts.nc")
+        data = 'file = "counts.nc"\ncolumns = ["n"]\nlengths_column = "seq"'
+    (tmp_path / "r.toml").write_text(f'kind = "hmm"\nname = "c"\n[data]\n{data}\n[model]\n'
+                                     'family = "poisson"\nn_components = 2\n'
+                                     'ties = ["lambdas[1] = 3 * lambdas[0]"]\n')
+    s = run_recipe(load_recipe(tmp_path / "r.toml"))
+    from sciTie.hmm import TiedPoissonHMM
+
+    api = TiedPoissonHMM(2, ties=["lambdas[1] = 3 * lambdas[0]"], random_state=0, n_iter=100,
+                         tol=1e-4).fit(counts[:, None].astype(int), [150, 150])
+    assert s.metrics["log_likelihood"] == pytest.approx(api.score(counts[:, None].astype(int),
+                                                                  [150, 150]), rel=1e-12)
+    lam = sorted(v["value"] for k, v in s.parameters.items() if k.startswith("lambdas"))
+    assert lam[1] == pytest.approx(3 * lam[0], rel=1e-14)
