@@ -17,7 +17,8 @@ from scipy.optimize import least_squares
 
 from .._validation import check_bool, check_choice, check_float, check_int
 from ..errors import ArgumentTypeError, FitWarning, ValidationError
-from .group import ParameterGroup, SlotValues, _Compiled
+from ._layout import SlotValues, _Compiled
+from .group import ParameterGroup
 from .result import FitResult
 from .statistics import covariance_from_jacobian
 

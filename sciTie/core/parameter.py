@@ -103,9 +103,6 @@ class Parameter:
         elif value is None:
             raise ValidationError(f"parameter {name!r}: give a value (or an expr)")
         val = _as_float_array(value, f"parameter {name!r} value")
-        if val.size == 0:
-            raise ValidationError(f"parameter {name!r}: value is empty (shape {val.shape}); "
-                                  "give at least one number")
         if expr is None and not np.all(np.isfinite(val)):
             raise ValidationError(f"parameter {name!r}: value must be finite, got {value!r}")
         if expr is not None and val.ndim != 0:

@@ -16,7 +16,8 @@ import numpy as np
 
 from .._validation import check_int
 from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
-from .group import FIXED, FREE, ParameterGroup
+from ._links import FIXED, FREE
+from .group import ParameterGroup
 from .statistics import information_criteria, standard_errors
 
 __all__ = ["FitResult"]
