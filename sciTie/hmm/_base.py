@@ -143,6 +143,26 @@ class TiedHMMMixin:
         for name in ("startprob_prior", "transmat_prior"):
             _check_prior(getattr(self, name), name, positive=True)
         self._validate_family_settings()
+        self._validate_tie_arguments()
+
+    def _validate_tie_arguments(self) -> None:
+        """The tie arguments' form, before initialisation (their slots are checked when the
+        group is built, once the arrays exist)."""
+        from ..core.expressions import Expression, ExpressionError
+        from ..core.statements import parse_statement
+        from ._group import _user_statements
+        from ._tying import validate_partition, validate_transition_groups
+
+        if self.tied_states is not None:
+            validate_partition(self.tied_states, self.n_components)
+        if self.tied_transitions is not None:
+            validate_transition_groups(self.tied_transitions, self.n_components)
+        for text in _user_statements(self.ties):
+            _, rhs = parse_statement(text)
+            try:
+                Expression(rhs, context=f"tie statement {text!r}")
+            except ExpressionError as exc:
+                raise ValidationError(str(exc)) from None
 
     def _validate_X(self, X, lengths):
         """Check X and lengths (and X against the fitted model); return arrays."""
@@ -393,6 +413,10 @@ class TiedHMMMixin:
             warnings.warn(f"{type(self).__name__}: EM stopped after {self.monitor_.iter} "
                           f"iterations without converging (last gain "
                           f"{self._last_gain():.3g} > tol={self.tol}); raise n_iter",
+                          ConvergenceWarning, stacklevel=2)
+        elif not self.result_.success and self.n_iter > 0:
+            warnings.warn(f"{type(self).__name__}: EM stopped after {self.monitor_.iter} "
+                          "iteration, too few to tell whether it converged; raise n_iter",
                           ConvergenceWarning, stacklevel=2)
         return self
 

@@ -32,8 +32,12 @@ def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     except OSError as exc:
         raise DataFormatError(f"cannot open: {exc.strerror or exc}", path=path) from None
     with handle:
-        lines = [(n, line) for n, line in enumerate(handle, 1)
-                 if line.strip() and not line.lstrip().startswith("#")]
+        try:
+            lines = [(n, line) for n, line in enumerate(handle, 1)
+                     if line.strip() and not line.lstrip().startswith("#")]
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                  "expected a CSV table", path=path) from None
     if not lines:
         raise DataFormatError("no header and no data (empty or only comments)", path=path)
     sample = lines[0][1]
@@ -76,7 +80,7 @@ def _read_npy(path: Path) -> np.ndarray:
     except ValueError as exc:
         raise DataFormatError(f"not a numeric .npy array ({exc}); object arrays are refused",
                               path=path) from None
-    except OSError as exc:
+    except (OSError, EOFError) as exc:  # EOFError: an empty or truncated file
         raise DataFormatError(f"cannot read as .npy: {exc}", path=path) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise DataFormatError(f"holds {getattr(arr, 'dtype', type(arr))}, expected numbers",
