@@ -5,6 +5,7 @@ import numpy as np
 from hmmlearn.base import BaseHMM
 from sklearn.utils.validation import check_is_fitted
 
+from . import _distributed
 from . import _forward_backward as fb
 from ._tying import (count_transition_parameters, tied_transition_mstep, tying_group,
                      validate_partition, validate_transition_groups)
@@ -223,21 +224,28 @@ class TiedHMMMixin:
         self._copy_from_shadow(shadow, self.state_to_group_)
 
     # ------------------------------------------------------------------ fit / score / decode
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, *, client=None):
         """Estimate the model parameters with the pooled Baum-Welch algorithm.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-            Observations of all sequences, stacked.
+            Observations of all sequences, stacked. With ``client``, also a dask array or a
+            list of ``.npy``/netCDF/zarr files that the workers read (one sequence per file
+            unless ``lengths`` is given).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (summing to ``n_samples``).
+        client : dask.distributed.Client, optional
+            Run the E-step on this Dask cluster, where the sequences live; the M-step and
+            the convergence monitor run here and give the in-process result to rounding.
 
         Returns
         -------
         self
             The fitted model.
         """
+        if client is not None:
+            return _distributed.fit(self, X, lengths, client=client)
         self.state_groups_  # noqa: B018  (validates tied_states early)
         self.transition_groups_  # noqa: B018
         X, lengths = self._validate_X(X, lengths)
@@ -264,6 +272,69 @@ class TiedHMMMixin:
             return log_prob, post
         log_prob = fb.forward_loglik(self.startprob_, self.transmat_, log_frameprob, lengths)
         return log_prob, np.empty((0, self.n_components))
+
+    def score(self, X, lengths=None, *, client=None):
+        """Log-likelihood of ``X`` under the model.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster.
+
+        Returns
+        -------
+        float
+            ``log p(X)``.
+        """
+        if client is not None:
+            return _distributed.score(self, X, lengths, client=client)
+        return super().score(X, lengths)
+
+    def predict(self, X, lengths=None, *, client=None):
+        """Most likely states (the model's ``algorithm``: Viterbi or posterior maxima).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Decode on this Dask cluster; the result is then a dask array kept there.
+
+        Returns
+        -------
+        ndarray or dask.array.Array of int, shape (n_samples,)
+            The decoded states.
+        """
+        if client is not None:
+            return _distributed.predict(self, X, lengths, client=client)
+        return super().predict(X, lengths)
+
+    def predict_proba(self, X, lengths=None, *, client=None):
+        """State posteriors ``P(state_t | X)``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster; the result is then a dask array kept there.
+
+        Returns
+        -------
+        ndarray or dask.array.Array, shape (n_samples, n_components)
+            The posteriors.
+        """
+        if client is not None:
+            return _distributed.predict_proba(self, X, lengths, client=client)
+        return super().predict_proba(X, lengths)
 
     def decode(self, X, lengths=None, algorithm=None):
         """Most likely state sequence (Viterbi, log space) or per-step posterior maxima.

@@ -403,15 +403,19 @@ class ReportMixin:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ xarray
-    def to_xarray(self, X, lengths=None) -> xr.Dataset:
+    def to_xarray(self, X, lengths=None, *, client=None) -> xr.Dataset:
         """Posteriors, Viterbi path and fitted parameters as an :class:`xarray.Dataset`.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-            Observations (stacked sequences).
+            Observations (stacked sequences); with ``client``, also a dask array or a list
+            of ``.npy``/netCDF/zarr files read by the workers.
         lengths : array-like of int, optional
             Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster: the per-time variables are then dask arrays whose
+            blocks (whole sequences) are kept on the workers.
 
         Returns
         -------
@@ -423,15 +427,27 @@ class ReportMixin:
             ``transmat``, ``state_group`` and the per-group emission parameters; provenance
             and fit statistics in ``attrs``.
         """
+        if client is not None:
+            from . import _distributed
+            return _distributed.to_xarray(self, X, lengths, client=client)
         check_is_fitted(self, "startprob_")
         Xv, lengths = self._validate_X(X, lengths)
         log_prob, post = self.score_samples(Xv, lengths)
         vit_ll, path = self.decode(Xv, lengths, algorithm="viterbi")
+        arrays = {"X": Xv, "state_posterior": post,
+                  "group_posterior": np.asarray(post @ self.tie_matrix().toarray()),
+                  "viterbi_state": path, "viterbi_group": self.state_to_group_[path],
+                  "sequence": np.repeat(np.arange(len(lengths)), lengths)}
+        return self._results_dataset(arrays, n_sequences=len(lengths), log_prob=log_prob,
+                                     viterbi_log_prob=vit_ll)
+
+    def _results_dataset(self, arrays: dict, *, n_sequences: int, log_prob: float,
+                         viterbi_log_prob: float) -> xr.Dataset:
+        """The :meth:`to_xarray` Dataset from the per-time arrays (numpy or dask)."""
+        Xv, post = arrays["X"], arrays["state_posterior"]
         s2g = self.state_to_group_
-        G = self.tie_matrix()
-        group_post = np.asarray(post @ G.toarray())
         n, K, n_g = Xv.shape[0], self.n_components, self.n_groups_
-        seq = np.repeat(np.arange(len(lengths)), lengths)
+        vit_ll = viterbi_log_prob
         is_cat = hasattr(self, "emissionprob_")
         obs_dim = "symbol" if is_cat else "feature"
         ds = xr.Dataset(coords={"time": np.arange(n), "state": np.arange(K),
@@ -440,16 +456,18 @@ class ReportMixin:
             ds["X"] = ("time", Xv[:, 0], {"long_name": "observed symbol"})
             ds = ds.assign_coords(symbol=np.arange(self.n_features))
         else:
-            ds["X"] = (("time", "feature"), np.asarray(Xv, dtype=float),
+            ds["X"] = (("time", "feature"), Xv.astype(float, copy=False),
                        {"long_name": "observations"})
             ds = ds.assign_coords(feature=np.arange(Xv.shape[1]))
-        ds["sequence"] = ("time", seq, {"long_name": "index of the sequence"})
+        ds["sequence"] = ("time", arrays["sequence"], {"long_name": "index of the sequence"})
         ds["state_posterior"] = (("time", "state"), post,
                                  {"long_name": "P(state | all observations)"})
-        ds["group_posterior"] = (("time", "group"), group_post,
+        ds["group_posterior"] = (("time", "group"), arrays["group_posterior"],
                                  {"long_name": "P(tied group | all observations)"})
-        ds["viterbi_state"] = ("time", path, {"long_name": "Viterbi state path"})
-        ds["viterbi_group"] = ("time", s2g[path], {"long_name": "group of the Viterbi state"})
+        ds["viterbi_state"] = ("time", arrays["viterbi_state"],
+                               {"long_name": "Viterbi state path"})
+        ds["viterbi_group"] = ("time", arrays["viterbi_group"],
+                               {"long_name": "group of the Viterbi state"})
         ds["state_group"] = ("state", s2g, {"long_name": "emission group of each state"})
         ds["startprob"] = ("state", np.asarray(self.startprob_))
         ds["transmat"] = (("state", "state_to"), np.asarray(self.transmat_))
@@ -491,7 +509,7 @@ class ReportMixin:
             "aic": float(-2 * log_prob + 2 * k),
             "bic": float(-2 * log_prob + k * np.log(n)),
             "n_samples": int(n),
-            "n_sequences": int(len(lengths)),
+            "n_sequences": int(n_sequences),
             "em_iterations": int(mon.iter) if mon is not None else 0,
             "em_converged": int(self._em_converged()),
             "sciTie_version": str(sci_version),
