@@ -17,6 +17,7 @@ import copy
 import logging
 import operator
 import os
+import threading
 import uuid
 from typing import NamedTuple
 
@@ -134,9 +135,25 @@ def _prepare_block(block, plan: _Plan, validator) -> HMMPartition:
 
 
 def _restored(skeleton, params: dict):
+    """The model for one task: the worker's copy of the skeleton with these parameters.
+
+    Each worker holds one skeleton object for the whole fit; it also keeps one scratch
+    workspace per worker thread, reused by every E-step of that thread (Dask's worker
+    processes hand freed memory back to the system at once, so fresh lattices would be
+    page-faulted in at every iteration).
+    """
     model = copy.copy(skeleton)
     model.__dict__.update(params)
+    scratch = skeleton.__dict__.setdefault("_scratch_per_thread", _Scratch())
+    model._workspace = scratch.setdefault(threading.get_ident(), {})
     return model
+
+
+class _Scratch(dict):
+    """Per-thread scratch arrays; pickled empty (they never travel with the skeleton)."""
+
+    def __reduce__(self):
+        return (_Scratch, ())
 
 
 def _reraise_impossible(err: Exception, part: HMMPartition):
