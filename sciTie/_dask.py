@@ -247,8 +247,9 @@ def map_collect(client, func: Callable, data: PlacedData, *args, name: str,
         The cluster's client.
     func : callable
         A module-level function; its first argument is the item's data.
-    data : PlacedData
-        The placed items.
+    data : PlacedData or sequence of distributed.Future
+        The placed items, or the futures of an earlier map (kept on the workers: e.g.
+        per-pattern factorisations reused for a back-substitution).
     *args, **kwargs
         Further arguments (futures of small shared values, e.g. the model parameters).
     name : str
@@ -274,10 +275,14 @@ def map_collect(client, func: Callable, data: PlacedData, *args, name: str,
 def _collect(client, func, data, args, kwargs, name, max_recoveries, results):
     results = list(results) if results is not None else [None] * len(data)
     for round_ in range(max_recoveries + 1):
-        data.recover()
+        if isinstance(data, PlacedData):
+            data.recover()
+            inputs = data.futures
+        else:  # futures of earlier results: the scheduler rebuilds what it can
+            inputs = list(data)
         for i, fut in enumerate(results):
             if fut is None or fut.status in _LOST:
-                results[i] = client.submit(func, data.futures[i], *args, pure=False,
+                results[i] = client.submit(func, inputs[i], *args, pure=False,
                                            key=(name, round_, i), **kwargs)
         _wait_all(results)
         _raise_first_error(results, name)
@@ -339,8 +344,8 @@ def map_reduce(client, func: Callable, data: PlacedData, *args, name: str,
         The cluster's client.
     func : callable
         A module-level function; its first argument is the item's data.
-    data : PlacedData
-        The placed items.
+    data : PlacedData or sequence of distributed.Future
+        The placed items, or futures of an earlier map.
     *args, **kwargs
         Further arguments of ``func``.
     name : str

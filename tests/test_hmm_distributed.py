@@ -21,7 +21,6 @@ da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 from hmmlearn.base import ConvergenceMonitor  # noqa: E402
 
-from sciTie import _dask  # noqa: E402
 from sciTie.errors import DataFormatError, ValidationError  # noqa: E402
 from sciTie.hmm import (TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM,  # noqa: E402
                         TiedPoissonHMM)
@@ -51,13 +50,9 @@ def assert_same_fit(ref, ours, tol=1e-10):
     assert rel_err(list(ref.monitor_.history), list(ours.monitor_.history)) < tol
 
 
-@pytest.fixture(scope="module")
-def client():
-    """Two in-process workers, one thread each (the lost-worker test uses processes)."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+@pytest.fixture
+def client(dask_client):
+    return dask_client
 
 
 def sequences(n_seq=24, seed=0, D=2):
@@ -368,7 +363,6 @@ def test_import_and_in_process_fit_without_dask():
     assert "pip install 'scitie[dask]'" in out.stdout
 
 
-# ---------------------------------------------------------------- the generic helpers
 def test_partitions_hold_whole_sequences_and_balance_rows():
     rng = np.random.default_rng(11)
     lengths = rng.integers(1, 500, 200)
@@ -387,20 +381,3 @@ def test_partitions_hold_whole_sequences_and_balance_rows():
         expected = sorted(cuts | {0, lengths.size})
         assert [a for a, _ in ranges] + [ranges[-1][1]] == expected
         assert all(a < b for a, b in ranges)
-
-
-def test_tree_reduce_and_map_helpers(client):
-    parts = [{"a": np.full(3, float(i)), "n": i, "inner": {"b": np.eye(2) * i}}
-             for i in range(19)]
-    futures = client.scatter(parts)
-    for fan_in in (2, 3, 8, 32):
-        total = _dask.tree_reduce(client, futures, name=f"test-sum-{fan_in}",
-                                  fan_in=fan_in).result()
-        np.testing.assert_array_equal(total["a"], np.full(3, sum(range(19))))
-        assert total["n"] == sum(range(19))
-        np.testing.assert_array_equal(total["inner"]["b"], np.eye(2) * sum(range(19)))
-    assert _dask.map_items(client, np.square, [1, 2, 3], name="test-map") == [1, 4, 9]
-    with pytest.raises(ValueError, match="different keys"):
-        _dask.add_additive({"a": 1}, {"b": 1})
-    with pytest.raises(TypeError, match="only arrays and numbers"):
-        dist._additive_part({"x": "text"}, {})
