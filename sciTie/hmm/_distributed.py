@@ -18,18 +18,18 @@ import logging
 import operator
 import os
 import threading
+import time
 import uuid
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from .. import _dask
 from .._array_files import array_file_shape, read_array_rows
-from ..errors import DataFormatError, ValidationError
+from ..errors import ArgumentTypeError, DataFormatError, ValidationError
 from . import _forward_backward as fb
 
-__all__ = ["fit", "score", "predict", "predict_proba", "to_xarray", "HMMPartition",
+__all__ = ["fit", "score", "predict", "predict_proba", "decoding", "HMMPartition",
            "PARTITION_WORK_BYTES", "INIT_ROWS"]
 
 _log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _lengths_array(lengths, n_rows: int) -> np.ndarray:
         if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
         else:
-            raise ValidationError(f"lengths must hold integers, got dtype {arr.dtype}")
+            raise ArgumentTypeError(f"lengths must hold integers, got dtype {arr.dtype}")
     if (arr <= 0).any():
         raise ValidationError(f"lengths must be positive, got {arr.tolist()[:10]}")
     if int(arr.sum()) != n_rows:
@@ -205,17 +205,16 @@ def _posteriors(part: HMMPartition, model) -> np.ndarray:
         _reraise_impossible(err, part)
 
 
-def _result_arrays(part: HMMPartition, model) -> dict:
+def _result_arrays(part: HMMPartition, model, state_to_group, onehot) -> dict:
     """Everything ``to_xarray`` shows for one partition."""
     try:
         log_prob, post = model._score(part.X, part.lengths, compute_posteriors=True)
         vit_ll, path = model.decode(part.X, part.lengths, algorithm="viterbi")
     except fb.ImpossibleObservationError as err:
         _reraise_impossible(err, part)
-    G = model.tie_matrix().toarray()
-    return {"X": part.X, "state_posterior": post, "group_posterior": np.asarray(post @ G),
+    return {"X": part.X, "state_posterior": post, "group_posterior": post @ onehot,
             "viterbi_state": np.asarray(path, dtype=np.int64),
-            "viterbi_group": model.state_to_group_[path],
+            "viterbi_group": state_to_group[path],
             "sequence": part.first_sequence + np.repeat(np.arange(part.lengths.size),
                                                         part.lengths),
             "log_prob": float(log_prob), "viterbi_log_prob": float(vit_ll)}
@@ -404,11 +403,13 @@ def _note_recovery(placed: _Placed, what: str) -> None:
 
 # ---------------------------------------------------------------------- public functions
 def fit(model, X, lengths=None, *, client):
-    """Pooled Baum-Welch with the E-step on the workers; see ``TiedHMMMixin.fit``."""
+    """Baum-Welch with the E-step on the workers; see ``TiedHMMMixin.fit``.
+
+    The caller (``fit``) has checked the settings and cleared the previous fit.
+    """
     client = _dask.check_client(client)
-    model.state_groups_  # noqa: B018  (validates tied_states early)
-    model.transition_groups_  # noqa: B018
     token = uuid.uuid4().hex[:8]
+    t0 = time.perf_counter()
     placed = _place(model, X, lengths, client, f"hmm-data-{token}")
     with placed.data:
         X0, lengths0 = placed.init_data(client, model, f"hmm-init-{token}")
@@ -432,6 +433,15 @@ def fit(model, X, lengths=None, *, client):
             if (model.transmat_.sum(axis=1) == 0).any():
                 _hmmlearn_log.warning("Some rows of transmat_ have zero sum because no "
                                       "transition from the state was ever observed.")
+        seconds = time.perf_counter() - t0
+
+        def final_score() -> float:  # at the parameters _finish_fit settles on
+            shipped = client.submit(_hold, _shipped(model), key=f"hmm-final-{token}")
+            return float(_dask.map_reduce(client, _loglik, placed.data, shipped,
+                                          name=f"hmm-final-score-{token}"))
+
+        model._finish_fit((placed.n_samples, placed.n_features), placed.lengths.size, seconds,
+                          final_score, stacklevel=4)
         _note_recovery(placed, "fit")
     return model
 
@@ -440,8 +450,8 @@ def _hold(value):
     return value
 
 
-def _fitted_copy_on_cluster(model, client, token):
-    check_is_fitted(model, "startprob_")
+def _fitted_copy_on_cluster(model, client, token, what):
+    model._require_parameters(what)
     model._check()
     return client.submit(_hold, _shipped(model), key=f"hmm-model-{token}")
 
@@ -450,7 +460,7 @@ def score(model, X, lengths=None, *, client) -> float:
     """Log-likelihood of ``X``, summed over partitions on the workers."""
     client = _dask.check_client(client)
     token = uuid.uuid4().hex[:8]
-    shipped = _fitted_copy_on_cluster(model, client, token)
+    shipped = _fitted_copy_on_cluster(model, client, token, "score")
     placed = _place(model, X, lengths, client, f"hmm-data-{token}")
     with placed.data:
         total = _dask.map_reduce(client, _loglik, placed.data, shipped,
@@ -464,7 +474,7 @@ def _collected_array(client, model, X, lengths, func, name, width=None, dtype=fl
 
     client = _dask.check_client(client)
     token = uuid.uuid4().hex[:8]
-    shipped = _fitted_copy_on_cluster(model, client, token)
+    shipped = _fitted_copy_on_cluster(model, client, token, name)
     placed = _place(model, X, lengths, client, f"hmm-data-{token}")
     with placed.data:
         futures = _dask.map_collect(client, func, placed.data, shipped,
@@ -487,38 +497,37 @@ def predict_proba(model, X, lengths=None, *, client):
                             width=model.n_components)
 
 
-def to_xarray(model, X, lengths=None, *, client):
-    """The model's ``to_xarray`` Dataset with dask arrays computed and kept on the workers."""
+def decoding(model, X, lengths=None, *, client):
+    """The decoding part of ``to_xarray``: dask arrays computed and kept on the workers."""
     import dask.array as da
 
     client = _dask.check_client(client)
     token = uuid.uuid4().hex[:8]
-    shipped = _fitted_copy_on_cluster(model, client, token)
+    model._require_fitted("to_xarray")
+    shipped = _fitted_copy_on_cluster(model, client, token, "to_xarray")
     placed = _place(model, X, lengths, client, f"hmm-data-{token}")
     with placed.data:
         bundles = _dask.map_collect(client, _result_arrays, placed.data, shipped,
+                                    model.state_to_group_, model._group_onehot(),
                                     name=f"hmm-results-{token}")
         _note_recovery(placed, "to_xarray")
     scalars = client.gather([client.submit(_scalars, b, key=(f"hmm-scalars-{token}", i))
                              for i, b in enumerate(bundles)])
-    K, n_g = model.n_components, model.n_groups_
     is_cat = hasattr(model, "emissionprob_")
-    x_dtype = np.int64 if is_cat else float
-    widths = {"X": placed.n_features, "state_posterior": K, "group_posterior": n_g,
-              "viterbi_state": None, "viterbi_group": None, "sequence": None}
-    dtypes = {"X": x_dtype, "state_posterior": float, "group_posterior": float,
-              "viterbi_state": np.int64, "viterbi_group": np.int64, "sequence": np.int64}
+    fields = {"X": (placed.n_features, np.int64 if is_cat else float),
+              "state_posterior": (model.n_components, float),
+              "group_posterior": (model.n_groups_, float),
+              "viterbi_state": (None, np.int64), "viterbi_group": (None, np.int64),
+              "sequence": (None, np.int64)}
     arrays = {}
-    for field, width in widths.items():
+    for field, (width, dtype) in fields.items():
         parts = []
         for i, (b, p) in enumerate(zip(bundles, placed.plans)):
             fut = client.submit(operator.getitem, b, field, key=(f"hmm-{field}-{token}", i))
             shape = (p.stop - p.start,) + (() if width is None else (width,))
-            parts.append(da.from_delayed(fut, shape=shape, dtype=dtypes[field]))
+            parts.append(da.from_delayed(fut, shape=shape, dtype=dtype))
         arrays[field] = da.concatenate(parts, axis=0)
-    if not is_cat:
-        arrays["X"] = arrays["X"].astype(float)
-    return model._results_dataset(
+    return model._decoding_dataset(
         arrays, n_sequences=placed.lengths.size,
         log_prob=float(sum(s[0] for s in scalars)),
         viterbi_log_prob=float(sum(s[1] for s in scalars)))
