@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from sciTie.datasets import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +27,11 @@ def test_demo_runs_every_model():
     proc = subprocess.run([sys.executable, "-c", "from sciTie.cli import main; raise SystemExit(main(['demo']))"],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for name, entry in REGISTRY.items():
-        if entry.demo_argv is not None:
-            assert f"=== {name}:" in proc.stdout
+    import tomllib
+
+    from sciTie.recipes import BUNDLED
+
+    for path in BUNDLED.glob("*.toml"):
+        if tomllib.loads(path.read_text()).get("demo"):
+            assert f"=== {path.stem}:" in proc.stdout
     assert "not available" not in proc.stdout and "FAILED" not in proc.stdout

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import ValidationError
 from .expressions import Expression
 from .parameter import Parameter, check_name
 
@@ -77,6 +78,28 @@ def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
         else:
             raise ValueError(f"{where}: index {part!r} is not an integer or a slice")
     return tuple(index)
+
+
+def _transposed(target: np.ndarray, transpose: Any, to: str) -> np.ndarray:
+    """``target`` (an array of slot references) with its axes permuted as ``transpose`` says."""
+    if transpose is None or isinstance(transpose, (bool, np.bool_)):
+        if not transpose:
+            return target
+        if target.ndim < 2:
+            raise ValidationError(f"tie: transpose=True needs a target with at least two axes; "
+                                  f"{to!r} has shape {target.shape}")
+        return target.T
+    try:
+        axes = tuple(int(a) for a in transpose)
+        valid = (not isinstance(transpose, str) and sorted(axes) == list(range(target.ndim))
+                 and all(isinstance(a, (int, np.integer)) for a in transpose))
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValidationError(f"tie: transpose must be True/False or a permutation of the "
+                              f"{target.ndim} axes of {to!r} (shape {target.shape}), "
+                              f"got {transpose!r}")
+    return np.transpose(target, axes)
 
 
 class SlotValues(Mapping):
@@ -429,19 +452,36 @@ class ParameterGroup:
         return group
 
     def tie(self, slots: str | Iterable[str], to: str, *, scale: float = 1.0,
-            offset: float = 0.0) -> None:
+            offset: float = 0.0, transpose: bool | Sequence[int] = False) -> None:
         """Make each of ``slots`` read ``scale * to + offset`` instead of its own value.
 
         Parameters
         ----------
         slots : str or iterable of str
             Parameters (``"b"``), elements (``"mu[1,0]"``), rows (``"mu[1]"``) or child slots
-            (``"xray.a"``). Each selection must have the shape of ``to`` or ``to`` must be one
-            slot.
+            (``"xray.a"``). Each selection must have the shape of ``to`` (after
+            ``transpose``) or ``to`` must be one slot.
         to : str
             The slot(s) they follow; may itself be free, fixed or tied.
         scale, offset : float
             Linear relation; the default is plain equality.
+        transpose : bool or sequence of int, default False
+            Read ``to`` with its axes permuted, element by element: ``True`` reverses them
+            (``to.T``, e.g. a decoder weight tied to the transpose of an encoder weight), a
+            sequence is a permutation as in :func:`numpy.transpose`.
+
+        Examples
+        --------
+        >>> g = ParameterGroup("autoencoder")
+        >>> _ = g.add("encoder", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        >>> _ = g.add("decoder", np.zeros((3, 2)))
+        >>> g.tie("decoder", to="encoder", transpose=True)
+        >>> g.values()["decoder"]
+        array([[1., 4.],
+               [2., 5.],
+               [3., 6.]])
+        >>> g.n_free
+        6
         """
         for what, v in (("scale", scale), ("offset", offset)):
             if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
@@ -449,7 +489,8 @@ class ParameterGroup:
         names = [slots] if isinstance(slots, str) else list(slots)
         if not names:
             raise ValueError("tie: slots is empty")
-        target = self._select(to)
+        untransposed = self._select(to)
+        target = _transposed(untransposed, transpose, to)
         planned: list[tuple[_SlotRef, _LinearLink, str]] = []
         for name in names:
             refs = self._select(name)
@@ -458,7 +499,8 @@ class ParameterGroup:
             elif target.shape == refs.shape:
                 targets = target
             else:
-                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {to!r} has shape "
+                shown = f"{to!r} transposed" if target is not untransposed else repr(to)
+                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {shown} has shape "
                                  f"{target.shape}; they must match or {to!r} must be one slot")
             for ref, tgt in zip(refs.flat, targets.flat):
                 if ref.key == tgt.key:
