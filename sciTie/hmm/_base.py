@@ -9,7 +9,6 @@ import numpy as np
 from ..core import FitResult
 from ..core.maximize import maximize_through_ties
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
-from . import _distributed
 from . import _forward_backward as fb
 from ._group import build_group, finalise_probabilities, model_slots, write_arrays
 from ._objectives import probability_objective
@@ -17,6 +16,29 @@ from ._objectives import probability_objective
 __all__ = ["TiedHMMMixin"]
 
 _PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
+
+
+def check_lengths(lengths, n: int) -> np.ndarray:
+    """``lengths`` checked against ``n`` rows of X, as int64 (None: one sequence)."""
+    if lengths is None:
+        return np.array([n], dtype=np.int64)
+    lengths_arr = np.asarray(lengths)
+    if lengths_arr.ndim != 1 or lengths_arr.size == 0:
+        raise ValidationError(f"lengths must be a non-empty 1-D sequence of sequence "
+                              f"lengths, got shape {lengths_arr.shape}")
+    if not np.issubdtype(lengths_arr.dtype, np.integer):
+        if (np.issubdtype(lengths_arr.dtype, np.floating)
+                and np.all(lengths_arr == np.round(lengths_arr))):
+            lengths_arr = lengths_arr.astype(np.int64)
+        else:
+            raise ArgumentTypeError(f"lengths must hold integers, got dtype "
+                                    f"{lengths_arr.dtype}")
+    if (lengths_arr <= 0).any():
+        raise ValidationError(f"lengths must be positive, got {lengths_arr.tolist()[:10]}")
+    if int(lengths_arr.sum()) != n:
+        raise ValidationError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
+                              "rows; the sequence lengths must add up to len(X)")
+    return lengths_arr.astype(np.int64)
 
 
 def _first_bad_rows(mask: np.ndarray, limit: int = 5) -> str:
@@ -139,26 +161,7 @@ class TiedHMMMixin:
             raise ValidationError(f"X has {X.shape[1]} features but this model was fitted with "
                                   f"{expected} (n_features_in_={expected})")
         X = self._validate_family_X(X)
-        n = X.shape[0]
-        if lengths is None:
-            return X, np.array([n], dtype=np.int64)
-        lengths_arr = np.asarray(lengths)
-        if lengths_arr.ndim != 1 or lengths_arr.size == 0:
-            raise ValidationError(f"lengths must be a non-empty 1-D sequence of sequence "
-                                  f"lengths, got shape {lengths_arr.shape}")
-        if not np.issubdtype(lengths_arr.dtype, np.integer):
-            if (np.issubdtype(lengths_arr.dtype, np.floating)
-                    and np.all(lengths_arr == np.round(lengths_arr))):
-                lengths_arr = lengths_arr.astype(np.int64)
-            else:
-                raise ArgumentTypeError(f"lengths must hold integers, got dtype "
-                                        f"{lengths_arr.dtype}")
-        if (lengths_arr <= 0).any():
-            raise ValidationError(f"lengths must be positive, got {lengths_arr.tolist()[:10]}")
-        if int(lengths_arr.sum()) != n:
-            raise ValidationError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
-                                  "rows; the sequence lengths must add up to len(X)")
-        return X, lengths_arr.astype(np.int64)
+        return X, check_lengths(lengths, X.shape[0])
 
     # ------------------------------------------------------------------ E-step
     def _do_estep(self, X, lengths):
@@ -341,6 +344,7 @@ class TiedHMMMixin:
                 delattr(self, attr)
         self._undetermined: set[str] = set()
         if client is not None:  # the same EM with the E-step on the workers
+            from . import _distributed
             return _distributed.fit(self, X, lengths, client=client)
         X, lengths = self._validate_X(X, lengths)
         self._workspace = {}  # scratch arrays reused by every EM iteration
@@ -424,6 +428,7 @@ class TiedHMMMixin:
             ``log p(X)``.
         """
         if client is not None:
+            from . import _distributed
             return _distributed.score(self, X, lengths, client=client)
         return super().score(X, lengths)
 
@@ -445,6 +450,7 @@ class TiedHMMMixin:
             The decoded states.
         """
         if client is not None:
+            from . import _distributed
             return _distributed.predict(self, X, lengths, client=client)
         return super().predict(X, lengths)
 
@@ -466,6 +472,7 @@ class TiedHMMMixin:
             The posteriors.
         """
         if client is not None:
+            from . import _distributed
             return _distributed.predict_proba(self, X, lengths, client=client)
         return super().predict_proba(X, lengths)
 

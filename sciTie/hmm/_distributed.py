@@ -26,7 +26,8 @@ import numpy as np
 
 from .. import _dask
 from .._array_files import array_file_shape, read_array_rows
-from ..errors import ArgumentTypeError, DataFormatError, ValidationError
+from ..errors import DataFormatError, ValidationError
+from . import _base
 from . import _forward_backward as fb
 
 __all__ = ["fit", "score", "predict", "predict_proba", "decoding", "HMMPartition",
@@ -55,27 +56,6 @@ class HMMPartition(NamedTuple):
 
 
 # ---------------------------------------------------------------------- planning
-def _lengths_array(lengths, n_rows: int) -> np.ndarray:
-    """``lengths`` checked against ``n_rows`` (the rules of the in-process ``_validate_X``)."""
-    if lengths is None:
-        return np.array([n_rows], dtype=np.int64)
-    arr = np.asarray(lengths)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValidationError(f"lengths must be a non-empty 1-D sequence of sequence lengths, "
-                              f"got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise ArgumentTypeError(f"lengths must hold integers, got dtype {arr.dtype}")
-    if (arr <= 0).any():
-        raise ValidationError(f"lengths must be positive, got {arr.tolist()[:10]}")
-    if int(arr.sum()) != n_rows:
-        raise ValidationError(f"lengths sum to {int(arr.sum())} but X has {n_rows} rows; the "
-                              "sequence lengths must add up to the number of rows")
-    return arr.astype(np.int64)
-
-
 def _n_partitions(n_rows: int, n_features: int, n_states: int, n_sequences: int,
                   threads: int) -> int:
     """At least one partition per worker thread, more when one would exceed the work budget."""
@@ -326,7 +306,7 @@ def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
     n = int(X.shape[0])
     if n == 0:
         raise ValidationError("X is empty (0 samples)")
-    lv = _lengths_array(lengths, n)
+    lv = _base.check_lengths(lengths, n)
     n_parts = _n_partitions(n, int(X.shape[1]), model.n_components, lv.size, threads)
     plans = _plans(lv, _split_sequences(lv, n_parts))
     X = X.rechunk((tuple(p.stop - p.start for p in plans), X.shape[1]))
@@ -352,7 +332,7 @@ def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
     if lengths is None:
         lv = rows.copy()
     else:
-        lv = _lengths_array(lengths, int(rows.sum()))
+        lv = _base.check_lengths(lengths, int(rows.sum()))
     seq_end = np.cumsum(lv)
     cut = np.searchsorted(seq_end, file_start[1:], side="left")
     for f, (c, end) in enumerate(zip(cut, file_start[1:])):
