@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 __all__ = ["SciTieError", "NotFittedError", "ValidationError", "ArgumentTypeError",
-           "DataFormatError",
+           "UnknownNameError", "DataFormatError",
            "OutputExistsError", "CheckpointError", "RecipeError", "TrainingDivergedError",
            "FitWarning", "ConvergenceWarning", "IdentifiabilityWarning", "location",
            "not_fitted"]
@@ -62,6 +62,14 @@ class ValidationError(SciTieError, ValueError):
 
 class ArgumentTypeError(SciTieError, TypeError):
     """An argument has the wrong type (a string where numbers are expected ...)."""
+
+
+class UnknownNameError(ValidationError, KeyError):
+    """A parameter, slot, group or dataset name that does not exist (the message lists the
+    known ones). Also a ``KeyError``, as a failed lookup by name is in Python."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 def location(path: str | os.PathLike | None, line: int | None = None,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from .expressions import Expression
 from ._links import (EXPR, FIXED, FREE, LINEAR, _SELECTION, _ExprLink, _LinearLink, _parse_index,
                      _SlotRef)
@@ -85,11 +86,11 @@ class _Compiled:
             if link is None:
                 self.kind[i] = FREE if par._vary.flat[ref.flat] else FIXED
                 if not np.isfinite(par._value.flat[ref.flat]):
-                    raise ValueError(f"parameter {self.names[i]!r} has no finite value; give it "
+                    raise ValidationError(f"parameter {self.names[i]!r} has no finite value; give it "
                                      "a value (it may have lost its expr)")
             elif isinstance(link, _LinearLink):
                 if any(t.key not in self.key_to_slot for t in link.targets):
-                    raise ValueError(
+                    raise ValidationError(
                         f"slot {self.names[i]!r} is tied to {link.label!r}, which is not part of "
                         f"group {root.name!r}; fit it within a group that contains both")
                 self.kind[i] = LINEAR
@@ -123,18 +124,18 @@ class _Compiled:
             except (KeyError, ValueError):
                 continue  # not a name of this group: try the group being compiled
             if refs.shape != ():
-                raise ValueError(f"expression of slot {owner!r} refers to {name!r}, which is an "
+                raise ValidationError(f"expression of slot {owner!r} refers to {name!r}, which is an "
                                  f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
             key = refs.item().key
             if key not in self.key_to_slot:
                 # the declaring group knows the name, but that slot is outside this tree:
                 # binding to a namesake elsewhere would be silently wrong
-                raise ValueError(
+                raise ValidationError(
                     f"expression of slot {owner!r} (declared in group {declared_in.name!r}) "
                     f"refers to {name!r}, which is not part of group {self.root.name!r}; fit "
                     "it within a group that contains both")
             return self.key_to_slot[key]
-        raise ValueError(f"expression of slot {owner!r} refers to unknown name {name!r} "
+        raise ValidationError(f"expression of slot {owner!r} refers to unknown name {name!r} "
                          f"(known: {', '.join(self.names[:20])}{' ...' if len(self.names) > 20 else ''})")
 
     def select(self, name: str) -> Any:
@@ -150,12 +151,12 @@ class _Compiled:
             try:
                 sub = base[_parse_index(m.group("index") or "", base.shape, f"slot {name!r}")]
             except IndexError as exc:
-                raise ValueError(f"slot {name!r}: {exc} (parameter shape {base.shape})") from None
+                raise ValidationError(f"slot {name!r}: {exc} (parameter shape {base.shape})") from None
             return int(sub) if np.ndim(sub) == 0 else sub
         try:  # another path to a shared child group ("neutron.structure.a")
             refs = self.root._select(name)
         except (KeyError, ValueError, TypeError):
-            raise KeyError(f"unknown parameter or slot {name!r} in group {self.root.name!r}") from None
+            raise UnknownNameError(f"unknown parameter or slot {name!r} in group {self.root.name!r}") from None
         idx = np.vectorize(lambda r: self.key_to_slot[r.key], otypes=[np.intp])(refs) \
             if refs.size else np.zeros(refs.shape, dtype=np.intp)
         return int(idx) if idx.ndim == 0 else idx
@@ -182,7 +183,7 @@ class _Compiled:
                     if state[d] == 1:
                         path = [s for s, _ in stack]
                         cycle = path[path.index(d):] + [d]
-                        raise ValueError("tie cycle: " + " -> ".join(self.names[c] for c in cycle))
+                        raise ValidationError("tie cycle: " + " -> ".join(self.names[c] for c in cycle))
                     if state[d] == 0 and self.kind[d] in (LINEAR, EXPR):
                         state[d] = 1
                         stack.append((d, iter(self._dependencies(d))))
@@ -211,12 +212,18 @@ class _Compiled:
         """Slot vector for ``free`` (and the expression gradients if asked)."""
         slots = self.current_slots()
         if free is not None:
-            free = np.asarray(free, dtype=np.float64)
+            try:
+                if isinstance(free, (str, bytes)) or np.asarray(free).dtype.kind in "USVc":
+                    raise TypeError
+                free = np.asarray(free, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ArgumentTypeError(f"free vector must hold real numbers, got "
+                                        f"{free!r}") from None
             if free.shape != (self.n_free,):
-                raise ValueError(f"free vector must have shape ({self.n_free},), got {free.shape}")
+                raise ValidationError(f"free vector must have shape ({self.n_free},), got {free.shape}")
             if not np.all(np.isfinite(free)):
                 bad = [self.names[self.free_idx[j]] for j in np.flatnonzero(~np.isfinite(free))]
-                raise ValueError(f"free vector holds non-finite values for {', '.join(bad)}")
+                raise ValidationError(f"free vector holds non-finite values for {', '.join(bad)}")
             slots[self.free_idx] = free
         grads: dict[int, np.ndarray] = {}
         for i in self.order:

@@ -51,7 +51,7 @@ def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
     """Turn ``"1, 0:2"`` into a numpy index for an array of ``shape``."""
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
     if len(parts) > len(shape):
-        raise ValueError(f"{where}: {len(parts)} indices given for a parameter of shape {shape}")
+        raise ValidationError(f"{where}: {len(parts)} indices given for a parameter of shape {shape}")
     index: list[Any] = []
     for part in parts:
         if re.fullmatch(r"-?\d+", part):
@@ -60,7 +60,7 @@ def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
             lo, hi = part.split(":")
             index.append(slice(int(lo) if lo else None, int(hi) if hi else None))
         else:
-            raise ValueError(f"{where}: index {part!r} is not an integer or a slice")
+            raise ValidationError(f"{where}: index {part!r} is not an integer or a slice")
     return tuple(index)
 
 

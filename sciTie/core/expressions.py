@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import ArgumentTypeError, ValidationError
+
 __all__ = ["Expression", "ExpressionError", "RESERVED_NAMES", "FUNCTIONS"]
 
 MAX_LENGTH = 2000
@@ -21,7 +23,7 @@ MAX_NODES = 400
 MAX_CONSTANT_EXPONENT = 1024.0
 
 
-class ExpressionError(ValueError):
+class ExpressionError(ValidationError):
     """An expression that is malformed, unsafe, or cannot be evaluated."""
 
 
@@ -70,7 +72,8 @@ class Expression:
 
     def __init__(self, text: str, *, context: str = "expression") -> None:
         if not isinstance(text, str):
-            raise TypeError(f"{context}: expression must be a str, got {type(text).__name__}")
+            raise ArgumentTypeError(f"{context}: expression must be a str, got "
+                                    f"{type(text).__name__}")
         self.text = text.strip()
         self.context = context
         if not self.text:

@@ -24,10 +24,33 @@ import scipy.sparse as sp
 from ._layout import SlotValues, _Compiled
 from ._links import (_ExprLink, _LinearLink, _parse_index, _SlotRef,
                      _transposed, _SELECTION)
+from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from .expressions import Expression
 from .parameter import Parameter, check_name
 
 __all__ = ["ParameterGroup", "SlotValues"]
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that is not a bool (``scale=True`` is a mistake, not 1)."""
+    return (isinstance(value, (int, float, np.floating, np.integer))
+            and not isinstance(value, (bool, np.bool_)))
+
+
+def _name_list(slots: Any, what: str) -> list[str]:
+    """``slots`` (one name or an iterable of names) as a list of str."""
+    if isinstance(slots, str):
+        return [slots]
+    if not isinstance(slots, Iterable) or isinstance(slots, (bytes, Mapping)):
+        raise ArgumentTypeError(f"{what} must be a slot name or a list of slot names (e.g. "
+                                f"'mu[1]' or ['b', 'c']), got {slots!r}")
+    names = list(slots)
+    for n in names:
+        if not isinstance(n, str):
+            raise ArgumentTypeError(f"{what} must hold slot names (str), got {n!r} "
+                                    f"({type(n).__name__})")
+    return names
+
 
 class ParameterGroup:
     """A named set of parameters and the model slots they feed.
@@ -79,10 +102,10 @@ class ParameterGroup:
             name, value, vary=vary, min=min, max=max, expr=expr, unit=unit,
             description=description)
         if par.name in self._params or par.name in self._children:
-            raise ValueError(f"group {self.name!r} already has a member named {par.name!r}")
+            raise ValidationError(f"group {self.name!r} already has a member named {par.name!r}")
         owner = getattr(par, "_owner", None)
         if owner is not None and owner is not self:
-            raise ValueError(f"parameter {par.name!r} already belongs to group {owner.name!r}; "
+            raise ValidationError(f"parameter {par.name!r} already belongs to group {owner.name!r}; "
                              "to share it, tie the slots (tie) or add one child group to both "
                              "parents (add_group)")
         par._owner = self
@@ -99,11 +122,11 @@ class ParameterGroup:
         it occupies one set of slots.
         """
         if not isinstance(group, ParameterGroup):
-            raise TypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+            raise ArgumentTypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
         if group.name in self._params or group.name in self._children:
-            raise ValueError(f"group {self.name!r} already has a member named {group.name!r}")
+            raise ValidationError(f"group {self.name!r} already has a member named {group.name!r}")
         if any(g is self for _, g in group._walk()):
-            raise ValueError(f"adding group {group.name!r} to {self.name!r} would make a cycle")
+            raise ValidationError(f"adding group {group.name!r} to {self.name!r} would make a cycle")
         self._children[group.name] = group
         self._touch()
         return group
@@ -141,27 +164,30 @@ class ParameterGroup:
         6
         """
         for what, v in (("scale", scale), ("offset", offset)):
-            if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
-                raise ValueError(f"tie: {what} must be a finite number, got {v!r}")
-        names = [slots] if isinstance(slots, str) else list(slots)
+            if not _is_number(v) or not np.isfinite(v):
+                raise ValidationError(f"tie: {what} must be a finite number, got {v!r}")
+        if scale == 0:
+            raise ValidationError(f"tie: scale=0 would make the slots a constant ({offset!r}); "
+                                  "fix them at that value instead (fix)")
+        names = _name_list(slots, "tie: slots")
         if not names:
-            raise ValueError("tie: slots is empty")
-        untransposed = self._select(to)
+            raise ValidationError("tie: slots is empty")
+        untransposed = self._select_some(to, "tie: to")
         target = _transposed(untransposed, transpose, to)
         planned: list[tuple[_SlotRef, _LinearLink, str]] = []
         for name in names:
-            refs = self._select(name)
+            refs = self._select_some(name, "tie: slots")
             if target.shape == ():
                 targets = np.full(refs.shape, target.item(), dtype=object)
             elif target.shape == refs.shape:
                 targets = target
             else:
                 shown = f"{to!r} transposed" if target is not untransposed else repr(to)
-                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {shown} has shape "
+                raise ValidationError(f"tie: {name!r} has shape {refs.shape} but {shown} has shape "
                                  f"{target.shape}; they must match or {to!r} must be one slot")
             for ref, tgt in zip(refs.flat, targets.flat):
                 if ref.key == tgt.key:
-                    raise ValueError(f"tie cycle: {name!r} cannot be tied to itself")
+                    raise ValidationError(f"tie cycle: {name!r} cannot be tied to itself")
                 label = to if target.shape == () else self._label(tgt)
                 planned.append((ref, _LinearLink((tgt,), (float(scale),), float(offset), label),
                                 name))
@@ -180,9 +206,9 @@ class ParameterGroup:
         Names in ``expr`` are slots of this group (``a``, ``mu[0,1]``, ``child.a``); names not
         found here are looked up in the group the fit is run on. Nothing is passed to ``eval``.
         """
-        refs = self._select(slot)
+        refs = self._select_some(slot, "constrain: slot")
         if refs.shape != ():
-            raise ValueError(f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
+            raise ValidationError(f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
         ref = refs.item()
         expression = Expression(expr, context=f"constraint on {slot!r}")
         self._check_untied(ref, slot)
@@ -207,26 +233,26 @@ class ParameterGroup:
         offset : float, optional
             Constant term.
         """
-        refs = self._select(slot)
+        refs = self._select_some(slot, "tie_linear: slot")
         if refs.shape != ():
-            raise ValueError(f"tie_linear: {slot!r} selects {refs.size} slots; give one slot")
+            raise ValidationError(f"tie_linear: {slot!r} selects {refs.size} slots; give one slot")
         ref = refs.item()
         if not isinstance(terms, Mapping) or not terms:
-            raise ValueError("tie_linear: terms must be a non-empty mapping {slot: coefficient}")
+            raise ValidationError("tie_linear: terms must be a non-empty mapping {slot: coefficient}")
         targets, scales = [], []
         for name, coef in terms.items():
-            t = self._select(name)
+            t = self._select_some(name, "tie_linear: terms")
             if t.shape != ():
-                raise ValueError(f"tie_linear: term {name!r} selects {t.size} slots; give one")
-            if not isinstance(coef, (int, float, np.floating, np.integer)) or not np.isfinite(coef):
-                raise ValueError(f"tie_linear: coefficient of {name!r} must be a finite number, "
+                raise ValidationError(f"tie_linear: term {name!r} selects {t.size} slots; give one")
+            if not _is_number(coef) or not np.isfinite(coef):
+                raise ValidationError(f"tie_linear: coefficient of {name!r} must be a finite number, "
                                  f"got {coef!r}")
             if t.item().key == ref.key:
-                raise ValueError(f"tie cycle: {slot!r} cannot depend on itself")
+                raise ValidationError(f"tie cycle: {slot!r} cannot depend on itself")
             targets.append(t.item())
             scales.append(float(coef))
-        if not np.isfinite(offset):
-            raise ValueError(f"tie_linear: offset must be finite, got {offset!r}")
+        if not _is_number(offset) or not np.isfinite(offset):
+            raise ValidationError(f"tie_linear: offset must be a finite number, got {offset!r}")
         self._check_untied(ref, slot)
         label = " + ".join(f"{c:g}*{n}" for n, c in terms.items())
         ref.group._links[(ref.param, ref.flat)] = _LinearLink(tuple(targets), tuple(scales),
@@ -284,7 +310,7 @@ class ParameterGroup:
 
     def untie(self, slots: str | Iterable[str]) -> None:
         """Remove ties or constraints from ``slots``; they get their own value again."""
-        names = [slots] if isinstance(slots, str) else list(slots)
+        names = _name_list(slots, "untie: slots")
         current = self._try_slot_values()
         for name in names:
             for ref in self._select(name).flat:
@@ -323,13 +349,23 @@ class ParameterGroup:
 
         ``name`` may select several slots; ``target`` and ``sigma`` broadcast over them.
         """
-        refs = self._select(name)
-        t = np.broadcast_to(np.asarray(target, dtype=float), refs.shape)
-        s = np.broadcast_to(np.asarray(sigma, dtype=float), refs.shape)
+        refs = self._select_some(name, "restrain: name")
+        arrays = []
+        for what, v in (("target", target), ("sigma", sigma)):
+            if isinstance(v, (str, bytes)) or np.asarray(v).dtype.kind not in "iuf":
+                raise ArgumentTypeError(f"restrain: {what} for {name!r} must be a number or an "
+                                        f"array of numbers, got {v!r}")
+            try:
+                arrays.append(np.broadcast_to(np.asarray(v, dtype=float), refs.shape))
+            except ValueError:
+                raise ValidationError(f"restrain: {what} for {name!r} has shape "
+                                      f"{np.shape(v)}, which does not fit the {refs.shape} "
+                                      "slots selected; give one value or one per slot") from None
+        t, s = arrays
         if not np.all(np.isfinite(t)):
-            raise ValueError(f"restrain: target for {name!r} must be finite, got {target!r}")
+            raise ValidationError(f"restrain: target for {name!r} must be finite, got {target!r}")
         if not np.all(np.isfinite(s) & (s > 0)):
-            raise ValueError(f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
+            raise ValidationError(f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
         for ref, ti, si in zip(refs.flat, t.flat, s.flat):
             self._restraints.append((ref, float(ti), float(si), self._label(ref)))
         self._touch()
@@ -341,7 +377,7 @@ class ParameterGroup:
             return group._params[last]
         if last in group._children:
             return group._children[last]
-        raise KeyError(f"group {self.name!r} has no parameter or group {name!r}")
+        raise UnknownNameError(f"group {self.name!r} has no parameter or group {name!r}")
 
     def __contains__(self, name: object) -> bool:
         try:
@@ -373,37 +409,45 @@ class ParameterGroup:
 
     def _descend(self, path: str) -> tuple["ParameterGroup", str]:
         if not isinstance(path, str):
-            raise TypeError(f"parameter name must be a str, got {type(path).__name__}")
+            raise ArgumentTypeError(f"parameter name must be a str, got {type(path).__name__}")
         parts = path.split(".")
         group = self
         for part in parts[:-1]:
             if part not in group._children:
-                raise KeyError(f"group {group.name!r} has no child group {part!r} (in {path!r})")
+                raise UnknownNameError(f"group {group.name!r} has no child group {part!r} (in {path!r})")
             group = group._children[part]
         return group, parts[-1]
 
     def _select(self, name: str) -> np.ndarray:
         """Object array of :class:`_SlotRef` for a name, shaped like the selection."""
         if not isinstance(name, str):
-            raise TypeError(f"slot name must be a str, got {type(name).__name__}")
+            raise ArgumentTypeError(f"slot name must be a str, got {type(name).__name__}")
         m = _SELECTION.match(name)
         if m is None:
-            raise ValueError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
+            raise ValidationError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
                              "'mu[1,0]', 'child.a')")
         group, last = self._descend(m.group("path"))
         if last not in group._params:
-            raise KeyError(f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
+            raise UnknownNameError(f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
                            f"{', '.join(self.parameters) or '(none)'}")
         par = group._params[last]
         flat = np.arange(par.size).reshape(par.shape)
         try:
             chosen = flat[_parse_index(m.group("index") or "", par.shape, f"slot {name!r}")]
         except IndexError as exc:
-            raise ValueError(f"slot {name!r}: {exc} (parameter shape {par.shape})") from None
+            raise ValidationError(f"slot {name!r}: {exc} (parameter shape {par.shape})") from None
         out = np.empty(np.shape(chosen), dtype=object)
         for pos, f in np.ndenumerate(chosen):
             out[pos] = _SlotRef(group, last, int(f))
         return out
+
+    def _select_some(self, name: Any, what: str) -> np.ndarray:
+        """:meth:`_select`, refusing a selection with no slots (``"mu[0:0]"``)."""
+        refs = self._select(name)
+        if refs.size == 0:
+            raise ValidationError(f"{what}: {name!r} selects no slots (shape {refs.shape}); "
+                                  "name at least one element")
+        return refs
 
     def _label(self, ref: _SlotRef) -> str:
         for prefix, g in self._walk():
@@ -418,21 +462,21 @@ class ParameterGroup:
         if existing is not None:
             what = (existing.label if isinstance(existing, _LinearLink)
                     else existing.expression.text)
-            raise ValueError(f"slot {self._label(ref)!r} (from {name!r}) is already tied to "
+            raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is already tied to "
                              f"{what!r}; call untie({name!r}) first")
         if ref.group._params[ref.param].expr is not None:
-            raise ValueError(f"slot {self._label(ref)!r} already has expr "
+            raise ValidationError(f"slot {self._label(ref)!r} already has expr "
                              f"{ref.group._params[ref.param].expr!r}")
 
     def _set_vary(self, names: Sequence[str], flag: bool) -> None:
         if not names:
-            raise ValueError("give at least one parameter name")
+            raise ValidationError("give at least one parameter name")
         for name in names:
-            refs = self._select(name)
+            refs = self._select_some(name, "fix/free")
             for ref in refs.flat:
                 par = ref.group._params[ref.param]
                 if (ref.param, ref.flat) in ref.group._links or par.expr is not None:
-                    raise ValueError(f"slot {self._label(ref)!r} (from {name!r}) is tied or "
+                    raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is tied or "
                                      "constrained; untie it before fixing or freeing it")
                 par._vary.flat[ref.flat] = flag
                 ref.group._touch()
@@ -526,11 +570,11 @@ class ParameterGroup:
         G = self.tie_matrix(free)
         if sp.issparse(J_slots):
             if J_slots.shape[-1] != G.shape[0]:
-                raise ValueError(f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
+                raise ValidationError(f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
             return (J_slots @ G).tocsr()
         J = np.asarray(J_slots, dtype=np.float64)
         if J.ndim != 2 or J.shape[1] != G.shape[0]:
-            raise ValueError(f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
+            raise ValidationError(f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
         return np.asarray((G.T @ J.T).T)
 
     def pool(self, stats_slots: Any) -> np.ndarray:
@@ -541,7 +585,7 @@ class ParameterGroup:
         s = np.asarray(stats_slots, dtype=np.float64)
         G = self.tie_matrix()
         if s.ndim == 0 or s.shape[0] != G.shape[0]:
-            raise ValueError(f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
+            raise ValidationError(f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
         flat = s.reshape(s.shape[0], -1)
         return np.asarray(G.T @ flat).reshape((G.shape[1],) + s.shape[1:])
 
@@ -550,7 +594,9 @@ class ParameterGroup:
         cov = np.asarray(cov_free, dtype=np.float64)
         n = self.n_free
         if cov.shape != (n, n):
-            raise ValueError(f"cov_free must have shape ({n}, {n}), got {cov.shape}")
+            raise ValidationError(f"cov_free must have shape ({n}, {n}), got {cov.shape}")
+        if not np.all(np.isfinite(cov)):
+            raise ValidationError("cov_free must be finite; it holds NaN or infinite entries")
         G = self.tie_matrix(free)
         return np.asarray(G @ (G @ cov).T)
 

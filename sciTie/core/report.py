@@ -28,6 +28,11 @@ def _fmt(value: Any) -> str:
 def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: bool = True,
                   show_fixed: bool = True) -> str:
     """lmfit-style text: statistics, variables (value ± stderr, unit, tie), correlations."""
+    from .._validation import check_bool, check_float
+
+    check_float(min_correl, "min_correl", minimum=0.0, maximum=1.0)
+    check_bool(show_correl, "show_correl")
+    check_bool(show_fixed, "show_fixed")
     r = result
     lines = ["[[Fit Statistics]]"]
     if r.model:

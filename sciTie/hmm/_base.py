@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from .._validation import check_choice, check_int, check_random_state
 from ..core import FitResult
 from ..core.maximize import maximize_through_ties
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
@@ -87,6 +88,12 @@ class TiedHMMMixin:
     def _validate_family_X(self, X):
         return X
 
+    def _validate_family_settings(self) -> None:
+        """Family-specific constructor arguments (priors, covariance type ...)."""
+
+    def _check_emissions(self) -> None:
+        """Shapes and values of the emission arrays before a compiled kernel reads them."""
+
     def _n_features_of_fit(self) -> int | None:
         return None
 
@@ -115,9 +122,23 @@ class TiedHMMMixin:
             raise not_fitted(self, what)
 
     def _require_parameters(self, what: str = "") -> None:
-        """Scoring and decoding need parameters: fitted, or set by hand as in hmmlearn."""
+        """Scoring and decoding need parameters: fitted, or set by hand as in hmmlearn.
+
+        Their shapes and values are checked here, before any compiled kernel (which does no
+        bounds checks) reads them.
+        """
         if not hasattr(self, "startprob_"):
             raise not_fitted(self, what)
+        try:
+            self._check()  # hmmlearn's own checks (lengths, rows summing to one)
+        except ValueError as exc:
+            raise ValidationError(f"{type(self).__name__} cannot {what or 'run'}: {exc}") from None
+        for name in ("startprob_", "transmat_"):
+            arr = np.asarray(getattr(self, name), dtype=float)
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValidationError(f"{name} must hold probabilities in [0, 1], got "
+                                      f"{np.array2string(arr, precision=4)}")
+        self._check_emissions()
 
     # ------------------------------------------------------------------ input checks
     def _validate_settings(self) -> None:
@@ -137,15 +158,29 @@ class TiedHMMMixin:
             if not isinstance(value, str) or set(value) - set(allowed):
                 raise ValidationError(f"{name} must be a string of the letters {allowed!r}, got "
                                       f"{value!r}")
+        check_choice(self.algorithm, "algorithm", ("viterbi", "map"))
+        check_choice(self.implementation, "implementation", ("log", "scaling"))
+        if not isinstance(self.verbose, (bool, np.bool_, int, np.integer)):
+            raise ArgumentTypeError(f"verbose must be True or False, got {self.verbose!r}")
+        check_random_state(self.random_state)
+        for name in ("startprob_prior", "transmat_prior"):
+            _check_prior(getattr(self, name), name, positive=True)
+        self._validate_family_settings()
 
     def _validate_X(self, X, lengths):
         """Check X and lengths (and X against the fitted model); return arrays."""
         if X is None:
             raise ValidationError("X must be an array of shape (n_samples, n_features), got None")
-        X = np.asarray(X)
+        try:
+            X = np.asarray(X)
+        except ValueError:  # ragged nested lists
+            raise ValidationError("X must be a rectangular array of shape (n_samples, "
+                                  "n_features); its rows have different lengths") from None
         if X.dtype == object or not (np.issubdtype(X.dtype, np.number)
                                      or X.dtype == np.bool_):
             raise ArgumentTypeError(f"X must be numeric, got an array of dtype {X.dtype}")
+        if np.issubdtype(X.dtype, np.complexfloating):
+            raise ArgumentTypeError(f"X must hold real numbers, got complex values ({X.dtype})")
         if X.ndim != 2:
             raise ValidationError(f"X must be 2-D with shape (n_samples, n_features), got shape "
                                   f"{X.shape}; reshape a single feature with X[:, None]")
@@ -347,6 +382,9 @@ class TiedHMMMixin:
             from . import _distributed
             return _distributed.fit(self, X, lengths, client=client)
         X, lengths = self._validate_X(X, lengths)
+        if self.n_components > X.shape[0]:
+            raise ValidationError(f"n_components={self.n_components} is more than the "
+                                  f"{X.shape[0]} samples in X; each state needs data")
         self._workspace = {}  # scratch arrays reused by every EM iteration
         t0 = time.perf_counter()
         try:
@@ -400,7 +438,6 @@ class TiedHMMMixin:
 
     def _score(self, X, lengths=None, *, compute_posteriors):
         self._require_parameters("score")
-        self._check()
         X, lengths = self._validate_X(X, lengths)
         log_frameprob = self._compute_log_likelihood(X)
         if compute_posteriors:
@@ -497,7 +534,6 @@ class TiedHMMMixin:
             Decoded states.
         """
         self._require_parameters("decode")
-        self._check()
         algorithm = algorithm or self.algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValidationError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
@@ -507,6 +543,31 @@ class TiedHMMMixin:
                               self._compute_log_likelihood(X), lengths)
         _, post = self._score(X, lengths, compute_posteriors=True)
         return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw a state path and observations from the model (hmmlearn's ``sample``).
+
+        Parameters
+        ----------
+        n_samples : int, optional
+            Number of samples (at least 1).
+        random_state : int, RandomState or None, optional
+            Seed; None uses the model's ``random_state``.
+        currstate : int, optional
+            State of the first sample.
+
+        Returns
+        -------
+        X : ndarray, shape (n_samples, n_features)
+        state_sequence : ndarray of int, shape (n_samples,)
+        """
+        n_samples = check_int(n_samples, "n_samples", minimum=1)
+        check_random_state(random_state)
+        self._require_parameters("sample")
+        if currstate is not None:
+            currstate = check_int(currstate, "currstate", minimum=0,
+                                  maximum=self.n_components - 1)
+        return super().sample(n_samples, random_state=random_state, currstate=currstate)
 
     def permute_states(self, order) -> "TiedHMMMixin":
         """Relabel the states of a fitted model without ties: new state i is old ``order[i]``.
@@ -525,6 +586,9 @@ class TiedHMMMixin:
         """
         self._require_fitted("permute_states")
         order = np.asarray(order)
+        if not np.issubdtype(order.dtype, np.integer):
+            raise ValidationError(f"order must be a permutation of the integers "
+                                  f"0..{self.n_components - 1}, got {order.tolist()}")
         if order.shape != (self.n_components,) or sorted(order.tolist()) != list(
                 range(self.n_components)):
             raise ValidationError(f"order must be a permutation of 0..{self.n_components - 1}, "
@@ -607,3 +671,26 @@ class TiedHMMMixin:
         X, lengths = self._validate_X(X, lengths)
         return information_criteria(self.n_free_parameters(), X.shape[0],
                                     log_likelihood=self.score(X, lengths))[1]
+
+
+def _check_prior(value, name: str, *, positive: bool = False, nonnegative: bool = False,
+                 allow_none: bool = False) -> None:
+    """A prior argument: finite numbers (> 0 for Dirichlet concentrations, ``positive``;
+    >= 0 for weights and scales, ``nonnegative``)."""
+    if value is None and allow_none:
+        return
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError
+        arr = arr.astype(float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name} must be a number or an array of numbers, got "
+                                f"{value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError(f"{name} must be finite, got {value!r}")
+    if positive and np.any(arr <= 0):
+        raise ValidationError(f"{name} must be positive (a Dirichlet concentration), got "
+                              f"{value!r}")
+    if nonnegative and np.any(arr < 0):
+        raise ValidationError(f"{name} must be >= 0, got {value!r}")

@@ -66,6 +66,10 @@ def _user_statements(ties: Any) -> list[str]:
         return []
     if isinstance(ties, str):
         return [ties]
+    if isinstance(ties, (dict, bytes)) or hasattr(ties, "keys"):
+        raise ValidationError(f"ties must be a tie statement, a sequence of statements (e.g. "
+                              f"['means[1] = means[0]']) or a ParameterGroup; got "
+                              f"{type(ties).__name__} (write each tie as 'lhs = rhs')")
     try:
         items = list(ties)
     except TypeError:
@@ -140,12 +144,41 @@ def normalise_row(group: ParameterGroup, row: Sequence[str]) -> None:
     free = [n for n in row if kinds[n] == FREE]
     if not free:
         return
-    last = max(free, key=lambda n: (values[n], free.index(n)))
+    candidates = _without_dependants(group, row, free, kinds)
+    if not candidates:
+        base = row[0].split("[")[0]
+        raise ValidationError(
+            f"with these ties the probability row {', '.join(row)} cannot be normalised: each "
+            f"of its free entries ({', '.join(free)}) has another entry of the row tied to it, "
+            f"so no entry is left to make the row sum to 1; leave one entry of each {base} row "
+            "untied (or fix the row)")
+    last = max(candidates, key=lambda n: (values[n], free.index(n)))
     terms = {n: -1.0 for n in row if n != last and not (kinds[n] == FIXED and values[n] == 0.0)}
     if terms:
         group.tie_linear(last, terms, offset=1.0)
     else:  # the only entry that is not a structural zero: it is 1
         group.fix(last)
+
+
+def _without_dependants(group: ParameterGroup, row: Sequence[str], free: list[str],
+                        kinds: dict[str, int]) -> list[str]:
+    """Free entries of ``row`` that no other entry of the row follows through a tie.
+
+    Making such an entry ``1 - sum(others)`` would close a tie cycle.
+    """
+    if not any(kinds[n] in (LINEAR, EXPR) for n in row):
+        return free
+    c = group._compiled()
+    G = c.tie_matrix().tocsc()
+    in_row = {c.name_to_slot[n] for n in row}
+    out = []
+    for n in free:
+        i = c.name_to_slot[n]
+        col = int(c.free_column[i])
+        followers = set(G.indices[G.indptr[col]:G.indptr[col + 1]].tolist()) & in_row
+        if not followers - {i}:
+            out.append(n)
+    return out
 
 
 def _symmetric_ties(group: ParameterGroup, name: str, shape: tuple[int, ...]) -> None:
@@ -202,6 +235,7 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
             for row in _probability_rows(group, name, arr.shape):
                 normalise_row(group, row)
     group.update()  # tied slots take the values their ties give
+    _check_tied_bounds(group)
     write_arrays(model, group.values().array, group)
     _check_probabilities(model, group)
     plan = _plan(model, group, user_tied, created, statements)
@@ -238,6 +272,23 @@ def _check_given_values(model, group: ParameterGroup, arrays, created: list[str]
                     f"{attr} was given with {c.names[i]} = {v:g}, but the ties make it "
                     f"{implied[i]:g} ({c.describe_slot(i)}); give values that satisfy the ties "
                     f"or let fit initialise them (init_params containing {letter!r})")
+
+
+def _check_tied_bounds(group: ParameterGroup) -> None:
+    """A tie must keep what it sets in its domain (a variance tied to minus another ...)."""
+    c = group._compiled()
+    slots = c.evaluate()
+    for i in range(len(c.names)):
+        if c.kind[i] not in (LINEAR, EXPR) or c.names[i].split("[")[0] in _PROBABILITIES:
+            continue  # probability rows are checked as rows below
+        if not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]:
+            raise ValidationError(
+                f"with these ties {c.names[i]} = {slots[i]:g} ({c.describe_slot(i)}) is "
+                f"outside its domain [{c.slot_lower[i]:g}, {c.slot_upper[i]:g}]; a tie must keep "
+                "every parameter valid (variances and rates positive)")
+
+
+_PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
 
 
 def _check_probabilities(model, group: ParameterGroup) -> None:

@@ -6,8 +6,9 @@ from hmmlearn import _emissions
 from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from sklearn import cluster
 
+from .._validation import check_choice, check_float, check_int
 from ..errors import ValidationError
-from ._base import TiedHMMMixin
+from ._base import TiedHMMMixin, _check_prior
 from ._forward_backward import gaussian_diag_loglik
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
                           probability_objective)
@@ -127,7 +128,32 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         return self.covariance_type != "tied"
 
     def _validate_family_X(self, X):
-        return np.asarray(X, dtype=np.float64)
+        return _gaussian_X(X)
+
+    def _validate_family_settings(self):
+        check_choice(self.covariance_type, "covariance_type", ("spherical", "diag", "full", "tied"))
+        check_float(self.min_covar, "min_covar", minimum=0.0, low_open=True)
+        _check_prior(self.means_prior, "means_prior")
+        _check_prior(self.means_weight, "means_weight", nonnegative=True)
+        _check_prior(self.covars_prior, "covars_prior", nonnegative=True)
+        _check_prior(self.covars_weight, "covars_weight")
+
+    def _check_emissions(self):
+        K, ctype = self.n_components, self.covariance_type
+        means = _finite(self.means_, "means_")
+        if means.ndim != 2 or means.shape[0] != K:
+            raise ValidationError(f"means_ must have shape (n_components={K}, n_features), got "
+                                  f"{means.shape}")
+        D = means.shape[1]
+        cov = _finite(self._covars_, "covars_")
+        shapes = {"spherical": [(K,), (K, D)], "diag": [(K, D)], "full": [(K, D, D)],
+                  "tied": [(D, D)]}[ctype]
+        if cov.shape not in shapes:
+            raise ValidationError(f"covars_ of a {ctype!r} model with {K} states and {D} "
+                                  f"features must have shape {shapes[-1]}, got {cov.shape}")
+        if ctype in ("spherical", "diag") and np.any(cov <= 0):
+            raise ValidationError(f"covars_ must be positive variances, got "
+                                  f"{np.array2string(cov, precision=4)}")
 
     def _init_grouped(self, X, lengths, partition):
         """k-means on the tied groups instead of the states (hmmlearn's start otherwise)."""
@@ -257,6 +283,17 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     def _prior_names(self):
         return ("lambdas_prior", "lambdas_weight")
 
+    def _validate_family_settings(self):
+        _check_prior(self.lambdas_prior, "lambdas_prior", nonnegative=True)
+        _check_prior(self.lambdas_weight, "lambdas_weight", nonnegative=True)
+
+    def _check_emissions(self):
+        lam = _finite(self.lambdas_, "lambdas_")
+        if lam.ndim != 2 or lam.shape[0] != self.n_components or np.any(lam < 0):
+            raise ValidationError(f"lambdas_ must be non-negative rates of shape "
+                                  f"(n_components={self.n_components}, n_features), got "
+                                  f"{np.array2string(lam, precision=4)}")
+
     def _validate_family_X(self, X):
         Xf = np.asarray(X, dtype=np.float64)
         neg = (Xf < 0).any(axis=1)
@@ -359,6 +396,15 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
     def _prior_names(self):
         return ("emissionprob_prior",)
 
+    def _validate_family_settings(self):
+        _check_prior(self.emissionprob_prior, "emissionprob_prior", positive=True)
+        check_int(self.n_features, "n_features", minimum=1, allow_none=True)
+
+    def _check_emissions(self):
+        p = _finite(self.emissionprob_, "emissionprob_")
+        if np.any(p < 0):
+            raise ValidationError("emissionprob_ must hold probabilities in [0, 1]")
+
     def _validate_family_X(self, X):
         X = np.asarray(X)
         if X.shape[1] != 1:
@@ -396,6 +442,28 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         counts = np.maximum(self.emissionprob_prior - 1 + stats["obs"], 0)
         counts = np.where(np.asarray(self.emissionprob_) == 0, 0, counts)
         return probability_objective([(idx["emissionprob"], counts)], n_slots)
+
+
+def _finite(value, name: str) -> np.ndarray:
+    """A model array as float64, refusing NaN and infinities (they poison every score)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError(f"{name} holds NaN or infinite values; set finite parameters "
+                              "(or refit)")
+    return arr
+
+
+#: Beyond this magnitude the squares in a Gaussian log-density overflow float64.
+_GAUSSIAN_LIMIT = 1e150
+
+
+def _gaussian_X(X) -> np.ndarray:
+    Xf = np.asarray(X, dtype=np.float64)
+    big = (np.abs(Xf) > _GAUSSIAN_LIMIT).any(axis=1)
+    if big.any():
+        raise ValidationError(f"X holds values beyond ±{_GAUSSIAN_LIMIT:g} in rows {_rows(big)}; "
+                              "their squares overflow float64: rescale X (e.g. change units)")
+    return Xf
 
 
 def _rows(mask, limit=5):
@@ -492,7 +560,21 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         return ("weights_prior", "means_prior", "means_weight", "covars_prior", "covars_weight")
 
     def _validate_family_X(self, X):
-        return np.asarray(X, dtype=np.float64)
+        return _gaussian_X(X)
+
+    def _validate_family_settings(self):
+        check_choice(self.covariance_type, "covariance_type", ("spherical", "diag", "full", "tied"))
+        check_int(self.n_mix, "n_mix", minimum=1)
+        check_float(self.min_covar, "min_covar", minimum=0.0, low_open=True)
+        _check_prior(self.weights_prior, "weights_prior", positive=True)
+        _check_prior(self.means_prior, "means_prior")
+        _check_prior(self.means_weight, "means_weight", nonnegative=True)
+        _check_prior(self.covars_prior, "covars_prior", allow_none=True)
+        _check_prior(self.covars_weight, "covars_weight", allow_none=True)
+
+    def _check_emissions(self):
+        for name in ("weights_", "means_", "covars_"):
+            _finite(getattr(self, name), name)
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None):
         # hmmlearn's own GMM statistics, with its start/transition part switched off (the

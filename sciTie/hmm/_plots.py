@@ -5,7 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ValidationError
+from .._validation import check_float, check_int
+from ..errors import ArgumentTypeError, ValidationError
 
 __all__ = ["plot_decoded", "plot_dwell_times", "dwell_times", "level_dwell_distribution"]
 
@@ -25,6 +26,9 @@ def dwell_times(levels: np.ndarray) -> dict[int, np.ndarray]:
         (censored).
     """
     levels = np.asarray(levels)
+    if levels.ndim != 1 or levels.size == 0 or not np.issubdtype(levels.dtype, np.integer):
+        raise ValidationError(f"levels must be a non-empty 1-D sequence of integer levels, got "
+                              f"{levels.dtype} array of shape {levels.shape}")
     change = np.flatnonzero(np.diff(levels)) + 1
     starts = np.r_[0, change]
     lengths = np.diff(np.r_[starts, levels.size])
@@ -48,7 +52,15 @@ def level_dwell_distribution(transmat: np.ndarray, states, d_max: int) -> np.nda
     with ``1 - A_LL 1``: ``P(d) = π_in A_LL^(d-1) (1 - A_LL 1)``.
     """
     A = np.asarray(transmat, dtype=float)
-    L = np.asarray(states, dtype=int)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.all(np.isfinite(A)) or np.any(A < 0):
+        raise ValidationError(f"transmat must be a square matrix of probabilities, got shape "
+                              f"{A.shape}")
+    L = np.asarray(states)
+    if L.ndim != 1 or L.size == 0 or not np.issubdtype(L.dtype, np.integer) \
+            or np.any(L < 0) or np.any(L >= A.shape[0]):
+        raise ValidationError(f"states must be a non-empty list of state indices "
+                              f"0..{A.shape[0] - 1}, got {np.asarray(states).tolist()}")
+    d_max = check_int(d_max, "d_max", minimum=1)
     outside = np.setdiff1d(np.arange(A.shape[0]), L)
     p = _stationary(A)
     flux = p[outside] @ A[np.ix_(outside, L)] if outside.size else np.ones(L.size)
@@ -67,10 +79,29 @@ def level_dwell_distribution(transmat: np.ndarray, states, d_max: int) -> np.nda
 def _time_axis(n: int, time: Any) -> np.ndarray:
     if time is None:
         return np.arange(n, dtype=float)
-    t = np.asarray(time, dtype=float).ravel()
+    try:
+        t = np.asarray(time, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"time must be an array of numbers, got "
+                                f"{type(time).__name__}") from None
     if t.size != n:
         raise ValidationError(f"time must have one value per sample ({n}), got {t.size}")
+    if not np.all(np.isfinite(t)):
+        raise ValidationError("time must be finite (it holds NaN or infinite values)")
     return t
+
+
+def _check_axes(ax, needed: int, what: str):
+    """``ax`` as an array of matplotlib Axes (``needed`` at least), or None."""
+    if ax is None:
+        return None
+    axes = np.atleast_1d(np.asarray(ax, dtype=object))
+    if not all(callable(getattr(a, "plot", None)) for a in axes.ravel()):
+        raise ArgumentTypeError(f"ax must be a matplotlib Axes or an array of them, got "
+                                f"{type(ax).__name__}")
+    if axes.size < needed:
+        raise ValidationError(f"ax: {what} needs {needed} Axes, got {axes.size}")
+    return ax
 
 
 def plot_decoded(model, X, lengths=None, *, ax=None, time=None, time_unit: str = "samples",
@@ -78,7 +109,13 @@ def plot_decoded(model, X, lengths=None, *, ax=None, time=None, time_unit: str =
     """Observations with the labelled Viterbi path and the state posteriors underneath."""
     import matplotlib.pyplot as plt
 
+    max_points = check_int(max_points, "max_points", minimum=1)
+    feature = check_int(feature, "feature", minimum=0)
+    _check_axes(ax, 1, "plot")
     Xv, lengths = model._validate_X(X, lengths)
+    if feature >= Xv.shape[1]:
+        raise ValidationError(f"feature must be below the {Xv.shape[1]} features of X, got "
+                              f"{feature}")
     n = Xv.shape[0]
     t = _time_axis(n, time)
     post = model.predict_proba(Xv, lengths)
@@ -124,13 +161,21 @@ def plot_dwell_times(model, X, lengths=None, *, ax=None, dt: float = 1.0,
     """
     import matplotlib.pyplot as plt
 
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValidationError(f"dt must be a positive time step, got {dt!r}")
+    try:
+        dt = check_float(dt, "dt", minimum=0.0, low_open=True)
+    except ValidationError:
+        raise ValidationError(f"dt must be a positive time step, got {dt!r}") from None
+    bins = check_int(bins, "bins", minimum=2)
     Xv, lengths = model._validate_X(X, lengths)
     _, path = model.decode(Xv, lengths, algorithm="viterbi")
     groups = model.state_to_group_
     runs = dwell_times(groups[path])
-    levels = sorted(runs) if levels is None else list(levels)
+    if levels is None:
+        levels = sorted(runs)
+    else:
+        levels = [check_int(g, "levels", minimum=0, maximum=model.n_groups_ - 1)
+                  for g in (levels if isinstance(levels, (list, tuple, np.ndarray)) else [levels])]
+    _check_axes(ax, len(levels), "one panel per level")
     if ax is None:
         _, ax = plt.subplots(1, len(levels), figsize=(4.2 * len(levels), 3.4), squeeze=False)
         ax = ax[0]

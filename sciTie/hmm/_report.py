@@ -54,6 +54,7 @@ class ReportMixin:
         from . import _forward_backward as fb
 
         self._require_fitted("loglik_gradient")
+        self._require_parameters("loglik_gradient")
         if not self._has_slot_gradient():
             raise ValidationError("the analytic score is implemented for diagonal and "
                                   "spherical Gaussian, Poisson and categorical emissions")
@@ -127,9 +128,15 @@ class ReportMixin:
         sciTie.FitResult
             ``result_`` with the covariance (also stored as the new ``result_``).
         """
+        from .._validation import check_float
+
         self._require_fitted("uncertainties")
-        if not (np.isfinite(rel_step) and 0 < rel_step < 0.1):
-            raise ValidationError(f"rel_step must lie in (0, 0.1), got {rel_step!r}")
+        try:
+            check_float(rel_step, "rel_step", minimum=0.0, maximum=0.1, low_open=True,
+                        high_open=True)
+        except ValidationError:
+            raise ValidationError(f"rel_step must lie in (0, 0.1), got {rel_step!r}") from None
+        boundary = check_float(boundary, "boundary", minimum=0.0, maximum=0.5, high_open=True)
         Xv, lengths = self._validate_X(X, lengths)
         pg = self.group_.copy()
         at_edge = [n for n, v in zip(pg.free_names, pg.pack())

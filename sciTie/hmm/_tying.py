@@ -9,7 +9,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ValidationError
+from .._validation import check_float, check_int, check_random_state
+from ..errors import ArgumentTypeError, ValidationError
 
 __all__ = ["validate_partition", "validate_transition_groups", "ChainStructure", "erlang_chains",
            "linear_scheme"]
@@ -44,7 +45,7 @@ def _counts(values, what: str) -> list[int]:
 
 def _as_state(value, what: str, n_states: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must hold integer state indices, got {value!r} "
+        raise ArgumentTypeError(f"{what} must hold integer state indices, got {value!r} "
                         f"({type(value).__name__})")
     return int(value)
 
@@ -72,31 +73,32 @@ def validate_partition(tied_states, n_states: int) -> list[list[int]]:
     TypeError
         If the groups do not hold integers.
     """
+    n_states = check_int(n_states, "n_states", minimum=1)
     if tied_states is None:
         return [[k] for k in range(n_states)]
     if isinstance(tied_states, (str, bytes)) or not hasattr(tied_states, "__iter__"):
-        raise TypeError("tied_states must be a sequence of groups of state indices, e.g. "
+        raise ArgumentTypeError("tied_states must be a sequence of groups of state indices, e.g. "
                         f"[[0, 1], [2]]; got {tied_states!r}")
     groups: list[list[int]] = []
     for gi, group in enumerate(tied_states):
         if isinstance(group, (str, bytes)) or not hasattr(group, "__iter__"):
-            raise TypeError(f"tied_states[{gi}] must be a sequence of state indices, "
+            raise ArgumentTypeError(f"tied_states[{gi}] must be a sequence of state indices, "
                             f"got {group!r}")
         g = [_as_state(s, "tied_states", n_states) for s in group]
         if not g:
-            raise ValueError(f"tied_states[{gi}] is empty; every group needs at least one "
+            raise ValidationError(f"tied_states[{gi}] is empty; every group needs at least one "
                              "state")
         groups.append(sorted(g))
     bad, repeated, seen = _state_problems(groups, n_states)
     if bad:
-        raise ValueError(f"tied_states names states {bad} out of range; states are "
+        raise ValidationError(f"tied_states names states {bad} out of range; states are "
                          f"0..{n_states - 1} (n_components={n_states})")
     if repeated:
-        raise ValueError(f"tied_states is not a partition: states {sorted(repeated)} appear "
+        raise ValidationError(f"tied_states is not a partition: states {sorted(repeated)} appear "
                          "in more than one group (or twice in one group)")
     missing = sorted(set(range(n_states)) - seen)
     if missing:
-        raise ValueError(f"tied_states is not a partition: states {missing} are in no group; "
+        raise ValidationError(f"tied_states is not a partition: states {missing} are in no group; "
                          f"every state 0..{n_states - 1} must be in exactly one group")
     return sorted(groups, key=lambda g: g[0])
 
@@ -121,23 +123,24 @@ def validate_transition_groups(tied_transitions, n_states: int) -> list[list[int
     ValueError
         If a state is out of range or in two groups.
     """
+    n_states = check_int(n_states, "n_states", minimum=1)
     if tied_transitions is None:
         return []
     if isinstance(tied_transitions, (str, bytes)) or not hasattr(tied_transitions, "__iter__"):
-        raise TypeError("tied_transitions must be a sequence of groups of state indices, "
+        raise ArgumentTypeError("tied_transitions must be a sequence of groups of state indices, "
                         f"e.g. [[0, 1, 2]]; got {tied_transitions!r}")
     groups = []
     for gi, group in enumerate(tied_transitions):
         if isinstance(group, (str, bytes)) or not hasattr(group, "__iter__"):
-            raise TypeError(f"tied_transitions[{gi}] must be a sequence of state indices, "
+            raise ArgumentTypeError(f"tied_transitions[{gi}] must be a sequence of state indices, "
                             f"got {group!r}")
         groups.append(sorted(_as_state(s, "tied_transitions", n_states) for s in group))
     bad, repeated, _ = _state_problems(groups, n_states)
     if bad:
-        raise ValueError(f"tied_transitions names states {bad} out of range; states are "
+        raise ValidationError(f"tied_transitions names states {bad} out of range; states are "
                          f"0..{n_states - 1}")
     if repeated:
-        raise ValueError(f"tied_transitions groups must be disjoint: states "
+        raise ValidationError(f"tied_transitions groups must be disjoint: states "
                          f"{sorted(repeated)} appear more than once")
     return [g for g in groups if len(g) > 1]
 
@@ -199,9 +202,16 @@ def erlang_chains(chain_lengths: Sequence[int], stay: float | Sequence[float] = 
     [[0, 1, 2], [3, 4]]
     """
     lengths = _counts(chain_lengths, "chain_lengths")
-    stays = np.broadcast_to(np.asarray(stay, dtype=float), (len(lengths),))
+    raw = np.asarray(stay) if not isinstance(stay, (str, bytes)) else np.asarray([])
+    if raw.dtype.kind not in "iuf" or raw.size == 0:
+        raise ArgumentTypeError(f"stay must be a number or one number per chain, got {stay!r}")
+    try:
+        stays = np.broadcast_to(raw.astype(float), (len(lengths),))
+    except ValueError:
+        raise ValidationError(f"stay must be one number or {len(lengths)} numbers (one per "
+                              f"chain), got {raw.size}") from None
     if np.any(~(stays > 0)) or np.any(~(stays < 1)):
-        raise ValueError(f"stay must lie strictly between 0 and 1, got {stays.tolist()}")
+        raise ValidationError(f"stay must lie strictly between 0 and 1, got {stays.tolist()}")
     n = sum(lengths)
     firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
     T = np.zeros((n, n))
@@ -249,8 +259,9 @@ def linear_scheme(group_sizes: Sequence[int], stay: float = 0.9,
         ``tied_states`` are the blocks; ``tied_transitions`` is empty.
     """
     sizes = _counts(group_sizes, "group_sizes")
-    if not 0 < float(stay) < 1:
-        raise ValueError(f"stay must lie strictly between 0 and 1, got {stay}")
+    stay = check_float(stay, "stay", minimum=0.0, maximum=1.0, low_open=True, high_open=True)
+    if random_state is not None and not isinstance(random_state, np.random.Generator):
+        check_random_state(random_state)
     n = sum(sizes)
     rng = None if random_state is None else np.random.default_rng(random_state)
     T = np.zeros((n, n))
