@@ -36,6 +36,16 @@ def pbso4_dir(shared_data_dir):
     return folder
 
 
+@pytest.fixture(scope="session")
+def dask_client():
+    """A small LocalCluster (two in-process workers, one thread each), closed at the end."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 

@@ -19,6 +19,29 @@ __all__ = ["TiedHMMMixin"]
 _PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
 
 
+def check_lengths(lengths, n: int) -> np.ndarray:
+    """``lengths`` checked against ``n`` rows of X, as int64 (None: one sequence)."""
+    if lengths is None:
+        return np.array([n], dtype=np.int64)
+    lengths_arr = np.asarray(lengths)
+    if lengths_arr.ndim != 1 or lengths_arr.size == 0:
+        raise ValidationError(f"lengths must be a non-empty 1-D sequence of sequence "
+                              f"lengths, got shape {lengths_arr.shape}")
+    if not np.issubdtype(lengths_arr.dtype, np.integer):
+        if (np.issubdtype(lengths_arr.dtype, np.floating)
+                and np.all(lengths_arr == np.round(lengths_arr))):
+            lengths_arr = lengths_arr.astype(np.int64)
+        else:
+            raise ArgumentTypeError(f"lengths must hold integers, got dtype "
+                                    f"{lengths_arr.dtype}")
+    if (lengths_arr <= 0).any():
+        raise ValidationError(f"lengths must be positive, got {lengths_arr.tolist()[:10]}")
+    if int(lengths_arr.sum()) != n:
+        raise ValidationError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
+                              "rows; the sequence lengths must add up to len(X)")
+    return lengths_arr.astype(np.int64)
+
+
 def _first_bad_rows(mask: np.ndarray, limit: int = 5) -> str:
     rows = np.flatnonzero(mask)
     shown = ", ".join(str(r) for r in rows[:limit])
@@ -193,26 +216,7 @@ class TiedHMMMixin:
             raise ValidationError(f"X has {X.shape[1]} features but this model was fitted with "
                                   f"{expected} (n_features_in_={expected})")
         X = self._validate_family_X(X)
-        n = X.shape[0]
-        if lengths is None:
-            return X, np.array([n], dtype=np.int64)
-        lengths_arr = np.asarray(lengths)
-        if lengths_arr.ndim != 1 or lengths_arr.size == 0:
-            raise ValidationError(f"lengths must be a non-empty 1-D sequence of sequence "
-                                  f"lengths, got shape {lengths_arr.shape}")
-        if not np.issubdtype(lengths_arr.dtype, np.integer):
-            if (np.issubdtype(lengths_arr.dtype, np.floating)
-                    and np.all(lengths_arr == np.round(lengths_arr))):
-                lengths_arr = lengths_arr.astype(np.int64)
-            else:
-                raise ArgumentTypeError(f"lengths must hold integers, got dtype "
-                                        f"{lengths_arr.dtype}")
-        if (lengths_arr <= 0).any():
-            raise ValidationError(f"lengths must be positive, got {lengths_arr.tolist()[:10]}")
-        if int(lengths_arr.sum()) != n:
-            raise ValidationError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
-                                  "rows; the sequence lengths must add up to len(X)")
-        return X, lengths_arr.astype(np.int64)
+        return X, check_lengths(lengths, X.shape[0])
 
     # ------------------------------------------------------------------ E-step
     def _do_estep(self, X, lengths):
@@ -368,15 +372,20 @@ class TiedHMMMixin:
     def _init_grouped(self, X, lengths, partition) -> None:
         """Re-initialise emissions for tied groups of states (default: keep hmmlearn's)."""
 
-    def fit(self, X, lengths=None):
+    def fit(self, X, lengths=None, *, client=None):
         """Estimate the parameters with Baum-Welch; every M-step runs through ``group_``.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-            Observations of all sequences, stacked.
+            Observations of all sequences, stacked. With ``client``, also a dask array or a
+            list of ``.npy``/netCDF/zarr files that the workers read (one sequence per file
+            unless ``lengths`` is given).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (summing to ``n_samples``).
+        client : dask.distributed.Client, optional
+            Run the E-step on this Dask cluster, where the sequences live; the M-step and
+            the convergence monitor run here and give the in-process result to rounding.
 
         Returns
         -------
@@ -388,36 +397,44 @@ class TiedHMMMixin:
         for attr in ("group_", "result_", "n_features_in_"):
             if hasattr(self, attr):
                 delattr(self, attr)
+        self._undetermined: set[str] = set()
+        if client is not None:  # the same EM with the E-step on the workers
+            from . import _distributed
+            return _distributed.fit(self, X, lengths, client=client)
         X, lengths = self._validate_X(X, lengths)
         if self.n_components > X.shape[0]:
             raise ValidationError(f"n_components={self.n_components} is more than the "
                                   f"{X.shape[0]} samples in X; each state needs data")
         self._workspace = {}  # scratch arrays reused by every EM iteration
-        self._undetermined: set[str] = set()
         t0 = time.perf_counter()
         try:
             super().fit(X, lengths)
         finally:
             del self._workspace
-        seconds = time.perf_counter() - t0
+        return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
+                                lambda: self.score(X, lengths))
+
+    def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
+                    stacklevel: int = 3) -> "TiedHMMMixin":
+        """After EM: exact probabilities, ``result_`` (``score()`` gives log L), warnings."""
         self._slots = model_slots(self, self.group_, self._slots)
         finalise_probabilities(self.group_, _PROBABILITIES, self._slots)
-        self.n_features_in_ = int(X.shape[1])
-        self.result_ = self._make_result(X, lengths, seconds)
+        self.n_features_in_ = int(shape[1])
+        self.result_ = self._make_result(int(shape[0]), n_sequences, seconds, float(score()))
         if self._undetermined:
             warnings.warn(f"{type(self).__name__}: some states received no posterior weight, so "
                           f"their {', '.join(sorted(self._undetermined))} could not be estimated "
                           "and kept their previous values; fewer states may suffice",
-                          ConvergenceWarning, stacklevel=2)
+                          ConvergenceWarning, stacklevel=stacklevel)
         if not self.result_.success and len(self.monitor_.history) >= 2:
             warnings.warn(f"{type(self).__name__}: EM stopped after {self.monitor_.iter} "
                           f"iterations without converging (last gain "
                           f"{self._last_gain():.3g} > tol={self.tol}); raise n_iter",
-                          ConvergenceWarning, stacklevel=2)
+                          ConvergenceWarning, stacklevel=stacklevel)
         elif not self.result_.success and self.n_iter > 0:
             warnings.warn(f"{type(self).__name__}: EM stopped after {self.monitor_.iter} "
                           "iteration, too few to tell whether it converged; raise n_iter",
-                          ConvergenceWarning, stacklevel=2)
+                          ConvergenceWarning, stacklevel=stacklevel)
         return self
 
     def _last_gain(self) -> float:
@@ -429,18 +446,18 @@ class TiedHMMMixin:
         h = list(getattr(self.monitor_, "history", []))
         return bool(len(h) >= 2 and h[-1] - h[-2] < self.monitor_.tol)
 
-    def _make_result(self, X, lengths, seconds: float) -> FitResult:
-        ll = float(self.score(X, lengths))
+    def _make_result(self, n_samples: int, n_sequences: int, seconds: float,
+                     ll: float) -> FitResult:
         converged = self._em_converged() or not np.isfinite(self.tol)
         return FitResult.from_covariance(
-            self.group_, self.group_.pack(), ndata=int(X.shape[0]), model=type(self).__name__,
+            self.group_, self.group_.pack(), ndata=n_samples, model=type(self).__name__,
             init_values=self._init_slots[self.group_._compiled().free_idx],
             covar_note="standard errors not computed yet: call uncertainties(X, lengths)",
             method=f"Baum-Welch (M-step: transitions {self._plan.transitions}, emissions "
                    f"{self._plan.emissions})",
             success=bool(converged), message="converged" if converged else "n_iter reached",
             nfev=int(self.monitor_.iter), seconds=seconds, log_likelihood=ll,
-            statistics={"n_sequences": int(len(lengths)), "em_iterations": int(self.monitor_.iter)},
+            statistics={"n_sequences": int(n_sequences), "em_iterations": int(self.monitor_.iter)},
             attrs=self._provenance(), plotter=self._plot_result, warn_bounds=False)
 
     def _score(self, X, lengths=None, *, compute_posteriors):
@@ -453,6 +470,72 @@ class TiedHMMMixin:
             return log_prob, post
         log_prob = fb.forward_loglik(self.startprob_, self.transmat_, log_frameprob, lengths)
         return log_prob, np.empty((0, self.n_components))
+
+    def score(self, X, lengths=None, *, client=None):
+        """Log-likelihood of ``X`` under the model.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster.
+
+        Returns
+        -------
+        float
+            ``log p(X)``.
+        """
+        if client is not None:
+            from . import _distributed
+            return _distributed.score(self, X, lengths, client=client)
+        return super().score(X, lengths)
+
+    def predict(self, X, lengths=None, *, client=None):
+        """Most likely states (the model's ``algorithm``: Viterbi or posterior maxima).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Decode on this Dask cluster; the result is then a dask array kept there.
+
+        Returns
+        -------
+        ndarray or dask.array.Array of int, shape (n_samples,)
+            The decoded states.
+        """
+        if client is not None:
+            from . import _distributed
+            return _distributed.predict(self, X, lengths, client=client)
+        return super().predict(X, lengths)
+
+    def predict_proba(self, X, lengths=None, *, client=None):
+        """State posteriors ``P(state_t | X)``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster; the result is then a dask array kept there.
+
+        Returns
+        -------
+        ndarray or dask.array.Array, shape (n_samples, n_components)
+            The posteriors.
+        """
+        if client is not None:
+            from . import _distributed
+            return _distributed.predict_proba(self, X, lengths, client=client)
+        return super().predict_proba(X, lengths)
 
     def decode(self, X, lengths=None, algorithm=None):
         """Most likely state sequence (Viterbi, log space) or per-step posterior maxima.

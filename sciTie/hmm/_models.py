@@ -19,11 +19,12 @@ __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHM
 class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     """Gaussian HMM whose states can share emission distributions.
 
-    Accepts every argument of :class:`hmmlearn.hmm.GaussianHMM` plus ``tied_states`` and
-    ``tied_transitions``. Baum-Welch pools the sufficient statistics over each group of
-    tied states, which gives the maximum-likelihood estimate of the tied model. The
-    forward-backward pass is sciTie's compiled, underflow-free implementation for both
-    values of ``implementation`` (kept for compatibility).
+    Accepts every argument of :class:`hmmlearn.hmm.GaussianHMM` plus ``ties``,
+    ``tied_states`` and ``tied_transitions``. Every M-step is the exact maximiser of the
+    expected complete-data log-likelihood under the ties (pooled statistics when whole
+    states are equal, Newton steps through the tie matrix otherwise). The forward-backward
+    pass is sciTie's compiled, underflow-free implementation for both values of
+    ``implementation`` (kept for compatibility).
 
     Parameters
     ----------
@@ -51,6 +52,13 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         Letters of the parameters updated / initialised: 's', 't', 'm', 'c'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one emission distribution, e.g.
         ``[[0, 1, 2], [3, 4]]``. Default (None): every state alone, exactly hmmlearn.
@@ -69,6 +77,11 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         Covariances (full matrices), equal within each tied group.
     monitor_ : hmmlearn.base.ConvergenceMonitor
         Convergence history of the last fit.
+    group_ : sciTie.ParameterGroup
+        The model's one group: every slot, tie and structural constraint.
+    result_ : sciTie.FitResult
+        Parameters, log-likelihood, AIC/BIC on ``group_.n_free``; standard errors after
+        :meth:`uncertainties`.
 
     Examples
     --------
@@ -240,6 +253,13 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         Letters of the parameters updated / initialised: 's', 't', 'l'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one rate vector.
     tied_transitions : sequence of sequences of int, optional
@@ -354,6 +374,13 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         Letters of the parameters updated / initialised: 's', 't', 'e'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one emission distribution.
     tied_transitions : sequence of sequences of int, optional
@@ -507,6 +534,13 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         Letters of the parameters updated / initialised: 's', 't', 'm', 'c', 'w'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one mixture.
     tied_transitions : sequence of sequences of int, optional

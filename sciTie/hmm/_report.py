@@ -241,7 +241,7 @@ class ReportMixin:
                           else "RandomState instance",
                           extra={"hmmlearn_version": hmmlearn.__version__})
 
-    def to_xarray(self, X=None, lengths=None) -> xr.Dataset:
+    def to_xarray(self, X=None, lengths=None, *, client=None) -> xr.Dataset:
         """Fitted parameters (``result_.to_xarray()``), plus the decoding of ``X`` if given.
 
         With ``X``: dimensions ``time``, ``state``, ``group`` (plus ``feature``/``symbol``):
@@ -254,9 +254,13 @@ class ReportMixin:
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features), optional
-            Observations to decode.
+            Observations to decode; with ``client``, also a dask array or a list of
+            ``.npy``/netCDF/zarr files read by the workers.
         lengths : array-like of int, optional
             Sequence lengths.
+        client : dask.distributed.Client, optional
+            Decode on this Dask cluster: the per-time variables are then dask arrays whose
+            blocks (whole sequences) are kept on the workers.
 
         Returns
         -------
@@ -279,7 +283,13 @@ class ReportMixin:
         for dim in ("feature", "feature_j", "mix", "symbol"):
             if dim in ds.dims:
                 ds = ds.assign_coords({dim: np.arange(ds.sizes[dim])})
-        decoding = self._decoding(X, lengths) if X is not None else xr.Dataset()
+        if X is None:
+            decoding = xr.Dataset()
+        elif client is not None:
+            from . import _distributed
+            decoding = _distributed.decoding(self, X, lengths, client=client)
+        else:
+            decoding = self._decoding(X, lengths)
         result = self.result_.to_xarray()
         out = xr.merge([ds, decoding, result], combine_attrs="drop")
         out.attrs = {**result.attrs, **decoding.attrs}
@@ -312,26 +322,41 @@ class ReportMixin:
         log_prob, post = self.score_samples(Xv, lengths)
         vit_ll, path = self.decode(Xv, lengths, algorithm="viterbi")
         s2g = self.state_to_group_
+        arrays = {"X": Xv, "sequence": np.repeat(np.arange(len(lengths)), lengths),
+                  "state_posterior": post, "group_posterior": post @ self._group_onehot(),
+                  "viterbi_state": path, "viterbi_group": s2g[path]}
+        return self._decoding_dataset(arrays, n_sequences=len(lengths), log_prob=log_prob,
+                                      viterbi_log_prob=vit_ll)
+
+    def _group_onehot(self) -> np.ndarray:
+        """(state, group) indicator: posteriors times it give the group posteriors."""
         onehot = np.zeros((self.n_components, self.n_groups_))
-        onehot[np.arange(self.n_components), s2g] = 1.0
+        onehot[np.arange(self.n_components), self.state_to_group_] = 1.0
+        return onehot
+
+    def _decoding_dataset(self, arrays: dict, *, n_sequences: int, log_prob: float,
+                          viterbi_log_prob: float) -> xr.Dataset:
+        """The decoding part of :meth:`to_xarray` from per-time arrays (numpy or dask)."""
+        Xv = arrays["X"]
         n = Xv.shape[0]
-        seq = np.repeat(np.arange(len(lengths)), lengths)
         ds = xr.Dataset(coords={"time": np.arange(n)})
         if hasattr(self, "emissionprob_"):
             ds["X"] = ("time", Xv[:, 0], {"long_name": "observed symbol"})
         else:
-            ds["X"] = (("time", "feature"), np.asarray(Xv, dtype=float),
+            ds["X"] = (("time", "feature"), Xv.astype(float, copy=False),
                        {"long_name": "observations"})
-        ds["sequence"] = ("time", seq, {"long_name": "index of the sequence"})
-        ds["state_posterior"] = (("time", "state"), post,
+        ds["sequence"] = ("time", arrays["sequence"], {"long_name": "index of the sequence"})
+        ds["state_posterior"] = (("time", "state"), arrays["state_posterior"],
                                  {"long_name": "P(state | all observations)"})
-        ds["group_posterior"] = (("time", "group"), post @ onehot,
+        ds["group_posterior"] = (("time", "group"), arrays["group_posterior"],
                                  {"long_name": "P(tied group | all observations)"})
-        ds["viterbi_state"] = ("time", path, {"long_name": "Viterbi state path"})
-        ds["viterbi_group"] = ("time", s2g[path], {"long_name": "group of the Viterbi state"})
+        ds["viterbi_state"] = ("time", arrays["viterbi_state"],
+                               {"long_name": "Viterbi state path"})
+        ds["viterbi_group"] = ("time", arrays["viterbi_group"],
+                               {"long_name": "group of the Viterbi state"})
         ds.attrs.update({"decoded_log_likelihood": float(log_prob),
-                         "viterbi_log_prob": float(vit_ll), "n_samples": int(n),
-                         "n_sequences": int(len(lengths))})
+                         "viterbi_log_prob": float(viterbi_log_prob), "n_samples": int(n),
+                         "n_sequences": int(n_sequences)})
         return ds
 
     # ------------------------------------------------------------------ figures
