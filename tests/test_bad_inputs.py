@@ -426,6 +426,103 @@ def test_non_finite_jacobian_gives_no_covariance_and_names_columns():
     assert cov is None
 
 
+# ================================================================== core: M-step through the ties
+def _quadratic(slots):
+    return (-(slots[0] - 3.0) ** 2 - (slots[1] + 1.0) ** 2,
+            np.array([-2.0 * (slots[0] - 3.0), -2.0 * (slots[1] + 1.0)]), -2.0 * np.eye(2))
+
+
+def _maximize(**kw):
+    from sciTie.core.maximize import maximize_through_ties
+
+    group = kw.pop("group", None)
+    if group is None:
+        group = ParameterGroup("q")
+        group.add("a", 1.0)
+        group.add("b", 2.0)
+    return maximize_through_ties(group, kw.pop("objective", _quadratic), **kw)
+
+
+MAXIMIZE_CASES = [
+    (lambda: _maximize(group="g"), ArgumentTypeError, "group must be a ParameterGroup"),
+    (lambda: _maximize(objective=3), ArgumentTypeError, "objective must be callable"),
+    (lambda: _maximize(columns=[5]), ValidationError, "columns"),
+    (lambda: _maximize(columns=[-1]), ValidationError, "columns"),
+    (lambda: _maximize(columns=[0.5]), ValidationError, "columns"),
+    (lambda: _maximize(columns=[0, 0]), ValidationError, "columns"),
+    (lambda: _maximize(free=[1.0]), ValidationError, "free must be 2"),
+    (lambda: _maximize(free=[np.nan, 1.0]), ValidationError, "free must be 2"),
+    (lambda: _maximize(free="ab"), ArgumentTypeError, "free must be 2"),
+    (lambda: _maximize(max_iter=0), ValidationError, "max_iter"),
+    (lambda: _maximize(max_iter=2.5), ValidationError, "max_iter"),
+    (lambda: _maximize(objective=lambda s: (0.0, np.zeros(3), np.eye(2))), ValidationError,
+     "gradient must have shape (2,)"),
+    (lambda: _maximize(objective=lambda s: (0.0, np.zeros(2), np.eye(3))), ValidationError,
+     "hessian must have shape (2, 2)"),
+    (lambda: _maximize(objective=lambda s: 0.0), ValidationError,
+     "must return (value, gradient, hessian)"),
+    (lambda: _maximize(objective=lambda s: (1.0, np.full(2, np.nan), np.eye(2))),
+     ValidationError, "gradient is not finite"),
+    (lambda: _maximize(objective=lambda s: (-np.inf, np.zeros(2), np.eye(2))), ValidationError,
+     "outside the objective's domain"),
+]
+
+
+@pytest.mark.parametrize("call, exc, fragment", cases(MAXIMIZE_CASES))
+def test_maximize_through_ties_bad_inputs(call, exc, fragment):
+    check(call, exc, fragment)
+
+
+def test_maximize_through_ties_still_finds_the_maximum():
+    x, info = _maximize()
+    np.testing.assert_allclose(x, [3.0, -1.0], atol=1e-10)
+    assert info.converged
+
+
+# ================================================================== core: the torch bridge
+def _tied_parameters(**kw):
+    from sciTie.core.torch import TiedParameters
+
+    g = ParameterGroup("net")
+    g.add("a", 1.0)
+    g.add("w", np.ones((2, 3)))
+    g.tie("w[1]", to="w[0]")
+    return TiedParameters(kw.pop("group", g), **kw)
+
+
+def _torch_cases():
+    torch = pytest.importorskip("torch")
+    return [
+        (lambda: _tied_parameters(group=3), ValidationError, "group"),
+        (lambda: _tied_parameters(dtype=torch.int64), ValidationError, "dtype"),
+        (lambda: _tied_parameters(dtype="float"), ValidationError, "dtype"),
+        (lambda: _tied_parameters(device="gpu9"), ValidationError, "device"),
+        (lambda: _tied_parameters().slot("zz"), ValidationError, "'zz'"),
+        (lambda: _tied_parameters().slot("w[5]"), ValidationError, "'w[5]'"),
+        (lambda: _tied_parameters().functional_call(3), ValidationError, "module"),
+        (lambda: _tied_parameters().functional_call(torch.nn.Linear(3, 2), prefix=3),
+         ValidationError, "prefix"),
+        (lambda: _tied_parameters().functional_call(torch.nn.Linear(3, 2)), ValidationError,
+         "weight, bias"),
+        (lambda: _tied_parameters().clamp_after_step(3), ValidationError, "optimizer"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_torch_bridge_bad_inputs(index):
+    call, exc, fragment = _torch_cases()[index]
+    check(call, exc, fragment)
+
+
+def test_torch_bridge_refuses_a_diverged_free_vector():
+    torch = pytest.importorskip("torch")
+    tied = _tied_parameters()
+    with torch.no_grad():
+        for p in tied.parameters():
+            p.fill_(float("nan"))
+    check(tied.to_group, ValidationError, "free vector: non-finite values for a")
+
+
 # ================================================================== io, config, provenance
 IO_CASES = [
     (lambda d: io.write_text(d / "a.txt", 3), ArgumentTypeError, "text for"),
@@ -764,6 +861,33 @@ def test_netcdf_reader_on_generated_malformed_files(tmp_path, data, cut):
         assert np.all(np.isfinite(out["a"]))
 
 
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300), cut=st.integers(0, 3000),
+       suffix=st.sampled_from([".npy", ".nc"]), rows=st.tuples(st.integers(-3, 8),
+                                                               st.integers(-3, 8)))
+def test_array_file_reader_on_generated_malformed_files(tmp_path, data, cut, suffix, rows):
+    """The row reader the Dask workers use: rows, or a DataFormatError naming the file."""
+    from sciTie._array_files import array_file_shape, read_array_rows
+
+    good = tmp_path / f"good{suffix}"
+    if not good.exists():
+        if suffix == ".npy":
+            np.save(good, np.arange(12.0).reshape(6, 2))
+        else:
+            xr.Dataset({"X": (("t", "f"), np.arange(12.0).reshape(6, 2))}).to_netcdf(good)
+    path = tmp_path / f"x{suffix}"
+    for content in (data, good.read_bytes()[:cut]):
+        path.write_bytes(content)
+        try:
+            shape = array_file_shape(path)
+            block = read_array_rows(path, *rows)
+        except DataFormatError as exc:
+            assert exc.path == str(path)
+            continue
+        assert block.ndim == 2 and block.shape[1] == shape[1]
+
+
 @pytest.mark.parametrize("name, content, line, fragment", [
     ("x.csv", "a,b\n1,2\n3,nan\n", 3, "'nan' is not finite"),
     ("x.csv", "a,b\n1,2\n3\n", 3, "row has 1 fields"),
@@ -1050,6 +1174,14 @@ SAMPLE_CASES = [
 @pytest.mark.parametrize("kwargs, exc, fragment", cases(SAMPLE_CASES))
 def test_sample_arguments(kwargs, exc, fragment):
     check(lambda: _fitted("gaussian").sample(**kwargs), exc, fragment)
+
+
+@pytest.mark.parametrize("entry", ["fit", "score", "predict", "predict_proba"])
+def test_client_that_is_not_a_dask_client_is_refused(entry):
+    pytest.importorskip("distributed")
+    model = _fitted("gaussian") if entry != "fit" else hmm.TiedGaussianHMM(2, n_iter=2)
+    check(lambda: getattr(model, entry)(_data("gaussian"), client="tcp://localhost:8786"),
+          ValidationError, "client must be a dask.distributed.Client")
 
 
 def test_not_fitted_models_say_so():

@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import ValidationError
+from .._validation import check_int
+from ..errors import ArgumentTypeError, ValidationError
 from .group import ParameterGroup
 
 __all__ = ["SlotObjective", "maximize_through_ties", "MaximizeInfo"]
@@ -62,9 +63,16 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         The maximiser (the full free vector).
     info : MaximizeInfo
     """
+    if not isinstance(group, ParameterGroup):
+        raise ArgumentTypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+    if not callable(objective):
+        raise ArgumentTypeError(f"objective must be callable (slots -> (value, gradient, "
+                                f"hessian)), got {type(objective).__name__}")
+    max_iter = check_int(max_iter, "max_iter", minimum=1)
     c = group._compiled()
-    x = c.pack() if free is None else np.array(free, dtype=np.float64)
-    cols = np.arange(c.n_free) if columns is None else np.asarray(columns, dtype=np.intp)
+    n_slots = len(c.names)
+    x = c.pack() if free is None else _free_vector(free, c.n_free)
+    cols = np.arange(c.n_free) if columns is None else _columns(columns, c.n_free)
     lo, hi = c.slot_lower[c.free_idx][cols], c.slot_upper[c.free_idx][cols]
 
     def evaluate(xx: np.ndarray):
@@ -72,7 +80,7 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             slots = c.evaluate(xx)
         except ValueError:  # an expression left its domain
             return -np.inf, None, None
-        return objective(slots)
+        return _checked_objective(objective(slots), n_slots)
 
     f, g, H = evaluate(x)
     if not np.isfinite(f):
@@ -120,6 +128,51 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             break
         x, f, g, H = xt, ft, gt, Ht
     return x, MaximizeInfo(float(f), it, converged, gnorm)
+
+
+def _free_vector(free, n_free: int) -> np.ndarray:
+    try:
+        x = np.array(free, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"free must be {n_free} numbers, got {free!r}") from None
+    if x.shape != (n_free,) or not np.all(np.isfinite(x)):
+        raise ValidationError(f"free must be {n_free} finite numbers (the group's free vector), "
+                              f"got shape {x.shape}")
+    return x
+
+
+def _columns(columns, n_free: int) -> np.ndarray:
+    cols = np.asarray(columns)
+    if cols.ndim != 1 or (cols.size and not np.issubdtype(cols.dtype, np.integer)):
+        raise ValidationError(f"columns must be a 1-D list of integer column indices of the "
+                              f"free vector, got {np.asarray(columns).tolist()}")
+    cols = cols.astype(np.intp)
+    if np.any(cols < 0) or np.any(cols >= n_free) or len(set(cols.tolist())) != cols.size:
+        raise ValidationError(f"columns must be distinct indices in 0..{n_free - 1}, got "
+                              f"{cols.tolist()}")
+    return cols
+
+
+def _checked_objective(out, n_slots: int):
+    """``(value, gradient, hessian)`` with the shapes the iteration relies on."""
+    if not isinstance(out, tuple) or len(out) != 3:
+        raise ValidationError(f"objective must return (value, gradient, hessian), got "
+                              f"{type(out).__name__}")
+    f, g, H = out
+    f = float(f)
+    if not np.isfinite(f):  # outside the domain: the line search steps back
+        return -np.inf, None, None
+    g = np.asarray(g, dtype=np.float64)
+    if g.shape != (n_slots,):
+        raise ValidationError(f"objective's gradient must have shape ({n_slots},) (one entry "
+                              f"per slot), got {g.shape}")
+    if not np.all(np.isfinite(g)):
+        raise ValidationError(f"objective's gradient is not finite where its value is {f:g}; "
+                              "return -inf for points outside the domain")
+    if getattr(H, "shape", None) != (n_slots, n_slots):
+        raise ValidationError(f"objective's hessian must have shape ({n_slots}, {n_slots}), got "
+                              f"{getattr(H, 'shape', type(H).__name__)}")
+    return f, g, H
 
 
 def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
