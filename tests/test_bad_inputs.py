@@ -1151,13 +1151,23 @@ HAND_SET_CASES = [
 
 
 @pytest.mark.parametrize("arrays, fragment", cases(HAND_SET_CASES))
-@pytest.mark.parametrize("entry", ["score", "decode", "sample"])
+@pytest.mark.parametrize("entry", ["score", "decode", "sample", "fit"])
 def test_inconsistent_hand_set_parameters_are_refused(arrays, fragment, entry):
+    """Arrays set by hand (hmmlearn's way; for fit, the letters outside init_params)."""
     model = _hand_set(**arrays)
     call = {"score": lambda: model.score(_data("gaussian")),
             "decode": lambda: model.decode(_data("gaussian")),
-            "sample": lambda: model.sample(5)}[entry]
+            "sample": lambda: model.sample(5),
+            "fit": lambda: model.fit(_data("gaussian"))}[entry]
     check(call, ValidationError, fragment)
+
+
+def test_given_emission_rows_that_do_not_sum_to_one_are_not_silently_renormalised():
+    m = hmm.TiedCategoricalHMM(2, init_params="", n_iter=2)
+    m.startprob_ = np.array([0.5, 0.5])
+    m.transmat_ = np.full((2, 2), 0.5)
+    m.emissionprob_ = np.array([[0.5, 0.5], [0.2, 0.2]])
+    check(lambda: m.fit(np.array([[0], [1], [1], [0]])), ValidationError, "emissionprob_")
 
 
 SAMPLE_CASES = [

@@ -357,6 +357,8 @@ class TiedHMMMixin:
     # ------------------------------------------------------------------ fit / score / decode
     def _init(self, X, lengths=None):
         super()._init(X, lengths)
+        # arrays the user set (letters outside init_params) are checked like hand-set models
+        self._require_parameters("fit")
         self.group_, self._plan = build_group(self)
         partition = self._plan.partition
         initialised = set(self.init_params) & set(self._emission_letters)
