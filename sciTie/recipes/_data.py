@@ -80,8 +80,9 @@ def _read_npy(path: Path) -> np.ndarray:
     except ValueError as exc:
         raise DataFormatError(f"not a numeric .npy array ({exc}); object arrays are refused",
                               path=path) from None
-    except (OSError, EOFError) as exc:  # EOFError: an empty or truncated file
-        raise DataFormatError(f"cannot read as .npy: {exc}", path=path) from None
+    except Exception as exc:  # a corrupt header raises EOFError, SyntaxError, TokenError ...
+        raise DataFormatError(f"cannot read as .npy: {type(exc).__name__}: {exc}",
+                              path=path) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise DataFormatError(f"holds {getattr(arr, 'dtype', type(arr))}, expected numbers",
                               path=path)
