@@ -1325,3 +1325,36 @@ def test_hmm_run_out_of_iterations_warns(n_iter):
     with pytest.warns(FitWarning, match="raise n_iter"):
         m = hmm.TiedGaussianHMM(2, n_iter=n_iter, random_state=0).fit(_data("gaussian"))
     assert m.result_.success is False
+
+
+# ================================================================== hmm on a Dask cluster
+def _distributed_cases(tmp: Path):
+    X = _data("gaussian")
+    np.save(tmp / "one.npy", X)
+    np.save(tmp / "two.npy", np.c_[X, X])
+    (tmp / "junk.npy").write_bytes(b"not an array")
+    np.save(tmp / "nan.npy", np.r_[X[:5], [[np.nan]]])
+    fresh = lambda: hmm.TiedGaussianHMM(2, n_iter=2, random_state=0)  # noqa: E731
+    return [
+        (lambda c: hmm.TiedGaussianHMM(100, n_iter=2).fit(X, client=c), ValidationError,
+         "n_components=100"),
+        (lambda c: fresh().fit([tmp / "missing.npy"], client=c), DataFormatError,
+         "missing.npy"),
+        (lambda c: fresh().fit([tmp / "one.npy", tmp / "two.npy"], client=c), DataFormatError,
+         "two.npy"),
+        (lambda c: fresh().fit([tmp / "junk.npy"], client=c), DataFormatError, "junk.npy"),
+        (lambda c: fresh().fit([tmp / "one.npy", tmp / "nan.npy"], client=c), DataFormatError,
+         "nan.npy"),
+        (lambda c: fresh().fit([tmp / "one.npy"], lengths=[50], client=c), ValidationError,
+         "lengths"),
+        (lambda c: _fitted("gaussian").score([tmp / "two.npy"], client=c), DataFormatError,
+         "X has 2 features but this model was fitted with 1"),
+        (lambda c: _fitted("gaussian").predict(np.c_[X, X], client=c), ValidationError,
+         "X has 2 features"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_distributed_fit_bad_inputs(dask_client, tmp_path, index):
+    call, exc, fragment = _distributed_cases(tmp_path)[index]
+    check(lambda: call(dask_client), exc, fragment)

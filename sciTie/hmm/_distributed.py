@@ -392,6 +392,9 @@ def fit(model, X, lengths=None, *, client):
     t0 = time.perf_counter()
     placed = _place(model, X, lengths, client, f"hmm-data-{token}")
     with placed.data:
+        if model.n_components > placed.n_samples:
+            raise ValidationError(f"n_components={model.n_components} is more than the "
+                                  f"{placed.n_samples} samples in X; each state needs data")
         X0, lengths0 = placed.init_data(client, model, f"hmm-init-{token}")
         model._init(X0, lengths0)
         del X0, lengths0
