@@ -86,8 +86,9 @@ class _Compiled:
             if link is None:
                 self.kind[i] = FREE if par._vary.flat[ref.flat] else FIXED
                 if not np.isfinite(par._value.flat[ref.flat]):
-                    raise ValidationError(f"parameter {self.names[i]!r} has no finite value; give it "
-                                     "a value (it may have lost its expr)")
+                    raise ValidationError(
+                        f"parameter {self.names[i]!r} has no finite value; give it "
+                        "a value (it may have lost its expr)")
             elif isinstance(link, _LinearLink):
                 if any(t.key not in self.key_to_slot for t in link.targets):
                     raise ValidationError(
@@ -124,8 +125,9 @@ class _Compiled:
             except (KeyError, ValueError):
                 continue  # not a name of this group: try the group being compiled
             if refs.shape != ():
-                raise ValidationError(f"expression of slot {owner!r} refers to {name!r}, which is an "
-                                 f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
+                raise ValidationError(
+                    f"expression of slot {owner!r} refers to {name!r}, which is an "
+                    f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
             key = refs.item().key
             if key not in self.key_to_slot:
                 # the declaring group knows the name, but that slot is outside this tree:
@@ -151,12 +153,14 @@ class _Compiled:
             try:
                 sub = base[_parse_index(m.group("index") or "", base.shape, f"slot {name!r}")]
             except IndexError as exc:
-                raise ValidationError(f"slot {name!r}: {exc} (parameter shape {base.shape})") from None
+                raise ValidationError(
+                    f"slot {name!r}: {exc} (parameter shape {base.shape})") from None
             return int(sub) if np.ndim(sub) == 0 else sub
         try:  # another path to a shared child group ("neutron.structure.a")
             refs = self.root._select(name)
         except (KeyError, ValueError, TypeError):
-            raise UnknownNameError(f"unknown parameter or slot {name!r} in group {self.root.name!r}") from None
+            raise UnknownNameError(
+                f"unknown parameter or slot {name!r} in group {self.root.name!r}") from None
         idx = np.vectorize(lambda r: self.key_to_slot[r.key], otypes=[np.intp])(refs) \
             if refs.size else np.zeros(refs.shape, dtype=np.intp)
         return int(idx) if idx.ndim == 0 else idx
@@ -183,7 +187,8 @@ class _Compiled:
                     if state[d] == 1:
                         path = [s for s, _ in stack]
                         cycle = path[path.index(d):] + [d]
-                        raise ValidationError("tie cycle: " + " -> ".join(self.names[c] for c in cycle))
+                        raise ValidationError(
+                            "tie cycle: " + " -> ".join(self.names[c] for c in cycle))
                     if state[d] == 0 and self.kind[d] in (LINEAR, EXPR):
                         state[d] = 1
                         stack.append((d, iter(self._dependencies(d))))
@@ -220,7 +225,8 @@ class _Compiled:
                 raise ArgumentTypeError(f"free vector must hold real numbers, got "
                                         f"{free!r}") from None
             if free.shape != (self.n_free,):
-                raise ValidationError(f"free vector must have shape ({self.n_free},), got {free.shape}")
+                raise ValidationError(
+                    f"free vector must have shape ({self.n_free},), got {free.shape}")
             if not np.all(np.isfinite(free)):
                 bad = [self.names[self.free_idx[j]] for j in np.flatnonzero(~np.isfinite(free))]
                 raise ValidationError(f"free vector holds non-finite values for {', '.join(bad)}")

@@ -51,7 +51,8 @@ def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
     """Turn ``"1, 0:2"`` into a numpy index for an array of ``shape``."""
     parts = [p.strip() for p in text.split(",")] if text.strip() else []
     if len(parts) > len(shape):
-        raise ValidationError(f"{where}: {len(parts)} indices given for a parameter of shape {shape}")
+        raise ValidationError(
+            f"{where}: {len(parts)} indices given for a parameter of shape {shape}")
     index: list[Any] = []
     for part in parts:
         if re.fullmatch(r"-?\d+", part):

@@ -105,9 +105,10 @@ class ParameterGroup:
             raise ValidationError(f"group {self.name!r} already has a member named {par.name!r}")
         owner = getattr(par, "_owner", None)
         if owner is not None and owner is not self:
-            raise ValidationError(f"parameter {par.name!r} already belongs to group {owner.name!r}; "
-                             "to share it, tie the slots (tie) or add one child group to both "
-                             "parents (add_group)")
+            raise ValidationError(
+                f"parameter {par.name!r} already belongs to group {owner.name!r}; "
+                "to share it, tie the slots (tie) or add one child group to both "
+                "parents (add_group)")
         par._owner = self
         self._params[par.name] = par
         self._touch()
@@ -126,7 +127,8 @@ class ParameterGroup:
         if group.name in self._params or group.name in self._children:
             raise ValidationError(f"group {self.name!r} already has a member named {group.name!r}")
         if any(g is self for _, g in group._walk()):
-            raise ValidationError(f"adding group {group.name!r} to {self.name!r} would make a cycle")
+            raise ValidationError(
+                f"adding group {group.name!r} to {self.name!r} would make a cycle")
         self._children[group.name] = group
         self._touch()
         return group
@@ -208,7 +210,8 @@ class ParameterGroup:
         """
         refs = self._select_some(slot, "constrain: slot")
         if refs.shape != ():
-            raise ValidationError(f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
+            raise ValidationError(
+                f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
         ref = refs.item()
         expression = Expression(expr, context=f"constraint on {slot!r}")
         self._check_untied(ref, slot)
@@ -238,15 +241,17 @@ class ParameterGroup:
             raise ValidationError(f"tie_linear: {slot!r} selects {refs.size} slots; give one slot")
         ref = refs.item()
         if not isinstance(terms, Mapping) or not terms:
-            raise ValidationError("tie_linear: terms must be a non-empty mapping {slot: coefficient}")
+            raise ValidationError(
+                "tie_linear: terms must be a non-empty mapping {slot: coefficient}")
         targets, scales = [], []
         for name, coef in terms.items():
             t = self._select_some(name, "tie_linear: terms")
             if t.shape != ():
                 raise ValidationError(f"tie_linear: term {name!r} selects {t.size} slots; give one")
             if not _is_number(coef) or not np.isfinite(coef):
-                raise ValidationError(f"tie_linear: coefficient of {name!r} must be a finite number, "
-                                 f"got {coef!r}")
+                raise ValidationError(
+                    f"tie_linear: coefficient of {name!r} must be a finite number, "
+                    f"got {coef!r}")
             if t.item().key == ref.key:
                 raise ValidationError(f"tie cycle: {slot!r} cannot depend on itself")
             targets.append(t.item())
@@ -365,7 +370,8 @@ class ParameterGroup:
         if not np.all(np.isfinite(t)):
             raise ValidationError(f"restrain: target for {name!r} must be finite, got {target!r}")
         if not np.all(np.isfinite(s) & (s > 0)):
-            raise ValidationError(f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
+            raise ValidationError(
+                f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
         for ref, ti, si in zip(refs.flat, t.flat, s.flat):
             self._restraints.append((ref, float(ti), float(si), self._label(ref)))
         self._touch()
@@ -414,7 +420,8 @@ class ParameterGroup:
         group = self
         for part in parts[:-1]:
             if part not in group._children:
-                raise UnknownNameError(f"group {group.name!r} has no child group {part!r} (in {path!r})")
+                raise UnknownNameError(
+                    f"group {group.name!r} has no child group {part!r} (in {path!r})")
             group = group._children[part]
         return group, parts[-1]
 
@@ -428,8 +435,9 @@ class ParameterGroup:
                              "'mu[1,0]', 'child.a')")
         group, last = self._descend(m.group("path"))
         if last not in group._params:
-            raise UnknownNameError(f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
-                           f"{', '.join(self.parameters) or '(none)'}")
+            raise UnknownNameError(
+                f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
+                f"{', '.join(self.parameters) or '(none)'}")
         par = group._params[last]
         flat = np.arange(par.size).reshape(par.shape)
         try:
@@ -570,11 +578,13 @@ class ParameterGroup:
         G = self.tie_matrix(free)
         if sp.issparse(J_slots):
             if J_slots.shape[-1] != G.shape[0]:
-                raise ValidationError(f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
+                raise ValidationError(
+                    f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
             return (J_slots @ G).tocsr()
         J = np.asarray(J_slots, dtype=np.float64)
         if J.ndim != 2 or J.shape[1] != G.shape[0]:
-            raise ValidationError(f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
+            raise ValidationError(
+                f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
         return np.asarray((G.T @ J.T).T)
 
     def pool(self, stats_slots: Any) -> np.ndarray:
@@ -585,7 +595,8 @@ class ParameterGroup:
         s = np.asarray(stats_slots, dtype=np.float64)
         G = self.tie_matrix()
         if s.ndim == 0 or s.shape[0] != G.shape[0]:
-            raise ValidationError(f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
+            raise ValidationError(
+                f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
         flat = s.reshape(s.shape[0], -1)
         return np.asarray(G.T @ flat).reshape((G.shape[1],) + s.shape[1:])
 
