@@ -719,6 +719,15 @@ def test_run_summary_refuses_before_writing_anything(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["fit.png"] and drawn == []
 
 
+@pytest.mark.parametrize("key", ["../escape", "sub/dir", "", "..", "a\x00b"])
+def test_run_summary_output_names_stay_in_the_output_folder(tmp_path, key):
+    from sciTie import RunSummary
+
+    summary = RunSummary("d", "m", 0.0, datasets={key: xr.Dataset({"v": ("i", [1.0])})})
+    check(lambda: summary.write(tmp_path / "out"), ValidationError, "plain file name")
+    assert not (tmp_path / "escape.nc").exists() and not (tmp_path / "out").exists()
+
+
 # ================================================================== datasets and their readers
 DATASET_CASES = [
     (lambda: datasets.load("nope"), UnknownNameError, "'nope'"),

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..errors import ValidationError
 from ..io import _jsonable, atomic_path, check_targets, write_json, write_netcdf
 
 __all__ = ["RunSummary"]
@@ -60,6 +61,12 @@ class RunSummary:
     def planned_files(self, out_dir: str | Path) -> list[Path]:
         """The files :meth:`write` would create in ``out_dir``."""
         out = Path(out_dir)
+        for kind, keys in (("datasets", self.datasets), ("figures", self.figures)):
+            for k in keys:
+                if not isinstance(k, str) or not k or k in (".", "..") or Path(k).name != k \
+                        or "\x00" in k:
+                    raise ValidationError(f"RunSummary {kind} key {k!r} must be a plain file "
+                                          "name (no folders): it names a file in --out")
         return [out / f"{k}.nc" for k in self.datasets] + [out / f"{k}.png" for k in self.figures]
 
     def write(self, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
