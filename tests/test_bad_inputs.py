@@ -394,6 +394,7 @@ RESULT_CASES = [
     (lambda: _lsq().report(min_correl=2.0), ValidationError, "min_correl"),
     (lambda: _lsq().report(show_fixed="no"), ArgumentTypeError, "show_fixed"),
     (lambda: _lsq().value("zz"), UnknownNameError, "'zz'"),
+    (lambda: _lsq().plot(ax=3), ArgumentTypeError, "ax must be a matplotlib Axes"),
     (lambda: _lsq().error(3), UnknownNameError, "3"),
     (lambda: information_criteria(-1, 10, log_likelihood=1.0), ValidationError, "n_free"),
     (lambda: information_criteria(1, "10", log_likelihood=1.0), ArgumentTypeError, "n_data"),

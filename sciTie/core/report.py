@@ -141,6 +141,10 @@ def plot_parameters(result: "FitResult", ax: Any = None, **kwargs: Any) -> Any:
     import matplotlib.pyplot as plt
 
     r = result
+    if ax is not None and not callable(getattr(ax, "imshow", None)):
+        from ..errors import ArgumentTypeError
+
+        raise ArgumentTypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     if ax is None:
         size = min(2 + 0.35 * r.nvarys, 12)
         _, ax = plt.subplots(figsize=(size + 1.5, size))
