@@ -13,7 +13,8 @@ from ._fields import Fields
 from ._model import PeriodicPINN
 from ._network import BoundaryNetwork, PINNNetwork
 from ._plotting import plot_result
-from ._problems import PDEProblem, allen_cahn, convection, semilinear_reference
+from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, semilinear_reference,
+                        taylor_green)
 from ._recipes import recommended_settings
 from ._settings import budget_multiplier
 from ._tying import periodic_tie_group
@@ -22,6 +23,6 @@ __all__ = [
     "PeriodicEmbedding", "FourierTimeFeatures", "PeriodicTimeFeatures",
     "etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
     "wavenumbers", "Fields", "PINNNetwork", "BoundaryNetwork", "PDEProblem", "convection",
-    "allen_cahn", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
+    "allen_cahn", "allen_cahn_2d", "taylor_green", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
     "budget_multiplier", "periodic_tie_group", "plot_result", "recommended_settings",
 ]
