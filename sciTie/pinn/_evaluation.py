@@ -41,6 +41,21 @@ class WindowedSolution:
         self.edges = np.asarray(window_edges, dtype=float)
         p = next(self.networks[0].parameters())
         self.dtype, self.device = p.dtype, p.device
+        # the period each window's network actually has (trainable periods move)
+        self.periods = []
+        for net in self.networks:
+            emb = getattr(net, "x_features", None)
+            own = dict(zip(problem.space, emb.periods)) if emb is not None else {}
+            self.periods.append({c: own.get(c) or problem.periods[c] for c in problem.periodic})
+
+    def _shifted(self, c: str, z: torch.Tensor) -> torch.Tensor:
+        """``z`` moved by one period of ``c`` (the period of the window each point is in)."""
+        idx = self._window_index(z[:, -1])
+        shift = torch.as_tensor([p[c] for p in self.periods], dtype=z.dtype,
+                                device=z.device)[idx]
+        out = z.clone()
+        out[:, self.problem.coordinates.index(c)] += shift
+        return out
 
     def _window_index(self, t: torch.Tensor) -> torch.Tensor:
         inner = torch.as_tensor(self.edges[1:-1], dtype=t.dtype, device=t.device)
@@ -121,8 +136,7 @@ class WindowedSolution:
     def face_jumps(self, c: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Jumps of values and normal slopes of every output across one period of ``c``."""
         z_lo = self.face_points(c, t)
-        z_hi = z_lo.clone()
-        z_hi[:, self.problem.coordinates.index(c)] += self.problem.periods[c]
+        z_hi = self._shifted(c, z_lo)
         u_lo, s_lo = self._face_values(c, z_lo)
         u_hi, s_hi = self._face_values(c, z_hi)
         return u_hi - u_lo, s_hi - s_lo
@@ -138,8 +152,7 @@ class WindowedSolution:
     def traces(self, t: np.ndarray) -> dict[str, np.ndarray]:
         """1-D problems: ``u`` and ``u_x`` at both ends of the period (and the shared ``g``)."""
         z_lo = self.face_points("x", t)
-        z_hi = z_lo.clone()
-        z_hi[:, 0] += self.problem.periods["x"]
+        z_hi = self._shifted("x", z_lo)
         out: dict[str, np.ndarray] = {}
         for z, end in ((z_lo, "left"), (z_hi, "right")):
             u, ux = self._face_values("x", z)

@@ -122,6 +122,9 @@ class PeriodicPINN:
         values, e.g. ``{"beta": 30.0}``; needs ``n_windows=1`` and ``fit(X, y)``.
     data_weight : float, optional
         Weight of the observation misfit (default 1).
+    noise_std : float, optional
+        Standard deviation of the observation noise, if known; otherwise the uncertainty of
+        learnt quantities uses the noise estimated from the misfit.
 
     Attributes
     ----------
@@ -131,6 +134,12 @@ class PeriodicPINN:
         Shared-mode boundary networks per window (empty otherwise).
     coefficients_ : dict of str to float
         Learnt coefficients (inverse problems).
+    periods_ : dict of str to float
+        The period of each periodic coordinate at the end of training (learnt with
+        ``trainable_frequency``; the last window's).
+    uncertainty_ : LaplaceResult or None
+        With observations: the learnt coefficients and periods with their Laplace covariance
+        (the PDE as a tie); see :mod:`sciTie.pinn._uncertainty`.
     history_ : list of dict
         One record per Adam step, L-BFGS chunk or Levenberg-Marquardt iteration.
     result_ : xarray.Dataset
@@ -154,7 +163,8 @@ class PeriodicPINN:
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
                  progress: bool = False, budget: float | None = None,
                  eval_grid: tuple[int, ...] | None = None,
-                 learn: dict[str, float] | None = None, data_weight: float = 1.0) -> None:
+                 learn: dict[str, float] | None = None, data_weight: float = 1.0,
+                 noise_std: float | None = None) -> None:
         self.problem = problem
         self.mode = mode
         self.n_modes = n_modes
@@ -193,6 +203,7 @@ class PeriodicPINN:
         self.eval_grid = eval_grid
         self.learn = learn
         self.data_weight = data_weight
+        self.noise_std = noise_std
 
     # ------------------------------------------------------------------ parameters
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -266,6 +277,8 @@ class PeriodicPINN:
                                   "embedding has a period to train)")
         if self.time_period is not None:
             check_positive_float(self.time_period, "time_period")
+        if self.noise_std is not None:
+            check_positive_float(self.noise_std, "noise_std")
         if self.time_features not in (None, "fourier", "periodic"):
             raise ValidationError("time_features must be None, 'fourier' or 'periodic'; "
                                   f"got {self.time_features!r}")
@@ -496,8 +509,46 @@ class PeriodicPINN:
         self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (plan.n_adam, plan.n_lbfgs,
                                                                      plan.n_lm)
         self._plan = plan
+        last = self.networks_[-1].x_features
+        self.periods_ = {c: float(p) for c, p in zip(self.problem.space, last.periods)
+                         if p is not None}
+        self.uncertainty_ = None
+        if observations is not None and plan.n_windows == 1 and (
+                coefficients or self.trainable_frequency):
+            with torch_threads(plan.threads):
+                self.uncertainty_ = self._laplace(trainer, observations)
         self.result_ = self.evaluate(*plan.eval_grid)
         return self
+
+    def _laplace(self, trainer: Trainer, observations: Observations):
+        from ._functional import WindowParameters
+        from ._sampling import sample_batch
+        from ._uncertainty import laplace
+
+        plan = trainer.plan
+        modules: dict[str, nn.Module] = {"net": self.networks_[0]}
+        if self.boundary_networks_:
+            modules.update({f"face:{c}": m for c, m in self.boundary_networks_[0].items()})
+        wp = WindowParameters(modules, trainer.coefficients)
+        gen = torch.Generator().manual_seed(int(self.random_state) + 1)
+        batch = sample_batch(self.problem, plan.window(0), gen,
+                             n_collocation=2 * int(self.n_collocation),
+                             n_initial=int(self.n_initial),
+                             n_boundary=int(self.n_boundary), causal_chunks=None,
+                             compare_faces=self.mode != "hard").to(plan.dtype, plan.device)
+        batch.initial_target = trainer.initial_target(0, batch.initial)
+        offsets = np.cumsum([0] + wp.sizes)
+        quantities = []
+        for i, (key, name, _) in enumerate(wp.entries):
+            if key == "coef":
+                quantities.append((name, int(offsets[i]), "value"))
+            elif key == "net" and name.startswith("x_features.axes.") and \
+                    name.endswith(".frequency"):
+                axis = int(name.split(".")[2])
+                quantities.append((f"period_{self.problem.space[axis]}", int(offsets[i]),
+                                   "period"))
+        return laplace(wp, trainer.loss, batch, observations, quantities=quantities,
+                       noise_std=self.noise_std)
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self, what: str) -> None:
