@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["SciTieError", "NotFittedError", "ValidationError", "DataFormatError",
+__all__ = ["SciTieError", "NotFittedError", "ValidationError", "ArgumentTypeError",
+           "DataFormatError",
            "OutputExistsError", "CheckpointError", "RecipeError", "TrainingDivergedError",
            "FitWarning", "ConvergenceWarning", "IdentifiabilityWarning", "location",
            "not_fitted"]
@@ -56,7 +57,11 @@ def not_fitted(estimator: object, what: str = "") -> Exception:
 
 
 class ValidationError(SciTieError, ValueError):
-    """An argument has a wrong value, type, shape or range; the message names the argument."""
+    """An argument has a wrong value, shape or range; the message names the argument."""
+
+
+class ArgumentTypeError(SciTieError, TypeError):
+    """An argument has the wrong type (a string where numbers are expected ...)."""
 
 
 def location(path: str | os.PathLike | None, line: int | None = None,

@@ -6,7 +6,8 @@ import pytest
 import xarray as xr
 
 from sciTie.cli import main
-from sciTie.hmm.cli import dwell_times, run
+from sciTie.hmm import dwell_times
+from sciTie.hmm.cli import run
 
 
 def test_run_earthquakes(tmp_path):
@@ -14,12 +15,21 @@ def test_run_earthquakes(tmp_path):
     assert round(s.metrics["log_likelihood_2"], 4) == -341.8787
     assert round(s.metrics["log_likelihood_3"], 4) == -328.5275
     assert s.metrics["best_n_states_bic"] == 2
-    assert s.parameters["lambda[0]"]["value"] < s.parameters["lambda[1]"]["value"]
-    assert 0 < s.parameters["lambda[0]"]["stderr"] < 2
+    p = s.parameters
+    assert p["lambdas[0,0]"]["value"] < p["lambdas[1,0]"]["value"]  # states sorted by rate
+    assert 0 < p["lambdas[0,0]"]["stderr"] < 2
+    # the complete parameter set; its free entries are the model's free parameters
+    assert {"startprob[0]", "transmat[0,1]", "transmat[1,1]"} <= set(p)
+    assert sum(v["status"] == "free" for v in p.values()) == 2 + 2  # 2 transitions + 2 rates
     written = s.write(tmp_path)
-    assert sorted(p.name for p in written) == ["earthquakes_hmm.nc", "earthquakes_hmm.png"]
+    assert sorted(q.name for q in written) == ["earthquakes_hmm.nc", "earthquakes_hmm.png"]
     ds = xr.open_dataset(tmp_path / "earthquakes_hmm.nc")
     assert ds.sizes["time"] == 107 and int(ds["year"][0]) == 1900
+    # one labelling everywhere: JSON, netCDF and report agree on state 0
+    assert float(ds["lambdas"][0, 0]) == pytest.approx(p["lambdas[0,0]"]["value"], rel=1e-12)
+    assert float(ds["slot_value"].sel(slot="lambdas[0,0]")) == pytest.approx(
+        p["lambdas[0,0]"]["value"], rel=1e-12)
+    assert f"lambdas[0,0]:   {p['lambdas[0,0]']['value']:.8g}" in s.report
     ds.close()
 
 

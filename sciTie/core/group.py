@@ -339,11 +339,12 @@ class _Compiled:
                 term = target if abs(scale) == 1.0 else f"{abs(scale):g}*{target}"
                 terms.append(("- " if scale < 0 else "+ ") + term)
             text = " ".join(terms)
-            text = text[2:] if text.startswith("+ ") else "-" + text[2:]
-            if link.offset and len(link.targets) == 1:
-                text += f" {'+' if link.offset > 0 else '-'} {abs(link.offset):g}"
-            elif link.offset:
-                text = f"{link.offset:g} " + " ".join(terms)
+            if link.offset and terms[0].startswith("- "):  # "1 - a - b"
+                text = f"{link.offset:g} {text}"
+            else:
+                text = text[2:] if text.startswith("+ ") else "-" + text[2:]
+                if link.offset:
+                    text += f" {'+' if link.offset > 0 else '-'} {abs(link.offset):g}"
             return f"== '{text}'"
         return f"== '{self.links[i].expression.text}'"
 

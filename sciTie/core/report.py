@@ -45,7 +45,7 @@ def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: 
     if not r.success:
         lines.append(f"##  Warning: fit did not converge: {r.message}")
     if not r.errorbars:
-        lines.append("##  Warning: uncertainties could not be estimated")
+        lines.append(f"##  Warning: {r.covar_note}")
     lines.append("[[Variables]]")
     width = max((len(n) for n in r.slot_names), default=4) + 1
     free_col = {n: j for j, n in enumerate(r.free_names)}

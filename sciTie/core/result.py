@@ -107,6 +107,7 @@ class FitResult:
     data: Any = None
     attrs: dict[str, Any] = field(default_factory=dict)
     plotter: Plotter | None = None
+    covar_note: str = "uncertainties could not be estimated"
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -193,7 +194,7 @@ class FitResult:
         keep = {k: getattr(self, k) for k in (
             "model", "method", "success", "message", "nfev", "njev", "seconds", "chisqr",
             "log_likelihood", "residual", "jac", "term_chisqr", "term_ndata", "data",
-            "plotter")}
+            "plotter", "covar_note")}
         keep["statistics"] = dict(self.statistics)
         keep["attrs"] = dict(self.attrs)
         keep.update(fields)

@@ -78,7 +78,7 @@ def covariance_from_information(information: np.ndarray, names: Sequence[str]
     A matrix that is not positive definite (a collapsed state, a parameter the data do not
     determine, a saddle point) gives no covariance and an
     :class:`~sciTie.errors.IdentifiabilityWarning` naming the parameters along the
-    offending directions, instead of standard errors with |correlation| > 1.
+    offending directions, instead of standard errors with correlations beyond ±1.
 
     Parameters
     ----------

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-from hmmlearn import _emissions, _utils
-from hmmlearn.base import BaseHMM
+from hmmlearn import _emissions
 from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from sklearn import cluster
 
+from ..errors import ValidationError
 from ._base import TiedHMMMixin
 from ._forward_backward import gaussian_diag_loglik
+from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
+                          probability_objective)
 from ._report import ReportMixin
 
 __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM"]
@@ -84,7 +86,8 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", *, tied_states=None, tied_transitions=None):
+                 implementation="log", *, ties=None, tied_states=None,
+                 tied_transitions=None):
         super().__init__(n_components, covariance_type=covariance_type, min_covar=min_covar,
                          startprob_prior=startprob_prior, transmat_prior=transmat_prior,
                          means_prior=means_prior, means_weight=means_weight,
@@ -92,35 +95,50 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["means_"] if self.covariance_type == "tied" else ["means_", "_covars_"]
+    def _emission_params(self):
+        return [("means", "m", "means_"), ("covars", "c", "_covars_")]
+
+    def _n_features_of_fit(self):
+        means = getattr(self, "means_", None)
+        return None if means is None else int(np.shape(means)[1])
+
+    def _get_param(self, name):
+        if name == "covars" and self.covariance_type == "spherical":
+            # hmmlearn keeps one column per feature (all equal): the group has one variance
+            return np.asarray(self._covars_, dtype=float).reshape(self.n_components, -1)[:, 0]
+        return super()._get_param(name)
+
+    def _set_param(self, name, value):
+        if name == "covars" and self.covariance_type == "spherical":
+            D = np.shape(self.means_)[1]
+            self._covars_ = np.tile(np.asarray(value, dtype=float)[:, None], (1, D))
+            return
+        super()._set_param(name, value)
+
+    def _prior_names(self):
+        return ("means_prior", "means_weight", "covars_prior", "covars_weight")
+
+    def _supports_pooling(self):
+        # hmmlearn's 'tied' update sums every state's scatter: pooled copies would repeat
+        return self.covariance_type != "tied"
 
     def _validate_family_X(self, X):
         return np.asarray(X, dtype=np.float64)
 
-    def _init(self, X, lengths=None):
-        if all(len(g) == 1 for g in self.state_groups_):
-            super()._init(X, lengths)  # exactly hmmlearn
+    def _init_grouped(self, X, lengths, partition):
+        """k-means on the tied groups instead of the states (hmmlearn's start otherwise)."""
+        if "m" not in self.init_params:
             return
-        # hmmlearn's initialisation, with k-means on the groups instead of the states
-        BaseHMM._init(self, X, lengths)
-        if self._needs_init("m", "means_"):
-            km = cluster.KMeans(n_clusters=self.n_groups_, random_state=self.random_state,
-                                n_init=10).fit(X)
-            self.means_ = km.cluster_centers_[self.state_to_group_].copy()
-        if self._needs_init("c", "covars_"):
-            cv = np.cov(X.T) + self.min_covar * np.eye(X.shape[1])
-            if not cv.shape:
-                cv.shape = (1, 1)
-            self.covars_ = _utils.distribute_covar_matrix_to_match_covariance_type(
-                cv, self.covariance_type, self.n_components).copy()
-        self._check_tied_emissions()
-
-    def _init_tied_emissions(self, X):  # pragma: no cover - _init above handles Gaussians
-        pass
+        s2g = np.empty(self.n_components, dtype=np.int64)
+        for gi, g in enumerate(partition):
+            s2g[g] = gi
+        km = cluster.KMeans(n_clusters=len(partition), random_state=self.random_state,
+                            n_init=10).fit(X)
+        self.means_ = km.cluster_centers_[s2g].copy()
 
     def _fused_sums(self):
         return (self.covariance_type in ("spherical", "diag")
@@ -156,44 +174,16 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                 for c in range(self.n_components):
                     stats["obs*obs.T"][c] += (X * post[:, c, None]).T @ X
 
-    def _make_shadow(self, letters):
-        sh = GaussianHMM(self.n_groups_, covariance_type=self.covariance_type,
-                         min_covar=self.min_covar,
-                         means_prior=self._group_prior(self.means_prior, "means_prior"),
-                         means_weight=self._group_prior(self.means_weight, "means_weight"),
-                         covars_prior=self._group_prior(self.covars_prior, "covars_prior"),
-                         covars_weight=self._group_prior(self.covars_weight, "covars_weight"),
-                         params=letters, init_params="")
-        reps = self._representatives()
-        sh.n_features = self.n_features
-        sh.means_ = np.array(self.means_[reps])
-        sh._covars_ = (np.array(self._covars_) if self.covariance_type == "tied"
-                       else np.array(self._covars_[reps]))
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.means_ = sh.means_[s2g].copy()
-        self._covars_ = (sh._covars_.copy() if self.covariance_type == "tied"
-                         else sh._covars_[s2g].copy())
-
-    def _count_emission_parameters(self):
-        D, G = self.n_features, self.n_groups_
-        n = 0
-        if "m" in self.params:
-            n += G * D
-        if "c" in self.params:
-            n += {"spherical": G, "diag": G * D, "full": G * D * (D + 1) // 2,
-                  "tied": D * (D + 1) // 2}[self.covariance_type]
-        return n
-
-    def _emission_params_for_report(self):
-        reps = self._representatives()
-        out = {"means": np.asarray(self.means_)[reps]}
-        if self.covariance_type == "tied":
-            out["covars"] = np.asarray(self._covars_)
-        else:
-            out["covars"] = np.asarray(self._covars_)[reps]
-        return out
+    def _emission_objective(self, stats, idx, n_slots):
+        priors = dict(means_prior=self.means_prior, means_weight=self.means_weight,
+                      covars_prior=self.covars_prior, covars_weight=self.covars_weight)
+        if self.covariance_type in ("spherical", "diag"):
+            return gaussian_diag_objective(idx["means"], idx["covars"], stats["post"],
+                                           stats["obs"], stats["obs**2"], n_slots=n_slots,
+                                           **priors)
+        return gaussian_full_objective(idx["means"], idx["covars"], stats["post"], stats["obs"],
+                                       stats["obs*obs.T"], tied=self.covariance_type == "tied",
+                                       n_slots=n_slots, **priors)
 
 
 class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
@@ -245,7 +235,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
-                 init_params="stl", implementation="log", *, tied_states=None,
+                 init_params="stl", implementation="log", *, ties=None, tied_states=None,
                  tied_transitions=None):
         super().__init__(n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior, lambdas_prior=lambdas_prior,
@@ -253,27 +243,31 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
                          random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
                          params=params, init_params=init_params,
                          implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["lambdas_"]
+    def _emission_params(self):
+        return [("lambdas", "l", "lambdas_")]
+
+    def _n_features_of_fit(self):
+        lam = getattr(self, "lambdas_", None)
+        return None if lam is None else int(np.shape(lam)[1])
+
+    def _prior_names(self):
+        return ("lambdas_prior", "lambdas_weight")
 
     def _validate_family_X(self, X):
         Xf = np.asarray(X, dtype=np.float64)
         neg = (Xf < 0).any(axis=1)
         if neg.any():
-            raise ValueError(f"X holds negative counts in rows {_rows(neg)}; Poisson "
-                             "observations must be non-negative integers")
+            raise ValidationError(f"X holds negative counts in rows {_rows(neg)}; Poisson "
+                                  "observations must be non-negative integers")
         frac = (Xf != np.round(Xf)).any(axis=1)
         if frac.any():
-            raise ValueError(f"X holds non-integer values in rows {_rows(frac)}; Poisson "
-                             "observations must be non-negative integer counts")
+            raise ValidationError(f"X holds non-integer values in rows {_rows(frac)}; Poisson "
+                                  "observations must be non-negative integer counts")
         return X if np.issubdtype(np.asarray(X).dtype, np.integer) else Xf
-
-    def _init_tied_emissions(self, X):
-        if "l" in self.init_params:
-            self._broadcast_representatives(["lambdas_"])
 
     def _fused_sums(self):
         return "l" in self.params
@@ -287,24 +281,10 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
             stats["post"] += post.sum(axis=0)
             stats["obs"] += post.T @ X
 
-    def _make_shadow(self, letters):
-        sh = PoissonHMM(self.n_groups_,
-                        lambdas_prior=self._group_prior(self.lambdas_prior, "lambdas_prior"),
-                        lambdas_weight=self._group_prior(self.lambdas_weight,
-                                                         "lambdas_weight"),
-                        params=letters, init_params="")
-        sh.n_features = self.n_features
-        sh.lambdas_ = np.array(self.lambdas_[self._representatives()])
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.lambdas_ = sh.lambdas_[s2g].copy()
-
-    def _count_emission_parameters(self):
-        return self.n_groups_ * self.n_features if "l" in self.params else 0
-
-    def _emission_params_for_report(self):
-        return {"lambdas": np.asarray(self.lambdas_)[self._representatives()]}
+    def _emission_objective(self, stats, idx, n_slots):
+        return poisson_objective(idx["lambdas"], stats["post"], stats["obs"],
+                                 lambdas_prior=self.lambdas_prior,
+                                 lambdas_weight=self.lambdas_weight, n_slots=n_slots)
 
 
 class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
@@ -358,7 +338,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
-                 init_params="ste", implementation="log", tied_states=None,
+                 init_params="ste", implementation="log", ties=None, tied_states=None,
                  tied_transitions=None):
         super().__init__(n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior,
@@ -366,26 +346,33 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["emissionprob_"]
+    def _emission_params(self):
+        return [("emissionprob", "e", "emissionprob_")]
+
+    def _n_features_of_fit(self):
+        return None if not hasattr(self, "emissionprob_") else 1
+
+    def _prior_names(self):
+        return ("emissionprob_prior",)
 
     def _validate_family_X(self, X):
         X = np.asarray(X)
         if X.shape[1] != 1:
-            raise ValueError(f"X must have shape (n_samples, 1) for a categorical HMM (one "
+            raise ValidationError(f"X must have shape (n_samples, 1) for a categorical HMM (one "
                              f"symbol per row), got {X.shape}")
         if not np.issubdtype(X.dtype, np.integer):
             if np.issubdtype(X.dtype, np.floating) and np.all(X == np.round(X)):
                 X = X.astype(np.int64)
             else:
-                raise ValueError(f"X must hold integer symbols 0..n_features-1, got dtype "
+                raise ValidationError(f"X must hold integer symbols 0..n_features-1, got dtype "
                                  f"{X.dtype} with non-integer values")
         neg = X[:, 0] < 0
         if neg.any():
-            raise ValueError(f"X holds negative symbols in rows {_rows(neg)}; symbols must "
+            raise ValidationError(f"X holds negative symbols in rows {_rows(neg)}; symbols must "
                              "be integers 0..n_features-1")
         n_feat = self.n_features
         if n_feat is None and hasattr(self, "emissionprob_"):
@@ -393,14 +380,10 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         if n_feat is not None:
             big = X[:, 0] >= n_feat
             if big.any():
-                raise ValueError(f"X holds symbols out of range in rows {_rows(big)} "
+                raise ValidationError(f"X holds symbols out of range in rows {_rows(big)} "
                                  f"(largest {int(X.max())}); this model emits symbols "
                                  f"0..{int(n_feat) - 1} (n_features={int(n_feat)})")
         return X
-
-    def _init_tied_emissions(self, X):
-        if "e" in self.init_params:
-            self._broadcast_representatives(["emissionprob_"])
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None):
         if "e" in self.params:
@@ -409,26 +392,10 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                 stats["obs"][k] += np.bincount(sym, weights=post[:, k],
                                                minlength=self.n_features)
 
-    def _make_shadow(self, letters):
-        sh = CategoricalHMM(self.n_groups_, n_features=self.n_features,
-                            emissionprob_prior=self._group_prior(self.emissionprob_prior,
-                                                                 "emissionprob_prior"),
-                            params=letters, init_params="")
-        sh.emissionprob_ = np.array(self.emissionprob_[self._representatives()])
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.emissionprob_ = sh.emissionprob_[s2g].copy()
-
-    def _count_emission_parameters(self):
-        if "e" not in self.params:
-            return 0
-        reps = self._representatives()
-        return int(sum(max(np.count_nonzero(row) - 1, 0)
-                       for row in np.asarray(self.emissionprob_)[reps]))
-
-    def _emission_params_for_report(self):
-        return {"emissionprob": np.asarray(self.emissionprob_)[self._representatives()]}
+    def _emission_objective(self, stats, idx, n_slots):
+        counts = np.maximum(self.emissionprob_prior - 1 + stats["obs"], 0)
+        counts = np.where(np.asarray(self.emissionprob_) == 0, 0, counts)
+        return probability_objective([(idx["emissionprob"], counts)], n_slots)
 
 
 def _rows(mask, limit=5):
@@ -495,7 +462,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
                  covars_prior=None, covars_weight=None, algorithm="viterbi",
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
-                 *, tied_states=None, tied_transitions=None):
+                 *, ties=None, tied_states=None, tied_transitions=None):
         super().__init__(n_components, n_mix=n_mix, min_covar=min_covar,
                          startprob_prior=startprob_prior, transmat_prior=transmat_prior,
                          weights_prior=weights_prior, means_prior=means_prior,
@@ -504,19 +471,28 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
                          covariance_type=covariance_type, random_state=random_state,
                          n_iter=n_iter, tol=tol, verbose=verbose, params=params,
                          init_params=init_params, implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["weights_", "means_", "covars_"]
+    def _emission_params(self):
+        return [("weights", "w", "weights_"), ("means", "m", "means_"), ("covars", "c", "covars_")]
+
+    def _is_mixture(self):
+        return True
+
+    def _supports_general_ties(self):
+        return False
+
+    def _n_features_of_fit(self):
+        means = getattr(self, "means_", None)
+        return None if means is None else int(np.shape(means)[2])
+
+    def _prior_names(self):
+        return ("weights_prior", "means_prior", "means_weight", "covars_prior", "covars_weight")
 
     def _validate_family_X(self, X):
         return np.asarray(X, dtype=np.float64)
-
-    def _init_tied_emissions(self, X):
-        names = [n for n, c in (("weights_", "w"), ("means_", "m"), ("covars_", "c"))
-                 if c in self.init_params]
-        self._broadcast_representatives(names)
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None):
         # hmmlearn's own GMM statistics, with its start/transition part switched off (the
@@ -530,53 +506,11 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
             self.params = saved
         stats["nobs"] = nobs
 
-    def _pooled_emission_stats(self, stats):
-        pooled = super()._pooled_emission_stats(stats)
+    def _correct_pooled_priors(self, pooled):
         if "m_n" in pooled:
             # every state's m_n starts at means_weight * means_prior: keep it once per group
-            reps = self._representatives()
-            sizes = np.array([len(g) for g in self.state_groups_], dtype=float)
-            prior = (np.asarray(self.means_weight)[:, :, None]
-                     * np.asarray(self.means_prior))[reps]
-            pooled["m_n"] = pooled["m_n"] - (sizes - 1)[:, None, None] * prior
+            prior = np.asarray(self.means_weight)[:, :, None] * np.asarray(self.means_prior)
+            prior = np.broadcast_to(prior, np.shape(pooled["m_n"]))
+            for g in self._plan.partition:
+                pooled["m_n"][g] -= (len(g) - 1) * prior[g[0]]
         return pooled
-
-    def _make_shadow(self, letters):
-        reps = self._representatives()
-        sh = GMMHMM(self.n_groups_, n_mix=self.n_mix, min_covar=self.min_covar,
-                    weights_prior=self._group_prior(self.weights_prior, "weights_prior"),
-                    means_prior=self._group_prior(self.means_prior, "means_prior"),
-                    means_weight=self._group_prior(self.means_weight, "means_weight"),
-                    covars_prior=self._group_prior(self.covars_prior, "covars_prior"),
-                    covars_weight=self._group_prior(self.covars_weight, "covars_weight"),
-                    covariance_type=self.covariance_type, params=letters, init_params="")
-        sh.n_features = self.n_features
-        sh.weights_ = np.array(self.weights_[reps])
-        sh.means_ = np.array(self.means_[reps])
-        sh.covars_ = np.array(self.covars_[reps])
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.weights_ = sh.weights_[s2g].copy()
-        self.means_ = sh.means_[s2g].copy()
-        self.covars_ = sh.covars_[s2g].copy()
-
-    def _count_emission_parameters(self):
-        G, M, D = self.n_groups_, self.n_mix, self.n_features
-        n = 0
-        if "w" in self.params:
-            reps = self._representatives()
-            n += int(sum(max(np.count_nonzero(row) - 1, 0)
-                         for row in np.asarray(self.weights_)[reps]))
-        if "m" in self.params:
-            n += G * M * D
-        if "c" in self.params:
-            n += G * {"spherical": M, "diag": M * D, "full": M * D * (D + 1) // 2,
-                      "tied": D * (D + 1) // 2}[self.covariance_type]
-        return n
-
-    def _emission_params_for_report(self):
-        reps = self._representatives()
-        return {"weights": np.asarray(self.weights_)[reps],
-                "means": np.asarray(self.means_)[reps],
-                "covars": np.asarray(self.covars_)[reps]}

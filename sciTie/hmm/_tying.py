@@ -1,16 +1,18 @@
-"""Partitions of states, their tie matrices, pooled statistics and chain structures."""
+"""The tying shorthands (partitions of states, tied self-loops) and chain structures.
+
+The shorthands are validated here and written as tie statements into the model's one
+ParameterGroup (:mod:`sciTie.hmm._group`); nothing else encodes a tie."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
-__all__ = ["tying_group", "validate_partition", "validate_transition_groups", "state_tie_matrix",
-           "pool_statistics", "ChainStructure", "erlang_chains", "linear_scheme",
-           "tied_transition_mstep",
-           "count_transition_parameters"]
+from ..errors import ValidationError
+
+__all__ = ["validate_partition", "validate_transition_groups", "ChainStructure", "erlang_chains",
+           "linear_scheme"]
 
 
 
@@ -23,6 +25,22 @@ def _state_problems(groups: list[list[int]], n_states: int) -> tuple[list[int], 
     for s in flat:
         (repeated if s in seen else seen).add(s)
     return out_of_range, repeated, seen
+
+def _counts(values, what: str) -> list[int]:
+    """Positive integers (1, 2.0 accepted; 2.7, True, 0 refused) naming ``what``."""
+    arr = np.atleast_1d(np.asarray(values, dtype=object))
+    out = []
+    for v in arr.ravel():
+        ok = (isinstance(v, (int, np.integer, float, np.floating)) and not isinstance(v, (bool, np.bool_))
+              and np.isfinite(float(v)) and float(v) == int(float(v)) and int(float(v)) >= 1)
+        if not ok:
+            raise ValidationError(f"{what} must be a non-empty list of positive integers, got "
+                                  f"{list(arr.ravel())}")
+        out.append(int(float(v)))
+    if not out:
+        raise ValidationError(f"{what} must be a non-empty list of positive integers, got []")
+    return out
+
 
 def _as_state(value, what: str, n_states: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
@@ -124,79 +142,6 @@ def validate_transition_groups(tied_transitions, n_states: int) -> list[list[int
     return [g for g in groups if len(g) > 1]
 
 
-def tying_group(groups: Sequence[Sequence[int]], n_states: int, name: str = "tied_states"):
-    """A :class:`sciTie.ParameterGroup` with one slot per state, tied within each group.
-
-    Its tie matrix is the state-to-group matrix G (free parameters = the first state of each
-    group, in increasing order) and ``pool`` sums per-state statistics over the groups.
-
-    Parameters
-    ----------
-    groups : sequence of sequences of int
-        A partition of the states, ordered by first state.
-    n_states : int
-        Number of states.
-    name : str, optional
-        Name of the group.
-
-    Returns
-    -------
-    sciTie.ParameterGroup
-        The tying group.
-    """
-    from sciTie.core import ParameterGroup
-
-    pg = ParameterGroup(name, description="emission groups of the hidden states")
-    pg.add("state", np.arange(n_states, dtype=float))
-    for g in groups:
-        if len(g) > 1:
-            pg.tie([f"state[{s}]" for s in g[1:]], to=f"state[{g[0]}]")
-    return pg
-
-
-def state_tie_matrix(groups: Sequence[Sequence[int]], n_states: int) -> sp.csr_matrix:
-    """The tie matrix G (n_states x n_groups): ``G[k, g] = 1`` when state k is in group g.
-
-    Per-state emission parameters are ``G @ group_parameters``; pooled statistics are
-    ``G.T @ state_statistics``.
-
-    Parameters
-    ----------
-    groups : sequence of sequences of int
-        A partition of the states.
-    n_states : int
-        Number of states.
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix
-        The tie matrix.
-    """
-    rows = [s for g in groups for s in g]
-    cols = [gi for gi, g in enumerate(groups) for _ in g]
-    return sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_states, len(groups)))
-
-
-def pool_statistics(G: sp.csr_matrix, stats: np.ndarray) -> np.ndarray:
-    """Sum per-state statistics over each group: ``G.T @ stats`` along the first axis.
-
-    Parameters
-    ----------
-    G : scipy.sparse.csr_matrix, shape (n_states, n_groups)
-        Tie matrix from :func:`state_tie_matrix`.
-    stats : ndarray, shape (n_states, ...)
-        Per-state sufficient statistics.
-
-    Returns
-    -------
-    ndarray, shape (n_groups, ...)
-        Pooled statistics.
-    """
-    stats = np.asarray(stats, dtype=np.float64)
-    flat = stats.reshape(stats.shape[0], -1)
-    return np.asarray(G.T @ flat).reshape((G.shape[1],) + stats.shape[1:])
-
-
 @dataclass(frozen=True)
 class ChainStructure:
     """States arranged in chains (Erlang / negative-binomial dwell times).
@@ -253,10 +198,7 @@ def erlang_chains(chain_lengths: Sequence[int], stay: float | Sequence[float] = 
     >>> spec.tied_states
     [[0, 1, 2], [3, 4]]
     """
-    lengths = [int(r) for r in np.atleast_1d(chain_lengths)]
-    if not lengths or min(lengths) < 1:
-        raise ValueError(f"chain_lengths must be a non-empty list of positive integers, got "
-                         f"{list(np.atleast_1d(chain_lengths))}")
+    lengths = _counts(chain_lengths, "chain_lengths")
     stays = np.broadcast_to(np.asarray(stay, dtype=float), (len(lengths),))
     if np.any(~(stays > 0)) or np.any(~(stays < 1)):
         raise ValueError(f"stay must lie strictly between 0 and 1, got {stays.tolist()}")
@@ -306,9 +248,7 @@ def linear_scheme(group_sizes: Sequence[int], stay: float = 0.9,
     ChainStructure
         ``tied_states`` are the blocks; ``tied_transitions`` is empty.
     """
-    sizes = [int(r) for r in np.atleast_1d(group_sizes)]
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"group_sizes must be positive integers, got {list(group_sizes)}")
+    sizes = _counts(group_sizes, "group_sizes")
     if not 0 < float(stay) < 1:
         raise ValueError(f"stay must lie strictly between 0 and 1, got {stay}")
     n = sum(sizes)
@@ -324,103 +264,3 @@ def linear_scheme(group_sizes: Sequence[int], stay: float = 0.9,
     bounds = np.cumsum([0] + sizes)
     groups = [list(range(bounds[k], bounds[k + 1])) for k in range(len(sizes))]
     return ChainStructure(np.full(n, 1.0 / n), T, groups, [])
-
-
-def tied_transition_mstep(counts: np.ndarray, current: np.ndarray,
-                          groups: Sequence[Sequence[int]]) -> np.ndarray:
-    """Maximum-likelihood transition matrix when self-loops are tied within groups.
-
-    With expected counts ``n_ij`` and, for states i in a group, ``a_ii = p`` and
-    ``a_ij = (1 - p) b_ij`` (``sum_j b_ij = 1`` over j != i), the expected complete-data
-    log-likelihood separates: ``p = sum_i n_ii / sum_i n_i.`` over the group, and
-    ``b_ij = n_ij / sum_{j != i} n_ij`` row by row. Untied rows are ``n_ij / n_i.``.
-    Structural zeros (zero entries of ``current``) stay zero.
-
-    Parameters
-    ----------
-    counts : ndarray, shape (n_states, n_states)
-        Expected transition counts (prior pseudo-counts already added, non-negative).
-    current : ndarray, shape (n_states, n_states)
-        Current transition matrix (its zeros are structural).
-    groups : sequence of sequences of int
-        Groups of states with a shared self-loop probability.
-
-    Returns
-    -------
-    ndarray, shape (n_states, n_states)
-        The updated transition matrix (rows with no counts keep their current values).
-    """
-    counts = np.where(current == 0, 0.0, counts)
-    K = counts.shape[0]
-    new = np.array(current, dtype=float, copy=True)
-    tied_rows = {s for g in groups for s in g}
-    for i in range(K):
-        if i in tied_rows:
-            continue
-        tot = counts[i].sum()
-        if tot > 0:
-            new[i] = counts[i] / tot
-    for g in groups:
-        g = list(g)
-        stay = sum(counts[i, i] for i in g)
-        tot = sum(counts[i].sum() for i in g)
-        if not tot > 0:
-            continue
-        p = stay / tot
-        for i in g:
-            off = counts[i].copy()
-            off[i] = 0.0
-            s_off = off.sum()
-            row = np.zeros(K)
-            if s_off > 0:
-                row = (1 - p) * off / s_off
-                row[i] = p
-            else:  # never seen leaving this state: keep the old exit distribution
-                old_off = current[i].copy()
-                old_off[i] = 0.0
-                if old_off.sum() > 0:
-                    row = (1 - p) * old_off / old_off.sum()
-                    row[i] = p
-                else:
-                    row[i] = 1.0
-            new[i] = row
-    return new
-
-
-def count_transition_parameters(startprob: np.ndarray | None, transmat: np.ndarray | None,
-                                groups: Sequence[Sequence[int]]) -> tuple[int, int]:
-    """Free parameters of the start distribution and the transition matrix.
-
-    Structural zeros are not parameters; a group of tied self-loops is one parameter.
-
-    Parameters
-    ----------
-    startprob : ndarray or None
-        Start distribution (None: not counted).
-    transmat : ndarray or None
-        Transition matrix (None: not counted).
-    groups : sequence of sequences of int
-        Tied self-loop groups.
-
-    Returns
-    -------
-    (int, int)
-        Number of free start and transition parameters.
-    """
-    n_start = 0
-    if startprob is not None:
-        n_start = max(int(np.count_nonzero(startprob)) - 1, 0)
-    n_trans = 0
-    if transmat is not None:
-        tied_rows = {s for g in groups for s in g}
-        for i in range(transmat.shape[0]):
-            nz = np.count_nonzero(transmat[i])
-            if i not in tied_rows:
-                n_trans += max(nz - 1, 0)
-            else:
-                n_off = nz - (1 if transmat[i, i] != 0 else 0)
-                n_trans += max(n_off - 1, 0)
-        for g in groups:
-            if any(transmat[i, i] != 0 and np.count_nonzero(transmat[i]) > 1 for i in g):
-                n_trans += 1
-    return n_start, n_trans

@@ -12,30 +12,7 @@ from sciTie.core import RunSummary
 from ._fitting import fit_linear_scheme, fit_poisson_restarts
 from .data import ion_channel_truth, load_earthquakes, load_ion_channel
 
-__all__ = ["run", "dwell_times"]
-
-
-def dwell_times(levels: np.ndarray) -> dict[int, np.ndarray]:
-    """Lengths of the runs of equal values in ``levels``, per value.
-
-    Parameters
-    ----------
-    levels : ndarray of int, shape (n_samples,)
-        A level sequence (e.g. the Viterbi group path).
-
-    Returns
-    -------
-    dict of int to ndarray
-        Run lengths (in samples) for each level; the first and last runs are dropped
-        (censored).
-    """
-    levels = np.asarray(levels)
-    change = np.flatnonzero(np.diff(levels)) + 1
-    starts = np.r_[0, change]
-    lengths = np.diff(np.r_[starts, levels.size])
-    vals = levels[starts]
-    keep = slice(1, -1) if len(starts) > 2 else slice(0, 0)
-    return {int(v): lengths[keep][vals[keep] == v] for v in np.unique(levels)}
+__all__ = ["run"]
 
 
 def _finite(value):
@@ -79,12 +56,10 @@ def _run_earthquakes(argv: Sequence[str]) -> RunSummary:
     best_K = min(rows, key=lambda r: r[4])[0]
     best = models[best_K]
     metrics["best_n_states_bic"] = int(best_K)
-    order = np.argsort(best.lambdas_[:, 0])
+    # one labelling everywhere (report, JSON, netCDF, figure): states by increasing rate
+    best.permute_states(np.argsort(best.lambdas_[:, 0]))
     unc = best.uncertainties(X)
-    se = dict(zip(unc["slot"].values, unc["slot_stderr"].values))
-    params = {f"lambda[{i}]": {"value": float(best.lambdas_[s, 0]),
-                               "stderr": _finite(se.get(f"emissions.lambdas[{s},0]"))}
-              for i, s in enumerate(order)}
+    params = unc.parameters(include_fixed=False)
     lines = ["Poisson HMMs of the annual counts of major earthquakes, 1900-2006",
              f"{'states':>6} {'logL':>12} {'k':>4} {'AIC':>10} {'BIC':>10}"]
     lines += [f"{K:>6d} {ll:>12.4f} {k:>4d} {aic:>10.3f} {bic:>10.3f}"
@@ -92,24 +67,19 @@ def _run_earthquakes(argv: Sequence[str]) -> RunSummary:
     lines += ["(published: -341.8787 for 2 states, -328.5275 for 3 states)",
               f"BIC chooses {best_K} states; state rates (observed-information "
               "standard errors):"]
-    lines += [f"    {k} = {v['value']:.4f} +/- {v['stderr']:.4f}" for k, v in params.items()]
-    lines += ["", best.report(X)]
+    lines += [f"    {k} = {v['value']:.4f} +/- {v['stderr']:.4f}" for k, v in params.items()
+              if k.startswith("lambdas")]
+    lines += ["", best.report()]
     result = best.to_xarray(X)
     result = result.assign_coords(year=("time", ds["year"].values))
     result.attrs["dataset"] = "earthquakes"
 
     def figure(path, _ds=ds, _m=best):
-        import matplotlib
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        path_states = _m.predict(X)
-        fig, ax = plt.subplots(figsize=(8, 3.2))
-        ax.plot(_ds["year"], X[:, 0], "o-", ms=3, lw=0.8, label="count")
-        ax.step(_ds["year"], _m.lambdas_[path_states, 0], where="mid", lw=2,
-                label=f"Viterbi state mean ({_m.n_components} states)")
-        ax.set_xlabel("year")
-        ax.set_ylabel("major earthquakes")
-        ax.legend(frameon=False)
+
+        axes = _m.plot(X, time=_ds["year"].values, time_unit="year")
+        axes[0].set_ylabel("major earthquakes per year")
+        fig = axes[0].figure
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -156,11 +126,10 @@ def _run_ion_channel(argv: Sequence[str]) -> RunSummary:
               "open_level": {"value": metrics["open_level_pA"], "stderr": None},
               "noise_sd": {"value": metrics["noise_sd_pA"], "stderr": None}}
     unc = tied.uncertainties(X)
-    se = dict(zip(unc["slot"].values, unc["slot_stderr"].values))
-    params["closed_level"]["stderr"] = _finite(se.get("emissions.means[0,0]"))
-    params["open_level"]["stderr"] = _finite(se.get("emissions.means[3,0]"))
+    params["closed_level"]["stderr"] = _finite(unc.error("means[0,0]"))
+    params["open_level"]["stderr"] = _finite(unc.error("means[3,0]"))
     for i, j in zip(*np.nonzero(off)):
-        s_ij = _finite(se.get(f"transitions.transmat[{i},{j}]"))
+        s_ij = _finite(unc.error(f"transmat[{i},{j}]"))
         params[f"k_{names[i]}->{names[j]}_per_ms"] = {
             "value": float(A[i, j] / dt), "stderr": None if s_ij is None else s_ij / dt}
     lines = [f"Synthetic ion channel, {n} samples ({n * dt:.0f} ms), scheme "
@@ -175,33 +144,24 @@ def _run_ion_channel(argv: Sequence[str]) -> RunSummary:
               f"{metrics['open_level_pA']:.4f} pA (true 1); noise sd "
               f"{metrics['noise_sd_pA']:.4f} (true {truth['noise_sd']})",
               f"BIC tied 5-state {metrics['bic']:.1f} vs 2-state {metrics['bic_two_state']:.1f}",
-              "", tied.report(X)]
+              "", tied.report()]
     result = tied.to_xarray(X)
     result = result.assign_coords(time_ms=("time", ds["time"].values))
     result["true_state"] = ("time", ds["state"].values)
     result.attrs["dataset"] = "ion-channel"
 
-    def figure(path, _X=X, _m=tied, _two=two):
-        import matplotlib
-        matplotlib.use("Agg")
+    def figure(path, _X=X, _m=tied):
         import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        w = slice(0, min(3000, len(_X)))
-        g = _m.state_to_group_[_m.predict(_X)]
-        axes[0].plot(np.arange(len(_X))[w] * dt, _X[w, 0], lw=0.4, color="0.6")
-        axes[0].step(np.arange(len(_X))[w] * dt, _m.means_[:, 0][np.where(g == 0, 0, 4)][w],
-                     color="C3", lw=1)
-        axes[0].set_xlabel("time (ms)")
-        axes[0].set_ylabel("current (pA)")
-        closed = dwell_times(g).get(0, np.array([]))
-        closed2 = dwell_times(_two.predict(_X)).get(0, np.array([]))
-        bins = np.logspace(0, np.log10(max(closed.max(initial=10), 10)) + 0.1, 30)
-        axes[1].hist(closed, bins=bins, histtype="step", label="tied 5-state Viterbi")
-        axes[1].hist(closed2, bins=bins, histtype="step", label="2-state Viterbi")
-        axes[1].set_xscale("log")
-        axes[1].set_xlabel("closed dwell (samples)")
-        axes[1].set_ylabel("count")
-        axes[1].legend(frameon=False)
+
+        fig = plt.figure(figsize=(11, 6.5))
+        grid = fig.add_gridspec(3, 2, height_ratios=[2, 1, 2])
+        top = [fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :])]
+        top[1].sharex(top[0])
+        _m.plot(_X, ax=np.array(top), time=np.arange(len(_X)) * dt, time_unit="ms",
+                max_points=3000)
+        top[0].set_ylabel("current (pA)")
+        bottom = [fig.add_subplot(grid[2, 0]), fig.add_subplot(grid[2, 1])]
+        _m.plot_dwell_times(_X, ax=np.array(bottom), dt=dt, time_unit="ms")
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)
