@@ -122,8 +122,8 @@ def test_short_training_lowers_loss_and_error(mode):
     first = np.mean([h["loss_total"] for h in model.history_[:10]])
     last = model.history_[-1]["loss_total"]
     assert last < 0.05 * first
-    assert model.result_.attrs["rel_l2"] < 0.3 * untrained.result_.attrs["rel_l2"]
-    ds = model.result_
+    assert model.result_.data.attrs["rel_l2"] < 0.3 * untrained.result_.data.attrs["rel_l2"]
+    ds = model.result_.data
     assert set(ds["u_pred"].dims) == {"t", "x"}
     # the reference field is the analytic solution sin(x - beta t), beta = 1, and the reported
     # error is recomputed from the prediction against that solution, not from the stored error
@@ -142,7 +142,7 @@ def test_time_marching_and_causal_weights_run_and_predict_piecewise():
     model = _small(convection(2.0), n_windows=2, causal_eps=1.0, n_causal_chunks=8,
                    time_features="fourier", n_time_features=4, adam_steps=60).fit()
     assert len(model.networks_) == 2
-    assert "causal_min_weight" in model.result_
+    assert "causal_min_weight" in model.result_.data
     # prediction at t in window 1 uses network 1
     with torch.no_grad():
         direct = model.networks_[1](torch.tensor([[0.5]], dtype=torch.float64),
@@ -271,7 +271,7 @@ def test_predict_before_fit():
 def test_float32_trains():
     m = _small(convection(1.0), dtype="float32", adam_steps=20).fit()
     assert next(m.networks_[0].parameters()).dtype == torch.float32
-    assert math.isfinite(m.result_.attrs["rel_l2"])
+    assert math.isfinite(m.result_.data.attrs["rel_l2"])
 
 
 def test_resume_from_finished_checkpoint_does_not_retrain(tmp_path):

@@ -139,7 +139,7 @@ def _small_tg(**kw):
 def test_taylor_green_short_training_metrics_against_exact_solution():
     untrained = _small_tg(adam_steps=0).fit()
     m = _small_tg(lm_steps=8).fit()
-    ds = m.result_
+    ds = m.result_.data
     assert ds["u_pred"].dims == ("t", "x", "y")
     x, y, t = ds.x.values, ds.y.values, ds.t.values
     X, Y = np.meshgrid(x, y, indexing="ij")
@@ -148,7 +148,7 @@ def test_taylor_green_short_training_metrics_against_exact_solution():
     err = np.sqrt(np.sum((ds.u_pred.values - u) ** 2) + np.sum((ds.v_pred.values - v) ** 2))
     rel = err / np.sqrt(np.sum(u ** 2) + np.sum(v ** 2))
     assert ds.attrs["rel_l2"] == pytest.approx(rel, rel=1e-10)
-    assert rel < 0.5 * untrained.result_.attrs["rel_l2"]
+    assert rel < 0.5 * untrained.result_.data.attrs["rel_l2"]
     # pressure error with the mean removed (gauge freedom)
     p = -0.25 * (np.cos(2 * X) + np.cos(2 * Y)) * F ** 2
     e = ds.p_pred.values - p
@@ -196,8 +196,8 @@ def test_mixed_problem_periodic_in_x_bounded_in_y():
               learning_rate=5e-3, eval_grid=(12, 9, 4), bc_weight=10.0, ic_weight=10.0)
     untrained = PeriodicPINN(p, adam_steps=0, **kw).fit()
     m = PeriodicPINN(p, adam_steps=150, lm_steps=10, **kw).fit()
-    ds = m.result_
-    assert ds.attrs["rel_l2"] < 0.5 * untrained.result_.attrs["rel_l2"]
+    ds = m.result_.data
+    assert ds.attrs["rel_l2"] < 0.5 * untrained.result_.data.attrs["rel_l2"]
     assert ds.attrs["periodicity_violation"] < 1e-12  # exact in x
     walls = m.predict(np.linspace(0, 6, 7)[:, None], np.array([0.0, math.pi]), 0.5)
     scale = np.abs(m.predict(1.0, math.pi / 2, 0.5))
@@ -209,7 +209,7 @@ def test_2d_allen_cahn_trains():
     m = PeriodicPINN(p, hidden=(16, 16), n_modes=2, n_collocation=256, n_initial=128,
                      adam_steps=100, lm_steps=5, learning_rate=5e-3, ic_weight=100.0,
                      eval_grid=(16, 16, 3)).fit()
-    ds = m.result_
+    ds = m.result_.data
     ref = p.reference(ds.x.values, ds.y.values, ds.t.values)
     rel = np.linalg.norm(ds.u_pred.values - ref) / np.linalg.norm(ref)
     assert ds.attrs["rel_l2"] == pytest.approx(rel, rel=1e-10) and rel < 0.6
@@ -262,7 +262,7 @@ def test_levenberg_marquardt_lowers_loss_far_below_adam():
     lm = PeriodicPINN(p, adam_steps=100, lm_steps=15, **kw).fit()
     assert [h["stage"] for h in lm.history_[-15:]] == [2] * 15 or lm.history_[-1]["stage"] == 2
     assert lm.history_[-1]["loss_total"] < 1e-2 * adam.history_[-1]["loss_total"]
-    assert lm.result_.attrs["rel_l2"] < 0.2 * adam.result_.attrs["rel_l2"]
+    assert lm.result_.data.attrs["rel_l2"] < 0.2 * adam.result_.data.attrs["rel_l2"]
 
 
 def test_resume_inside_levenberg_marquardt_is_bit_identical(tmp_path):

@@ -266,19 +266,19 @@ def test_plot_refuses_to_replace_an_image(tmp_path):
     png = tmp_path / "result.png"
     png.write_bytes(b"my figure")
     with pytest.raises(OutputExistsError, match="result.png"):
-        plot_result(m.result_, png)
+        plot_result(m.result_.data, png)
     assert png.read_bytes() == b"my figure"
-    plot_result(m.result_, png, overwrite=True)
+    plot_result(m.result_.data, png, overwrite=True)
     assert png.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(IsADirectoryError):
-        plot_result(m.result_, tmp_path)
+        plot_result(m.result_.data, tmp_path)
     with pytest.raises(ValidationError, match="output"):
-        plot_result(m.result_, output="v")
+        plot_result(m.result_.data, output="v")
 
 
 def test_plot_has_labelled_colour_bars_and_loss_against_iterations():
     m = _tiny(lbfgs_steps=20).fit()
-    fig = plot_result(m.result_)
+    fig = plot_result(m.result_.data)
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert "u (PINN prediction)" in labels and any("error" in lab for lab in labels)
     loss_ax = [ax for ax in fig.axes if ax.get_ylabel() == "loss"][0]

@@ -142,8 +142,13 @@ class PeriodicPINN:
         (the PDE as a tie); see :mod:`sciTie.pinn._uncertainty`.
     history_ : list of dict
         One record per Adam step, L-BFGS chunk or Levenberg-Marquardt iteration.
-    result_ : xarray.Dataset
-        Evaluation on the grid (see :meth:`evaluate`).
+    group_ : sciTie.ParameterGroup
+        The physical parameters: every PDE coefficient and the period of every periodic
+        coordinate, free where learnt from data.
+    result_ : sciTie.FitResult
+        Parameters with standard errors (learnt ones), statistics (``rel_l2``,
+        ``periodicity_violation``, ``final_loss`` ...), and the evaluation grid of
+        :meth:`evaluate` as ``result_.data``.
     fit_seconds_ : float
         Wall time of the training in the last ``fit`` call.
     fit_cpu_seconds_ : float
@@ -521,8 +526,69 @@ class PeriodicPINN:
                 coefficients or self.trainable_frequency):
             with torch_threads(plan.threads):
                 self.uncertainty_ = self._laplace(trainer, observations)
-        self.result_ = self.evaluate(*plan.eval_grid)
+        self._build_result(observations)
         return self
+
+    def _build_result(self, observations: Observations | None) -> None:
+        from ._results import build_result, physical_group
+
+        plan = self._plan
+        self.group_ = physical_group(self.problem, self.periods_, self.coefficients_,
+                                     bool(self.trainable_frequency))
+        data = self.evaluate(*plan.eval_grid)
+        stages = [name for name, n in (("Adam", plan.n_adam), ("L-BFGS", plan.n_lbfgs),
+                                       ("Levenberg-Marquardt", plan.n_lm)) if n > 0]
+        hist = self.history_
+        ndata = (int(observations.points.shape[0]) if observations is not None
+                 else int(self.n_collocation) * plan.n_windows)
+        self.result_ = build_result(
+            group=self.group_, uncertainty=self.uncertainty_, data=data, ndata=ndata,
+            method=" + ".join(stages) + f", {plan.n_windows} time window(s)",
+            seconds=self.fit_seconds_, n_steps=int(sum(h.get("iterations", 1) for h in hist)),
+            final_loss=hist[-1]["loss_total"] if hist else float("nan"),
+            attrs={k: v for k, v in data.attrs.items()
+                   if k in ("model", "sciTie_version", "created", "python_version",
+                            "numpy_version", "settings", "random_seed", "inputs")})
+
+    # ------------------------------------------------------------------ results
+    def report(self) -> str:
+        """The fit report: settings, figures of merit, coefficients and periods (learnt ones
+        with their standard errors).
+
+        Returns
+        -------
+        str
+        """
+        self._check_fitted("report")
+        p = self.problem
+        head = (f"Periodic PINN, problem {p.name!r} ({self.mode} periodicity in "
+                f"{', '.join(p.periodic) or 'no coordinate'}), {len(self.networks_)} time "
+                f"window(s), hidden {tuple(int(h) for h in self.hidden)}")
+        return head + "\n" + self.result_.report()
+
+    def to_xarray(self) -> xr.Dataset:
+        """The result as one Dataset: fields, errors and loss history with the parameters,
+        their covariance, statistics and provenance (``result_.to_xarray()``).
+
+        Returns
+        -------
+        xarray.Dataset
+        """
+        self._check_fitted("to_xarray")
+        return self.result_.to_xarray()
+
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Plot the result (see :func:`plot_result`): the whole figure, or one panel into ``ax``.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Draw one panel (``panel="pred" | "ref" | "error" | "loss"``) there.
+        **kwargs
+            Passed to :func:`plot_result`.
+        """
+        self._check_fitted("plot")
+        return self.result_.plot(ax=ax, **kwargs)
 
     def _laplace(self, trainer: Trainer, observations: Observations):
         from ._functional import WindowParameters

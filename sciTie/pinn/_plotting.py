@@ -73,8 +73,34 @@ def _coord_label(ds: xr.Dataset, c: str) -> str:
     return f"{c} [{attrs['units']}]" if "units" in attrs else c
 
 
+def _field_panel(fig: Any, ax: Any, ds: xr.Dataset, key: str, title: str) -> None:
+    da = ds[key]
+    two_d = "y" in da.dims
+    if two_d:
+        data = da.isel(t=-1).transpose("y", "x").values
+        xs, ys = ds["x"].values, ds["y"].values
+        title += f", t = {float(ds['t'][-1]):.3g}"
+    else:
+        data = da.transpose("x", "t").values
+        xs, ys = ds["t"].values, ds["x"].values
+    is_err = key.endswith("_error")
+    lim = float(np.max(np.abs(data))) if is_err else None
+    mesh = ax.pcolormesh(xs, ys, data, shading="auto", cmap="RdBu_r" if is_err else "viridis",
+                         vmin=-lim if lim else None, vmax=lim if lim else None)
+    if two_d:
+        ax.set_xlabel(_coord_label(ds, "x"))
+        ax.set_ylabel(_coord_label(ds, "y"))
+        ax.set_aspect("equal")
+    else:
+        ax.set_xlabel(_coord_label(ds, "t"))
+        ax.set_ylabel(_coord_label(ds, "x"))
+    ax.set_title(title)
+    cbar = fig.colorbar(mesh, ax=ax, shrink=0.9)
+    cbar.set_label(_label(ds, key))
+
+
 def plot_result(ds: xr.Dataset, path: str | Path | None = None, *, overwrite: bool = False,
-                output: str | None = None) -> Any:
+                output: str | None = None, ax: Any = None, panel: str = "pred") -> Any:
     """Prediction, reference, pointwise error and loss history in one figure.
 
     1-D problems are drawn in the ``(t, x)`` plane; 2-D problems as ``(x, y)`` snapshots at the
@@ -83,17 +109,21 @@ def plot_result(ds: xr.Dataset, path: str | Path | None = None, *, overwrite: bo
     Parameters
     ----------
     ds : xarray.Dataset
-        A result of :meth:`PeriodicPINN.evaluate`.
+        A result of :meth:`PeriodicPINN.evaluate` (``model.result_.data``).
     path : str or Path, optional
         Save the figure there (format from the suffix, PNG by default), atomically.
     overwrite : bool, optional
         Replace an existing file at ``path`` (default False: refuse).
     output : str, optional
         Which output to draw (default: the first).
+    ax : matplotlib Axes, optional
+        Draw only one panel into this axes (see ``panel``) and return the axes.
+    panel : {"pred", "ref", "error", "loss"}, optional
+        The panel drawn into ``ax`` (default ``"pred"``).
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure, or the axes when ``ax`` is given
 
     Raises
     ------
@@ -111,39 +141,30 @@ def plot_result(ds: xr.Dataset, path: str | Path | None = None, *, overwrite: bo
         raise ValidationError(f"output must be one of {preds}; got {output!r}")
     if path is not None:
         io.check_targets([path], overwrite=overwrite, what="plot path")
+    if ax is not None:
+        titles = {"pred": "PINN prediction", "ref": "reference", "error": "error (pred - ref)"}
+        if panel == "loss":
+            plot_loss(ds, ax)
+        elif panel in titles:
+            key = f"{name}_{panel}"
+            if key not in ds:
+                raise ValidationError(f"ds has no {key!r} (no reference?)")
+            _field_panel(ax.figure, ax, ds, key, titles[panel])
+        else:
+            raise ValidationError(f"panel must be 'pred', 'ref', 'error' or 'loss'; got "
+                                  f"{panel!r}")
+        if path is not None:
+            io.save_figure(ax.figure, path, overwrite=overwrite, dpi=110)
+        return ax
     panels = [(f"{name}_pred", "PINN prediction")]
     if f"{name}_ref" in ds:
         panels += [(f"{name}_ref", "reference"), (f"{name}_error", "error (pred - ref)")]
     has_loss = "loss_total" in ds
-    two_d = "y" in ds[f"{name}_pred"].dims
     n = len(panels) + int(has_loss)
     fig = _new_figure(n, 4.4, 3.6, use_pyplot=path is None)
     axes = [fig.add_subplot(1, n, i + 1) for i in range(n)]
-    for ax, (key, title) in zip(axes, panels):
-        da = ds[key]
-        if two_d:
-            da = da.isel(t=-1)
-            data = da.transpose("y", "x").values
-            xs, ys = ds["x"].values, ds["y"].values
-            title += f", t = {float(ds['t'][-1]):.3g}"
-        else:
-            data = da.transpose("x", "t").values
-            xs, ys = ds["t"].values, ds["x"].values
-        is_err = key.endswith("_error")
-        lim = float(np.max(np.abs(data))) if is_err else None
-        mesh = ax.pcolormesh(xs, ys, data, shading="auto",
-                             cmap="RdBu_r" if is_err else "viridis",
-                             vmin=-lim if lim else None, vmax=lim if lim else None)
-        if two_d:
-            ax.set_xlabel(_coord_label(ds, "x"))
-            ax.set_ylabel(_coord_label(ds, "y"))
-            ax.set_aspect("equal")
-        else:
-            ax.set_xlabel(_coord_label(ds, "t"))
-            ax.set_ylabel(_coord_label(ds, "x"))
-        ax.set_title(title)
-        cbar = fig.colorbar(mesh, ax=ax, shrink=0.9)
-        cbar.set_label(_label(ds, key))
+    for a, (key, title) in zip(axes, panels):
+        _field_panel(fig, a, ds, key, title)
     if has_loss:
         plot_loss(ds, axes[-1])
     if "rel_l2" in ds.attrs:

@@ -71,7 +71,7 @@ def run(name: str, argv: Sequence[str]) -> RunSummary:
                          n_threads=args.threads, checkpoint=args.checkpoint,
                          progress=args.progress, **settings)
     model.fit(resume=args.resume)
-    ds = model.result_
+    ds = model.result_.data
     metrics = {
         "rel_l2": ds.attrs["rel_l2"],
         "periodicity_violation": ds.attrs["periodicity_violation"],
