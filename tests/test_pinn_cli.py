@@ -62,5 +62,53 @@ def test_cli_run_allen_cahn_soft_and_bad_options(monkeypatch):
     assert "pinn_allen_cahn" in s.datasets
     with pytest.raises(ValueError, match="unknown option"):
         run("convection", ["--quick", "--bogus"])
-    with pytest.raises(ValueError, match="convection"):
+    with pytest.raises(ValueError, match="taylor-green"):
         run("pbso4", [])
+
+
+def test_cli_fit_taylor_green_json_metrics_against_exact(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCITIE_PINN_BUDGET", "0.5")
+    out = tmp_path / "tg.json"
+    assert main(["fit", "taylor-green", "--quick", "--json", str(out),
+                 "--out", str(tmp_path / "res")]) == 0
+    data = json.loads(out.read_text())
+    m = data["metrics"]
+    assert {"rel_l2", "periodicity_violation"} <= set(m) and data["seconds"] > 0
+    assert m["periodicity_violation"] < 1e-12
+    ds = xr.load_dataset(tmp_path / "res" / "pinn_taylor_green.nc")
+    x, y, t = ds.x.values, ds.y.values, ds.t.values
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    F = np.exp(-0.2 * t)[:, None, None]
+    u, v = -np.cos(X) * np.sin(Y) * F, np.sin(X) * np.cos(Y) * F
+    up = ds["u_pred"].transpose("t", "x", "y").values
+    vp = ds["v_pred"].transpose("t", "x", "y").values
+    rel = np.sqrt(np.sum((up - u) ** 2) + np.sum((vp - v) ** 2) / 1.0) / np.sqrt(
+        np.sum(u ** 2) + np.sum(v ** 2))
+    assert m["rel_l2"] == pytest.approx(rel, rel=1e-9) and rel < 0.5
+    # provenance and parameters travel with the netCDF
+    assert "sciTie_version" in ds.attrs and ds.attrs["model"] == "PeriodicPINN"
+    assert float(ds["slot_value"].sel(slot="nu")) == 0.1
+    assert data["parameters"]["period_x"]["value"] == pytest.approx(2 * np.pi)
+
+
+def test_cli_inverse_learns_the_convection_speed(monkeypatch):
+    monkeypatch.setenv("SCITIE_PINN_BUDGET", "1")
+    s = run("convection", ["--beta", "3", "--learn", "beta", "--noise", "0.05", "--quick"])
+    m = s.metrics
+    assert m["true_beta"] == 3.0 and m["learnt_beta_stderr"] > 0
+    assert abs(m["learnt_beta"] - 3.0) < 5 * m["learnt_beta_stderr"]
+    assert s.parameters["beta"]["status"] == "free"
+    assert s.parameters["beta"]["stderr"] == pytest.approx(m["learnt_beta_stderr"])
+    assert "learnt beta" in s.report
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--learn", "gamma"], "not a coefficient"), (["--learn", "period_y"], "period_y"),
+    (["--learn", "beta", "--start", "1", "2"], "--start"), (["--noise", "-1", "--learn", "beta"],
+                                                             "--noise"),
+])
+def test_cli_inverse_bad_options(argv, match):
+    from sciTie.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=match):
+        run("convection", ["--quick", *argv])

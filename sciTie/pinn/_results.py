@@ -64,7 +64,8 @@ def build_result(*, group: ParameterGroup, uncertainty: Any, data: xr.Dataset, n
     """
     free = group.free_names
     x = group.pack()
-    covar = None
+    # nothing free (a forward problem): an empty covariance, not a missing one
+    covar = np.zeros((0, 0)) if not free else None
     if uncertainty is not None and free:
         order = [uncertainty.names.index(n) for n in free]
         covar = uncertainty.covariance[np.ix_(order, order)]

@@ -9,7 +9,8 @@ import xarray as xr
 
 from ._etdrk4 import etdrk4_solve, fourier_interpolate
 
-__all__ = ["load_convection", "load_allen_cahn", "synthetic_observations"]
+__all__ = ["load_convection", "load_allen_cahn", "load_taylor_green", "load_allen_cahn_2d",
+           "synthetic_observations"]
 
 
 def _grid_size(value: int, what: str, minimum: int = 2) -> int:
@@ -151,3 +152,72 @@ def synthetic_observations(problem: Any, n_points: int, noise_std: float, *,
                 y[sel] = np.diagonal(field)
     X = np.column_stack(space + [times[which]])
     return X, y + noise * rng.standard_normal(n)
+
+
+def load_taylor_green(*, nu: float = 0.1, n_x: int = 64, n_y: int = 64,
+                      n_t: int = 11) -> xr.Dataset:
+    """Exact Taylor-Green vortex on ``[0, 2 pi]^2 x [0, 1]`` (see :func:`taylor_green`).
+
+    Parameters
+    ----------
+    nu : float, optional
+        Kinematic viscosity (default 0.1).
+    n_x, n_y, n_t : int, optional
+        Grid sizes (both ends included).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``u``, ``v``, ``p`` on dims ``(t, x, y)``.
+    """
+    from ._problems import taylor_green
+
+    p = taylor_green(nu)
+    x = np.linspace(0, 2 * math.pi, _grid_size(n_x, "n_x"))
+    y = np.linspace(0, 2 * math.pi, _grid_size(n_y, "n_y"))
+    t = np.linspace(0, 1, _grid_size(n_t, "n_t"))
+    ref = p.reference(x, y, t)
+    names = {"u": "x velocity", "v": "y velocity", "p": "pressure (density 1)"}
+    return xr.Dataset(
+        {k: (("t", "x", "y"), ref[k], {"long_name": names[k]}) for k in ("u", "v", "p")},
+        coords={"t": t, "x": x, "y": y},
+        attrs={"title": "Taylor-Green vortex (incompressible Navier-Stokes)", "nu": float(nu),
+               "source": "exact solution u = -cos x sin y F, v = sin x cos y F, "
+                         "p = -(cos 2x + cos 2y) F^2 / 4, F = exp(-2 nu t)",
+               "generated_by": "sciTie.pinn.data.load_taylor_green"})
+
+
+def load_allen_cahn_2d(*, eps: float = 0.01, gamma: float = 5.0, n_x: int = 64, n_y: int = 64,
+                       n_t: int = 11, n_points: int = 128, dt: float = 2e-3) -> xr.Dataset:
+    """ETDRK4 reference of the 2-D Allen-Cahn problem (see :func:`allen_cahn_2d`).
+
+    Parameters
+    ----------
+    eps, gamma : float, optional
+        Coefficients (defaults 0.01 and 5).
+    n_x, n_y, n_t : int, optional
+        Output grid sizes (both ends included).
+    n_points : int, optional
+        Solver grid per coordinate (default 128).
+    dt : float, optional
+        Solver time step (default 2e-3).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``u`` on dims ``(t, x, y)``.
+    """
+    from ._problems import allen_cahn_2d
+
+    p = allen_cahn_2d(eps, gamma, n_points=n_points, dt=dt)
+    x = np.linspace(-1, 1, _grid_size(n_x, "n_x"))
+    y = np.linspace(-1, 1, _grid_size(n_y, "n_y"))
+    t = np.linspace(0, 1, _grid_size(n_t, "n_t"))
+    return xr.Dataset(
+        {"u": (("t", "x", "y"), p.reference(x, y, t), {"long_name": "u(x, y, t)"})},
+        coords={"t": t, "x": x, "y": y},
+        attrs={"title": "2-D periodic Allen-Cahn u_t - eps (u_xx + u_yy) + gamma (u^3 - u) = 0",
+               "eps": float(eps), "gamma": float(gamma),
+               "initial_condition": "x^2 cos(pi x) + y^2 cos(pi y)",
+               "source": p.reference_source,
+               "generated_by": "sciTie.pinn.data.load_allen_cahn_2d"})
