@@ -242,7 +242,7 @@ def test_per_point_rows_and_jacobian_match_autograd_and_finite_differences(probl
     rows, jac = wp.rows(loss, x, batch, None, None, jacobian=True)
     bnets = {k.split(":")[1]: m for k, m in modules.items() if k != "net"}
     terms = loss.terms(net, bnets, batch)
-    assert float(rows @ rows) == pytest.approx(float(terms["total"]), rel=1e-11)
+    assert float(rows @ rows) == pytest.approx(float(terms["total"].detach()), rel=1e-11)
     rng = np.random.default_rng(0)
     h = 1e-6
     for j in rng.choice(x.numel(), 5, replace=False):

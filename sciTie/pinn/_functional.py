@@ -111,11 +111,18 @@ class WindowParameters:
                                        data_outputs)
 
             in_dims = (None, 0, 0 if extra is not None else None)
-            r = vmap(point, in_dims=in_dims)(vector, points, extra)
+            if jacobian:  # the rows come with their Jacobian (one pass)
+                def with_value(vec, z, e, _point=point):
+                    r = _point(vec, z, e)
+                    return r, r.detach()
+
+                j, r = vmap(jacrev(with_value, has_aux=True), in_dims=in_dims)(vector, points,
+                                                                                 extra)
+            else:
+                r = vmap(point, in_dims=in_dims)(vector, points, extra)
             s = scale if not isinstance(scale, torch.Tensor) else scale[:, None]
             all_rows.append((r * s).reshape(-1))
             if jacobian:
-                j = vmap(jacrev(point), in_dims=in_dims)(vector, points, extra)
                 all_jacs.append((j * (s if not isinstance(s, torch.Tensor)
                                       else s[:, :, None])).reshape(-1, vector.numel()))
         rows = torch.cat(all_rows)

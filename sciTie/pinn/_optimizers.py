@@ -133,23 +133,28 @@ def run_lbfgs(obj: Objective, n_iter: int, n_collocation: int, state: dict | Non
             obj.save("lbfgs", done, opt.state_dict(), batch)
 
 
-def _solve_damped(jac: torch.Tensor, rows: torch.Tensor, damping: float) -> torch.Tensor:
-    """The Levenberg step ``-(J^T J + damping I)^{-1} J^T r``, in whichever of the primal or the
-    dual form (``-J^T (J J^T + damping I)^{-1} r``) is the smaller system."""
-    n_rows, n_par = jac.shape
-    if n_rows >= n_par:
-        a = jac.T @ jac
+class _DampedSystem:
+    """The Levenberg step ``-(J^T J + damping I)^{-1} J^T r`` for several dampings.
+
+    The Gram matrix is formed once per iteration, in whichever of the primal (``J^T J``) or
+    dual (``J J^T``, step ``-J^T (J J^T + damping I)^{-1} r``) forms is smaller; each damping
+    then costs one Cholesky factorisation.
+    """
+
+    def __init__(self, jac: torch.Tensor, rows: torch.Tensor) -> None:
+        self.jac = jac
+        self.primal = jac.shape[0] >= jac.shape[1]
+        self.gram = jac.T @ jac if self.primal else jac @ jac.T
+        self.rhs = (jac.T @ rows) if self.primal else rows
+
+    def step(self, damping: float) -> torch.Tensor | None:
+        a = self.gram.clone()
         a.diagonal().add_(damping)
         chol, info = torch.linalg.cholesky_ex(a)
         if int(info) != 0:
-            return torch.full((n_par,), float("nan"), dtype=jac.dtype, device=jac.device)
-        return -torch.cholesky_solve((jac.T @ rows)[:, None], chol)[:, 0]
-    a = jac @ jac.T
-    a.diagonal().add_(damping)
-    chol, info = torch.linalg.cholesky_ex(a)
-    if int(info) != 0:
-        return torch.full((n_par,), float("nan"), dtype=jac.dtype, device=jac.device)
-    return -(jac.T @ torch.cholesky_solve(rows[:, None], chol)[:, 0])
+            return None
+        sol = torch.cholesky_solve(self.rhs[:, None], chol)[:, 0]
+        return -sol if self.primal else -(self.jac.T @ sol)
 
 
 def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
@@ -185,10 +190,11 @@ def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
         x = wp.flat()
         rows, jac = wp.rows(obj.loss, x, batch, obj.data, causal, jacobian=True)
         loss = float(rows @ rows)
+        system = _DampedSystem(jac, rows)
         accepted = False
         while damping <= max_damping:
-            step = _solve_damped(jac, rows, damping)
-            if bool(torch.isfinite(step).all()):
+            step = system.step(damping)
+            if step is not None and bool(torch.isfinite(step).all()):
                 trial, _ = wp.rows(obj.loss, x + step, batch, obj.data, causal, jacobian=False)
                 new = float(trial @ trial)
                 if new < loss:
