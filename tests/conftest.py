@@ -39,6 +39,13 @@ def pbso4_dir(shared_data_dir):
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Notebooks belong to the slow tier (``-m slow``), like the demo and the docs build."""
+    for item in items:
+        if item.get_closest_marker("notebook") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def execute_notebook(monkeypatch, tmp_path):
     """Run ``notebooks/<name>`` in a fresh kernel and return the text of its outputs.

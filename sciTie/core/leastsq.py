@@ -14,7 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
-from .group import ParameterGroup, SlotValues, _Compiled
+from ._layout import SlotValues, _Compiled
+from .group import ParameterGroup
 from .result import FitResult
 from .statistics import covariance_from_jacobian
 

@@ -15,7 +15,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import FitWarning, ValidationError
-from .group import FIXED, FREE, ParameterGroup
+from ._links import FIXED, FREE
+from .group import ParameterGroup
 from .statistics import information_criteria, standard_errors
 
 __all__ = ["FitResult"]

@@ -112,7 +112,7 @@ def _selection_shape(group: "ParameterGroup", name: str, statement: str) -> tupl
     try:
         return tuple(group._select(name).shape)
     except (KeyError, ValueError) as exc:
-        raise ValidationError(f"tie statement {statement!r}: {exc}") from None
+        raise ValidationError(f"tie statement {statement!r}: {exc.args[0]}") from None
 
 
 def _known(group: "ParameterGroup", name: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core import ParameterGroup
-from ..core.group import EXPR, FIXED, FREE, LINEAR, _LinearLink
+from ..core._links import EXPR, FIXED, FREE, LINEAR, _LinearLink
 from ..errors import ValidationError
 from ._tying import validate_partition, validate_transition_groups
 

@@ -185,17 +185,20 @@ class ReportMixin:
                     H[i, j] = H[j, i] = (loglik(x0 + ei + ej) - loglik(x0 + ei - ej)
                                          - loglik(x0 - ei + ej) + loglik(x0 - ei - ej)
                                          ) / (4 * h[i] * h[j])
-        cov = covariance_from_information(-H, pg.free_names)
+        reduced = covariance_from_information(-H, pg.free_names)
+        full_names = self.group_.free_names
+        cov = None
+        if reduced is not None:
+            # parameters held at a boundary keep their place with zero variance, so the
+            # result still counts every free parameter (AIC/BIC) and names them
+            cov = np.zeros((len(full_names), len(full_names)))
+            idx = np.array([full_names.index(n) for n in pg.free_names], dtype=np.intp)
+            cov[np.ix_(idx, idx)] = reduced
         method = ("observed information (central differences of the "
                   + ("analytic score)" if self._has_slot_gradient() else "log-likelihood)"))
-        result = FitResult.from_covariance(
-            pg, x0, covar=cov, ndata=self.result_.ndata, model=self.result_.model,
-            method=self.result_.method, success=self.result_.success,
-            message=self.result_.message, nfev=self.result_.nfev, seconds=self.result_.seconds,
-            log_likelihood=self.result_.log_likelihood,
-            statistics={**self.result_.statistics, "uncertainty_method": method,
-                        "held_at_boundary": ", ".join(at_edge) or "none"},
-            attrs=dict(self.result_.attrs), plotter=self.result_.plotter, warn_bounds=False)
+        result = self.result_.with_covariance(
+            cov, statistics={**self.result_.statistics, "uncertainty_method": method,
+                             "held_at_boundary": ", ".join(at_edge) or "none"})
         self.result_ = result
         return result
 
