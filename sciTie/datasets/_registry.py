@@ -75,14 +75,11 @@ REGISTRY: dict[str, DatasetEntry] = {
             "taylor-green",
             "Taylor-Green vortex, 2-D incompressible Navier-Stokes on a torus, exact solution",
             loader="sciTie.pinn.data:load_taylor_green",
-            fitter="sciTie.pinn.cli:run",
-            demo_argv=("--quick",),
         ),
         DatasetEntry(
             "allen-cahn-2d",
             "2-D periodic Allen-Cahn equation, ETDRK4 spectral reference",
             loader="sciTie.pinn.data:load_allen_cahn_2d",
-            fitter="sciTie.pinn.cli:run",
         ),
     )
 }
