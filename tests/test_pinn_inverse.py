@@ -26,6 +26,7 @@ def _profile_stderr(X, beta, noise):
     return noise / np.sqrt(np.sum(X[:, 1] ** 2 * np.cos(X[:, 0] - beta * X[:, 1]) ** 2))
 
 
+@pytest.mark.slow
 def test_convection_speed_learnt_with_exact_uncertainty():
     noise = 0.05
     m, X = _convection_fit(noise, 0, noise_std=noise)
@@ -38,6 +39,7 @@ def test_convection_speed_learnt_with_exact_uncertainty():
     assert m.result_.data.attrs["rel_l2"] < 0.05  # the field is learnt as well
 
 
+@pytest.mark.slow
 def test_uncertainty_scales_with_noise_and_noise_is_estimated():
     # stderr proportional to the noise (estimated from the misfit when not given), the truth
     # inside a few standard errors at every level
@@ -59,6 +61,7 @@ def _wave(period_guess):
                       name="wave", parameters={"c": 0.5}, periods={"x": period_guess})
 
 
+@pytest.mark.slow
 def test_unknown_spatial_period_learnt_with_uncertainty():
     # a travelling wave of unknown wavelength P = 1.3 seen through 200 noisy points on a window
     # of about three periods; the initial condition is unknown too (ic_weight=0)

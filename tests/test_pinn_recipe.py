@@ -48,7 +48,7 @@ def test_load_taylor_green_is_the_exact_solution():
 
 
 def test_cli_fit_convection_json(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCITIE_PINN_BUDGET", "0.5")
+    monkeypatch.setenv("SCITIE_PINN_BUDGET", "0.25")
     out = tmp_path / "summary.json"
     assert main(["fit", "convection", "--quick", "--beta", "2", "--json", str(out),
                  "--out", str(tmp_path / "res")]) == 0
