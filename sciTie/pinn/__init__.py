@@ -17,12 +17,13 @@ from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, semil
                         taylor_green)
 from ._recipes import recommended_settings
 from ._settings import budget_multiplier
-from ._tying import periodic_tie_group
+from ._tying import periodic_tie_group, window_group
 
 __all__ = [
     "PeriodicEmbedding", "FourierTimeFeatures", "PeriodicTimeFeatures",
     "etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
     "wavenumbers", "Fields", "PINNNetwork", "BoundaryNetwork", "PDEProblem", "convection",
     "allen_cahn", "allen_cahn_2d", "taylor_green", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
-    "budget_multiplier", "periodic_tie_group", "plot_result", "recommended_settings",
+    "budget_multiplier", "periodic_tie_group", "window_group", "plot_result",
+    "recommended_settings",
 ]

@@ -24,7 +24,7 @@ __all__ = ["MAGIC", "VERSION", "save_checkpoint", "read_checkpoint", "prepare_ch
            "settings_key", "check_module_state"]
 
 MAGIC = "sciTie.pinn.PeriodicPINN checkpoint"
-VERSION = 2
+VERSION = 3
 STAGES = ("adam", "lbfgs", "lm", "done")
 
 
@@ -85,8 +85,8 @@ def _check_structure(path: Path, state: dict[str, Any], n_windows: int) -> None:
         if not cond:
             raise _fail(path, f"malformed checkpoint: {what}")
 
-    for key in ("settings", "window", "stage", "step", "networks", "boundary_networks",
-                "coefficients", "optimizer", "generator", "batch", "history"):
+    for key in ("settings", "window", "stage", "step", "networks", "tied", "optimizer",
+                "generator", "batch", "history"):
         need(key in state, f"missing entry {key!r}")
     need(isinstance(state["settings"], str), "'settings' must be text")
     need(isinstance(state["window"], int) and 0 <= state["window"] < n_windows,
@@ -100,10 +100,8 @@ def _check_structure(path: Path, state: dict[str, Any], n_windows: int) -> None:
          "network list does not match the recorded window")
     need(all(isinstance(n, dict) and all(isinstance(v, torch.Tensor) for v in n.values())
              for n in nets), "networks must be tensor dictionaries")
-    need(isinstance(state["boundary_networks"], list), "'boundary_networks' must be a list")
-    need(isinstance(state["coefficients"], dict) and all(
-        isinstance(v, torch.Tensor) for v in state["coefficients"].values()),
-        "'coefficients' must map names to tensors")
+    need(isinstance(state["tied"], list) and all(isinstance(t, dict) for t in state["tied"]),
+         "'tied' must be a list of parameter-group states")
     need(isinstance(state["generator"], torch.Tensor)
          and state["generator"].dtype == torch.uint8, "generator state must be a byte tensor")
     need(state["batch"] is None or (isinstance(state["batch"], dict) and all(

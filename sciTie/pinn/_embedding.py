@@ -65,8 +65,19 @@ class _PeriodicAxis(nn.Module):
     def out_features(self) -> int:
         return 2 * self.n_modes
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arg = (x - self.x0) * (self.frequency.to(x.dtype) * self.harmonics.to(x.dtype))
+    def harmonic_frequencies(self) -> torch.Tensor:
+        """The K frequencies ``k w`` (the slots of the tie ``G w``)."""
+        return self.frequency * self.harmonics
+
+    def set_frequency(self, w: float) -> None:
+        """Set ``w`` (for example the value a model trained through its parameter group)."""
+        with torch.no_grad():
+            self.frequency.fill_(float(w))
+
+    def forward(self, x: torch.Tensor, frequencies: torch.Tensor | None = None) -> torch.Tensor:
+        if frequencies is None:
+            frequencies = self.harmonic_frequencies()
+        arg = (x - self.x0) * frequencies.to(x.dtype)
         return torch.cat([torch.cos(arg), torch.sin(arg)], dim=-1)
 
 
@@ -174,14 +185,26 @@ class PeriodicEmbedding(nn.Module):
         """Number of output features (``2 K`` per periodic column, 1 per other column)."""
         return sum(a.out_features for a in self.axes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of shape ``(n, out_features)`` for ``x`` of shape ``(n, n_inputs)``."""
+    def forward(self, x: torch.Tensor,
+                frequencies: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+        """Features of shape ``(n, out_features)`` for ``x`` of shape ``(n, n_inputs)``.
+
+        ``frequencies`` optionally gives the K harmonic frequencies of periodic column ``i``
+        (a model trained through a parameter group computes them from its free period).
+        """
         if not isinstance(x, torch.Tensor):
             raise ValidationError(f"x must be a torch.Tensor; got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise ValidationError(f"x must have shape (n, {self.n_inputs}); got "
                                   f"{tuple(x.shape)}")
-        return torch.cat([a(x[:, i:i + 1]) for i, a in enumerate(self.axes)], dim=-1)
+        feats = []
+        for i, a in enumerate(self.axes):
+            if isinstance(a, _PeriodicAxis):
+                feats.append(a(x[:, i:i + 1], None if frequencies is None
+                               else frequencies.get(i)))
+            else:
+                feats.append(a(x[:, i:i + 1]))
+        return torch.cat(feats, dim=-1)
 
 
 class FourierTimeFeatures(nn.Module):

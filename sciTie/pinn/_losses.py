@@ -157,33 +157,30 @@ class PINNLoss:
         Periodicity mode: soft and shared add face terms for every periodic coordinate.
     weights : LossWeights
         Term weights.
-    parameters : mapping
-        PDE coefficients handed to the residual (numbers, or tensors being learnt).
+
+    The network, its PDE coefficients and shared boundary networks come in as a
+    :class:`~sciTie.pinn._window.Bound` window (its parameter group's slot values).
     """
 
-    def __init__(self, problem: PDEProblem, mode: str, weights: LossWeights,
-                 parameters: Mapping[str, Any]) -> None:
+    def __init__(self, problem: PDEProblem, mode: str, weights: LossWeights) -> None:
         self.problem = problem
         self.mode = mode
         self.weights = weights
-        self.parameters = dict(parameters)
         self.coordinates = problem.coordinates
         self.outputs = problem.outputs
 
     # -------------------------------------------------------------- fields at points
-    def batch_fields(self, net: nn.Module, z: torch.Tensor) -> Fields:
+    def batch_fields(self, bound: Any, z: torch.Tensor) -> Fields:
         """Fields at a batch of points (autograd derivatives)."""
         cols = [z[:, i:i + 1].detach().requires_grad_(True) for i in range(z.shape[1])]
-        values = net.forward_points(torch.cat(cols, dim=1))
+        values = bound.forward_points(torch.cat(cols, dim=1))
         return Fields(values, dict(zip(self.coordinates, cols)), outputs=self.outputs,
-                      parameters=self.parameters)
+                      parameters=bound.parameters)
 
-    def point_fields(self, fn: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
-                     coefficients: Mapping[str, torch.Tensor]) -> PointFields:
-        """Fields at one point (``torch.func`` derivatives); ``coefficients`` override
-        :attr:`parameters` (learnt coefficients as functional inputs)."""
-        return PointFields(fn, z, self.coordinates, outputs=self.outputs,
-                           parameters={**self.parameters, **coefficients})
+    def point_fields(self, bound: Any, z: torch.Tensor) -> PointFields:
+        """Fields at one point (``torch.func`` derivatives)."""
+        return PointFields(bound.forward_points, z, self.coordinates, outputs=self.outputs,
+                           parameters=bound.parameters)
 
     # -------------------------------------------------------------- rows (any backend)
     def pde_rows(self, f: Fields, n: int | None) -> torch.Tensor:
@@ -224,13 +221,13 @@ class PINNLoss:
         cum = torch.cumsum(per_chunk, 0) - per_chunk
         return torch.exp(-float(self.weights.causal_eps) * cum)
 
-    def terms(self, net: nn.Module, boundary_nets: Mapping[str, nn.Module], batch: Batch,
+    def terms(self, bound: Any, batch: Batch,
               data: Observations | None = None) -> dict[str, torch.Tensor]:
         """The loss terms (means of squared rows) and their weighted total."""
         w = self.weights
         out: dict[str, torch.Tensor] = {}
         z = batch.interior
-        r = self.pde_rows(self.batch_fields(net, z), z.shape[0])
+        r = self.pde_rows(self.batch_fields(bound, z), z.shape[0])
         per_point = (r ** 2).sum(dim=1)
         if w.causal_eps is not None:
             cw = self.causal_weights(per_point)
@@ -241,23 +238,23 @@ class PINNLoss:
             out["residual"] = per_point.mean()
         total = out["residual"]
         if batch.initial_target and w.ic > 0:
-            f = self.batch_fields(net, batch.initial)
+            f = self.batch_fields(bound, batch.initial)
             out["ic"] = (self.initial_rows(f, batch.initial_target) ** 2).sum(dim=1).mean()
             total = total + w.ic * out["ic"]
         if batch.faces and w.bc > 0:
             bc = 0.0
             for c, z_lo in batch.faces.items():
-                rows = self._face_batch(net, boundary_nets, c, z_lo)
+                rows = self._face_batch(bound, c, z_lo)
                 bc = bc + (rows ** 2).sum(dim=1).mean()
             out["bc"] = bc
             total = total + w.bc * bc
         if batch.boundary is not None:
-            f = self.batch_fields(net, batch.boundary)
+            f = self.batch_fields(bound, batch.boundary)
             rows = self.boundary_rows(f, batch.boundary.shape[0])
             out["boundary"] = (rows ** 2).sum(dim=1).mean()
             total = total + w.bc * out["boundary"]
         if data is not None and data.points.shape[0] > 0:
-            pred = net.forward_points(data.points)[:, self._output_index(data.outputs)]
+            pred = bound.forward_points(data.points)[:, self._output_index(data.outputs)]
             out["data"] = ((pred - data.values) ** 2).sum(dim=1).mean()
             total = total + w.data * out["data"]
         out["total"] = total
@@ -266,16 +263,15 @@ class PINNLoss:
     def _output_index(self, names: Sequence[str]) -> list[int]:
         return [self.outputs.index(o) for o in names]
 
-    def _face_batch(self, net: nn.Module, boundary_nets: Mapping[str, nn.Module], c: str,
-                    z_lo: torch.Tensor) -> torch.Tensor:
+    def _face_batch(self, bound: Any, c: str, z_lo: torch.Tensor) -> torch.Tensor:
         ic = self.coordinates.index(c)
         z_hi = z_lo.clone()
         z_hi[:, ic] = z_lo[:, ic] + self.problem.periods[c]
-        lo, hi = self.batch_fields(net, z_lo), self.batch_fields(net, z_hi)
+        lo, hi = self.batch_fields(bound, z_lo), self.batch_fields(bound, z_hi)
         shared = None
         if self.mode == "shared":
             keep = [i for i in range(z_lo.shape[1]) if i != ic]
-            shared = boundary_nets[c](z_lo[:, keep])
+            shared = bound.boundary(c, z_lo[:, keep])
         return self.face_rows(c, lo, hi, shared)
 
     # -------------------------------------------------------------- rows per point
@@ -303,30 +299,28 @@ class PINNLoss:
         if data is not None and data.points.shape[0] > 0:
             yield "data", data.points, data.values, math.sqrt(w.data / data.points.shape[0])
 
-    def point_rows(self, kind: str, net_fn: Callable[[torch.Tensor], torch.Tensor],
-                   boundary_fns: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
-                   coefficients: Mapping[str, torch.Tensor], z: torch.Tensor, extra: Any,
+    def point_rows(self, kind: str, bound: Any, z: torch.Tensor, extra: Any,
                    initial_outputs: Sequence[str], data_outputs: Sequence[str]) -> torch.Tensor:
         """Unweighted rows of block ``kind`` at one point ``z`` (for ``torch.func``)."""
         if kind == "pde":
-            return self.pde_rows(self.point_fields(net_fn, z, coefficients), None)
+            return self.pde_rows(self.point_fields(bound, z), None)
         if kind == "ic":
-            values = net_fn(z)
+            values = bound.forward_points(z)
             return torch.stack([values[self.outputs.index(o)] - extra[i]
                                 for i, o in enumerate(initial_outputs)])
         if kind == "boundary":
-            return self.boundary_rows(self.point_fields(net_fn, z, coefficients), None)
+            return self.boundary_rows(self.point_fields(bound, z), None)
         if kind == "data":
-            return net_fn(z)[self._output_index(data_outputs)] - extra
+            return bound.forward_points(z)[self._output_index(data_outputs)] - extra
         c = kind.split(":", 1)[1]
         ic = self.coordinates.index(c)
         shift = torch.tensor([self.problem.periods[c] if i == ic else 0.0
                               for i in range(len(self.coordinates))], dtype=z.dtype,
                              device=z.device)
-        lo = self.point_fields(net_fn, z, coefficients)
-        hi = self.point_fields(net_fn, z + shift, coefficients)
+        lo = self.point_fields(bound, z)
+        hi = self.point_fields(bound, z + shift)
         shared = None
         if self.mode == "shared":
             keep = [i for i in range(z.shape[0]) if i != ic]
-            shared = boundary_fns[c](z[keep])
+            shared = bound.boundary(c, z[keep])
         return self.face_rows(c, lo, hi, shared)

@@ -132,6 +132,9 @@ class PeriodicPINN:
         One network per time window.
     boundary_networks_ : list of torch.nn.ModuleDict
         Shared-mode boundary networks per window (empty otherwise).
+    tied_ : torch.nn.ModuleList
+        Per window, the :class:`sciTie.core.torch.TiedParameters` the window's parameter
+        group was trained through.
     coefficients_ : dict of str to float
         Learnt coefficients (inverse problems).
     periods_ : dict of str to float
@@ -143,8 +146,10 @@ class PeriodicPINN:
     history_ : list of dict
         One record per Adam step, L-BFGS chunk or Levenberg-Marquardt iteration.
     group_ : sciTie.ParameterGroup
-        The physical parameters: every PDE coefficient and the period of every periodic
-        coordinate, free where learnt from data.
+        The group the model trained (see :func:`sciTie.pinn.window_group`): every PDE
+        coefficient, the period of every periodic coordinate and its embedding's harmonic
+        frequencies tied to it, the shared boundary networks; free where trained. One child
+        group per window with several windows.
     result_ : sciTie.FitResult
         Parameters with standard errors (learnt ones), statistics (``rel_l2``,
         ``periodicity_violation``, ``final_loss`` ...), and the evaluation grid of
@@ -280,6 +285,9 @@ class PeriodicPINN:
             check_nonnegative_float(getattr(self, name), name)
         for name in ("warm_start", "progress", "trainable_frequency"):
             check_bool(getattr(self, name), name)
+        if self.trainable_frequency and self.n_windows != 1:
+            raise ValidationError("trainable_frequency needs n_windows=1 (one period, learnt "
+                                  "by one network)")
         if self.trainable_frequency and self.mode != "hard":
             raise ValidationError("trainable_frequency needs mode='hard' (only the periodic "
                                   "embedding has a period to train)")
@@ -409,7 +417,7 @@ class PeriodicPINN:
         return PINNNetwork(
             p.domain_x, plan.window(w), mode=self.mode, n_modes=self.n_modes,
             time_features=self.time_features, hidden=self.hidden, activation=self.activation,
-            architecture=self.architecture, trainable_frequency=self.trainable_frequency,
+            architecture=self.architecture, trainable_frequency=False,
             n_time_features=self.n_time_features, time_scale=self.time_scale,
             time_period=self.time_period, generator=gen, domain_y=p.domain_y,
             periodic=p.periodic, periods=p.periods, n_outputs=len(p.outputs),
@@ -471,22 +479,18 @@ class PeriodicPINN:
         key = self._settings_key()
         state = prepare_checkpoint(plan.checkpoint, resume=resume, overwrite=overwrite,
                                    settings=key, n_windows=plan.n_windows)
-        coefficients = {k: nn.Parameter(torch.tensor(float(v), dtype=plan.dtype,
-                                                     device=plan.device))
-                        for k, v in (self.learn or {}).items()}
-        parameters = {**{k: float(v) for k, v in self.problem.parameters.items()},
-                      **coefficients}
         loss = PINNLoss(self.problem, self.mode,
                         LossWeights(ic=float(self.ic_weight), bc=float(self.bc_weight),
                                     data=float(self.data_weight),
                                     causal_eps=None if self.causal_eps is None
                                     else float(self.causal_eps),
-                                    n_causal_chunks=int(self.n_causal_chunks)), parameters)
+                                    n_causal_chunks=int(self.n_causal_chunks)))
         trainer = Trainer(
             self.problem, plan, loss,
             make_network=lambda w, g: self._make_network(w, g, plan),
             make_boundary=lambda w, g: self._make_boundary(w, g, plan),
-            coefficients=coefficients, observations=observations,
+            make_group=lambda w, boundary: self._make_group(w, boundary, plan),
+            observations=observations,
             settings=dict(mode=self.mode, warm_start=self.warm_start,
                           n_initial=int(self.n_initial), n_boundary=int(self.n_boundary),
                           causal_chunks=(int(self.n_causal_chunks)
@@ -512,29 +516,55 @@ class PeriodicPINN:
         self.fit_seconds_ = time.perf_counter() - t_start
         self.fit_cpu_seconds_ = time.process_time() - cpu_start
         self.networks_ = trainer.networks
-        self.boundary_networks_ = trainer.boundary_networks
+        self.boundary_networks_ = [nn.ModuleDict(t) for t in trainer.templates
+                                   ] if self.mode == "shared" else []
+        self.tied_ = trainer.tied
         self.history_ = trainer.history
-        self.coefficients_ = {k: float(v.detach()) for k, v in coefficients.items()}
         self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (plan.n_adam, plan.n_lbfgs,
                                                                      plan.n_lm)
         self._plan = plan
-        last = self.networks_[-1].x_features
-        self.periods_ = {c: float(p) for c, p in zip(self.problem.space, last.periods)
-                         if p is not None}
+        with torch.no_grad():
+            last = self.tied_[-1].values()
+            self.coefficients_ = {k: float(last[k]) for k in (self.learn or {})}
+            self.periods_ = {c: float(last[f"period_{c}"]) for c in self.problem.periodic}
         self.uncertainty_ = None
         if observations is not None and plan.n_windows == 1 and (
-                coefficients or self.trainable_frequency):
+                self.learn or self.trainable_frequency):
             with torch_threads(plan.threads):
                 self.uncertainty_ = self._laplace(trainer, observations)
         self._build_result(observations)
         return self
 
+    def _make_group(self, w: int, boundary: dict[str, nn.Module], plan: TrainingPlan):
+        from ._tying import window_group
+
+        group = window_group(self.problem, mode=self.mode, n_modes=int(self.n_modes),
+                             learn=dict(self.learn or {}), periods=dict(self.problem.periods),
+                             trainable_periods=bool(self.trainable_frequency),
+                             boundary=boundary,
+                             name="pinn" if plan.n_windows == 1 else f"window_{w}")
+        return group
+
+    def _trained_group(self):
+        """The group the model trained: the window group (one window), or one child group
+        per window."""
+        from ..core import ParameterGroup
+
+        groups = [t.to_group() for t in self.tied_]
+        if len(groups) == 1:
+            return groups[0]
+        parent = ParameterGroup("pinn", description=f"periodic PINN, problem "
+                                                    f"{self.problem.name!r}, one group per "
+                                                    "time window")
+        for g in groups:
+            parent.add_group(g)
+        return parent
+
     def _build_result(self, observations: Observations | None) -> None:
-        from ._results import build_result, physical_group
+        from ._results import build_result
 
         plan = self._plan
-        self.group_ = physical_group(self.problem, self.periods_, self.coefficients_,
-                                     bool(self.trainable_frequency))
+        self.group_ = self._trained_group()
         data = self.evaluate(*plan.eval_grid)
         stages = [name for name, n in (("Adam", plan.n_adam), ("L-BFGS", plan.n_lbfgs),
                                        ("Levenberg-Marquardt", plan.n_lm)) if n > 0]
@@ -596,10 +626,8 @@ class PeriodicPINN:
         from ._uncertainty import laplace
 
         plan = trainer.plan
-        modules: dict[str, nn.Module] = {"net": self.networks_[0]}
-        if self.boundary_networks_:
-            modules.update({f"face:{c}": m for c, m in self.boundary_networks_[0].items()})
-        wp = WindowParameters(modules, trainer.coefficients)
+        wp = WindowParameters(self.networks_[0], self.tied_[0], trainer.groups[0],
+                              trainer.templates[0], self.problem)
         gen = torch.Generator().manual_seed(int(self.random_state) + 1)
         batch = sample_batch(self.problem, plan.window(0), gen,
                              n_collocation=2 * int(self.n_collocation),
@@ -607,16 +635,8 @@ class PeriodicPINN:
                              n_boundary=int(self.n_boundary), causal_chunks=None,
                              compare_faces=self.mode != "hard").to(plan.dtype, plan.device)
         batch.initial_target = trainer.initial_target(0, batch.initial)
-        offsets = np.cumsum([0] + wp.sizes)
-        quantities = []
-        for i, (key, name, _) in enumerate(wp.entries):
-            if key == "coef":
-                quantities.append((name, int(offsets[i]), "value"))
-            elif key == "net" and name.startswith("x_features.axes.") and \
-                    name.endswith(".frequency"):
-                axis = int(name.split(".")[2])
-                quantities.append((f"period_{self.problem.space[axis]}", int(offsets[i]),
-                                   "period"))
+        # every free parameter of the group (coefficients, periods, boundary weights)
+        quantities = [(name, wp.free_offset(name), "value") for name in wp.free_names]
         return laplace(wp, trainer.loss, batch, observations, quantities=quantities,
                        noise_std=self.noise_std)
 

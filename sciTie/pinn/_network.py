@@ -197,9 +197,16 @@ class PINNNetwork(nn.Module):
         """Number of input coordinates (space, then time)."""
         return len(self.space) + 1
 
-    def features(self, z: torch.Tensor) -> torch.Tensor:
-        """Input features for points ``z`` of shape ``(n, n_inputs)`` (space, then time)."""
-        fx = self.x_features(z[:, :-1])
+    def features(self, z: torch.Tensor,
+                 frequencies: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Input features for points ``z`` of shape ``(n, n_inputs)`` (space, then time).
+
+        ``frequencies`` optionally maps a periodic coordinate to its K harmonic frequencies
+        (the slots of a parameter group, when the period is trained through one).
+        """
+        by_index = None if frequencies is None else {
+            self.space.index(c): w for c, w in frequencies.items()}
+        fx = self.x_features(z[:, :-1], by_index)
         t = z[:, -1:]
         if self.t_features is None:
             ft = 2.0 * (t - self.t0) / (self.t1 - self.t0) - 1.0
@@ -209,9 +216,17 @@ class PINNNetwork(nn.Module):
             ft = self.t_features(t)
         return torch.cat([fx, ft], dim=-1)
 
-    def forward_points(self, z: torch.Tensor) -> torch.Tensor:
+    def forward_points(self, z: torch.Tensor,
+                       frequencies: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Outputs ``(n, n_outputs)`` at points ``z`` of shape ``(n, n_inputs)``."""
-        return self.body(self.features(z))
+        return self.body(self.features(z, frequencies))
+
+    def periodic_axes(self) -> dict[str, Any]:
+        """The periodic embedding of each periodic coordinate (hard mode)."""
+        from ._embedding import _PeriodicAxis
+
+        return {c: a for c, a in zip(self.space, self.x_features.axes)
+                if isinstance(a, _PeriodicAxis)}
 
     def forward(self, *coords: torch.Tensor) -> torch.Tensor:
         """Outputs ``(n, n_outputs)`` for coordinates ``x[, y], t``, each of shape ``(n, 1)``."""

@@ -33,6 +33,8 @@ class Objective(Protocol):  # pragma: no cover - typing only
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]: ...
 
+    def bound(self) -> Any: ...
+
     def check(self, losses: dict[str, torch.Tensor], stage: str, step: int) -> None: ...
 
     def record(self, stage: str, step: int, losses: dict[str, torch.Tensor], lr: float,
@@ -184,7 +186,7 @@ def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
         losses = obj.losses(batch)
         obj.check(losses, "lm", done)
         if obj.loss.weights.causal_eps is not None:
-            r = obj.loss.pde_rows(obj.loss.batch_fields(wp.modules["net"], batch.interior),
+            r = obj.loss.pde_rows(obj.loss.batch_fields(obj.bound(), batch.interior),
                                   batch.interior.shape[0])
             causal = obj.loss.causal_weights((r ** 2).sum(dim=1))
         x = wp.flat()

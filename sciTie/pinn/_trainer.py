@@ -8,13 +8,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import TrainingDivergedError
+from ..errors import CheckpointError, TrainingDivergedError
 from ._checkpoint import check_module_state, save_checkpoint
 from ._functional import WindowParameters
 from ._losses import Observations, PINNLoss
 from ._optimizers import (AdamSettings, run_adam, run_lbfgs, run_levenberg_marquardt)
 from ._sampling import Batch, sample_batch
 from ._settings import TrainingPlan
+from ._window import Bound, bind
 
 __all__ = ["Trainer", "STAGE_ORDER"]
 
@@ -29,10 +30,10 @@ class WindowObjective:
         self.trainer = trainer
         self.w = w
         self.net = trainer.networks[w]
-        self.boundary = trainer.boundary_networks[w] if trainer.boundary_networks else {}
-        modules: dict[str, nn.Module] = {"net": self.net}
-        modules.update({f"face:{c}": m for c, m in self.boundary.items()})
-        self.window_parameters = WindowParameters(modules, trainer.coefficients)
+        self.tied = trainer.tied[w]
+        self.templates = trainer.templates[w]
+        self.window_parameters = WindowParameters(self.net, self.tied, trainer.groups[w],
+                                                  self.templates, trainer.problem)
         self.params = self.window_parameters.tensors
         self.loss = trainer.loss
         self.checkpoint_every = trainer.checkpoint_every
@@ -50,8 +51,12 @@ class WindowObjective:
         batch.initial_target = tr.initial_target(self.w, batch.initial)
         return batch
 
+    def bound(self) -> Bound:
+        """The network with the group's current slot values."""
+        return bind(self.net, self.tied, self.templates, self.trainer.problem)
+
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.loss.terms(self.net, self.boundary, batch, self.data)
+        return self.loss.terms(self.bound(), batch, self.data)
 
     def check(self, losses: dict[str, torch.Tensor], stage: str, step: int) -> None:
         if torch.isfinite(losses["total"]):
@@ -92,8 +97,10 @@ class Trainer:
         ``make_network(w, generator) -> PINNNetwork`` for window ``w``.
     make_boundary : callable
         ``make_boundary(w, generator) -> dict`` of shared boundary networks (shared mode).
-    coefficients : dict of str to torch.nn.Parameter
-        Learnt PDE coefficients (inverse problems).
+    make_group : callable
+        ``make_group(w, boundary) -> ParameterGroup`` of window ``w`` (see
+        :func:`window_group`); it is trained through
+        :class:`sciTie.core.torch.TiedParameters`.
     observations : Observations or None
         Observed data.
     settings : dict
@@ -105,14 +112,14 @@ class Trainer:
     def __init__(self, problem: Any, plan: TrainingPlan, loss: PINNLoss,
                  make_network: Callable[[int, torch.Generator], nn.Module],
                  make_boundary: Callable[[int, torch.Generator], dict[str, nn.Module]],
-                 coefficients: dict[str, nn.Parameter], observations: Observations | None,
-                 settings: dict[str, Any]) -> None:
+                 make_group: Callable[[int, dict[str, nn.Module]], Any],
+                 observations: Observations | None, settings: dict[str, Any]) -> None:
         self.problem = problem
         self.plan = plan
         self.loss = loss
         self.make_network = make_network
         self.make_boundary = make_boundary
-        self.coefficients = coefficients
+        self.make_group = make_group
         self.observations = observations
         self.mode = settings["mode"]
         self.warm_start = settings["warm_start"]
@@ -126,7 +133,9 @@ class Trainer:
         self.checkpoint: Path | None = plan.checkpoint
         self.generator = torch.Generator().manual_seed(settings["seed"])
         self.networks = nn.ModuleList()
-        self.boundary_networks: list[nn.ModuleDict] = []
+        self.templates: list[dict[str, nn.Module]] = []  # architectures only (not trained)
+        self.groups: list[Any] = []
+        self.tied = nn.ModuleList()
         self.history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ initial condition
@@ -161,9 +170,7 @@ class Trainer:
             "settings": self.settings_key,
             "window": w, "stage": stage, "step": step,
             "networks": [dict(n.state_dict()) for n in self.networks],
-            "boundary_networks": [{c: dict(m.state_dict()) for c, m in d.items()}
-                                  for d in self.boundary_networks],
-            "coefficients": {k: v.detach().cpu().clone() for k, v in self.coefficients.items()},
+            "tied": [dict(t.state_dict()) for t in self.tied],
             "optimizer": optimizer,
             "generator": self.generator.get_state(),
             "batch": None if batch is None else {k: v.detach().cpu() for k, v in
@@ -172,51 +179,67 @@ class Trainer:
         })
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Rebuild the networks of a checkpoint (shapes checked) and the generator state."""
+        """Rebuild the windows of a checkpoint (names and shapes checked) and the generator."""
         path = self.checkpoint
+        if len(state["tied"]) != len(state["networks"]):
+            raise CheckpointError("malformed checkpoint: one parameter group per network "
+                                  "expected", path=path)
         for w, saved in enumerate(state["networks"]):
-            net = self.make_network(w, self.generator)
+            self._add_window(w, warm=False)
+            net = self.networks[w]
             check_module_state(path, f"network of window {w}", net.state_dict(), saved)
             net.load_state_dict(saved)
-            self.networks.append(net)
-            if self.mode == "shared":
-                bnets = self.make_boundary(w, self.generator)
-                stored = state["boundary_networks"][w] if w < len(
-                    state["boundary_networks"]) else None
-                if not isinstance(stored, dict) or set(stored) != set(bnets):
-                    from ..errors import CheckpointError
-                    raise CheckpointError(f"boundary networks of window {w} missing or not "
-                                          "matching this model", path=path)
-                for c, m in bnets.items():
-                    check_module_state(path, f"boundary network {c} of window {w}",
-                                       m.state_dict(), stored[c])
-                    m.load_state_dict(stored[c])
-                self.boundary_networks.append(bnets)
-        for name, p in self.coefficients.items():
-            saved = state["coefficients"].get(name)
-            check_module_state(path, "learnt coefficients", {name: p.detach()},
-                               {name: saved} if saved is not None else {})
-            with torch.no_grad():
-                p.copy_(saved)
+            tied_state = state["tied"][w]
+            expected = {k: v for k, v in self.tied[w].state_dict().items()
+                        if isinstance(v, torch.Tensor)}
+            found = {k: v for k, v in tied_state.items() if isinstance(v, torch.Tensor)}
+            check_module_state(path, f"parameter group of window {w}", expected, found)
+            try:
+                self.tied[w].load_state_dict(tied_state)
+            except (CheckpointError, RuntimeError, KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(f"parameter group of window {w}: {exc}",
+                                      path=path) from None
         try:
             self.generator.set_state(state["generator"])
         except RuntimeError as exc:
-            from ..errors import CheckpointError
             raise CheckpointError(f"invalid random generator state: {exc}", path=path) from None
         self.history = [dict(h) for h in state["history"]]
 
+    def sync(self) -> None:
+        """Write the trained group values into the networks and boundary networks, so that
+        each stands alone (its embedding frequency is the trained period's, the boundary
+        networks hold their trained weights)."""
+        with torch.no_grad():
+            for w, net in enumerate(self.networks):
+                values = self.tied[w].values()
+                for c, axis in net.periodic_axes().items():
+                    axis.set_frequency(float(values[f"frequency_{c}"][0]))
+                names = None
+                for c, module in self.templates[w].items():
+                    if names is None:
+                        from ._window import boundary_names
+
+                        names = boundary_names(self.groups[w], self.templates[w])
+                    for n, p in module.named_parameters():
+                        p.copy_(values[names[c][n]].reshape(p.shape))
+
     # ------------------------------------------------------------------ training
-    def _add_window(self, w: int) -> None:
+    def _add_window(self, w: int, warm: bool = True) -> None:
+        from ..core.torch import TiedParameters
+
         net = self.make_network(w, self.generator)
-        if self.warm_start and w > 0:
+        if warm and self.warm_start and w > 0:
             net.load_state_dict(self.networks[w - 1].state_dict())
         self.networks.append(net)
-        if self.mode == "shared":
-            bnets = self.make_boundary(w, self.generator)
-            if self.warm_start and w > 0:
-                for c, m in bnets.items():
-                    m.load_state_dict(self.boundary_networks[w - 1][c].state_dict())
-            self.boundary_networks.append(bnets)
+        templates = dict(self.make_boundary(w, self.generator))
+        self.templates.append(templates)
+        group = self.make_group(w, templates)
+        self.groups.append(group)
+        tied = TiedParameters(group, dtype=self.plan.dtype, device=self.plan.device,
+                              check_finite=False)
+        if warm and self.warm_start and w > 0:
+            tied.free.data.copy_(self.tied[w - 1].free.data)  # same layout in every window
+        self.tied.append(tied)
 
     def _stage_steps(self) -> dict[str, int]:
         return {"adam": self.plan.n_adam, "lbfgs": self.plan.n_lbfgs, "lm": self.plan.n_lm}
@@ -227,6 +250,13 @@ class Trainer:
 
     def run(self, state: dict[str, Any] | None, bar: Any) -> None:
         """Train every window from the start, or from a checkpointed ``state``."""
+        try:
+            self._run(state, bar)
+        finally:
+            if self.networks:
+                self.sync()
+
+    def _run(self, state: dict[str, Any] | None, bar: Any) -> None:
         steps = self._stage_steps()
         w0, stage0, step0 = 0, "adam", 0
         resumed = None
