@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
-from torch import nn
 
 from ..errors import ValidationError
 from ._fields import Fields

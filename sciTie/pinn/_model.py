@@ -636,7 +636,7 @@ class PeriodicPINN:
                              compare_faces=self.mode != "hard").to(plan.dtype, plan.device)
         batch.initial_target = trainer.initial_target(0, batch.initial)
         # every free parameter of the group (coefficients, periods, boundary weights)
-        quantities = [(name, wp.free_offset(name), "value") for name in wp.free_names]
+        quantities = [(name, wp.free_offset(name)) for name in wp.free_names]
         return laplace(wp, trainer.loss, batch, observations, quantities=quantities,
                        noise_std=self.noise_std)
 

@@ -12,7 +12,7 @@ from ..errors import CheckpointError, TrainingDivergedError
 from ._checkpoint import check_module_state, save_checkpoint
 from ._functional import WindowParameters
 from ._losses import Observations, PINNLoss
-from ._optimizers import (AdamSettings, run_adam, run_lbfgs, run_levenberg_marquardt)
+from ._optimizers import run_adam, run_lbfgs, run_levenberg_marquardt
 from ._sampling import Batch, sample_batch
 from ._settings import TrainingPlan
 from ._window import Bound, bind

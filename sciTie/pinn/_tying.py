@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def periodic_tie_group(mode: str, n_times: int, *, bc_weight: float = 1.0,
 
 def window_group(problem, *, mode: str, n_modes: int, learn: dict[str, float],
                  periods: dict[str, float], trainable_periods: bool,
-                 boundary: dict[str, "torch.nn.Module"] | None = None,
+                 boundary: dict[str, Any] | None = None,
                  name: str = "pinn") -> ParameterGroup:
     """The parameters of one time window that are shared or tied, as one ParameterGroup.
 

@@ -41,7 +41,7 @@ class LaplaceResult:
     Attributes
     ----------
     names : list of str
-        ``"beta"`` for a coefficient, ``"period_x"`` for a learnt period.
+        Free parameters of the window's group: ``"beta"``, ``"period_x"`` ...
     values : numpy.ndarray
         Estimates.
     covariance : numpy.ndarray
@@ -65,7 +65,7 @@ class LaplaceResult:
 
 
 def laplace(wp: WindowParameters, loss: PINNLoss, batch: Batch, data: Observations, *,
-            quantities: list[tuple[str, int, str]], noise_std: float | None = None,
+            quantities: list[tuple[str, int]], noise_std: float | None = None,
             tie_strength: float | None = None, prior: float = 1e-7) -> LaplaceResult:
     """Laplace covariance of learnt quantities with the physics as a tie.
 
@@ -79,9 +79,9 @@ def laplace(wp: WindowParameters, loss: PINNLoss, batch: Batch, data: Observatio
         Points for the physics rows (initial targets filled).
     data : Observations
         The observations.
-    quantities : list of (name, index, kind)
-        Each learnt quantity: display name, its index in ``wp.flat()``, and ``"value"`` (the
-        number itself) or ``"period"`` (a frequency ``w`` reported as the period ``2 pi / w``).
+    quantities : list of (name, index)
+        Each learnt quantity (a free parameter of the window's group: a coefficient, a period,
+        a boundary-network weight) and its index in ``wp.flat()``.
     noise_std : float, optional
         Known noise standard deviation; default: estimated from the misfit.
     tie_strength : float, optional
@@ -148,13 +148,5 @@ def laplace(wp: WindowParameters, loss: PINNLoss, batch: Batch, data: Observatio
     inv = evecs @ torch.diag(1.0 / torch.clamp(evals, min=floor)) @ evecs.T
     cov = (e.T @ inv @ e).cpu().double().numpy()
     values = x[idx].cpu().double().numpy().copy()
-    jacobian = np.eye(k)
-    names = []
-    for j, (name, _, kind) in enumerate(quantities):
-        names.append(name)
-        if kind == "period":  # P = 2 pi / w: delta method
-            w = values[j]
-            values[j] = 2.0 * math.pi / w
-            jacobian[j, j] = -2.0 * math.pi / w ** 2
-    cov = jacobian @ cov @ jacobian.T
+    names = [name for name, _ in quantities]
     return LaplaceResult(names, values, 0.5 * (cov + cov.T), math.sqrt(sigma2), n_obs)

@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import sys
 from dataclasses import replace
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
