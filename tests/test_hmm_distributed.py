@@ -81,6 +81,7 @@ def test_gaussian_fit_equals_in_process(client, cov, tol):
     assert n_parts >= 2 and len(esteps) == n_parts * ours.monitor_.iter
 
 
+@pytest.mark.slow
 def test_poisson_categorical_gmm_fit_equal_in_process(client):
     rng = np.random.default_rng(4)
     lengths = rng.integers(30, 80, 16)
@@ -176,7 +177,8 @@ def write_files(folder, X, lengths, suffix):
     return paths
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".nc", ".zarr"])
+@pytest.mark.parametrize("suffix", [".npy", pytest.param(".nc", marks=pytest.mark.slow),
+                                    pytest.param(".zarr", marks=pytest.mark.slow)])
 def test_fit_from_files_read_on_workers(client, tmp_path, suffix):
     if suffix == ".zarr":
         pytest.importorskip("zarr")
@@ -371,6 +373,7 @@ def test_bad_arrays_and_impossible_observations(client):
         cat.score(sym, [100, 100, 100, 100], client=client)
 
 
+@pytest.mark.slow
 def test_import_and_in_process_fit_without_dask():
     code = ("import sys; sys.modules['dask'] = None; sys.modules['distributed'] = None\n"
             "import numpy as np; from sciTie.hmm import TiedGaussianHMM\n"

@@ -328,16 +328,65 @@ def test_bad_ties_name_the_problem(ties, match):
         TiedGaussianHMM(2, ties=ties, n_iter=2, random_state=0).fit(X)
 
 
-def test_gmm_accepts_whole_state_ties_and_refuses_others_clearly():
+def test_gmm_partial_tie_is_the_argmax_of_q():
+    """Component means shared between two states, weights and variances free: one M-step
+    against scipy's maximisation of Q written out from hmmlearn's posteriors."""
+    rng = np.random.default_rng(9)
+    x = np.r_[rng.normal(-1, 0.5, 60), rng.normal(1.5, 0.8, 60), rng.normal(5, 1, 60),
+              rng.normal(-0.8, 0.9, 40)]
+    w0 = np.array([[0.5, 0.5], [0.3, 0.7], [0.6, 0.4]])
+    mu0 = np.array([[-0.5, 1.0], [-0.5, 1.0], [4.0, 6.0]])
+    var0 = np.array([[1.0, 1.0], [0.6, 1.4], [1.5, 1.5]])
+    m = TiedGMMHMM(3, n_mix=2, n_iter=1, init_params="", params="wmc",
+                   ties=["means[1] = means[0]"])
+    m.startprob_, m.transmat_ = START, TRANS
+    m.weights_, m.means_, m.covars_ = w0.copy(), mu0[..., None].copy(), var0[..., None].copy()
+    comp = stats.norm.logpdf(x[:, None, None], mu0[None], np.sqrt(var0)[None]) + np.log(w0)[None]
+    logB = special.logsumexp(comp, axis=2)
+    gamma = _gamma(logB)
+    resp = np.exp(comp - logB[:, :, None])  # component responsibilities at the old parameters
+    weight = gamma[:, :, None] * resp
+    m.fit(x[:, None])
+    assert m._plan.emissions == "general"
+
+    def unpack(th):
+        w = special.softmax(np.c_[np.zeros(3), th[:3]], axis=1)
+        mu = np.array([th[3:5], th[3:5], th[5:7]])
+        return w, mu, np.exp(th[7:13]).reshape(3, 2)
+
+    def neg_q(th):
+        w, mu, var = unpack(th)
+        return -np.sum(weight * (np.log(w)[None] + stats.norm.logpdf(x[:, None, None], mu[None],
+                                                                       np.sqrt(var)[None])))
+
+    th0 = np.r_[0.0, 0.0, 0.0, -0.5, 1.0, 4.0, 6.0, np.zeros(6)]
+    ref = optimize.minimize(neg_q, th0, method="BFGS", options={"gtol": 1e-11, "maxiter": 20_000})
+    w, mu, var = unpack(ref.x)
+    q_ours = -neg_q(np.r_[np.log(m.weights_[:, 1] / m.weights_[:, 0]), m.means_[0, :, 0],
+                          m.means_[2, :, 0], np.log(m.covars_[..., 0]).ravel()])
+    assert q_ours >= -ref.fun - 1e-12 * abs(ref.fun)
+    np.testing.assert_allclose(m.weights_, w, rtol=1e-6)
+    np.testing.assert_allclose(m.means_[..., 0], mu, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(m.covars_[..., 0], var, rtol=1e-6)
+    np.testing.assert_array_equal(m.means_[0], m.means_[1])
+
+
+@pytest.mark.parametrize("cov", ["diag", "spherical", "full", "tied"])
+def test_gmm_general_ties_keep_em_monotone(cov):
     rng = np.random.default_rng(1)
-    X = rng.normal(size=(80, 1))
+    X = np.r_[rng.normal(0, 1, (80, 2)), rng.normal(3, 1, (80, 2))]
+    m = TiedGMMHMM(3, n_mix=2, covariance_type=cov, n_iter=8, random_state=0,
+                   ties=["means[1] = means[0]"]).fit(X)
+    assert m._plan.emissions == "general"
+    np.testing.assert_array_equal(m.means_[0], m.means_[1])
+    h = np.asarray(m.monitor_.history)
+    assert np.all(np.diff(h) > -1e-8 * np.abs(h[1:]))
     ok = TiedGMMHMM(3, n_mix=2, n_iter=2, random_state=0,
                     ties=["weights[1] = weights[0]", "means[1] = means[0]",
                           "covars[1] = covars[0]"]).fit(X)
     assert ok._plan.emissions == "pooled"
-    np.testing.assert_array_equal(ok.means_[0], ok.means_[1])
-    with pytest.raises(ValidationError, match="whole states equal"):
-        TiedGMMHMM(3, n_mix=2, n_iter=2, random_state=0,
+    with pytest.raises(ValidationError, match="covars_prior"):
+        TiedGMMHMM(3, n_mix=2, n_iter=2, random_state=0, covars_prior=0.5, covars_weight=2.0,
                    ties=["means[1] = means[0]"]).fit(X)
 
 

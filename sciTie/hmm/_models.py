@@ -11,7 +11,7 @@ from ..errors import ValidationError
 from ._base import TiedHMMMixin, _check_prior
 from ._forward_backward import gaussian_diag_loglik
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
-                          probability_objective)
+                          probability_objective, sum_objectives)
 from ._report import ReportMixin
 
 __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM"]
@@ -220,9 +220,15 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
             return gaussian_diag_objective(idx["means"], idx["covars"], stats["post"],
                                            stats["obs"], stats["obs**2"], n_slots=n_slots,
                                            **priors)
-        return gaussian_full_objective(idx["means"], idx["covars"], stats["post"], stats["obs"],
-                                       stats["obs*obs.T"], tied=self.covariance_type == "tied",
-                                       n_slots=n_slots, **priors)
+        tied = self.covariance_type == "tied"
+        if tied:  # one matrix: its prior once (as hmmlearn's 'tied' update counts it)
+            priors["covars_prior"] = np.broadcast_to(
+                np.asarray(self.covars_prior, dtype=float), (self.n_features,) * 2)[None]
+            priors["covars_weight"] = np.asarray(self.covars_weight, dtype=float).reshape(-1)[:1]
+        return gaussian_full_objective(
+            idx["means"], idx["covars"], stats["post"], stats["obs"], stats["obs*obs.T"],
+            n_slots=n_slots, unit_cov=np.zeros(self.n_components, np.intp) if tied else None,
+            **priors)
 
 
 class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
@@ -583,8 +589,75 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
     def _is_mixture(self):
         return True
 
-    def _supports_general_ties(self):
-        return False
+    def _ml_covariance_priors(self) -> bool:
+        """Whether the covariance priors are hmmlearn's defaults (which give the ML update)."""
+        if self.covars_prior is None and self.covars_weight is None:
+            return True
+        D, M = self.n_features, self.n_mix
+        default = {"full": (0.0, -(1.0 + D + 1.0)), "tied": (0.0, -(M + D + 1.0)),
+                   "diag": (-1.5, 0.0), "spherical": (-(M + 2.0) / 2.0, 0.0)}[self.covariance_type]
+        return (np.all(np.asarray(self.covars_prior) == default[0])
+                and np.all(np.asarray(self.covars_weight) == default[1]))
+
+    def _emission_objective(self, stats, idx, n_slots):
+        """Q of the mixture weights and components: each (state, component) a Gaussian unit.
+
+        From hmmlearn's statistics: ``N_km``, ``S1_km`` (``m_n`` less its prior) and the
+        scatter about the current means, turned into the scatter about any mean, so the
+        means and covariances are maximised jointly (not hmmlearn's conditional step).
+        Covariance priors other than hmmlearn's defaults (which are maximum likelihood) are
+        refused under general ties.
+        """
+        if not self._ml_covariance_priors():
+            raise ValidationError(
+                "TiedGMMHMM: covars_prior/covars_weight other than hmmlearn's defaults are not "
+                "supported with ties that are not whole states (use tied_states or the defaults)")
+        K, M, D = self.n_components, self.n_mix, self.n_features
+        N = np.asarray(stats["post_mix_sum"], dtype=float)
+        tau = np.broadcast_to(np.asarray(self.means_weight, dtype=float), (K, M))
+        m0 = np.broadcast_to(np.asarray(self.means_prior, dtype=float), (K, M, D))
+        mu_old = np.asarray(self.means_, dtype=float)
+        S1 = (np.asarray(stats["m_n"], dtype=float) - tau[:, :, None] * m0 if "m_n" in stats
+              else N[:, :, None] * mu_old)
+        U = K * M
+        parts = []
+        if "w" in self.params:
+            counts = np.maximum(np.asarray(self.weights_prior) - 1 + N, 0)
+            counts = np.where(np.asarray(self.weights_) == 0, 0, counts)
+            parts.append(probability_objective([(idx["weights"], counts)], n_slots))
+        ct = self.covariance_type
+        c_n = np.asarray(stats["c_n"], dtype=float) if "c_n" in stats else None
+        if ct in ("diag", "spherical"):
+            if c_n is None:
+                S2 = N[:, :, None] * mu_old ** 2
+            elif ct == "diag":
+                S2 = c_n + 2 * mu_old * S1 - N[:, :, None] * mu_old ** 2
+            else:  # only the sum over features matters for one variance per component
+                S2 = np.zeros((K, M, D))
+                S2[..., 0] = c_n + np.sum(2 * mu_old * S1 - N[:, :, None] * mu_old ** 2, axis=-1)
+            parts.append(gaussian_diag_objective(
+                idx["means"].reshape(U, D), idx["covars"].reshape(U, -1), N.reshape(U),
+                S1.reshape(U, D), S2.reshape(U, D), means_prior=m0.reshape(U, D),
+                means_weight=np.repeat(tau.reshape(U, 1), D, axis=1), covars_prior=0.0,
+                covars_weight=1.0, n_slots=n_slots))
+        else:
+            outer = mu_old[..., :, None] * S1[..., None, :]
+            if c_n is None:
+                S2 = N[..., None, None] * mu_old[..., :, None] * mu_old[..., None, :]
+            elif ct == "full":
+                S2 = (c_n + outer + np.swapaxes(outer, -1, -2)
+                      - N[..., None, None] * mu_old[..., :, None] * mu_old[..., None, :])
+            else:  # 'tied': one scatter per state, summed over its components
+                S2 = np.zeros((K, M, D, D))
+                S2[:, 0] = c_n + np.sum(outer + np.swapaxes(outer, -1, -2)
+                                        - N[..., None, None] * mu_old[..., :, None]
+                                        * mu_old[..., None, :], axis=1)
+            unit_cov = np.arange(U) if ct == "full" else np.repeat(np.arange(K), M)
+            parts.append(gaussian_full_objective(
+                idx["means"].reshape(U, D), idx["covars"], N.reshape(U), S1.reshape(U, D),
+                S2.reshape(U, D, D), means_prior=m0.reshape(U, D), means_weight=tau.reshape(U),
+                covars_prior=0.0, covars_weight=float(D), n_slots=n_slots, unit_cov=unit_cov))
+        return sum_objectives(*parts)
 
     def _n_features_of_fit(self):
         means = getattr(self, "means_", None)

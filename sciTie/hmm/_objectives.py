@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 __all__ = ["probability_objective", "gaussian_diag_objective", "gaussian_full_objective",
-           "poisson_objective"]
+           "poisson_objective", "sum_objectives"]
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray | None, sp.spmatrix | None]]
 _FAIL = (-np.inf, None, None)
@@ -132,42 +132,45 @@ def gaussian_diag_objective(mean_idx: np.ndarray, var_idx: np.ndarray, post: np.
 
 def gaussian_full_objective(mean_idx: np.ndarray, cov_idx: np.ndarray, post: np.ndarray,
                             obs: np.ndarray, obs_outer: np.ndarray, *, means_prior,
-                            means_weight, covars_prior, covars_weight, tied: bool,
-                            n_slots: int) -> Objective:
-    """Full (or one tied) covariance Gaussian emissions (hmmlearn's MAP objective).
+                            means_weight, covars_prior, covars_weight, n_slots: int,
+                            unit_cov: np.ndarray | None = None) -> Objective:
+    """Gaussian units (states, or mixture components) with full covariance matrices.
 
-    Per state, with ``P = Σ⁻¹`` and ``B = cp + τ (μ - m0)(μ - m0)ᵀ + S2 - S1 μᵀ - μ S1ᵀ + N μ μᵀ``::
+    Unit k reads matrix ``unit_cov[k]`` (default: its own; all zeros for one tied matrix).
+    Per matrix j, with ``P = Σ_j⁻¹`` and, per unit,
+    ``B_k = τ (μ - m0)(μ - m0)ᵀ + S2 - S1 μᵀ - μ S1ᵀ + N μ μᵀ``::
 
-        F = -c/2 log|Σ| - tr(P B) / 2,       c = max(w - D, 0) + N
+        F_j = -c_j/2 log|Σ_j| - tr(P (cp_j + Σ_{k→j} B_k)) / 2,
+        c_j = max(w_j - D, 0) + Σ_{k→j} N_k
 
-    (for a tied covariance one Σ with ``c = max(w - D, 0) + Σ N`` and ``B = Σ_k B_k``). Every
-    entry of Σ is a slot; the group ties the lower triangle to the upper.
+    hmmlearn's MAP objective ('full': one matrix per state; 'tied': one for all). Every entry
+    of Σ is a slot; the group ties the lower triangle to the upper. ``covars_prior`` and
+    ``covars_weight`` are given per matrix.
     """
     K, D = obs.shape
     m_idx = np.asarray(mean_idx).reshape(K, D)
-    c_idx = np.asarray(cov_idx).reshape((1 if tied else K), D, D)
+    unit_cov = np.arange(K) if unit_cov is None else np.asarray(unit_cov, dtype=np.intp)
+    n_cov = int(unit_cov.max()) + 1
+    c_idx = np.asarray(cov_idx).reshape(n_cov, D, D)
     N = np.asarray(post, dtype=float)
     m0 = np.broadcast_to(np.asarray(means_prior, dtype=float), (K, D)) if np.ndim(means_prior) < 2 \
         else np.asarray(means_prior, dtype=float).reshape(K, D)
     tau = np.broadcast_to(np.asarray(means_weight, dtype=float), (K,)) \
         if np.ndim(means_weight) < 1 else np.asarray(means_weight, dtype=float).reshape(K, -1)[:, 0]
-    cp = np.broadcast_to(np.asarray(covars_prior, dtype=float), (K, D, D)) \
+    cp = np.broadcast_to(np.asarray(covars_prior, dtype=float), (n_cov, D, D)) \
         if np.ndim(covars_prior) < 3 else np.asarray(covars_prior, dtype=float).reshape(-1, D, D)
-    wv = np.asarray(covars_weight, dtype=float)
-    w = np.broadcast_to(wv, (K,)) if wv.ndim == 0 else wv.reshape(-1)[:K]
-    if tied:
-        cvals = np.array([max(float(np.max(w)) - D, 0.0) + N.sum()])
-        cp_t = cp[0] if cp.shape[0] >= 1 else cp
-    else:
-        cvals = np.maximum(w - D, 0.0) + N
+    cp = np.broadcast_to(cp, (n_cov, D, D)) if cp.shape[0] == 1 else cp[:n_cov]
+    wv = np.asarray(covars_weight, dtype=float).reshape(-1)
+    w = np.broadcast_to(wv, (n_cov,)) if wv.size == 1 else wv[:n_cov]
+    cvals = np.maximum(w - D, 0.0) + np.bincount(unit_cov, weights=N, minlength=n_cov)
 
     def objective(slots: np.ndarray):
         mu = slots[m_idx]
         Sig = slots[c_idx]
         acc = _Accumulator(n_slots)
         value = 0.0
-        P_all, Bs, As = [], [], []
-        for j in range(Sig.shape[0]):
+        P_all = []
+        for j in range(n_cov):
             try:
                 L = np.linalg.cholesky(0.5 * (Sig[j] + Sig[j].T))
             except np.linalg.LinAlgError:
@@ -175,20 +178,15 @@ def gaussian_full_objective(mean_idx: np.ndarray, cov_idx: np.ndarray, post: np.
             if not np.all(np.isfinite(L)):
                 return _FAIL
             P_all.append(np.linalg.inv(Sig[j]))
-        B_tot = cp_t.copy() if tied else None
+        B_tot = [cp[j].copy() for j in range(n_cov)]
+        As = []
         for k in range(K):
             d = mu[k] - m0[k]
-            B = ((0 if tied else cp[k]) + tau[k] * np.outer(d, d) + obs_outer[k]
-                 - np.outer(obs[k], mu[k]) - np.outer(mu[k], obs[k]) + N[k] * np.outer(mu[k], mu[k]))
-            a = tau[k] * d - obs[k] + N[k] * mu[k]
-            Bs.append(B)
-            As.append(a)
-            if tied:
-                B_tot = B_tot + B
-        for j in range(Sig.shape[0]):
-            P = P_all[j]
-            B = B_tot if tied else Bs[j]
-            c = cvals[j]
+            B_tot[unit_cov[k]] += (tau[k] * np.outer(d, d) + obs_outer[k] - np.outer(obs[k], mu[k])
+                                   - np.outer(mu[k], obs[k]) + N[k] * np.outer(mu[k], mu[k]))
+            As.append(tau[k] * d - obs[k] + N[k] * mu[k])
+        for j in range(n_cov):
+            P, B, c = P_all[j], B_tot[j], cvals[j]
             sign, logdet = np.linalg.slogdet(Sig[j])
             value += -0.5 * c * logdet - 0.5 * float(np.sum(P * B.T))
             M = P @ B @ P
@@ -199,9 +197,8 @@ def gaussian_full_objective(mean_idx: np.ndarray, cov_idx: np.ndarray, post: np.
             ab = c_idx[j].reshape(-1)
             acc.add_hess(ab[:, None], ab[None, :], H4.reshape(D * D, D * D))
         for k in range(K):
-            j = 0 if tied else k
-            P = P_all[j]
-            a = As[k]
+            j = unit_cov[k]
+            P, a = P_all[j], As[k]
             acc.add_grad(m_idx[k], -P @ a)
             acc.add_hess(m_idx[k][:, None], m_idx[k][None, :], -(tau[k] + N[k]) * P)
             # d2F / dμ_m dΣ_ab = (P_ma (P a)_b + P_bm (P a)_a) / 2  (symmetric in a, b)
@@ -210,6 +207,22 @@ def gaussian_full_objective(mean_idx: np.ndarray, cov_idx: np.ndarray, post: np.
                            + np.einsum("bm,a->mab", P, Pa)).reshape(D, D * D)
             acc.add_hess(m_idx[k][:, None], c_idx[j].reshape(-1)[None, :], cross, symmetric=True)
         return acc.result(value)
+
+    return objective
+
+
+def sum_objectives(*objectives: Objective) -> Objective:
+    """The sum of objectives over the same slot vector (e.g. weights plus components)."""
+    def objective(slots: np.ndarray):
+        total, grad, hess = 0.0, None, None
+        for obj in objectives:
+            f, g, h = obj(slots)
+            if not np.isfinite(f):
+                return _FAIL
+            total += f
+            grad = g if grad is None else grad + g
+            hess = h if hess is None else hess + h
+        return total, grad, hess
 
     return objective
 

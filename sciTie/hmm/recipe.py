@@ -175,7 +175,7 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
     if isinstance(ks, list):
         specs += [(str(k), "model", {**base, "n_components": k}) for k in ks]
     else:
-        specs.append(("model", "model", base))
+        specs.append((None, "model", base))
     for i, entry in enumerate(recipe.settings["compare"]):
         merged = copy.deepcopy(base)
         for key, value in entry.items():
@@ -195,7 +195,8 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
                 raise recipe.error(f"{key}: n_components = {spec['n_components']} but the scheme "
                                    f"has {n} states", key)
             spec["n_components"] = n
-    return specs
+    return [(label if label is not None else f"{spec['n_components']}_states", key, spec)
+            for label, key, spec in specs]
 
 
 def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb: bool,
