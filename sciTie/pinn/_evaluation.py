@@ -86,6 +86,8 @@ class WindowedSolution:
                 raise ValidationError(f"{name} must be numeric; got {c!r}") from None
             if not np.all(np.isfinite(arr)):
                 raise ValidationError(f"{name} holds non-finite values")
+            if name not in self.problem.periodic and arr.size:
+                _check_inside(arr, name, self.problem.domain(name))
             arrays.append(arr)
         try:
             arrays = np.broadcast_arrays(*arrays)
@@ -258,3 +260,13 @@ def evaluation_dataset(solution: WindowedSolution, sizes: Sequence[int],
                                                 dtype=float))
     out_attrs.update(attrs)
     return xr.Dataset(data, coords=coords, attrs=out_attrs)
+
+
+def _check_inside(values: np.ndarray, name: str, domain: tuple[float, float]) -> None:
+    """A non-periodic coordinate must stay in the interval the network was trained on."""
+    lo, hi = domain
+    tol = 1e-9 * max(1.0, abs(lo), abs(hi))
+    if float(values.min()) < lo - tol or float(values.max()) > hi + tol:
+        raise ValidationError(f"{name} must lie in the interval the model was trained on "
+                              f"[{lo:g}, {hi:g}]; got values in [{float(values.min()):g}, "
+                              f"{float(values.max()):g}] (a network does not extrapolate)")

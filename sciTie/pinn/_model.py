@@ -17,11 +17,11 @@ from ..errors import ValidationError
 from ._checkpoint import prepare_checkpoint, settings_key
 from ._evaluation import WindowedSolution, evaluation_dataset
 from ._losses import LossWeights, Observations, PINNLoss
-from ._network import ACTIVATIONS, MODES, BoundaryNetwork, PINNNetwork
+from ._network import ACTIVATIONS, MODES, BoundaryNetwork, PINNNetwork, _check_hidden
 from ._optimizers import AdamSettings
 from ._problems import PDEProblem
-from ._settings import (TrainingPlan, budget_multiplier, check_bool, check_eval_grid,
-                        check_nonnegative_float, check_nonnegative_int, check_positive_float,
+from ._settings import (MAX_BATCH, MAX_STEPS, TrainingPlan, budget_multiplier, check_bool,
+                        check_eval_grid, check_nonnegative_float, check_nonnegative_int, check_positive_float,
                         check_positive_int, check_seed, resolve_threads, torch_threads)
 from ._trainer import Trainer
 
@@ -277,10 +277,19 @@ class PeriodicPINN:
                      "resample_every", "checkpoint_every", "lr_decay_steps", "n_modes",
                      "n_time_features"):
             check_positive_int(getattr(self, name), name)
+        for name in ("n_collocation", "n_initial", "n_boundary"):
+            if getattr(self, name) > MAX_BATCH:
+                raise ValidationError(f"{name}={getattr(self, name)} points per batch is more "
+                                      f"than {MAX_BATCH} (each keeps its activations for the "
+                                      "derivatives); use more steps instead")
+        _check_hidden(self.hidden)
         for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
             check_nonnegative_int(getattr(self, name), name)
         for name in ("learning_rate", "lr_decay", "time_scale"):
             check_positive_float(getattr(self, name), name)
+        if self.lr_decay > 1:
+            raise ValidationError(f"lr_decay must lie in (0, 1] (the rate is multiplied by it "
+                                  f"every lr_decay_steps); got {self.lr_decay!r}")
         for name in ("ic_weight", "bc_weight", "data_weight"):
             check_nonnegative_float(getattr(self, name), name)
         for name in ("warm_start", "progress", "trainable_frequency"):
@@ -316,6 +325,11 @@ class PeriodicPINN:
         device = self._torch_device()
         threads = resolve_threads(self.n_threads) if device.type == "cpu" else None
         mult = budget_multiplier(self.budget)
+        for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
+            steps = getattr(self, name) * mult
+            if not math.isfinite(steps) or steps > MAX_STEPS:
+                raise ValidationError(f"{name}={getattr(self, name)} times the budget {mult:g} "
+                                      f"is {steps:.3g} steps; at most {MAX_STEPS:.0e}")
         checkpoint = None
         if self.checkpoint is not None:
             checkpoint = io.as_path(self.checkpoint, "checkpoint")
@@ -384,6 +398,8 @@ class PeriodicPINN:
             raise ValidationError(f"observed must name outputs of the problem {p.outputs}; "
                                   f"got {observed!r}")
         try:
+            if any(np.asarray(v).dtype.kind not in "iuf" for v in (X, y)):
+                raise TypeError  # booleans, text, objects: not coordinates or values
             Xa = np.asarray(X, dtype=float)
             ya = np.asarray(y, dtype=float)
         except (TypeError, ValueError):
@@ -618,6 +634,9 @@ class PeriodicPINN:
             Passed to :func:`plot_result`.
         """
         self._check_fitted("plot")
+        if ax is not None and not callable(getattr(ax, "plot", None)):
+            raise ValidationError(f"ax must be a matplotlib Axes or None; got "
+                                  f"{type(ax).__name__}")
         return self.result_.plot(ax=ax, **kwargs)
 
     def _laplace(self, trainer: Trainer, observations: Observations):
@@ -680,10 +699,16 @@ class PeriodicPINN:
         -------
         (float, float)
         """
+        from ._evaluation import _check_inside
+
         self._check_fitted("periodicity_violation")
-        t = np.asarray(t, dtype=float).ravel()
+        try:
+            t = np.asarray(t, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise ValidationError(f"t must be an array of times; got {t!r}") from None
         if t.size == 0 or not np.all(np.isfinite(t)):
             raise ValidationError("t must hold at least one finite time")
+        _check_inside(t, "t", self.problem.domain_t)
         return self._solution().periodicity_violation(t)
 
     def _traces(self, t: np.ndarray) -> dict[str, np.ndarray]:

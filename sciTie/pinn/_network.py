@@ -38,7 +38,19 @@ def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
     if not widths or any(w < 1 for w in widths) or any(w != h for w, h in zip(widths, hidden)) \
             or any(isinstance(h, bool) for h in hidden):
         raise ValidationError(f"hidden must be a non-empty sequence of positive integers; got {hidden!r}")
+    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    if max(widths) > MAX_WIDTH or weights > MAX_WEIGHTS:
+        # refused before any tensor is allocated: such a network would not fit in memory
+        raise ValidationError(f"hidden {list(widths)} is too large (widest layer {max(widths)}, "
+                              f"{weights:.3g} hidden weights); at most {MAX_WIDTH} units per "
+                              f"layer and {MAX_WEIGHTS:.0e} weights")
     return widths
+
+
+#: Widest hidden layer accepted (PINNs use tens to hundreds of units).
+MAX_WIDTH = 8192
+#: Most weights between hidden layers (about 400 MB in float64).
+MAX_WEIGHTS = 5 * 10**7
 
 
 def _linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Linear:

@@ -229,6 +229,13 @@ class PDEProblem:
         return values
 
 
+def _number(value, name: str) -> float:
+    """A PDE coefficient as a float; text, None or booleans are refused, naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValidationError(f"{name} must be a number; got {value!r}")
+    return float(value)
+
+
 def convection(beta: float = 30.0) -> PDEProblem:
     """``u_t + beta u_x = 0`` on ``[0, 2 pi] x [0, 1]``, ``u(x, 0) = sin x``.
 
@@ -243,7 +250,7 @@ def convection(beta: float = 30.0) -> PDEProblem:
     -------
     PDEProblem
     """
-    beta = float(beta)
+    beta = _number(beta, "beta")
     if not math.isfinite(beta):
         raise ValidationError(f"beta must be finite; got {beta!r}")
 
@@ -347,7 +354,7 @@ def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, *, n_points: int = 2048,
     -------
     PDEProblem
     """
-    eps, gamma = float(eps), float(gamma)
+    eps, gamma = _number(eps, "eps"), _number(gamma, "gamma")
     if not (math.isfinite(eps) and eps >= 0):
         raise ValidationError(f"eps must be a non-negative finite number; got {eps!r}")
 
@@ -391,7 +398,7 @@ def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
     -------
     PDEProblem
     """
-    nu = float(nu)
+    nu = _number(nu, "nu")
     if not (math.isfinite(nu) and nu >= 0):
         raise ValidationError(f"nu must be a non-negative finite number; got {nu!r}")
 
@@ -444,7 +451,7 @@ def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
     -------
     PDEProblem
     """
-    eps, gamma = float(eps), float(gamma)
+    eps, gamma = _number(eps, "eps"), _number(gamma, "gamma")
     if not (math.isfinite(eps) and eps >= 0):
         raise ValidationError(f"eps must be a non-negative finite number; got {eps!r}")
     if not math.isfinite(gamma):

@@ -22,6 +22,14 @@ __all__ = ["budget_multiplier", "resolve_threads", "torch_threads", "TrainingPla
            "check_nonnegative_float", "check_bool", "check_seed", "check_eval_grid"]
 
 
+#: Largest evaluation grid (points): beyond it the result would not fit in memory.
+MAX_EVAL_POINTS = 10**7
+#: Largest batch of training points: every point keeps its activations for the derivatives.
+MAX_BATCH = 2**20
+#: Largest number of optimiser steps after the budget multiplier.
+MAX_STEPS = 10**9
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
@@ -99,6 +107,12 @@ def check_eval_grid(value: Any, n_axes: int, names: tuple[str, ...]) -> tuple[in
         raise ValidationError(f"eval_grid must be {expected}; got {value!r}") from None
     if len(sizes) != n_axes or not all(_is_int(s) and s >= 2 for s in sizes):
         raise ValidationError(f"eval_grid must be {expected}; got {value!r}")
+    total = math.prod(int(s) for s in sizes)
+    if total > MAX_EVAL_POINTS:
+        # refused before training: the grid is evaluated only after it
+        raise ValidationError(f"eval_grid {tuple(sizes)} has {total:.3g} points; at most "
+                              f"{MAX_EVAL_POINTS:.0e} (each is one network evaluation, kept in "
+                              "memory with its fields)")
     return tuple(int(s) for s in sizes)
 
 
