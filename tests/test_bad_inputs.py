@@ -1474,3 +1474,166 @@ def test_pinn_crafted_checkpoint_test_exists_and_can_fail():
     text = (Path(__file__).parent / "test_pinn_hardening.py").read_text()
     assert "def test_crafted_checkpoint_runs_no_code" in text
     assert "__reduce__" in text and "os.system" in text and "assert marker.exists()" in text
+
+
+# ================================================================== command line
+_HMM_RECIPE = """kind = "hmm"
+name = "tiny"
+[data]
+file = "data.csv"
+columns = ["x"]
+[model]
+family = "gaussian"
+n_components = 2
+[fit]
+n_iter = 5
+"""
+
+_PINN_RECIPE = """kind = "pinn"
+name = "tinypinn"
+[problem]
+file = "res.py"
+domain_x = [0.0, 6.283185307179586]
+[model]
+hidden = [6]
+adam_steps = 2
+n_collocation = 32
+n_initial = 16
+n_boundary = 8
+eval_grid = [9, 5]
+"""
+
+_RESIDUAL = """import numpy as np
+
+def residual(f):
+    return f.u_t + f.u_x
+
+def initial(x):
+    return np.sin(x)
+"""
+
+
+@pytest.fixture
+def cli_folder(tmp_path, monkeypatch):
+    """A folder with a small data file, recipes and user files; the working directory."""
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0.0, 1.0, 20), rng.normal(4.0, 1.0, 20)]
+    (tmp_path / "data.csv").write_text("x\n" + "\n".join(f"{v:.6f}" for v in x) + "\n")
+    (tmp_path / "tiny.toml").write_text(_HMM_RECIPE)
+    (tmp_path / "res.py").write_text(_RESIDUAL)
+    (tmp_path / "syntax.py").write_text("def residual(f:\n")
+    (tmp_path / "existing.json").write_text('{"mine": true}\n')
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "tiny.nc").write_bytes(b"user's own netCDF")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    return tmp_path
+
+
+def _write(folder: Path, name: str, text: str) -> str:
+    (folder / name).write_text(text)
+    return name
+
+
+CLI_CASES = [
+    (lambda d: ["fit", "tiny.toml", "--json", "adir"], "adir is a folder"),
+    (lambda d: ["fit", "tiny.toml", "--json", "existing.json"], "existing.json already exists"),
+    (lambda d: ["fit", "tiny.toml", "--out", "data.csv"], "data.csv is a file"),
+    (lambda d: ["fit", "tiny.toml", "--out", "out"], "tiny.nc already exists"),
+    (lambda d: ["fit", "tiny.toml", "--json", "a\x00b"], "NUL"),
+    (lambda d: ["fit", "missing.toml"], "missing.toml"),
+    (lambda d: ["fit", "no-such-recipe"], "'no-such-recipe'"),
+    (lambda d: ["fit", "tiny.toml", "--set", "fit.n_iter"], "KEY=VALUE"),
+    (lambda d: ["fit", "tiny.toml", "--set", "fit.bogus=1"], "fit.bogus"),
+    (lambda d: ["fit", "tiny.toml", "--set", "fit.n_iter=-3"], "fit.n_iter"),
+    (lambda d: ["fit", "tiny.toml", "--set", "model.n_components=0"], "n_components"),
+    (lambda d: ["fit", "tiny.toml", "--set", 'model.ties=["means[1] == means[0]"]'],
+     "means[1] == means[0]"),
+    (lambda d: ["fit", "tiny.toml", "--set", 'model.ties=["means[1] = __import__(\'os\')"]'],
+     "not allowed"),
+    (lambda d: ["fit", "tiny.toml", "--set", 'data.file="nowhere.csv"'], "nowhere.csv"),
+    (lambda d: ["fit", "tiny.toml", "--set", 'data.columns=["y"]'], "no column 'y'"),
+    (lambda d: ["recipe", "no-such-recipe"], "'no-such-recipe'"),
+    (lambda d: ["recipe", "no-such-kind", "--keys"], "'no-such-kind'"),
+    (lambda d: ["fit", _write(d, "bad.toml", "kind = \n")], "bad.toml:1"),
+    (lambda d: ["fit", _write(d, "bad.toml", 'kind = "nope"\nname = "x"\n')], "bad.toml:1"),
+    (lambda d: ["fit", _write(d, "bad.toml", 'kind = "hmm"\n')], "name"),
+    (lambda d: ["fit", _write(d, "bad.toml", _HMM_RECIPE.replace('columns', 'column'))],
+     "bad.toml:5 [data.column]"),
+    (lambda d: ["fit", _write(d, "nan.toml", _HMM_RECIPE.replace("data.csv", "nan.csv")),
+                "--set", 'data.file="' + _write(d, "nan.csv", "x\n1.0\nnan\n2.0\n") + '"'],
+     "nan.csv:3"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE.replace("res.py", "nope.py"))],
+     "nope.py"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE.replace("res.py", "syntax.py"))],
+     "syntax.py:1"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE.replace(
+        'file = "res.py"', 'file = "res.py"\nresidual = "nofunc"'))], "nofunc"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE.replace("hidden = [6]",
+                                                               "hidden = [1000000000]"))],
+     "hidden"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE.replace("eval_grid = [9, 5]",
+                                                               "eval_grid = [100000, 100000]"))],
+     "eval_grid"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE.replace("[0.0, 6.283185307179586]",
+                                                               "[1.0, 0.0]"))], "domain_x"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE), "--set", 'fit.checkpoint="adir"'],
+     "adir is a folder"),
+    (lambda d: ["fit", _write(d, "p.toml", _PINN_RECIPE), "--set", 'fit.checkpoint="typo.pt"',
+                "--set", "fit.resume=true"], "typo.pt"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", cases(CLI_CASES))
+def test_cli_expected_failures_are_one_line_and_exit_2(cli_folder, capsys, argv, fragment):
+    from sciTie.cli import main
+
+    rc = main(argv(cli_folder))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("scitie: error: "), err
+    assert fragment in err[0]
+    assert (cli_folder / "existing.json").read_text() == '{"mine": true}\n'
+    assert (cli_folder / "out" / "tiny.nc").read_bytes() == b"user's own netCDF"
+
+
+def test_cli_output_clash_is_refused_before_the_fit(cli_folder, capsys, monkeypatch):
+    from sciTie import recipes
+    from sciTie.cli import main
+
+    ran = []
+    monkeypatch.setattr(recipes, "run_recipe", lambda r: ran.append(r))
+    assert main(["fit", "tiny.toml", "--json", "existing.json"]) == 2
+    assert ran == [] and "existing.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied", "r.json"),
+                                   OSError(28, "No space left on device"),
+                                   IsADirectoryError(21, "Is a directory", "r.json")])
+def test_cli_any_oserror_while_writing_is_one_line(cli_folder, capsys, monkeypatch, error):
+    from sciTie.cli import main
+    from sciTie.core import summary
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(summary, "write_json", failing)
+    rc = main(["fit", "tiny.toml", "--json", "r.json"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and error.strerror in err[0]
+    assert not (cli_folder / "r.json").exists()
+
+
+def test_cli_in_a_real_process_prints_no_traceback(cli_folder):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "sciTie.cli", "fit", "missing.toml"],
+                          cwd=cli_folder, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "missing.toml" in proc.stderr
