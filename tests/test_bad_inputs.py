@@ -1625,6 +1625,7 @@ def test_cli_any_oserror_while_writing_is_one_line(cli_folder, capsys, monkeypat
     assert not (cli_folder / "r.json").exists()
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch: ~10 s on the shared machine
 def test_cli_in_a_real_process_prints_no_traceback(cli_folder):
     import subprocess
     import sys
