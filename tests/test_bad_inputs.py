@@ -1638,3 +1638,21 @@ def test_cli_in_a_real_process_prints_no_traceback(cli_folder):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "missing.toml" in proc.stderr
+
+
+# ================================================================== suspicious fits: pinn
+def test_pinn_far_from_the_reference_warns_naming_the_error():
+    """Three Adam steps cannot learn the solution: rel_l2 ~1.6 must not pass silently."""
+    from sciTie.errors import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match=r"rel_l2 = \d"):
+        model = _pinn().fit()
+    assert model.result_.statistics["rel_l2"] > 0.5  # the claim the warning makes
+
+
+def test_pinn_loss_that_grew_warns():
+    from sciTie.errors import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="did not reduce the loss"):
+        model = _pinn(learning_rate=5.0, adam_steps=5).fit()
+    assert model.history_[-1]["loss_total"] > model.history_[0]["loss_total"]

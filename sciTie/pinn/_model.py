@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,6 +32,10 @@ __all__ = ["PeriodicPINN"]
 _NOT_IN_CHECKPOINT_KEY = {"problem", "checkpoint", "checkpoint_every", "progress", "device",
                           "n_threads", "budget", "adam_steps", "lbfgs_steps", "lm_steps",
                           "eval_grid"}
+
+
+#: Relative L2 error against the reference above which a training is reported as failed.
+SUSPICIOUS_REL_L2 = 0.5
 
 
 class PeriodicPINN:
@@ -549,7 +554,26 @@ class PeriodicPINN:
             with torch_threads(plan.threads):
                 self.uncertainty_ = self._laplace(trainer, observations)
         self._build_result(observations)
+        self._warn_if_suspicious()
         return self
+
+    def _warn_if_suspicious(self) -> None:
+        """A training that ended far from the solution does not pass silently."""
+        stats = self.result_.statistics
+        bad = {k: v for k, v in stats.items() if k.startswith("rel_l2")
+               and isinstance(v, (int, float)) and v > SUSPICIOUS_REL_L2}
+        if bad:
+            shown = ", ".join(f"{k} = {v:.3g}" for k, v in bad.items())
+            warnings.warn(f"PeriodicPINN: the trained solution is far from the reference "
+                          f"({shown}, above {SUSPICIOUS_REL_L2:g}): training has not converged "
+                          "or found a wrong solution (more steps, time windows, or causal "
+                          "weighting)", errors.ConvergenceWarning, stacklevel=3)
+        history = self.history_
+        if len(history) >= 2 and history[-1]["loss_total"] >= history[0]["loss_total"]:
+            warnings.warn(f"PeriodicPINN: training did not reduce the loss (from "
+                          f"{history[0]['loss_total']:.3g} to {history[-1]['loss_total']:.3g}); "
+                          "lower learning_rate or check the residual", errors.ConvergenceWarning,
+                          stacklevel=3)
 
     def _make_group(self, w: int, boundary: dict[str, nn.Module], plan: TrainingPlan):
         from ._tying import window_group
