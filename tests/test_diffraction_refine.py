@@ -38,7 +38,7 @@ def test_synthetic_recovery_within_3_esd(synthetic_fit):
     # the neutron cell correction recovers the generating D terms
     d = load_synthetic(0)["neutron"].attrs
     for n in ("D11", "D33"):
-        z = (P[f"neutron.{n}"]["value"] - d[f"true_{n}"]) / P[f"neutron.{n}"]["stderr"]
+        z = (P[f"neutron.TiO2.{n}"]["value"] - d[f"true_{n}"]) / P[f"neutron.TiO2.{n}"]["stderr"]
         assert abs(z) < 3
 
 
@@ -78,7 +78,7 @@ def test_tying_is_real():
     # the joint fit shares the structure: fewer free parameters than two separate fits
     # (it adds the neutron cell correction D11, D33 but drops a second copy of the structure)
     assert joint.result_.nvarys == nx + nn - 5 + 2
-    assert joint.group.free_names.count("structure.O.x") == 1
+    assert joint.group.free_names.count("TiO2.O.x") == 1
     for k in ("O.x", "Ti.uiso", "O.uiso"):
         ej = joint.parameters()[k]["stderr"]
         assert ej < fits[("xray",)].parameters()[k]["stderr"]
@@ -93,13 +93,13 @@ def test_outputs(synthetic_fit, tmp_path):
     np.testing.assert_allclose(ds["xray_obs"] - ds["xray_calc"], ds["xray_difference"])
     assert ds.attrs["neutron_wrp"] == pytest.approx(ref.statistics_["neutron"]["wrp"])
     # reflection table: d from the cell (b = a, tetragonal), 2theta from Bragg's law
-    hkl = ds["xray_hkl"].values
+    hkl = ds["xray_TiO2_hkl"].values
     P0 = ref.parameters()
     d = 1 / np.sqrt((hkl[:, 0] ** 2 + hkl[:, 1] ** 2) / P0["a"]["value"] ** 2
                     + hkl[:, 2] ** 2 / P0["c"]["value"] ** 2)
-    np.testing.assert_allclose(ds["refl_xray_d"].values, d, rtol=1e-12)
+    np.testing.assert_allclose(ds["refl_xray_TiO2_d"].values, d, rtol=1e-12)
     zero = P0["xray.zero"]["value"]
-    np.testing.assert_allclose(ds["refl_xray_two_theta"].values - zero,
+    np.testing.assert_allclose(ds["refl_xray_TiO2_two_theta"].values - zero,
                                2 * np.degrees(np.arcsin(1.5406 / (2 * d))), atol=1e-9)
     cif = ref.write_cif(tmp_path / "out.cif")
     with pytest.raises(FileExistsError):
@@ -112,7 +112,7 @@ def test_outputs(synthetic_fit, tmp_path):
     ref.plot("xray", path=tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 10000
     text = ref.report()
-    assert "R_Bragg" in text and "structure.O.y" in text
+    assert "R_Bragg" in text and "TiO2.O.y" in text
     # Bragg R is small for a correct model, and the statistics follow their definitions
     st = ref.statistics_["xray"]
     assert 0 < st["bragg_r"] < 2

@@ -12,7 +12,8 @@ import os
 import numpy as np
 import xarray as xr
 
-from ._crystal import Atom, Phase
+from ..errors import ValidationError
+from ._crystal import Atom, Phase, cell_volume
 from ._io import make_pattern, read_gsas_prm, read_gsas_std
 from ._pattern import PowderPattern
 from ._refine import JointRefinement
@@ -43,22 +44,23 @@ def _dataset(pattern: xr.DataArray, attrs: dict) -> xr.Dataset:
     return ds
 
 
-def pattern_from_dataset(ds: xr.Dataset, phase: Phase, *, name: str, **kwargs) -> PowderPattern:
+def pattern_from_dataset(ds: xr.Dataset, phases, *, name: str, **kwargs) -> PowderPattern:
     """Build a :class:`PowderPattern` from a loader's Dataset (instrument from ``attrs``).
 
-    Keyword arguments override the stored instrument values and are passed on (fit_range,
-    exclude, n_background, cell_correction, refine_profile ...).
+    ``phases`` is a :class:`Phase` or a list of them. Keyword arguments override the stored
+    instrument values and are passed on (fit_range, exclude, n_background, cell_correction,
+    refine_profile ...).
     """
     if "intensity" not in ds or "variance" not in ds.coords:
-        raise ValueError(f"ds: expected a Dataset with 'intensity' and a 'variance' "
-                         f"coordinate, got variables {list(ds.data_vars)}")
+        raise ValidationError(f"ds: expected a Dataset with 'intensity' and a 'variance' "
+                              f"coordinate, got variables {list(ds.data_vars)}")
     opts = {k: ds.attrs[k] for k in _INSTRUMENT_KEYS if k in ds.attrs}
     prof = {k: float(ds.attrs[k]) for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")
             if k in ds.attrs}
     prof.update(kwargs.pop("profile", {}) or {})
     opts.update(kwargs)
     opts["profile"] = prof
-    return PowderPattern(ds["intensity"], phase, name=name, **opts)
+    return PowderPattern(ds["intensity"], phases, name=name, **opts)
 
 
 # -- PbSO4 -----------------------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
             cell_correction="xray" in patterns, n_background=n_background, profile=asym,
             refine_profile=("U", "V", "W", "X"), refine_zero=False, refine_displacement=True))
     if not pats:
-        raise ValueError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
+        raise ValidationError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
     return JointRefinement(phase, pats)
 
 
@@ -191,10 +193,11 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
     -------
     dict of str to xarray.Dataset
     """
-    if counts_scale <= 0:
-        raise ValueError(f"counts_scale must be > 0, got {counts_scale}")
+    if not counts_scale > 0:
+        raise ValidationError(f"counts_scale must be > 0, got {counts_scale}")
     rng = np.random.default_rng(seed)
     phase = synthetic_phase()
+    volume = cell_volume(phase.cell_values())
     out = {}
     for key, inst in _SYN_INSTRUMENT.items():
         lo, hi, step = inst["range"]
@@ -206,16 +209,19 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
                             polarization=inst["polarization"], geometry=inst["geometry"],
                             radius=inst["radius"], profile=prof, n_background=3)
         g = pat.group
-        g["scale"].value = inst["scale"] * counts_scale
+        # intensities scale as scale * fraction / V²: the instrument's scale is per unit cell
+        g["scale"].value = inst["scale"] * counts_scale * volume ** 2
         g["bkg"].value = np.array(inst["bkg"]) * counts_scale
         for d in ("D11", "D22", "D33"):
             if d in inst:
-                g[d].value = inst[d]
-        y, _ = pat.calc(phase.group.values(), g.values())
+                g[f"{phase.name}.{d}"].value = inst[d]
+        y, _ = pat.calc()
         counts = rng.poisson(np.maximum(y, 0)).astype(float)
         attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
         attrs.update({f"true_{k}": float(v) for k, v in SYNTHETIC_TRUTH.items()})
-        attrs.update({f"true_{k}": float(g.values()[k]) for k in ("scale", "zero", "D11", "D33")})
+        gv = g.values()
+        attrs.update({"true_scale": float(gv["scale"]), "true_zero": float(gv["zero"])})
+        attrs.update({f"true_{d}": float(gv[f"{phase.name}.{d}"]) for d in ("D11", "D33")})
         attrs.update({"dataset": "diffraction-synthetic", "seed": int(seed),
                       "structure": "rutile-type TiO2, P4_2/mnm, Ti 2a (0,0,0), O 4f (x,x,0)",
                       "generator": "sciTie.diffraction.data.make_synthetic"})
