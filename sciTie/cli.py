@@ -8,6 +8,8 @@ from typing import Sequence
 
 from . import __version__
 from .datasets import REGISTRY, get_entry, resolve_callable
+from .errors import SciTieError
+from .io import check_targets
 
 
 def _cmd_datasets(_: argparse.Namespace) -> int:
@@ -31,18 +33,15 @@ def _run_fit(name: str, argv: Sequence[str]):
 
 
 def _cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.json is not None:  # before the fit: a clash found afterwards wastes the run
+        check_targets([args.json], overwrite=args.overwrite, what="--json")
     summary = _run_fit(args.name, extra)
-    if args.out is not None:  # refuse before printing anything if files would be replaced
-        clashes = [p for p in summary.planned_files(args.out) if p.exists()]
-        if clashes and not args.overwrite:
-            print(f"scitie: error: --out {args.out} already holds "
-                  f"{', '.join(p.name for p in clashes)}; use another folder or --overwrite",
-                  file=sys.stderr)
-            return 2
+    if args.out is not None:
+        check_targets(summary.planned_files(args.out), overwrite=args.overwrite, what="--out")
     print(summary.report)
     print(f"\n{summary.dataset} / {summary.model}: fit took {summary.seconds:.2f} s")
     if args.json is not None:
-        print(f"wrote {summary.write_json(args.json)}")
+        print(f"wrote {summary.write_json(args.json, overwrite=args.overwrite)}")
     if args.out is not None:
         for p in summary.write(args.out, overwrite=args.overwrite):
             print(f"wrote {p}")
@@ -90,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("name", help="dataset name (see `scitie datasets`)")
     fit.add_argument("--json", metavar="PATH", help="write a JSON summary to PATH")
     fit.add_argument("--out", metavar="DIR", help="write netCDF results and PNG plots to DIR")
-    fit.add_argument("--overwrite", action="store_true", help="allow replacing files in --out")
+    fit.add_argument("--overwrite", action="store_true", help="allow replacing existing --json and --out files")
     return parser
 
 
@@ -105,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return _cmd_demo(args)
         return _cmd_fit(args, extra)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+    except (SciTieError, ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"scitie: error: {exc}", file=sys.stderr)
         return 2
 

@@ -150,8 +150,10 @@ def atomic_path(path: Any, *, overwrite: bool = False, what: str = "output",
     """
     (target,) = check_targets([path], overwrite=overwrite, what=what)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=(suffix if suffix is not None
-                                                                    else target.suffix) + ".part",
+    # ".<name>.<random>.part<suffix>": hidden, marked as partial, and still ending in the
+    # target's suffix so that writers choosing a format by extension (savefig) keep working
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.",
+                                suffix=".part" + (target.suffix if suffix is None else suffix),
                                 dir=target.parent)
     os.close(fd)
     tmp = Path(name)

@@ -1,6 +1,8 @@
 """Defects found in review of the core, each pinned by a test."""
 import warnings
 
+import sciTie
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -77,7 +79,7 @@ def test_tied_slot_outside_its_bounds_is_reported():
     g.add("a", 1.0)
     g.add("b", 0.5, max=1.0)
     g.tie("b", to="a", scale=2.0)
-    with pytest.warns(RuntimeWarning, match="outside their own bounds: b"):
+    with pytest.warns(sciTie.errors.FitWarning, match="outside their own bounds: b"):
         r = fit_least_squares(g, lambda v: np.array([v["a"] - 3.0, v["b"] - 6.0]))
     assert "outside its bounds" in r.report()
 

@@ -48,10 +48,12 @@ class _SlotRef:
 
 @dataclass
 class _LinearLink:
-    target: _SlotRef
-    scale: float
+    """``slot = offset + Σ scales[i] * targets[i]`` (one target for a plain tie)."""
+
+    targets: tuple[_SlotRef, ...]
+    scales: tuple[float, ...]
     offset: float
-    label: str  # how the user wrote the target, for reports
+    label: str  # how the user wrote the target(s), for reports
 
 
 @dataclass
@@ -143,7 +145,7 @@ class _Compiled:
                     raise ValueError(f"parameter {self.names[i]!r} has no finite value; give it "
                                      "a value (it may have lost its expr)")
             elif isinstance(link, _LinearLink):
-                if link.target.key not in self.key_to_slot:
+                if any(t.key not in self.key_to_slot for t in link.targets):
                     raise ValueError(
                         f"slot {self.names[i]!r} is tied to {link.label!r}, which is not part of "
                         f"group {root.name!r}; fit it within a group that contains both")
@@ -218,7 +220,7 @@ class _Compiled:
     # -- structure -----------------------------------------------------------------------------
     def _dependencies(self, i: int) -> Sequence[int]:
         if self.kind[i] == LINEAR:
-            return [self.key_to_slot[self.links[i].target.key]]
+            return [self.key_to_slot[t.key] for t in self.links[i].targets]
         if self.kind[i] == EXPR:
             return self.expr_refs[i].tolist()
         return []
@@ -277,7 +279,8 @@ class _Compiled:
         for i in self.order:
             if self.kind[i] == LINEAR:
                 link = self.links[i]
-                slots[i] = link.scale * slots[self.key_to_slot[link.target.key]] + link.offset
+                slots[i] = link.offset + sum(scale * slots[self.key_to_slot[t.key]]
+                                             for t, scale in zip(link.targets, link.scales))
             else:
                 refs = self.expr_refs[i]
                 value, grad = self.links[i].expression.evaluate_with_gradient(slots[refs])
@@ -296,8 +299,9 @@ class _Compiled:
             row: dict[int, float] = {}
             if self.kind[i] == LINEAR:
                 link = self.links[i]
-                for c, v in rows.get(self.key_to_slot[link.target.key], {}).items():
-                    row[c] = row.get(c, 0.0) + link.scale * v
+                for t, scale in zip(link.targets, link.scales):
+                    for c, v in rows.get(self.key_to_slot[t.key], {}).items():
+                        row[c] = row.get(c, 0.0) + scale * v
             else:
                 for r, g in zip(self.expr_refs[i], grads[i]):
                     if g != 0.0:
@@ -329,10 +333,17 @@ class _Compiled:
             return "fixed"
         if k == LINEAR:
             link = self.links[i]
-            target = self.names[self.key_to_slot[link.target.key]]
-            text = target if link.scale == 1.0 else f"{link.scale:g}*{target}"
-            if link.offset:
+            terms = []
+            for t, scale in zip(link.targets, link.scales):
+                target = self.names[self.key_to_slot[t.key]]
+                term = target if abs(scale) == 1.0 else f"{abs(scale):g}*{target}"
+                terms.append(("- " if scale < 0 else "+ ") + term)
+            text = " ".join(terms)
+            text = text[2:] if text.startswith("+ ") else "-" + text[2:]
+            if link.offset and len(link.targets) == 1:
                 text += f" {'+' if link.offset > 0 else '-'} {abs(link.offset):g}"
+            elif link.offset:
+                text = f"{link.offset:g} " + " ".join(terms)
             return f"== '{text}'"
         return f"== '{self.links[i].expression.text}'"
 
@@ -452,7 +463,8 @@ class ParameterGroup:
                 if ref.key == tgt.key:
                     raise ValueError(f"tie cycle: {name!r} cannot be tied to itself")
                 label = to if target.shape == () else self._label(tgt)
-                planned.append((ref, _LinearLink(tgt, float(scale), float(offset), label), name))
+                planned.append((ref, _LinearLink((tgt,), (float(scale),), float(offset), label),
+                                name))
         for ref, _, name in planned:
             self._check_untied(ref, name)
         for ref, link, _ in planned:
@@ -478,6 +490,79 @@ class ParameterGroup:
         ref.group._touch()
         self._touch()
         self._reject_cycles([ref])
+
+    def tie_linear(self, slot: str, terms: Mapping[str, float], *, offset: float = 0.0) -> None:
+        """Make ``slot = offset + Σ coefficient · term`` (a linear equation, as GSAS-II writes).
+
+        Exact in the tie matrix at any point, and without the length limits of an expression:
+        ``tie_linear("p[3]", {"p[0]": -1, "p[1]": -1, "p[2]": -1}, offset=1)`` keeps a row
+        of probabilities summing to one.
+
+        Parameters
+        ----------
+        slot : str
+            One slot.
+        terms : mapping of str to float
+            Slots (each one slot) and their finite coefficients.
+        offset : float, optional
+            Constant term.
+        """
+        refs = self._select(slot)
+        if refs.shape != ():
+            raise ValueError(f"tie_linear: {slot!r} selects {refs.size} slots; give one slot")
+        ref = refs.item()
+        if not isinstance(terms, Mapping) or not terms:
+            raise ValueError("tie_linear: terms must be a non-empty mapping {slot: coefficient}")
+        targets, scales = [], []
+        for name, coef in terms.items():
+            t = self._select(name)
+            if t.shape != ():
+                raise ValueError(f"tie_linear: term {name!r} selects {t.size} slots; give one")
+            if not isinstance(coef, (int, float, np.floating, np.integer)) or not np.isfinite(coef):
+                raise ValueError(f"tie_linear: coefficient of {name!r} must be a finite number, "
+                                 f"got {coef!r}")
+            if t.item().key == ref.key:
+                raise ValueError(f"tie cycle: {slot!r} cannot depend on itself")
+            targets.append(t.item())
+            scales.append(float(coef))
+        if not np.isfinite(offset):
+            raise ValueError(f"tie_linear: offset must be finite, got {offset!r}")
+        self._check_untied(ref, slot)
+        label = " + ".join(f"{c:g}*{n}" for n, c in terms.items())
+        ref.group._links[(ref.param, ref.flat)] = _LinearLink(tuple(targets), tuple(scales),
+                                                              float(offset), label)
+        ref.group._touch()
+        self._touch()
+        self._reject_cycles([ref])
+        self._sync_values()
+
+    def apply_ties(self, statements: str | Iterable[str], *,
+                   new_parameters: bool = False) -> list[str]:
+        """Apply tie statements ``"lhs = rhs"`` written in the core's syntax.
+
+        ``"means[1] = means[0]"`` ties (rows element by element), ``"lam[1] = 2.5 * lam[0]"``
+        ties with a scale, ``"var[1] = phi * mu[1]"`` constrains (an expression). With
+        ``new_parameters=True``, names on the right that the group does not have become new
+        free scalar parameters, started at the least-squares values that reproduce the left
+        sides' current values. See :mod:`sciTie.core.statements`.
+
+        Returns
+        -------
+        list of str
+            The parameters created.
+
+        Examples
+        --------
+        >>> g = ParameterGroup("levels")
+        >>> _ = g.add("mu", [1.0, 2.1, 2.9])
+        >>> g.apply_ties(["mu[2] = 3 * mu[0]", "mu[1] = mu[0] + delta"], new_parameters=True)
+        ['delta']
+        >>> g.free_names
+        ['mu[0]', 'delta']
+        """
+        from .statements import apply_ties
+
+        return apply_ties(self, statements, new_parameters=new_parameters)
 
     def _reject_cycles(self, new_refs: list[_SlotRef]) -> None:
         """Undo the links just made on ``new_refs`` if they close a cycle.

@@ -16,6 +16,7 @@ from scipy.optimize import least_squares
 
 from .group import ParameterGroup, SlotValues, _Compiled
 from .result import FitResult
+from .statistics import covariance_from_jacobian
 
 __all__ = ["ResidualTerm", "fit_least_squares"]
 
@@ -231,12 +232,31 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
                         verbose=verbose, **({} if tr_solver is None or method == "lm"
                                             else {"tr_solver": tr_solver}))
     seconds = time.perf_counter() - t0
+    return _result(problem, opt, x0, method=method, scale_covar=scale_covar, seconds=seconds)
+
+
+def _result(problem: _Problem, opt: Any, x0: np.ndarray, *, method: str, scale_covar: bool,
+            seconds: float) -> FitResult:
+    """The FitResult of a finished least-squares run: covariance ``(JᵀJ)⁻¹ χ²_ν``."""
     x = opt.x
     r = problem.residual(x)
     J = problem.jacobian(x)
-    return FitResult.from_solution(
-        group=work, compiled=problem.c, x=x, x0=x0, residual=r, jac=J, terms=terms,
-        term_sizes=problem.sizes, scale_covar=scale_covar, success=bool(opt.status > 0),
-        message=str(opt.message), nfev=problem.nfev, njev=problem.njev,
-        method=f"least_squares ({method})", seconds=seconds)
-
+    chisqr = float(r @ r)
+    names = [problem.c.names[i] for i in problem.c.free_idx]
+    cov, _ = covariance_from_jacobian(J, names)
+    nfree = r.size - x.size
+    if cov is not None and scale_covar:
+        cov = cov * (chisqr / nfree) if nfree > 0 else None
+    term_chi, term_n, start = {}, {}, 0
+    for t, n in zip(problem.terms, problem.sizes):
+        seg = r[start:start + n]
+        term_chi[t.name], term_n[t.name] = float(seg @ seg), int(n)
+        start += n
+    if start < r.size:
+        seg = r[start:]
+        term_chi["restraints"], term_n["restraints"] = float(seg @ seg), int(seg.size)
+    return FitResult.from_covariance(
+        problem.group, x, covar=cov, init_values=x0, ndata=r.size, copy=False,
+        model="least squares", method=f"least_squares ({method})", success=bool(opt.status > 0),
+        message=str(opt.message), nfev=problem.nfev, njev=problem.njev, seconds=seconds,
+        chisqr=chisqr, residual=r, jac=J, term_chisqr=term_chi, term_ndata=term_n)

@@ -1,41 +1,34 @@
-"""FitResult: values, uncertainties and statistics of a fit, as a report and as xarray."""
+"""FitResult: what every sciTie fit hands back (least squares, EM, autograd).
+
+One class for every model: the fitted parameters under their full dotted names with values,
+standard errors, covariance and correlations, every slot's value and propagated uncertainty
+(``G Σ Gᵀ``), fit statistics (χ², log-likelihood, AIC/BIC on the free-parameter count, and
+any model figures such as wRp or relative L2), one report formatter, one xarray layout, and a
+``plot`` that delegates to the model's own figure.
+"""
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .group import FIXED, FREE, ParameterGroup, _Compiled
+from ..errors import FitWarning, ValidationError
+from .group import FIXED, FREE, ParameterGroup
+from .statistics import information_criteria, standard_errors
 
-__all__ = ["FitResult", "covariance_from_jacobian", "information_criteria"]
+__all__ = ["FitResult"]
 
-
-def covariance_from_jacobian(J: np.ndarray) -> tuple[np.ndarray | None, int]:
-    """``(JᵀJ)⁻¹`` through the SVD and the numerical rank; None when rank-deficient."""
-    if J.shape[0] == 0 or J.shape[1] == 0:
-        return None, 0
-    _, s, vt = np.linalg.svd(J, full_matrices=False)
-    tol = s[0] * max(J.shape) * np.finfo(float).eps
-    rank = int(np.sum(s > tol))
-    if rank < J.shape[1]:
-        warnings.warn(f"the Jacobian is rank-deficient (rank {rank} of {J.shape[1]} free "
-                      "parameters); no covariance or standard errors", RuntimeWarning,
-                      stacklevel=4)
-        return None, rank
-    return (vt.T / s**2) @ vt, rank
+Plotter = Callable[..., Any]
 
 
-def information_criteria(chisqr: float, ndata: int, nvarys: int) -> tuple[float, float]:
-    """AIC and BIC for a least-squares fit, counted on free parameters (as lmfit does)."""
-    neg2loglik = ndata * np.log(max(chisqr, np.finfo(float).tiny) / ndata)
-    return float(neg2loglik + 2 * nvarys), float(neg2loglik + np.log(ndata) * nvarys)
-
-
-@dataclass
+@dataclass(eq=False)
 class FitResult:
-    """Outcome of :func:`fit_least_squares`.
+    """Outcome of a fit: parameters, uncertainties, statistics, report, xarray, plot.
+
+    Build one with :meth:`from_covariance`; models attach their own figures of merit
+    (``statistics``), arrays (``data``) and plot function (``plotter``).
 
     Attributes
     ----------
@@ -45,21 +38,42 @@ class FitResult:
     x, init_values, stderr : ndarray
         Free-parameter values, starting values and standard errors (NaN without covariance).
     free_names, slot_names : list of str
+        Full dotted names (``xray.scale``, ``emissions.means[1,0]``).
     covar, correl : ndarray or None
         Covariance and correlation of the free parameters.
     slot_values, slot_stderr : ndarray
-        Every slot's value and propagated standard error (``G Σ Gᵀ``).
+        Every slot's value and propagated standard error (``G Σ Gᵀ``; 0 for fixed slots).
     slot_covar : ndarray or None
-    chisqr, redchi, aic, bic : float
-    ndata, nvarys, nfree : int
-        Residual count, free-parameter count, degrees of freedom.
+    slot_status : list of str
+        ``"free"``, ``"fixed"`` or how the slot is tied (``"== 'a'"``).
+    slot_units : list of str
+        Unit of each slot (from :attr:`Parameter.unit`).
+    ndata : int
+        Number of observations (residuals, samples, collocation points...).
+    model, method : str
+        What was fitted and how.
     success : bool
     message : str
     nfev, njev : int
-    residual, jac : ndarray
-        Residual vector and Jacobian with respect to the free vector at the solution.
+        Objective and Jacobian evaluations (or EM iterations / optimiser steps).
+    seconds : float
+        Wall time of the fit.
+    chisqr : float or None
+        Weighted residual sum of squares (least squares).
+    log_likelihood : float or None
+        Maximised log-likelihood (likelihood models).
+    statistics : dict
+        More named figures of merit shown in the report and stored in ``to_xarray`` attrs.
+    residual, jac : ndarray or None
+        Residual vector and Jacobian with respect to the free vector (least squares).
     term_chisqr, term_ndata : dict
-        Chi-square and point count per :class:`ResidualTerm` (and ``"restraints"``).
+        χ² and point count per residual term (and ``"restraints"``).
+    data : xarray.Dataset or None
+        Model arrays merged into :meth:`to_xarray` (patterns, posteriors, fields).
+    attrs : dict
+        Provenance and settings, stored as Dataset attributes.
+    plotter : callable or None
+        ``plotter(result, ax=None, **kwargs) -> Axes`` behind :meth:`plot`.
     """
 
     params: ParameterGroup
@@ -73,91 +87,154 @@ class FitResult:
     slot_values: np.ndarray
     slot_stderr: np.ndarray
     slot_covar: np.ndarray | None
-    chisqr: float
-    redchi: float
-    aic: float
-    bic: float
+    slot_status: list[str]
+    slot_units: list[str]
     ndata: int
-    nvarys: int
-    nfree: int
-    success: bool
-    message: str
-    nfev: int
-    njev: int
-    residual: np.ndarray
-    jac: np.ndarray
-    method: str = "least_squares"
+    model: str = ""
+    method: str = ""
+    success: bool = True
+    message: str = ""
+    nfev: int = 0
+    njev: int = 0
     seconds: float = 0.0
+    chisqr: float | None = None
+    log_likelihood: float | None = None
+    statistics: dict[str, Any] = field(default_factory=dict)
+    residual: np.ndarray | None = None
+    jac: np.ndarray | None = None
     term_chisqr: dict[str, float] = field(default_factory=dict)
     term_ndata: dict[str, int] = field(default_factory=dict)
-    slot_status: list[str] = field(default_factory=list)
+    data: Any = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    plotter: Plotter | None = None
 
+    # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_solution(cls, *, group: ParameterGroup, compiled: _Compiled, x: np.ndarray,
-                      x0: np.ndarray, residual: np.ndarray, jac: np.ndarray,
-                      terms: Sequence[Any], term_sizes: Sequence[int], scale_covar: bool,
-                      success: bool, message: str, nfev: int, njev: int, method: str,
-                      seconds: float) -> "FitResult":
-        c = compiled
+    def from_covariance(cls, group: ParameterGroup, x: Any, *, covar: Any = None,
+                        init_values: Any = None, ndata: int, copy: bool = True,
+                        warn_bounds: bool = True, **fields: Any) -> "FitResult":
+        """A result for free vector ``x`` of ``group`` and its covariance (or None).
+
+        Writes ``x`` (and the tied slots it implies) into a copy of ``group`` (or into
+        ``group`` itself with ``copy=False``), propagates the covariance to every slot as
+        ``G Σ Gᵀ`` and sets ``stderr``/``correl`` on the parameters.
+
+        Parameters
+        ----------
+        group : ParameterGroup
+            The fitted group.
+        x : array_like
+            Free vector at the solution.
+        covar : array_like, optional
+            Covariance of the free vector; None: no uncertainties.
+        init_values : array_like, optional
+            Starting free vector (default: ``x``).
+        ndata : int
+            Number of observations.
+        copy : bool, optional
+            Work on a copy of ``group`` (default True).
+        warn_bounds : bool, optional
+            Warn when tied/constrained slots end outside their own bounds.
+        **fields
+            Any other attribute (``model``, ``method``, ``chisqr``, ``log_likelihood``,
+            ``statistics``, ``data``, ``plotter``, ...).
+        """
+        if not isinstance(group, ParameterGroup):
+            raise ValidationError(f"group must be a ParameterGroup, got {type(group).__name__}")
+        work = group.copy() if copy else group
+        c = work._compiled()
+        x = np.array(x, dtype=np.float64, copy=True)
+        if x.shape != (c.n_free,):
+            raise ValidationError(f"x must have shape ({c.n_free},) (the free parameters of "
+                                  f"group {group.name!r}), got {x.shape}")
         slots = c.evaluate(x)
         c.write_back(slots)
-        ndata, nvarys = residual.size, x.size
-        nfree = ndata - nvarys
-        chisqr = float(residual @ residual)
-        redchi = chisqr / nfree if nfree > 0 else np.nan
-        aic, bic = information_criteria(chisqr, ndata, nvarys)
-        cov, _ = covariance_from_jacobian(jac)
-        if cov is not None and scale_covar:
-            if nfree > 0:
-                cov = cov * redchi
-            else:
-                cov = None
+        n = x.size
+        cov = None if covar is None else np.array(covar, dtype=np.float64)
+        if cov is not None and cov.shape != (n, n):
+            raise ValidationError(f"covar must have shape ({n}, {n}), got {cov.shape}")
+        stderr, correl = standard_errors(cov, n)
+        free_names = [c.names[i] for i in c.free_idx]
         if cov is not None:
-            stderr = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                correl = cov / np.outer(stderr, stderr)
             G = c.tie_matrix(x)
             slot_cov = np.asarray(G @ (G @ cov).T)
             slot_std = np.sqrt(np.clip(np.diag(slot_cov), 0.0, None))
         else:
-            stderr = np.full(nvarys, np.nan)
-            correl = None
             slot_cov = None
-            slot_std = np.where(c.kind == FIXED, 0.0, np.nan)
+            slot_std = np.full(len(c.names), np.nan)
         slot_std = np.where(c.kind == FIXED, 0.0, slot_std)
-        free_names = [c.names[i] for i in c.free_idx]
         for par, idx in c.params:  # uncertainties onto the fitted copy
             s = slot_std[idx]
             par.stderr = float(s) if np.ndim(idx) == 0 else s.copy()
             if np.ndim(idx) == 0 and correl is not None and c.kind[int(idx)] == FREE:
                 j = int(c.free_column[int(idx)])
-                par.correl = {free_names[k]: float(correl[j, k])
-                              for k in range(nvarys) if k != j}
-        term_chi, term_n, start = {}, {}, 0
-        for t, n in zip(terms, term_sizes):
-            seg = residual[start:start + n]
-            term_chi[t.name], term_n[t.name] = float(seg @ seg), int(n)
-            start += n
-        if start < residual.size:
-            seg = residual[start:]
-            term_chi["restraints"], term_n["restraints"] = float(seg @ seg), int(seg.size)
+                par.correl = {free_names[k]: float(correl[j, k]) for k in range(n) if k != j}
         outside = [c.names[i] for i in range(len(c.names))
                    if c.kind[i] not in (FREE, FIXED)
                    and not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]]
-        if outside:
+        if outside and warn_bounds:
             warnings.warn(f"tied or constrained slots end outside their own bounds: "
                           f"{', '.join(outside)} (bounds act on free parameters only)",
-                          RuntimeWarning, stacklevel=3)
+                          FitWarning, stacklevel=3)
         status = [c.describe_slot(i) + (" (outside its bounds)" if c.names[i] in outside else "")
                   for i in range(len(c.names))]
-        return cls(params=group, x=np.array(x), init_values=np.array(x0), free_names=free_names,
+        units = [""] * len(c.names)
+        for par, idx in c.params:
+            for i in np.ravel(idx):
+                units[int(i)] = par.unit
+        x0 = x.copy() if init_values is None else np.array(init_values, dtype=np.float64)
+        return cls(params=work, x=x, init_values=x0, free_names=free_names,
                    slot_names=list(c.names), stderr=stderr, covar=cov, correl=correl,
-                   slot_values=slots, slot_stderr=slot_std, slot_covar=slot_cov, chisqr=chisqr,
-                   redchi=float(redchi), aic=aic, bic=bic, ndata=ndata, nvarys=nvarys,
-                   nfree=nfree, success=success, message=message, nfev=nfev, njev=njev,
-                   residual=residual, jac=jac, method=method, seconds=seconds,
-                   term_chisqr=term_chi, term_ndata=term_n,
-                   slot_status=status)
+                   slot_values=slots, slot_stderr=slot_std, slot_covar=slot_cov,
+                   slot_status=status, slot_units=units, ndata=int(ndata), **fields)
+
+    def with_covariance(self, covar: Any, **fields: Any) -> "FitResult":
+        """A copy of this result with a new covariance (e.g. computed after the fit)."""
+        keep = {k: getattr(self, k) for k in (
+            "model", "method", "success", "message", "nfev", "njev", "seconds", "chisqr",
+            "log_likelihood", "residual", "jac", "term_chisqr", "term_ndata", "data",
+            "plotter")}
+        keep["statistics"] = dict(self.statistics)
+        keep["attrs"] = dict(self.attrs)
+        keep.update(fields)
+        return FitResult.from_covariance(self.params, self.x, covar=covar,
+                                         init_values=self.init_values, ndata=self.ndata,
+                                         warn_bounds=False, **keep)
+
+    # -- derived statistics --------------------------------------------------------------------
+    @property
+    def nvarys(self) -> int:
+        """Number of free parameters (the column count of G)."""
+        return int(self.x.size)
+
+    @property
+    def nfree(self) -> int:
+        """Degrees of freedom: observations minus free parameters."""
+        return self.ndata - self.nvarys
+
+    @property
+    def redchi(self) -> float:
+        """Reduced χ² (NaN without χ² or degrees of freedom)."""
+        if self.chisqr is None or self.nfree <= 0:
+            return float("nan")
+        return float(self.chisqr / self.nfree)
+
+    @property
+    def aic(self) -> float:
+        """Akaike information criterion on the free-parameter count."""
+        return information_criteria(self.nvarys, self.ndata, log_likelihood=self.log_likelihood,
+                                    chisqr=self.chisqr)[0]
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion on the free-parameter count."""
+        return information_criteria(self.nvarys, self.ndata, log_likelihood=self.log_likelihood,
+                                    chisqr=self.chisqr)[1]
+
+    @property
+    def errorbars(self) -> bool:
+        """Whether standard errors could be estimated."""
+        return self.covar is not None
 
     # -- access --------------------------------------------------------------------------------
     def value(self, name: str) -> float | np.ndarray:
@@ -170,86 +247,83 @@ class FitResult:
         out = self.slot_stderr[idx]
         return float(out) if np.ndim(idx) == 0 else out
 
-    @property
-    def errorbars(self) -> bool:
-        """Whether standard errors could be estimated."""
-        return self.covar is not None
+    def parameters(self, *, include_fixed: bool = True) -> dict[str, dict[str, Any]]:
+        """Every slot as ``{name: {"value", "stderr", "unit", "status"}}`` (JSON-ready).
+
+        ``status`` is ``"free"``, ``"fixed"`` or the tie; the number of ``"free"`` entries
+        equals :attr:`nvarys`.
+        """
+        out = {}
+        for name, v, s, st, u in zip(self.slot_names, self.slot_values, self.slot_stderr,
+                                     self.slot_status, self.slot_units):
+            if st == "fixed" and not include_fixed:
+                continue
+            out[name] = {"value": float(v), "stderr": float(s) if np.isfinite(s) else None,
+                         "unit": u, "status": st}
+        return out
+
+    def summary_statistics(self) -> dict[str, Any]:
+        """The fit statistics as a flat dict (report lines, JSON metrics, xarray attrs)."""
+        out: dict[str, Any] = {"ndata": self.ndata, "nvarys": self.nvarys}
+        if self.chisqr is not None:
+            out.update(chisqr=float(self.chisqr), redchi=self.redchi)
+        if self.log_likelihood is not None:
+            out["log_likelihood"] = float(self.log_likelihood)
+        out.update(aic=self.aic, bic=self.bic)
+        out.update(self.statistics)
+        return out
 
     # -- presentation --------------------------------------------------------------------------
-    def report(self, *, min_correl: float = 0.1, show_correl: bool = True) -> str:
-        """A readable report in lmfit's style."""
-        lines = ["[[Fit Statistics]]",
-                 f"    # fitting method   = {self.method}",
-                 f"    # function evals   = {self.nfev}",
-                 f"    # data points      = {self.ndata}",
-                 f"    # variables        = {self.nvarys}",
-                 f"    chi-square         = {self.chisqr:.8g}",
-                 f"    reduced chi-square = {self.redchi:.8g}",
-                 f"    Akaike info crit   = {self.aic:.8g}",
-                 f"    Bayesian info crit = {self.bic:.8g}"]
-        if len(self.term_chisqr) > 1:
-            for name, chi in self.term_chisqr.items():
-                lines.append(f"    chi-square[{name}] = {chi:.8g} ({self.term_ndata[name]} points)")
-        if not self.success:
-            lines.append(f"##  Warning: fit did not converge: {self.message}")
-        if not self.errorbars:
-            lines.append("##  Warning: uncertainties could not be estimated")
-        lines.append("[[Variables]]")
-        width = max((len(n) for n in self.slot_names), default=4) + 1
-        free_col = {n: j for j, n in enumerate(self.free_names)}
-        for i, name in enumerate(self.slot_names):
-            v, s, status = self.slot_values[i], self.slot_stderr[i], self.slot_status[i]
-            text = f"    {name + ':':<{width}} {v: .8g}"
-            if status != "fixed" and np.isfinite(s):
-                rel = f" ({abs(s / v):.2%})" if v != 0 else ""
-                text += f" +/- {s:.8g}{rel}"
-            if status == "free":
-                text += f" (init = {self.init_values[free_col[name]]:.8g})"
-            elif status == "fixed":
-                text += " (fixed)"
-            else:
-                text += f" {status}"
-            lines.append(text)
-        if show_correl and self.correl is not None and self.nvarys > 1:
-            pairs = [(abs(self.correl[i, j]), self.free_names[i], self.free_names[j], self.correl[i, j])
-                     for i in range(self.nvarys) for j in range(i + 1, self.nvarys)
-                     if abs(self.correl[i, j]) >= min_correl]
-            if pairs:
-                lines.append(f"[[Correlations]] (unreported correlations are < {min_correl:.3f})")
-                for _, a, b, r in sorted(pairs, reverse=True):
-                    lines.append(f"    C({a}, {b}) = {r:+.4f}")
-        return "\n".join(lines)
+    def report(self, *, min_correl: float = 0.1, show_correl: bool = True,
+               show_fixed: bool = True) -> str:
+        """A readable report in lmfit's style (statistics, variables with units, correlations)."""
+        from .report import format_report
+
+        return format_report(self, min_correl=min_correl, show_correl=show_correl,
+                             show_fixed=show_fixed)
 
     def __str__(self) -> str:
         return self.report()
 
-    def to_xarray(self) -> "Any":
-        """Results as an :class:`xarray.Dataset` (coords ``param``, ``cov_i``/``cov_j``, ``slot``)."""
-        import xarray as xr
+    def to_xarray(self) -> Any:
+        """Parameters, covariance and statistics as an :class:`xarray.Dataset`.
 
-        n = self.nvarys
-        cov = self.covar if self.covar is not None else np.full((n, n), np.nan)
-        cor = self.correl if self.correl is not None else np.full((n, n), np.nan)
-        ds = xr.Dataset(
-            {
-                "value": ("param", self.x),
-                "stderr": ("param", self.stderr),
-                "init_value": ("param", self.init_values),
-                "covariance": (("cov_i", "cov_j"), cov),
-                "correlation": (("cov_i", "cov_j"), cor),
-                "slot_value": ("slot", self.slot_values),
-                "slot_stderr": ("slot", self.slot_stderr),
-                "slot_status": ("slot", np.array(self.slot_status, dtype=str)),
-            },
-            coords={"param": self.free_names, "cov_i": self.free_names,
-                    "cov_j": self.free_names, "slot": self.slot_names},
-            attrs={"method": self.method, "chisqr": self.chisqr, "redchi": self.redchi,
-                   "aic": self.aic, "bic": self.bic, "ndata": self.ndata,
-                   "nvarys": self.nvarys, "nfree": self.nfree, "success": int(self.success),
-                   "message": self.message, "nfev": self.nfev},
-        )
-        if self.term_chisqr:  # per dataset, on a 'term' dimension (names need not be identifiers)
-            ds["term_chisqr"] = ("term", np.array(list(self.term_chisqr.values())))
-            ds["term_ndata"] = ("term", np.array(list(self.term_ndata.values())))
-            ds = ds.assign_coords(term=list(self.term_chisqr))
-        return ds
+        Free parameters on ``param`` (``value``, ``stderr``, ``init_value``, ``unit``),
+        covariance and correlation on ``cov_i``/``cov_j``, every slot on ``slot``
+        (``slot_value``, ``slot_stderr``, ``slot_status``, ``slot_unit``), per-term χ² on
+        ``term``; statistics and provenance in ``attrs``; the model's ``data`` merged in.
+        """
+        from .report import result_dataset
+
+        return result_dataset(self)
+
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """The model's figure of this result (Rietveld plot, field, emissions ...).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Where to draw (a new figure when None; some models draw several panels and then
+            take the figure of ``ax``).
+        **kwargs
+            Passed to the model's plotter.
+
+        Returns
+        -------
+        matplotlib Axes (or array of Axes)
+        """
+        from .report import plot_parameters
+
+        if self.plotter is None:
+            return plot_parameters(self, ax=ax, **kwargs)
+        return self.plotter(self, ax=ax, **kwargs)
+
+    def with_statistics(self, **stats: Any) -> "FitResult":
+        """Add figures of merit to :attr:`statistics` (returns self)."""
+        self.statistics.update(stats)
+        return self
+
+    def update_attrs(self, attrs: Mapping[str, Any]) -> "FitResult":
+        """Add provenance/settings attributes (returns self)."""
+        self.attrs.update(attrs)
+        return self

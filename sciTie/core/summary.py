@@ -1,33 +1,13 @@
 """What a model run hands back to the command line: metrics, parameters, files to write."""
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..io import _jsonable, atomic_path, check_targets, write_json, write_netcdf
+
 __all__ = ["RunSummary"]
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain-Python version of ``value``; non-finite floats become None (JSON has no NaN)."""
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, np.ndarray):
-            value = value.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @dataclass
@@ -72,12 +52,10 @@ class RunSummary:
             "parameters": self.parameters,
         })
 
-    def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as JSON to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+    def write_json(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`to_dict` as JSON to ``path`` (atomically; never replaces a file
+        unless ``overwrite``)."""
+        return write_json(path, self.to_dict(), overwrite=overwrite, what="--json")
 
     def planned_files(self, out_dir: str | Path) -> list[Path]:
         """The files :meth:`write` would create in ``out_dir``."""
@@ -91,21 +69,12 @@ class RunSummary:
         anything is written, so a refused call leaves the folder untouched.
         """
         out = Path(out_dir)
-        planned = self.planned_files(out)
-        clashes = [p for p in planned if p.exists()]
-        if clashes and not overwrite:
-            raise FileExistsError(
-                f"out_dir {str(out)!r} already holds {', '.join(p.name for p in clashes)}; "
-                "choose another folder or pass overwrite=True (--overwrite)"
-            )
-        out.mkdir(parents=True, exist_ok=True)
+        check_targets(self.planned_files(out), overwrite=overwrite, what="--out")
         written = []
         for key, ds in self.datasets.items():
-            p = out / f"{key}.nc"
-            ds.to_netcdf(p)
-            written.append(p)
+            written.append(write_netcdf(ds, out / f"{key}.nc", overwrite=overwrite))
         for key, draw in self.figures.items():
-            p = out / f"{key}.png"
-            draw(p)
-            written.append(p)
+            with atomic_path(out / f"{key}.png", overwrite=overwrite) as tmp:
+                draw(tmp)
+            written.append(out / f"{key}.png")
         return written

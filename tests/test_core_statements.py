@@ -1,0 +1,147 @@
+"""Tie statements, linear equations and maximisation through the tie map (the core's EM row)."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy import optimize
+
+from sciTie import ParameterGroup
+from sciTie.core.maximize import maximize_through_ties
+from sciTie.errors import ValidationError
+
+
+def _levels():
+    g = ParameterGroup("m")
+    g.add("mu", np.array([[0.0, 1.0], [0.2, 1.1], [3.0, 4.0], [5.0, 6.0]]))
+    return g
+
+
+def test_row_statement_ties_element_by_element():
+    g = _levels()
+    assert g.apply_ties("mu[1] = mu[0]") == []
+    assert g.free_names == ["mu[0,0]", "mu[0,1]", "mu[2,0]", "mu[2,1]", "mu[3,0]", "mu[3,1]"]
+    np.testing.assert_array_equal(g.values()["mu[1]"], [0.0, 1.0])
+
+
+def test_affine_statement_is_a_linear_tie_with_exact_scale_and_offset():
+    g = _levels()
+    g.apply_ties(["mu[2] = 2 * mu[0] + 0.1", "mu[3] = -mu[0] / 4"])
+    G = g.tie_matrix().toarray()
+    rows = g.slot_index("mu[2]"), g.slot_index("mu[3]")
+    np.testing.assert_array_equal(G[rows[0]][:, :2], 2 * np.eye(2))
+    np.testing.assert_array_equal(G[rows[1]][:, :2], -0.25 * np.eye(2))
+    np.testing.assert_allclose(g.values()["mu[2]"], [0.1, 2.1])
+    # a plain tie, not an expression: describe shows the linear form
+    assert "== '2*mu[0,0] + 0.1'" in g.describe()
+
+
+def test_new_parameters_start_at_least_squares_values():
+    g = _levels()
+    created = g.apply_ties(["mu[1] = mu[0] + delta"], new_parameters=True)
+    assert created == ["delta"]
+    # lhs was (0.2, 1.1), mu[0] = (0, 1): least squares delta = mean(0.2, 0.1) = 0.15
+    assert g.values()["delta"] == pytest.approx(0.15)
+    G = g.tie_matrix().toarray()
+    d = g.free_names.index("delta")
+    np.testing.assert_array_equal(G[np.ravel(g.slot_index("mu[1]")), d], [1.0, 1.0])
+
+
+def test_nonlinear_statement_linearises_exactly():
+    g = ParameterGroup("v")
+    g.add("mean", np.array([2.0, 3.0]))
+    g.add("var", np.array([1.0, 6.1]))
+    g.apply_ties("var[1] = phi * mean[1]", new_parameters=True)
+    phi = g.values()["phi"]
+    assert phi == pytest.approx(6.1 / 3.0)
+    G = g.tie_matrix().toarray()
+    row = g.slot_index("var[1]")
+    cols = {n: i for i, n in enumerate(g.free_names)}
+    assert G[row, cols["mean[1]"]] == pytest.approx(phi)
+    assert G[row, cols["phi"]] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("statement, match", [
+    ("mu[1] == mu[0]", "exactly one '='"), ("mu[1]", "form 'slot = expression'"),
+    ("mu[1] = mu[0] = mu[2]", "exactly one"), ("mu[1] = 3", "constant"),
+    ("mu[1] = nope", "not a parameter"), ("mu[9] = mu[0]", "index"),
+    ("mu[1] = mu[0,0] + mu", "shape"), ("mu[1] = __import__('os')", "not allowed"),
+    ("mu[1] = mu[0] + mu", "shape"),
+])
+def test_bad_statements_are_named(statement, match):
+    with pytest.raises((ValidationError, ValueError), match=match):
+        _levels().apply_ties(statement)
+
+
+def test_statement_type_error_names_the_argument():
+    with pytest.raises(ValidationError, match="must be a str"):
+        _levels().apply_ties([3])
+
+
+def test_tie_linear_sum_to_one_and_errors():
+    g = ParameterGroup("p")
+    g.add("p", [0.2, 0.3, 0.5], min=0, max=1)
+    g.tie_linear("p[2]", {"p[0]": -1, "p[1]": -1}, offset=1)
+    g.set_free([0.1, 0.6])
+    np.testing.assert_allclose(g.values()["p"], [0.1, 0.6, 0.3])
+    np.testing.assert_array_equal(g.tie_matrix().toarray(), [[1, 0], [0, 1], [-1, -1]])
+    with pytest.raises(ValueError, match="already tied"):
+        g.tie_linear("p[2]", {"p[0]": 1})
+    with pytest.raises(ValueError, match="itself"):
+        g.tie_linear("p[0]", {"p[0]": 1.0})
+    with pytest.raises(ValueError, match="finite"):
+        g.tie_linear("p[1]", {"p[0]": np.nan})
+
+
+def test_maximize_through_ties_equals_scipy_on_a_tied_gaussian_objective():
+    """Shared mean of two Gaussians with their own variances: the precision-weighted mean."""
+    rng = np.random.default_rng(0)
+    xa, xb = rng.normal(1.0, 0.5, 40), rng.normal(1.3, 2.0, 70)
+    g = ParameterGroup("q")
+    g.add("mu", [0.0, 0.0])
+    g.add("var", [1.0, 1.0], min=0)
+    g.apply_ties("mu[1] = mu[0]")
+    stats = [(x.size, x.sum(), (x ** 2).sum()) for x in (xa, xb)]
+    im, iv = g.slot_index("mu"), g.slot_index("var")
+
+    def objective(s):
+        mu, var = s[im], s[iv]
+        if np.any(var <= 0):
+            return -np.inf, None, None
+        grad, hess = np.zeros(s.size), np.zeros((s.size, s.size))
+        f = 0.0
+        for k, (n, s1, s2) in enumerate(stats):
+            b = s2 - 2 * mu[k] * s1 + n * mu[k] ** 2
+            f += -0.5 * n * np.log(var[k]) - b / (2 * var[k])
+            grad[im[k]] = (s1 - n * mu[k]) / var[k]
+            grad[iv[k]] = -n / (2 * var[k]) + b / (2 * var[k] ** 2)
+            hess[im[k], im[k]] = -n / var[k]
+            hess[iv[k], iv[k]] = n / (2 * var[k] ** 2) - b / var[k] ** 3
+            hess[im[k], iv[k]] = hess[iv[k], im[k]] = -(s1 - n * mu[k]) / var[k] ** 2
+        return f, grad, sp.csr_matrix(hess)
+
+    x, info = maximize_through_ties(g, objective)
+    assert info.converged
+
+    def neg(th):
+        mu, va, vb = th[0], np.exp(th[1]), np.exp(th[2])
+        return -(np.sum(-0.5 * np.log(va) - (xa - mu) ** 2 / (2 * va))
+                 + np.sum(-0.5 * np.log(vb) - (xb - mu) ** 2 / (2 * vb)))
+
+    ref = optimize.minimize(neg, [1.0, 0.0, 0.0], method="BFGS").x
+    mu, va, vb = x
+    assert [mu, va, vb] == pytest.approx([ref[0], *np.exp(ref[1:])], rel=1e-5)
+    m = 1.0  # independent: the stationarity conditions iterated to their fixed point
+    for _ in range(500):
+        v1, v2 = np.mean((xa - m) ** 2), np.mean((xb - m) ** 2)
+        m = (xa.sum() / v1 + xb.sum() / v2) / (xa.size / v1 + xb.size / v2)
+    assert [mu, va, vb] == pytest.approx([m, v1, v2], rel=1e-10)
+    # not the pooled mean: the precision-weighted one
+    assert abs(mu - np.r_[xa, xb].mean()) > 1e-3
+    assert mu == pytest.approx((xa.sum() / va + xb.sum() / vb) / (xa.size / va + xb.size / vb),
+                               rel=1e-12)
+
+
+def test_maximize_refuses_a_start_outside_the_domain():
+    g = ParameterGroup("q")
+    g.add("v", -1.0)
+    with pytest.raises(ValidationError, match="domain"):
+        maximize_through_ties(g, lambda s: (-np.inf, None, None))
