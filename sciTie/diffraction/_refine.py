@@ -11,7 +11,7 @@ import xarray as xr
 
 from .. import io as sio
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
-from ..errors import FitWarning, ValidationError
+from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
 from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase, cell_volume
 from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
 
@@ -387,8 +387,14 @@ class JointRefinement:
             if all(p.windows_ok(vals.array[idx]) for p, idx in zip(self.patterns, self._index())):
                 break
         self.fit_seconds_ = time.perf_counter() - t0
+        self._statistics(res.nvarys)
+        stats = {f"wRp[{k}]": s["wrp"] for k, s in self.statistics_.items() if k != "total"}
+        stats.update({"wRp": self.statistics_["total"]["wrp"],
+                      "GOF": self.statistics_["total"]["gof"]})
+        res.model = "sciTie.diffraction.JointRefinement"
+        res.statistics.update(stats)
         self.result_ = res
-        self._statistics()
+        self.group_ = self.group
         return self
 
     def refine_stages(self, stages=STAGES, *, max_nfev: int | None = None,
@@ -409,11 +415,16 @@ class JointRefinement:
         st: list[str] = []
         pt: list[str] = []
         self.stage_log_ = []
-        for label, spec in stages:
+        for i, (label, spec) in enumerate(stages):
             st += list(spec.get("structure", ()))
             pt += list(spec.get("pattern", ()))
             self.set_refined(structure=st, patterns={"*": pt})
-            self.fit(max_nfev=max_nfev)
+            with warnings.catch_warnings():
+                if i < len(stages) - 1:
+                    # early stages may leave a width at its clip (no covariance): only the
+                    # last stage's uncertainties are reported
+                    warnings.simplefilter("ignore", IdentifiabilityWarning)
+                self.fit(max_nfev=max_nfev)
             self.stage_log_.append((label, self.result_.nvarys,
                                     {k: v["wrp"] for k, v in self.statistics_.items()}))
             if verbose:
@@ -433,8 +444,9 @@ class JointRefinement:
             out[p.name] = (y, info)
         return out[name] if name is not None else out
 
-    def _statistics(self) -> None:
-        nvar = self.result_.nvarys if self.result_ is not None else 0
+    def _statistics(self, nvar: int | None = None) -> None:
+        if nvar is None:
+            nvar = self.result_.nvarys if self.result_ is not None else 0
         stats = {}
         allo, allc, alls = [], [], []
         for p_name, (y, info) in self.calculate().items():

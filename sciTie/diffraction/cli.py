@@ -23,6 +23,15 @@ def _parser(name: str) -> argparse.ArgumentParser:
     return p
 
 
+def _save(ax, path) -> None:
+    """Write the figure of ``ax`` to ``path`` (RunSummary hands a temporary file name)."""
+    import matplotlib.pyplot as plt
+
+    fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def summarize(ref: JointRefinement, dataset: str, seconds: float) -> RunSummary:
     """A :class:`RunSummary` of a finished refinement (metrics in percent)."""
     st = ref.statistics_
@@ -32,7 +41,7 @@ def summarize(ref: JointRefinement, dataset: str, seconds: float) -> RunSummary:
                "rwp_total": st["total"]["wrp"], "gof": st["total"]["gof"],
                "chi2": st["total"]["chi2"], "n_free": ref.result_.nvarys,
                "n_points": st["total"]["npoints"]}
-    figures = {f"rietveld_{p.name}": (lambda path, n=p.name: ref.plot(n, path=path))
+    figures = {f"rietveld_{p.name}": (lambda path, n=p.name: _save(ref.plot(n), path))
                for p in ref.patterns}
     return RunSummary(dataset=dataset, model="sciTie.diffraction.JointRefinement",
                       seconds=seconds, metrics=metrics, parameters=ref.parameters(),
