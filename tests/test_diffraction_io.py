@@ -105,6 +105,11 @@ def test_prm_reader_and_bad_wavelength(tmp_path):
     assert inst["zero"] == pytest.approx(0.02) and inst["polarization"] == 0.7
     assert (inst["U"], inst["V"], inst["W"], inst["P"]) == (2, -2, 5, 0.1)
     assert (inst["X"], inst["Y"], inst["SL"], inst["HL"]) == (1, 3, 0.015, 0.025)
+    # an 11-BM file: one wavelength, the fourth ICONS field left blank, polarisation 0.99
+    sync = _write(tmp_path, "s.prm", "INS  1 ICONS 0.4132630    0.0000    0.0000               "
+                                     "0.990    0     0.500   \n")
+    inst = read_gsas_prm(sync)
+    assert inst["lam1"] == 0.413263 and inst["lam2"] == 0 and inst["polarization"] == 0.99
     bad = _write(tmp_path, "b.prm", text.replace("1.540500", "0.000000"))
     with pytest.raises(ValueError, match=r"b.prm:3: wavelength lambda1 must be > 0"):
         read_gsas_prm(bad)

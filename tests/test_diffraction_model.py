@@ -21,7 +21,8 @@ def _pattern(radiation="xray", geometry="bragg-brentano", lo=20.0, hi=75.0, tole
     return PowderPattern(pat, synthetic_phase(), radiation=radiation, geometry=geometry,
                          lam1=1.5406 if radiation == "xray" else 1.6,
                          lam2=1.5444 if radiation == "xray" else 0.0, polarization=0.7,
-                         profile=prof, n_background=3, tail_tolerance=tolerance)
+                         profile=prof, n_background=3, tail_tolerance=tolerance,
+                         strain_axis={"TiO2": (1, 0, 1)})    # uniaxial strain: every slot acts
 
 
 def _local_vector(pat):
@@ -33,7 +34,8 @@ def _local_vector(pat):
                    "scale": 0.7 * 62.43 ** 2}.items():
         p[INSTRUMENT_PARAMS.index(n)] = val
     hap = v[lay.hap[0]]
-    for n, val in {"fraction": 0.9, "size": 2.0, "mustrain": 400.0, "D11": 2e-5, "D22": 1e-5,
+    for n, val in {"fraction": 0.9, "size": 2.0, "mustrain": 400.0, "mustrain_axial": 900.0,
+                   "D11": 2e-5, "D22": 1e-5,
                    "D33": -2e-5, "D12": 1e-5, "D13": 5e-6, "D23": -5e-6}.items():
         hap[PHASE_PARAMS.index(n)] = val
     atoms = v[lay.atoms[0]].reshape(-1, 5)
@@ -71,7 +73,7 @@ def test_jacobian_matches_finite_differences_for_every_slot(radiation, geometry)
         assert err < 2e-5, f"{name}: relative error {err:.2e}"
         checked.add(name.split(".")[-1])
     assert {"a", "alpha", "x", "y", "z", "uiso", "occ", "scale", "U", "X", "size", "mustrain",
-            "D11", "D23", "zero", "lam1", "fraction"} <= checked
+            "D11", "D23", "zero", "lam1", "fraction", "mustrain_axial"} <= checked
     if radiation == "xray":
         assert {"SL", "HL", "shift", "ratio", "polarization", "lam2"} <= checked
 

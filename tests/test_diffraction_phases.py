@@ -336,3 +336,23 @@ def test_cif_setting_from_the_symmetry_loop_and_phase_name(tmp_path):
     with pytest.raises(DataFormatError, match="s2.cif"):
         (tmp_path / "s2.cif").write_text("data_x\n_cell_length_a 3\n")
         Phase.from_cif(tmp_path / "s2.cif")
+
+
+def test_uniaxial_strain_follows_the_angle_to_the_axis():
+    """μ(h) = μe μa / sqrt(μe² cos²φ + μa² sin²φ): μa along the axis, μe across it."""
+    na = _rocksalt()
+    pat = PowderPattern(_grid(), na, strain_axis={"NaCl": (0, 0, 1)},
+                        phase_values={"NaCl": {"mustrain": 300.0, "mustrain_axial": 900.0}})
+    hkl = np.array([[0, 0, 2], [2, 0, 0], [1, 1, 1], [2, 2, 0]])
+    Gs = np.eye(3) / 5.64 ** 2
+    from sciTie.diffraction._crystal import metric_derivatives, metric_tensor
+    cell = np.array([5.64, 5.64, 5.64, 90, 90, 90])
+    dGs = -np.einsum("ij,cjk,kl->cil", Gs, metric_derivatives(cell), Gs)
+    assert np.allclose(np.linalg.inv(metric_tensor(cell)), Gs)
+    mu, *_ = pat._strain(0, hkl, Gs, dGs, pat.local_vector()[pat._layout.hap[0]])
+    c2 = np.array([1.0, 0.0, 1 / 3, 0.0])
+    want = 300 * 900 / np.sqrt(300 ** 2 * c2 + 900 ** 2 * (1 - c2))
+    np.testing.assert_allclose(mu, want, rtol=1e-12)
+    assert mu[0] == pytest.approx(900.0) and mu[1] == pytest.approx(300.0)
+    with pytest.raises(ValidationError, match="strain_axis"):
+        PowderPattern(_grid(), na, strain_axis={"NaCl": (0, 0, 0)})

@@ -223,6 +223,28 @@ class Phase:
         self._site_setup()
         self._scattering_setup()
         self.group = self._make_group(cell)
+        # what symmetry leaves free, remembered for staged refinement (the group's own flags
+        # change as parameters are fixed and freed)
+        self.refinable_cell = [n for n in self.group.free_names if n in CELL_NAMES]
+        self.refinable_atoms = [n for n in self.group.free_names
+                                if n.split(".")[-1] in ("x", "y", "z", "uiso")]
+
+    def structure_names(self, items) -> list[str]:
+        """Slot names (relative to :attr:`group`) for the keywords ``"cell"``, ``"xyz"``,
+        ``"uiso"``, ``"occ"`` or explicit names (``"O.x"``)."""
+        names: list[str] = []
+        for item in items:
+            if item == "cell":
+                names += self.refinable_cell
+            elif item == "xyz":
+                names += [n for n in self.refinable_atoms if n.split(".")[-1] in "xyz"]
+            elif item == "uiso":
+                names += [n for n in self.refinable_atoms if n.endswith(".uiso")]
+            elif item == "occ":
+                names += [f"{a.name}.occ" for a in self.atoms]
+            else:
+                names.append(item)
+        return names
 
     # -- construction ------------------------------------------------------------------------
     @classmethod

@@ -310,19 +310,23 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
     if "ICONS" not in found:
         _fail(path, None, f"no 'INS {bank:2d} ICONS' line (wavelengths) for bank {bank}")
     lineno, text = found["ICONS"]
+    # fixed-width fields of 10 characters: lambda1, lambda2, zero, (unused), polarisation;
+    # then IPOLA and the Kalpha2/Kalpha1 ratio. A field may be blank (11-BM files leave the
+    # fourth one empty), so splitting on blanks would shift the polarisation.
+    fields = [text[i * 10:(i + 1) * 10].strip() for i in range(5)] + text[50:].split()
     try:
-        vals = [float(v) for v in text.split()]
+        vals = [float(v) if v else None for v in fields]
     except ValueError:
         _fail(path, lineno, f"non-numeric value in ICONS line {text.strip()!r}")
-    if len(vals) < 3:
+    if len(vals) < 3 or any(v is None for v in vals[:3]):
         _fail(path, lineno, "ICONS needs at least lambda1 lambda2 zero")
     lam1, lam2, zero = vals[0], vals[1], vals[2]
     if lam1 <= 0:
         _fail(path, lineno, f"wavelength lambda1 must be > 0, got {lam1:g}")
     if lam2 < 0:
         _fail(path, lineno, f"wavelength lambda2 must be >= 0, got {lam2:g}")
-    pol = vals[4] if len(vals) > 4 else 0.5
-    ratio = vals[6] if len(vals) > 6 else 0.5
+    pol = vals[4] if len(vals) > 4 and vals[4] is not None else 0.5
+    ratio = vals[6] if len(vals) > 6 and vals[6] is not None else 0.5
     radiation = "neutron" if htype and htype.upper().startswith("PN") else "xray"
     out = {"lam1": lam1, "lam2": lam2, "zero": zero / 100.0, "polarization": pol,
            "ratio": ratio if lam2 > 0 else 0.0, "radiation": radiation, "source_file": str(path)}

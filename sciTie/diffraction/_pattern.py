@@ -39,7 +39,8 @@ __all__ = ["PowderPattern", "INSTRUMENT_PARAMS", "PHASE_PARAMS", "BACKGROUND_PEA
 INSTRUMENT_PARAMS = ("scale", "zero", "shift", "disp_x", "disp_y", "U", "V", "W", "P", "X", "Y",
                      "SL", "HL", "lam1", "lam2", "ratio", "polarization")
 #: Parameters of one phase in one pattern (GSAS-II's histogram-and-phase terms).
-PHASE_PARAMS = ("fraction", "size", "mustrain", "D11", "D22", "D33", "D12", "D13", "D23")
+PHASE_PARAMS = ("fraction", "size", "mustrain", "mustrain_axial", "D11", "D22", "D33", "D12",
+                "D13", "D23")
 #: Parameters of one background peak: 2θ (deg), area (counts·deg), σ² (centideg²), γ (centideg).
 BACKGROUND_PEAK_PARAMS = ("pos", "area", "sigma2", "gamma")
 _IDX = {n: i for i, n in enumerate(INSTRUMENT_PARAMS)}
@@ -48,7 +49,7 @@ _DEG = 180.0 / np.pi
 _UNITS = {"scale": "", "zero": "deg", "shift": "µm", "disp_x": "µm", "disp_y": "µm",
           "U": "centideg²", "V": "centideg²", "W": "centideg²", "P": "centideg²",
           "X": "centideg", "Y": "centideg", "SL": "", "HL": "", "lam1": "Å", "lam2": "Å",
-          "ratio": "", "polarization": "", "fraction": "", "size": "µm", "mustrain": "1e-6"}
+          "ratio": "", "polarization": "", "fraction": "", "size": "µm", "mustrain": "1e-6", "mustrain_axial": "1e-6"}
 
 
 def _chebyshev(t: np.ndarray, n: int) -> np.ndarray:
@@ -180,6 +181,10 @@ class PowderPattern:
     anomalous : bool
         Use gemmi's Cromer-Liberman f′, f″ for X-rays (default); False sets them to 0
         unless given in ``scattering``.
+    strain_axis : dict, optional
+        Phase name -> unique axis (h, k, l) of a uniaxial microstrain (GSAS-II's model):
+        ``mustrain`` is then the equatorial and ``mustrain_axial`` the axial strain. Phases
+        not named have isotropic strain (``mustrain`` only).
 
     Attributes
     ----------
@@ -187,8 +192,9 @@ class PowderPattern:
         :data:`INSTRUMENT_PARAMS`, ``bkg`` (Chebyshev coefficients), a child ``bkpk`` with
         arrays ``pos, area, sigma2, gamma`` when there are background peaks, and one child
         per phase (named after it) with :data:`PHASE_PARAMS`: ``fraction`` (volume
-        fraction; intensities scale as ``scale · fraction / V²``), ``size`` (µm),
-        ``mustrain``, and ``D..``, additive corrections to the reciprocal metric
+        fraction; intensities scale as ``scale · fraction / V²``), ``size`` (µm, Lorentzian
+        ``0.9 λ / (size cos θ)``), ``mustrain`` and ``mustrain_axial`` (10⁻⁶, Lorentzian
+        ``2·10⁻⁶ μ tan θ`` in radians of 2θ), and ``D..``, additive corrections to the reciprocal metric
         (1/d² = hᵀG*h + D11 h² + D22 k² + D33 l² + D12 hk + D13 hl + D23 kl) tied by crystal
         system. All start fixed except ``scale`` and ``bkg``.
     """
@@ -203,7 +209,7 @@ class PowderPattern:
                  fcj_points: int = 8, cell_correction: bool = False, refine_zero: bool = True,
                  refine_displacement: bool = False, refine_profile=("U", "V", "W"),
                  refine_profile_late=(), scattering: dict | None = None,
-                 anomalous: bool = True) -> None:
+                 anomalous: bool = True, strain_axis: dict | None = None) -> None:
         if not isinstance(data, xr.DataArray) or "two_theta" not in data.coords \
                 or "variance" not in data.coords:
             raise ValidationError("data must be an xarray.DataArray with 'two_theta' and "
@@ -290,6 +296,15 @@ class PowderPattern:
         unknown = [k for k in phase_values if k not in pnames]
         if unknown:
             raise ValidationError(f"phase_values: unknown phases {unknown}; have {pnames}")
+        self.strain_axis = {}
+        for ph_name, ax in (strain_axis or {}).items():
+            if ph_name not in pnames:
+                raise ValidationError(f"strain_axis: unknown phase {ph_name!r}; have {pnames}")
+            ax = np.asarray(ax, dtype=float)
+            if ax.shape != (3,) or not np.all(np.isfinite(ax)) or not np.any(ax != 0):
+                raise ValidationError(f"strain_axis[{ph_name!r}]: expected a non-zero (h, k, l), "
+                                      f"got {strain_axis[ph_name]!r}")
+            self.strain_axis[ph_name] = tuple(float(a) for a in ax)
         self.group = self._make_group(init, phase_values)
         self._layout = self._make_layout()
         elements = {e for ph in phases for e in ph.elements}
@@ -374,10 +389,11 @@ class PowderPattern:
         for ph in self.phases:
             vals = {"fraction": 1.0, "size": 1.0e3, "mustrain": 0.0}
             vals.update(phase_values.get(ph.name, {}))
-            bad = [k for k in vals if k not in ("fraction", "size", "mustrain")]
+            vals.setdefault("mustrain_axial", vals["mustrain"])
+            bad = [k for k in vals if k not in ("fraction", "size", "mustrain", "mustrain_axial")]
             if bad:
                 raise ValidationError(f"phase_values[{ph.name!r}]: unknown keys {bad}; expected "
-                                      "fraction, size, mustrain")
+                                      "fraction, size, mustrain, mustrain_axial")
             hg = ParameterGroup(ph.name, description=f"phase {ph.name} in pattern {self.name}")
             for n in PHASE_PARAMS:
                 kw = ({"min": 0.0} if n == "fraction" else {"min": 1e-3} if n == "size"
@@ -473,7 +489,7 @@ class PowderPattern:
         s2 = (p[_IDX["U"]] * tn ** 2 + p[_IDX["V"]] * tn + p[_IDX["W"]] + p[_IDX["P"]] * sec ** 2)
         lam = p[_IDX["lam1"]]
         ks = 100 * _DEG * 0.9 * lam / (hap[_HAP["size"]] * 1e4)
-        km = 100 * _DEG * 2e-6 * hap[_HAP["mustrain"]]
+        km = 100 * _DEG * 2e-6 * max(hap[_HAP["mustrain"]], hap[_HAP["mustrain_axial"]])
         g = (p[_IDX["X"]] + ks) * sec + (p[_IDX["Y"]] + km) * tn
         fwhm, eta, *_ = tch(s2, g)
         return fwhm, eta
@@ -576,7 +592,8 @@ class PowderPattern:
         pol = p[_IDX["polarization"]]
         frac = hap[_HAP["fraction"]]
         vf = frac / V ** 2                         # volume fraction per cell volume squared
-        size, mus = hap[_HAP["size"]], hap[_HAP["mustrain"]]
+        size = hap[_HAP["size"]]
+        mus, dmus_e, dmus_a, dmus_dcell = self._strain(k, hkl, Gs, dGs, hap)
         if not size > 0:
             raise ValidationError(f"{self.name}.{ph.name}.size must be > 0 µm, got {size:g}")
         out = {k2: [] for k2 in ("I", "pos", "s2", "g", "dI", "dpos", "ds2", "dg", "ok",
@@ -671,7 +688,11 @@ class PowderPattern:
             dG[:, o_p + _IDX["X"]] += sec
             dG[:, o_p + _IDX["Y"]] += tn
             dG[:, o_h + _HAP["size"]] += -ks / size * sec
-            dG[:, o_h + _HAP["mustrain"]] += 100 * _DEG * 2e-6 * tn
+            kmu = 100 * _DEG * 2e-6 * tn
+            dG[:, o_h + _HAP["mustrain"]] += kmu * dmus_e
+            dG[:, o_h + _HAP["mustrain_axial"]] += kmu * dmus_a
+            if dmus_dcell is not None:
+                dG[:, o_c:o_c + 6] += (kmu[:, None] * dmus_dcell)
             dG[:, o_p + il] += ks / lam * sec
             out["dI"].append(dIm)
             out["dpos"].append(dP)
@@ -680,6 +701,48 @@ class PowderPattern:
         res = {k2: (np.concatenate(v2) if v2 else None) for k2, v2 in out.items()}
         res.update(q=q, F2=F2, nq=np.tile(R["nq"], len(comps)), volume=V)
         return res
+
+    def _strain(self, k: int, hkl: np.ndarray, Gs: np.ndarray, dGs: np.ndarray,
+                hap: np.ndarray):
+        """Microstrain of every reflection of phase ``k`` and its derivatives.
+
+        Isotropic: ``mustrain``. Uniaxial (a ``strain_axis`` u given for the phase, as
+        GSAS-II's model): ``μ = μe μa / sqrt(μe² cos²φ + μa² sin²φ)`` with φ the angle between
+        the reciprocal vectors h and u, μe = ``mustrain`` (equatorial), μa =
+        ``mustrain_axial``. Returns μ, dμ/dμe, dμ/dμa and dμ/dcell (None when isotropic).
+        """
+        me, ma = hap[_HAP["mustrain"]], hap[_HAP["mustrain_axial"]]
+        n = len(hkl)
+        axis = self.strain_axis.get(self.phases[k].name)
+        if axis is None:
+            return np.full(n, me), np.ones(n), np.zeros(n), None
+        u = np.asarray(axis, dtype=float)
+        t = hkl @ Gs @ u
+        q = np.einsum("ni,ij,nj->n", hkl, Gs, hkl)
+        qu = u @ Gs @ u
+        c2 = t * t / (q * qu)
+        dt = np.einsum("ni,cij,j->nc", hkl, dGs, u)
+        dq = np.einsum("ni,cij,nj->nc", hkl, dGs, hkl)
+        dqu = np.einsum("i,cij,j->c", u, dGs, u)
+        dc2 = c2[:, None] * (2 * dt / t[:, None] - dq / q[:, None] - dqu[None, :] / qu) \
+            if np.all(t != 0) else np.where(t[:, None] != 0, c2[:, None] * (
+                2 * dt / np.where(t != 0, t, 1)[:, None] - dq / q[:, None] - dqu[None, :] / qu),
+                0.0)
+        s2 = 1.0 - c2
+        D2 = me * me * c2 + ma * ma * s2
+        if not np.all(D2 > 0):       # both strains zero: no strain, derivatives of the
+            D2 = np.where(D2 > 0, D2, 1.0)   # isotropic limit (μ = μe = μa)
+            iso = True
+        else:
+            iso = False
+        D = np.sqrt(D2)
+        mu = me * ma / D
+        dme = ma ** 3 * s2 / D ** 3
+        dma = me ** 3 * c2 / D ** 3
+        dmu_dc2 = -me * ma * (me * me - ma * ma) / (2 * D ** 3)
+        if iso:
+            mu, dme, dma, dmu_dc2 = np.zeros(n), s2, c2, np.zeros(n)
+        return mu, dme, dma, dmu_dc2[:, None] * dc2
 
     def _rows(self, v: np.ndarray, grad: bool) -> dict:
         """Reflection rows of every phase, concatenated, with widths from TCH."""
@@ -789,34 +852,35 @@ class PowderPattern:
                  else np.zeros(n))
         return radius, scale, last, taper
 
-    def _render(self, it: _Items, grad: bool, cols, nL: int):
-        """Sum of the items' profiles on the data points (core) or coarse grids (far)."""
-        y = np.zeros(self.x.size)
-        jac = np.zeros((self.x.size, nL)) if grad else None
-        sel_cols = np.arange(nL) if cols is None else np.asarray(cols, dtype=int)
+    def _render(self, it: _Items, grad: bool, sel_cols: np.ndarray, y: np.ndarray,
+                Jc: np.ndarray | None) -> None:
+        """Add the items' profiles to ``y`` and their Jacobian columns ``sel_cols`` to ``Jc``,
+        on the data points (core) or on coarse grids interpolated onto them (far field)."""
         empty = np.zeros((0, 0))
         if grad:
-            D = [np.ascontiguousarray(a if cols is None else a[:, sel_cols]) for a in it.D[:4]]
+            D = [np.ascontiguousarray(a[:, sel_cols]) for a in it.D[:4]]
             has_p = it.D[4] is not None
             DP = np.ascontiguousarray(it.D[4][:, sel_cols]) if has_p else D[1]
         else:
             D = [np.zeros((1, 0))] * 4
             DP, has_p = D[0], False
         for P, xs, sub, win in self._windows(it):
-            yl = np.zeros(xs.size)
-            Jl = np.zeros((xs.size, sel_cols.size)) if grad else empty
             radius, scale, last, taper = self._kernel_args(sub)
             drow = sub.drow.astype(np.int64) if grad else np.zeros(len(sub.c), dtype=np.int64)
+            if P is None:
+                render_items(xs, *win, sub.c, sub.p, sub.I, sub.fwhm, sub.eta, sub.df_ds2,
+                             sub.df_dg, sub.de_ds2, sub.de_dg, radius, it.mask == "far",
+                             scale, last, taper, drow, D[0], D[1], D[2], D[3], DP, has_p,
+                             grad, y, Jc if grad else empty)
+                continue
+            yl = np.zeros(xs.size)
+            Jl = np.zeros((xs.size, sel_cols.size)) if grad else empty
             render_items(xs, *win, sub.c, sub.p, sub.I, sub.fwhm, sub.eta, sub.df_ds2,
                          sub.df_dg, sub.de_ds2, sub.de_dg, radius, it.mask == "far", scale,
                          last, taper, drow, D[0], D[1], D[2], D[3], DP, has_p, grad, yl, Jl)
-            y += yl if P is None else P @ yl
+            y += P @ yl
             if grad:
-                if cols is None:
-                    jac += Jl if P is None else P @ Jl
-                else:
-                    jac[:, sel_cols] += Jl if P is None else P @ Jl
-        return y, jac
+                Jc += P @ Jl
 
     def item_sums(self, info: dict, weights: np.ndarray) -> np.ndarray:
         """Σ over the data points of each reflection row's (core) contribution × ``weights``.
@@ -983,27 +1047,25 @@ class PowderPattern:
         p = v[lay.pattern]
         rows = self._rows(v, grad)
         core, farit = self._peak_items(rows, p, grad)
-        ypk, jac = self._render(core, grad, cols, lay.n)
-        if farit is not None:
-            y2, j2 = self._render(farit, grad, cols, lay.n)
-            ypk = ypk + y2
-            if grad:
-                jac += j2
+        sel_cols = np.arange(lay.n) if cols is None else np.asarray(cols, dtype=int)
+        Jc = np.zeros((self.x.size, sel_cols.size)) if grad else None
+        ypk = np.zeros(self.x.size)
+        for it in (core, farit):
+            if it is not None:
+                self._render(it, grad, sel_cols, ypk, Jc)
         yb = self.cheb @ v[lay.bkg] if self.n_background else np.zeros_like(self.x)
         bcore, bfar = self._bkpk_items(v, grad)
         for it in (bcore, bfar):
-            if it is None:
-                continue
-            y2, j2 = self._render(it, grad, cols, lay.n)
-            yb = yb + y2
-            if grad:
-                jac += j2
-        if grad and self.n_background:
-            if cols is None:
-                jac[:, lay.bkg] += self.cheb
-            else:
-                sel = np.isin(np.arange(lay.bkg.start, lay.bkg.stop), cols)
-                jac[:, np.arange(lay.bkg.start, lay.bkg.stop)[sel]] += self.cheb[:, sel]
+            if it is not None:
+                self._render(it, grad, sel_cols, yb, Jc)
+        jac = None
+        if grad:
+            jac = np.zeros((self.x.size, lay.n))
+            jac[:, sel_cols] = Jc
+            if self.n_background:
+                b = np.arange(lay.bkg.start, lay.bkg.stop)
+                keep = np.isin(b, sel_cols)
+                jac[:, b[keep]] += self.cheb[:, keep]
         ycalc = ypk + yb
         if not peaks:
             return ycalc, jac

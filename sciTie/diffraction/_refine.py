@@ -74,8 +74,10 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     group : ParameterGroup
         The fitted tree holding the phases' structure groups and the pattern's group.
     pattern : PowderPattern
-    covariance : ndarray, optional
-        Slot covariance of ``group`` (``FitResult.slot_covar``); without it no errors.
+    covariance : ndarray or callable, optional
+        Slot covariance of ``group`` (``FitResult.slot_covar``), or a function returning
+        the covariance block of given slot indices (for trees too large for one matrix);
+        without it no errors.
     structures, prefix : optional
         Paths of the structure groups and of the pattern group (see
         :meth:`PowderPattern.local_names`).
@@ -96,7 +98,6 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     base = vals.array.copy()
 
     def fractions(slots):
-        from ..core import SlotValues  # noqa: F401  (type only)
         mapping = dict(zip(names, slots[idx]))
         t = _density_terms(phases, mapping, prefix)
         phi = np.array([mapping[f"{prefix}.{ph.name}.fraction"] for ph, _ in phases])
@@ -112,7 +113,8 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
             up[i] += h
             dn[i] -= h
             grad[:, j] = (fractions(up) - fractions(dn)) / (2 * h)
-        cov = np.asarray(covariance)[np.ix_(idx, idx)]
+        cov = (np.asarray(covariance(idx)) if callable(covariance)
+               else np.asarray(covariance)[np.ix_(idx, idx)])
         err = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", grad, cov, grad), 0, None))
     n = len(phases)
     return {ph.name: {"volume": float(f0[k]), "volume_stderr": float(err[k]),
@@ -189,12 +191,6 @@ class JointRefinement:
             self.group.add_group(ph.group)
         for p in patterns:
             self.group.add_group(p.group)
-        # the coordinates / uiso that symmetry leaves free, remembered for staged refinement
-        self._refinable_atoms = {ph.name: [n for n in ph.group.free_names
-                                           if n.split(".")[-1] in ("x", "y", "z", "uiso")]
-                                 for ph in phases}
-        self._refinable_cell = {ph.name: [n for n in ph.group.free_names if n in CELL_NAMES]
-                                for ph in phases}
         self.result_ = None
         self.statistics_: dict = {}
         self.fit_seconds_ = 0.0
@@ -232,21 +228,6 @@ class JointRefinement:
                 names += [f"bkpk.{n}" for n in BACKGROUND_PEAK_PARAMS]
             _set(p.group, names, False)
 
-    def _structure_names(self, ph: Phase, items) -> list[str]:
-        names: list[str] = []
-        for item in items:
-            if item == "cell":
-                names += self._refinable_cell[ph.name]
-            elif item == "xyz":
-                names += [n for n in self._refinable_atoms[ph.name] if n.split(".")[-1] in "xyz"]
-            elif item == "uiso":
-                names += [n for n in self._refinable_atoms[ph.name] if n.endswith(".uiso")]
-            elif item == "occ":
-                names += [f"{a.name}.occ" for a in ph.atoms]
-            else:
-                names.append(item)
-        return names
-
     @staticmethod
     def pattern_names(p: PowderPattern, items) -> list[str]:
         """Parameter names of pattern ``p`` for the keywords of :meth:`set_refined`."""
@@ -256,6 +237,8 @@ class JointRefinement:
             if item in ("profile", "late_profile"):
                 for n in (p.refine_profile if item == "profile" else p.refine_profile_late):
                     pn += per_phase(n) if n in ("size", "mustrain") else [n]
+                    if n == "mustrain":
+                        pn += [f"{ph}.mustrain_axial" for ph in p.strain_axis]
             elif item == "cell_correction":
                 if p.cell_correction:
                     pn += p.cell_correction_names
@@ -268,6 +251,8 @@ class JointRefinement:
                 pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
             elif item in ("fraction", "size", "mustrain"):
                 pn += per_phase(item) if len(p.phases) > 1 or item != "fraction" else []
+                if item == "mustrain":
+                    pn += [f"{ph}.mustrain_axial" for ph in p.strain_axis]
             elif item == "background_peaks":
                 if len(p.background_peaks):
                     pn.append("bkpk.area")
@@ -293,7 +278,9 @@ class JointRefinement:
             ``"cell_correction"`` (the D terms allowed by each phase's crystal system, for
             patterns created with ``cell_correction=True``), ``"fraction"`` (the phase
             fractions of a multi-phase pattern; tied ones stay tied), ``"size"`` and
-            ``"mustrain"`` (every phase) and ``"background_peaks"`` (their areas).
+            ``"mustrain"`` (every phase; with ``mustrain_axial`` for a uniaxial strain) and
+            ``"background_peaks"`` (their areas). Per-phase items may also be named
+            ``"CuO.mustrain"``.
         """
         self.fix_all()
         if isinstance(structure, dict):
@@ -304,7 +291,7 @@ class JointRefinement:
         else:
             items = {ph.name: list(structure) for ph in self.phases}
         for ph in self.phases:
-            _set(ph.group, self._structure_names(ph, items.get(ph.name, ())), True)
+            _set(ph.group, ph.structure_names(items.get(ph.name, ())), True)
         for key, its in (patterns or {}).items():
             targets = self.patterns if key == "*" else [self.pattern(key)]
             for p in targets:
