@@ -356,3 +356,49 @@ def test_uniaxial_strain_follows_the_angle_to_the_axis():
     assert mu[0] == pytest.approx(900.0) and mu[1] == pytest.approx(300.0)
     with pytest.raises(ValidationError, match="strain_axis"):
         PowderPattern(_grid(), na, strain_axis={"NaCl": (0, 0, 0)})
+
+
+def test_suspicious_fits_are_reported():
+    """A missing phase leaves wRp far above counting statistics; a fraction driven to its
+    bound is named; a run cut short is a ConvergenceWarning."""
+    from sciTie.errors import ConvergenceWarning, FitWarning
+
+    ti, na, pat = _two_phase(fractions=(0.5, 0.5))
+    pat.group["scale"].value = 3e5
+    y, _ = pat.calc()
+    data = make_pattern(pat.x, np.random.default_rng(2).poisson(y).astype(float),
+                        np.maximum(y, 1.0))
+    only = synthetic_phase()
+    fit = PowderPattern(data, only, n_background=2,
+                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0})
+    ref = JointRefinement(only, [fit])
+    ref.initialize()
+    ref.set_refined(patterns={"*": ["scale", "bkg"]})
+    with pytest.warns(FitWarning, match="far above"):
+        ref.fit()
+    # pure rutile data, but the rutile fraction may not exceed 0.95: it ends on that bound
+    ti2, na2 = synthetic_phase(), _rocksalt()
+    pure = PowderPattern(_rutile_only_data(), [ti2, na2], n_background=2,
+                         profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0},
+                         phase_values={"TiO2": {"fraction": 0.9}, "NaCl": {"fraction": 0.1}})
+    pure.group["TiO2.fraction"].max = 0.99
+    ref2 = JointRefinement([ti2, na2], [pure])
+    ref2.constrain_fractions()
+    ref2.initialize()
+    ref2.set_refined(patterns={"*": ["scale", "bkg", "fraction"]})
+    with pytest.warns(FitWarning, match="at their bounds: pattern.TiO2.fraction"):
+        ref2.fit()
+    pure.group["TiO2.fraction"].value = 0.5
+    pure.group["scale"].value = 2 * pure.group["scale"].value
+    with pytest.warns(ConvergenceWarning, match="stopped before converging"):
+        ref2.fit(max_nfev=2)
+
+
+def _rutile_only_data():
+    pat = PowderPattern(_grid(), synthetic_phase(), n_background=2,
+                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0})
+    pat.group["scale"].value = 3e2
+    pat.group["bkg"].value = [40.0, 5.0]
+    y, _ = pat.calc()
+    counts = np.random.default_rng(8).poisson(y).astype(float)
+    return make_pattern(pat.x, counts, np.maximum(counts, 1.0))

@@ -31,6 +31,9 @@ class RunSummary:
     figures : dict of str to callable
         Each callable takes a path and writes a PNG there (kept lazy so plotting happens only
         with ``--out``).
+    extra : dict
+        More JSON-ready entries for ``--json`` (e.g. a series' per-pattern ``sequence``); their
+        keys must differ from the five above.
     """
 
     dataset: str
@@ -41,16 +44,21 @@ class RunSummary:
     report: str = ""
     datasets: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable summary written by ``--json``."""
-        return _jsonable({
+        base = {
             "dataset": self.dataset,
             "model": self.model,
             "seconds": float(self.seconds),
             "metrics": self.metrics,
             "parameters": self.parameters,
-        })
+        }
+        clash = sorted(set(base) & set(self.extra))
+        if clash:
+            raise ValueError(f"RunSummary.extra may not redefine {clash}")
+        return _jsonable({**base, **self.extra})
 
     def write_json(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write :meth:`to_dict` as JSON to ``path`` (atomically; never replaces a file

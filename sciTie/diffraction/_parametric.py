@@ -98,9 +98,11 @@ class ParametricRefinement:
         the patterns and replaced by the law's coefficients.
     laws : dict
         Slot name (``"CuCr2O4.a"``) -> expression (str) or :class:`Law`.
-    start : SequentialRefinement or list of dict, optional
+    start : SequentialRefinement, list of dict or "initialize", optional
         Per-pattern starting values (a fitted sequential refinement, or its ``fits_``);
-        default: a sequential refinement is run first.
+        ``"initialize"``: the recipe's templates with each pattern's scale and background
+        from linear least squares (no per-pattern fit); default: a sequential refinement is
+        run first.
     variable : str
         Name of the series variable in the laws (default ``"T"``).
     solver : {'schur', 'dense'}
@@ -109,7 +111,8 @@ class ParametricRefinement:
     max_iter : int
         Most Levenberg-Marquardt iterations.
     ftol, xtol : float
-        Convergence: relative χ² decrease and relative step below these.
+        Convergence: relative χ² decrease of an accepted step below ``ftol`` (GSAS-II's
+        default is 1e-3), or largest relative parameter step below ``xtol``.
     max_dense_covariance : int
         Assemble the full covariance of the free parameters (for ``result_``) when there are
         at most this many; per-pattern esds are computed block-wise in any case.
@@ -127,11 +130,13 @@ class ParametricRefinement:
         — the layout of :class:`SequentialRefinement`'s result.
     history_ : list of dict
         χ², λ and time per iteration.
+    x0_ : ndarray
+        The free vector the solver started from.
     """
 
     def __init__(self, specs, recipe: SeriesRecipe, *, laws: dict, start: Any = None,
                  variable: str = "T", solver: str = "schur", max_iter: int = 60,
-                 ftol: float = 1e-9, xtol: float = 1e-9, max_dense_covariance: int = 4000,
+                 ftol: float = 1e-6, xtol: float = 1e-8, max_dense_covariance: int = 4000,
                  verbose: bool = False) -> None:
         self.specs = specs
         self.recipe = recipe
@@ -148,6 +153,18 @@ class ParametricRefinement:
     # -- set-up ---------------------------------------------------------------------------------
     def _start_fits(self, specs) -> list[dict]:
         s = self.start
+        if isinstance(s, str):
+            if s != "initialize":
+                raise ValidationError(f"start: the only named start is 'initialize', got {s!r}")
+            from ._series import build_refinement
+            s = []
+            for spec in specs:
+                ref = build_refinement(spec, self.recipe)
+                ref.initialize()
+                vals = ref.group.values()
+                s.append({"label": spec.label, "values": dict(zip(ref.group.slot_names,
+                                                                  map(float, vals.array))),
+                          "stderr": {}})
         if s is None:
             s = SequentialRefinement(specs, self.recipe).fit()
         if isinstance(s, SequentialRefinement):
@@ -240,34 +257,45 @@ class ParametricRefinement:
         self._fit_law_starts(laws, fits, specs)
 
     def _fit_law_starts(self, laws, fits, specs) -> None:
-        """Start the coefficients by least squares on the per-pattern starting values."""
+        """Start the coefficients by one least-squares fit of every law to the per-pattern
+        starting values (weighted by their esds; laws sharing a coefficient are fitted
+        together)."""
         g = self.group_["laws"]
         T = np.array([s.temperature for s in specs])
+        data = []
         for slot, (law, expr, coefs) in laws.items():
             y = np.array([f["values"].get(slot, np.nan) for f in fits])
-            e = np.array([f["stderr"].get(slot, np.nan) for f in fits])
+            e = np.array([f.get("stderr", {}).get(slot, np.nan) for f in fits])
             ok = np.isfinite(y)
-            if ok.sum() < len(coefs):
-                continue
-            e = np.where(np.isfinite(e) & (e > 0), e, np.nanmedian(np.where(e > 0, e, np.nan))
-                         if np.any(e > 0) else 1.0)
-            sub = ParameterGroup("start")
-            for c in coefs:
-                sub.add(c, float(g[c].value))
+            good = np.isfinite(e) & (e > 0)
+            fill = float(np.median(e[good])) if good.any() else max(1e-6 * np.nanmax(np.abs(y)),
+                                                                    1e-12)
+            e = np.where(good, e, fill)
+            if ok.any():
+                data.append((expr, T[ok], y[ok], e[ok]))
+        if not data:
+            return
+        sub = ParameterGroup("start")
+        for c in g.parameters:
+            sub.add(c, float(g[c].value))
+        var = self.variable
 
-            def resid(vals, expr=expr, coefs=coefs):
-                out = []
-                for Ti, yi, ei in zip(T[ok], y[ok], e[ok]):
-                    vals_i = {c: vals[c] for c in coefs}
-                    vals_i[self.variable] = Ti
-                    out.append((expr.evaluate(vals_i) - yi) / ei)
-                return np.array(out)
+        def resid(vals):
+            out = []
+            for expr, Ts, ys, es in data:
+                env = {n: (vals[n] if n != var else 0.0) for n in expr.names}
+                for Ti, yi, ei in zip(Ts, ys, es):
+                    env[var] = Ti
+                    out.append((expr.evaluate(env) - yi) / ei)
+            return np.array(out)
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                res = fit_least_squares(sub, resid)
-            for c in coefs:
-                g[c].value = float(res.value(c))
+        if resid(sub.values()).size < sub.n_free:
+            return                       # too few values: keep the given starts
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = fit_least_squares(sub, resid)
+        for c in g.parameters:
+            g[c].value = float(res.value(c))
 
     # -- the fit -------------------------------------------------------------------------------
     def _layout(self):
@@ -371,7 +399,7 @@ class ParametricRefinement:
             self.history_.append({"chi2": chi2, "lambda": lam,
                                   "seconds": time.perf_counter() - t0})
             if self.verbose:
-                print(f"  iteration {it + 1}: chi2 {chi2:.6g} (lambda {lam:.1e})")
+                print(f"  iteration {it + 1}: chi2 {chi2:.10g} (lambda {lam:.1e})")
             if rel < self.ftol or step < self.xtol:
                 converged = True
                 message = ("relative chi-square change below ftol" if rel < self.ftol
@@ -393,6 +421,7 @@ class ParametricRefinement:
         fits = self._start_fits(specs)
         self._build(specs, fits, laws)
         self._layout()
+        self.x0_ = self.group_.pack()
         for attempt in range(2):
             self._solve()
             slots = self._slots(self._x)

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .. import io as sio
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
-from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
+from ..errors import ConvergenceWarning, FitWarning, IdentifiabilityWarning, ValidationError
 from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase, cell_volume
 from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
 
@@ -382,7 +382,36 @@ class JointRefinement:
         res.statistics.update(stats)
         self.result_ = res
         self.group_ = self.group
+        self._warn_suspicious(res, max_nfev)
         return self
+
+    #: GOF above which a fit is reported as suspicious (wRp far above counting statistics).
+    GOF_WARNING = 3.0
+
+    def _warn_suspicious(self, res, max_nfev) -> None:
+        """FitWarning/ConvergenceWarning for fits a crystallographer would not trust."""
+        if not res.success:
+            warnings.warn(f"the refinement stopped before converging ({res.message}"
+                          f"{'; max_nfev=%d' % max_nfev if max_nfev else ''}); its values and "
+                          "esds are not at a minimum", ConvergenceWarning, stacklevel=3)
+        for name, s in self.statistics_.items():
+            if name == "total":
+                continue
+            p = self.pattern(name)
+            expected = 100 * np.sqrt(p.obs.size / np.sum(p.obs ** 2 / p.sigma ** 2))
+            if s["gof"] > self.GOF_WARNING:
+                warnings.warn(f"pattern {name!r}: wRp {s['wrp']:.2f} % is far above the "
+                              f"{expected:.2f} % the counting statistics allow (GOF "
+                              f"{s['gof']:.2f}): a false minimum or a missing part of the "
+                              "model (phase, background, profile)", FitWarning, stacklevel=3)
+        lo, hi = self.group.bounds()
+        x = res.x
+        span = np.maximum(np.abs(x), 1e-12)
+        at = [n for n, v, a, b, s in zip(res.free_names, x, lo, hi, span)
+              if (np.isfinite(a) and v - a <= 1e-9 * s) or (np.isfinite(b) and b - v <= 1e-9 * s)]
+        if at:
+            warnings.warn(f"parameters at their bounds: {', '.join(at)}; their esds assume an "
+                          "interior minimum", FitWarning, stacklevel=3)
 
     def refine_stages(self, stages=STAGES, *, max_nfev: int | None = None,
                       verbose: bool = False) -> "JointRefinement":
@@ -408,9 +437,10 @@ class JointRefinement:
             self.set_refined(structure=st, patterns={"*": pt})
             with warnings.catch_warnings():
                 if i < len(stages) - 1:
-                    # early stages may leave a width at its clip (no covariance): only the
-                    # last stage's uncertainties are reported
+                    # early stages may leave a width at its clip (no covariance) and fit
+                    # badly on purpose: only the last stage is judged
                     warnings.simplefilter("ignore", IdentifiabilityWarning)
+                    warnings.simplefilter("ignore", FitWarning)
                 self.fit(max_nfev=max_nfev)
             self.stage_log_.append((label, self.result_.nvarys,
                                     {k: v["wrp"] for k, v in self.statistics_.items()}))

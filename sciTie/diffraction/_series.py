@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from ..errors import ConvergenceWarning, FitWarning, IdentifiabilityWarning, ValidationError
+from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
 from ..core import ParameterGroup
 from ._crystal import Phase
 from ._io import make_pattern
@@ -122,6 +122,9 @@ class SeriesRecipe:
         Tie the phase fractions of each pattern to sum to 1.
     ties : sequence of SeriesTie
         Ties that hold over part of the series.
+    max_nfev : int or None
+        Evaluation budget of each stage's least-squares run (a fit that runs out of it is
+        reported with a :class:`~sciTie.errors.ConvergenceWarning`).
     """
 
     phases: list
@@ -130,6 +133,7 @@ class SeriesRecipe:
     continue_stages: int = 1
     constrain_fractions: bool = True
     ties: Sequence[SeriesTie] = ()
+    max_nfev: int | None = 300
 
     def __post_init__(self) -> None:
         if not self.phases or not all(isinstance(p, Phase) for p in self.phases):
@@ -198,14 +202,14 @@ def apply_values(group: ParameterGroup, values: dict) -> None:
     group.update()
 
 
-def _stage_fit(ref: JointRefinement, stage, *, quiet: bool) -> None:
+def _stage_fit(ref: JointRefinement, stage, *, quiet: bool, max_nfev: int | None = None) -> None:
     _, structure, items = stage
     ref.set_refined(structure=structure, patterns={"*": list(items)})
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore", IdentifiabilityWarning)
             warnings.simplefilter("ignore", FitWarning)
-        ref.fit()
+        ref.fit(max_nfev=max_nfev)
 
 
 def _fit(ref: JointRefinement, recipe: SeriesRecipe, start: dict | None) -> None:
@@ -216,7 +220,7 @@ def _fit(ref: JointRefinement, recipe: SeriesRecipe, start: dict | None) -> None
         apply_values(ref.group, start)
         stages = recipe.stages[-recipe.continue_stages:]
     for k, stage in enumerate(stages):
-        _stage_fit(ref, stage, quiet=k < len(stages) - 1)
+        _stage_fit(ref, stage, quiet=k < len(stages) - 1, max_nfev=recipe.max_nfev)
 
 
 def _moving(result) -> list[str]:
@@ -284,9 +288,6 @@ def refine_one(spec: PatternSpec, recipe: SeriesRecipe, start: dict | None = Non
     out = _summary(ref, spec, time.perf_counter() - t0)
     if recipe.ties and tie_test:
         out["ties"] = {t.name: _tie_test(spec, recipe, t, ref) for t in recipe.ties}
-    if not ref.result_.success:
-        warnings.warn(f"pattern {spec.label}: the fit did not converge ({ref.result_.message})",
-                      ConvergenceWarning, stacklevel=2)
     return out
 
 
@@ -296,7 +297,7 @@ def _tie_test(spec: PatternSpec, recipe: SeriesRecipe, tie: SeriesTie,
     others = [t for t in recipe.ties if t is not tie and t.applies(spec.temperature)]
     alt = build_refinement(spec, recipe, ties=others + ([] if applied else [tie]))
     apply_values(alt.group, dict(zip(first.result_.slot_names, first.result_.slot_values)))
-    _stage_fit(alt, recipe.final_stage, quiet=False)
+    _stage_fit(alt, recipe.final_stage, quiet=False, max_nfev=recipe.max_nfev)
     tied, free = (first, alt) if applied else (alt, first)
     chi_t, chi_f = tied.result_.chisqr, free.result_.chisqr
     k = free.result_.nvarys - tied.result_.nvarys
