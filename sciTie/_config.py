@@ -41,6 +41,9 @@ def _path_or_none(value: Any, what: str) -> str | None:
     if not isinstance(value, (str, os.PathLike)):
         raise ValidationError(f"{what} must be a folder path (str or os.PathLike) or None, got "
                               f"{type(value).__name__}")
+    if not os.fspath(value).strip() or "\x00" in os.fspath(value):
+        raise ValidationError(f"{what} must be a non-empty folder path (or None for no data "
+                              f"folder), got {os.fspath(value)!r}")
     return os.fspath(Path(value).expanduser())
 
 

@@ -1,45 +1,142 @@
-"""The ``scitie`` command line: ``--version``, ``datasets``, ``demo``, ``fit NAME``."""
+"""The ``scitie`` command line: one registry of recipes, one parser.
+
+::
+
+    scitie --version
+    scitie datasets                          # data that ship with sciTie or are found on disk
+    scitie recipes                           # bundled recipes (every dataset's fit)
+    scitie recipe NAME [--keys]              # print a recipe to start from (or its keys)
+    scitie demo                              # every bundled demo recipe, small budgets
+    scitie fit TARGET [--json PATH] [--out DIR] [--overwrite] [--quick] [--set KEY=VALUE]...
+                      [kind options]
+
+``TARGET`` is a recipe file (``my.toml``), a bundled recipe (``earthquakes``), or a model
+kind (``hmm``, ``rietveld``, ``pinn``) for the quick form, whose options set recipe keys
+(``scitie fit hmm --data rates.csv --column rate --states 2 --tie "covars[1] = covars[0]"``).
+Every expected failure prints one line on stderr and exits with status 2.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
 from . import __version__
-from .datasets import REGISTRY, get_entry, resolve_callable
 from .errors import SciTieError
-from .io import check_targets
+
+__all__ = ["main", "build_parser"]
+
+
+def _kinds():
+    from .recipes import KINDS, get_kind
+
+    out = {}
+    for name in KINDS:
+        try:
+            out[name] = get_kind(name)
+        except SciTieError:
+            continue  # a kind whose model is not in this build
+    return out
 
 
 def _cmd_datasets(_: argparse.Namespace) -> int:
+    from .datasets import REGISTRY
+
     width = max(len(n) for n in REGISTRY)
     for name in sorted(REGISTRY):
         e = REGISTRY[name]
-        where = "bundled" if e.bundled else f"external: $SCITIE_DATA_DIR/{e.external_folder}"
+        where = "bundled" if e.bundled else f"external: <data_dir>/{e.external_folder} " \
+                                             "($SCITIE_DATA_DIR or sciTie.set_config)"
         print(f"{name:<{width}}  {e.description}  [{where}]")
     return 0
 
 
-def _run_fit(name: str, argv: Sequence[str]):
-    entry = get_entry(name)
-    if entry.fitter is None:
-        raise ValueError(f"dataset {name!r} has no model to fit it")
-    try:
-        run = resolve_callable(entry.fitter)
-    except (ImportError, AttributeError) as exc:
-        raise RuntimeError(f"the model for {name!r} ({entry.fitter}) is unavailable: {exc}") from exc
-    return run(name, list(argv))
+def _cmd_recipes(_: argparse.Namespace) -> int:
+    from .recipes import bundled_recipes
+
+    items = bundled_recipes()
+    width = max(len(n) for n in items)
+    for name, text in items.items():
+        print(f"{name:<{width}}  {text}")
+    print("\n`scitie recipe NAME > my.toml` writes one to start from; `scitie fit my.toml` runs it.")
+    return 0
 
 
-def _cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
-    if args.json is not None:  # before the fit: a clash found afterwards wastes the run
-        check_targets([args.json], overwrite=args.overwrite, what="--json")
-    summary = _run_fit(args.name, extra)
+def _cmd_recipe(args: argparse.Namespace) -> int:
+    from .recipes import bundled_recipe_text, describe, get_kind
+
+    if args.keys:
+        kind = get_kind(args.name)
+        print(f"# keys of a `kind = \"{args.name}\"` recipe ({kind.description})")
+        print("kind = str (required); name = str (required); description = str; "
+              "demo = bool; [quick] = overrides")
+        print("\n".join(describe(kind.schema)))
+        return 0
+    sys.stdout.write(bundled_recipe_text(args.name))
+    return 0
+
+
+def _recipe_from_target(target: str, overrides: list[str], quick: bool,
+                        kind_values: dict[str, Any]):
+    """The recipe a ``scitie fit`` target names (file, bundled name or kind quick form)."""
+    from .recipes import KINDS, load_recipe, parse_recipe
+
+    sets = list(overrides) + [f"{k}={_toml_value(v)}" for k, v in kind_values.items()]
+    if target in KINDS:
+        name = Path(str(kind_values.get("data.file", target))).stem or target
+        text = f'kind = "{target}"\nname = "{_safe_name(name)}"\n'
+        return parse_recipe(text, path=None, base=Path.cwd(), overrides=sets, quick=quick)
+    return load_recipe(target, overrides=sets, quick=quick)
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", name).lstrip("._-") or "fit"
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def _kind_values(args: argparse.Namespace, kinds) -> dict[str, Any]:
+    values = {}
+    for kind in kinds.values():
+        for opt in kind.options:
+            dest = opt.flags[0].lstrip("-").replace("-", "_")
+            value = getattr(args, dest, None)
+            if value is not None and value is not False:
+                values[opt.key] = value
+    return values
+
+
+def _cmd_fit(args: argparse.Namespace, kinds) -> int:
+    from .io import check_targets
+    from .recipes import get_kind, run_recipe
+
+    recipe = _recipe_from_target(args.target, args.set or [], args.quick,
+                                 _kind_values(args, kinds))
+    kind = get_kind(recipe.kind)
+    targets = []
+    if args.json is not None:
+        targets.append(Path(args.json))
     if args.out is not None:
-        check_targets(summary.planned_files(args.out), overwrite=args.overwrite, what="--out")
+        targets += [Path(args.out) / f for f in kind.outputs(recipe)]
+    # before the fit: a clash found afterwards would waste the run
+    check_targets(targets, overwrite=args.overwrite, what="--json/--out")
+    summary = run_recipe(recipe)
     print(summary.report)
-    print(f"\n{summary.dataset} / {summary.model}: fit took {summary.seconds:.2f} s")
+    print(f"\n{recipe.name} / {summary.model}: fit took {summary.seconds:.2f} s")
     if args.json is not None:
         print(f"wrote {summary.write_json(args.json, overwrite=args.overwrite)}")
     if args.out is not None:
@@ -49,64 +146,101 @@ def _cmd_fit(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cmd_demo(_: argparse.Namespace) -> int:
+    import tomllib
+
+    from .recipes import BUNDLED, load_recipe, run_recipe
+
     t0 = time.perf_counter()
     failures = 0
-    for name in sorted(REGISTRY):
-        entry = REGISTRY[name]
-        if entry.demo_argv is None or entry.fitter is None:
+    for path in sorted(BUNDLED.glob("*.toml")):
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        if not doc.get("demo"):
             continue
-        print(f"\n=== {name}: {entry.description}")
+        print(f"\n=== {path.stem}: {doc.get('description', '')}")
         try:
-            run = resolve_callable(entry.fitter)
-        except (ImportError, AttributeError) as exc:
-            print(f"(model not available in this build: {exc})")
-            continue
-        try:
-            summary = run(name, list(entry.demo_argv))
+            summary = run_recipe(load_recipe(path.stem, quick=True))
         except Exception as exc:  # keep going: the demo reports every model
             failures += 1
             print(f"FAILED: {type(exc).__name__}: {exc}")
             continue
         print(summary.report)
         metrics = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in summary.metrics.items())
+                            for k, v in summary.metrics.items() if not isinstance(v, dict))
         print(f"--> {summary.model}: {metrics} ({summary.seconds:.2f} s)")
     print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s")
     return 1 if failures else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(kinds=None) -> argparse.ArgumentParser:
+    """The one parser: common commands plus every kind's shorthand options for ``fit``."""
+    kinds = _kinds() if kinds is None else kinds
     parser = argparse.ArgumentParser(
         prog="scitie", description="sciTie: parameter tying for scientific models")
     parser.add_argument("--version", action="version", version=f"scitie {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("datasets", help="list the datasets and where they come from")
-    sub.add_parser("demo", help="fit every available model on bundled data, small budgets")
+    sub.add_parser("recipes", help="list the bundled recipes")
+    rec = sub.add_parser("recipe", help="print a bundled recipe (a start for your own)")
+    rec.add_argument("name", help="bundled recipe name, or a kind with --keys")
+    rec.add_argument("--keys", action="store_true",
+                     help="list every key a recipe of kind NAME accepts")
+    sub.add_parser("demo", help="run every bundled demo recipe with small budgets")
     fit = sub.add_parser(
-        "fit", help="fit one dataset; model-specific options (e.g. --beta) follow the name",
-        description="Fit NAME with its model. Options not listed here go to the model "
-                    "(try `scitie fit NAME --help-model`).")
-    fit.add_argument("name", help="dataset name (see `scitie datasets`)")
+        "fit", help="fit a recipe file, a bundled recipe, or a kind's quick form",
+        description="Fit TARGET: a recipe file (my.toml), a bundled recipe (see `scitie "
+                    "recipes`), or a model kind (" + ", ".join(kinds) + ") configured by the "
+                    "options below.")
+    fit.add_argument("target", help="recipe file, bundled recipe name, or model kind")
     fit.add_argument("--json", metavar="PATH", help="write a JSON summary to PATH")
-    fit.add_argument("--out", metavar="DIR", help="write netCDF results and PNG plots to DIR")
-    fit.add_argument("--overwrite", action="store_true", help="allow replacing existing --json and --out files")
+    fit.add_argument("--out", metavar="DIR", help="write netCDF results and figures to DIR")
+    fit.add_argument("--overwrite", action="store_true",
+                     help="allow replacing existing --json and --out files")
+    fit.add_argument("--quick", action="store_true",
+                     help="apply the recipe's [quick] settings (small budgets)")
+    fit.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="set a recipe key, e.g. --set fit.restarts=4 (TOML value)")
+    seen: set[str] = set()
+    for name, kind in kinds.items():
+        group = fit.add_argument_group(f"{name} options ({kind.description})")
+        for opt in kind.options:
+            if opt.flags[0] in seen:
+                continue  # one flag, one meaning: the first kind that declares it
+            seen.add(opt.flags[0])
+            kw: dict[str, Any] = {"help": f"{opt.help} [{opt.key}]"}
+            if opt.action == "store_true":
+                kw["action"] = "store_true"
+                kw["default"] = None
+            else:
+                kw["type"] = opt.type
+                if opt.action:
+                    kw["action"] = opt.action
+                if opt.nargs:
+                    kw["nargs"] = opt.nargs
+            group.add_argument(*opt.flags, **kw)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "fit":
-        parser.error(f"unrecognized arguments for '{args.command}': {' '.join(extra)}")
+    """Run the command line; returns the exit status (0 success, 2 a reported error)."""
+    kinds = _kinds()
+    parser = build_parser(kinds)
+    args = parser.parse_args(argv)
     try:
         if args.command == "datasets":
             return _cmd_datasets(args)
+        if args.command == "recipes":
+            return _cmd_recipes(args)
+        if args.command == "recipe":
+            return _cmd_recipe(args)
         if args.command == "demo":
             return _cmd_demo(args)
-        return _cmd_fit(args, extra)
+        return _cmd_fit(args, kinds)
     except (SciTieError, ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"scitie: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        print("scitie: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["SciTieError", "NotFittedError", "ValidationError", "DataFormatError",
+__all__ = ["SciTieError", "NotFittedError", "ValidationError", "ArgumentTypeError",
+           "UnknownNameError", "DataFormatError",
            "OutputExistsError", "CheckpointError", "RecipeError", "TrainingDivergedError",
            "FitWarning", "ConvergenceWarning", "IdentifiabilityWarning", "location",
            "not_fitted"]
@@ -56,7 +57,19 @@ def not_fitted(estimator: object, what: str = "") -> Exception:
 
 
 class ValidationError(SciTieError, ValueError):
-    """An argument has a wrong value, type, shape or range; the message names the argument."""
+    """An argument has a wrong value, shape or range; the message names the argument."""
+
+
+class ArgumentTypeError(SciTieError, TypeError):
+    """An argument has the wrong type (a string where numbers are expected ...)."""
+
+
+class UnknownNameError(ValidationError, KeyError):
+    """A parameter, slot, group or dataset name that does not exist (the message lists the
+    known ones). Also a ``KeyError``, as a failed lookup by name is in Python."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else ""
 
 
 def location(path: str | os.PathLike | None, line: int | None = None,

@@ -18,9 +18,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
-from .errors import OutputExistsError, ValidationError
+from .errors import ArgumentTypeError, OutputExistsError, ValidationError
 
 __all__ = ["check_targets", "atomic_path", "atomic_open", "write_text", "write_bytes",
            "write_json", "write_netcdf", "save_figure", "file_sha256", "as_path"]
@@ -69,6 +69,14 @@ def check_targets(paths: Iterable[Any], *, overwrite: bool = False,
     ValidationError
         A target appears twice.
     """
+    if not isinstance(overwrite, (bool,)) and type(overwrite).__name__ != "bool_":
+        # overwrite="no" is truthy: accepting it would replace the user's file
+        raise ArgumentTypeError(f"{what}: overwrite must be True or False, got {overwrite!r} "
+                                f"({type(overwrite).__name__})")
+    if paths is None:
+        raise ValidationError(f"{what}: give the output file(s), got None")
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]  # one path, not an iterable of its characters
     targets = [as_path(p, what) for p in paths]
     seen: set[str] = set()
     for t in targets:
@@ -199,6 +207,9 @@ def atomic_open(path: Any, mode: str = "w", *, overwrite: bool = False, what: st
 
 def write_bytes(path: Any, data: bytes, *, overwrite: bool = False, what: str = "output") -> Path:
     """Write ``data`` to ``path`` atomically; returns the path."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ArgumentTypeError(f"{what}: data for {path} must be bytes, got "
+                                f"{type(data).__name__}")
     with atomic_open(path, "wb", overwrite=overwrite, what=what) as fh:
         fh.write(data)
     return as_path(path)
@@ -206,10 +217,13 @@ def write_bytes(path: Any, data: bytes, *, overwrite: bool = False, what: str = 
 
 def write_text(path: Any, text: str, *, overwrite: bool = False, what: str = "output") -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    if not isinstance(text, str):
+        raise ArgumentTypeError(f"{what}: text for {path} must be a str, got "
+                                f"{type(text).__name__}")
     return write_bytes(path, text.encode("utf-8"), overwrite=overwrite, what=what)
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: Any, _open: tuple[int, ...] = ()) -> Any:
     """Plain-Python version of ``value``; non-finite floats become None (JSON has no NaN)."""
     import math
 
@@ -221,10 +235,14 @@ def _jsonable(value: Any) -> Any:
         value = value.tolist()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in _open:
+            raise ValidationError("the object to write as JSON contains itself (a circular "
+                                  "reference)")
+        inner = _open + (id(value),)
+        if isinstance(value, dict):
+            return {str(k): _jsonable(v, inner) for k, v in value.items()}
+        return [_jsonable(v, inner) for v in value]
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
@@ -232,13 +250,20 @@ def _jsonable(value: Any) -> Any:
 
 def write_json(path: Any, obj: Any, *, overwrite: bool = False, what: str = "output") -> Path:
     """Write ``obj`` as indented JSON (NaN/inf as null, numpy as plain Python) atomically."""
-    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    try:
+        text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    except TypeError as exc:  # an object json cannot represent (a set, a model ...)
+        raise ArgumentTypeError(f"{what}: cannot write {path} as JSON: {exc}; give numbers, "
+                                "strings, lists and dicts") from None
     return write_text(path, text, overwrite=overwrite, what=what)
 
 
 def write_netcdf(dataset: Any, path: Any, *, overwrite: bool = False,
                  what: str = "output") -> Path:
     """Write an :class:`xarray.Dataset` to netCDF atomically; returns the path."""
+    if not callable(getattr(dataset, "to_netcdf", None)):
+        raise ArgumentTypeError(f"{what}: {path} needs an xarray.Dataset, got "
+                                f"{type(dataset).__name__}")
     with atomic_path(path, overwrite=overwrite, what=what) as tmp:
         dataset.to_netcdf(tmp)
     return as_path(path)
@@ -248,7 +273,15 @@ def save_figure(figure: Any, path: Any, *, overwrite: bool = False, what: str = 
                 **savefig_kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (format from the suffix, PNG by default)."""
     target = as_path(path, what)
+    if not callable(getattr(figure, "savefig", None)):
+        raise ArgumentTypeError(f"{what}: {target} needs a matplotlib Figure, got "
+                                f"{type(figure).__name__}")
     fmt = savefig_kwargs.pop("format", None) or (target.suffix.lstrip(".").lower() or "png")
+    canvas = getattr(figure, "canvas", None)
+    supported = canvas.get_supported_filetypes() if canvas is not None else None
+    if supported and fmt not in supported:
+        raise ValidationError(f"{what}: cannot save a figure as {fmt!r} ({target}); use one of "
+                              f"{', '.join(sorted(supported))}")
     with atomic_path(target, overwrite=overwrite, what=what) as tmp:
         figure.savefig(tmp, format=fmt, **savefig_kwargs)
     return target

@@ -7,6 +7,7 @@ import os
 import platform
 from typing import Any, Iterable, Mapping
 
+from .errors import ArgumentTypeError
 from .io import _jsonable, as_path, file_sha256
 
 __all__ = ["provenance", "input_record"]
@@ -14,6 +15,11 @@ __all__ = ["provenance", "input_record"]
 
 def input_record(paths: Iterable[Any]) -> list[dict[str, Any]]:
     """Name, absolute path, size and SHA-256 of each input file (missing files say so)."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        paths = [paths]  # one file, not the characters of its name
+    if not isinstance(paths, Iterable):
+        raise ArgumentTypeError(f"inputs must be a file path or a list of them, got "
+                                f"{type(paths).__name__}")
     out = []
     for p in paths:
         path = as_path(p, "input file")
@@ -55,6 +61,14 @@ def provenance(*, model: str, settings: Mapping[str, Any] | None = None,
     import numpy as np
 
     from . import __version__
+
+    if not isinstance(model, str):
+        raise ArgumentTypeError(f"model must be a str naming the estimator or command, got "
+                                f"{type(model).__name__}")
+    for name, value in (("settings", settings), ("extra", extra)):
+        if value is not None and not isinstance(value, Mapping):
+            raise ArgumentTypeError(f"{name} must be a mapping (dict) or None, got "
+                                    f"{type(value).__name__}")
 
     attrs: dict[str, Any] = {
         "model": str(model),

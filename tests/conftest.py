@@ -51,7 +51,24 @@ def cucr2o4_dir(shared_data_dir):
     return folder
 
 
+@pytest.fixture(scope="session")
+def dask_client():
+    """A small LocalCluster (two in-process workers, one thread each), closed at the end."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Notebooks belong to the slow tier (``-m slow``), like the demo and the docs build."""
+    for item in items:
+        if item.get_closest_marker("notebook") is not None:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

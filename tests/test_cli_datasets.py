@@ -33,10 +33,20 @@ def test_datasets_listing(capsys):
     assert "SCITIE_DATA_DIR" in out  # external data say where they are looked for
 
 
+def test_every_dataset_has_a_bundled_recipe_and_every_recipe_validates():
+    from sciTie.recipes import bundled_recipes, load_recipe
+
+    recipes = bundled_recipes()
+    assert set(datasets.list_datasets()) <= set(recipes)
+    for name in recipes:
+        recipe = load_recipe(name) if name != "pbso4" else None
+        assert recipe is None or recipe.name == name
+
+
 def test_unknown_dataset_is_a_clear_error(capsys):
     assert main(["fit", "no-such-data"]) == 2
     err = capsys.readouterr().err
-    assert "unknown dataset 'no-such-data'" in err and "earthquakes" in err
+    assert "unknown recipe or dataset 'no-such-data'" in err and "earthquakes" in err
     with pytest.raises(ValueError, match="unknown dataset"):
         datasets.load("no-such-data")
     with pytest.raises(TypeError, match="must be a str"):

@@ -169,7 +169,7 @@ def test_expression_gradient_equals_finite_differences():
 def test_docstring_examples_run_as_shown():
     import doctest
 
-    import sciTie.core.group as group_module
+    import sciTie.core.group as group_module  # the ParameterGroup docstring examples
 
     outcome = doctest.testmod(group_module)
     assert outcome.attempted >= 4 and outcome.failed == 0

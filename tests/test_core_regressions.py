@@ -110,13 +110,18 @@ def test_bounds_changes_are_seen_and_bad_starts_are_named():
         fit_least_squares(h, lambda v: np.array([v["a"], 1.0]))
 
 
-def test_cli_reports_unavailable_models_and_stray_options(capsys, monkeypatch):
-    from sciTie.datasets import _registry
+def test_cli_reports_unavailable_models_and_stray_options(capsys, monkeypatch, tmp_path):
+    from sciTie.recipes import _recipe
 
-    entry = _registry.DatasetEntry("ghost", "x", loader="nowhere:load", fitter="sciTie.no_such:run")
-    monkeypatch.setitem(_registry.REGISTRY, "ghost", entry)
-    assert main(["fit", "ghost"]) == 2
-    assert "unavailable" in capsys.readouterr().err
+    recipe = tmp_path / "g.toml"
+    recipe.write_text('kind = "ghost"\nname = "g"\n')
+    assert main(["fit", str(recipe)]) == 2
+    assert "g.toml:1 [kind]: kind must be one of 'hmm'" in capsys.readouterr().err
+    monkeypatch.setitem(_recipe.KINDS, "hmm", "sciTie.no_such:KIND")
+    recipe.write_text('kind = "hmm"\nname = "g"\n')
+    assert main(["fit", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "recipe kind 'hmm' is not available in this build" in err
     with pytest.raises(SystemExit):
         main(["datasets", "--bogus"])
 

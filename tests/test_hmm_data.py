@@ -92,12 +92,11 @@ def test_ion_channel_truth_within_standard_errors(channel, tied_fit):
     """Observed-information standard errors cover the true transition probabilities."""
     _, X = channel
     u = tied_fit.uncertainties(X)
-    se = dict(zip(u["slot"].values, u["slot_stderr"].values))
     A = ion_channel_truth()["transmat"]
-    z = [(tied_fit.transmat_[i, j] - A[i, j]) / se[f"transitions.transmat[{i},{j}]"]
+    z = [(tied_fit.transmat_[i, j] - A[i, j]) / u.error(f"transmat[{i},{j}]")
          for i, j in zip(*np.nonzero(A))]
     assert np.all(np.isfinite(z)) and np.max(np.abs(z)) < 4
-    assert abs(tied_fit.means_[0, 0] - 0.0) < 4 * se["emissions.means[0,0]"]
+    assert abs(tied_fit.means_[0, 0] - 0.0) < 4 * u.error("means[0,0]")
 
 
 def test_ion_channel_bic_prefers_the_true_tied_structure(channel, tied_fit):

@@ -83,7 +83,7 @@ def test_tied_gmm_counts_and_xarray(data, cov):
     m = TiedGMMHMM(3, n_mix=2, covariance_type=cov, tied_states=[[0, 2], [1]],
                    random_state=0, n_iter=5).fit(X, lengths)
     np.testing.assert_array_equal(m.covars_[0], m.covars_[2])
-    assert m.parameter_group().n_free == m.n_free_parameters()
+    assert m.group_.n_free == m.n_free_parameters()
     M, D = 2, 2
     per_group = (M - 1) + M * D + {"diag": M * D, "full": M * 3, "spherical": M,
                                    "tied": 3}[cov]
@@ -91,5 +91,5 @@ def test_tied_gmm_counts_and_xarray(data, cov):
     n_trans = sum(np.count_nonzero(r) - 1 for r in m.transmat_)
     assert m.n_free_parameters() == n_start + n_trans + 2 * per_group
     ds = m.to_xarray(X, lengths)
-    assert ds["means"].dims == ("group", "mix", "feature")
-    assert ds.sizes["group"] == 2
+    assert ds["means"].dims == ("state", "mix", "feature")
+    assert ds.sizes["group"] == 2 and ds.sizes["state"] == 3

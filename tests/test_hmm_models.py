@@ -6,8 +6,7 @@ import pytest
 from hmmlearn import _hmmc, hmm
 from scipy import optimize, special, stats
 
-from sciTie.hmm import (TiedCategoricalHMM, TiedGaussianHMM, TiedPoissonHMM, erlang_chains,
-                        state_tie_matrix)
+from sciTie.hmm import TiedCategoricalHMM, TiedGaussianHMM, TiedPoissonHMM, erlang_chains
 
 
 def rel_err(a, b):
@@ -180,34 +179,39 @@ def test_tied_states_share_parameters_and_structural_zeros_stay(gauss_data):
 
 def test_free_parameter_count():
     spec = erlang_chains([3, 2], stay=0.9)
-    m = TiedGaussianHMM(5, init_params="", tied_states=spec.tied_states,
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    m = TiedGaussianHMM(5, init_params="", n_iter=1, tol=-np.inf, tied_states=spec.tied_states,
                         tied_transitions=spec.tied_transitions)
     m.startprob_, m.transmat_ = spec.startprob, spec.transmat
     m.means_ = np.array([[0.0, 1]] * 3 + [[2.0, 3]] * 2)
     m.covars_ = np.ones((5, 2))
-    m.n_features = 2
+    m.fit(X)
     # start: 2 nonzero -> 1; transitions: 2 tied self-loops, the last states have one exit
     # each -> 0 free exits; emissions: 2 groups x (2 means + 2 variances) = 8
-    assert m.n_free_parameters() == 1 + 2 + 8
+    assert m.n_free_parameters() == m.group_.n_free == 1 + 2 + 8
     hmmlearn_count = sum(m._get_n_fit_scalars_per_param().values())
     assert hmmlearn_count == 4 + 20 + 10 + 10  # what hmmlearn would count
-    m.params = "mc"
-    assert m.n_free_parameters() == 8
-    # the tying group's free count agrees with the emission groups
-    assert m.tying_group().n_free == 2
-    X = np.random.default_rng(0).normal(size=(50, 2))
     ll = m.score(X)
-    assert m.bic(X) == pytest.approx(-2 * ll + 8 * np.log(50))
-    assert m.aic(X) == pytest.approx(-2 * ll + 16)
+    assert m.bic(X) == pytest.approx(-2 * ll + 11 * np.log(50))
+    assert m.aic(X) == pytest.approx(-2 * ll + 22)
+    assert m.result_.bic == pytest.approx(m.bic(X)) and m.result_.nvarys == 11
+    # parameters outside params are fixed in the group
+    m2 = TiedGaussianHMM(5, init_params="", params="mc", n_iter=1, tol=-np.inf,
+                         tied_states=spec.tied_states)
+    m2.startprob_, m2.transmat_ = spec.startprob, spec.transmat
+    m2.means_, m2.covars_ = m.means_.copy(), np.ones((5, 2))
+    assert m2.fit(X).n_free_parameters() == 8
 
 
-def test_tie_matrix_and_pooling():
-    G = state_tie_matrix([[0, 2], [1]], 3).toarray()
-    np.testing.assert_array_equal(G, [[1, 0], [0, 1], [1, 0]])
-    m = TiedGaussianHMM(3, tied_states=[[2, 0], [1]])
-    np.testing.assert_array_equal(m.tie_matrix().toarray(), G)
-    s = np.array([[1.0, 2], [3, 4], [5, 6]])
-    np.testing.assert_array_equal(m.tying_group().pool(s), G.T @ s)
+def test_the_state_partition_is_read_from_the_group():
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    m = TiedGaussianHMM(3, tied_states=[[2, 0], [1]], n_iter=2, random_state=0).fit(X)
+    assert m.state_groups_ == [[0, 2], [1]]
+    np.testing.assert_array_equal(m.state_to_group_, [0, 1, 0])
+    G = m.group_.tie_matrix().toarray()
+    rows = np.ravel(m.group_.slot_index("means[2]"))
+    np.testing.assert_array_equal(G[rows], G[np.ravel(m.group_.slot_index("means[0]"))])
+    assert m._plan.emissions == "pooled"
 
 
 def test_erlang_chain_structure():
@@ -238,7 +242,7 @@ def test_tied_fit_other_families_share():
     Xc = rng.integers(0, 3, (200, 1))
     c = TiedCategoricalHMM(3, tied_states=[[0], [1, 2]], n_iter=10, random_state=1).fit(Xc)
     np.testing.assert_array_equal(c.emissionprob_[1], c.emissionprob_[2])
-    assert c.n_free_parameters() == 2 + 6 + 2 * 2
+    assert c.n_free_parameters() == c.group_.n_free == 2 + 6 + 2 * 2
 
 
 def test_sklearn_api_clone_and_sample(gauss_data):

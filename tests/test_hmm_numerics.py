@@ -184,7 +184,8 @@ def test_tied_emissions_must_agree_when_user_given():
     m = TiedGaussianHMM(2, tied_states=[[0, 1]], init_params="st")
     m.means_ = np.array([[0.0], [1.0]])
     m.covars_ = np.array([[1.0], [1.0]])
-    with pytest.raises(ValueError, match=r"means_ differs between the tied states \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"means_ was given with means\[1,0\] = 1, but the ties "
+                                         r"make it 0 \(== 'means\[0,0\]'\)"):
         m.fit(np.zeros((10, 1)))
 
 

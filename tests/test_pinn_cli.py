@@ -46,13 +46,13 @@ def test_cli_fit_convection_json(tmp_path, monkeypatch, capsys):
     assert data["metrics"]["periodicity_violation"] < 1e-12
     assert data["seconds"] > 0
     # the reported error, recomputed from the written field against sin(x - beta t), beta = 2
-    ds = xr.load_dataset(tmp_path / "res" / "pinn_convection.nc")
+    ds = xr.load_dataset(tmp_path / "res" / "convection.nc")
     exact = np.sin(ds["x"].values[None, :] - 2.0 * ds["t"].values[:, None])
     u_pred = ds["u_pred"].transpose("t", "x").values
     rel = np.linalg.norm(u_pred - exact) / np.linalg.norm(exact)
     assert data["metrics"]["rel_l2"] == pytest.approx(rel, rel=1e-9)
     assert rel < 0.5  # trained: an untrained or zero network sits near 1
-    assert (tmp_path / "res" / "pinn_convection.png").exists()
+    assert (tmp_path / "res" / "convection.png").exists()
 
 
 def test_cli_run_allen_cahn_soft_and_bad_options(monkeypatch):

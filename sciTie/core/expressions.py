@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ast
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from ..errors import ArgumentTypeError, ValidationError
 
 __all__ = ["Expression", "ExpressionError", "RESERVED_NAMES", "FUNCTIONS"]
 
@@ -21,7 +23,7 @@ MAX_NODES = 400
 MAX_CONSTANT_EXPONENT = 1024.0
 
 
-class ExpressionError(ValueError):
+class ExpressionError(ValidationError):
     """An expression that is malformed, unsafe, or cannot be evaluated."""
 
 
@@ -70,7 +72,8 @@ class Expression:
 
     def __init__(self, text: str, *, context: str = "expression") -> None:
         if not isinstance(text, str):
-            raise TypeError(f"{context}: expression must be a str, got {type(text).__name__}")
+            raise ArgumentTypeError(f"{context}: expression must be a str, got "
+                                    f"{type(text).__name__}")
         self.text = text.strip()
         self.context = context
         if not self.text:
@@ -235,8 +238,79 @@ class Expression:
                                   f"{dict(zip(self.names, vec))}")
         return value, grad
 
+    def evaluate_with(self, values: Sequence[Any],
+                      functions: Mapping[str, Callable[..., Any]]) -> Any:
+        """Value of the expression for number-like objects, such as torch tensors.
+
+        Walks the same validated tree as :meth:`evaluate`, using the arithmetic operators of
+        the objects in ``values`` and ``functions[name]`` for each whitelisted function. No
+        derivatives are carried: objects such as torch tensors bring their own (autograd).
+
+        Parameters
+        ----------
+        values : sequence
+            One object per entry of :attr:`names`, in that order.
+        functions : mapping
+            An implementation of every function in :data:`FUNCTIONS` that the expression
+            calls. ``min`` and ``max`` must pick the first argument when the two are equal, so
+            that derivatives agree with :meth:`evaluate_with_gradient`.
+
+        Returns
+        -------
+        object
+            What the operations return; a Python float when the expression reads no names.
+        """
+        if len(values) != len(self.names):
+            raise ExpressionError(f"{self.context}: expected {len(self.names)} values, "
+                                  f"got {len(values)}")
+        missing = sorted(FUNCTIONS - set(functions))
+        if missing:
+            raise ExpressionError(f"{self.context}: no implementation given for the "
+                                  f"function(s) {', '.join(missing)}")
+        index = {n: i for i, n in enumerate(self.names)}
+        return _apply(self, self._body, values, index, functions)
+
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
+
+
+def _apply(expr: Expression, node: ast.AST, values: Sequence[Any], index: dict[str, int],
+           functions: Mapping[str, Callable[..., Any]]) -> Any:
+    """Walk a validated tree with the operators of ``values`` (no derivatives carried)."""
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name) and node.id in _CONSTANTS:
+        return _CONSTANTS[node.id]
+    if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript)):
+        return values[index[expr._reference(node)]]
+    if isinstance(node, ast.UnaryOp):
+        v = _apply(expr, node.operand, values, index, functions)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp):
+        a = _apply(expr, node.left, values, index, functions)
+        b = _apply(expr, node.right, values, index, functions)
+        op = node.op
+        if isinstance(op, ast.Add):
+            return a + b
+        if isinstance(op, ast.Sub):
+            return a - b
+        if isinstance(op, ast.Mult):
+            return a * b
+        both_numbers = isinstance(a, float) and isinstance(b, float)
+        try:
+            if isinstance(op, ast.Div):
+                return a / b
+            return math.pow(a, b) if both_numbers else a ** b  # no complex results
+        except (ZeroDivisionError, ValueError, OverflowError) as exc:
+            if not both_numbers:
+                raise
+            raise ExpressionError(f"{expr.context}: evaluating {expr.text!r} failed "
+                                  f"({exc})") from None
+    if isinstance(node, ast.Call):
+        args = [_apply(expr, arg, values, index, functions) for arg in node.args]
+        return functions[node.func.id](*args)
+    raise ExpressionError(  # pragma: no cover - the tree was validated
+        f"{expr.context}: unexpected node {type(node).__name__}")
 
 
 def _evaluate(expr: Expression, node: ast.AST, vec: list[float], index: dict[str, int],

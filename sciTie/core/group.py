@@ -15,337 +15,41 @@ a structure).
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from ._layout import SlotValues, _Compiled
+from ._links import (_ExprLink, _LinearLink, _parse_index, _SlotRef,
+                     _transposed, _SELECTION)
+from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from .expressions import Expression
 from .parameter import Parameter, check_name
 
 __all__ = ["ParameterGroup", "SlotValues"]
 
-_SELECTION = re.compile(r"^\s*(?P<path>[A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\s*(?:\[(?P<index>[^\[\]]*)\])?\s*$")
 
-FREE, FIXED, LINEAR, EXPR = 0, 1, 2, 3
-
-
-@dataclass(frozen=True)
-class _SlotRef:
-    """One slot, addressed structurally (never by parsing a display string)."""
-
-    group: "ParameterGroup"
-    param: str
-    flat: int
-
-    @property
-    def key(self) -> tuple[int, str, int]:
-        return (id(self.group), self.param, self.flat)
+def _is_number(value: Any) -> bool:
+    """A real number that is not a bool (``scale=True`` is a mistake, not 1)."""
+    return (isinstance(value, (int, float, np.floating, np.integer))
+            and not isinstance(value, (bool, np.bool_)))
 
 
-@dataclass
-class _LinearLink:
-    """``slot = offset + Σ scales[i] * targets[i]`` (one target for a plain tie)."""
-
-    targets: tuple[_SlotRef, ...]
-    scales: tuple[float, ...]
-    offset: float
-    label: str  # how the user wrote the target(s), for reports
-
-
-@dataclass
-class _ExprLink:
-    expression: Expression
-    declared_in: "ParameterGroup"
-
-
-def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
-    """Turn ``"1, 0:2"`` into a numpy index for an array of ``shape``."""
-    parts = [p.strip() for p in text.split(",")] if text.strip() else []
-    if len(parts) > len(shape):
-        raise ValueError(f"{where}: {len(parts)} indices given for a parameter of shape {shape}")
-    index: list[Any] = []
-    for part in parts:
-        if re.fullmatch(r"-?\d+", part):
-            index.append(int(part))
-        elif re.fullmatch(r"(-?\d+)?:(-?\d+)?", part):
-            lo, hi = part.split(":")
-            index.append(slice(int(lo) if lo else None, int(hi) if hi else None))
-        else:
-            raise ValueError(f"{where}: index {part!r} is not an integer or a slice")
-    return tuple(index)
-
-
-class SlotValues(Mapping):
-    """Slot values of a whole group tree, addressable by name.
-
-    ``vals["a"]`` gives a float for a scalar parameter, ``vals["mu"]`` an array shaped like the
-    parameter, ``vals["mu[1]"]`` a row, ``vals["structure.a"]`` a child's slot. ``vals.array``
-    is the flat slot vector in :attr:`ParameterGroup.slot_names` order.
-    """
-
-    def __init__(self, array: np.ndarray, compiled: "_Compiled") -> None:
-        self.array = array
-        self._compiled = compiled
-
-    def __getitem__(self, name: str) -> float | np.ndarray:
-        idx = self._compiled.select(name)
-        out = self.array[idx]
-        return float(out) if np.ndim(idx) == 0 else out
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._compiled.param_index)
-
-    def __len__(self) -> int:
-        return len(self._compiled.param_index)
-
-    def __repr__(self) -> str:
-        return f"SlotValues({dict((k, self[k]) for k in self)})"
-
-
-class _Compiled:
-    """The resolved slot layout of a group tree: what is free, fixed, tied, and in what order."""
-
-    def __init__(self, root: "ParameterGroup") -> None:
-        self.root = root
-        self.groups = list(root._walk())
-        self.names: list[str] = []
-        self.refs: list[_SlotRef] = []
-        self.key_to_slot: dict[tuple[int, str, int], int] = {}
-        self.param_index: dict[str, np.ndarray] = {}
-        self.params: list[tuple[Parameter, np.ndarray]] = []
-        for prefix, group in self.groups:
-            for pname, par in group._params.items():
-                start = len(self.names)
-                idx = np.arange(start, start + par.size).reshape(par.shape)
-                self.param_index[prefix + pname] = idx
-                self.params.append((par, idx))
-                for flat, nd in enumerate(np.ndindex(*par.shape)):
-                    suffix = f"[{','.join(map(str, nd))}]" if par.shape else ""
-                    self.names.append(prefix + pname + suffix)
-                    ref = _SlotRef(group, pname, flat)
-                    self.key_to_slot[ref.key] = len(self.refs)
-                    self.refs.append(ref)
-        self.name_to_slot = {n: i for i, n in enumerate(self.names)}
-        n = len(self.names)
-        self.kind = np.empty(n, dtype=np.int8)
-        self.links: dict[int, Any] = {}
-        self.expr_refs: dict[int, np.ndarray] = {}
-        for i, ref in enumerate(self.refs):
-            group, par = ref.group, ref.group._params[ref.param]
-            link = group._links.get((ref.param, ref.flat))
-            if link is None and par.expr is not None:
-                link = _ExprLink(Expression(par.expr, context=f"parameter {self.names[i]!r}"), group)
-            if link is None:
-                self.kind[i] = FREE if par._vary.flat[ref.flat] else FIXED
-                if not np.isfinite(par._value.flat[ref.flat]):
-                    raise ValueError(f"parameter {self.names[i]!r} has no finite value; give it "
-                                     "a value (it may have lost its expr)")
-            elif isinstance(link, _LinearLink):
-                if any(t.key not in self.key_to_slot for t in link.targets):
-                    raise ValueError(
-                        f"slot {self.names[i]!r} is tied to {link.label!r}, which is not part of "
-                        f"group {root.name!r}; fit it within a group that contains both")
-                self.kind[i] = LINEAR
-                self.links[i] = link
-            else:
-                self.kind[i] = EXPR
-                self.links[i] = link
-                self.expr_refs[i] = np.array(
-                    [self._resolve_expr_name(nm, link.declared_in, self.names[i])
-                     for nm in link.expression.names], dtype=np.intp)
-        self.order = self._topological_order()
-        self.free_idx = np.flatnonzero(self.kind == FREE)
-        self.fixed_idx = np.flatnonzero(self.kind == FIXED)
-        self.free_column = -np.ones(n, dtype=np.intp)
-        self.free_column[self.free_idx] = np.arange(self.free_idx.size)
-        lo, hi = np.empty(n), np.empty(n)
-        for par, idx in self.params:
-            lo[idx] = np.broadcast_to(par.min, par.shape)
-            hi[idx] = np.broadcast_to(par.max, par.shape)
-        self.slot_lower, self.slot_upper = lo, hi
-        self.restraints = [(self.key_to_slot[r.key], t, s, label)
-                           for _, g in self.groups for (r, t, s, label) in g._restraints
-                           if r.key in self.key_to_slot]
-        self._linear_G: sp.csr_matrix | None = None
-
-    # -- name lookup ---------------------------------------------------------------------------
-    def _resolve_expr_name(self, name: str, declared_in: "ParameterGroup", owner: str) -> int:
-        for space in (declared_in, self.root):
-            try:
-                refs = space._select(name)
-            except (KeyError, ValueError):
-                continue  # not a name of this group: try the group being compiled
-            if refs.shape != ():
-                raise ValueError(f"expression of slot {owner!r} refers to {name!r}, which is an "
-                                 f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
-            key = refs.item().key
-            if key not in self.key_to_slot:
-                # the declaring group knows the name, but that slot is outside this tree:
-                # binding to a namesake elsewhere would be silently wrong
-                raise ValueError(
-                    f"expression of slot {owner!r} (declared in group {declared_in.name!r}) "
-                    f"refers to {name!r}, which is not part of group {self.root.name!r}; fit "
-                    "it within a group that contains both")
-            return self.key_to_slot[key]
-        raise ValueError(f"expression of slot {owner!r} refers to unknown name {name!r} "
-                         f"(known: {', '.join(self.names[:20])}{' ...' if len(self.names) > 20 else ''})")
-
-    def select(self, name: str) -> Any:
-        """Flat slot index (int) or index array for a parameter, slot or sub-array name."""
-        if name in self.param_index:
-            idx = self.param_index[name]
-            return int(idx) if idx.ndim == 0 else idx
-        if name in self.name_to_slot:
-            return self.name_to_slot[name]
-        m = _SELECTION.match(name) if isinstance(name, str) else None
-        if m is not None and m.group("path") in self.param_index:
-            base = self.param_index[m.group("path")]
-            try:
-                sub = base[_parse_index(m.group("index") or "", base.shape, f"slot {name!r}")]
-            except IndexError as exc:
-                raise ValueError(f"slot {name!r}: {exc} (parameter shape {base.shape})") from None
-            return int(sub) if np.ndim(sub) == 0 else sub
-        try:  # another path to a shared child group ("neutron.structure.a")
-            refs = self.root._select(name)
-        except (KeyError, ValueError, TypeError):
-            raise KeyError(f"unknown parameter or slot {name!r} in group {self.root.name!r}") from None
-        idx = np.vectorize(lambda r: self.key_to_slot[r.key], otypes=[np.intp])(refs) \
-            if refs.size else np.zeros(refs.shape, dtype=np.intp)
-        return int(idx) if idx.ndim == 0 else idx
-
-    # -- structure -----------------------------------------------------------------------------
-    def _dependencies(self, i: int) -> Sequence[int]:
-        if self.kind[i] == LINEAR:
-            return [self.key_to_slot[t.key] for t in self.links[i].targets]
-        if self.kind[i] == EXPR:
-            return self.expr_refs[i].tolist()
-        return []
-
-    def _topological_order(self) -> list[int]:
-        state = np.zeros(len(self.names), dtype=np.int8)  # 0 new, 1 on stack, 2 done
-        order: list[int] = []
-        for start in np.flatnonzero((self.kind == LINEAR) | (self.kind == EXPR)):
-            if state[start]:
-                continue
-            stack: list[tuple[int, Iterator[int]]] = [(start, iter(self._dependencies(start)))]
-            state[start] = 1
-            while stack:
-                node, deps = stack[-1]
-                for d in deps:
-                    if state[d] == 1:
-                        path = [s for s, _ in stack]
-                        cycle = path[path.index(d):] + [d]
-                        raise ValueError("tie cycle: " + " -> ".join(self.names[c] for c in cycle))
-                    if state[d] == 0 and self.kind[d] in (LINEAR, EXPR):
-                        state[d] = 1
-                        stack.append((d, iter(self._dependencies(d))))
-                        break
-                else:
-                    stack.pop()
-                    state[node] = 2
-                    order.append(node)
-        return order
-
-    @property
-    def n_free(self) -> int:
-        return int(self.free_idx.size)
-
-    def current_slots(self) -> np.ndarray:
-        """Slot values as stored in the parameters (free and fixed ones)."""
-        out = np.empty(len(self.names))
-        for par, idx in self.params:
-            out[idx] = par._value
-        return out
-
-    def pack(self) -> np.ndarray:
-        return self.current_slots()[self.free_idx]
-
-    def evaluate(self, free: np.ndarray | None = None, *, gradient: bool = False):
-        """Slot vector for ``free`` (and the expression gradients if asked)."""
-        slots = self.current_slots()
-        if free is not None:
-            free = np.asarray(free, dtype=np.float64)
-            if free.shape != (self.n_free,):
-                raise ValueError(f"free vector must have shape ({self.n_free},), got {free.shape}")
-            if not np.all(np.isfinite(free)):
-                bad = [self.names[self.free_idx[j]] for j in np.flatnonzero(~np.isfinite(free))]
-                raise ValueError(f"free vector holds non-finite values for {', '.join(bad)}")
-            slots[self.free_idx] = free
-        grads: dict[int, np.ndarray] = {}
-        for i in self.order:
-            if self.kind[i] == LINEAR:
-                link = self.links[i]
-                slots[i] = link.offset + sum(scale * slots[self.key_to_slot[t.key]]
-                                             for t, scale in zip(link.targets, link.scales))
-            else:
-                refs = self.expr_refs[i]
-                value, grad = self.links[i].expression.evaluate_with_gradient(slots[refs])
-                slots[i] = value
-                grads[i] = grad
-        return (slots, grads) if gradient else slots
-
-    def tie_matrix(self, free: np.ndarray | None = None) -> sp.csr_matrix:
-        has_expr = bool(np.any(self.kind == EXPR))
-        if not has_expr and self._linear_G is not None:
-            return self._linear_G
-        grads = self.evaluate(free, gradient=True)[1] if has_expr else {}
-        rows: dict[int, dict[int, float]] = {int(i): {int(self.free_column[i]): 1.0}
-                                             for i in self.free_idx}
-        for i in self.order:
-            row: dict[int, float] = {}
-            if self.kind[i] == LINEAR:
-                link = self.links[i]
-                for t, scale in zip(link.targets, link.scales):
-                    for c, v in rows.get(self.key_to_slot[t.key], {}).items():
-                        row[c] = row.get(c, 0.0) + scale * v
-            else:
-                for r, g in zip(self.expr_refs[i], grads[i]):
-                    if g != 0.0:
-                        for c, v in rows.get(int(r), {}).items():
-                            row[c] = row.get(c, 0.0) + g * v
-            rows[int(i)] = row
-        ri, ci, vi = [], [], []
-        for r, row in rows.items():
-            for c, v in row.items():
-                if v != 0.0:
-                    ri.append(r)
-                    ci.append(c)
-                    vi.append(v)
-        G = sp.csr_matrix((vi, (ri, ci)), shape=(len(self.names), self.n_free))
-        if not has_expr:
-            self._linear_G = G
-        return G
-
-    def write_back(self, slots: np.ndarray) -> None:
-        for par, idx in self.params:
-            par._value = np.array(slots[idx], dtype=np.float64).reshape(par.shape)
-
-    def describe_slot(self, i: int) -> str:
-        """How slot ``i`` gets its value: 'free', 'fixed', "== 'a'", "== '2*a + b'"."""
-        k = self.kind[i]
-        if k == FREE:
-            return "free"
-        if k == FIXED:
-            return "fixed"
-        if k == LINEAR:
-            link = self.links[i]
-            terms = []
-            for t, scale in zip(link.targets, link.scales):
-                target = self.names[self.key_to_slot[t.key]]
-                term = target if abs(scale) == 1.0 else f"{abs(scale):g}*{target}"
-                terms.append(("- " if scale < 0 else "+ ") + term)
-            text = " ".join(terms)
-            text = text[2:] if text.startswith("+ ") else "-" + text[2:]
-            if link.offset and len(link.targets) == 1:
-                text += f" {'+' if link.offset > 0 else '-'} {abs(link.offset):g}"
-            elif link.offset:
-                text = f"{link.offset:g} " + " ".join(terms)
-            return f"== '{text}'"
-        return f"== '{self.links[i].expression.text}'"
+def _name_list(slots: Any, what: str) -> list[str]:
+    """``slots`` (one name or an iterable of names) as a list of str."""
+    if isinstance(slots, str):
+        return [slots]
+    if not isinstance(slots, Iterable) or isinstance(slots, (bytes, Mapping)):
+        raise ArgumentTypeError(f"{what} must be a slot name or a list of slot names (e.g. "
+                                f"'mu[1]' or ['b', 'c']), got {slots!r}")
+    names = list(slots)
+    for n in names:
+        if not isinstance(n, str):
+            raise ArgumentTypeError(f"{what} must hold slot names (str), got {n!r} "
+                                    f"({type(n).__name__})")
+    return names
 
 
 class ParameterGroup:
@@ -398,10 +102,10 @@ class ParameterGroup:
             name, value, vary=vary, min=min, max=max, expr=expr, unit=unit,
             description=description)
         if par.name in self._params or par.name in self._children:
-            raise ValueError(f"group {self.name!r} already has a member named {par.name!r}")
+            raise ValidationError(f"group {self.name!r} already has a member named {par.name!r}")
         owner = getattr(par, "_owner", None)
         if owner is not None and owner is not self:
-            raise ValueError(f"parameter {par.name!r} already belongs to group {owner.name!r}; "
+            raise ValidationError(f"parameter {par.name!r} already belongs to group {owner.name!r}; "
                              "to share it, tie the slots (tie) or add one child group to both "
                              "parents (add_group)")
         par._owner = self
@@ -418,50 +122,72 @@ class ParameterGroup:
         it occupies one set of slots.
         """
         if not isinstance(group, ParameterGroup):
-            raise TypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+            raise ArgumentTypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
         if group.name in self._params or group.name in self._children:
-            raise ValueError(f"group {self.name!r} already has a member named {group.name!r}")
+            raise ValidationError(f"group {self.name!r} already has a member named {group.name!r}")
         if any(g is self for _, g in group._walk()):
-            raise ValueError(f"adding group {group.name!r} to {self.name!r} would make a cycle")
+            raise ValidationError(f"adding group {group.name!r} to {self.name!r} would make a cycle")
         self._children[group.name] = group
         self._touch()
         return group
 
     def tie(self, slots: str | Iterable[str], to: str, *, scale: float = 1.0,
-            offset: float = 0.0) -> None:
+            offset: float = 0.0, transpose: bool | Sequence[int] = False) -> None:
         """Make each of ``slots`` read ``scale * to + offset`` instead of its own value.
 
         Parameters
         ----------
         slots : str or iterable of str
             Parameters (``"b"``), elements (``"mu[1,0]"``), rows (``"mu[1]"``) or child slots
-            (``"xray.a"``). Each selection must have the shape of ``to`` or ``to`` must be one
-            slot.
+            (``"xray.a"``). Each selection must have the shape of ``to`` (after
+            ``transpose``) or ``to`` must be one slot.
         to : str
             The slot(s) they follow; may itself be free, fixed or tied.
         scale, offset : float
             Linear relation; the default is plain equality.
+        transpose : bool or sequence of int, default False
+            Read ``to`` with its axes permuted, element by element: ``True`` reverses them
+            (``to.T``, e.g. a decoder weight tied to the transpose of an encoder weight), a
+            sequence is a permutation as in :func:`numpy.transpose`.
+
+        Examples
+        --------
+        >>> g = ParameterGroup("autoencoder")
+        >>> _ = g.add("encoder", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        >>> _ = g.add("decoder", np.zeros((3, 2)))
+        >>> g.tie("decoder", to="encoder", transpose=True)
+        >>> g.values()["decoder"]
+        array([[1., 4.],
+               [2., 5.],
+               [3., 6.]])
+        >>> g.n_free
+        6
         """
         for what, v in (("scale", scale), ("offset", offset)):
-            if not isinstance(v, (int, float, np.floating, np.integer)) or not np.isfinite(v):
-                raise ValueError(f"tie: {what} must be a finite number, got {v!r}")
-        names = [slots] if isinstance(slots, str) else list(slots)
+            if not _is_number(v) or not np.isfinite(v):
+                raise ValidationError(f"tie: {what} must be a finite number, got {v!r}")
+        if scale == 0:
+            raise ValidationError(f"tie: scale=0 would make the slots a constant ({offset!r}); "
+                                  "fix them at that value instead (fix)")
+        names = _name_list(slots, "tie: slots")
         if not names:
-            raise ValueError("tie: slots is empty")
-        target = self._select(to)
+            raise ValidationError("tie: slots is empty")
+        untransposed = self._select_some(to, "tie: to")
+        target = _transposed(untransposed, transpose, to)
         planned: list[tuple[_SlotRef, _LinearLink, str]] = []
         for name in names:
-            refs = self._select(name)
+            refs = self._select_some(name, "tie: slots")
             if target.shape == ():
                 targets = np.full(refs.shape, target.item(), dtype=object)
             elif target.shape == refs.shape:
                 targets = target
             else:
-                raise ValueError(f"tie: {name!r} has shape {refs.shape} but {to!r} has shape "
+                shown = f"{to!r} transposed" if target is not untransposed else repr(to)
+                raise ValidationError(f"tie: {name!r} has shape {refs.shape} but {shown} has shape "
                                  f"{target.shape}; they must match or {to!r} must be one slot")
             for ref, tgt in zip(refs.flat, targets.flat):
                 if ref.key == tgt.key:
-                    raise ValueError(f"tie cycle: {name!r} cannot be tied to itself")
+                    raise ValidationError(f"tie cycle: {name!r} cannot be tied to itself")
                 label = to if target.shape == () else self._label(tgt)
                 planned.append((ref, _LinearLink((tgt,), (float(scale),), float(offset), label),
                                 name))
@@ -480,9 +206,9 @@ class ParameterGroup:
         Names in ``expr`` are slots of this group (``a``, ``mu[0,1]``, ``child.a``); names not
         found here are looked up in the group the fit is run on. Nothing is passed to ``eval``.
         """
-        refs = self._select(slot)
+        refs = self._select_some(slot, "constrain: slot")
         if refs.shape != ():
-            raise ValueError(f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
+            raise ValidationError(f"constrain: {slot!r} selects {refs.size} slots; constrain one slot")
         ref = refs.item()
         expression = Expression(expr, context=f"constraint on {slot!r}")
         self._check_untied(ref, slot)
@@ -507,26 +233,26 @@ class ParameterGroup:
         offset : float, optional
             Constant term.
         """
-        refs = self._select(slot)
+        refs = self._select_some(slot, "tie_linear: slot")
         if refs.shape != ():
-            raise ValueError(f"tie_linear: {slot!r} selects {refs.size} slots; give one slot")
+            raise ValidationError(f"tie_linear: {slot!r} selects {refs.size} slots; give one slot")
         ref = refs.item()
         if not isinstance(terms, Mapping) or not terms:
-            raise ValueError("tie_linear: terms must be a non-empty mapping {slot: coefficient}")
+            raise ValidationError("tie_linear: terms must be a non-empty mapping {slot: coefficient}")
         targets, scales = [], []
         for name, coef in terms.items():
-            t = self._select(name)
+            t = self._select_some(name, "tie_linear: terms")
             if t.shape != ():
-                raise ValueError(f"tie_linear: term {name!r} selects {t.size} slots; give one")
-            if not isinstance(coef, (int, float, np.floating, np.integer)) or not np.isfinite(coef):
-                raise ValueError(f"tie_linear: coefficient of {name!r} must be a finite number, "
+                raise ValidationError(f"tie_linear: term {name!r} selects {t.size} slots; give one")
+            if not _is_number(coef) or not np.isfinite(coef):
+                raise ValidationError(f"tie_linear: coefficient of {name!r} must be a finite number, "
                                  f"got {coef!r}")
             if t.item().key == ref.key:
-                raise ValueError(f"tie cycle: {slot!r} cannot depend on itself")
+                raise ValidationError(f"tie cycle: {slot!r} cannot depend on itself")
             targets.append(t.item())
             scales.append(float(coef))
-        if not np.isfinite(offset):
-            raise ValueError(f"tie_linear: offset must be finite, got {offset!r}")
+        if not _is_number(offset) or not np.isfinite(offset):
+            raise ValidationError(f"tie_linear: offset must be a finite number, got {offset!r}")
         self._check_untied(ref, slot)
         label = " + ".join(f"{c:g}*{n}" for n, c in terms.items())
         ref.group._links[(ref.param, ref.flat)] = _LinearLink(tuple(targets), tuple(scales),
@@ -584,7 +310,7 @@ class ParameterGroup:
 
     def untie(self, slots: str | Iterable[str]) -> None:
         """Remove ties or constraints from ``slots``; they get their own value again."""
-        names = [slots] if isinstance(slots, str) else list(slots)
+        names = _name_list(slots, "untie: slots")
         current = self._try_slot_values()
         for name in names:
             for ref in self._select(name).flat:
@@ -623,13 +349,23 @@ class ParameterGroup:
 
         ``name`` may select several slots; ``target`` and ``sigma`` broadcast over them.
         """
-        refs = self._select(name)
-        t = np.broadcast_to(np.asarray(target, dtype=float), refs.shape)
-        s = np.broadcast_to(np.asarray(sigma, dtype=float), refs.shape)
+        refs = self._select_some(name, "restrain: name")
+        arrays = []
+        for what, v in (("target", target), ("sigma", sigma)):
+            if isinstance(v, (str, bytes)) or np.asarray(v).dtype.kind not in "iuf":
+                raise ArgumentTypeError(f"restrain: {what} for {name!r} must be a number or an "
+                                        f"array of numbers, got {v!r}")
+            try:
+                arrays.append(np.broadcast_to(np.asarray(v, dtype=float), refs.shape))
+            except ValueError:
+                raise ValidationError(f"restrain: {what} for {name!r} has shape "
+                                      f"{np.shape(v)}, which does not fit the {refs.shape} "
+                                      "slots selected; give one value or one per slot") from None
+        t, s = arrays
         if not np.all(np.isfinite(t)):
-            raise ValueError(f"restrain: target for {name!r} must be finite, got {target!r}")
+            raise ValidationError(f"restrain: target for {name!r} must be finite, got {target!r}")
         if not np.all(np.isfinite(s) & (s > 0)):
-            raise ValueError(f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
+            raise ValidationError(f"restrain: sigma for {name!r} must be positive and finite, got {sigma!r}")
         for ref, ti, si in zip(refs.flat, t.flat, s.flat):
             self._restraints.append((ref, float(ti), float(si), self._label(ref)))
         self._touch()
@@ -641,7 +377,7 @@ class ParameterGroup:
             return group._params[last]
         if last in group._children:
             return group._children[last]
-        raise KeyError(f"group {self.name!r} has no parameter or group {name!r}")
+        raise UnknownNameError(f"group {self.name!r} has no parameter or group {name!r}")
 
     def __contains__(self, name: object) -> bool:
         try:
@@ -673,37 +409,45 @@ class ParameterGroup:
 
     def _descend(self, path: str) -> tuple["ParameterGroup", str]:
         if not isinstance(path, str):
-            raise TypeError(f"parameter name must be a str, got {type(path).__name__}")
+            raise ArgumentTypeError(f"parameter name must be a str, got {type(path).__name__}")
         parts = path.split(".")
         group = self
         for part in parts[:-1]:
             if part not in group._children:
-                raise KeyError(f"group {group.name!r} has no child group {part!r} (in {path!r})")
+                raise UnknownNameError(f"group {group.name!r} has no child group {part!r} (in {path!r})")
             group = group._children[part]
         return group, parts[-1]
 
     def _select(self, name: str) -> np.ndarray:
         """Object array of :class:`_SlotRef` for a name, shaped like the selection."""
         if not isinstance(name, str):
-            raise TypeError(f"slot name must be a str, got {type(name).__name__}")
+            raise ArgumentTypeError(f"slot name must be a str, got {type(name).__name__}")
         m = _SELECTION.match(name)
         if m is None:
-            raise ValueError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
+            raise ValidationError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
                              "'mu[1,0]', 'child.a')")
         group, last = self._descend(m.group("path"))
         if last not in group._params:
-            raise KeyError(f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
+            raise UnknownNameError(f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
                            f"{', '.join(self.parameters) or '(none)'}")
         par = group._params[last]
         flat = np.arange(par.size).reshape(par.shape)
         try:
             chosen = flat[_parse_index(m.group("index") or "", par.shape, f"slot {name!r}")]
         except IndexError as exc:
-            raise ValueError(f"slot {name!r}: {exc} (parameter shape {par.shape})") from None
+            raise ValidationError(f"slot {name!r}: {exc} (parameter shape {par.shape})") from None
         out = np.empty(np.shape(chosen), dtype=object)
         for pos, f in np.ndenumerate(chosen):
             out[pos] = _SlotRef(group, last, int(f))
         return out
+
+    def _select_some(self, name: Any, what: str) -> np.ndarray:
+        """:meth:`_select`, refusing a selection with no slots (``"mu[0:0]"``)."""
+        refs = self._select(name)
+        if refs.size == 0:
+            raise ValidationError(f"{what}: {name!r} selects no slots (shape {refs.shape}); "
+                                  "name at least one element")
+        return refs
 
     def _label(self, ref: _SlotRef) -> str:
         for prefix, g in self._walk():
@@ -718,21 +462,21 @@ class ParameterGroup:
         if existing is not None:
             what = (existing.label if isinstance(existing, _LinearLink)
                     else existing.expression.text)
-            raise ValueError(f"slot {self._label(ref)!r} (from {name!r}) is already tied to "
+            raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is already tied to "
                              f"{what!r}; call untie({name!r}) first")
         if ref.group._params[ref.param].expr is not None:
-            raise ValueError(f"slot {self._label(ref)!r} already has expr "
+            raise ValidationError(f"slot {self._label(ref)!r} already has expr "
                              f"{ref.group._params[ref.param].expr!r}")
 
     def _set_vary(self, names: Sequence[str], flag: bool) -> None:
         if not names:
-            raise ValueError("give at least one parameter name")
+            raise ValidationError("give at least one parameter name")
         for name in names:
-            refs = self._select(name)
+            refs = self._select_some(name, "fix/free")
             for ref in refs.flat:
                 par = ref.group._params[ref.param]
                 if (ref.param, ref.flat) in ref.group._links or par.expr is not None:
-                    raise ValueError(f"slot {self._label(ref)!r} (from {name!r}) is tied or "
+                    raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is tied or "
                                      "constrained; untie it before fixing or freeing it")
                 par._vary.flat[ref.flat] = flag
                 ref.group._touch()
@@ -826,11 +570,11 @@ class ParameterGroup:
         G = self.tie_matrix(free)
         if sp.issparse(J_slots):
             if J_slots.shape[-1] != G.shape[0]:
-                raise ValueError(f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
+                raise ValidationError(f"J_slots has {J_slots.shape[-1]} columns; expected n_slots={G.shape[0]}")
             return (J_slots @ G).tocsr()
         J = np.asarray(J_slots, dtype=np.float64)
         if J.ndim != 2 or J.shape[1] != G.shape[0]:
-            raise ValueError(f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
+            raise ValidationError(f"J_slots must have shape (n_residuals, {G.shape[0]}), got {J.shape}")
         return np.asarray((G.T @ J.T).T)
 
     def pool(self, stats_slots: Any) -> np.ndarray:
@@ -841,7 +585,7 @@ class ParameterGroup:
         s = np.asarray(stats_slots, dtype=np.float64)
         G = self.tie_matrix()
         if s.ndim == 0 or s.shape[0] != G.shape[0]:
-            raise ValueError(f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
+            raise ValidationError(f"stats_slots must have n_slots={G.shape[0]} rows, got shape {s.shape}")
         flat = s.reshape(s.shape[0], -1)
         return np.asarray(G.T @ flat).reshape((G.shape[1],) + s.shape[1:])
 
@@ -850,7 +594,9 @@ class ParameterGroup:
         cov = np.asarray(cov_free, dtype=np.float64)
         n = self.n_free
         if cov.shape != (n, n):
-            raise ValueError(f"cov_free must have shape ({n}, {n}), got {cov.shape}")
+            raise ValidationError(f"cov_free must have shape ({n}, {n}), got {cov.shape}")
+        if not np.all(np.isfinite(cov)):
+            raise ValidationError("cov_free must be finite; it holds NaN or infinite entries")
         G = self.tie_matrix(free)
         return np.asarray(G @ (G @ cov).T)
 

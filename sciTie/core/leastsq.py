@@ -7,6 +7,7 @@ parameter's Jacobian column is the sum of the columns of the slots that read it.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -14,7 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
-from .group import ParameterGroup, SlotValues, _Compiled
+from .._validation import check_bool, check_choice, check_float, check_int
+from ..errors import ArgumentTypeError, FitWarning, ValidationError
+from ._layout import SlotValues, _Compiled
+from .group import ParameterGroup
 from .result import FitResult
 from .statistics import covariance_from_jacobian
 
@@ -67,23 +71,43 @@ class _Problem:
     def values(self, x: np.ndarray) -> SlotValues:
         return SlotValues(self.c.evaluate(x), self.c)
 
-    def _term_residual(self, term: ResidualTerm, vals: SlotValues) -> np.ndarray:
-        r = np.asarray(term.residual(vals), dtype=np.float64)
+    def _term_residual(self, term: ResidualTerm, vals: SlotValues,
+                       index: int | None = None) -> np.ndarray:
+        """One term's weighted residual, checked: real numbers, 1-D, the same length always."""
+        raw = term.residual(vals)
+        try:
+            if isinstance(raw, (str, bytes)) or np.asarray(raw).dtype.kind in "USVOc":
+                raise TypeError
+            r = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(f"residual of term {term.name!r} must return a 1-D array of "
+                                    f"real numbers, got {type(raw).__name__}"
+                                    + (f" of dtype {np.asarray(raw).dtype}"
+                                       if isinstance(raw, np.ndarray) else "")) from None
         if r.ndim != 1:
-            raise ValueError(f"residual of term {term.name!r} must be 1-D, got shape {r.shape}")
+            raise ValidationError(f"residual of term {term.name!r} must be 1-D, got shape "
+                                  f"{r.shape}")
+        if index is not None and self.sizes and r.size != self.sizes[index]:
+            raise ValidationError(f"residual of term {term.name!r} returned {r.size} values, but "
+                                  f"{self.sizes[index]} at the starting point; a residual must "
+                                  "have the same length at every call (mask points with zero "
+                                  "weight instead of dropping them)")
         return term.weight * r
 
     def residual(self, x: np.ndarray, *, check: bool = False) -> np.ndarray:
         self.nfev += 1
         vals = self.values(x)
-        parts = [self._term_residual(t, vals) for t in self.terms]
+        if check:
+            self.sizes = []
+        parts = [self._term_residual(t, vals, i) for i, t in enumerate(self.terms)]
         if check:
             self.sizes = [p.size for p in parts]
             for t, p in zip(self.terms, parts):
                 if not np.all(np.isfinite(p)):
-                    raise ValueError(f"residual of term {t.name!r} is not finite at the starting "
-                                     f"values ({np.count_nonzero(~np.isfinite(p))} of {p.size} "
-                                     "entries); check the data and initial parameters")
+                    raise ValidationError(
+                        f"residual of term {t.name!r} is not finite at the starting values "
+                        f"({np.count_nonzero(~np.isfinite(p))} of {p.size} entries); check the "
+                        "data and initial parameters")
         if self.restraint_rows.size:
             parts.append((vals.array[self.restraint_rows] - self.restraint_target)
                          / self.restraint_sigma)
@@ -95,20 +119,26 @@ class _Problem:
         G = self.c.tie_matrix(x)
         n_slots = len(self.c.names)
         blocks = []
-        for term, size in zip(self.terms, self.sizes):
+        for k, (term, size) in enumerate(zip(self.terms, self.sizes)):
             if term.jacobian is None:
-                blocks.append(self._finite_difference(term, x, size))
+                blocks.append(self._finite_difference(term, x, size, k))
                 continue
             J = term.jacobian(vals)
             if not sp.issparse(J):
-                J = np.asarray(J, dtype=np.float64)
+                try:
+                    if isinstance(J, (str, bytes)) or np.asarray(J).dtype.kind in "USVOc":
+                        raise TypeError
+                    J = np.asarray(J, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ArgumentTypeError(f"jacobian of term {term.name!r} must return an array "
+                                            f"of real numbers, got {type(J).__name__}") from None
             if J.shape != (size, n_slots):
-                raise ValueError(f"jacobian of term {term.name!r} must have shape "
+                raise ValidationError(f"jacobian of term {term.name!r} must have shape "
                                  f"({size}, {n_slots}) (residuals x slots), got {J.shape}")
             Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ J.T).T)
             if not np.all(np.isfinite(Jf)):
                 cols = np.flatnonzero(~np.all(np.isfinite(Jf), axis=0))
-                raise ValueError(f"jacobian of term {term.name!r} is not finite for "
+                raise ValidationError(f"jacobian of term {term.name!r} is not finite for "
                                  f"{', '.join(self.c.names[self.c.free_idx[c]] for c in cols)}")
             blocks.append(term.weight * Jf)
         if self.restraint_rows.size:
@@ -118,7 +148,8 @@ class _Problem:
             blocks.append((R @ G).toarray())
         return np.vstack(blocks)
 
-    def _finite_difference(self, term: ResidualTerm, x: np.ndarray, size: int) -> np.ndarray:
+    def _finite_difference(self, term: ResidualTerm, x: np.ndarray, size: int,
+                           index: int) -> np.ndarray:
         """Central differences on the free vector (ties and constraints included).
 
         The step is relative to the larger of the parameter's current and starting magnitude
@@ -133,11 +164,11 @@ class _Problem:
             xp, xm = x.copy(), x.copy()
             xp[j] = min(x[j] + h, hi[j])
             xm[j] = max(x[j] - h, lo[j])
-            rp = self._term_residual(term, self.values(xp))
-            rm = self._term_residual(term, self.values(xm))
+            rp = self._term_residual(term, self.values(xp), index)
+            rm = self._term_residual(term, self.values(xm), index)
             J[:, j] = (rp - rm) / (xp[j] - xm[j])
             if not np.all(np.isfinite(J[:, j])):
-                raise ValueError(f"residual of term {term.name!r} is not finite near "
+                raise ValidationError(f"residual of term {term.name!r} is not finite near "
                                  f"{self.c.names[self.c.free_idx[j]]} = {x[j]:g} (finite-"
                                  "difference step); check its bounds and the model's domain")
         self.nfev += 2 * x.size
@@ -147,22 +178,64 @@ class _Problem:
 def _normalise_terms(residual: Any, jacobian: Any) -> list[ResidualTerm]:
     if callable(residual):
         if jacobian is not None and not callable(jacobian):
-            raise TypeError("jacobian must be callable or None")
+            raise ArgumentTypeError(f"jacobian must be callable or None, got "
+                                    f"{type(jacobian).__name__}")
         return [ResidualTerm("data", residual, jacobian)]
     terms = list(residual) if isinstance(residual, (list, tuple)) else None
     if not terms or not all(isinstance(t, ResidualTerm) for t in terms):
-        raise TypeError("residual must be a callable or a non-empty list of ResidualTerm")
+        raise ArgumentTypeError("residual must be a callable or a non-empty list of ResidualTerm")
     if jacobian is not None:
-        raise TypeError("with a list of ResidualTerm, give each term its own jacobian")
+        raise ArgumentTypeError("with a list of ResidualTerm, give each term its own jacobian")
+    for t in terms:
+        if not isinstance(t.name, str) or not t.name:
+            raise ArgumentTypeError(f"ResidualTerm name must be a non-empty str, got {t.name!r}")
+        if not callable(t.residual):
+            raise ArgumentTypeError(f"residual of term {t.name!r} must be callable, got "
+                                    f"{type(t.residual).__name__}")
+        if t.jacobian is not None and not callable(t.jacobian):
+            raise ArgumentTypeError(f"jacobian of term {t.name!r} must be callable or None, got "
+                                    f"{type(t.jacobian).__name__}")
     names = [t.name for t in terms]
     if "restraints" in names:
-        raise ValueError("the ResidualTerm name 'restraints' is reserved for restraint rows")
+        raise ValidationError("the ResidualTerm name 'restraints' is reserved for restraint rows")
     if len(set(names)) != len(names):
-        raise ValueError(f"ResidualTerm names must be unique, got {names}")
+        raise ValidationError(f"ResidualTerm names must be unique, got {names}")
     for t in terms:
-        if not np.isfinite(t.weight) or t.weight <= 0:
-            raise ValueError(f"weight of term {t.name!r} must be positive and finite, got {t.weight}")
+        check_float(t.weight, f"weight of term {t.name!r}", minimum=0.0, low_open=True)
     return terms
+
+
+def _check_options(method: Any, ftol: Any, xtol: Any, gtol: Any, max_nfev: Any,
+                   tr_solver: Any, scale_covar: Any, verbose: Any) -> None:
+    """Refuse bad optimiser settings before any work (scipy would hang on max_nfev=2.5)."""
+    check_choice(method, "method", ("trf", "dogbox", "lm"))
+    eps = float(np.finfo(float).eps)
+    for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
+        if tol is None and method != "lm":
+            continue  # scipy: None switches this stopping rule off
+        value = check_float(tol, name)
+        if not eps <= value < 1.0:
+            raise ValidationError(f"{name} must lie in [{eps:.3g}, 1) (machine epsilon to 1)"
+                                  f"{'' if method == 'lm' else ' or be None to disable it'}, "
+                                  f"got {tol!r}")
+    check_int(max_nfev, "max_nfev", minimum=1, allow_none=True)
+    check_choice(tr_solver, "tr_solver", (None, "exact", "lsmr"))
+    check_bool(scale_covar, "scale_covar")
+    check_int(int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose, "verbose",
+              minimum=0, maximum=2)
+
+
+def _check_x_scale(x_scale: Any, n_free: int) -> Any:
+    if isinstance(x_scale, str):
+        if x_scale != "jac":
+            raise ValidationError(f"x_scale must be 'jac' or positive numbers, got {x_scale!r}")
+        return x_scale
+    arr = np.asarray(x_scale)
+    if arr.dtype.kind not in "iuf" or (arr.ndim != 0 and arr.shape != (n_free,)) \
+            or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ValidationError(f"x_scale must be 'jac', one positive number or {n_free} positive "
+                              f"numbers (one per free parameter), got {x_scale!r}")
+    return x_scale
 
 
 def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[ResidualTerm],
@@ -200,31 +273,34 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
     FitResult
     """
     if not isinstance(group, ParameterGroup):
-        raise TypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+        raise ArgumentTypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
     terms = _normalise_terms(residual, jacobian)
+    _check_options(method, ftol, xtol, gtol, max_nfev, tr_solver, scale_covar, verbose)
     work = group.copy()
     problem = _Problem(work, terms)
     if problem.c.n_free == 0:
-        raise ValueError(f"group {group.name!r} has no free parameters: every slot is fixed or tied")
+        raise ValidationError(f"group {group.name!r} has no free parameters: every slot is fixed "
+                              "or tied")
+    x_scale = _check_x_scale(x_scale, problem.c.n_free)
     x0 = problem.c.pack()
     lo, hi = work.bounds()
     bounded = bool(np.any(np.isfinite(lo)) or np.any(np.isfinite(hi)))
     if method == "lm" and bounded:
-        raise ValueError("method='lm' cannot honour bounds; use 'trf' or 'dogbox'")
+        raise ValidationError("method='lm' cannot honour bounds; use 'trf' or 'dogbox'")
     too_tight = [n for n, a, b in zip(work.free_names, lo, hi) if not a < b]
     if too_tight:
-        raise ValueError(f"free parameters {', '.join(too_tight)} have min == max; fix them "
-                         "instead (vary=False)")
+        raise ValidationError(f"free parameters {', '.join(too_tight)} have min == max; fix them "
+                              "instead (vary=False)")
     outside = [f"{n}={v:g} not in [{a:g}, {b:g}]" for n, v, a, b in zip(work.free_names, x0, lo, hi)
                if not a <= v <= b]
     if outside:
-        raise ValueError(f"starting values outside their bounds: {'; '.join(outside)}")
+        raise ValidationError(f"starting values outside their bounds: {'; '.join(outside)}")
     r0 = problem.residual(x0, check=True)
     if r0.size == 0:
-        raise ValueError("the residual is empty: there are no data to fit")
+        raise ValidationError("the residual is empty: there are no data to fit")
     if r0.size < x0.size and method == "lm":
-        raise ValueError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
-                         f"parameters ({x0.size})")
+        raise ValidationError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
+                              f"parameters ({x0.size})")
     t0 = time.perf_counter()
     opt = least_squares(problem.residual, x0, jac=problem.jacobian,
                         bounds=(lo, hi) if bounded else (-np.inf, np.inf), method=method,
@@ -232,7 +308,21 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
                         verbose=verbose, **({} if tr_solver is None or method == "lm"
                                             else {"tr_solver": tr_solver}))
     seconds = time.perf_counter() - t0
+    _warn_at_bounds(problem, opt)
     return _result(problem, opt, x0, method=method, scale_covar=scale_covar, seconds=seconds)
+
+
+def _warn_at_bounds(problem: _Problem, opt: Any) -> None:
+    """A free parameter held by an active bound: the fit's minimum may lie beyond it."""
+    active = np.asarray(getattr(opt, "active_mask", np.zeros(0)))
+    if not np.any(active):
+        return
+    names = [problem.c.names[i] for i in problem.c.free_idx]
+    held = [f"{names[j]} = {opt.x[j]:.6g} ({'min' if a < 0 else 'max'})"
+            for j, a in enumerate(active) if a != 0]
+    warnings.warn(f"free parameters ended at a bound: {', '.join(held)}; the best fit may lie "
+                  "beyond it (check the bound and the starting values) and standard errors of a "
+                  "parameter at a bound are not meaningful", FitWarning, stacklevel=3)
 
 
 def _result(problem: _Problem, opt: Any, x0: np.ndarray, *, method: str, scale_covar: bool,

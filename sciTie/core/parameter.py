@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ArgumentTypeError, ValidationError
 from .expressions import RESERVED_NAMES, Expression
 
 __all__ = ["Parameter", "check_name"]
@@ -14,25 +15,51 @@ __all__ = ["Parameter", "check_name"]
 def check_name(name: Any, what: str = "parameter name") -> str:
     """Validate an identifier used as a parameter or group name."""
     if not isinstance(name, str):
-        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
+        raise ArgumentTypeError(f"{what} must be a str, got {type(name).__name__}")
     if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
-        raise ValueError(f"{what} {name!r} is not valid: use a Python identifier that does not "
-                         "start with '_' and is not a keyword")
+        raise ValidationError(f"{what} {name!r} is not valid: use a Python identifier that does "
+                              "not start with '_' and is not a keyword")
     if name in RESERVED_NAMES:
-        raise ValueError(f"{what} {name!r} is reserved for a constant or function in "
-                         "constraint expressions; choose another name")
+        raise ValidationError(f"{what} {name!r} is reserved for a constant or function in "
+                              "constraint expressions; choose another name")
     return name
 
 
 def _as_float_array(value: Any, what: str) -> np.ndarray:
+    """``value`` as float64; strings, booleans, complex numbers and ragged lists refused."""
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"{what} must be a number or an array of numbers, got {value!r}")
+        raise ArgumentTypeError(f"{what} must be a number or an array of numbers, got {value!r}")
     try:
-        arr = np.array(value, dtype=np.float64)
+        raw = np.asarray(value)
+    except ValueError:  # ragged nested sequences
+        raise ArgumentTypeError(f"{what} must be a number or a rectangular array of numbers, "
+                                f"got {type(value).__name__}") from None
+    if raw.dtype.kind in "bUSVcMm":
+        kind = {"b": "booleans", "c": "complex numbers"}.get(raw.dtype.kind, "text")
+        raise ArgumentTypeError(f"{what} must be a number or an array of real numbers, got "
+                                f"{kind} ({value!r})")
+    try:
+        arr = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number or an array of numbers, "
-                        f"got {type(value).__name__}") from None
+        raise ArgumentTypeError(f"{what} must be a number or an array of numbers, "
+                                f"got {type(value).__name__}") from None
     return arr
+
+
+def _as_vary(flag: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``vary`` as a bool array of ``shape``: only True/False (or arrays of them).
+
+    ``vary="False"`` would be truthy; 0/1 or None are ambiguous: all are refused.
+    """
+    arr = np.asarray(flag) if not isinstance(flag, (str, bytes)) else None
+    if arr is None or arr.dtype != np.bool_:
+        raise ArgumentTypeError(f"{what}: vary must be True or False (or an array of them), "
+                                f"got {flag!r} ({type(flag).__name__})")
+    try:
+        return np.broadcast_to(arr, shape).copy()
+    except ValueError:
+        raise ValidationError(f"{what}: min, max and vary must be scalars or have the value's "
+                              f"shape {shape}; vary has shape {arr.shape}") from None
 
 
 class Parameter:
@@ -74,34 +101,38 @@ class Parameter:
             if value is None:
                 value = np.nan
         elif value is None:
-            raise ValueError(f"parameter {name!r}: give a value (or an expr)")
+            raise ValidationError(f"parameter {name!r}: give a value (or an expr)")
         val = _as_float_array(value, f"parameter {name!r} value")
         if expr is None and not np.all(np.isfinite(val)):
-            raise ValueError(f"parameter {name!r}: value must be finite, got {value!r}")
+            raise ValidationError(f"parameter {name!r}: value must be finite, got {value!r}")
         if expr is not None and val.ndim != 0:
-            raise ValueError(f"parameter {name!r}: expr is for scalar parameters; constrain "
-                             "array elements one at a time with ParameterGroup.constrain")
+            raise ValidationError(f"parameter {name!r}: expr is for scalar parameters; constrain "
+                                  "array elements one at a time with ParameterGroup.constrain")
+        for what, text in (("unit", unit), ("description", description)):
+            if not isinstance(text, str):
+                raise ArgumentTypeError(f"parameter {name!r}: {what} must be a str, got "
+                                        f"{text!r} ({type(text).__name__})")
+        vary_arr = _as_vary(vary, val.shape, f"parameter {name!r}")
         try:
             lo = np.broadcast_to(_as_float_array(min, f"parameter {name!r} min"), val.shape).copy()
             hi = np.broadcast_to(_as_float_array(max, f"parameter {name!r} max"), val.shape).copy()
-            vary_arr = np.broadcast_to(np.asarray(vary, dtype=bool), val.shape).copy()
         except ValueError:
-            raise ValueError(f"parameter {name!r}: min, max and vary must be scalars or have the "
-                             f"value's shape {val.shape}") from None
+            raise ValidationError(f"parameter {name!r}: min, max and vary must be scalars or have "
+                                  f"the value's shape {val.shape}") from None
         if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
-            raise ValueError(f"parameter {name!r}: min and max must not be NaN")
+            raise ValidationError(f"parameter {name!r}: min and max must not be NaN")
         if np.any(lo > hi):
-            raise ValueError(f"parameter {name!r}: min ({min}) is greater than max ({max})")
+            raise ValidationError(f"parameter {name!r}: min ({min}) is greater than max ({max})")
         if expr is None and np.any((val < lo) | (val > hi)):
-            raise ValueError(f"parameter {name!r}: value {value} is outside its bounds "
-                             f"[{min}, {max}]")
+            raise ValidationError(f"parameter {name!r}: value {value} is outside its bounds "
+                                  f"[{min}, {max}]")
         self._value = val
         self.min = lo if lo.ndim else float(lo)
         self.max = hi if hi.ndim else float(hi)
         self._vary = vary_arr
         self.expr = expr
-        self.unit = str(unit)
-        self.description = str(description)
+        self.unit = unit
+        self.description = description
         self.init_value = self.value
         self._owner = None  # the ParameterGroup it was added to
         self.stderr: float | np.ndarray | None = None
@@ -116,10 +147,10 @@ class Parameter:
     def value(self, new: Any) -> None:
         arr = _as_float_array(new, f"parameter {self.name!r} value")
         if arr.shape != self._value.shape:
-            raise ValueError(f"parameter {self.name!r}: value must have shape "
-                             f"{self._value.shape}, got {arr.shape}")
+            raise ValidationError(f"parameter {self.name!r}: value must have shape "
+                                  f"{self._value.shape}, got {arr.shape}")
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"parameter {self.name!r}: value must be finite, got {new!r}")
+            raise ValidationError(f"parameter {self.name!r}: value must be finite, got {new!r}")
         self._value = arr
 
     @property
@@ -128,7 +159,7 @@ class Parameter:
 
     @vary.setter
     def vary(self, flag: Any) -> None:
-        self._vary = np.broadcast_to(np.asarray(flag, dtype=bool), self._value.shape).copy()
+        self._vary = _as_vary(flag, self._value.shape, f"parameter {self.name!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:

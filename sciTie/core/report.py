@@ -28,6 +28,11 @@ def _fmt(value: Any) -> str:
 def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: bool = True,
                   show_fixed: bool = True) -> str:
     """lmfit-style text: statistics, variables (value ± stderr, unit, tie), correlations."""
+    from .._validation import check_bool, check_float
+
+    check_float(min_correl, "min_correl", minimum=0.0, maximum=1.0)
+    check_bool(show_correl, "show_correl")
+    check_bool(show_fixed, "show_fixed")
     r = result
     lines = ["[[Fit Statistics]]"]
     if r.model:
@@ -45,7 +50,7 @@ def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: 
     if not r.success:
         lines.append(f"##  Warning: fit did not converge: {r.message}")
     if not r.errorbars:
-        lines.append("##  Warning: uncertainties could not be estimated")
+        lines.append(f"##  Warning: {r.covar_note}")
     lines.append("[[Variables]]")
     width = max((len(n) for n in r.slot_names), default=4) + 1
     free_col = {n: j for j, n in enumerate(r.free_names)}

@@ -14,8 +14,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import FitWarning, ValidationError
-from .group import FIXED, FREE, ParameterGroup
+from .._validation import check_int
+from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
+from ._links import FIXED, FREE
+from .group import ParameterGroup
 from .statistics import information_criteria, standard_errors
 
 __all__ = ["FitResult"]
@@ -107,6 +109,7 @@ class FitResult:
     data: Any = None
     attrs: dict[str, Any] = field(default_factory=dict)
     plotter: Plotter | None = None
+    covar_note: str = "uncertainties could not be estimated"
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -150,11 +153,16 @@ class FitResult:
         slots = c.evaluate(x)
         c.write_back(slots)
         n = x.size
+        ndata = check_int(ndata, "ndata", minimum=0)
+        free_names = [c.names[i] for i in c.free_idx]
         cov = None if covar is None else np.array(covar, dtype=np.float64)
         if cov is not None and cov.shape != (n, n):
             raise ValidationError(f"covar must have shape ({n}, {n}), got {cov.shape}")
+        if cov is not None:
+            cov, note = _checked_covariance(cov, free_names)
+            if cov is None:
+                fields["covar_note"] = note
         stderr, correl = standard_errors(cov, n)
-        free_names = [c.names[i] for i in c.free_idx]
         if cov is not None:
             G = c.tie_matrix(x)
             slot_cov = np.asarray(G @ (G @ cov).T)
@@ -170,12 +178,18 @@ class FitResult:
                 j = int(c.free_column[int(idx)])
                 par.correl = {free_names[k]: float(correl[j, k]) for k in range(n) if k != j}
         outside = [c.names[i] for i in range(len(c.names))
-                   if c.kind[i] not in (FREE, FIXED)
+                   if c.kind[i] != FIXED
                    and not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]]
         if outside and warn_bounds:
-            warnings.warn(f"tied or constrained slots end outside their own bounds: "
-                          f"{', '.join(outside)} (bounds act on free parameters only)",
-                          FitWarning, stacklevel=3)
+            free_out = [n for n in outside if c.kind[c.name_to_slot[n]] == FREE]
+            tied_out = [n for n in outside if n not in free_out]
+            if tied_out:
+                warnings.warn(f"tied or constrained slots end outside their own bounds: "
+                              f"{', '.join(tied_out)} (bounds act on free parameters only)",
+                              FitWarning, stacklevel=3)
+            if free_out:
+                warnings.warn(f"free parameters are outside their bounds: {', '.join(free_out)} "
+                              "(the values given as x ignore min/max)", FitWarning, stacklevel=3)
         status = [c.describe_slot(i) + (" (outside its bounds)" if c.names[i] in outside else "")
                   for i in range(len(c.names))]
         units = [""] * len(c.names)
@@ -183,6 +197,9 @@ class FitResult:
             for i in np.ravel(idx):
                 units[int(i)] = par.unit
         x0 = x.copy() if init_values is None else np.array(init_values, dtype=np.float64)
+        if x0.shape != x.shape:
+            raise ValidationError(f"init_values must have shape {x.shape} (one per free "
+                                  f"parameter), got {x0.shape}")
         return cls(params=work, x=x, init_values=x0, free_names=free_names,
                    slot_names=list(c.names), stderr=stderr, covar=cov, correl=correl,
                    slot_values=slots, slot_stderr=slot_std, slot_covar=slot_cov,
@@ -193,7 +210,7 @@ class FitResult:
         keep = {k: getattr(self, k) for k in (
             "model", "method", "success", "message", "nfev", "njev", "seconds", "chisqr",
             "log_likelihood", "residual", "jac", "term_chisqr", "term_ndata", "data",
-            "plotter")}
+            "plotter", "covar_note")}
         keep["statistics"] = dict(self.statistics)
         keep["attrs"] = dict(self.attrs)
         keep.update(fields)
@@ -327,3 +344,36 @@ class FitResult:
         """Add provenance/settings attributes (returns self)."""
         self.attrs.update(attrs)
         return self
+
+
+def _checked_covariance(cov: np.ndarray, names: list[str]) -> tuple[np.ndarray | None, str]:
+    """The covariance if it is one (finite, symmetric, positive semi-definite), else None.
+
+    A covariance with NaN, a negative variance or a negative eigenvalue gives no standard
+    errors and an :class:`~sciTie.errors.IdentifiabilityWarning` naming the parameters,
+    instead of NaN standard errors and correlations beyond ±1.
+    """
+    if cov.size == 0:
+        return cov, ""
+    if not np.all(np.isfinite(cov)):
+        bad = [n for n, row in zip(names, cov) if not np.all(np.isfinite(row))]
+        note = f"the covariance is not finite for {', '.join(bad)}"
+        warnings.warn(f"{note}; no standard errors", IdentifiabilityWarning, stacklevel=4)
+        return None, note
+    scale = float(np.max(np.abs(cov))) or 1.0
+    if not np.allclose(cov, cov.T, rtol=1e-8, atol=1e-12 * scale):
+        raise ValidationError("covar must be a symmetric matrix (a covariance); got one whose "
+                              f"largest asymmetry is {float(np.max(np.abs(cov - cov.T))):.3g}")
+    cov = 0.5 * (cov + cov.T)
+    evals, evecs = np.linalg.eigh(cov)
+    tol = cov.shape[0] * 100 * np.finfo(float).eps * max(float(np.abs(evals).max()), 1e-300)
+    negative = evals < -tol
+    if np.any(np.diag(cov) < 0) or np.any(negative):
+        weight = np.abs(evecs[:, negative]).max(axis=1) if np.any(negative) else np.zeros(len(names))
+        involved = [n for n, w, d in zip(names, weight, np.diag(cov)) if w > 0.1 or d < 0]
+        note = ("the covariance is not positive semi-definite (smallest eigenvalue "
+                f"{evals.min():.3g}) along {', '.join(involved) or ', '.join(names)}")
+        warnings.warn(f"{note}: not a minimum of the objective, or a numerical failure; no "
+                      "standard errors", IdentifiabilityWarning, stacklevel=4)
+        return None, note
+    return cov, ""

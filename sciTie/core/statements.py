@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -112,7 +113,7 @@ def _selection_shape(group: "ParameterGroup", name: str, statement: str) -> tupl
     try:
         return tuple(group._select(name).shape)
     except (KeyError, ValueError) as exc:
-        raise ValidationError(f"tie statement {statement!r}: {exc}") from None
+        raise ValidationError(f"tie statement {statement!r}: {exc.args[0]}") from None
 
 
 def _known(group: "ParameterGroup", name: str) -> bool:
@@ -143,7 +144,13 @@ def apply_ties(group: "ParameterGroup", statements: str | Iterable[str], *,
     list of str
         Names of the parameters created.
     """
-    items = [statements] if isinstance(statements, str) else list(statements)
+    if isinstance(statements, str):
+        items = [statements]
+    elif isinstance(statements, Iterable) and not isinstance(statements, (bytes, Mapping)):
+        items = list(statements)
+    else:
+        raise ValidationError(f"tie statements must be a str like 'means[1] = means[0]' or a "
+                                f"list of them, got {statements!r} ({type(statements).__name__})")
     parsed = []
     created: list[str] = []
     for text in items:
@@ -187,7 +194,7 @@ def _apply_one(group: "ParameterGroup", text: str, lhs: str, rhs: str, expr: Exp
         if ref_shape in ((), shape):
             group.tie(lhs, to=ref, scale=scale, offset=offset)
             return
-    if affine is not None and affine[0] is None:
+    if affine is not None and (affine[0] is None or affine[1] == 0.0):
         raise ValidationError(f"tie statement {text!r} sets {lhs!r} to a constant; fix the "
                               "parameter at that value instead (ParameterGroup.fix)")
     tree = ast.parse(rhs, mode="eval")

@@ -36,6 +36,10 @@ def information_criteria(n_free: int, n_data: int, *, log_likelihood: float | No
     (float, float)
         AIC and BIC (NaN when neither statistic is given or n < 1).
     """
+    from .._validation import check_int
+
+    n_free = check_int(n_free, "n_free", minimum=0)
+    n_data = check_int(n_data, "n_data", minimum=0)
     if log_likelihood is not None:
         neg2 = -2.0 * float(log_likelihood)
     elif chisqr is not None and n_data > 0:
@@ -53,7 +57,17 @@ def covariance_from_jacobian(J: np.ndarray, names: Sequence[str] | None = None
     A rank-deficient Jacobian warns (:class:`~sciTie.errors.IdentifiabilityWarning`), naming
     the parameters that the null space involves when ``names`` are given.
     """
+    J = np.asarray(J, dtype=np.float64) if not hasattr(J, "toarray") else J.toarray()
+    if J.ndim != 2:
+        raise ValidationError(f"J must be a 2-D Jacobian (n_residuals, n_free), got shape "
+                              f"{J.shape}")
     if J.shape[0] == 0 or J.shape[1] == 0:
+        return None, 0
+    if not np.all(np.isfinite(J)):
+        cols = np.flatnonzero(~np.all(np.isfinite(J), axis=0))
+        which = ", ".join(names[c] for c in cols) if names is not None else str(cols.tolist())
+        warnings.warn(f"the Jacobian is not finite for {which}; no covariance or standard "
+                      "errors", IdentifiabilityWarning, stacklevel=4)
         return None, 0
     _, s, vt = np.linalg.svd(J, full_matrices=False)
     tol = s[0] * max(J.shape) * np.finfo(float).eps
@@ -78,7 +92,7 @@ def covariance_from_information(information: np.ndarray, names: Sequence[str]
     A matrix that is not positive definite (a collapsed state, a parameter the data do not
     determine, a saddle point) gives no covariance and an
     :class:`~sciTie.errors.IdentifiabilityWarning` naming the parameters along the
-    offending directions, instead of standard errors with |correlation| > 1.
+    offending directions, instead of standard errors with correlations beyond ±1.
 
     Parameters
     ----------

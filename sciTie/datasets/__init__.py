@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._config import get_config
+from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from ._registry import REGISTRY, DatasetEntry
 
 __all__ = ["list_datasets", "load", "get_entry", "data_dir", "bundled_path", "resolve_callable",
@@ -28,11 +29,11 @@ def list_datasets() -> list[str]:
 def get_entry(name: str) -> DatasetEntry:
     """The registry entry of ``name``; a ``ValueError`` lists the known names otherwise."""
     if not isinstance(name, str):
-        raise TypeError(f"dataset name must be a str, got {type(name).__name__}")
+        raise ArgumentTypeError(f"dataset name must be a str, got {type(name).__name__}")
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise UnknownNameError(
             f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}"
         ) from None
 
@@ -46,6 +47,9 @@ def resolve_callable(spec: str) -> Callable[..., Any]:
 
 def bundled_path(filename: str) -> Path:
     """Path of a data file shipped inside the package (``sciTie/datasets/data``)."""
+    if not isinstance(filename, str) or not filename or Path(filename).name != filename \
+            or filename in (".", ".."):
+        raise ValidationError(f"bundled data file must be a plain file name, got {filename!r}")
     path = Path(__file__).resolve().parent / "data" / filename
     if not path.exists():
         raise FileNotFoundError(f"bundled data file {filename!r} is missing from {path.parent}")
@@ -94,4 +98,11 @@ def load(name: str, **kwargs: Any) -> Any:
         loader = resolve_callable(entry.loader)
     except (ImportError, AttributeError) as exc:  # model package not installed/built yet
         raise RuntimeError(f"dataset {name!r} needs {entry.loader}, which is unavailable: {exc}") from exc
+    import inspect
+
+    try:
+        inspect.signature(loader).bind(**kwargs)
+    except TypeError as exc:  # an option this loader does not have
+        accepted = ", ".join(inspect.signature(loader).parameters) or "none"
+        raise ArgumentTypeError(f"dataset {name!r}: {exc}; its loader accepts: {accepted}") from None
     return loader(**kwargs)

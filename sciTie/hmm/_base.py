@@ -1,15 +1,45 @@
-"""What every tied HMM shares: the tie structure, the compiled E-step, the pooled M-step."""
+"""What every tied HMM shares: its ParameterGroup, the compiled E-step, the M-step through G."""
 from __future__ import annotations
 
-import numpy as np
-from hmmlearn.base import BaseHMM
-from sklearn.utils.validation import check_is_fitted
+import time
+import warnings
 
+import numpy as np
+
+from .._validation import check_choice, check_int, check_random_state
+from ..core import FitResult
+from ..core.maximize import maximize_through_ties
+from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
 from . import _forward_backward as fb
-from ._tying import (count_transition_parameters, tied_transition_mstep, tying_group,
-                     validate_partition, validate_transition_groups)
+from ._group import build_group, finalise_probabilities, model_slots, write_arrays
+from ._objectives import probability_objective
 
 __all__ = ["TiedHMMMixin"]
+
+_PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
+
+
+def check_lengths(lengths, n: int) -> np.ndarray:
+    """``lengths`` checked against ``n`` rows of X, as int64 (None: one sequence)."""
+    if lengths is None:
+        return np.array([n], dtype=np.int64)
+    lengths_arr = np.asarray(lengths)
+    if lengths_arr.ndim != 1 or lengths_arr.size == 0:
+        raise ValidationError(f"lengths must be a non-empty 1-D sequence of sequence "
+                              f"lengths, got shape {lengths_arr.shape}")
+    if not np.issubdtype(lengths_arr.dtype, np.integer):
+        if (np.issubdtype(lengths_arr.dtype, np.floating)
+                and np.all(lengths_arr == np.round(lengths_arr))):
+            lengths_arr = lengths_arr.astype(np.int64)
+        else:
+            raise ArgumentTypeError(f"lengths must hold integers, got dtype "
+                                    f"{lengths_arr.dtype}")
+    if (lengths_arr <= 0).any():
+        raise ValidationError(f"lengths must be positive, got {lengths_arr.tolist()[:10]}")
+    if int(lengths_arr.sum()) != n:
+        raise ValidationError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
+                              "rows; the sequence lengths must add up to len(X)")
+    return lengths_arr.astype(np.int64)
 
 
 def _first_bad_rows(mask: np.ndarray, limit: int = 5) -> str:
@@ -19,28 +49,60 @@ def _first_bad_rows(mask: np.ndarray, limit: int = 5) -> str:
 
 
 class TiedHMMMixin:
-    """Tied emissions and tied self-loops on top of an hmmlearn HMM class.
+    """Ties on any parameter of an hmmlearn HMM class, through one ParameterGroup.
 
-    Subclasses set ``_emission_letters`` (the ``params`` letters of the emission
-    parameters), ``_emission_attrs`` (per-state emission arrays), ``_emission_stats``
-    (per-state statistics keys) and implement ``_make_shadow``,
-    ``_accumulate_emission_statistics``, ``_count_emission_parameters``,
-    ``_validate_family_X``, ``_init_tied_emissions`` and ``_emission_params_for_report``.
+    Subclasses declare their emission parameters (:meth:`_emission_params`), how to validate
+    X for the family, how to accumulate emission statistics, and the family's objective for
+    the general M-step (:meth:`_emission_objective`).
     """
 
     _emission_letters: str = ""
     _emission_stats: tuple[str, ...] = ()
 
+    # ------------------------------------------------------------------ family hooks
+    def _emission_params(self) -> list[tuple[str, str, str]]:
+        """(group name, ``params`` letter, attribute) of each emission parameter."""
+        raise NotImplementedError
+
+    def _is_mixture(self) -> bool:
+        return False
+
+    def _get_param(self, name: str) -> np.ndarray:
+        """The model array behind emission parameter ``name`` (as the group sees it)."""
+        attr = {n: a for n, _, a in self._emission_params()}[name]
+        return np.asarray(getattr(self, attr))
+
+    def _set_param(self, name: str, value: np.ndarray) -> None:
+        attr = {n: a for n, _, a in self._emission_params()}[name]
+        setattr(self, attr, value)
+
+    def _supports_pooling(self) -> bool:
+        return True
+
+    def _supports_general_ties(self) -> bool:
+        return True
+
+    def _emission_objective(self, stats, idx, n_slots):  # pragma: no cover - per family
+        raise NotImplementedError
+
+    def _validate_family_X(self, X):
+        return X
+
+    def _validate_family_settings(self) -> None:
+        """Family-specific constructor arguments (priors, covariance type ...)."""
+
+    def _check_emissions(self) -> None:
+        """Shapes and values of the emission arrays before a compiled kernel reads them."""
+
+    def _n_features_of_fit(self) -> int | None:
+        return None
+
     # ------------------------------------------------------------------ tie structure
     @property
     def state_groups_(self) -> list[list[int]]:
-        """The emission groups (a validated partition of the states)."""
-        return validate_partition(self.tied_states, self.n_components)
-
-    @property
-    def transition_groups_(self) -> list[list[int]]:
-        """Groups of states with one shared self-loop probability (groups of >= 2)."""
-        return validate_transition_groups(self.tied_transitions, self.n_components)
+        """States whose whole emission distributions are tied by equality (a partition)."""
+        self._require_fitted("state_groups_")
+        return [list(g) for g in self._plan.partition]
 
     @property
     def n_groups_(self) -> int:
@@ -49,118 +111,92 @@ class TiedHMMMixin:
 
     @property
     def state_to_group_(self) -> np.ndarray:
-        """Group index of each state."""
+        """Emission group of each state."""
         out = np.empty(self.n_components, dtype=np.int64)
         for gi, g in enumerate(self.state_groups_):
             out[g] = gi
         return out
 
-    def tying_group(self):
-        """The state tying as a :class:`sciTie.ParameterGroup` (slots ``state[k]``).
+    def _require_fitted(self, what: str = "") -> None:
+        if not hasattr(self, "group_"):
+            raise not_fitted(self, what)
 
-        Returns
-        -------
-        sciTie.ParameterGroup
-            One slot per state, tied to the first state of its group.
+    def _require_parameters(self, what: str = "") -> None:
+        """Scoring and decoding need parameters: fitted, or set by hand as in hmmlearn.
+
+        Their shapes and values are checked here, before any compiled kernel (which does no
+        bounds checks) reads them.
         """
-        return tying_group(self.state_groups_, self.n_components)
-
-    def tie_matrix(self):
-        """State-to-group tie matrix G, shape (n_components, n_groups).
-
-        Per-state emission parameters are ``G @ group_parameters``; the M-step pools the
-        per-state sufficient statistics as ``G.T @ statistics``.
-
-        Returns
-        -------
-        scipy.sparse.csr_matrix
-            The tie matrix.
-        """
-        return self.tying_group().tie_matrix()
-
-    def _is_untied(self) -> bool:
-        return (all(len(g) == 1 for g in self.state_groups_)
-                and not self.transition_groups_)
-
-    def _emission_attrs(self) -> list[str]:
-        raise NotImplementedError
-
-    def _representatives(self) -> np.ndarray:
-        return np.array([g[0] for g in self.state_groups_], dtype=np.int64)
-
-    def _group_prior(self, value, name: str):
-        """A per-state prior reduced to one value per group (must agree within groups)."""
-        if value is None or np.ndim(value) == 0:
-            return value
-        arr = np.asarray(value)
-        if arr.shape[0] != self.n_components:
-            return value
-        for g in self.state_groups_:
-            if not all(np.array_equal(arr[g[0]], arr[s]) for s in g[1:]):
-                raise ValueError(f"{name} differs between the tied states {g}; a tied group "
-                                 "has one prior, so give the same value for its states")
-        return arr[self._representatives()]
-
-    def _check_tied_emissions(self) -> None:
-        for name in self._emission_attrs():
-            arr = np.asarray(getattr(self, name))
-            for g in self.state_groups_:
-                if not all(np.array_equal(arr[g[0]], arr[s]) for s in g[1:]):
-                    raise ValueError(
-                        f"{name.lstrip('_')} differs between the tied states {g}; set equal "
-                        f"values or let fit initialise them (init_params containing "
-                        f"{self._emission_letters!r})")
-
-    def _broadcast_representatives(self, names) -> None:
-        reps = self._representatives()[self.state_to_group_]
-        for name in names:
-            setattr(self, name, np.asarray(getattr(self, name))[reps].copy())
+        if not hasattr(self, "startprob_"):
+            raise not_fitted(self, what)
+        try:
+            self._check()  # hmmlearn's own checks (lengths, rows summing to one)
+        except ValueError as exc:
+            raise ValidationError(f"{type(self).__name__} cannot {what or 'run'}: {exc}") from None
+        for name in ("startprob_", "transmat_"):
+            arr = np.asarray(getattr(self, name), dtype=float)
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                raise ValidationError(f"{name} must hold probabilities in [0, 1], got "
+                                      f"{np.array2string(arr, precision=4)}")
+        self._check_emissions()
 
     # ------------------------------------------------------------------ input checks
+    def _validate_settings(self) -> None:
+        K = self.n_components
+        if isinstance(K, (bool, np.bool_)) or not isinstance(K, (int, np.integer)) or K < 1:
+            raise ValidationError(f"n_components must be a positive integer, got {K!r}")
+        n_iter = self.n_iter
+        if isinstance(n_iter, (bool, np.bool_)) or not isinstance(n_iter, (int, np.integer)) \
+                or n_iter < 0:
+            raise ValidationError(f"n_iter must be a non-negative integer, got {n_iter!r}")
+        if not isinstance(self.tol, (int, float, np.floating, np.integer)) or np.isnan(self.tol):
+            raise ValidationError(f"tol must be a number (-inf runs all n_iter iterations), "
+                                  f"got {self.tol!r}")
+        for name in ("params", "init_params"):
+            value = getattr(self, name)
+            allowed = "st" + self._emission_letters
+            if not isinstance(value, str) or set(value) - set(allowed):
+                raise ValidationError(f"{name} must be a string of the letters {allowed!r}, got "
+                                      f"{value!r}")
+        check_choice(self.algorithm, "algorithm", ("viterbi", "map"))
+        check_choice(self.implementation, "implementation", ("log", "scaling"))
+        if not isinstance(self.verbose, (bool, np.bool_, int, np.integer)):
+            raise ArgumentTypeError(f"verbose must be True or False, got {self.verbose!r}")
+        check_random_state(self.random_state)
+        for name in ("startprob_prior", "transmat_prior"):
+            _check_prior(getattr(self, name), name, positive=True)
+        self._validate_family_settings()
+
     def _validate_X(self, X, lengths):
-        """Check X and lengths; return ``(X, lengths)`` as arrays."""
+        """Check X and lengths (and X against the fitted model); return arrays."""
         if X is None:
-            raise TypeError("X must be an array of shape (n_samples, n_features), got None")
-        X = np.asarray(X)
+            raise ValidationError("X must be an array of shape (n_samples, n_features), got None")
+        try:
+            X = np.asarray(X)
+        except ValueError:  # ragged nested lists
+            raise ValidationError("X must be a rectangular array of shape (n_samples, "
+                                  "n_features); its rows have different lengths") from None
         if X.dtype == object or not (np.issubdtype(X.dtype, np.number)
                                      or X.dtype == np.bool_):
-            raise TypeError(f"X must be numeric, got an array of dtype {X.dtype}")
+            raise ArgumentTypeError(f"X must be numeric, got an array of dtype {X.dtype}")
+        if np.issubdtype(X.dtype, np.complexfloating):
+            raise ArgumentTypeError(f"X must hold real numbers, got complex values ({X.dtype})")
         if X.ndim != 2:
-            raise ValueError(f"X must be 2-D with shape (n_samples, n_features), got shape "
-                             f"{X.shape}; reshape a single feature with X[:, None]")
+            raise ValidationError(f"X must be 2-D with shape (n_samples, n_features), got shape "
+                                  f"{X.shape}; reshape a single feature with X[:, None]")
         if X.shape[0] == 0:
-            raise ValueError("X is empty (0 samples)")
+            raise ValidationError("X is empty (0 samples)")
         if np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.complexfloating):
             bad = ~np.isfinite(X).all(axis=1)
             if bad.any():
-                raise ValueError(f"X contains NaN or inf in rows {_first_bad_rows(bad)}; "
-                                 "remove or impute them (an HMM needs finite observations)")
+                raise ValidationError(f"X contains NaN or inf in rows {_first_bad_rows(bad)}; "
+                                      "remove or impute them (an HMM needs finite observations)")
+        expected = self._n_features_of_fit()
+        if expected is not None and X.shape[1] != expected:
+            raise ValidationError(f"X has {X.shape[1]} features but this model was fitted with "
+                                  f"{expected} (n_features_in_={expected})")
         X = self._validate_family_X(X)
-        n = X.shape[0]
-        if lengths is None:
-            lengths = np.array([n], dtype=np.int64)
-        else:
-            lengths_arr = np.asarray(lengths)
-            if lengths_arr.ndim != 1 or lengths_arr.size == 0:
-                raise ValueError(f"lengths must be a non-empty 1-D sequence of sequence "
-                                 f"lengths, got shape {lengths_arr.shape}")
-            if not np.issubdtype(lengths_arr.dtype, np.integer):
-                if (np.issubdtype(lengths_arr.dtype, np.floating)
-                        and np.all(lengths_arr == np.round(lengths_arr))):
-                    lengths_arr = lengths_arr.astype(np.int64)
-                else:
-                    raise TypeError(f"lengths must hold integers, got dtype "
-                                    f"{lengths_arr.dtype}")
-            if (lengths_arr <= 0).any():
-                raise ValueError(f"lengths must be positive, got {lengths_arr.tolist()[:10]}")
-            if int(lengths_arr.sum()) != n:
-                raise ValueError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
-                                 "rows; the sequence lengths must add up to len(X)")
-            lengths = lengths_arr.astype(np.int64)
-        return X, lengths
-
-    def _validate_family_X(self, X):
-        return X
+        return X, check_lengths(lengths, X.shape[0])
 
     # ------------------------------------------------------------------ E-step
     def _do_estep(self, X, lengths):
@@ -185,77 +221,223 @@ class TiedHMMMixin:
         return False
 
     # ------------------------------------------------------------------ M-step
+    def _hmmlearn_mstep(self, stats, letters: str) -> None:
+        """hmmlearn's own closed-form M-step, restricted to the parameters ``letters``.
+
+        A state that received no posterior weight has no estimate (hmmlearn divides by zero):
+        its parameters keep their previous values instead of becoming NaN.
+        """
+        saved = self.params
+        before = self._arrays_copy()
+        try:
+            self.params = "".join(c for c in saved if c in letters)
+            if self.params:
+                super()._do_mstep(stats)
+        finally:
+            self.params = saved
+        self._restore_undetermined(before)
+
+    def _arrays_copy(self) -> dict[str, np.ndarray]:
+        out = {"startprob": np.array(self.startprob_), "transmat": np.array(self.transmat_)}
+        for name, _, _ in self._emission_params():
+            out[name] = np.array(self._get_param(name))
+        return out
+
+    def _restore_undetermined(self, before: dict[str, np.ndarray]) -> None:
+        for name, old in before.items():
+            new = (np.asarray(self.startprob_) if name == "startprob" else
+                   np.asarray(self.transmat_) if name == "transmat" else self._get_param(name))
+            bad = ~np.isfinite(new)
+            if name in ("startprob", "transmat", "emissionprob", "weights"):
+                rows = np.atleast_2d(new)
+                bad = bad | np.broadcast_to((rows.sum(axis=-1) == 0)[..., None],
+                                            rows.shape).reshape(new.shape)
+            if not np.any(bad):
+                continue
+            fixed = np.where(bad, old, new)
+            self._undetermined.add(name)
+            if name == "startprob":
+                self.startprob_ = fixed
+            elif name == "transmat":
+                self.transmat_ = fixed
+            else:
+                self._set_param(name, fixed)
+
     def _do_mstep(self, stats):
-        if self._is_untied():
-            super()._do_mstep(stats)  # exactly hmmlearn
-            return
-        self._mstep_transitions(stats)
-        self._mstep_emissions(stats)
+        plan = self._plan
+        if plan.transitions == "closed":
+            self._hmmlearn_mstep(stats, "st")
+        else:
+            self._general_mstep("transitions", self._transition_objective(stats))
+        letters = self._emission_letters
+        if plan.emissions == "closed":
+            self._hmmlearn_mstep(stats, letters)
+        elif plan.emissions == "pooled":
+            self._hmmlearn_mstep(self._pooled_stats(stats), letters)
+        else:
+            c = self.group_._compiled()
+            idx = {name: np.asarray(c.select(name)) for name, _, _ in self._emission_params()}
+            self._general_mstep("emissions", self._emission_objective(stats, idx, len(c.names)))
 
-    def _mstep_transitions(self, stats):
-        groups = self.transition_groups_
-        if not groups:
-            BaseHMM._do_mstep(self, stats)
-            return
+    def _general_mstep(self, block: str, objective) -> None:
+        """Maximise the block's Q through the tie map, from the current parameters."""
+        group = self.group_
+        c = group._compiled()
+        slots = model_slots(self, group, self._slots)
+        free = slots[c.free_idx]
+        free, info = maximize_through_ties(group, objective, columns=self._plan.block_columns[block],
+                                           free=free)
+        self._slots = c.evaluate(free)
+        write_arrays(self, self._slots, group)
+
+    def _transition_objective(self, stats):
+        c = self.group_._compiled()
+        blocks = []
         if "s" in self.params:
-            startprob_ = np.maximum(self.startprob_prior - 1 + stats["start"], 0)
-            startprob_ = np.where(self.startprob_ == 0, 0, startprob_)
-            if startprob_.sum() > 0:
-                self.startprob_ = startprob_ / startprob_.sum()
+            cnt = np.maximum(self.startprob_prior - 1 + stats["start"], 0)
+            blocks.append((np.asarray(c.select("startprob")), np.where(self.startprob_ == 0, 0, cnt)))
         if "t" in self.params:
-            counts = np.maximum(self.transmat_prior - 1 + stats["trans"], 0)
-            self.transmat_ = tied_transition_mstep(counts, self.transmat_, groups)
+            cnt = np.maximum(self.transmat_prior - 1 + stats["trans"], 0)
+            blocks.append((np.asarray(c.select("transmat")), np.where(self.transmat_ == 0, 0, cnt)))
+        return probability_objective(blocks, len(c.names))
 
-    def _pooled_emission_stats(self, stats) -> dict:
-        tying = self.tying_group()
+    def _pooled_stats(self, stats) -> dict:
+        """Every state's statistics replaced by its group's sum (``G Gᵀ s`` over states)."""
         pooled = dict(stats)
         for key in self._emission_stats:
-            if key in stats:
-                pooled[key] = tying.pool(stats[key])  # G.T @ stats
+            if key not in stats:
+                continue
+            arr = np.asarray(stats[key], dtype=float)
+            out = np.empty_like(arr)
+            for g in self._plan.partition:
+                out[g] = arr[g].sum(axis=0)
+            pooled[key] = out
+        self._check_group_priors()
+        return self._correct_pooled_priors(pooled)
+
+    def _correct_pooled_priors(self, pooled: dict) -> dict:
         return pooled
 
-    def _mstep_emissions(self, stats):
-        letters = "".join(c for c in self._emission_letters if c in self.params)
-        if not letters:
-            return
-        shadow = self._make_shadow(letters)
-        shadow._do_mstep(self._pooled_emission_stats(stats))
-        self._copy_from_shadow(shadow, self.state_to_group_)
+    def _prior_names(self) -> tuple[str, ...]:
+        return ()
+
+    def _check_group_priors(self) -> None:
+        """A tied group has one prior: per-state priors must agree within each group."""
+        for name in self._prior_names():
+            arr = getattr(self, name)
+            if arr is None or np.ndim(arr) == 0 or np.shape(arr)[0] != self.n_components:
+                continue
+            arr = np.asarray(arr)
+            for g in self._plan.partition:
+                if not all(np.array_equal(arr[g[0]], arr[s]) for s in g[1:]):
+                    raise ValidationError(f"{name} differs between the tied states {g}; a tied "
+                                          "group has one prior, so give the same value for its "
+                                          "states")
 
     # ------------------------------------------------------------------ fit / score / decode
-    def fit(self, X, lengths=None):
-        """Estimate the model parameters with the pooled Baum-Welch algorithm.
+    def _init(self, X, lengths=None):
+        super()._init(X, lengths)
+        self.group_, self._plan = build_group(self)
+        partition = self._plan.partition
+        initialised = set(self.init_params) & set(self._emission_letters)
+        if len(partition) < self.n_components and initialised:
+            # whole states tied: initialise their emissions on the groups, not the states
+            self._init_grouped(X, lengths, partition)
+            self.group_, self._plan = build_group(self)
+        self._slots = self.group_.values().array
+        self._init_slots = self._slots.copy()
+        if self._plan.emissions == "pooled":
+            self._check_group_priors()
+
+    def _init_grouped(self, X, lengths, partition) -> None:
+        """Re-initialise emissions for tied groups of states (default: keep hmmlearn's)."""
+
+    def fit(self, X, lengths=None, *, client=None):
+        """Estimate the parameters with Baum-Welch; every M-step runs through ``group_``.
 
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-            Observations of all sequences, stacked.
+            Observations of all sequences, stacked. With ``client``, also a dask array or a
+            list of ``.npy``/netCDF/zarr files that the workers read (one sequence per file
+            unless ``lengths`` is given).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (summing to ``n_samples``).
+        client : dask.distributed.Client, optional
+            Run the E-step on this Dask cluster, where the sequences live; the M-step and
+            the convergence monitor run here and give the in-process result to rounding.
 
         Returns
         -------
         self
-            The fitted model.
+            The fitted model, with ``group_`` (its ParameterGroup) and ``result_`` (a
+            :class:`sciTie.FitResult`: parameters, log-likelihood, AIC/BIC on ``group_.n_free``).
         """
-        self.state_groups_  # noqa: B018  (validates tied_states early)
-        self.transition_groups_  # noqa: B018
+        self._validate_settings()
+        for attr in ("group_", "result_", "n_features_in_"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        self._undetermined: set[str] = set()
+        if client is not None:  # the same EM with the E-step on the workers
+            from . import _distributed
+            return _distributed.fit(self, X, lengths, client=client)
         X, lengths = self._validate_X(X, lengths)
+        if self.n_components > X.shape[0]:
+            raise ValidationError(f"n_components={self.n_components} is more than the "
+                                  f"{X.shape[0]} samples in X; each state needs data")
         self._workspace = {}  # scratch arrays reused by every EM iteration
+        t0 = time.perf_counter()
         try:
-            return super().fit(X, lengths)
+            super().fit(X, lengths)
         finally:
             del self._workspace
+        return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
+                                lambda: self.score(X, lengths))
 
-    def _init(self, X, lengths=None):
-        super()._init(X, lengths)
-        if not all(len(g) == 1 for g in self.state_groups_):
-            self._init_tied_emissions(X)
-            self._check_tied_emissions()
+    def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
+                    stacklevel: int = 3) -> "TiedHMMMixin":
+        """After EM: exact probabilities, ``result_`` (``score()`` gives log L), warnings."""
+        self._slots = model_slots(self, self.group_, self._slots)
+        finalise_probabilities(self.group_, _PROBABILITIES, self._slots)
+        self.n_features_in_ = int(shape[1])
+        self.result_ = self._make_result(int(shape[0]), n_sequences, seconds, float(score()))
+        if self._undetermined:
+            warnings.warn(f"{type(self).__name__}: some states received no posterior weight, so "
+                          f"their {', '.join(sorted(self._undetermined))} could not be estimated "
+                          "and kept their previous values; fewer states may suffice",
+                          ConvergenceWarning, stacklevel=stacklevel)
+        if not self.result_.success and len(self.monitor_.history) >= 2:
+            warnings.warn(f"{type(self).__name__}: EM stopped after {self.monitor_.iter} "
+                          f"iterations without converging (last gain "
+                          f"{self._last_gain():.3g} > tol={self.tol}); raise n_iter",
+                          ConvergenceWarning, stacklevel=stacklevel)
+        return self
+
+    def _last_gain(self) -> float:
+        h = list(self.monitor_.history)
+        return float(h[-1] - h[-2]) if len(h) >= 2 else float("nan")
+
+    def _em_converged(self) -> bool:
+        """True when the last EM step gained less than ``tol`` (not merely ran out)."""
+        h = list(getattr(self.monitor_, "history", []))
+        return bool(len(h) >= 2 and h[-1] - h[-2] < self.monitor_.tol)
+
+    def _make_result(self, n_samples: int, n_sequences: int, seconds: float,
+                     ll: float) -> FitResult:
+        converged = self._em_converged() or not np.isfinite(self.tol)
+        return FitResult.from_covariance(
+            self.group_, self.group_.pack(), ndata=n_samples, model=type(self).__name__,
+            init_values=self._init_slots[self.group_._compiled().free_idx],
+            covar_note="standard errors not computed yet: call uncertainties(X, lengths)",
+            method=f"Baum-Welch (M-step: transitions {self._plan.transitions}, emissions "
+                   f"{self._plan.emissions})",
+            success=bool(converged), message="converged" if converged else "n_iter reached",
+            nfev=int(self.monitor_.iter), seconds=seconds, log_likelihood=ll,
+            statistics={"n_sequences": int(n_sequences), "em_iterations": int(self.monitor_.iter)},
+            attrs=self._provenance(), plotter=self._plot_result, warn_bounds=False)
 
     def _score(self, X, lengths=None, *, compute_posteriors):
-        check_is_fitted(self, "startprob_")
-        self._check()
+        self._require_parameters("score")
         X, lengths = self._validate_X(X, lengths)
         log_frameprob = self._compute_log_likelihood(X)
         if compute_posteriors:
@@ -264,6 +446,72 @@ class TiedHMMMixin:
             return log_prob, post
         log_prob = fb.forward_loglik(self.startprob_, self.transmat_, log_frameprob, lengths)
         return log_prob, np.empty((0, self.n_components))
+
+    def score(self, X, lengths=None, *, client=None):
+        """Log-likelihood of ``X`` under the model.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster.
+
+        Returns
+        -------
+        float
+            ``log p(X)``.
+        """
+        if client is not None:
+            from . import _distributed
+            return _distributed.score(self, X, lengths, client=client)
+        return super().score(X, lengths)
+
+    def predict(self, X, lengths=None, *, client=None):
+        """Most likely states (the model's ``algorithm``: Viterbi or posterior maxima).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Decode on this Dask cluster; the result is then a dask array kept there.
+
+        Returns
+        -------
+        ndarray or dask.array.Array of int, shape (n_samples,)
+            The decoded states.
+        """
+        if client is not None:
+            from . import _distributed
+            return _distributed.predict(self, X, lengths, client=client)
+        return super().predict(X, lengths)
+
+    def predict_proba(self, X, lengths=None, *, client=None):
+        """State posteriors ``P(state_t | X)``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Observations; with ``client``, also a dask array or a list of files.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        client : dask.distributed.Client, optional
+            Compute on this Dask cluster; the result is then a dask array kept there.
+
+        Returns
+        -------
+        ndarray or dask.array.Array, shape (n_samples, n_components)
+            The posteriors.
+        """
+        if client is not None:
+            from . import _distributed
+            return _distributed.predict_proba(self, X, lengths, client=client)
+        return super().predict_proba(X, lengths)
 
     def decode(self, X, lengths=None, algorithm=None):
         """Most likely state sequence (Viterbi, log space) or per-step posterior maxima.
@@ -285,11 +533,10 @@ class TiedHMMMixin:
         state_sequence : ndarray of int, shape (n_samples,)
             Decoded states.
         """
-        check_is_fitted(self, "startprob_")
-        self._check()
+        self._require_parameters("decode")
         algorithm = algorithm or self.algorithm
         if algorithm not in ("viterbi", "map"):
-            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
+            raise ValidationError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
         X, lengths = self._validate_X(X, lengths)
         if algorithm == "viterbi":
             return fb.viterbi(self.startprob_, self.transmat_,
@@ -297,27 +544,96 @@ class TiedHMMMixin:
         _, post = self._score(X, lengths, compute_posteriors=True)
         return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
 
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Draw a state path and observations from the model (hmmlearn's ``sample``).
+
+        Parameters
+        ----------
+        n_samples : int, optional
+            Number of samples (at least 1).
+        random_state : int, RandomState or None, optional
+            Seed; None uses the model's ``random_state``.
+        currstate : int, optional
+            State of the first sample.
+
+        Returns
+        -------
+        X : ndarray, shape (n_samples, n_features)
+        state_sequence : ndarray of int, shape (n_samples,)
+        """
+        n_samples = check_int(n_samples, "n_samples", minimum=1)
+        check_random_state(random_state)
+        self._require_parameters("sample")
+        if currstate is not None:
+            currstate = check_int(currstate, "currstate", minimum=0,
+                                  maximum=self.n_components - 1)
+        return super().sample(n_samples, random_state=random_state, currstate=currstate)
+
+    def permute_states(self, order) -> "TiedHMMMixin":
+        """Relabel the states of a fitted model without ties: new state i is old ``order[i]``.
+
+        For a canonical labelling that every output shares (for example states sorted by
+        their level). The likelihood is unchanged; ``group_`` and ``result_`` are rebuilt.
+
+        Parameters
+        ----------
+        order : sequence of int
+            A permutation of ``range(n_components)``.
+
+        Returns
+        -------
+        self
+        """
+        self._require_fitted("permute_states")
+        order = np.asarray(order)
+        if not np.issubdtype(order.dtype, np.integer):
+            raise ValidationError(f"order must be a permutation of the integers "
+                                  f"0..{self.n_components - 1}, got {order.tolist()}")
+        if order.shape != (self.n_components,) or sorted(order.tolist()) != list(
+                range(self.n_components)):
+            raise ValidationError(f"order must be a permutation of 0..{self.n_components - 1}, "
+                                  f"got {order.tolist()}")
+        if self._plan.statements:
+            raise ValidationError("permute_states relabels models without ties only (the ties "
+                                  f"{self._plan.statements} name states by index)")
+        self.startprob_ = np.asarray(self.startprob_)[order]
+        self.transmat_ = np.asarray(self.transmat_)[np.ix_(order, order)]
+        for name, _, _ in self._emission_params():
+            self._set_param(name, np.asarray(self._get_param(name))[order])
+        old = self.result_
+        saved = self.init_params
+        try:
+            self.init_params = ""
+            self.group_, self._plan = build_group(self)
+        finally:
+            self.init_params = saved
+        self._slots = self.group_.values().array
+        finalise_probabilities(self.group_, _PROBABILITIES, self._slots)
+        self.result_ = FitResult.from_covariance(
+            self.group_, self.group_.pack(), ndata=old.ndata, model=old.model, method=old.method,
+            success=old.success, message=old.message, nfev=old.nfev, seconds=old.seconds,
+            log_likelihood=old.log_likelihood, statistics=dict(old.statistics),
+            attrs=dict(old.attrs), plotter=old.plotter, covar_note=old.covar_note,
+            warn_bounds=False)
+        return self
+
     # ------------------------------------------------------------------ model choice
     def n_free_parameters(self) -> int:
-        """Number of parameters actually fitted, after tying.
+        """Number of parameters actually fitted: ``group_.n_free`` (the column count of G).
 
-        Counts only the letters in ``params``; structural zeros of ``startprob_`` and
-        ``transmat_`` are not parameters; a tied group of states has one set of emission
-        parameters and a tied group of self-loops one probability.
+        Parameters outside ``params`` and structural zeros are fixed, each probability row
+        has one entry fewer than its non-zero entries, and every tie removes what it makes
+        dependent.
 
         Returns
         -------
         int
-            The free-parameter count used by :meth:`aic` and :meth:`bic`.
         """
-        check_is_fitted(self, "startprob_")
-        n_s, n_t = count_transition_parameters(
-            self.startprob_ if "s" in self.params else None,
-            self.transmat_ if "t" in self.params else None, self.transition_groups_)
-        return int(n_s + n_t + self._count_emission_parameters())
+        self._require_fitted("n_free_parameters")
+        return int(self.group_.n_free)
 
     def aic(self, X, lengths=None):
-        """Akaike information criterion ``-2 log L + 2 k`` with k from :meth:`n_free_parameters`.
+        """Akaike information criterion ``-2 log L + 2 k`` with k = ``group_.n_free``.
 
         Parameters
         ----------
@@ -329,9 +645,12 @@ class TiedHMMMixin:
         Returns
         -------
         float
-            The AIC (lower is better).
         """
-        return -2 * self.score(X, lengths) + 2 * self.n_free_parameters()
+        from ..core.statistics import information_criteria
+
+        X, lengths = self._validate_X(X, lengths)
+        return information_criteria(self.n_free_parameters(), X.shape[0],
+                                    log_likelihood=self.score(X, lengths))[0]
 
     def bic(self, X, lengths=None):
         """Bayesian information criterion ``-2 log L + k log n`` (n = number of samples).
@@ -346,7 +665,32 @@ class TiedHMMMixin:
         Returns
         -------
         float
-            The BIC (lower is better).
         """
-        return (-2 * self.score(X, lengths)
-                + self.n_free_parameters() * np.log(np.asarray(X).shape[0]))
+        from ..core.statistics import information_criteria
+
+        X, lengths = self._validate_X(X, lengths)
+        return information_criteria(self.n_free_parameters(), X.shape[0],
+                                    log_likelihood=self.score(X, lengths))[1]
+
+
+def _check_prior(value, name: str, *, positive: bool = False, nonnegative: bool = False,
+                 allow_none: bool = False) -> None:
+    """A prior argument: finite numbers (> 0 for Dirichlet concentrations, ``positive``;
+    >= 0 for weights and scales, ``nonnegative``)."""
+    if value is None and allow_none:
+        return
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError
+        arr = arr.astype(float)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name} must be a number or an array of numbers, got "
+                                f"{value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError(f"{name} must be finite, got {value!r}")
+    if positive and np.any(arr <= 0):
+        raise ValidationError(f"{name} must be positive (a Dirichlet concentration), got "
+                              f"{value!r}")
+    if nonnegative and np.any(arr < 0):
+        raise ValidationError(f"{name} must be >= 0, got {value!r}")

@@ -5,8 +5,10 @@ from typing import Sequence
 
 import numpy as np
 
+from .._validation import check_int
+from ..errors import ValidationError
 from ._models import TiedGaussianHMM, TiedPoissonHMM
-from ._tying import linear_scheme
+from ._tying import _counts, linear_scheme
 
 __all__ = ["fit_poisson_restarts", "fit_linear_scheme"]
 
@@ -36,8 +38,10 @@ def fit_poisson_restarts(X, n_components: int, *, n_restarts: int = 10, n_iter: 
     TiedPoissonHMM
         The run with the highest log-likelihood.
     """
+    n_restarts = check_int(n_restarts, "n_restarts", minimum=1)
+    random_state = check_int(random_state, "random_state", minimum=0)
     best, best_ll = None, -np.inf
-    for seed in range(random_state, random_state + int(n_restarts)):
+    for seed in range(random_state, random_state + n_restarts):
         m = TiedPoissonHMM(n_components, n_iter=n_iter, tol=tol, random_state=seed,
                            **kwargs).fit(X)
         ll = m.score(X)
@@ -77,14 +81,29 @@ def fit_linear_scheme(X, group_sizes: Sequence[int], *, n_restarts: int = 1,
     TiedGaussianHMM
         The best fitted model.
     """
-    X = np.asarray(X, dtype=float)
-    sizes = [int(s) for s in group_sizes]
+    sizes = _counts(group_sizes, "group_sizes")  # 2.7 refused, not truncated to 2
+    n_restarts = check_int(n_restarts, "n_restarts", minimum=1)
+    random_state = check_int(random_state, "random_state", minimum=0)
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != 1:
+        raise ValidationError(f"X must have shape (n_samples, 1) (one recorded signal), got "
+                              f"shape {X.shape}; reshape a 1-D record with X[:, None]")
+    X = TiedGaussianHMM(1)._validate_X(X, None)[0]
     n_levels = len(sizes)
+    K = sum(sizes)
     if levels is None:
         levels = np.quantile(X[:, 0], (np.arange(n_levels) + 0.5) / n_levels)
     levels = np.asarray(levels, dtype=float)
+    if levels.shape != (n_levels,) or not np.all(np.isfinite(levels)):
+        raise ValidationError(f"levels must be {n_levels} finite numbers (one per block of "
+                              f"group_sizes), got {levels.tolist()}")
+    if transmat is not None:
+        transmat = np.array(transmat, dtype=float)
+        if transmat.shape != (K, K):
+            raise ValidationError(f"transmat must have shape ({K}, {K}) for group_sizes "
+                                  f"{sizes}, got {transmat.shape}")
     best, best_ll = None, -np.inf
-    for seed in range(random_state, random_state + int(n_restarts)):
+    for seed in range(random_state, random_state + n_restarts):
         spec = linear_scheme(sizes, random_state=seed if n_restarts > 1 else None)
         K = spec.n_components
         m = TiedGaussianHMM(K, init_params="", n_iter=n_iter, tol=tol,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..errors import ArgumentTypeError, ValidationError
+
 __all__ = ["forward_backward", "forward_backward_stats", "forward_loglik", "viterbi",
            "ImpossibleObservationError", "gaussian_diag_loglik"]
 
@@ -242,8 +244,58 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return off
 
 
-class ImpossibleObservationError(ValueError):
+class ImpossibleObservationError(ValidationError):
     """An observation has probability zero under every state."""
+
+
+def _checked_inputs(startprob, transmat, log_frameprob, lengths, X=None):
+    """Contiguous float64 copies of the kernels' inputs, with every shape checked.
+
+    The compiled loops do no bounds checks: a ``startprob`` shorter than the number of
+    states, or ``lengths`` that sum past the end of ``log_frameprob``, would read (and the
+    Viterbi pass write) outside the arrays. Everything is checked here, in O(n + K²).
+    """
+    lp = _float_array(log_frameprob, "log_frameprob")
+    if lp.ndim != 2 or lp.shape[1] == 0:
+        raise ValidationError(f"log_frameprob must be 2-D with shape (n_samples, n_states), "
+                              f"got shape {lp.shape}")
+    T, K = lp.shape
+    sp_ = _float_array(startprob, "startprob")
+    tm = _float_array(transmat, "transmat")
+    if sp_.shape != (K,):
+        raise ValidationError(f"startprob must have shape ({K},) (one entry per state of "
+                              f"log_frameprob), got {sp_.shape}")
+    if tm.shape != (K, K):
+        raise ValidationError(f"transmat must have shape ({K}, {K}), got {tm.shape}")
+    for name, arr in (("startprob", sp_), ("transmat", tm)):
+        if not np.all(np.isfinite(arr)) or np.any(arr < -1e-9):  # rounding of 1 - sum
+            raise ValidationError(f"{name} must hold finite, non-negative probabilities")
+    raw = np.asarray(lengths)
+    if raw.ndim != 1 or raw.size == 0 or not (np.issubdtype(raw.dtype, np.integer)):
+        raise ValidationError(f"lengths must be a non-empty 1-D sequence of integers, got "
+                              f"{raw.dtype} array of shape {raw.shape}")
+    lens = raw.astype(np.int64)
+    if np.any(lens <= 0) or int(lens.sum()) != T:
+        raise ValidationError(f"lengths must be positive and sum to the {T} rows of "
+                              f"log_frameprob, got {lens.tolist()[:10]} (sum {int(lens.sum())})")
+    Xc = None
+    if X is not None:
+        Xc = _float_array(X, "X")
+        if Xc.ndim != 2 or Xc.shape[0] != T:
+            raise ValidationError(f"X must have shape ({T}, n_features), got {Xc.shape}")
+    return (np.ascontiguousarray(sp_), np.ascontiguousarray(tm), np.ascontiguousarray(lp),
+            lens, None if Xc is None else np.ascontiguousarray(Xc))
+
+
+def _float_array(value, name):
+    try:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError
+        return arr.astype(np.float64, copy=False)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name} must be an array of real numbers, got "
+                                f"{type(value).__name__}") from None
 
 
 def _raise_impossible(t):
@@ -328,22 +380,18 @@ def forward_backward_stats(startprob, transmat, log_frameprob, lengths, X=None, 
         ``(sum_t gamma_tk, sum_t gamma_tk x_t, sum_t gamma_tk x_t**2)`` when ``X`` is
         given.
     """
-    startprob = np.ascontiguousarray(startprob, dtype=np.float64)
-    transmat = np.ascontiguousarray(transmat, dtype=np.float64)
+    startprob, transmat, lp, lengths, X = _checked_inputs(startprob, transmat, log_frameprob,
+                                                          lengths, X)
     transmat_T = np.ascontiguousarray(transmat.T)
-    lp = np.ascontiguousarray(log_frameprob, dtype=np.float64)
     T, K = lp.shape
-    offsets = _offsets(np.asarray(lengths, dtype=np.int64))
+    offsets = _offsets(lengths)
     B = _buffer(workspace, "B", (T, K))
     shift = _buffer(workspace, "shift", (T,))
     _shift_exp(lp, B, shift)
     np.exp(B, out=B)
     alpha = _buffer(workspace, "alpha", (T, K))
     scale = _buffer(workspace, "scale", (T,))
-    if X is None:
-        Xc = np.empty((T, 0))
-    else:
-        Xc = np.ascontiguousarray(X, dtype=np.float64)
+    Xc = np.empty((T, 0)) if X is None else X
     D = Xc.shape[1]
     n_seq = offsets.size - 1
     if n_seq > 1 and _parallel_enabled():
@@ -405,12 +453,11 @@ def forward_loglik(startprob, transmat, log_frameprob, lengths):
     float
         The log-likelihood.
     """
-    lp = np.ascontiguousarray(log_frameprob, dtype=np.float64)
-    offsets = _offsets(np.asarray(lengths, dtype=np.int64))
+    startprob, transmat, lp, lengths, _ = _checked_inputs(startprob, transmat, log_frameprob,
+                                                          lengths)
+    offsets = _offsets(lengths)
     where = np.zeros(1, dtype=np.int64)
-    log_prob = _forward_loglik(np.ascontiguousarray(startprob, dtype=np.float64),
-                               np.ascontiguousarray(transmat, dtype=np.float64),
-                               lp, offsets, lp.shape[1], where)
+    log_prob = _forward_loglik(startprob, transmat, lp, offsets, lp.shape[1], where)
     if np.isnan(log_prob):
         _raise_impossible(where[0])
     return log_prob
@@ -470,11 +517,12 @@ def viterbi(startprob, transmat, log_frameprob, lengths):
     path : ndarray of int, shape (n_samples,)
         The best path, sequence by sequence.
     """
-    lp = np.ascontiguousarray(log_frameprob, dtype=np.float64)
-    offsets = _offsets(np.asarray(lengths, dtype=np.int64))
+    startprob, transmat, lp, lengths, _ = _checked_inputs(startprob, transmat, log_frameprob,
+                                                          lengths)
+    offsets = _offsets(lengths)
     with np.errstate(divide="ignore"):
-        ls = np.log(np.asarray(startprob, dtype=np.float64))
-        lt = np.log(np.ascontiguousarray(transmat, dtype=np.float64))
+        ls = np.log(startprob)
+        lt = np.log(transmat)
     path = np.empty(lp.shape[0], dtype=np.int64)
     logp = _viterbi(ls, lt, lp, offsets, lp.shape[1], path)
     return logp, path
@@ -523,9 +571,17 @@ def gaussian_diag_loglik(X, means, variances, out=None):
     ndarray, shape (n_samples, n_states)
         ``log N(x_t | means[k], diag(variances[k]))``.
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    if out is None or out.shape != (X.shape[0], means.shape[0]):
+    X = np.ascontiguousarray(_float_array(X, "X"))
+    means = np.ascontiguousarray(_float_array(means, "means"))
+    variances = np.ascontiguousarray(_float_array(variances, "variances"))
+    if X.ndim != 2 or means.ndim != 2 or means.shape[1] != X.shape[1]:
+        raise ValidationError(f"X has shape {X.shape} but means has shape {means.shape}; both "
+                              "must be 2-D with the same number of features")
+    if variances.shape != means.shape:
+        raise ValidationError(f"variances must have the shape of means {means.shape}, got "
+                              f"{variances.shape}")
+    if out is None or out.shape != (X.shape[0], means.shape[0]) or out.dtype != np.float64 \
+            or not out.flags.c_contiguous:
         out = np.empty((X.shape[0], means.shape[0]))
-    _gaussian_diag_loglik(X, np.ascontiguousarray(means, dtype=np.float64),
-                          np.ascontiguousarray(variances, dtype=np.float64), out)
+    _gaussian_diag_loglik(X, means, variances, out)
     return out

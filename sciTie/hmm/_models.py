@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-from hmmlearn import _emissions, _utils
-from hmmlearn.base import BaseHMM
+from hmmlearn import _emissions
 from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from sklearn import cluster
 
-from ._base import TiedHMMMixin
+from .._validation import check_choice, check_float, check_int
+from ..errors import ValidationError
+from ._base import TiedHMMMixin, _check_prior
 from ._forward_backward import gaussian_diag_loglik
+from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
+                          probability_objective, sum_objectives)
 from ._report import ReportMixin
 
 __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM"]
@@ -16,11 +19,12 @@ __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHM
 class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     """Gaussian HMM whose states can share emission distributions.
 
-    Accepts every argument of :class:`hmmlearn.hmm.GaussianHMM` plus ``tied_states`` and
-    ``tied_transitions``. Baum-Welch pools the sufficient statistics over each group of
-    tied states, which gives the maximum-likelihood estimate of the tied model. The
-    forward-backward pass is sciTie's compiled, underflow-free implementation for both
-    values of ``implementation`` (kept for compatibility).
+    Accepts every argument of :class:`hmmlearn.hmm.GaussianHMM` plus ``ties``,
+    ``tied_states`` and ``tied_transitions``. Every M-step is the exact maximiser of the
+    expected complete-data log-likelihood under the ties (pooled statistics when whole
+    states are equal, Newton steps through the tie matrix otherwise). The forward-backward
+    pass is sciTie's compiled, underflow-free implementation for both values of
+    ``implementation`` (kept for compatibility).
 
     Parameters
     ----------
@@ -48,6 +52,13 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         Letters of the parameters updated / initialised: 's', 't', 'm', 'c'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one emission distribution, e.g.
         ``[[0, 1, 2], [3, 4]]``. Default (None): every state alone, exactly hmmlearn.
@@ -66,6 +77,11 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         Covariances (full matrices), equal within each tied group.
     monitor_ : hmmlearn.base.ConvergenceMonitor
         Convergence history of the last fit.
+    group_ : sciTie.ParameterGroup
+        The model's one group: every slot, tie and structural constraint.
+    result_ : sciTie.FitResult
+        Parameters, log-likelihood, AIC/BIC on ``group_.n_free``; standard errors after
+        :meth:`uncertainties`.
 
     Examples
     --------
@@ -84,7 +100,8 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", *, tied_states=None, tied_transitions=None):
+                 implementation="log", *, ties=None, tied_states=None,
+                 tied_transitions=None):
         super().__init__(n_components, covariance_type=covariance_type, min_covar=min_covar,
                          startprob_prior=startprob_prior, transmat_prior=transmat_prior,
                          means_prior=means_prior, means_weight=means_weight,
@@ -92,35 +109,75 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["means_"] if self.covariance_type == "tied" else ["means_", "_covars_"]
+    def _emission_params(self):
+        return [("means", "m", "means_"), ("covars", "c", "_covars_")]
+
+    def _n_features_of_fit(self):
+        means = getattr(self, "means_", None)
+        return None if means is None else int(np.shape(means)[1])
+
+    def _get_param(self, name):
+        if name == "covars" and self.covariance_type == "spherical":
+            # hmmlearn keeps one column per feature (all equal): the group has one variance
+            return np.asarray(self._covars_, dtype=float).reshape(self.n_components, -1)[:, 0]
+        return super()._get_param(name)
+
+    def _set_param(self, name, value):
+        if name == "covars" and self.covariance_type == "spherical":
+            D = np.shape(self.means_)[1]
+            self._covars_ = np.tile(np.asarray(value, dtype=float)[:, None], (1, D))
+            return
+        super()._set_param(name, value)
+
+    def _prior_names(self):
+        return ("means_prior", "means_weight", "covars_prior", "covars_weight")
+
+    def _supports_pooling(self):
+        # hmmlearn's 'tied' update sums every state's scatter: pooled copies would repeat
+        return self.covariance_type != "tied"
 
     def _validate_family_X(self, X):
-        return np.asarray(X, dtype=np.float64)
+        return _gaussian_X(X)
 
-    def _init(self, X, lengths=None):
-        if all(len(g) == 1 for g in self.state_groups_):
-            super()._init(X, lengths)  # exactly hmmlearn
+    def _validate_family_settings(self):
+        check_choice(self.covariance_type, "covariance_type", ("spherical", "diag", "full", "tied"))
+        check_float(self.min_covar, "min_covar", minimum=0.0, low_open=True)
+        _check_prior(self.means_prior, "means_prior")
+        _check_prior(self.means_weight, "means_weight", nonnegative=True)
+        _check_prior(self.covars_prior, "covars_prior", nonnegative=True)
+        _check_prior(self.covars_weight, "covars_weight")
+
+    def _check_emissions(self):
+        K, ctype = self.n_components, self.covariance_type
+        means = _finite(self.means_, "means_")
+        if means.ndim != 2 or means.shape[0] != K:
+            raise ValidationError(f"means_ must have shape (n_components={K}, n_features), got "
+                                  f"{means.shape}")
+        D = means.shape[1]
+        cov = _finite(self._covars_, "covars_")
+        shapes = {"spherical": [(K,), (K, D)], "diag": [(K, D)], "full": [(K, D, D)],
+                  "tied": [(D, D)]}[ctype]
+        if cov.shape not in shapes:
+            raise ValidationError(f"covars_ of a {ctype!r} model with {K} states and {D} "
+                                  f"features must have shape {shapes[-1]}, got {cov.shape}")
+        if ctype in ("spherical", "diag") and np.any(cov <= 0):
+            raise ValidationError(f"covars_ must be positive variances, got "
+                                  f"{np.array2string(cov, precision=4)}")
+
+    def _init_grouped(self, X, lengths, partition):
+        """k-means on the tied groups instead of the states (hmmlearn's start otherwise)."""
+        if "m" not in self.init_params:
             return
-        # hmmlearn's initialisation, with k-means on the groups instead of the states
-        BaseHMM._init(self, X, lengths)
-        if self._needs_init("m", "means_"):
-            km = cluster.KMeans(n_clusters=self.n_groups_, random_state=self.random_state,
-                                n_init=10).fit(X)
-            self.means_ = km.cluster_centers_[self.state_to_group_].copy()
-        if self._needs_init("c", "covars_"):
-            cv = np.cov(X.T) + self.min_covar * np.eye(X.shape[1])
-            if not cv.shape:
-                cv.shape = (1, 1)
-            self.covars_ = _utils.distribute_covar_matrix_to_match_covariance_type(
-                cv, self.covariance_type, self.n_components).copy()
-        self._check_tied_emissions()
-
-    def _init_tied_emissions(self, X):  # pragma: no cover - _init above handles Gaussians
-        pass
+        s2g = np.empty(self.n_components, dtype=np.int64)
+        for gi, g in enumerate(partition):
+            s2g[g] = gi
+        km = cluster.KMeans(n_clusters=len(partition), random_state=self.random_state,
+                            n_init=10).fit(X)
+        self.means_ = km.cluster_centers_[s2g].copy()
 
     def _fused_sums(self):
         return (self.covariance_type in ("spherical", "diag")
@@ -156,44 +213,22 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                 for c in range(self.n_components):
                     stats["obs*obs.T"][c] += (X * post[:, c, None]).T @ X
 
-    def _make_shadow(self, letters):
-        sh = GaussianHMM(self.n_groups_, covariance_type=self.covariance_type,
-                         min_covar=self.min_covar,
-                         means_prior=self._group_prior(self.means_prior, "means_prior"),
-                         means_weight=self._group_prior(self.means_weight, "means_weight"),
-                         covars_prior=self._group_prior(self.covars_prior, "covars_prior"),
-                         covars_weight=self._group_prior(self.covars_weight, "covars_weight"),
-                         params=letters, init_params="")
-        reps = self._representatives()
-        sh.n_features = self.n_features
-        sh.means_ = np.array(self.means_[reps])
-        sh._covars_ = (np.array(self._covars_) if self.covariance_type == "tied"
-                       else np.array(self._covars_[reps]))
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.means_ = sh.means_[s2g].copy()
-        self._covars_ = (sh._covars_.copy() if self.covariance_type == "tied"
-                         else sh._covars_[s2g].copy())
-
-    def _count_emission_parameters(self):
-        D, G = self.n_features, self.n_groups_
-        n = 0
-        if "m" in self.params:
-            n += G * D
-        if "c" in self.params:
-            n += {"spherical": G, "diag": G * D, "full": G * D * (D + 1) // 2,
-                  "tied": D * (D + 1) // 2}[self.covariance_type]
-        return n
-
-    def _emission_params_for_report(self):
-        reps = self._representatives()
-        out = {"means": np.asarray(self.means_)[reps]}
-        if self.covariance_type == "tied":
-            out["covars"] = np.asarray(self._covars_)
-        else:
-            out["covars"] = np.asarray(self._covars_)[reps]
-        return out
+    def _emission_objective(self, stats, idx, n_slots):
+        priors = dict(means_prior=self.means_prior, means_weight=self.means_weight,
+                      covars_prior=self.covars_prior, covars_weight=self.covars_weight)
+        if self.covariance_type in ("spherical", "diag"):
+            return gaussian_diag_objective(idx["means"], idx["covars"], stats["post"],
+                                           stats["obs"], stats["obs**2"], n_slots=n_slots,
+                                           **priors)
+        tied = self.covariance_type == "tied"
+        if tied:  # one matrix: its prior once (as hmmlearn's 'tied' update counts it)
+            priors["covars_prior"] = np.broadcast_to(
+                np.asarray(self.covars_prior, dtype=float), (self.n_features,) * 2)[None]
+            priors["covars_weight"] = np.asarray(self.covars_weight, dtype=float).reshape(-1)[:1]
+        return gaussian_full_objective(
+            idx["means"], idx["covars"], stats["post"], stats["obs"], stats["obs*obs.T"],
+            n_slots=n_slots, unit_cov=np.zeros(self.n_components, np.intp) if tied else None,
+            **priors)
 
 
 class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
@@ -224,6 +259,13 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         Letters of the parameters updated / initialised: 's', 't', 'l'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one rate vector.
     tied_transitions : sequence of sequences of int, optional
@@ -245,7 +287,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
-                 init_params="stl", implementation="log", *, tied_states=None,
+                 init_params="stl", implementation="log", *, ties=None, tied_states=None,
                  tied_transitions=None):
         super().__init__(n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior, lambdas_prior=lambdas_prior,
@@ -253,27 +295,42 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
                          random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
                          params=params, init_params=init_params,
                          implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["lambdas_"]
+    def _emission_params(self):
+        return [("lambdas", "l", "lambdas_")]
+
+    def _n_features_of_fit(self):
+        lam = getattr(self, "lambdas_", None)
+        return None if lam is None else int(np.shape(lam)[1])
+
+    def _prior_names(self):
+        return ("lambdas_prior", "lambdas_weight")
+
+    def _validate_family_settings(self):
+        _check_prior(self.lambdas_prior, "lambdas_prior", nonnegative=True)
+        _check_prior(self.lambdas_weight, "lambdas_weight", nonnegative=True)
+
+    def _check_emissions(self):
+        lam = _finite(self.lambdas_, "lambdas_")
+        if lam.ndim != 2 or lam.shape[0] != self.n_components or np.any(lam < 0):
+            raise ValidationError(f"lambdas_ must be non-negative rates of shape "
+                                  f"(n_components={self.n_components}, n_features), got "
+                                  f"{np.array2string(lam, precision=4)}")
 
     def _validate_family_X(self, X):
         Xf = np.asarray(X, dtype=np.float64)
         neg = (Xf < 0).any(axis=1)
         if neg.any():
-            raise ValueError(f"X holds negative counts in rows {_rows(neg)}; Poisson "
-                             "observations must be non-negative integers")
+            raise ValidationError(f"X holds negative counts in rows {_rows(neg)}; Poisson "
+                                  "observations must be non-negative integers")
         frac = (Xf != np.round(Xf)).any(axis=1)
         if frac.any():
-            raise ValueError(f"X holds non-integer values in rows {_rows(frac)}; Poisson "
-                             "observations must be non-negative integer counts")
+            raise ValidationError(f"X holds non-integer values in rows {_rows(frac)}; Poisson "
+                                  "observations must be non-negative integer counts")
         return X if np.issubdtype(np.asarray(X).dtype, np.integer) else Xf
-
-    def _init_tied_emissions(self, X):
-        if "l" in self.init_params:
-            self._broadcast_representatives(["lambdas_"])
 
     def _fused_sums(self):
         return "l" in self.params
@@ -287,24 +344,10 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
             stats["post"] += post.sum(axis=0)
             stats["obs"] += post.T @ X
 
-    def _make_shadow(self, letters):
-        sh = PoissonHMM(self.n_groups_,
-                        lambdas_prior=self._group_prior(self.lambdas_prior, "lambdas_prior"),
-                        lambdas_weight=self._group_prior(self.lambdas_weight,
-                                                         "lambdas_weight"),
-                        params=letters, init_params="")
-        sh.n_features = self.n_features
-        sh.lambdas_ = np.array(self.lambdas_[self._representatives()])
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.lambdas_ = sh.lambdas_[s2g].copy()
-
-    def _count_emission_parameters(self):
-        return self.n_groups_ * self.n_features if "l" in self.params else 0
-
-    def _emission_params_for_report(self):
-        return {"lambdas": np.asarray(self.lambdas_)[self._representatives()]}
+    def _emission_objective(self, stats, idx, n_slots):
+        return poisson_objective(idx["lambdas"], stats["post"], stats["obs"],
+                                 lambdas_prior=self.lambdas_prior,
+                                 lambdas_weight=self.lambdas_weight, n_slots=n_slots)
 
 
 class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
@@ -337,6 +380,13 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         Letters of the parameters updated / initialised: 's', 't', 'e'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one emission distribution.
     tied_transitions : sequence of sequences of int, optional
@@ -358,7 +408,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
-                 init_params="ste", implementation="log", tied_states=None,
+                 init_params="ste", implementation="log", ties=None, tied_states=None,
                  tied_transitions=None):
         super().__init__(n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior,
@@ -366,26 +416,42 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["emissionprob_"]
+    def _emission_params(self):
+        return [("emissionprob", "e", "emissionprob_")]
+
+    def _n_features_of_fit(self):
+        return None if not hasattr(self, "emissionprob_") else 1
+
+    def _prior_names(self):
+        return ("emissionprob_prior",)
+
+    def _validate_family_settings(self):
+        _check_prior(self.emissionprob_prior, "emissionprob_prior", positive=True)
+        check_int(self.n_features, "n_features", minimum=1, allow_none=True)
+
+    def _check_emissions(self):
+        p = _finite(self.emissionprob_, "emissionprob_")
+        if np.any(p < 0):
+            raise ValidationError("emissionprob_ must hold probabilities in [0, 1]")
 
     def _validate_family_X(self, X):
         X = np.asarray(X)
         if X.shape[1] != 1:
-            raise ValueError(f"X must have shape (n_samples, 1) for a categorical HMM (one "
+            raise ValidationError(f"X must have shape (n_samples, 1) for a categorical HMM (one "
                              f"symbol per row), got {X.shape}")
         if not np.issubdtype(X.dtype, np.integer):
             if np.issubdtype(X.dtype, np.floating) and np.all(X == np.round(X)):
                 X = X.astype(np.int64)
             else:
-                raise ValueError(f"X must hold integer symbols 0..n_features-1, got dtype "
+                raise ValidationError(f"X must hold integer symbols 0..n_features-1, got dtype "
                                  f"{X.dtype} with non-integer values")
         neg = X[:, 0] < 0
         if neg.any():
-            raise ValueError(f"X holds negative symbols in rows {_rows(neg)}; symbols must "
+            raise ValidationError(f"X holds negative symbols in rows {_rows(neg)}; symbols must "
                              "be integers 0..n_features-1")
         n_feat = self.n_features
         if n_feat is None and hasattr(self, "emissionprob_"):
@@ -393,14 +459,10 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         if n_feat is not None:
             big = X[:, 0] >= n_feat
             if big.any():
-                raise ValueError(f"X holds symbols out of range in rows {_rows(big)} "
+                raise ValidationError(f"X holds symbols out of range in rows {_rows(big)} "
                                  f"(largest {int(X.max())}); this model emits symbols "
                                  f"0..{int(n_feat) - 1} (n_features={int(n_feat)})")
         return X
-
-    def _init_tied_emissions(self, X):
-        if "e" in self.init_params:
-            self._broadcast_representatives(["emissionprob_"])
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None):
         if "e" in self.params:
@@ -409,26 +471,32 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                 stats["obs"][k] += np.bincount(sym, weights=post[:, k],
                                                minlength=self.n_features)
 
-    def _make_shadow(self, letters):
-        sh = CategoricalHMM(self.n_groups_, n_features=self.n_features,
-                            emissionprob_prior=self._group_prior(self.emissionprob_prior,
-                                                                 "emissionprob_prior"),
-                            params=letters, init_params="")
-        sh.emissionprob_ = np.array(self.emissionprob_[self._representatives()])
-        return sh
+    def _emission_objective(self, stats, idx, n_slots):
+        counts = np.maximum(self.emissionprob_prior - 1 + stats["obs"], 0)
+        counts = np.where(np.asarray(self.emissionprob_) == 0, 0, counts)
+        return probability_objective([(idx["emissionprob"], counts)], n_slots)
 
-    def _copy_from_shadow(self, sh, s2g):
-        self.emissionprob_ = sh.emissionprob_[s2g].copy()
 
-    def _count_emission_parameters(self):
-        if "e" not in self.params:
-            return 0
-        reps = self._representatives()
-        return int(sum(max(np.count_nonzero(row) - 1, 0)
-                       for row in np.asarray(self.emissionprob_)[reps]))
+def _finite(value, name: str) -> np.ndarray:
+    """A model array as float64, refusing NaN and infinities (they poison every score)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError(f"{name} holds NaN or infinite values; set finite parameters "
+                              "(or refit)")
+    return arr
 
-    def _emission_params_for_report(self):
-        return {"emissionprob": np.asarray(self.emissionprob_)[self._representatives()]}
+
+#: Beyond this magnitude the squares in a Gaussian log-density overflow float64.
+_GAUSSIAN_LIMIT = 1e150
+
+
+def _gaussian_X(X) -> np.ndarray:
+    Xf = np.asarray(X, dtype=np.float64)
+    big = (np.abs(Xf) > _GAUSSIAN_LIMIT).any(axis=1)
+    if big.any():
+        raise ValidationError(f"X holds values beyond ±{_GAUSSIAN_LIMIT:g} in rows {_rows(big)}; "
+                              "their squares overflow float64: rescale X (e.g. change units)")
+    return Xf
 
 
 def _rows(mask, limit=5):
@@ -472,6 +540,13 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         Letters of the parameters updated / initialised: 's', 't', 'm', 'c', 'w'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
+    ties : str, sequence of str or ParameterGroup, optional
+        Ties on any parameter, as statements in the core's syntax over the model's own
+        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+        parameters named like the model's. Each M-step maximises the expected
+        log-likelihood under the ties through the model's group (``group_``).
     tied_states : sequence of sequences of int, optional
         A partition of the states into groups that share one mixture.
     tied_transitions : sequence of sequences of int, optional
@@ -495,7 +570,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
                  covars_prior=None, covars_weight=None, algorithm="viterbi",
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
-                 *, tied_states=None, tied_transitions=None):
+                 *, ties=None, tied_states=None, tied_transitions=None):
         super().__init__(n_components, n_mix=n_mix, min_covar=min_covar,
                          startprob_prior=startprob_prior, transmat_prior=transmat_prior,
                          weights_prior=weights_prior, means_prior=means_prior,
@@ -504,19 +579,109 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
                          covariance_type=covariance_type, random_state=random_state,
                          n_iter=n_iter, tol=tol, verbose=verbose, params=params,
                          init_params=init_params, implementation=implementation)
+        self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
 
-    def _emission_attrs(self):
-        return ["weights_", "means_", "covars_"]
+    def _emission_params(self):
+        return [("weights", "w", "weights_"), ("means", "m", "means_"), ("covars", "c", "covars_")]
+
+    def _is_mixture(self):
+        return True
+
+    def _ml_covariance_priors(self) -> bool:
+        """Whether the covariance priors are hmmlearn's defaults (which give the ML update)."""
+        if self.covars_prior is None and self.covars_weight is None:
+            return True
+        D, M = self.n_features, self.n_mix
+        default = {"full": (0.0, -(1.0 + D + 1.0)), "tied": (0.0, -(M + D + 1.0)),
+                   "diag": (-1.5, 0.0), "spherical": (-(M + 2.0) / 2.0, 0.0)}[self.covariance_type]
+        return (np.all(np.asarray(self.covars_prior) == default[0])
+                and np.all(np.asarray(self.covars_weight) == default[1]))
+
+    def _emission_objective(self, stats, idx, n_slots):
+        """Q of the mixture weights and components: each (state, component) a Gaussian unit.
+
+        From hmmlearn's statistics: ``N_km``, ``S1_km`` (``m_n`` less its prior) and the
+        scatter about the current means, turned into the scatter about any mean, so the
+        means and covariances are maximised jointly (not hmmlearn's conditional step).
+        Covariance priors other than hmmlearn's defaults (which are maximum likelihood) are
+        refused under general ties.
+        """
+        if not self._ml_covariance_priors():
+            raise ValidationError(
+                "TiedGMMHMM: covars_prior/covars_weight other than hmmlearn's defaults are not "
+                "supported with ties that are not whole states (use tied_states or the defaults)")
+        K, M, D = self.n_components, self.n_mix, self.n_features
+        N = np.asarray(stats["post_mix_sum"], dtype=float)
+        tau = np.broadcast_to(np.asarray(self.means_weight, dtype=float), (K, M))
+        m0 = np.broadcast_to(np.asarray(self.means_prior, dtype=float), (K, M, D))
+        mu_old = np.asarray(self.means_, dtype=float)
+        S1 = (np.asarray(stats["m_n"], dtype=float) - tau[:, :, None] * m0 if "m_n" in stats
+              else N[:, :, None] * mu_old)
+        U = K * M
+        parts = []
+        if "w" in self.params:
+            counts = np.maximum(np.asarray(self.weights_prior) - 1 + N, 0)
+            counts = np.where(np.asarray(self.weights_) == 0, 0, counts)
+            parts.append(probability_objective([(idx["weights"], counts)], n_slots))
+        ct = self.covariance_type
+        c_n = np.asarray(stats["c_n"], dtype=float) if "c_n" in stats else None
+        if ct in ("diag", "spherical"):
+            if c_n is None:
+                S2 = N[:, :, None] * mu_old ** 2
+            elif ct == "diag":
+                S2 = c_n + 2 * mu_old * S1 - N[:, :, None] * mu_old ** 2
+            else:  # only the sum over features matters for one variance per component
+                S2 = np.zeros((K, M, D))
+                S2[..., 0] = c_n + np.sum(2 * mu_old * S1 - N[:, :, None] * mu_old ** 2, axis=-1)
+            parts.append(gaussian_diag_objective(
+                idx["means"].reshape(U, D), idx["covars"].reshape(U, -1), N.reshape(U),
+                S1.reshape(U, D), S2.reshape(U, D), means_prior=m0.reshape(U, D),
+                means_weight=np.repeat(tau.reshape(U, 1), D, axis=1), covars_prior=0.0,
+                covars_weight=1.0, n_slots=n_slots))
+        else:
+            outer = mu_old[..., :, None] * S1[..., None, :]
+            if c_n is None:
+                S2 = N[..., None, None] * mu_old[..., :, None] * mu_old[..., None, :]
+            elif ct == "full":
+                S2 = (c_n + outer + np.swapaxes(outer, -1, -2)
+                      - N[..., None, None] * mu_old[..., :, None] * mu_old[..., None, :])
+            else:  # 'tied': one scatter per state, summed over its components
+                S2 = np.zeros((K, M, D, D))
+                S2[:, 0] = c_n + np.sum(outer + np.swapaxes(outer, -1, -2)
+                                        - N[..., None, None] * mu_old[..., :, None]
+                                        * mu_old[..., None, :], axis=1)
+            unit_cov = np.arange(U) if ct == "full" else np.repeat(np.arange(K), M)
+            parts.append(gaussian_full_objective(
+                idx["means"].reshape(U, D), idx["covars"], N.reshape(U), S1.reshape(U, D),
+                S2.reshape(U, D, D), means_prior=m0.reshape(U, D), means_weight=tau.reshape(U),
+                covars_prior=0.0, covars_weight=float(D), n_slots=n_slots, unit_cov=unit_cov))
+        return sum_objectives(*parts)
+
+    def _n_features_of_fit(self):
+        means = getattr(self, "means_", None)
+        return None if means is None else int(np.shape(means)[2])
+
+    def _prior_names(self):
+        return ("weights_prior", "means_prior", "means_weight", "covars_prior", "covars_weight")
 
     def _validate_family_X(self, X):
-        return np.asarray(X, dtype=np.float64)
+        return _gaussian_X(X)
 
-    def _init_tied_emissions(self, X):
-        names = [n for n, c in (("weights_", "w"), ("means_", "m"), ("covars_", "c"))
-                 if c in self.init_params]
-        self._broadcast_representatives(names)
+    def _validate_family_settings(self):
+        check_choice(self.covariance_type, "covariance_type", ("spherical", "diag", "full", "tied"))
+        check_int(self.n_mix, "n_mix", minimum=1)
+        check_float(self.min_covar, "min_covar", minimum=0.0, low_open=True)
+        _check_prior(self.weights_prior, "weights_prior", positive=True)
+        _check_prior(self.means_prior, "means_prior")
+        _check_prior(self.means_weight, "means_weight", nonnegative=True)
+        _check_prior(self.covars_prior, "covars_prior", allow_none=True)
+        _check_prior(self.covars_weight, "covars_weight", allow_none=True)
+
+    def _check_emissions(self):
+        for name in ("weights_", "means_", "covars_"):
+            _finite(getattr(self, name), name)
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None):
         # hmmlearn's own GMM statistics, with its start/transition part switched off (the
@@ -530,53 +695,11 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
             self.params = saved
         stats["nobs"] = nobs
 
-    def _pooled_emission_stats(self, stats):
-        pooled = super()._pooled_emission_stats(stats)
+    def _correct_pooled_priors(self, pooled):
         if "m_n" in pooled:
             # every state's m_n starts at means_weight * means_prior: keep it once per group
-            reps = self._representatives()
-            sizes = np.array([len(g) for g in self.state_groups_], dtype=float)
-            prior = (np.asarray(self.means_weight)[:, :, None]
-                     * np.asarray(self.means_prior))[reps]
-            pooled["m_n"] = pooled["m_n"] - (sizes - 1)[:, None, None] * prior
+            prior = np.asarray(self.means_weight)[:, :, None] * np.asarray(self.means_prior)
+            prior = np.broadcast_to(prior, np.shape(pooled["m_n"]))
+            for g in self._plan.partition:
+                pooled["m_n"][g] -= (len(g) - 1) * prior[g[0]]
         return pooled
-
-    def _make_shadow(self, letters):
-        reps = self._representatives()
-        sh = GMMHMM(self.n_groups_, n_mix=self.n_mix, min_covar=self.min_covar,
-                    weights_prior=self._group_prior(self.weights_prior, "weights_prior"),
-                    means_prior=self._group_prior(self.means_prior, "means_prior"),
-                    means_weight=self._group_prior(self.means_weight, "means_weight"),
-                    covars_prior=self._group_prior(self.covars_prior, "covars_prior"),
-                    covars_weight=self._group_prior(self.covars_weight, "covars_weight"),
-                    covariance_type=self.covariance_type, params=letters, init_params="")
-        sh.n_features = self.n_features
-        sh.weights_ = np.array(self.weights_[reps])
-        sh.means_ = np.array(self.means_[reps])
-        sh.covars_ = np.array(self.covars_[reps])
-        return sh
-
-    def _copy_from_shadow(self, sh, s2g):
-        self.weights_ = sh.weights_[s2g].copy()
-        self.means_ = sh.means_[s2g].copy()
-        self.covars_ = sh.covars_[s2g].copy()
-
-    def _count_emission_parameters(self):
-        G, M, D = self.n_groups_, self.n_mix, self.n_features
-        n = 0
-        if "w" in self.params:
-            reps = self._representatives()
-            n += int(sum(max(np.count_nonzero(row) - 1, 0)
-                         for row in np.asarray(self.weights_)[reps]))
-        if "m" in self.params:
-            n += G * M * D
-        if "c" in self.params:
-            n += G * {"spherical": M, "diag": M * D, "full": M * D * (D + 1) // 2,
-                      "tied": D * (D + 1) // 2}[self.covariance_type]
-        return n
-
-    def _emission_params_for_report(self):
-        reps = self._representatives()
-        return {"weights": np.asarray(self.weights_)[reps],
-                "means": np.asarray(self.means_)[reps],
-                "covars": np.asarray(self.covars_)[reps]}

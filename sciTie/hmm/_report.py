@@ -1,184 +1,42 @@
-"""The tied HMMs as ParameterGroups, text reports and xarray results."""
+"""Uncertainties, reports, xarray results and figures of a fitted tied HMM."""
 from __future__ import annotations
 
-import datetime as _dt
+import copy
+from typing import Any
 
 import numpy as np
 import xarray as xr
-from sklearn.utils.validation import check_is_fitted
+
+from ..core import FitResult
+from ..core.statistics import covariance_from_information
+from ..errors import ValidationError
+from ..provenance import provenance
+from ._group import write_arrays
 
 __all__ = ["ReportMixin"]
 
-
-def _normalised_row(group, name: str, index: tuple, row: np.ndarray, skip: set) -> None:
-    """Fix the zeros of ``row`` and make its last non-zero entry ``1 - sum(others)``."""
-    def slot(j):
-        return f"{name}[{','.join(str(i) for i in (*index, j))}]"
-
-    nz = [j for j in range(row.size) if row[j] != 0]
-    for j in range(row.size):
-        if row[j] == 0:
-            group.fix(slot(j))
-    free = [j for j in nz if j not in skip]
-    if len(nz) <= 1:
-        for j in nz:
-            if j not in skip:
-                group.fix(slot(j))
-        return
-    if free:
-        last = free[-1]
-        others = [slot(j) for j in nz if j != last]
-        group.constrain(slot(last), "1 - " + " - ".join(others))
+_PROBABILITY_PARAMS = ("startprob", "transmat", "emissionprob", "weights")
 
 
 class ReportMixin:
-    """ParameterGroup view, text report and :meth:`to_xarray` of a fitted tied HMM."""
+    """Observed-information uncertainties, report, :meth:`to_xarray` and plots of a tied HMM."""
 
-    def parameter_group(self):
-        """The fitted parameters as a :class:`sciTie.ParameterGroup`.
-
-        Child group ``emissions`` holds one row per state, tied to the first state of its
-        group; child group ``transitions`` holds ``startprob`` and ``transmat`` with the
-        structural zeros fixed, tied self-loops tied, and each row's last entry
-        constrained to ``1 - sum(others)``. Parameters not in ``params`` are fixed. Its
-        ``n_free`` equals :meth:`n_free_parameters`.
-
-        Returns
-        -------
-        sciTie.ParameterGroup
-            Group ``"hmm"`` with children ``emissions`` and ``transitions``.
-        """
-        from sciTie.core import ParameterGroup
-
-        check_is_fitted(self, "startprob_")
-        groups = self.state_groups_
-        em = ParameterGroup("emissions", description="per-state emission parameters")
-        for name, arr, letter in self._emission_slots():
-            em.add(name, np.asarray(arr, dtype=float))
-            if name == "covars" and self.covariance_type == "tied" and not self._is_mixture():
-                pass
-            else:
-                for g in groups:
-                    if len(g) > 1:
-                        em.tie([f"{name}[{s}]" for s in g[1:]], to=f"{name}[{g[0]}]")
-            if letter not in self.params:
-                em.fix(name)
-            elif name in ("emissionprob", "weights"):
-                for g in groups:
-                    _normalised_row(em, name, (g[0],), np.asarray(arr)[g[0]], set())
-            elif name == "covars" and self.covariance_type in ("full", "tied"):
-                self._fix_covariance_lower(em, groups)
-            elif name == "covars" and self._is_mixture():
-                pass
-            elif name == "covars" and self.covariance_type == "spherical":
-                for g in groups:
-                    for d in range(1, self.n_features):
-                        em.tie(f"covars[{g[0]},{d}]", to=f"covars[{g[0]},0]")
-        tr = ParameterGroup("transitions", description="start and transition probabilities")
-        tr.add("startprob", np.asarray(self.startprob_, dtype=float), min=0.0, max=1.0)
-        tr.add("transmat", np.asarray(self.transmat_, dtype=float), min=0.0, max=1.0)
-        if "s" in self.params:
-            _normalised_row(tr, "startprob", (), np.asarray(self.startprob_), set())
-        else:
-            tr.fix("startprob")
-        if "t" in self.params:
-            A = np.asarray(self.transmat_)
-            tied_rows = {}
-            for g in self.transition_groups_:
-                for s in g[1:]:
-                    tied_rows[s] = g[0]
-            for i in range(self.n_components):
-                if i in tied_rows and A[i, i] != 0:
-                    tr.tie(f"transmat[{i},{i}]", to=f"transmat[{tied_rows[i]},{tied_rows[i]}]")
-                    _normalised_row(tr, "transmat", (i,), A[i], {i})
-                elif any(i in g for g in self.transition_groups_) and A[i, i] != 0:
-                    _normalised_row(tr, "transmat", (i,), A[i], {i})
-                else:
-                    _normalised_row(tr, "transmat", (i,), A[i], set())
-        else:
-            tr.fix("transmat")
-        root = ParameterGroup("hmm", description=type(self).__name__)
-        root.add_group(em)
-        root.add_group(tr)
-        return root
-
-    def _fix_covariance_lower(self, em, groups):
-        """Full covariance matrices are symmetric: the lower triangle reads the upper."""
-        D = self.n_features
-        heads = [g[0] for g in groups]
-        if self._is_mixture():
-            if self.covariance_type == "full":  # (state, mix, D, D)
-                prefixes = [f"{h},{m}," for h in heads for m in range(self.n_mix)]
-            else:  # "tied" mixture: one (D, D) matrix per state
-                prefixes = [f"{h}," for h in heads]
-        elif self.covariance_type == "tied":
-            prefixes = [""]
-        else:
-            prefixes = [f"{h}," for h in heads]
-        for pre in prefixes:
-            for a in range(D):
-                for b in range(a):
-                    em.tie(f"covars[{pre}{a},{b}]", to=f"covars[{pre}{b},{a}]")
-
-    def _emission_slots(self):
-        """(name, per-state array, params letter) of the emission parameters."""
-        if hasattr(self, "lambdas_"):
-            return [("lambdas", self.lambdas_, "l")]
-        if hasattr(self, "emissionprob_"):
-            return [("emissionprob", self.emissionprob_, "e")]
-        if self._is_mixture():
-            return [("weights", self.weights_, "w"), ("means", self.means_, "m"),
-                    ("covars", self.covars_, "c")]
-        if self.covariance_type == "tied":
-            cov = np.asarray(self._covars_)
-        elif self.covariance_type == "full":
-            cov = np.asarray(self._covars_)
-        else:
-            cov = np.asarray(self._covars_).reshape(self.n_components, -1)
-            cov = np.broadcast_to(cov, (self.n_components, self.n_features)).copy()
-        return [("means", self.means_, "m"), ("covars", cov, "c")]
-
-    def _em_converged(self) -> bool:
-        """True when the last EM step gained less than ``tol`` (not merely ran out)."""
-        mon = getattr(self, "monitor_", None)
-        if mon is None or len(mon.history) < 2:
-            return False
-        return bool(mon.history[-1] - mon.history[-2] < mon.tol)
-
-    # ------------------------------------------------------------------ uncertainties
-    def _set_from_slots(self, vals) -> None:
-        """Write ParameterGroup slot values back into the model's arrays."""
-        self.startprob_ = np.array(vals["transitions.startprob"], dtype=float)
-        self.transmat_ = np.array(vals["transitions.transmat"], dtype=float)
-        for name, _, _ in self._emission_slots():
-            arr = np.array(vals[f"emissions.{name}"], dtype=float)
-            if name == "means":
-                self.means_ = arr
-            elif name == "weights":
-                self.weights_ = arr
-            elif name == "covars" and self._is_mixture():
-                self.covars_ = arr
-            elif name == "covars":
-                self._covars_ = arr[:, 0] if self.covariance_type == "spherical" else arr
-            elif name == "lambdas":
-                self.lambdas_ = arr
-            else:
-                self.emissionprob_ = arr
-
-    def _is_mixture(self) -> bool:
-        return hasattr(self, "n_mix")
+    # ------------------------------------------------------------------ gradient
+    def _set_from_slots(self, slots) -> None:
+        """Write a slot vector of ``group_`` into the model's arrays."""
+        write_arrays(self, np.asarray(getattr(slots, "array", slots), dtype=float), self.group_)
 
     def _has_slot_gradient(self) -> bool:
         return (not self._is_mixture()
                 and getattr(self, "covariance_type", "diag") in ("diag", "spherical"))
 
-    def loglik_gradient(self, X, lengths=None, group=None) -> np.ndarray:
-        """Gradient of the log-likelihood with respect to every slot of :meth:`parameter_group`.
+    def loglik_gradient(self, X, lengths=None) -> np.ndarray:
+        """Gradient of the log-likelihood with respect to every slot of ``group_``.
 
         Fisher's identity: the score equals the posterior expectation of the complete-data
-        score, so one forward-backward pass gives it. ``group.reduce_jacobian`` (the chain
-        rule through the tie matrix) turns it into the gradient with respect to the free
-        parameters. Available for Poisson, categorical and diagonal/spherical Gaussian
+        score, so one forward-backward pass gives it. The group's ``reduce_jacobian`` (the
+        chain rule through the tie matrix) turns it into the gradient with respect to the
+        free parameters. Available for Poisson, categorical and diagonal/spherical Gaussian
         emissions.
 
         Parameters
@@ -187,8 +45,6 @@ class ReportMixin:
             Observations.
         lengths : array-like of int, optional
             Sequence lengths.
-        group : sciTie.ParameterGroup, optional
-            The group whose slot order is used (default: a fresh :meth:`parameter_group`).
 
         Returns
         -------
@@ -197,11 +53,13 @@ class ReportMixin:
         """
         from . import _forward_backward as fb
 
+        self._require_fitted("loglik_gradient")
+        self._require_parameters("loglik_gradient")
         if not self._has_slot_gradient():
-            raise NotImplementedError("the analytic score is implemented for diagonal and "
-                                      "spherical Gaussian, Poisson and categorical emissions")
+            raise ValidationError("the analytic score is implemented for diagonal and "
+                                  "spherical Gaussian, Poisson and categorical emissions")
         Xv, lengths = self._validate_X(X, lengths)
-        pg = self.parameter_group() if group is None else group
+        pg = self.group_
         lp = self._compute_log_likelihood(Xv)
         Xs = None if hasattr(self, "emissionprob_") else np.asarray(Xv, dtype=float)
         _, post, xi, sums = fb.forward_backward_stats(self.startprob_, self.transmat_, lp,
@@ -216,39 +74,43 @@ class ReportMixin:
             return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        put("transitions.startprob", ratio(post[starts].sum(axis=0), self.startprob_))
-        put("transitions.transmat", ratio(xi, self.transmat_))
+        put("startprob", ratio(post[starts].sum(axis=0), self.startprob_))
+        put("transmat", ratio(xi, self.transmat_))
         if hasattr(self, "lambdas_"):
             occ, obs = sums[0], sums[1]
-            put("emissions.lambdas", obs / self.lambdas_ - occ[:, None])
+            put("lambdas", obs / self.lambdas_ - occ[:, None])
         elif hasattr(self, "emissionprob_"):
             counts = np.zeros_like(np.asarray(self.emissionprob_, dtype=float))
             for k in range(self.n_components):
                 counts[k] = np.bincount(Xv[:, 0], weights=post[:, k],
                                         minlength=counts.shape[1])
-            put("emissions.emissionprob", ratio(counts, self.emissionprob_))
+            put("emissionprob", ratio(counts, self.emissionprob_))
         else:
             occ, obs, obs2 = sums
             mu = np.asarray(self.means_, dtype=float)
             var = np.broadcast_to(np.asarray(self._covars_, dtype=float).reshape(
                 self.n_components, -1), mu.shape)
-            put("emissions.means", (obs - occ[:, None] * mu) / var)
+            put("means", (obs - occ[:, None] * mu) / var)
             sq = obs2 - 2 * mu * obs + occ[:, None] * mu ** 2
-            put("emissions.covars", -occ[:, None] / (2 * var) + sq / (2 * var ** 2))
+            dvar = -occ[:, None] / (2 * var) + sq / (2 * var ** 2)
+            put("covars", dvar.sum(axis=1) if self.covariance_type == "spherical" else dvar)
         return grad
 
+    # ------------------------------------------------------------------ uncertainties
     def uncertainties(self, X, lengths=None, *, rel_step: float = 1e-4,
-                      boundary: float = 1e-6) -> xr.Dataset:
+                      boundary: float = 1e-6) -> FitResult:
         """Standard errors from the observed information (numerical Hessian of log L).
 
-        The Hessian is taken with respect to the free parameters of
-        :meth:`parameter_group`: central differences of the analytic score
-        (:meth:`loglik_gradient`, reduced through the tie matrix) where it is available,
-        of the log-likelihood otherwise; its inverse is the covariance of the
-        free parameters, and ``G Σ Gᵀ`` gives every slot's standard error, so tied states
-        share the uncertainty of their group. Probabilities within ``boundary`` of 0 or 1
-        (e.g. a start distribution estimated from one sequence) are on the boundary of the
-        parameter space, where the information matrix does not apply: they are held fixed.
+        The Hessian is taken with respect to the free parameters of ``group_``: central
+        differences of the analytic score (:meth:`loglik_gradient`, reduced through the tie
+        matrix) where it is available, of the log-likelihood otherwise; its inverse is the
+        covariance of the free parameters, and ``G Σ Gᵀ`` gives every slot's standard error,
+        so tied slots carry the uncertainty of what they are tied to. Probabilities within
+        ``boundary`` of 0 or 1 (a start distribution estimated from one sequence) are on the
+        boundary of the parameter space, where the information matrix does not apply: they
+        are held fixed. An information matrix that is not positive definite (a collapsed or
+        empty state) gives no standard errors and an
+        :class:`~sciTie.errors.IdentifiabilityWarning` naming the parameters involved.
 
         Parameters
         ----------
@@ -263,34 +125,40 @@ class ReportMixin:
 
         Returns
         -------
-        xarray.Dataset
-            ``value``/``stderr`` on ``param`` (the free parameters), ``covariance`` and
-            ``correlation`` on ``cov_i``/``cov_j``, ``slot_value``/``slot_stderr`` on
-            ``slot``.
+        sciTie.FitResult
+            ``result_`` with the covariance (also stored as the new ``result_``).
         """
-        import copy
+        from .._validation import check_float
 
-        check_is_fitted(self, "startprob_")
+        self._require_fitted("uncertainties")
+        try:
+            check_float(rel_step, "rel_step", minimum=0.0, maximum=0.1, low_open=True,
+                        high_open=True)
+        except ValidationError:
+            raise ValidationError(f"rel_step must lie in (0, 0.1), got {rel_step!r}") from None
+        boundary = check_float(boundary, "boundary", minimum=0.0, maximum=0.5, high_open=True)
         Xv, lengths = self._validate_X(X, lengths)
-        pg = self.parameter_group()
-        prob_prefix = ("transitions.", "emissions.emissionprob")
+        pg = self.group_.copy()
         at_edge = [n for n, v in zip(pg.free_names, pg.pack())
-                   if n.startswith(prob_prefix) and (v < boundary or v > 1 - boundary)]
+                   if n.split("[")[0] in _PROBABILITY_PARAMS and (v < boundary or v > 1 - boundary)]
         if at_edge:
             pg.fix(*at_edge)
         x0 = pg.pack()
         n = x0.size
-        work = copy.deepcopy(self)
+        work = copy.copy(self)
+        work.group_ = pg
 
         def loglik(free):
-            vals = dict(pg.values(free).items())
-            for name in vals:
-                if name.startswith(prob_prefix):
-                    arr = np.asarray(vals[name], dtype=float)
-                    if np.any(arr < -1e-12) or np.any(arr > 1 + 1e-12):
+            slots = pg.unpack(free)
+            c = pg._compiled()
+            for name in _PROBABILITY_PARAMS:
+                if name in pg._params:
+                    idx = np.asarray(c.select(name))
+                    p = slots[idx]
+                    if np.any(p < -1e-12) or np.any(p > 1 + 1e-12):
                         return np.nan
-                    vals[name] = np.clip(arr, 0.0, 1.0)  # rounding of 1 - sum(others)
-            work._set_from_slots(vals)
+                    slots[idx] = np.clip(p, 0.0, 1.0)  # rounding of 1 - sum(others)
+            write_arrays(work, slots, pg)
             return work.score(Xv, lengths)
 
         h = rel_step * np.maximum(np.abs(x0), 1e-3)
@@ -305,198 +173,287 @@ class ReportMixin:
         H = np.empty((n, n))
         if self._has_slot_gradient():
             def grad_free(free):
-                work._set_from_slots(pg.values(free))
-                g_slots = work.loglik_gradient(Xv, lengths, group=pg)
-                return pg.reduce_jacobian(g_slots[None, :], free)[0]
+                write_arrays(work, pg.unpack(free), pg)
+                return pg.reduce_jacobian(work.loglik_gradient(Xv, lengths)[None, :], free)[0]
 
             for i in range(n):
                 ei = np.zeros(n)
                 ei[i] = h[i]
                 H[:, i] = (grad_free(x0 + ei) - grad_free(x0 - ei)) / (2 * h[i])
             H = 0.5 * (H + H.T)
-            n_loop = 0
         else:
-            n_loop = n
-        for i in range(n_loop):
-            ei = np.zeros(n)
-            ei[i] = h[i]
-            H[i, i] = (loglik(x0 + ei) - 2 * f0 + loglik(x0 - ei)) / h[i] ** 2
-            for j in range(i):
-                ej = np.zeros(n)
-                ej[j] = h[j]
-                H[i, j] = H[j, i] = (loglik(x0 + ei + ej) - loglik(x0 + ei - ej)
-                                     - loglik(x0 - ei + ej) + loglik(x0 - ei - ej)
-                                     ) / (4 * h[i] * h[j])
-        try:
-            cov = np.linalg.inv(-H)
-        except np.linalg.LinAlgError:
-            cov = np.full((n, n), np.nan)
-        stderr = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            correl = cov / np.outer(stderr, stderr)
-        slot_cov = pg.propagate_covariance(cov)
-        slot_var = np.diag(slot_cov)
-        slot_stderr = np.sqrt(np.where(slot_var >= 0, slot_var, np.nan))
-        names = pg.free_names
-        return xr.Dataset(
-            {"value": ("param", x0), "stderr": ("param", stderr),
-             "covariance": (("cov_i", "cov_j"), cov),
-             "correlation": (("cov_i", "cov_j"), correl),
-             "slot_value": ("slot", pg.values(x0).array),
-             "slot_stderr": ("slot", slot_stderr)},
-            coords={"param": names, "cov_i": names, "cov_j": names, "slot": pg.slot_names},
-            attrs={"method": "observed information (central differences of the "
-                             + ("analytic score)" if self._has_slot_gradient()
-                                else "log-likelihood)"),
-                   "log_likelihood": float(f0),
-                   "held_at_boundary": ", ".join(at_edge)})
+            for i in range(n):
+                ei = np.zeros(n)
+                ei[i] = h[i]
+                H[i, i] = (loglik(x0 + ei) - 2 * f0 + loglik(x0 - ei)) / h[i] ** 2
+                for j in range(i):
+                    ej = np.zeros(n)
+                    ej[j] = h[j]
+                    H[i, j] = H[j, i] = (loglik(x0 + ei + ej) - loglik(x0 + ei - ej)
+                                         - loglik(x0 - ei + ej) + loglik(x0 - ei - ej)
+                                         ) / (4 * h[i] * h[j])
+        reduced = covariance_from_information(-H, pg.free_names)
+        full_names = self.group_.free_names
+        cov = None
+        if reduced is not None:
+            # parameters held at a boundary keep their place with zero variance, so the
+            # result still counts every free parameter (AIC/BIC) and names them
+            cov = np.zeros((len(full_names), len(full_names)))
+            idx = np.array([full_names.index(n) for n in pg.free_names], dtype=np.intp)
+            cov[np.ix_(idx, idx)] = reduced
+        method = ("observed information (central differences of the "
+                  + ("analytic score)" if self._has_slot_gradient() else "log-likelihood)"))
+        result = self.result_.with_covariance(
+            cov, statistics={**self.result_.statistics, "uncertainty_method": method,
+                             "held_at_boundary": ", ".join(at_edge) or "none"})
+        self.result_ = result
+        return result
 
     # ------------------------------------------------------------------ text report
-    def report(self, X=None, lengths=None) -> str:
-        """A readable summary: tying, parameters per group, and fit statistics on ``X``.
-
-        Parameters
-        ----------
-        X : array-like, optional
-            Data for the log-likelihood, AIC and BIC lines.
-        lengths : array-like of int, optional
-            Sequence lengths of ``X``.
+    def report(self) -> str:
+        """A readable summary: the ties, then the fit report of ``result_``.
 
         Returns
         -------
         str
-            The report.
         """
-        check_is_fitted(self, "startprob_")
+        self._require_fitted("report")
+        plan = self._plan
         lines = [f"[[{type(self).__name__}]]",
                  f"    states             = {self.n_components}",
                  f"    emission groups    = {self.state_groups_}",
-                 f"    tied self-loops    = {self.transition_groups_ or 'none'}",
-                 f"    free parameters    = {self.n_free_parameters()}"]
-        mon = getattr(self, "monitor_", None)
-        if mon is not None and mon.history:
-            lines.append(f"    EM iterations      = {mon.iter} "
-                         f"({'converged' if self._em_converged() else 'not converged'})")
-        if X is not None:
-            ll = self.score(X, lengths)
-            n = np.asarray(X).shape[0]
-            k = self.n_free_parameters()
-            lines += [f"    log-likelihood     = {ll:.6f}",
-                      f"    AIC                = {-2 * ll + 2 * k:.4f}",
-                      f"    BIC                = {-2 * ll + k * np.log(n):.4f}"]
-        lines.append("[[Emission groups]]")
-        params = self._emission_params_for_report()
-        for gi, g in enumerate(self.state_groups_):
-            parts = []
-            for name, arr in params.items():
-                val = np.asarray(arr)[gi] if arr.shape[0] == self.n_groups_ else arr
-                parts.append(f"{name}={np.array2string(np.ravel(val), precision=5)}")
-            lines.append(f"    group {gi} (states {g}): " + ", ".join(parts))
-        lines.append("[[Start probabilities]]")
-        lines.append("    " + np.array2string(np.asarray(self.startprob_), precision=5))
-        lines.append("[[Transition matrix]]")
-        for row in np.asarray(self.transmat_):
-            lines.append("    " + np.array2string(row, precision=5, suppress_small=True))
-        lines.append("[[Tying]]")
-        lines.append("\n".join("    " + ln for ln in
-                               self.parameter_group().describe().splitlines()))
-        return "\n".join(lines)
+                 f"    ties               = {plan.statements or 'none'}",
+                 f"    free parameters    = {self.n_free_parameters()}",
+                 f"    EM iterations      = {self.monitor_.iter} "
+                 f"({'converged' if self._em_converged() else 'not converged'})",
+                 f"    M-step             = transitions {plan.transitions}, "
+                 f"emissions {plan.emissions}"]
+        return "\n".join(lines) + "\n" + self.result_.report(show_fixed=False)
 
     # ------------------------------------------------------------------ xarray
-    def to_xarray(self, X, lengths=None) -> xr.Dataset:
-        """Posteriors, Viterbi path and fitted parameters as an :class:`xarray.Dataset`.
+    def _provenance(self) -> dict[str, Any]:
+        import hmmlearn
+
+        settings = {k: (v if not hasattr(v, "describe") else v.describe())
+                    for k, v in self.get_params().items()}
+        return provenance(model=type(self).__name__, settings=settings,
+                          seed=self.random_state if not hasattr(self.random_state, "get_state")
+                          else "RandomState instance",
+                          extra={"hmmlearn_version": hmmlearn.__version__})
+
+    def to_xarray(self, X=None, lengths=None, *, client=None) -> xr.Dataset:
+        """Fitted parameters (``result_.to_xarray()``), plus the decoding of ``X`` if given.
+
+        With ``X``: dimensions ``time``, ``state``, ``group`` (plus ``feature``/``symbol``):
+        ``state_posterior``, ``group_posterior`` (probability of each tied group, i.e. of the
+        observable level), ``viterbi_state``, ``viterbi_group``, ``sequence``, the
+        observations. Always: ``startprob``, ``transmat``, ``state_group``, the emission
+        arrays per state, and the parameter layout of :meth:`sciTie.FitResult.to_xarray`
+        (values, standard errors, covariance, every slot), with provenance in ``attrs``.
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_features)
-            Observations (stacked sequences).
+        X : array-like, shape (n_samples, n_features), optional
+            Observations to decode; with ``client``, also a dask array or a list of
+            ``.npy``/netCDF/zarr files read by the workers.
         lengths : array-like of int, optional
             Sequence lengths.
+        client : dask.distributed.Client, optional
+            Decode on this Dask cluster: the per-time variables are then dask arrays whose
+            blocks (whole sequences) are kept on the workers.
 
         Returns
         -------
         xarray.Dataset
-            Dimensions ``time``, ``state``, ``group`` (plus ``feature``/``symbol`` and
-            ``state_to``): ``state_posterior``, ``group_posterior`` (probability of each
-            tied group, i.e. of the observable level), ``viterbi_state``,
-            ``viterbi_group``, ``sequence``, the observations, ``startprob``,
-            ``transmat``, ``state_group`` and the per-group emission parameters; provenance
-            and fit statistics in ``attrs``.
         """
-        check_is_fitted(self, "startprob_")
+        self._require_fitted("to_xarray")
+        K = self.n_components
+        s2g = self.state_to_group_
+        ds = xr.Dataset(coords={"state": np.arange(K), "group": np.arange(self.n_groups_),
+                                "state_to": np.arange(K)})
+        ds["state_group"] = ("state", s2g, {"long_name": "emission group of each state"})
+        ds["startprob"] = ("state", np.asarray(self.startprob_),
+                           {"long_name": "start probability"})
+        ds["transmat"] = (("state", "state_to"), np.asarray(self.transmat_),
+                          {"long_name": "transition probability per step"})
+        for name, _, _ in self._emission_params():
+            arr = self._get_param(name)
+            dims = self._emission_dims(name, arr.ndim)
+            ds[name] = (dims, arr, {"long_name": f"emission {name} of each state"})
+        for dim in ("feature", "feature_j", "mix", "symbol"):
+            if dim in ds.dims:
+                ds = ds.assign_coords({dim: np.arange(ds.sizes[dim])})
+        if X is None:
+            decoding = xr.Dataset()
+        elif client is not None:
+            from . import _distributed
+            decoding = _distributed.decoding(self, X, lengths, client=client)
+        else:
+            decoding = self._decoding(X, lengths)
+        result = self.result_.to_xarray()
+        out = xr.merge([ds, decoding, result], combine_attrs="drop")
+        out.attrs = {**result.attrs, **decoding.attrs}
+        out.attrs.update({"ties": str(self._plan.statements),
+                          "tied_states": str(self.state_groups_),
+                          "tied_transitions": str(self.tied_transitions or []),
+                          "n_free_parameters": int(self.n_free_parameters()),
+                          "parameter_group": self.group_.describe()})
+        return out
+
+    def _emission_dims(self, name: str, ndim: int) -> tuple[str, ...]:
+        if name == "emissionprob":
+            return ("state", "symbol")
+        if name == "lambdas":
+            return ("state", "feature")
+        if self._is_mixture():
+            full = {"weights": ("state", "mix"), "means": ("state", "mix", "feature"),
+                    "covars": {"diag": ("state", "mix", "feature"), "spherical": ("state", "mix"),
+                               "full": ("state", "mix", "feature", "feature_j"),
+                               "tied": ("state", "feature", "feature_j")}}[name]
+            return full[self.covariance_type] if isinstance(full, dict) else full
+        if name == "means":
+            return ("state", "feature")
+        return {"diag": ("state", "feature"), "spherical": ("state",),
+                "full": ("state", "feature", "feature_j"),
+                "tied": ("feature", "feature_j")}[self.covariance_type]
+
+    def _decoding(self, X, lengths) -> xr.Dataset:
         Xv, lengths = self._validate_X(X, lengths)
         log_prob, post = self.score_samples(Xv, lengths)
         vit_ll, path = self.decode(Xv, lengths, algorithm="viterbi")
         s2g = self.state_to_group_
-        G = self.tie_matrix()
-        group_post = np.asarray(post @ G.toarray())
-        n, K, n_g = Xv.shape[0], self.n_components, self.n_groups_
-        seq = np.repeat(np.arange(len(lengths)), lengths)
-        is_cat = hasattr(self, "emissionprob_")
-        obs_dim = "symbol" if is_cat else "feature"
-        ds = xr.Dataset(coords={"time": np.arange(n), "state": np.arange(K),
-                                "group": np.arange(n_g), "state_to": np.arange(K)})
-        if is_cat:
-            ds["X"] = ("time", Xv[:, 0], {"long_name": "observed symbol"})
-            ds = ds.assign_coords(symbol=np.arange(self.n_features))
-        else:
-            ds["X"] = (("time", "feature"), np.asarray(Xv, dtype=float),
-                       {"long_name": "observations"})
-            ds = ds.assign_coords(feature=np.arange(Xv.shape[1]))
-        ds["sequence"] = ("time", seq, {"long_name": "index of the sequence"})
-        ds["state_posterior"] = (("time", "state"), post,
-                                 {"long_name": "P(state | all observations)"})
-        ds["group_posterior"] = (("time", "group"), group_post,
-                                 {"long_name": "P(tied group | all observations)"})
-        ds["viterbi_state"] = ("time", path, {"long_name": "Viterbi state path"})
-        ds["viterbi_group"] = ("time", s2g[path], {"long_name": "group of the Viterbi state"})
-        ds["state_group"] = ("state", s2g, {"long_name": "emission group of each state"})
-        ds["startprob"] = ("state", np.asarray(self.startprob_))
-        ds["transmat"] = (("state", "state_to"), np.asarray(self.transmat_))
-        mixture_dims = {"weights": ("group", "mix"), "means": ("group", "mix", "feature"),
-                        "covars": {"diag": ("group", "mix", "feature"),
-                                   "spherical": ("group", "mix"),
-                                   "full": ("group", "mix", "feature", "feature_j"),
-                                   "tied": ("group", "feature", "feature_j")}}
-        for name, arr in self._emission_params_for_report().items():
-            arr = np.asarray(arr)
-            if self._is_mixture():
-                dims = mixture_dims[name]
-                dims = dims[self.covariance_type] if isinstance(dims, dict) else dims
-                ds[name] = (dims, arr)
-            elif name == "covars" and self.covariance_type == "tied":
-                ds[name] = (("feature", "feature_j"), arr)
-            elif name == "covars" and self.covariance_type == "full":
-                ds[name] = (("group", "feature", "feature_j"), arr)
-            elif name == "covars" and self.covariance_type == "spherical":
-                ds[name] = (("group",), arr.reshape(n_g, -1)[:, 0])
-            else:
-                ds[name] = (("group", obs_dim), arr.reshape(n_g, -1))
-        if "feature_j" in ds.dims:
-            ds = ds.assign_coords(feature_j=np.arange(self.n_features))
-        if "mix" in ds.dims:
-            ds = ds.assign_coords(mix=np.arange(self.n_mix))
-        from sciTie import __version__ as sci_version
-        import hmmlearn
+        arrays = {"X": Xv, "sequence": np.repeat(np.arange(len(lengths)), lengths),
+                  "state_posterior": post, "group_posterior": post @ self._group_onehot(),
+                  "viterbi_state": path, "viterbi_group": s2g[path]}
+        return self._decoding_dataset(arrays, n_sequences=len(lengths), log_prob=log_prob,
+                                      viterbi_log_prob=vit_ll)
 
-        k = self.n_free_parameters()
-        mon = getattr(self, "monitor_", None)
-        ds.attrs.update({
-            "model": type(self).__name__,
-            "tied_states": str(self.state_groups_),
-            "tied_transitions": str(self.transition_groups_),
-            "log_likelihood": float(log_prob),
-            "viterbi_log_prob": float(vit_ll),
-            "n_free_parameters": int(k),
-            "aic": float(-2 * log_prob + 2 * k),
-            "bic": float(-2 * log_prob + k * np.log(n)),
-            "n_samples": int(n),
-            "n_sequences": int(len(lengths)),
-            "em_iterations": int(mon.iter) if mon is not None else 0,
-            "em_converged": int(self._em_converged()),
-            "sciTie_version": str(sci_version),
-            "hmmlearn_version": str(hmmlearn.__version__),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "parameter_group": self.parameter_group().describe(),
-        })
+    def _group_onehot(self) -> np.ndarray:
+        """(state, group) indicator: posteriors times it give the group posteriors."""
+        onehot = np.zeros((self.n_components, self.n_groups_))
+        onehot[np.arange(self.n_components), self.state_to_group_] = 1.0
+        return onehot
+
+    def _decoding_dataset(self, arrays: dict, *, n_sequences: int, log_prob: float,
+                          viterbi_log_prob: float) -> xr.Dataset:
+        """The decoding part of :meth:`to_xarray` from per-time arrays (numpy or dask)."""
+        Xv = arrays["X"]
+        n = Xv.shape[0]
+        ds = xr.Dataset(coords={"time": np.arange(n)})
+        if hasattr(self, "emissionprob_"):
+            ds["X"] = ("time", Xv[:, 0], {"long_name": "observed symbol"})
+        else:
+            ds["X"] = (("time", "feature"), Xv.astype(float, copy=False),
+                       {"long_name": "observations"})
+        ds["sequence"] = ("time", arrays["sequence"], {"long_name": "index of the sequence"})
+        ds["state_posterior"] = (("time", "state"), arrays["state_posterior"],
+                                 {"long_name": "P(state | all observations)"})
+        ds["group_posterior"] = (("time", "group"), arrays["group_posterior"],
+                                 {"long_name": "P(tied group | all observations)"})
+        ds["viterbi_state"] = ("time", arrays["viterbi_state"],
+                               {"long_name": "Viterbi state path"})
+        ds["viterbi_group"] = ("time", arrays["viterbi_group"],
+                               {"long_name": "group of the Viterbi state"})
+        ds.attrs.update({"decoded_log_likelihood": float(log_prob),
+                         "viterbi_log_prob": float(viterbi_log_prob), "n_samples": int(n),
+                         "n_sequences": int(n_sequences)})
         return ds
+
+    # ------------------------------------------------------------------ figures
+    def _plot_result(self, result: FitResult, ax=None, **kwargs):
+        """Default figure of ``result_``: the transition matrix and the emission levels."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(5.5, 4.5))
+        A = np.asarray(self.transmat_)
+        im = ax.imshow(A, vmin=0, vmax=1, cmap=kwargs.pop("cmap", "viridis"))
+        ax.figure.colorbar(im, ax=ax, label="transition probability per step")
+        ax.set_xlabel("to state")
+        ax.set_ylabel("from state")
+        K = self.n_components
+        ax.set_xticks(range(K))
+        ax.set_yticks(range(K))
+        for i in range(K):
+            for j in range(K):
+                if A[i, j] > 0:
+                    ax.text(j, i, f"{A[i, j]:.2g}", ha="center", va="center", fontsize=7,
+                            color="w" if A[i, j] < 0.5 else "k")
+        ax.set_title(f"{type(self).__name__}: {K} states, "
+                     f"log L = {result.log_likelihood:.6g}")
+        return ax
+
+    def _state_level(self, feature: int = 0) -> np.ndarray:
+        """The mean observation of each state (for drawing the decoded path)."""
+        if hasattr(self, "lambdas_"):
+            return np.asarray(self.lambdas_)[:, feature]
+        if hasattr(self, "emissionprob_"):
+            p = np.asarray(self.emissionprob_)
+            return p @ np.arange(p.shape[1])
+        if self._is_mixture():
+            return (np.asarray(self.weights_)[:, :, None] * np.asarray(self.means_)).sum(1)[:, feature]
+        return np.asarray(self.means_)[:, feature]
+
+    def plot_dwell_times(self, X, lengths=None, *, ax=None, dt: float = 1.0,
+                         time_unit: str = "samples", levels=None):
+        """Dwell-time histograms per observed level, with the fitted dwell distribution.
+
+        Parameters
+        ----------
+        X : array-like
+            Observations to decode.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        ax : array of matplotlib Axes, optional
+            One per level.
+        dt : float, optional
+            Time per sample (dwell times are drawn in ``dt`` units).
+        time_unit : str, optional
+            Label of the time unit.
+        levels : sequence of int, optional
+            Which emission groups (default: all that occur).
+
+        Returns
+        -------
+        array of matplotlib Axes
+        """
+        from ._plots import plot_dwell_times
+
+        self._require_fitted("plot_dwell_times")
+        return plot_dwell_times(self, X, lengths, ax=ax, dt=dt, time_unit=time_unit,
+                                levels=levels)
+
+    def plot(self, X=None, lengths=None, *, ax=None, time=None, time_unit: str = "samples",
+             max_points: int = 5000, **kwargs):
+        """Figure of the fit: the decoded record of ``X``, or the transition matrix.
+
+        With ``X`` (one feature shown): the observations in physical time (``time`` values,
+        ``time_unit`` label), the Viterbi path drawn at the level of each state, and the
+        state posteriors underneath. Without ``X``: :meth:`sciTie.FitResult.plot`.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            Observations to decode and draw.
+        lengths : array-like of int, optional
+            Sequence lengths.
+        ax : matplotlib Axes or array of two Axes, optional
+            Where to draw.
+        time : array-like, optional
+            Time of each sample (default: the sample index).
+        time_unit : str, optional
+            Label of the time axis.
+        max_points : int, optional
+            Draw at most this many samples (the first ones).
+
+        Returns
+        -------
+        matplotlib Axes (or array of Axes)
+        """
+        from ._plots import plot_decoded
+
+        self._require_fitted("plot")
+        if X is None:
+            return self.result_.plot(ax=ax, **kwargs)
+        return plot_decoded(self, X, lengths, ax=ax, time=time, time_unit=time_unit,
+                            max_points=max_points)

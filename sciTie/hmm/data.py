@@ -5,11 +5,16 @@ registered in :mod:`sciTie.datasets` as ``earthquakes`` and ``ion-channel``.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import xarray as xr
 
+from .._validation import check_int
+from ..errors import DataFormatError
+
 __all__ = ["load_earthquakes", "load_ion_channel", "simulate_ion_channel",
-           "ION_CHANNEL_SCHEME"]
+           "read_year_counts", "ION_CHANNEL_SCHEME"]
 
 #: The aggregated Markov scheme of the synthetic channel: C1 - C2 - C3 - O4 - O5.
 #: Entries are per-sample transition probabilities (rates times the sampling interval).
@@ -74,8 +79,9 @@ def simulate_ion_channel(n_samples: int = 200_000, seed: int = 20240607) -> xr.D
         ``current`` (time) in pA, ``state`` (time) the true hidden state, ``level`` (time)
         0 closed / 1 open; the true parameters in ``attrs``.
     """
-    if int(n_samples) < 2:
-        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+    # 10**8 samples already take several GB with the true path and levels
+    n_samples = check_int(n_samples, "n_samples", minimum=2, maximum=10**8)
+    seed = check_int(seed, "seed", minimum=0)
     truth = ion_channel_truth()
     # two independent streams, so that a shorter record is a prefix of a longer one
     rng_path, rng_noise = (np.random.default_rng(s)
@@ -152,14 +158,10 @@ def load_earthquakes(path=None) -> xr.Dataset:
     """
     from sciTie.datasets import bundled_path
 
-    file = bundled_path("earthquakes.csv") if path is None else path
-    with open(file) as fh:
-        lines = [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
-    header, rows = lines[0].split(","), [ln.split(",") for ln in lines[1:]]
-    if [h.strip() for h in header] != ["year", "count"]:
-        raise ValueError(f"{file}: expected columns 'year,count', got {lines[0]!r}")
-    years = np.array([int(r[0]) for r in rows], dtype=np.int64)
-    counts = np.array([int(r[1]) for r in rows], dtype=np.int64)
+    from sciTie.io import as_path
+
+    file = bundled_path("earthquakes.csv") if path is None else as_path(path, "path")
+    years, counts = read_year_counts(file)
     ds = xr.Dataset({"count": ("year", counts, {"long_name": "major earthquakes (M>=7)",
                                                 "units": "1/year"})},
                     coords={"year": years})
@@ -172,3 +174,74 @@ def load_earthquakes(path=None) -> xr.Dataset:
         "total_count": int(counts.sum()),
     })
     return ds
+
+
+def _integer_cell(text: str, what: str, file, line: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DataFormatError(f"{what} {text!r} is not an integer", path=file, line=line,
+                              key=what) from None
+
+
+def read_year_counts(file: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read a ``year,count`` CSV (``#`` comments and blank lines allowed).
+
+    Parameters
+    ----------
+    file : path-like
+        The CSV file.
+
+    Returns
+    -------
+    years, counts : ndarray of int64
+        Strictly increasing years and their non-negative counts.
+
+    Raises
+    ------
+    sciTie.errors.DataFormatError
+        Naming the file and line of anything that is not such a table (wrong header, a row
+        without two integers, a negative count, a year out of order, no rows).
+    OSError
+        The file cannot be opened.
+    """
+    try:
+        with open(file, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+                              "expected a 'year,count' CSV", path=file) from None
+    header_line = None
+    years: list[int] = []
+    counts: list[int] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c.strip() for c in line.split(",")]
+        if header_line is None:
+            if cells != ["year", "count"]:
+                raise DataFormatError(f"expected columns 'year,count' in the header, got "
+                                      f"{line!r}", path=file, line=lineno)
+            header_line = lineno
+            continue
+        if len(cells) != 2:
+            raise DataFormatError(f"expected two comma-separated integers 'year,count', got "
+                                  f"{len(cells)} field(s): {line!r}", path=file, line=lineno)
+        year = _integer_cell(cells[0], "year", file, lineno)
+        count = _integer_cell(cells[1], "count", file, lineno)
+        if count < 0:
+            raise DataFormatError(f"count {count} is negative; counts are >= 0", path=file,
+                                  line=lineno, key="count")
+        if years and year <= years[-1]:
+            raise DataFormatError(f"year {year} does not follow {years[-1]}; years must "
+                                  "increase down the file", path=file, line=lineno, key="year")
+        years.append(year)
+        counts.append(count)
+    if header_line is None:
+        raise DataFormatError("the file is empty; expected a 'year,count' header and one row "
+                              "per year", path=file)
+    if not years:
+        raise DataFormatError("no data rows after the header; expected one 'year,count' row "
+                              "per year", path=file, line=header_line)
+    return np.array(years, dtype=np.int64), np.array(counts, dtype=np.int64)

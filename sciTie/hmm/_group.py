@@ -1,0 +1,435 @@
+"""The ParameterGroup of a tied HMM: its slots are the model's own arrays.
+
+One group per fitted model (``group_``) holds every number the model reads: ``startprob``,
+``transmat`` and the emission parameters under their own names (``means``, ``covars``,
+``lambdas``, ``emissionprob``, ``weights``), shaped like hmmlearn's arrays. The user's ties
+(``ties=`` statements or a ParameterGroup, and the ``tied_states``/``tied_transitions``
+shorthands, which are written as statements) go in first; then the structure every HMM has:
+parameters outside ``params`` and structural zeros fixed, symmetric covariance matrices tied
+to their upper triangle, and each probability row normalised by a linear equation
+``last = 1 - sum(others)``. The M-step, the parameter count, the uncertainties and the report
+all read this one group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core import ParameterGroup
+from ..core._links import EXPR, FIXED, FREE, LINEAR, _LinearLink
+from ..errors import ValidationError
+from ._tying import validate_partition, validate_transition_groups
+
+__all__ = ["HMMGroupPlan", "build_group", "model_slots", "write_arrays", "finalise_probabilities"]
+
+TRANSITION_PARAMS = ("startprob", "transmat")
+
+
+@dataclass
+class HMMGroupPlan:
+    """How each block of the M-step is solved, decided once from the group's ties.
+
+    ``"closed"``: no user tie touches the block, hmmlearn's closed form is the exact argmax;
+    ``"pooled"``: every emission parameter of each tied state equals its representative's
+    (statistics pooled through G, then the closed form: exact only for such full equality
+    ties); ``"general"``: Newton steps on Q through the tie map.
+    """
+
+    transitions: str
+    emissions: str
+    partition: list[list[int]]
+    block_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    statements: list[str] = field(default_factory=list)
+    new_parameters: list[str] = field(default_factory=list)
+
+
+def _statements_from_shorthands(model) -> list[str]:
+    K = model.n_components
+    out: list[str] = []
+    groups = validate_partition(model.tied_states, K)
+    names = [n for n, _, _ in model._emission_params()]
+    for g in groups:
+        for s in g[1:]:
+            for name in names:
+                if name == "covars" and not model._is_mixture() and model.covariance_type == "tied":
+                    continue  # one matrix for every state already
+                out.append(f"{name}[{s}] = {name}[{g[0]}]")
+    for g in validate_transition_groups(model.tied_transitions, K):
+        out += [f"transmat[{s},{s}] = transmat[{g[0]},{g[0]}]" for s in g[1:]]
+    return out
+
+
+def _user_statements(ties: Any) -> list[str]:
+    if ties is None or isinstance(ties, ParameterGroup):
+        return []
+    if isinstance(ties, str):
+        return [ties]
+    if isinstance(ties, (dict, bytes)) or hasattr(ties, "keys"):
+        raise ValidationError(f"ties must be a tie statement, a sequence of statements (e.g. "
+                              f"['means[1] = means[0]']) or a ParameterGroup; got "
+                              f"{type(ties).__name__} (write each tie as 'lhs = rhs')")
+    try:
+        items = list(ties)
+    except TypeError:
+        raise ValidationError(f"ties must be a tie statement, a sequence of statements (e.g. "
+                              f"['means[1] = means[0]']) or a ParameterGroup; got "
+                              f"{type(ties).__name__}") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise ValidationError(f"ties must hold statements (str) like 'means[1] = means[0]'; "
+                                  f"got {item!r} ({type(item).__name__})")
+    return items
+
+
+def _bounds(model, name: str, shape: tuple[int, ...]) -> tuple[Any, Any]:
+    if name in ("startprob", "transmat", "emissionprob", "weights"):
+        return 0.0, 1.0
+    if name == "lambdas":
+        return 0.0, np.inf
+    if name == "covars":
+        lo = np.full(shape, -np.inf)
+        ctype = model.covariance_type
+        if ctype in ("spherical", "diag"):
+            lo[...] = 0.0
+        else:  # the diagonals of (..., D, D) matrices
+            D = shape[-1]
+            lo[..., np.arange(D), np.arange(D)] = 0.0
+        return lo, np.inf
+    return -np.inf, np.inf
+
+
+def _arrays(model) -> list[tuple[str, str, np.ndarray]]:
+    """(name, params letter, current float array) of every parameter of the model."""
+    out = [("startprob", "s", np.asarray(model.startprob_, dtype=float)),
+           ("transmat", "t", np.asarray(model.transmat_, dtype=float))]
+    for name, letter, _ in model._emission_params():
+        out.append((name, letter, np.asarray(model._get_param(name), dtype=float)))
+    return out
+
+
+def _kind(group: ParameterGroup) -> dict[str, int]:
+    c = group._compiled()
+    return dict(zip(c.names, c.kind.tolist()))
+
+
+def _slots(group: ParameterGroup, name: str) -> list[str]:
+    c = group._compiled()
+    return [c.names[i] for i in np.ravel(np.asarray(c.select(name)))]
+
+
+def _fix_free(group: ParameterGroup, slot_names: Sequence[str]) -> None:
+    kinds = _kind(group)
+    free = [n for n in slot_names if kinds[n] == FREE]
+    if free:
+        group.fix(*free)
+
+
+def _probability_rows(group: ParameterGroup, name: str, shape: tuple[int, ...]) -> list[list[str]]:
+    c = group._compiled()
+    idx = np.asarray(c.select(name))
+    rows = idx.reshape(-1, shape[-1])
+    return [[c.names[i] for i in row] for row in rows]
+
+
+def normalise_row(group: ParameterGroup, row: Sequence[str]) -> None:
+    """Make the largest free entry of a probability row ``1 - sum(other entries)``.
+
+    The largest: ``1 - sum`` of the others loses nothing of it, while a tiny entry computed
+    that way would round to 0 (a transition of 1e-23 must stay 1e-23).
+    """
+    kinds = _kind(group)
+    values = group.values()
+    free = [n for n in row if kinds[n] == FREE]
+    if not free:
+        return
+    candidates = _without_dependants(group, row, free, kinds)
+    if not candidates:
+        base = row[0].split("[")[0]
+        raise ValidationError(
+            f"with these ties the probability row {', '.join(row)} cannot be normalised: each "
+            f"of its free entries ({', '.join(free)}) has another entry of the row tied to it, "
+            f"so no entry is left to make the row sum to 1; leave one entry of each {base} row "
+            "untied (or fix the row)")
+    last = max(candidates, key=lambda n: (values[n], free.index(n)))
+    terms = {n: -1.0 for n in row if n != last and not (kinds[n] == FIXED and values[n] == 0.0)}
+    if terms:
+        group.tie_linear(last, terms, offset=1.0)
+    else:  # the only entry that is not a structural zero: it is 1
+        group.fix(last)
+
+
+def _without_dependants(group: ParameterGroup, row: Sequence[str], free: list[str],
+                        kinds: dict[str, int]) -> list[str]:
+    """Free entries of ``row`` that no other entry of the row follows through a tie.
+
+    Making such an entry ``1 - sum(others)`` would close a tie cycle.
+    """
+    if not any(kinds[n] in (LINEAR, EXPR) for n in row):
+        return free
+    c = group._compiled()
+    G = c.tie_matrix().tocsc()
+    in_row = {c.name_to_slot[n] for n in row}
+    out = []
+    for n in free:
+        i = c.name_to_slot[n]
+        col = int(c.free_column[i])
+        followers = set(G.indices[G.indptr[col]:G.indptr[col + 1]].tolist()) & in_row
+        if not followers - {i}:
+            out.append(n)
+    return out
+
+
+def _symmetric_ties(group: ParameterGroup, name: str, shape: tuple[int, ...]) -> None:
+    kinds = _kind(group)
+    D = shape[-1]
+    for prefix in np.ndindex(*shape[:-2]):
+        pre = "".join(f"{i}," for i in prefix)
+        for a in range(D):
+            for b in range(a):
+                lower, upper = f"{name}[{pre}{a},{b}]", f"{name}[{pre}{b},{a}]"
+                if kinds[lower] in (FREE, FIXED):
+                    group.tie(lower, to=upper)
+
+
+def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
+    """The model's group from its current arrays, settings and ties (see module docstring)."""
+    ties = getattr(model, "ties", None)
+    arrays = _arrays(model)
+    if isinstance(ties, ParameterGroup):
+        group = ties.copy()
+        for name, _, arr in arrays:
+            if name in group._params:
+                par = group._params[name]
+                if par.shape != arr.shape:
+                    raise ValidationError(
+                        f"ties: the group's parameter {name!r} has shape {par.shape} but the "
+                        f"model's has {arr.shape}")
+                par._value = arr.copy()
+            else:
+                lo, hi = _bounds(model, name, arr.shape)
+                group.add(name, arr, min=lo, max=hi)
+    else:
+        group = ParameterGroup("hmm", description=type(model).__name__)
+        for name, _, arr in arrays:
+            lo, hi = _bounds(model, name, arr.shape)
+            group.add(name, arr, min=lo, max=hi)
+    statements = _statements_from_shorthands(model) + _user_statements(ties)
+    created = group.apply_ties(statements, new_parameters=True) if statements else []
+    _check_given_values(model, group, arrays, created)
+    model_names = {name for name, _, _ in arrays}
+    created += [n for n in group.parameters if n not in model_names and n not in created]
+    user_tied = {n for n, k in _kind(group).items() if k in (LINEAR, EXPR)}
+    letters = model.params
+    for name, letter, arr in arrays:
+        slots = _slots(group, name)
+        if letter not in letters:
+            _fix_free(group, slots)
+        elif name in ("startprob", "transmat", "emissionprob", "weights"):
+            _fix_free(group, [s for s, v in zip(slots, arr.ravel()) if v == 0.0])
+        if name == "covars" and (model.covariance_type in ("full", "tied")):
+            _symmetric_ties(group, name, arr.shape)
+    for name, letter, arr in arrays:
+        if name in ("startprob", "transmat", "emissionprob", "weights") and letter in letters:
+            for row in _probability_rows(group, name, arr.shape):
+                normalise_row(group, row)
+    group.update()  # tied slots take the values their ties give
+    _check_tied_bounds(group)
+    write_arrays(model, group.values().array, group)
+    _check_probabilities(model, group)
+    plan = _plan(model, group, user_tied, created, statements)
+    return group, plan
+
+
+def _check_given_values(model, group: ParameterGroup, arrays, created: list[str]) -> None:
+    """Values the user set (letters outside ``init_params``) must already satisfy the ties.
+
+    Values that fit initialised are projected onto the ties silently; values a user gave
+    and a tie contradicts are an error, not a silent replacement.
+    """
+    init = model.init_params
+    c = group._compiled()
+    implied = c.evaluate()
+    depends_on_new = set()
+    for n in created:
+        col = int(c.free_column[c.select(n)]) if n in group._params else -1
+        if col >= 0:
+            G = c.tie_matrix()
+            depends_on_new |= set(np.flatnonzero(G[:, col].toarray().ravel()).tolist())
+    for name, letter, arr in arrays:
+        if letter in init:
+            continue
+        idx = np.ravel(np.asarray(c.select(name)))
+        given = arr.ravel()
+        for i, v in zip(idx, given):
+            if int(i) in depends_on_new or c.kind[i] not in (LINEAR, EXPR):
+                continue
+            if not np.isclose(implied[i], v, rtol=1e-10, atol=1e-12):
+                attr = {"startprob": "startprob_", "transmat": "transmat_"}.get(
+                    name, dict((n, a) for n, _, a in model._emission_params()).get(name, name))
+                raise ValidationError(
+                    f"{attr} was given with {c.names[i]} = {v:g}, but the ties make it "
+                    f"{implied[i]:g} ({c.describe_slot(i)}); give values that satisfy the ties "
+                    f"or let fit initialise them (init_params containing {letter!r})")
+
+
+def _check_tied_bounds(group: ParameterGroup) -> None:
+    """A tie must keep what it sets in its domain (a variance tied to minus another ...)."""
+    c = group._compiled()
+    slots = c.evaluate()
+    for i in range(len(c.names)):
+        if c.kind[i] not in (LINEAR, EXPR) or c.names[i].split("[")[0] in _PROBABILITIES:
+            continue  # probability rows are checked as rows below
+        if not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]:
+            raise ValidationError(
+                f"with these ties {c.names[i]} = {slots[i]:g} ({c.describe_slot(i)}) is "
+                f"outside its domain [{c.slot_lower[i]:g}, {c.slot_upper[i]:g}]; a tie must keep "
+                "every parameter valid (variances and rates positive)")
+
+
+_PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
+
+
+def _check_probabilities(model, group: ParameterGroup) -> None:
+    vals = group.values()
+    for name, _, arr in _arrays(model):
+        if name not in ("startprob", "transmat", "emissionprob", "weights"):
+            continue
+        rows = np.atleast_2d(np.asarray(vals[name]).reshape(-1, arr.shape[-1]))
+        bad = np.flatnonzero(~np.isclose(rows.sum(axis=1), 1.0, atol=1e-8) | (rows < -1e-12).any(1))
+        if bad.size:
+            r = int(bad[0])
+            where = name if name == "startprob" else f"{name}[{r}]"
+            raise ValidationError(
+                f"with these ties {where} = {np.array2string(rows[r], precision=4)} is not a "
+                "probability vector (it must be non-negative and sum to 1); tie probability "
+                "entries so that each row keeps at least one free entry")
+
+
+def _block_of(name: str) -> str:
+    base = name.split("[")[0]
+    return "transitions" if base in TRANSITION_PARAMS else "emissions"
+
+
+def _plan(model, group: ParameterGroup, user_tied: set[str], created: list[str],
+          statements: list[str]) -> HMMGroupPlan:
+    c = group._compiled()
+    G = c.tie_matrix().tocsc()
+    block = np.array([_block_of(n) for n in c.names])
+    cols: dict[str, list[int]] = {"transitions": [], "emissions": []}
+    for j in range(G.shape[1]):
+        rows = G.indices[G.indptr[j]:G.indptr[j + 1]]
+        touched = set(block[rows]) if rows.size else {_block_of(c.names[c.free_idx[j]])}
+        if len(touched) > 1:
+            raise ValidationError(
+                f"the free parameter {c.names[c.free_idx[j]]!r} reaches both transition and "
+                "emission parameters through the ties; EM maximises them separately, so a tie "
+                "may not connect the two")
+        cols[touched.pop()].append(j)
+    tied_by_block = {b: {n for n in user_tied if _block_of(n) == b and n not in created}
+                     for b in cols}
+    new_in = {b: [n for n in created if int(c.free_column[c.select(n)]) in cols[b]]
+              for b in cols}
+    transitions = "general" if tied_by_block["transitions"] or new_in["transitions"] else "closed"
+    partition = _equality_partition(model, group, tied_by_block["emissions"])
+    if not tied_by_block["emissions"] and not new_in["emissions"]:
+        emissions = "closed"
+    elif partition is not None and model._supports_pooling():
+        emissions = "pooled"
+    else:
+        emissions = "general"
+    if emissions == "general" and not model._supports_general_ties():
+        raise ValidationError(
+            f"{type(model).__name__} accepts ties that make whole states equal (every emission "
+            "parameter of a state tied by equality to another state's, e.g. tied_states); the "
+            f"ties {statements} are not of that form")
+    if partition is None:
+        partition = [[k] for k in range(model.n_components)]
+    return HMMGroupPlan(transitions, emissions, partition,
+                        {b: np.asarray(v, dtype=np.intp) for b, v in cols.items()},
+                        list(statements), list(created))
+
+
+def _equality_partition(model, group: ParameterGroup, tied: set[str]) -> list[list[int]] | None:
+    """States whose every emission slot equals (scale 1, offset 0) a representative's, or None."""
+    if not tied:
+        return None
+    c = group._compiled()
+    K = model.n_components
+    rep: dict[int, int] = {}
+    for name, _, _ in model._emission_params():
+        if name == "covars" and not model._is_mixture() and model.covariance_type == "tied":
+            continue
+        flat = np.asarray(c.select(name)).reshape(K, -1)
+        where = {int(s): (k, e) for k, row in enumerate(flat) for e, s in enumerate(row)}
+        for k in range(K):
+            for e, s in enumerate(flat[k]):
+                this = k
+                if c.names[s] in tied:
+                    link = c.links.get(int(s))
+                    if (not isinstance(link, _LinearLink) or len(link.targets) != 1
+                            or link.scales[0] != 1.0 or link.offset != 0.0):
+                        return None
+                    t = c.key_to_slot[link.targets[0].key]
+                    if t not in where or c.names[t] in tied or where[t][1] != e:
+                        return None
+                    this = where[t][0]
+                if rep.setdefault(k, this) != this:
+                    return None
+    if any(rep[r] != r for r in set(rep.values())):
+        return None
+    groups: dict[int, list[int]] = {}
+    for k in range(K):
+        groups.setdefault(rep.get(k, k), []).append(k)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def model_slots(model, group: ParameterGroup, base: np.ndarray | None = None) -> np.ndarray:
+    """The slot vector read from the model's arrays (other slots from ``base``)."""
+    c = group._compiled()
+    slots = c.current_slots() if base is None else np.array(base, dtype=float)
+    for name, _, arr in _arrays(model):
+        slots[np.asarray(c.select(name))] = arr
+    return slots
+
+
+def write_arrays(model, slots: np.ndarray, group: ParameterGroup) -> None:
+    """Write slot values into the model's arrays (the only place arrays are set from slots)."""
+    c = group._compiled()
+    model.startprob_ = np.array(slots[np.asarray(c.select("startprob"))])
+    model.transmat_ = np.array(slots[np.asarray(c.select("transmat"))])
+    for name, _, _ in model._emission_params():
+        model._set_param(name, np.array(slots[np.asarray(c.select(name))]))
+
+
+def finalise_probabilities(group: ParameterGroup, names: Sequence[str],
+                           slots: np.ndarray) -> None:
+    """Store the fitted ``slots`` in ``group``, re-choosing how probability rows normalise.
+
+    Probabilities that EM drove to exactly 0 are fixed (EM can never move them again), and
+    each row is normalised on its largest entry at the fitted values, so that no small
+    probability is computed as ``1 - sum`` of larger ones and rounded to zero.
+    """
+    c = group._compiled()
+    rows = []
+    for name in names:
+        if name in group._params:
+            rows += _probability_rows(group, name, group._params[name].shape)
+    normalisers = [n for row in rows for n in row
+                   if c.kind[c.name_to_slot[n]] == LINEAR and _is_normaliser(c, n, row)]
+    if normalisers:
+        group.untie(normalisers)
+    group._compiled().write_back(np.asarray(slots, dtype=float))
+    values = group.values()
+    kinds = _kind(group)
+    _fix_free(group, [n for row in rows for n in row if kinds[n] == FREE and values[n] == 0.0])
+    for row in rows:
+        normalise_row(group, row)
+
+
+def _is_normaliser(c, name: str, row: Sequence[str]) -> bool:
+    link = c.links.get(c.name_to_slot[name])
+    if not isinstance(link, _LinearLink) or link.offset != 1.0:
+        return False
+    return {c.names[c.key_to_slot[t.key]] for t in link.targets} <= set(row)

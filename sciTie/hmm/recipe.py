@@ -1,0 +1,444 @@
+"""The ``hmm`` recipe kind: a tied HMM fitted to a user's series from one TOML file.
+
+.. code-block:: toml
+
+    kind = "hmm"
+    name = "rates"
+
+    [data]
+    file = "rates.csv"            # CSV (header names), .npy, or netCDF (variable names)
+    columns = ["rate"]
+    lengths_column = "sequence"   # or lengths = [500, 300]
+    time_column = "t"             # physical time, for figures
+    time_unit = "s"
+
+    [model]
+    family = "gaussian"           # gaussian | poisson | categorical | gmm
+    n_components = 2              # or a list: compared by BIC
+    ties = ["covars[1] = covars[0]"]
+
+    [fit]
+    restarts = 5
+    random_state = 0
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.summary import RunSummary
+from ..errors import SciTieError
+from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
+from ..recipes._data import FORMATS, lengths_from_labels, read_table
+from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM, TiedPoissonHMM
+from ._tying import erlang_chains, linear_scheme
+
+__all__ = ["KIND", "SCHEMA", "fit_recipe_models"]
+
+FAMILIES = {"gaussian": TiedGaussianHMM, "poisson": TiedPoissonHMM,
+            "categorical": TiedCategoricalHMM, "gmm": TiedGMMHMM}
+
+_MODEL_FIELDS = {
+    "family": Field("str", "emission family", choices=tuple(FAMILIES)),
+    "n_components": Field("int|list[int]", "number of states (a list: compared by BIC)",
+                          minimum=1),
+    "covariance_type": Field("str", "Gaussian/GMM covariance", default="diag",
+                             choices=("spherical", "diag", "full", "tied")),
+    "n_mix": Field("int", "mixture components per state (gmm)", default=1, minimum=1),
+    "n_features": Field("int", "number of symbols (categorical; default from the data)",
+                        minimum=1),
+    "ties": Field("list[str]", "tie statements, e.g. 'means[1] = means[0]'", default=[]),
+    "tied_states": Field("list[list[int]]", "groups of states sharing one emission"),
+    "tied_transitions": Field("list[list[int]]", "groups of states sharing a self-loop"),
+    "scheme": Table({
+        "type": Field("str", "topology", required=True, choices=("linear", "erlang")),
+        "group_sizes": Field("list[int]", "states per observable level", required=True,
+                             minimum=1),
+        "stay": Field("float", "initial self-loop probability", default=0.9, minimum=0.0,
+                      maximum=1.0),
+    }, doc="a linear (C-C-O-O) or Erlang-chain topology; its zeros are structural"),
+    "params": Field("str", "letters of the parameters to fit (hmmlearn's params)"),
+    "init_params": Field("str", "letters initialised by fit (hmmlearn's init_params)"),
+}
+
+SCHEMA = Table({
+    "data": Table({
+        "dataset": Field("str", "a dataset that ships with sciTie (`scitie datasets`)"),
+        "file": Field("path", "data file, relative to the recipe"),
+        "format": Field("str", "file format (default: from the suffix)",
+                        choices=("csv", "npy", "netcdf")),
+        "columns": Field("list[str]", "observation columns / netCDF variables", default=[]),
+        "lengths": Field("list[int]", "sequence lengths (summing to the number of rows)",
+                         minimum=1),
+        "lengths_column": Field("str", "column of sequence labels (contiguous runs)"),
+        "time_column": Field("str", "column or coordinate with the time of each row"),
+        "time_unit": Field("str", "unit of the time column", default="samples"),
+        "dt": Field("float", "time per sample: transition rates are reported per unit time",
+                    minimum=0.0),
+        "options": Field("table", "keyword arguments of the dataset's loader", default={}),
+    }, doc="where the observations come from"),
+    "model": Table(_MODEL_FIELDS, doc="the HMM and its ties"),
+    "fit": Table({
+        "restarts": Field("int", "seeded restarts; the best log-likelihood is kept",
+                          default=1, minimum=1),
+        "n_iter": Field("int", "EM iterations at most", default=100, minimum=1),
+        "tol": Field("float", "EM convergence threshold on the log-likelihood gain",
+                     default=1e-4, minimum=0.0),
+        "random_state": Field("int", "first seed", default=0, minimum=0),
+        "uncertainties": Field("bool", "standard errors from the observed information",
+                               default=True),
+        "order_states": Field("bool", "label untied states by increasing level", default=True),
+    }, doc="how EM is run"),
+    "compare": ArrayOfTables(Table({"label": Field("str", "name in the comparison table",
+                                                   required=True), **_MODEL_FIELDS}),
+                             doc="other models fitted to the same data, compared by BIC"),
+})
+
+
+# ------------------------------------------------------------------ data
+def _load_data(recipe: Recipe) -> dict[str, Any]:
+    d = recipe.settings["data"]
+    if bool(d["dataset"]) == bool(d["file"]):
+        raise recipe.error("give exactly one of data.dataset (bundled) or data.file", "data")
+    columns = list(d["columns"])
+    extra = [c for c in (d["lengths_column"], d["time_column"]) if c]
+    inputs: list[Path] = []
+    if d["dataset"]:
+        from .. import datasets
+
+        try:
+            ds = datasets.load(d["dataset"], **d["options"])
+        except (TypeError, ValueError) as exc:
+            raise recipe.error(f"data.dataset {d['dataset']!r}: {exc}", "data.dataset") from None
+        if not columns:
+            raise recipe.error("data.columns must name the observation variables of the "
+                               f"dataset (it has {', '.join(map(str, ds.variables))})",
+                               "data.columns")
+        table = {}
+        for name in columns + extra:
+            if name not in ds.variables:
+                raise recipe.error(f"dataset {d['dataset']!r} has no variable {name!r} (it has "
+                                   f"{', '.join(map(str, ds.variables))})", "data.columns")
+            table[name] = np.asarray(ds[name].values, dtype=float)
+        attrs = dict(ds.attrs)
+    else:
+        path = recipe.resolve(d["file"], "data.file")
+        inputs.append(path)
+        table = read_table(path, columns + extra, fmt=d["format"])
+        if not columns:
+            columns = [c for c in table if c not in extra]
+        attrs = {}
+    X = np.column_stack([table[c] for c in columns])
+    lengths = None
+    if d["lengths"] is not None and d["lengths_column"]:
+        raise recipe.error("give data.lengths or data.lengths_column, not both", "data.lengths")
+    if d["lengths"] is not None:
+        lengths = np.asarray(d["lengths"], dtype=np.int64)
+        if lengths.sum() != X.shape[0]:
+            raise recipe.error(f"data.lengths sum to {int(lengths.sum())} but the data have "
+                               f"{X.shape[0]} rows", "data.lengths")
+    elif d["lengths_column"]:
+        lengths = lengths_from_labels(table[d["lengths_column"]],
+                                      path=inputs[0] if inputs else None, key=d["lengths_column"])
+    time_values = table[d["time_column"]] if d["time_column"] else None
+    return {"X": X, "lengths": lengths, "time": time_values, "attrs": attrs, "inputs": inputs,
+            "columns": columns}
+
+
+def _n_features(recipe: Recipe) -> int | None:
+    d = recipe.settings["data"]
+    if d["columns"]:
+        return len(d["columns"])
+    if d["file"] and (d["format"] == "npy" or Path(d["file"]).suffix.lower() == ".npy"):
+        try:
+            arr = np.load(recipe.resolve(d["file"], "data.file"), mmap_mode="r",
+                          allow_pickle=False)
+            return int(arr.shape[1]) if arr.ndim == 2 else 1
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+# ------------------------------------------------------------------ models
+def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, recipe key of its settings, model settings) of every model the recipe fits."""
+    base = recipe.settings["model"]
+    specs = []
+    ks = base["n_components"]
+    if base["scheme"]["type"] is None and ks is None:
+        raise recipe.error("model.n_components is required (or a model.scheme)",
+                           "model.n_components")
+    if isinstance(ks, list):
+        specs += [(str(k), "model", {**base, "n_components": k}) for k in ks]
+    else:
+        specs.append((None, "model", base))
+    for i, entry in enumerate(recipe.settings["compare"]):
+        merged = copy.deepcopy(base)
+        for key, value in entry.items():
+            if key != "label" and value is not None and not (
+                    key == "scheme" and value.get("type") is None):
+                merged[key] = value
+        if entry.get("scheme", {}).get("type") is not None and entry.get("n_components") is None:
+            merged["n_components"] = None
+        specs.append((entry["label"], f"compare[{i}]", merged))
+    for label, key, spec in specs:
+        if spec["family"] is None:
+            raise recipe.error("model.family is required (gaussian, poisson, categorical, gmm)",
+                               "model.family")
+        if spec["scheme"]["type"] is not None:
+            n = sum(spec["scheme"]["group_sizes"])
+            if spec["n_components"] not in (None, n):
+                raise recipe.error(f"{key}: n_components = {spec['n_components']} but the scheme "
+                                   f"has {n} states", key)
+            spec["n_components"] = n
+    return [(label if label is not None else f"{spec['n_components']}_states", key, spec)
+            for label, key, spec in specs]
+
+
+def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb: bool,
+                X: np.ndarray | None = None):
+    cls = FAMILIES[spec["family"]]
+    kw: dict[str, Any] = dict(n_iter=fit["n_iter"], tol=fit["tol"], random_state=seed,
+                              ties=list(spec["ties"]) or None, tied_states=spec["tied_states"],
+                              tied_transitions=spec["tied_transitions"])
+    if spec["family"] in ("gaussian", "gmm"):
+        kw["covariance_type"] = spec["covariance_type"]
+    if spec["family"] == "gmm":
+        kw["n_mix"] = spec["n_mix"]
+    if spec["family"] == "categorical" and spec["n_features"] is not None:
+        kw["n_features"] = spec["n_features"]
+    scheme = spec["scheme"]
+    structure = None
+    if scheme["type"] is not None:
+        if scheme["type"] == "linear":
+            structure = linear_scheme(scheme["group_sizes"], stay=scheme["stay"],
+                                      random_state=seed if perturb else None)
+        else:
+            structure = erlang_chains(scheme["group_sizes"], stay=scheme["stay"])
+            if kw["tied_transitions"] is None:
+                kw["tied_transitions"] = structure.tied_transitions
+        if kw["tied_states"] is None and not kw["ties"]:
+            kw["tied_states"] = structure.tied_states
+    letters = {"gaussian": "stmc", "poisson": "stl", "categorical": "ste", "gmm": "stmcw"}
+    init = spec["init_params"] if spec["init_params"] is not None else letters[spec["family"]]
+    if structure is not None:
+        init = init.replace("s", "").replace("t", "")
+    if spec["params"] is not None:
+        kw["params"] = spec["params"]
+    model = cls(spec["n_components"], init_params=init, **kw)
+    if structure is not None:
+        model.startprob_, model.transmat_ = structure.startprob, structure.transmat
+        if spec["family"] == "gaussian" and X is not None and "m" in init:
+            # one starting level per observable level, at the data's quantiles
+            sizes = scheme["group_sizes"]
+            q = np.quantile(X, (np.arange(len(sizes)) + 0.5) / len(sizes), axis=0)
+            model.means_ = np.repeat(q, sizes, axis=0)
+            model.covars_ = np.tile(X.var(axis=0) / max(4.0, len(sizes) ** 2),
+                                    (model.n_components, 1))
+            model.init_params = init.replace("m", "").replace("c", "")
+    return model
+
+
+def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths):
+    """Best of ``fit.restarts`` seeded EM runs of one model spec (seeds random_state + i)."""
+    best, best_ll = None, -np.inf
+    for i in range(fit["restarts"]):
+        seed = fit["random_state"] + i
+        model = _make_model(spec, fit, seed, perturb=fit["restarts"] > 1, X=X)
+        model.fit(X, lengths)
+        ll = model.result_.log_likelihood
+        if ll > best_ll:
+            best, best_ll = model, ll
+    return best
+
+
+# ------------------------------------------------------------------ checks before fitting
+def _placeholder(model, n_features: int) -> None:
+    """Arrays of the right shapes, so that the model's group (and the ties) can be built."""
+    K = model.n_components
+    if not hasattr(model, "startprob_") or model.startprob_ is None:
+        model.startprob_ = np.full(K, 1.0 / K)
+    if not hasattr(model, "transmat_"):
+        model.transmat_ = np.full((K, K), 1.0 / K)
+    D = n_features
+    if isinstance(model, TiedGaussianHMM):
+        model.means_ = np.arange(K * D, dtype=float).reshape(K, D)
+        ct = model.covariance_type
+        model.covars_ = {"spherical": np.ones(K), "diag": np.ones((K, D)),
+                         "full": np.tile(np.eye(D), (K, 1, 1)), "tied": np.eye(D)}[ct]
+    elif isinstance(model, TiedPoissonHMM):
+        model.lambdas_ = np.ones((K, D))
+    elif isinstance(model, TiedCategoricalHMM):
+        M = model.n_features or 2
+        model.emissionprob_ = np.full((K, M), 1.0 / M)
+    else:
+        M = model.n_mix
+        model.weights_ = np.full((K, M), 1.0 / M)
+        model.means_ = np.zeros((K, M, D))
+        ct = model.covariance_type
+        model.covars_ = {"spherical": np.ones((K, M)), "diag": np.ones((K, M, D)),
+                         "full": np.tile(np.eye(D), (K, M, 1, 1)),
+                         "tied": np.tile(np.eye(D), (K, 1, 1))}[ct]
+
+
+def check(recipe: Recipe) -> None:
+    """Files, data choices and ties, validated before any fitting starts."""
+    from ._group import build_group
+
+    d = recipe.settings["data"]
+    if bool(d["dataset"]) == bool(d["file"]):
+        raise recipe.error("give exactly one of data.dataset (bundled) or data.file", "data")
+    if d["file"]:
+        path = recipe.resolve(d["file"], "data.file")
+        if d["format"] is None and path.suffix.lower() not in FORMATS:
+            raise recipe.error(f"cannot tell the format of {path.name!r} from its suffix; set "
+                               "data.format to csv, npy or netcdf", "data.format")
+    if d["dataset"]:
+        from .. import datasets
+
+        if d["dataset"] not in datasets.list_datasets():
+            raise recipe.error(f"unknown dataset {d['dataset']!r}; known: "
+                               f"{', '.join(datasets.list_datasets())}", "data.dataset")
+    n_features = _n_features(recipe) or 1
+    fit = recipe.settings["fit"]
+    for label, key, spec in _model_specs(recipe):
+        model = _make_model(spec, fit, fit["random_state"], perturb=False)
+        saved = model.init_params
+        model.init_params = "st" + model._emission_letters  # placeholders are projected
+        _placeholder(model, n_features)
+        try:
+            build_group(model)
+        except (SciTieError, ValueError, TypeError) as exc:
+            raise recipe.error(f"{key}: {exc}", f"{key}.ties" if spec["ties"] else key) from None
+        finally:
+            model.init_params = saved
+
+
+def outputs(recipe: Recipe) -> list[str]:
+    """Files ``--out`` writes for this recipe."""
+    return [f"{recipe.name}.nc", f"{recipe.name}.png"]
+
+
+# ------------------------------------------------------------------ run
+def _truth(best, attrs: dict, dt: float | None) -> tuple[dict[str, float], list[str]]:
+    """Fitted vs true transition probabilities, when the data carry them (simulations)."""
+    if "true_transmat" not in attrs:
+        return {}, []
+    At = np.asarray(attrs["true_transmat"], dtype=float).reshape(best.transmat_.shape)
+    off = (At > 0) & ~np.eye(At.shape[0], dtype=bool)
+    if At.shape != best.transmat_.shape or not off.any():
+        return {}, []
+    rel = np.abs(best.transmat_[off] / At[off] - 1)
+    lines = [f"{'transition':<12}{'fitted':>12}{'true':>12}" + (" (per time unit)" if dt else "")]
+    scale = 1.0 / dt if dt else 1.0
+    for i, j in zip(*np.nonzero(off)):
+        lines.append(f"{f'{i}->{j}':<12}{best.transmat_[i, j] * scale:>12.5g}"
+                     f"{At[i, j] * scale:>12.5g}")
+    return {"max_rel_err_transitions": float(rel.max())}, lines
+
+
+def run(recipe: Recipe) -> RunSummary:
+    """Fit every model of an ``hmm`` recipe and summarise the best (see module docstring)."""
+    from ..provenance import provenance
+
+    data = _load_data(recipe)
+    X, lengths = data["X"], data["lengths"]
+    fit = recipe.settings["fit"]
+    specs = _model_specs(recipe)
+    t0 = time.perf_counter()
+    fitted = [(label, key, fit_recipe_models(spec, fit, X, lengths)) for label, key, spec in specs]
+    seconds = time.perf_counter() - t0
+    main = [(label, m) for label, key, m in fitted if key == "model"]
+    best_label, best = min(main, key=lambda lm: lm[1].result_.bic)
+    if fit["order_states"] and not best._plan.statements:
+        best.permute_states(np.argsort(best._state_level()))
+    result = best.uncertainties(X, lengths) if fit["uncertainties"] else best.result_
+    dt = recipe.settings["data"]["dt"]
+    metrics: dict[str, Any] = {"log_likelihood": result.log_likelihood, "aic": result.aic,
+                               "bic": result.bic, "n_free_parameters": result.nvarys,
+                               "em_iterations": int(best.monitor_.iter),
+                               "converged": bool(result.success), "n_samples": int(X.shape[0])}
+    rows = []
+    for label, key, m in fitted:
+        r = m.result_
+        rows.append(f"{label:<24}{r.log_likelihood:>14.4f}{r.nvarys:>5d}{r.aic:>13.3f}"
+                    f"{r.bic:>13.3f}")
+        metrics[f"log_likelihood_{label}"] = r.log_likelihood
+        metrics[f"bic_{label}"] = r.bic
+    if len(main) > 1:
+        metrics["best_n_states_bic"] = int(best.n_components)
+    truth_metrics, truth_lines = _truth(best, data["attrs"], dt)
+    metrics.update(truth_metrics)
+    parameters = result.parameters(include_fixed=False)
+    if dt:
+        for i, j in zip(*np.nonzero(~np.eye(best.n_components, dtype=bool))):
+            name = f"transmat[{i},{j}]"
+            if name in parameters:
+                p = parameters[name]
+                parameters[f"rate[{i},{j}]"] = {
+                    "value": p["value"] / dt,
+                    "stderr": None if p["stderr"] is None else p["stderr"] / dt,
+                    "unit": f"1/{recipe.settings['data']['time_unit']}", "status": p["status"]}
+    lines = [f"{recipe.name}: {recipe.description}".rstrip(": "),
+             f"data: {X.shape[0]} samples x {X.shape[1]} features in "
+             f"{1 if lengths is None else len(lengths)} sequence(s)",
+             f"{'model':<24}{'logL':>14}{'k':>5}{'AIC':>13}{'BIC':>13}", *rows,
+             f"chosen: {best_label} (lowest BIC among the [model] entries)", ""]
+    if truth_lines:
+        lines += ["fitted vs true transitions (the data are a simulation):", *truth_lines, ""]
+    lines.append(best.report())
+    time_values = data["time"]
+    ds = best.to_xarray(X, lengths)
+    if time_values is not None:
+        ds = ds.assign_coords(physical_time=("time", time_values))
+        ds["physical_time"].attrs["units"] = recipe.settings["data"]["time_unit"]
+    ds.attrs.update(provenance(model=type(best).__name__, settings=recipe.settings,
+                               seed=fit["random_state"], inputs=data["inputs"],
+                               recipe=recipe.source,
+                               extra={"recipe_name": recipe.name}))
+
+    def figure(path, _m=best, _X=X, _lengths=lengths, _t=time_values):
+        import matplotlib.pyplot as plt
+
+        unit = recipe.settings["data"]["time_unit"]
+        fig = plt.figure(figsize=(11, 6.5))
+        grid = fig.add_gridspec(3, max(2, _m.n_groups_), height_ratios=[2, 1, 2])
+        top = np.array([fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :])])
+        top[1].sharex(top[0])
+        _m.plot(_X, _lengths, ax=top, time=_t, time_unit=unit, max_points=3000)
+        bottom = np.array([fig.add_subplot(grid[2, g]) for g in range(_m.n_groups_)])
+        step = float(np.median(np.diff(_t))) if _t is not None and len(_t) > 1 else (dt or 1.0)
+        _m.plot_dwell_times(_X, _lengths, ax=bottom, dt=step, time_unit=unit)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+    return RunSummary(dataset=recipe.name, model=f"{type(best).__name__}({best_label})",
+                      seconds=seconds, metrics=metrics, parameters=parameters,
+                      report="\n".join(lines), datasets={recipe.name: ds},
+                      figures={recipe.name: figure})
+
+
+KIND = RecipeKind(
+    name="hmm", schema=SCHEMA, run=run, outputs=outputs, check=check,
+    description="tied hidden Markov models (sciTie.hmm)",
+    options=(
+        Option(("--data",), "data.file", help="data file (CSV, .npy, netCDF)"),
+        Option(("--column",), "data.columns", action="append",
+               help="observation column / variable (repeat for several)"),
+        Option(("--lengths-column",), "data.lengths_column", help="column of sequence labels"),
+        Option(("--time-column",), "data.time_column", help="column with the time of each row"),
+        Option(("--family",), "model.family", help="gaussian, poisson, categorical or gmm"),
+        Option(("--states",), "model.n_components", type=int, nargs="+",
+               help="number of states (several: compared by BIC)"),
+        Option(("--tie",), "model.ties", action="append",
+               help="a tie statement, e.g. 'covars[1] = covars[0]' (repeat for several)"),
+        Option(("--restarts",), "fit.restarts", type=int, help="seeded EM restarts"),
+        Option(("--n-iter",), "fit.n_iter", type=int, help="EM iterations at most"),
+        Option(("--seed",), "fit.random_state", type=int, help="first seed"),
+    ),
+)
