@@ -10,7 +10,7 @@ from sciTie.diffraction import (Atom, JointRefinement, Phase, PowderPattern, los
                                 make_pattern, pseudo_voigt, weight_fractions, window_fwhm)
 from sciTie.diffraction._refine import constrain_fractions
 from sciTie.diffraction.data import synthetic_phase
-from sciTie.errors import DataFormatError, ValidationError
+from sciTie.errors import DataFormatError, FitWarning, ValidationError
 
 
 def _rocksalt(a=5.64):
@@ -260,6 +260,27 @@ def test_two_phase_refinement_recovers_known_fractions():
     assert wf["TiO2"]["weight"] + wf["NaCl"]["weight"] == pytest.approx(1.0)
     assert wf["NaCl"]["volume_stderr"] == pytest.approx(f["stderr"], rel=1e-3)
     assert "phase fractions" in ref.report()
+
+
+def test_a_phase_without_reflections_in_range_is_not_refined():
+    """A phase whose reflections all lie outside the fit range is not determined by the
+    pattern: its structure, its own terms and the fractions it would trade against stay
+    fixed, with a FitWarning (not a run-away cell and a negative fraction)."""
+    ti, small = synthetic_phase(), _rocksalt(3.0)     # (111) of the small cell at 52.8°
+    pat = PowderPattern(_grid(15.0, 40.0), [ti, small], n_background=2,
+                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0})
+    counts = pat.reflections_in_range()
+    assert counts["NaCl"] == 0 and counts["TiO2"] == 3          # (110), (101), (200)
+    ref = JointRefinement([ti, small], [pat])
+    ref.constrain_fractions()
+    with pytest.warns(FitWarning, match="no reflection") as rec:
+        ref.set_refined(structure=["cell"],
+                        patterns={"*": ["scale", "fraction", "mustrain"]})
+    assert len(rec) == 2
+    free = ref.group.free_names
+    assert "TiO2.a" in free and "pattern.TiO2.mustrain" in free
+    assert not any(n.startswith("NaCl.") or ".NaCl." in n or n.endswith("fraction")
+                   for n in free), free
 
 
 # -- scattering tables ---------------------------------------------------------------------

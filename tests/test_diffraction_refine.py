@@ -121,16 +121,20 @@ def test_outputs(synthetic_fit, tmp_path):
     assert st["rp"] == pytest.approx(100 * np.abs(p.obs - y).sum() / p.obs.sum())
 
 
-def test_cli_synthetic_json(tmp_path):
-    from sciTie.diffraction.cli import run
-    summary = run("diffraction-synthetic", ["--quick"])
+def test_bundled_recipe_synthetic_json(tmp_path):
+    from sciTie.recipes import get_kind, load_recipe, run_recipe
+
+    recipe = load_recipe("diffraction-synthetic", quick=True)
+    summary = run_recipe(recipe)
     d = summary.to_dict()
     assert set(d["metrics"]["rwp"]) == {"xray", "neutron"}
     assert d["metrics"]["gof"] < 1.2 and d["seconds"] > 0
     assert {"a", "c", "O.x", "O.uiso"} <= set(d["parameters"])
     json.dumps(d)
     files = summary.write(tmp_path)
-    assert {f.name for f in files} == {"rietveld.nc", "rietveld_xray.png", "rietveld_neutron.png"}
+    names = {"diffraction-synthetic.nc", "diffraction-synthetic_xray.png",
+             "diffraction-synthetic_neutron.png", "diffraction-synthetic_TiO2.cif"}
+    assert {f.name for f in files} == names == set(get_kind("rietveld").outputs(recipe))
 
 
 @pytest.fixture(scope="module")

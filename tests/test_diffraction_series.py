@@ -125,6 +125,7 @@ def test_sequential_result_layout_and_recovery(small_series, sequential_small):
     assert set(seq[0]["parameters"]["TiO2.a"]) == {"value", "stderr"}
 
 
+@pytest.mark.slow
 def test_independent_fits_agree_across_modes_and_processes(small_series, sequential_small):
     ds, specs, recipe = small_series
     start = sequential_small.fits_[0]["values"]

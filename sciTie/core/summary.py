@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..io import _jsonable, atomic_path, check_targets, write_json, write_netcdf
+from ..io import _jsonable, atomic_path, check_targets, write_json, write_netcdf, write_text
 
 __all__ = ["RunSummary"]
 
@@ -34,6 +34,8 @@ class RunSummary:
     extra : dict
         More JSON-ready entries for ``--json`` (e.g. a series' per-pattern ``sequence``); their
         keys must differ from the five above.
+    texts : dict of str to str
+        Text files written by :meth:`write` under their own names (``"name_phase.cif"``).
     """
 
     dataset: str
@@ -45,6 +47,7 @@ class RunSummary:
     datasets: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable summary written by ``--json``."""
@@ -68,7 +71,8 @@ class RunSummary:
     def planned_files(self, out_dir: str | Path) -> list[Path]:
         """The files :meth:`write` would create in ``out_dir``."""
         out = Path(out_dir)
-        return [out / f"{k}.nc" for k in self.datasets] + [out / f"{k}.png" for k in self.figures]
+        return ([out / f"{k}.nc" for k in self.datasets] + [out / f"{k}.png" for k in self.figures]
+                + [out / k for k in self.texts])
 
     def write(self, out_dir: str | Path, *, overwrite: bool = False) -> list[Path]:
         """Write netCDF results and PNG plots into ``out_dir``.
@@ -85,4 +89,6 @@ class RunSummary:
             with atomic_path(out / f"{key}.png", overwrite=overwrite) as tmp:
                 draw(tmp)
             written.append(out / f"{key}.png")
+        for key, text in self.texts.items():
+            written.append(write_text(out / key, text, overwrite=overwrite, what="--out"))
         return written

@@ -65,7 +65,6 @@ REGISTRY: dict[str, DatasetEntry] = {
             "cucr2o4-seq",
             "CuCr2O4 + CuO synchrotron powder patterns, 17 temperatures 7-289 K (external)",
             loader="sciTie.diffraction.data:load_cucr2o4_seq",
-            fitter="sciTie.diffraction.cli:run",
             bundled=False,
             external_folder="cucr2o4_seq",
         ),

@@ -544,6 +544,27 @@ class PowderPattern:
             names += [f"{prefix}.bkpk.{n}[{i}]" for i in range(len(self.background_peaks))]
         return names
 
+    def reflections_in_range(self) -> dict[str, int]:
+        """Number of reflections of each phase whose centre (first wavelength, current cell,
+        no zero shift) lies inside the fit range and outside the excluded regions: a phase
+        with none contributes no more than tails, and its parameters are not determined."""
+        v = self.local_vector()
+        lam = v[self._layout.pattern][_IDX["lam1"]]
+        out = {}
+        for k, ph in enumerate(self.phases):
+            hkl = self._refl[k]["hkl"] if self._refl else np.zeros((0, 3))
+            if not len(hkl):
+                out[ph.name] = 0
+                continue
+            q = np.einsum("ni,ij,nj->n", hkl,
+                          np.linalg.inv(metric_tensor(v[self._layout.cell[k]])), hkl)
+            pos = 2 * np.arcsin(np.clip(lam * np.sqrt(q) / 2, 0, 1)) * _DEG
+            inside = (pos >= self.fit_range[0]) & (pos <= self.fit_range[1])
+            for lo, hi in self.exclude:
+                inside &= ~((pos >= lo) & (pos <= hi))
+            out[ph.name] = int(np.count_nonzero(inside))
+        return out
+
     @property
     def n_local(self) -> int:
         """Number of local derivative columns."""

@@ -290,12 +290,34 @@ class JointRefinement:
             items = structure
         else:
             items = {ph.name: list(structure) for ph in self.phases}
+        counts = {p.name: p.reflections_in_range() for p in self.patterns}
+        seen = {ph.name for p in self.patterns for ph in p.phases}
+        absent = [ph.name for ph in self.phases if ph.name in seen
+                  and all(counts[p.name].get(ph.name, 0) == 0 for p in self.patterns)]
         for ph in self.phases:
-            _set(ph.group, ph.structure_names(items.get(ph.name, ())), True)
+            names = ph.structure_names(items.get(ph.name, ()))
+            if ph.name in absent and names:
+                warnings.warn(f"phase {ph.name!r} has no reflection inside the fit range of "
+                              f"any pattern: its structure is not refined", FitWarning,
+                              stacklevel=2)
+                continue
+            _set(ph.group, names, True)
         for key, its in (patterns or {}).items():
             targets = self.patterns if key == "*" else [self.pattern(key)]
             for p in targets:
-                _set(p.group, self.pattern_names(p, its), True)
+                names = self.pattern_names(p, its)
+                empty = [n for n, c in counts[p.name].items() if c == 0]
+                if empty:
+                    # terms of a phase without reflections, and the fractions that would
+                    # trade against it, are not determined by this pattern
+                    drop = [n for n in names if n.split(".")[0] in empty
+                            or n.endswith(".fraction")]
+                    if drop:
+                        warnings.warn(f"pattern {p.name!r}: phase(s) {empty} have no "
+                                      f"reflection inside the fit range; {drop} are not "
+                                      f"refined", FitWarning, stacklevel=2)
+                        names = [n for n in names if n not in drop]
+                _set(p.group, names, True)
 
     def constrain_fractions(self, total: float = 1.0, patterns=None) -> None:
         """Tie the phase fractions of each multi-phase pattern so that they sum to ``total``.
