@@ -11,7 +11,6 @@ from sciTie.diffraction import (JointRefinement, PowderPattern, SequentialRefine
                                 specs_from_dataset, write_xye)
 from sciTie.diffraction.data import (_SYN_INSTRUMENT, load_synthetic, make_synthetic_series,
                                      synthetic_phase)
-from sciTie.recipes import load_recipe
 
 INST = _SYN_INSTRUMENT["xray"]
 PATTERN = f"""

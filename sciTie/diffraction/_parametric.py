@@ -12,7 +12,6 @@ Levenberg-Marquardt steps are solved through the Schur complement on the shared 
 from __future__ import annotations
 
 import ast
-import copy
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core import Expression, ParameterGroup, ResidualTerm, fit_least_squares
+from ..core import Expression, ParameterGroup, fit_least_squares
 from ..core.result import FitResult
-from ..errors import ConvergenceWarning, FitWarning, ValidationError
+from ..errors import ConvergenceWarning, ValidationError
 from ._blockarrow import block_covariance, dense_step, pattern_blocks, schur_step
 from ._pattern import PowderPattern
-from ._refine import JointRefinement, _set, constrain_fractions, initialize_pattern
-from ._series import (PatternSpec, SeriesRecipe, SequentialRefinement, _check_specs,
+from ._refine import JointRefinement, _set, constrain_fractions
+from ._series import (SeriesRecipe, SequentialRefinement, _check_specs,
                       apply_values, series_dataset, sequence_entries)
 
 __all__ = ["Law", "ParametricRefinement", "parametric_pattern_blocks"]
