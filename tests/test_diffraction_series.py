@@ -244,13 +244,13 @@ def test_a_few_hundred_patterns_recover_the_laws():
 
 @pytest.mark.slow
 def test_law_esds_match_the_scatter_over_seeds():
-    """Eight series of 30 patterns: the spread of the fitted coefficients over noise seeds
+    """Eight series of 12 patterns: the spread of the fitted coefficients over noise seeds
     equals their reported esds (ratio within 0.55-1.6, the 95 % range of a standard deviation
     from 8 samples), and their mean is within 4 standard errors of the truth."""
     truth = {n: c for _, (_, co) in SYNTHETIC_SERIES_LAWS.items() for n, c in co.items()}
     values, errors = [], []
     for seed in range(100, 108):
-        ds = make_synthetic_series(30, seed=seed)
+        ds = make_synthetic_series(12, seed=seed)
         par = ParametricRefinement(specs_from_dataset(ds), synthetic_series_recipe(),
                                    laws=LAWS, start="initialize").fit()
         names = [k for k in par.laws_ if k in truth]
@@ -258,6 +258,7 @@ def test_law_esds_match_the_scatter_over_seeds():
         errors.append([par.laws_[k]["stderr"] for k in names])
     values, errors = np.array(values), np.array(errors)
     ratio = values.std(axis=0, ddof=1) / np.sqrt(np.mean(errors ** 2, axis=0))
+    print("scatter / esd:", dict(zip(names, ratio.round(2))))
     assert np.all((ratio > 0.55) & (ratio < 1.6)), dict(zip(names, ratio.round(2)))
     t = np.array([truth[k] for k in names])
     bias = (values.mean(0) - t) / (values.std(0, ddof=1) / np.sqrt(len(values)))
