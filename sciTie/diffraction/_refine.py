@@ -330,9 +330,9 @@ class JointRefinement:
 
     # -- fitting ----------------------------------------------------------------------------------
     def _index(self):
-        grp = self.group
-        return [np.array([grp.slot_index(n) for n in p.local_names()], dtype=int)
-                for p in self.patterns]
+        """Each pattern's local vector as positions in the joint slot vector."""
+        pos = {n: i for i, n in enumerate(self.group.slot_names)}   # one compiled view
+        return [np.array([pos[n] for n in p.local_names()], dtype=int) for p in self.patterns]
 
     def initialize(self) -> "JointRefinement":
         """Starting scale, background and background-peak areas by linear least squares."""
