@@ -15,8 +15,15 @@ length N:
 Peak memory is measured with tracemalloc (numpy reports its buffers to it). Every row prints
 the ratios dense / Schur.
 
-Usage: ``python benchmarks/rietveld_series.py [--sizes 5 10 20 40 80 160] [--repeat 1]``
-(``--quick``: sizes 5 10 20).
+The fits spend their time evaluating the patterns, which costs the same for both solvers;
+the last table times one damped step alone (Schur complement against the dense normal
+equations) on the normal-equation blocks of N patterns with p_l local parameters each and
+p_s shared ones (random, well conditioned), up to N = 3000, where the dense system of
+p_s + N·p_l unknowns no longer fits comfortably in memory.
+
+Usage: ``python benchmarks/rietveld_series.py [--sizes 5 10 20 40 80 160] [--solve-sizes
+100 300 1000 3000]`` (``--quick``: sizes 5 10 20, solve sizes 100 300 1000). On a machine
+whose cores are shared, set ``OPENBLAS_NUM_THREADS=1`` (see rietveld_pbso4.py).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ import numpy as np
 
 from sciTie import ResidualTerm, fit_least_squares
 from sciTie.diffraction import ParametricRefinement, SequentialRefinement, specs_from_dataset
+from sciTie.diffraction._blockarrow import dense_step, pattern_blocks, schur_step
 from sciTie.diffraction.data import make_synthetic_series, synthetic_series_recipe
 
 LAWS = {"TiO2.a": "a0 + a1*T + a2*T**2", "TiO2.c": "c0 + c1*T + c2*T**2", "TiO2.O.x": "ox"}
@@ -76,8 +84,12 @@ def main() -> None:
     ap.add_argument("--scipy-max", type=int, default=40,
                     help="largest N for scipy on the dense Jacobian")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--solve-sizes", type=int, nargs="+", default=[100, 300, 1000, 3000])
+    ap.add_argument("--dense-max", type=int, default=3000,
+                    help="largest N for the dense step in the linear-algebra table")
     a = ap.parse_args()
     sizes = [5, 10, 20] if a.quick else a.sizes
+    solve_sizes = [100, 300, 1000] if a.quick else a.solve_sizes
     recipe = synthetic_series_recipe()
     print("sequential (per pattern from the previous result) and from one start in "
           f"{a.n_jobs} processes")
@@ -120,16 +132,48 @@ def main() -> None:
             row[solver] = (par, sec, mib, solve_ms)
         ps, ts, ms, ss = row["schur"]
         pd, td, md, sd = row["dense"]
-        scipy_txt = f"{'-':>8} {'-':>7} {'-':>12}"
+        scipy_txt, chi_sp = f"{'-':>8} {'-':>7}", f"{'-':>12}"
         if n <= a.scipy_max:
             res, tsp, msp = _measure(lambda: _scipy_dense(ps))
-            scipy_txt = f"{tsp:>8.1f} {msp:>7.0f} {res.chisqr:>12.2f}"
+            scipy_txt, chi_sp = f"{tsp:>8.1f} {msp:>7.0f}", f"{res.chisqr:>12.2f}"
         print(f"{n:>5} {ps.result_.nvarys:>6} {ts:>8.1f} {len(ps.history_) - 1:>3} {ms:>7.0f} "
-              f"{td:>8.1f} {md:>7.0f} {td / ts:>11.2f} {ss:>14.2f} {sd:>7.1f} {scipy_txt} "
-              f"{ps.result_.chisqr:>12.2f} {pd.result_.chisqr:>12.2f}", flush=True)
+              f"{td:>8.1f} {md:>7.0f} {td / ts:>11.2f} {ss:>14.2f} {sd:>7.2f} {scipy_txt} "
+              f"{ps.result_.chisqr:>12.2f} {pd.result_.chisqr:>12.2f} {chi_sp}", flush=True)
     print("\n(scipy: the core's fit_least_squares (trf) on the dense Jacobian from the same "
           "start; '-': not run, the dense Jacobian grows as N² — 160 patterns would be "
           "320k x 807 numbers, 2 GB)")
+    _solve_table(solve_sizes, a.dense_max)
+
+
+def _random_blocks(n: int, p_s: int, p_l: int, rng) -> list:
+    blocks = []
+    for _ in range(n):
+        J = rng.normal(size=(4 * (p_s + p_l), p_s + p_l))
+        blocks.append(pattern_blocks(J[:, :p_s], J[:, p_s:], rng.normal(size=len(J))))
+    return blocks
+
+
+def _solve_table(sizes, dense_max: int) -> None:
+    print("\none damped step alone on the blocks of N patterns (p_s shared, p_l per pattern): "
+          "Schur complement vs dense normal equations")
+    print(f"{'N':>5} {'p_s':>4} {'p_l':>4} {'unknowns':>9} {'schur ms':>9} {'MiB':>7} "
+          f"{'dense ms':>9} {'MiB':>7} {'time dense/schur':>17} {'max |diff|':>11}")
+    rng = np.random.default_rng(0)
+    for p_s, p_l in ((7, 5), (60, 25)):        # the synthetic series; CuCr2O4-like
+        for n in sizes:
+            blocks = _random_blocks(n, p_s, p_l, rng)
+            D_s, D_l = np.ones(p_s), [np.ones(p_l)] * n
+            (ds, dl), ts, ms = _measure(lambda: schur_step(blocks, 1e-3, D_s, D_l))
+            dense = "-"
+            if n <= dense_max and (p_s + n * p_l) ** 2 * 8 < 2 ** 30:
+                (dd, ddl), td, md = _measure(lambda: dense_step(blocks, 1e-3, D_s, D_l))
+                diff = max(np.abs(ds - dd).max(), max(np.abs(x - y).max()
+                                                      for x, y in zip(dl, ddl)))
+                dense = (f"{td * 1e3:>9.1f} {md:>7.0f} {td / ts:>17.1f} {diff:>11.1e}")
+            else:
+                dense = f"{'-':>9} {'-':>7} {'-':>17} {'-':>11}"
+            print(f"{n:>5} {p_s:>4} {p_l:>4} {p_s + n * p_l:>9} {ts * 1e3:>9.1f} {ms:>7.1f} "
+                  f"{dense}", flush=True)
 
 
 if __name__ == "__main__":

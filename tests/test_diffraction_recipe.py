@@ -135,3 +135,10 @@ def test_series_recipe_from_files_matches_the_python_api(tmp_path):
             s = float(S["stderr"].sel(param=name).values[k])
             assert e["parameters"][name]["value"] == pytest.approx(v, abs=1e-3 * s)
     assert np.all(np.array([e["gof"] for e in d["sequence"]]) < 1.1)
+
+
+def test_shared_flag_means_the_key_of_the_recipes_kind(capsys):
+    """``--mode`` is series.mode for a rietveld recipe (and model.mode for a pinn one)."""
+    assert main(["fit", "cucr2o4-seq", "--mode", "sideways"]) == 2
+    err = capsys.readouterr().err
+    assert "series.mode" in err and "model.mode" not in err

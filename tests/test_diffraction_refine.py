@@ -7,6 +7,7 @@ import pytest
 
 from sciTie.diffraction.data import (PBSO4_PUBLISHED, SYNTHETIC_TRUTH, load_synthetic,
                                      make_synthetic, pbso4_refinement, synthetic_refinement)
+from sciTie.errors import ValidationError
 
 STRUCT = ["a", "c", "O.x", "Ti.uiso", "O.uiso"]
 FINAL = dict(structure=["cell", "xyz", "uiso"],
@@ -119,6 +120,33 @@ def test_outputs(synthetic_fit, tmp_path):
     y = ds["xray_calc"].values
     p = ref.pattern("xray")
     assert st["rp"] == pytest.approx(100 * np.abs(p.obs - y).sum() / p.obs.sum())
+
+
+def test_result_plot_metadata_and_not_fitted(synthetic_fit, tmp_path):
+    """result_.plot is the Rietveld plot (√I, a magnified high-angle part, hkl labels on
+    demand); the Dataset carries the instrument and provenance; reports need a fit."""
+    import matplotlib.pyplot as plt
+
+    from sciTie.errors import NotFittedError
+
+    ref = synthetic_fit
+    ax = ref.result_.plot(pattern="neutron", sqrt=True, magnify=(90.0, 4.0), hkl=10)
+    assert ax.get_ylabel().startswith("√") and "neutron" in ax.get_title()
+    labels = [t.get_text() for t in ax.texts]
+    assert "×4" in " ".join(labels) and sum(t.isdigit() for t in labels) == 10
+    plt.close(ax.figure)
+    with pytest.raises(ValidationError, match="magnify"):
+        ref.plot("xray", magnify=(90.0, -1.0))
+    ds = ref.to_xarray()
+    assert ds.attrs["xray_wavelength"] == pytest.approx(1.5406)
+    assert ds.attrs["neutron_radiation"] == "neutron"
+    assert ds.attrs["xray_geometry"] == "bragg-brentano"
+    assert "sciTie_version" in ds.attrs
+    assert list(ds["miller"].values) == ["h", "k", "l"]
+    fresh = synthetic_refinement(load_synthetic(0))
+    for call in (fresh.report, fresh.parameters, fresh.to_xarray, fresh.phase_fractions):
+        with pytest.raises(NotFittedError, match="fit"):
+            call()
 
 
 def test_bundled_recipe_synthetic_json(tmp_path):

@@ -11,7 +11,8 @@ import xarray as xr
 
 from .. import io as sio
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
-from ..errors import ConvergenceWarning, FitWarning, IdentifiabilityWarning, ValidationError
+from ..errors import (ConvergenceWarning, FitWarning, IdentifiabilityWarning, ValidationError,
+                      not_fitted)
 from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase, cell_volume
 from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
 
@@ -402,6 +403,7 @@ class JointRefinement:
                       "GOF": self.statistics_["total"]["gof"]})
         res.model = "sciTie.diffraction.JointRefinement"
         res.statistics.update(stats)
+        res.plotter = _RietveldPlotter(self)
         self.result_ = res
         self.group_ = self.group
         self._warn_suspicious(res, max_nfev)
@@ -512,8 +514,7 @@ class JointRefinement:
         the phase name (``CuCr2O4.a``). Pattern parameters are ``xray.scale``,
         ``xray.PbSO4.D11`` ...
         """
-        if self.result_ is None:
-            raise RuntimeError("call fit() or refine_stages() first")
+        self._check_fitted("parameters")
         if structure_prefix is None:
             structure_prefix = len(self.phases) > 1
         r = self.result_
@@ -535,12 +536,17 @@ class JointRefinement:
 
         See :func:`weight_fractions`. ``pattern`` defaults to the first one.
         """
+        self._check_fitted("phase_fractions")
         p = self.patterns[0] if pattern is None else self.pattern(pattern)
-        cov = self.result_.slot_covar if self.result_ is not None else None
-        return weight_fractions(self.group, p, covariance=cov)
+        return weight_fractions(self.group, p, covariance=self.result_.slot_covar)
+
+    def _check_fitted(self, what: str) -> None:
+        if self.result_ is None:
+            raise not_fitted(self, what)
 
     def slot_stderr(self) -> dict:
         """Standard errors of every slot (tied ones propagated), by slot name."""
+        self._check_fitted("slot_stderr")
         r = self.result_
         return dict(zip(r.slot_names, r.slot_stderr))
 
@@ -552,6 +558,7 @@ class JointRefinement:
         min_correl : float
             Smallest absolute correlation listed.
         """
+        self._check_fitted("report")
         lines = ["[[Joint Rietveld refinement]]",
                  f"    phases: {', '.join(ph.name for ph in self.phases)}",
                  f"    patterns: {', '.join(p.name for p in self.patterns)}",
@@ -582,8 +589,10 @@ class JointRefinement:
         the reflections in its range (``<name>_<phase>_hkl``, ``_F2``, ``_intensity`` with
         d, 2θ and multiplicity coordinates) on dim ``refl_<name>_<phase>``; the fit
         parameters come from ``FitResult.to_xarray()`` (dims ``param``, ``cov_i``,
-        ``cov_j``). Figures of merit are in ``attrs``.
+        ``cov_j``). Figures of merit, the instrument of each pattern (``<name>_radiation``,
+        ``_wavelength``, ``_geometry`` ...) and provenance are in ``attrs``.
         """
+        self._check_fitted("to_xarray")
         data = {}
         for p_name, (y, info) in self.calculate().items():
             p = self.pattern(p_name)
@@ -604,8 +613,10 @@ class JointRefinement:
                       f"{rdim}_two_theta": (rdim, pos[keep], {"units": "degree"}),
                       f"{rdim}_d": (rdim, 1 / np.sqrt(pi["q"][keep]), {"units": "angstrom"}),
                       f"{rdim}_multiplicity": (rdim, pi["mult"][keep])}
-                data[f"{p_name}_{ph.name}_hkl"] = xr.DataArray(pi["hkl"][keep],
-                                                               dims=(rdim, "miller"), coords=rc)
+                data[f"{p_name}_{ph.name}_hkl"] = xr.DataArray(
+                    pi["hkl"][keep], dims=(rdim, "miller"),
+                    coords={**rc, "miller": ["h", "k", "l"]},
+                    attrs={"long_name": f"Miller indices of {ph.name}"})
                 data[f"{p_name}_{ph.name}_F2"] = xr.DataArray(pi["F2"][keep], dims=(rdim,),
                                                               coords=rc)
                 data[f"{p_name}_{ph.name}_intensity"] = xr.DataArray(pi["I"][keep],
@@ -620,7 +631,15 @@ class JointRefinement:
                     attrs[f"{k}_{m}"] = float(s[m])
             for ph, r in s.get("bragg_r_phase", {}).items():
                 attrs[f"{k}_bragg_r_{ph}"] = float(r)
-        ds.attrs = {"model": "sciTie.diffraction.JointRefinement", **attrs}
+        for p in self.patterns:
+            attrs.update({f"{p.name}_{k}": v for k, v in instrument_metadata(p).items()})
+        from ..provenance import provenance
+        files = [str(p.data.attrs["source_file"]) for p in self.patterns
+                 if os.path.isfile(str(p.data.attrs.get("source_file", "")))]
+        files += [ph.source_file for ph in self.phases
+                  if os.path.isfile(str(getattr(ph, "source_file", "")))]
+        ds.attrs = {**provenance(model="sciTie.diffraction.JointRefinement", inputs=files),
+                    **attrs}
         return ds
 
     def to_cif(self, phase: str | None = None) -> str:
@@ -640,45 +659,116 @@ class JointRefinement:
         ``overwrite``)."""
         return sio.write_text(path, self.to_cif(phase), overwrite=overwrite, what="CIF")
 
-    def plot(self, name: str, ax=None, *, path: str | os.PathLike | None = None,
-             overwrite: bool = False):
-        """Rietveld plot of pattern ``name``: observed, calculated, difference and ticks.
+    def plot(self, name: str | None = None, ax=None, *, sqrt: bool = False,
+             magnify: tuple[float, float] | None = None, hkl: bool | int = False,
+             path: str | os.PathLike | None = None, overwrite: bool = False):
+        """Rietveld plot of pattern ``name``: observed, calculated, background, difference
+        and reflection ticks of every phase.
 
-        Returns the matplotlib Axes; with ``path`` the figure is also saved (PNG, through
-        :func:`sciTie.io.save_figure`).
+        Parameters
+        ----------
+        name : str, optional
+            The pattern (default: the first).
+        ax : matplotlib Axes, optional
+        sqrt : bool
+            Intensities on a square-root scale (weak high-angle peaks become visible).
+        magnify : (float, float), optional
+            ``(two_theta, factor)``: everything above ``two_theta`` multiplied by ``factor``
+            (marked on the plot).
+        hkl : bool or int
+            Label the reflection ticks with their Miller indices (an int: at most that many
+            labels per phase, the strongest).
+        path : path-like, optional
+            Also save the figure (PNG, through :func:`sciTie.io.save_figure`; never replaces
+            a file unless ``overwrite``).
+
+        Returns
+        -------
+        matplotlib Axes
         """
         import matplotlib.pyplot as plt
 
-        p = self.pattern(name)
-        y, info = self.calculate(name)
+        p = self.patterns[0] if name is None else self.pattern(name)
+        if magnify is not None:
+            if (not isinstance(magnify, (tuple, list)) or len(magnify) != 2
+                    or not float(magnify[1]) > 0):
+                raise ValidationError(f"magnify must be (two_theta, factor > 0), got "
+                                      f"{magnify!r}")
+        y, info = self.calculate(p.name)
         if ax is None:
             fig, ax = plt.subplots(figsize=(10, 5))
         else:
             fig = ax.figure
-        ax.plot(p.x, p.obs, "+", ms=3, color="tab:blue", label="observed")
-        ax.plot(p.x, y, "-", lw=0.8, color="tab:red", label="calculated")
-        ax.plot(p.x, info["ybkg"], "-", lw=0.6, color="tab:green", label="background")
-        diff = p.obs - y
-        span = p.obs.max() - p.obs.min()
-        off = min(p.obs.min(), y.min()) - 0.1 * span - diff.max()
+        gain = np.ones_like(p.x)
+        if magnify is not None:
+            gain[p.x > float(magnify[0])] = float(magnify[1])
+
+        def tr(v):
+            v = v * gain
+            return np.sign(v) * np.sqrt(np.abs(v)) if sqrt else v
+
+        obs, calc, bkg = tr(p.obs), tr(y), tr(info["ybkg"])
+        ax.plot(p.x, obs, "+", ms=3, color="tab:blue", label="observed")
+        ax.plot(p.x, calc, "-", lw=0.8, color="tab:red", label="calculated")
+        ax.plot(p.x, bkg, "-", lw=0.6, color="tab:green", label="background")
+        diff = obs - calc
+        span = obs.max() - obs.min()
+        off = min(obs.min(), calc.min()) - 0.1 * span - diff.max()
         ax.plot(p.x, diff + off, "-", lw=0.6, color="tab:gray", label="difference")
         colors = ["k", "tab:purple", "tab:orange", "tab:brown"]
         for k, ph in enumerate(p.phases):
-            pos = info["phases"][ph.name]["pos"]
-            pos = pos[(pos > p.x[0]) & (pos < p.x[-1])]
+            pi = info["phases"][ph.name]
+            inside = (pi["pos"] > p.x[0]) & (pi["pos"] < p.x[-1])
+            pos = pi["pos"][inside]
             ytick = off + diff.min() - (0.03 + 0.04 * k) * span
             ax.plot(pos, np.full(pos.shape, ytick), "|", color=colors[k % len(colors)], ms=6,
                     label=f"{ph.name} reflections")
-        st = self.statistics_.get(name, {})
-        ax.set_title(f"{name}: wRp = {st.get('wrp', float('nan')):.2f} %, "
+            if hkl:
+                order = np.argsort(-pi["I"][inside]) if "I" in pi else np.arange(len(pos))
+                if not isinstance(hkl, bool):
+                    order = order[:int(hkl)]
+                for j in order:
+                    h = pi["hkl"][inside][j]
+                    ax.annotate("".join(str(int(x)) for x in h), (pos[j], ytick),
+                                xytext=(0, -4), textcoords="offset points", rotation=90,
+                                ha="center", va="top", fontsize=5,
+                                color=colors[k % len(colors)])
+        if magnify is not None:
+            ax.axvline(float(magnify[0]), color="0.6", lw=0.6, ls=":")
+            ax.text(float(magnify[0]), obs.max(), f" ×{float(magnify[1]):g}", va="top",
+                    fontsize=8)
+        st = self.statistics_.get(p.name, {})
+        ax.set_title(f"{p.name}: wRp = {st.get('wrp', float('nan')):.2f} %, "
                      f"Rp = {st.get('rp', float('nan')):.2f} %")
         ax.set_xlabel("2θ (degrees)")
-        ax.set_ylabel("intensity (counts)")
+        ax.set_ylabel("√intensity (√counts)" if sqrt else "intensity (counts)")
         ax.legend(loc="upper right", fontsize=8)
         if path is not None:
             sio.save_figure(fig, path, overwrite=overwrite, dpi=110)
             plt.close(fig)
         return ax
+
+
+class _RietveldPlotter:
+    """``FitResult.plot(ax=None, pattern=None, sqrt=, magnify=, hkl=)``: the Rietveld plot of
+    the refinement the result came from."""
+
+    def __init__(self, refinement: "JointRefinement"):
+        self.refinement = refinement
+
+    def __call__(self, result, ax=None, *, pattern: str | None = None, **kwargs):
+        return self.refinement.plot(pattern, ax=ax, **kwargs)
+
+
+def instrument_metadata(p: PowderPattern) -> dict:
+    """netCDF-safe description of a pattern's instrument: radiation, wavelength(s),
+    Kα2/Kα1 ratio, polarisation, geometry, goniometer radius, fit range."""
+    v = p.group.values()
+    return {"radiation": p.radiation, "wavelength": float(v["lam1"]),
+            "wavelength2": float(v["lam2"]), "wavelength_units": "angstrom",
+            "ratio": float(v["ratio"]), "polarization": float(v["polarization"]),
+            "geometry": p.geometry, "radius_mm": float(p.radius),
+            "fit_range": np.asarray(p.fit_range, dtype=float)}
 
 
 def bragg_r(p: PowderPattern, y: np.ndarray, info: dict) -> tuple[float, dict]:
