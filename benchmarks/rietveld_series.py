@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 
-from sciTie import ResidualTerm, fit_least_squares
+from sciTie import fit_least_squares
 from sciTie.diffraction import ParametricRefinement, SequentialRefinement, specs_from_dataset
 from sciTie.diffraction._blockarrow import dense_step, pattern_blocks, schur_step
 from sciTie.diffraction.data import make_synthetic_series, synthetic_series_recipe
@@ -57,18 +57,7 @@ def _scipy_dense(par: ParametricRefinement):
     the start the block solver had."""
     g = par.group_.copy()
     g.set_free(par.x0_)
-    terms = []
-    for k, (pat, ii) in enumerate(zip(par.patterns, par._idx)):
-        def residual(vals, pat=pat, ii=ii):
-            y, _ = pat.evaluate(vals.array[ii], grad=False)
-            return (pat.obs - y) / pat.sigma
-
-        def jacobian(vals, pat=pat, ii=ii):
-            _, J = pat.evaluate(vals.array[ii], grad=True)
-            out = np.zeros((pat.x.size, g.n_slots))
-            out[:, ii] = -J / pat.sigma[:, None]
-            return out
-        terms.append(ResidualTerm(f"t{k}", residual, jacobian))
+    terms = par.dense_terms()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fit_least_squares(g, terms, method="trf", ftol=1e-9, xtol=1e-9, gtol=1e-9)

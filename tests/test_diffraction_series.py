@@ -175,24 +175,13 @@ def test_parametric_schur_equals_dense_and_recovers_the_laws(small_series, seque
 
 def test_parametric_against_the_core_dense_least_squares(small_series, sequential_small):
     """The block LM reaches the minimum scipy's least_squares finds on the same tie map."""
-    from sciTie import ResidualTerm, fit_least_squares
+    from sciTie import fit_least_squares
 
     ds, specs, recipe = small_series
     par = ParametricRefinement(specs[:3], recipe, laws=LAWS,
                                start=sequential_small.fits_[:3]).fit()
     g = par.group_.copy()
-    terms = []
-    for k, (pat, ii) in enumerate(zip(par.patterns, par._idx)):
-        def residual(vals, pat=pat, ii=ii):
-            y, _ = pat.evaluate(vals.array[ii], grad=False)
-            return (pat.obs - y) / pat.sigma
-
-        def jacobian(vals, pat=pat, ii=ii):
-            _, J = pat.evaluate(vals.array[ii], grad=True)
-            out = np.zeros((pat.x.size, g.n_slots))
-            out[:, ii] = -J / pat.sigma[:, None]
-            return out
-        terms.append(ResidualTerm(f"t{k}", residual, jacobian))
+    terms = par.dense_terms()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = fit_least_squares(g, terms, method="trf")

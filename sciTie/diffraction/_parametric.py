@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import Expression, ParameterGroup, fit_least_squares
+from ..core import Expression, ParameterGroup, ResidualTerm, fit_least_squares
 from ..core.result import FitResult
 from ..errors import ConvergenceWarning, ValidationError
 from ._blockarrow import block_covariance, dense_step, pattern_blocks, schur_step
@@ -560,6 +560,25 @@ class ParametricRefinement:
             from ..errors import not_fitted
             raise not_fitted(self, "sequence")
         return sequence_entries(self.series_)
+
+    def dense_terms(self) -> list[ResidualTerm]:
+        """The same problem as core residual terms on ``group_`` (one per pattern, each with
+        its dense Jacobian over every slot), for :func:`sciTie.fit_least_squares`: the
+        reference the block solver is checked against (memory grows as N² patterns)."""
+        n_slots = self.group_.n_slots
+        terms = []
+        for k, (pat, ii) in enumerate(zip(self.patterns, self._idx)):
+            def residual(vals, pat=pat, ii=ii):
+                y, _ = pat.evaluate(vals.array[ii], grad=False)
+                return (pat.obs - y) / pat.sigma
+
+            def jacobian(vals, pat=pat, ii=ii):
+                _, J = pat.evaluate(vals.array[ii], grad=True)
+                out = np.zeros((pat.x.size, n_slots))
+                out[:, ii] = -J / pat.sigma[:, None]
+                return out
+            terms.append(ResidualTerm(f"pattern{k}", residual, jacobian))
+        return terms
 
     def law_curve(self, slot: str, temperatures) -> tuple[np.ndarray, np.ndarray]:
         """A law's value and esd at ``temperatures`` (esd from the coefficients' covariance)."""
