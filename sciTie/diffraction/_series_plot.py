@@ -138,9 +138,11 @@ def _edges(c: np.ndarray, half: float) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def plot_tie_test(ds: xr.Dataset, tie: str, ax: Any = None, *, alpha: float = 0.01):
+def plot_tie_test(ds: xr.Dataset, tie: str, ax: Any = None, *, alpha: float = 0.01,
+                  p_floor: float = 1e-20):
     """A tested tie along the series: the untied difference with esd bars (top) and the
-    F-test p-value (bottom, log scale, with the significance level ``alpha``)."""
+    F-test p-value (bottom, log scale, with the significance level ``alpha``; p-values
+    below ``p_floor`` are drawn at it as downward triangles)."""
     if "tie" not in ds.dims or tie not in ds["tie"].values:
         raise ValidationError(f"tie {tie!r} was not tested in this result")
     fig, (a1, a2) = _axes(ax, 2)
@@ -152,11 +154,15 @@ def plot_tie_test(ds: xr.Dataset, tie: str, ax: Any = None, *, alpha: float = 0.
         a1.errorbar(T[mask], sub["tie_difference"].values[mask],
                     yerr=sub["tie_difference_stderr"].values[mask], fmt="o", ms=3, capsize=2,
                     color=c, label=lab)
-        a2.semilogy(T[mask], np.maximum(sub["tie_p"].values[mask], 1e-300), "o", ms=4, color=c)
+        p = sub["tie_p"].values[mask]
+        low = p < p_floor
+        a2.semilogy(T[mask][~low], p[~low], "o", ms=4, color=c)
+        a2.semilogy(T[mask][low], np.full(int(low.sum()), p_floor), "v", ms=5, color=c)
     a1.axhline(0, color="k", lw=0.8)
     a1.set_ylabel(f"{tie.split('=')[0]} - {tie.split('=')[1]}")
     a1.legend(fontsize=8)
     a2.axhline(alpha, color="k", ls="--", lw=0.8, label=f"α = {alpha}")
+    a2.set_ylim(p_floor / 10, 2.0)
     a2.set_ylabel("p-value of the tie (F-test)")
     a2.set_xlabel("temperature (K)")
     a2.legend(fontsize=8)
