@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from sciTie.errors import NotFittedError
 from sciTie.pinn import (Fields, PDEProblem, PeriodicEmbedding, PeriodicPINN, PINNNetwork,
                          TrainingDivergedError, allen_cahn, convection)
 
@@ -16,7 +17,7 @@ def _ends(net, a, b, ts):
     out = []
     for xe in (a, b):
         x = torch.full_like(t, xe).requires_grad_(True)
-        f = Fields(net(x, t), x, t)
+        f = Fields(net(x, t), {"x": x, "t": t})
         out.append(torch.stack([f.u, f.u_x, f.u_xx]).detach().numpy())
     return out
 
@@ -48,7 +49,7 @@ def test_embedding_features_and_trainable_frequency():
                                np.sin(np.pi * np.outer(x.numpy()[:, 0] + 1, [1, 2, 3]))], axis=1)
     assert np.allclose(f, expected, atol=1e-15)
     emb2 = PeriodicEmbedding(2.0, 2, trainable_frequency=True)
-    assert [n for n, _ in emb2.named_parameters()] == ["frequency"]
+    assert [n for n, _ in emb2.named_parameters()] == ["axes.0.frequency"]
 
 
 def _analytic(x, t):
@@ -59,7 +60,7 @@ def test_fields_match_closed_form_derivatives():
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.uniform(-1, 1, (20, 1)), requires_grad=True)
     t = torch.tensor(rng.uniform(0, 1, (20, 1)), requires_grad=True)
-    f = Fields(_analytic(x, t), x, t)
+    f = Fields(_analytic(x, t), {"x": x, "t": t})
     xs, ts = x.detach()[:, 0], t.detach()[:, 0]
     s, c, e = torch.sin(2 * xs - ts), torch.cos(2 * xs - ts), torch.exp(0.3 * ts)
     checks = {
@@ -84,7 +85,8 @@ def test_autograd_residual_equals_finite_differences(problem):
     xs, ts = rng.uniform(a, b, 15), rng.uniform(0.1, 0.9, 15)
     x = torch.tensor(xs[:, None], requires_grad=True)
     t = torch.tensor(ts[:, None], requires_grad=True)
-    r_auto = problem.residual(Fields(net(x, t), x, t)).detach().numpy()
+    r_auto = problem.residual(Fields(net(x, t), {"x": x, "t": t},
+                                     parameters=problem.parameters)).detach().numpy()
 
     def u(xx, tt):
         with torch.no_grad():
@@ -120,8 +122,8 @@ def test_short_training_lowers_loss_and_error(mode):
     first = np.mean([h["loss_total"] for h in model.history_[:10]])
     last = model.history_[-1]["loss_total"]
     assert last < 0.05 * first
-    assert model.result_.attrs["rel_l2"] < 0.3 * untrained.result_.attrs["rel_l2"]
-    ds = model.result_
+    assert model.result_.data.attrs["rel_l2"] < 0.3 * untrained.result_.data.attrs["rel_l2"]
+    ds = model.result_.data
     assert set(ds["u_pred"].dims) == {"t", "x"}
     # the reference field is the analytic solution sin(x - beta t), beta = 1, and the reported
     # error is recomputed from the prediction against that solution, not from the stored error
@@ -131,7 +133,7 @@ def test_short_training_lowers_loss_and_error(mode):
     assert np.isclose(ds.attrs["rel_l2"], np.linalg.norm(u_pred - exact) / np.linalg.norm(exact))
     pv = ds.attrs["periodicity_violation"]
     if mode == "hard":
-        assert pv < 1e-12 and ds.attrs["periodicity_violation_ux"] < 1e-12
+        assert pv < 1e-12 and ds.attrs["periodicity_violation_slope"] < 1e-12
     else:
         assert 1e-12 < pv < 0.5
 
@@ -140,7 +142,7 @@ def test_time_marching_and_causal_weights_run_and_predict_piecewise():
     model = _small(convection(2.0), n_windows=2, causal_eps=1.0, n_causal_chunks=8,
                    time_features="fourier", n_time_features=4, adam_steps=60).fit()
     assert len(model.networks_) == 2
-    assert "causal_min_weight" in model.result_
+    assert "causal_min_weight" in model.result_.data
     # prediction at t in window 1 uses network 1
     with torch.no_grad():
         direct = model.networks_[1](torch.tensor([[0.5]], dtype=torch.float64),
@@ -183,7 +185,7 @@ def test_nan_stops_keeps_checkpoint_and_resume_is_bit_identical(tmp_path, mode):
     bad = _small(_interrupting(problem, 15, t_min=0.5), checkpoint=ck, **kw)
     with pytest.raises(TrainingDivergedError, match="non-finite.*last good checkpoint"):
         bad.fit()
-    saved = torch.load(ck, weights_only=False)
+    saved = torch.load(ck, weights_only=True)
     assert saved["window"] == 1 and saved["stage"] == "adam" and saved["step"] == 10
     resumed = _small(problem, checkpoint=ck, **kw).fit(resume=True)
     assert torch.equal(_state(full), _state(resumed))
@@ -198,7 +200,7 @@ def test_resume_inside_lbfgs_is_bit_identical(tmp_path):
     n_adam_calls = 20
     with pytest.raises(TrainingDivergedError):
         _small(_interrupting(problem, n_adam_calls + 30), checkpoint=ck, **kw).fit()
-    assert torch.load(ck, weights_only=False)["stage"] == "lbfgs"
+    assert torch.load(ck, weights_only=True)["stage"] == "lbfgs"
     resumed = _small(problem, checkpoint=ck, **kw).fit(resume=True)
     assert torch.equal(_state(full), _state(resumed))
 
@@ -262,14 +264,14 @@ def test_bad_settings_rejected(kw, match):
 
 
 def test_predict_before_fit():
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         _small(convection(1.0)).predict(0.0, 0.0)
 
 
 def test_float32_trains():
     m = _small(convection(1.0), dtype="float32", adam_steps=20).fit()
     assert next(m.networks_[0].parameters()).dtype == torch.float32
-    assert math.isfinite(m.result_.attrs["rel_l2"])
+    assert math.isfinite(m.result_.data.attrs["rel_l2"])
 
 
 def test_resume_from_finished_checkpoint_does_not_retrain(tmp_path):

@@ -61,3 +61,60 @@ def test_boundary_group_values_from_trained_model(mode):
         # the free slots carry the boundary network's output; u_left/u_right read g through G
         assert np.allclose(vals["g"], traces["g"], atol=1e-12)
         assert np.allclose(vals["gx"], traces["gx"], atol=1e-12)
+
+
+def test_group_is_the_one_trained_shared_boundary_network():
+    # shared mode: the boundary network's weights live in the model's parameter group and are
+    # trained through it (TiedParameters); group_ reports exactly what was trained
+    m = PeriodicPINN(convection(1.0), mode="shared", hidden=(8, 8), adam_steps=15,
+                     n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
+                     bc_weight=10.0, budget=1.0).fit()
+    g = m.group_
+    bnet = m.boundary_networks_[0]["x"]
+    n_weights = sum(p.numel() for p in bnet.parameters())
+    assert g.n_free == n_weights  # coefficient and period are fixed in a forward problem
+    assert np.array_equal(m.tied_[0].free.detach().numpy(), g.pack())
+    w0 = bnet.body.layers[0].weight.detach().numpy()
+    assert np.allclose(g.values()["boundary_x.body.layers_0.weight"], w0, atol=0)
+    # the trained boundary network is what the loss saw: it moved from its initial weights
+    fresh = PeriodicPINN(convection(1.0), mode="shared", hidden=(8, 8), adam_steps=0,
+                         n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
+                         budget=1.0).fit()
+    assert not np.allclose(fresh.group_.pack(), g.pack())
+    assert g["beta"].vary is False and g.values()["beta"] == 1.0
+
+
+def test_learnt_period_is_one_free_value_and_harmonics_follow_it():
+    from sciTie.pinn.data import synthetic_observations
+
+    p = convection(1.0)
+    X, y = synthetic_observations(p, 60, 0.0, random_state=1)
+    from sciTie.pinn import PDEProblem
+
+    guess = PDEProblem(p.residual, p.initial, p.domain_x, p.domain_t, p.reference,
+                       name=p.name, parameters=p.parameters, periods={"x": 6.0})
+    m = PeriodicPINN(guess, hidden=(8, 8), n_modes=3, trainable_frequency=True, adam_steps=30,
+                     learning_rate=1e-2, n_collocation=64, n_initial=32, eval_grid=(16, 6),
+                     budget=1.0).fit(X, y)
+    g = m.group_
+    assert g.free_names == ["period_x"]
+    P = g.values()["period_x"]
+    assert P != 6.0 and m.periods_["x"] == P
+    assert np.allclose(g.values()["frequency_x"], 2 * np.pi / P * np.array([1, 2, 3]),
+                       rtol=1e-14)
+    # the network alone carries the trained period (for predict / periodicity_violation)
+    assert m.networks_[0].x_features.periods[0] == pytest.approx(P, rel=1e-14)
+    assert m.periodicity_violation([0.0, 1.0])[0] < 1e-12
+    # the uncertainty is reported on the group's free parameter
+    assert m.result_.params["period_x"].stderr > 0
+    assert "period_x" in m.result_.free_names
+
+
+def test_checkpoint_holds_the_free_vector_once(tmp_path):
+    ck = tmp_path / "run.pt"
+    PeriodicPINN(convection(1.0), mode="shared", hidden=(6,), adam_steps=4, n_collocation=32,
+                 n_initial=16, n_boundary=8, eval_grid=(9, 5), checkpoint=ck).fit()
+    state = torch.load(ck, weights_only=True)
+    assert list(state["tied"][0]) == ["free", "fixed", "_extra_state"]
+    net_keys = set(state["networks"][0])
+    assert not any("boundary" in k for k in net_keys)  # not a second copy in the network

@@ -78,5 +78,15 @@ REGISTRY: dict[str, DatasetEntry] = {
             "1-D periodic Allen-Cahn equation, ETDRK4 spectral reference",
             loader="sciTie.pinn.data:load_allen_cahn",
         ),
+        DatasetEntry(
+            "taylor-green",
+            "Taylor-Green vortex, 2-D incompressible Navier-Stokes on a torus, exact solution",
+            loader="sciTie.pinn.data:load_taylor_green",
+        ),
+        DatasetEntry(
+            "allen-cahn-2d",
+            "2-D periodic Allen-Cahn equation, ETDRK4 spectral reference",
+            loader="sciTie.pinn.data:load_allen_cahn_2d",
+        ),
     )
 }

@@ -1,6 +1,6 @@
-"""ETDRK4 Fourier-spectral solver for 1-D semilinear periodic PDEs.
+"""ETDRK4 Fourier-spectral solver for semilinear PDEs on periodic intervals and tori.
 
-Solves ``u_t = L u + N(u)`` on a periodic interval, where ``L`` is a linear operator that is
+Solves ``u_t = L u + N(u)`` on a periodic interval or torus, where ``L`` is a linear operator that is
 diagonal in Fourier space (given by its symbol ``L(k)``) and ``N`` is any (nonlinear) function
 of ``u`` evaluated in physical space. The time stepper is the fourth-order exponential time
 differencing Runge-Kutta scheme of Cox & Matthews (2002) with the contour-integral evaluation
@@ -8,10 +8,12 @@ of its coefficient functions from Kassam & Trefethen (2005).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import xarray as xr
+
+from ..errors import ValidationError
 
 __all__ = ["etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
            "wavenumbers"]
@@ -35,17 +37,20 @@ def wavenumbers(n: int, period: float) -> np.ndarray:
     return 2.0 * np.pi / period * np.fft.rfftfreq(n, d=1.0 / n)
 
 
-def spectral_derivative(u: np.ndarray, period: float, order: int = 1) -> np.ndarray:
-    """Derivative of periodic samples ``u`` (last axis) by Fourier differentiation.
+def spectral_derivative(u: np.ndarray, period: float, order: int = 1, *,
+                        axis: int = -1) -> np.ndarray:
+    """Derivative of periodic samples ``u`` along one axis by Fourier differentiation.
 
     Parameters
     ----------
     u : numpy.ndarray
-        Samples on the uniform grid ``a + period * j / n``, ``j = 0 .. n-1`` (last axis).
+        Samples on the uniform grid ``a + period * j / n``, ``j = 0 .. n-1`` along ``axis``.
     period : float
         Length of the periodic interval.
     order : int, optional
         Derivative order (default 1).
+    axis : int, optional
+        The axis to differentiate along (default the last).
 
     Returns
     -------
@@ -53,37 +58,39 @@ def spectral_derivative(u: np.ndarray, period: float, order: int = 1) -> np.ndar
         The ``order``-th derivative on the same grid. For odd orders the Nyquist mode is
         dropped, as usual for real-valued spectral derivatives.
     """
-    u = np.asarray(u, dtype=float)
+    u = np.moveaxis(np.asarray(u, dtype=float), axis, -1)
     n = u.shape[-1]
     k = wavenumbers(n, period)
     mult = (1j * k) ** order
     if order % 2 == 1 and n % 2 == 0:
         mult[-1] = 0.0
-    return np.fft.irfft(mult * np.fft.rfft(u, axis=-1), n=n, axis=-1)
+    return np.moveaxis(np.fft.irfft(mult * np.fft.rfft(u, axis=-1), n=n, axis=-1), -1, axis)
 
 
 def fourier_interpolate(u: np.ndarray, x_grid_start: float, period: float,
-                        x: np.ndarray) -> np.ndarray:
+                        x: np.ndarray, *, axis: int = -1) -> np.ndarray:
     """Evaluate the trigonometric interpolant of periodic samples at arbitrary points.
 
     Parameters
     ----------
     u : numpy.ndarray
-        Samples on the grid ``x_grid_start + period * j / n`` along the last axis; leading axes
-        (for example time) are kept.
+        Samples on the grid ``x_grid_start + period * j / n`` along ``axis``; the other axes
+        (for example time, or a second space coordinate) are kept.
     x_grid_start : float
         Left end of the periodic interval.
     period : float
         Length of the periodic interval.
     x : numpy.ndarray
         1-D array of evaluation points (any real values; the interpolant is periodic).
+    axis : int, optional
+        The periodic axis (default the last). Apply once per axis for several dimensions.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``u.shape[:-1] + (len(x),)``.
+        ``u`` with ``axis`` replaced by ``len(x)`` values.
     """
-    u = np.asarray(u, dtype=float)
+    u = np.moveaxis(np.asarray(u, dtype=float), axis, -1)
     x = np.asarray(x, dtype=float).ravel()
     n = u.shape[-1]
     c = np.fft.rfft(u, axis=-1) / n
@@ -95,7 +102,7 @@ def fourier_interpolate(u: np.ndarray, x_grid_start: float, period: float,
     theta = 2.0 * np.pi / period * np.outer(m, x - x_grid_start)  # (modes, points)
     basis_c = np.cos(theta) * w[:, None]
     basis_s = np.sin(theta) * w[:, None]
-    return c.real @ basis_c - c.imag @ basis_s
+    return np.moveaxis(c.real @ basis_c - c.imag @ basis_s, -1, axis)
 
 
 def etdrk4_coefficients(lin: np.ndarray, h: float, n_contour: int = 64):
@@ -135,14 +142,68 @@ def etdrk4_coefficients(lin: np.ndarray, h: float, n_contour: int = 64):
     return e, e2, q, f1, f2, f3
 
 
+def _domains(domain: Sequence[Any]) -> list[tuple[float, float]]:
+    """``(a, b)`` or a sequence of such pairs, validated."""
+    items = list(domain)
+    if len(items) == 2 and all(np.ndim(v) == 0 for v in items):
+        items = [tuple(items)]
+    out = []
+    for d in items:
+        try:
+            a, b = (float(v) for v in d)
+        except (TypeError, ValueError):
+            raise ValidationError(f"domain must be (a, b) or a sequence of such pairs; got "
+                                  f"{domain!r}") from None
+        if not (np.isfinite(a) and np.isfinite(b) and b > a):
+            raise ValidationError(f"domain must satisfy b > a (finite); got {tuple(domain)!r}")
+        out.append((a, b))
+    if not 1 <= len(out) <= 3:
+        raise ValidationError(f"domain must have 1 to 3 periodic intervals; got {len(out)}")
+    return out
+
+
+def _project(u0: Callable[..., np.ndarray], domains: list[tuple[float, float]],
+             n: tuple[int, ...], oversample: int) -> np.ndarray:
+    """Samples of the Fourier truncation of ``u0`` (sampled ``oversample`` times finer) on the
+    ``n`` grid: the projection, free of the aliasing error of plain sampling."""
+    d = len(n)
+    m = tuple(k * oversample for k in n)
+    axes = [a + (b - a) * np.arange(mk) / mk for (a, b), mk in zip(domains, m)]
+    fine = np.asarray(u0(*np.meshgrid(*axes, indexing="ij")), dtype=float)
+    if fine.shape != m:
+        raise ValidationError(f"u0 must return one value per point; got shape {fine.shape} "
+                              f"for a grid of {m}")
+    spec = np.fft.rfftn(fine) / oversample ** d
+    if d == 1:
+        coef = spec[: n[0] // 2 + 1]
+        if n[0] % 2 == 0:
+            coef[-1] = coef[-1].real  # keep the Nyquist mode real (symmetric truncation)
+        return np.fft.irfft(coef, n=n[0])
+    # along each full-spectrum axis keep modes -k/2 .. k/2; an even grid's Nyquist mode gets the
+    # mean of the +k/2 and -k/2 modes (the symmetric truncation the 1-D solver uses)
+    spec = spec[..., : n[-1] // 2 + 1]
+    for axis, (k, mk) in enumerate(zip(n[:-1], m[:-1])):
+        low = np.take(spec, np.arange(0, (k + 1) // 2), axis=axis)
+        high = np.take(spec, np.arange(mk - (k - 1) // 2, mk), axis=axis)
+        parts = [low]
+        if k % 2 == 0:
+            nyq = 0.5 * (np.take(spec, [k // 2], axis=axis) + np.take(spec, [mk - k // 2],
+                                                                      axis=axis))
+            parts.append(nyq)
+        parts.append(high)
+        spec = np.concatenate(parts, axis=axis)
+    out = spec
+    return np.fft.irfftn(out, s=n, axes=tuple(range(d)))
+
+
 def etdrk4_solve(
-    linear: Callable[[np.ndarray], np.ndarray],
+    linear: Callable[..., np.ndarray],
     nonlinear: Callable[[np.ndarray], np.ndarray],
-    u0: Callable[[np.ndarray], np.ndarray] | np.ndarray,
+    u0: Callable[..., np.ndarray] | np.ndarray,
     *,
-    domain: Sequence[float],
+    domain: Sequence[Any],
     t_final: float,
-    n_points: int = 512,
+    n_points: int | Sequence[int] = 512,
     dt: float = 1e-4,
     n_snapshots: int = 101,
     n_contour: int = 64,
@@ -151,21 +212,25 @@ def etdrk4_solve(
 ) -> xr.Dataset:
     """Solve ``u_t = L u + N(u)`` with periodic boundary conditions by ETDRK4.
 
+    One-dimensional on an interval ``(a, b)``, or on a torus (2-D, 3-D) when ``domain`` is a
+    sequence of intervals: Fourier spectral in every coordinate (``numpy.fft.rfftn``).
+
     Parameters
     ----------
     linear : callable
-        ``linear(k) -> symbol``: the Fourier symbol of ``L`` at angular wavenumbers ``k``
-        (for example ``lambda k: -nu * k**2`` for ``nu u_xx``).
+        ``linear(kx[, ky]) -> symbol``: the Fourier symbol of ``L`` at angular wavenumbers
+        (broadcast arrays, one per coordinate), for example ``lambda k: -nu * k**2`` for
+        ``nu u_xx`` or ``lambda kx, ky: -nu * (kx**2 + ky**2)`` for ``nu (u_xx + u_yy)``.
     nonlinear : callable
-        ``nonlinear(u) -> N(u)`` on physical-space samples (shape ``(n_points,)``).
+        ``nonlinear(u) -> N(u)`` on physical-space samples (shape ``n_points``).
     u0 : callable or numpy.ndarray
-        Initial condition: a function of ``x`` or samples on the grid.
-    domain : (float, float)
-        The periodic interval ``[a, b)``; ``b > a``.
+        Initial condition: a function of the coordinates or samples on the grid.
+    domain : (float, float) or sequence of (float, float)
+        The periodic interval(s) ``[a, b)``; ``b > a``.
     t_final : float
         Final time (> 0).
-    n_points : int, optional
-        Number of grid points (default 512).
+    n_points : int or sequence of int, optional
+        Grid points per coordinate (default 512).
     dt : float, optional
         Largest time step; it is reduced so that the snapshots fall on steps.
     n_snapshots : int, optional
@@ -173,68 +238,74 @@ def etdrk4_solve(
     n_contour : int, optional
         Contour points for the coefficient functions (default 64).
     oversample : int, optional
-        When ``u0`` is callable it is sampled on a grid ``oversample`` times finer and its
-        Fourier series truncated to ``n_points`` modes (a projection). This avoids the aliasing
-        error of plain sampling, which matters for initial data with a kink (default 16).
+        When ``u0`` is callable it is sampled on a grid ``oversample`` times finer (per
+        coordinate) and its Fourier series truncated to ``n_points`` modes (a projection). This
+        avoids the aliasing error of plain sampling, which matters for initial data with a kink
+        (default 16 in 1-D; use less in 2-D).
     name : str, optional
         Name of the data variable (default ``"u"``).
 
     Returns
     -------
     xarray.Dataset
-        ``name`` on dims ``(t, x)``; ``x`` holds the grid ``a + (b - a) j / n`` (right end
-        excluded); attrs record the solver settings.
+        ``name`` on dims ``(t, x[, y[, z]])``; each coordinate holds the grid
+        ``a + (b - a) j / n`` (right end excluded); attrs record the solver settings.
 
     Raises
     ------
-    ValueError
+    sciTie.errors.ValidationError
         For a non-positive period, time or step, too few points or snapshots, or a
         non-finite solution (the step is too large).
     """
-    a, b = (float(v) for v in domain)
-    period = b - a
-    if not np.isfinite(period) or period <= 0:
-        raise ValueError(f"domain must satisfy b > a (finite); got {tuple(domain)!r}")
+    domains = _domains(domain)
+    d = len(domains)
     if not (np.isfinite(t_final) and t_final > 0):
-        raise ValueError(f"t_final must be a positive finite number; got {t_final!r}")
+        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
     if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive finite number; got {dt!r}")
-    if int(n_points) != n_points or n_points < 4:
-        raise ValueError(f"n_points must be an integer >= 4; got {n_points!r}")
+        raise ValidationError(f"dt must be a positive finite number; got {dt!r}")
+    sizes = list(n_points) if isinstance(n_points, (list, tuple)) else [n_points] * d
+    if len(sizes) != d or any(isinstance(v, bool) or int(v) != v or v < 4 for v in sizes):
+        raise ValidationError(f"n_points must be an integer >= 4 (one per coordinate); got "
+                              f"{n_points!r}")
+    n = tuple(int(v) for v in sizes)
     if int(n_snapshots) != n_snapshots or n_snapshots < 2:
-        raise ValueError(f"n_snapshots must be an integer >= 2; got {n_snapshots!r}")
-    n = int(n_points)
-    x = a + period * np.arange(n) / n
+        raise ValidationError(f"n_snapshots must be an integer >= 2; got {n_snapshots!r}")
     if int(oversample) != oversample or oversample < 1:
-        raise ValueError(f"oversample must be an integer >= 1; got {oversample!r}")
+        raise ValidationError(f"oversample must be an integer >= 1; got {oversample!r}")
+    periods = [b - a for a, b in domains]
+    grid = [a + (b - a) * np.arange(k) / k for (a, b), k in zip(domains, n)]
     if callable(u0):
-        m = n * int(oversample)
-        fine = np.asarray(u0(a + period * np.arange(m) / m), dtype=float)
-        if fine.shape != (m,):
-            raise ValueError(f"u0(x) must return one value per point; got shape {fine.shape}")
-        coef = np.fft.rfft(fine)[: n // 2 + 1] / oversample
-        if n % 2 == 0:
-            coef[-1] = coef[-1].real  # keep the Nyquist mode real (symmetric truncation)
-        u = np.fft.irfft(coef, n=n)
+        u = _project(u0, domains, n, int(oversample))
     else:
         u = np.asarray(u0, dtype=float)
-        if u.shape != (n,):
-            raise ValueError(f"u0 must have shape ({n},) on the grid; got {u.shape}")
-    k = wavenumbers(n, period)
-    lin = np.asarray(linear(k))
-    if lin.shape != k.shape:
-        raise ValueError(f"linear(k) must return shape {k.shape}; got {lin.shape}")
+        if u.shape != n:
+            raise ValidationError(f"u0 must have shape {n} on the grid; got {u.shape}")
+    ks = [2.0 * np.pi / p * np.fft.fftfreq(k, d=1.0 / k) for p, k in zip(periods[:-1], n[:-1])]
+    ks.append(wavenumbers(n[-1], periods[-1]))
+    kgrid = np.meshgrid(*ks, indexing="ij")
+    spec_shape = kgrid[0].shape
+    lin = np.asarray(linear(*kgrid))
+    if lin.shape != spec_shape:
+        try:
+            lin = np.broadcast_to(lin, spec_shape)
+        except ValueError:
+            raise ValidationError(f"linear(k) must return shape {spec_shape}; got "
+                                  f"{lin.shape}") from None
     interval = t_final / (n_snapshots - 1)
     steps_per = max(1, int(np.ceil(interval / dt - 1e-12)))
     h = interval / steps_per
-    e, e2, q, f1, f2, f3 = etdrk4_coefficients(lin, h, n_contour)
+    coeffs = etdrk4_coefficients(np.ravel(lin), h, n_contour)
+    e, e2, q, f1, f2, f3 = (c.reshape(spec_shape) for c in coeffs)
+    axes = tuple(range(d))
 
     def nhat(v: np.ndarray) -> np.ndarray:
-        return np.fft.rfft(nonlinear(np.fft.irfft(v, n=n)))
+        return np.fft.rfftn(nonlinear(np.fft.irfftn(v, s=n, axes=axes)), axes=axes)
 
-    v = np.fft.rfft(u)
-    out = np.empty((n_snapshots, n))
-    out[0] = np.asarray(u0(x), dtype=float) if callable(u0) else u  # exact data at t = 0
+    v = np.fft.rfftn(u, axes=axes)
+    out = np.empty((n_snapshots, *n))
+    # exact data at t = 0
+    out[0] = np.asarray(u0(*np.meshgrid(*grid, indexing="ij")), dtype=float) if callable(u0) \
+        else u
     for s in range(1, n_snapshots):
         for _ in range(steps_per):
             nv = nhat(v)
@@ -245,15 +316,16 @@ def etdrk4_solve(
             c_ = e2 * a_ + q * (2.0 * nb - nv)
             nc = nhat(c_)
             v = e * v + nv * f1 + 2.0 * (na + nb) * f2 + nc * f3
-        out[s] = np.fft.irfft(v, n=n)
+        out[s] = np.fft.irfftn(v, s=n, axes=axes)
         if not np.all(np.isfinite(out[s])):
-            raise ValueError(f"ETDRK4 solution became non-finite at t={s * interval:.4g}; "
-                             f"reduce dt (now {h:.3g}) or increase n_points")
+            raise ValidationError(f"ETDRK4 solution became non-finite at "
+                                  f"t={s * interval:.4g}; reduce dt (now {h:.3g}) or increase "
+                                  "n_points")
     t = np.linspace(0.0, t_final, n_snapshots)
-    return xr.Dataset(
-        {name: (("t", "x"), out)},
-        coords={"t": t, "x": x},
-        attrs={"solver": "ETDRK4 Fourier spectral (Cox & Matthews 2002; Kassam & Trefethen 2005)",
-               "n_points": n, "dt": h, "n_contour": int(n_contour),
-               "domain_start": a, "period": period},
-    )
+    names = ["x", "y", "z"][:d]
+    attrs = {"solver": "ETDRK4 Fourier spectral (Cox & Matthews 2002; Kassam & Trefethen 2005)",
+             "n_points": n[0] if d == 1 else list(n), "dt": h, "n_contour": int(n_contour),
+             "domain_start": domains[0][0] if d == 1 else [a for a, _ in domains],
+             "period": periods[0] if d == 1 else periods}
+    return xr.Dataset({name: (("t", *names), out)},
+                      coords={"t": t, **{c: g for c, g in zip(names, grid)}}, attrs=attrs)

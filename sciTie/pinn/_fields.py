@@ -1,60 +1,121 @@
-"""Lazy autograd derivatives of the network output: ``f.u``, ``f.u_t``, ``f.u_xx`` ..."""
+"""Lazy autograd derivatives of the network outputs: ``f.u``, ``f.u_t``, ``f.v_xy`` ..."""
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-__all__ = ["Fields"]
+from ..errors import ValidationError
 
-_VARS = ("x", "t")
+__all__ = ["Fields", "check_output_names"]
+
+
+def check_output_names(outputs: Sequence[str], coordinates: Sequence[str]) -> tuple[str, ...]:
+    """Validated output names: identifiers without ``_``, distinct, not coordinate names."""
+    if isinstance(outputs, str):
+        outputs = (outputs,)
+    try:
+        names = tuple(outputs)
+    except TypeError:
+        raise ValidationError(f"outputs must be a sequence of names; got {outputs!r}") from None
+    if not names:
+        raise ValidationError("outputs must name at least one field (e.g. ('u',))")
+    for n in names:
+        if not isinstance(n, str) or not n.isidentifier() or "_" in n:
+            raise ValidationError(f"output names must be identifiers without '_' (so that "
+                                  f"'u_x' parses); got {n!r}")
+        if n in coordinates:
+            raise ValidationError(f"output name {n!r} clashes with a coordinate name "
+                                  f"({', '.join(coordinates)})")
+    if len(set(names)) != len(names):
+        raise ValidationError(f"output names must be distinct; got {names!r}")
+    return names
 
 
 class Fields(Mapping[str, torch.Tensor]):
-    """The field ``u`` and its partial derivatives at collocation points, computed on demand.
+    """The network outputs and their partial derivatives at collocation points, on demand.
 
     A residual function receives a ``Fields`` object and reads what it needs, e.g.
-    ``f.u_t + beta * f.u_x`` or ``f["u_xx"]``. A name is ``"u"`` followed by ``"_"`` and the
-    differentiation variables in order (``"u_xt"`` is ``d/dt (d/dx u)``). Each derivative is
-    computed once with :func:`torch.autograd.grad` (``create_graph=True``, so losses built from
-    it can be trained) and cached. ``f.x`` and ``f.t`` are the coordinates, shape ``(n,)``.
+    ``f.u_t + beta * f.u_x`` or ``f["v_yy"]``. A name is an output name (``"u"``), optionally
+    followed by ``"_"`` and the differentiation variables in order (``"u_xt"`` is
+    ``d/dt (d/dx u)``). Each derivative is computed once with :func:`torch.autograd.grad`
+    (``create_graph=True``, so losses built from it can be trained) and cached. The coordinates
+    are ``f.x``, ``f.y``, ``f.t`` (shape ``(n,)``) and PDE coefficients ``f.parameters`` (fixed
+    numbers, or tensors that are trained in an inverse problem).
 
     Parameters
     ----------
-    u : torch.Tensor
-        Network output, shape ``(n, 1)``.
-    x, t : torch.Tensor
-        Coordinates with ``requires_grad=True``, shape ``(n, 1)``.
+    values : torch.Tensor
+        Network outputs, shape ``(n, k)`` (or ``(n,)`` for one output).
+    coords : mapping of str to torch.Tensor
+        Coordinates by name (one letter each), shape ``(n, 1)``, with ``requires_grad=True``
+        wherever a derivative along them is wanted.
+    outputs : sequence of str, optional
+        Names of the ``k`` output columns (default ``("u",)``).
+    parameters : mapping of str to float or torch.Tensor, optional
+        PDE coefficients made available to the residual.
     """
 
-    def __init__(self, u: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> None:
-        self._x = x
-        self._t = t
-        self._cache: dict[str, torch.Tensor] = {"u": u}
+    def __init__(self, values: torch.Tensor, coords: Mapping[str, torch.Tensor], *,
+                 outputs: Sequence[str] = ("u",),
+                 parameters: Mapping[str, Any] | None = None) -> None:
+        if not isinstance(values, torch.Tensor):
+            raise ValidationError(f"values must be a torch.Tensor; got {type(values).__name__}")
+        if values.ndim == 1:
+            values = values[:, None]
+        for name in coords:
+            if not (isinstance(name, str) and len(name) == 1 and name.isalpha()):
+                raise ValidationError(f"coordinate names must be single letters; got {name!r}")
+        self._coords = dict(coords)
+        self._outputs = check_output_names(outputs, tuple(self._coords))
+        if values.ndim != 2 or values.shape[1] != len(self._outputs):
+            raise ValidationError(f"values must have shape (n, {len(self._outputs)}) for "
+                                  f"outputs {self._outputs}; got {tuple(values.shape)}")
+        self._cache: dict[str, torch.Tensor] = {
+            name: values[:, i:i + 1] for i, name in enumerate(self._outputs)}
+        self.parameters: Mapping[str, Any] = dict(parameters or {})
 
     @property
-    def x(self) -> torch.Tensor:
-        """The x coordinates, shape ``(n,)``."""
-        return self._x[:, 0]
+    def outputs(self) -> tuple[str, ...]:
+        """Output names."""
+        return self._outputs
 
     @property
-    def t(self) -> torch.Tensor:
-        """The t coordinates, shape ``(n,)``."""
-        return self._t[:, 0]
+    def coordinates(self) -> tuple[str, ...]:
+        """Coordinate names."""
+        return tuple(self._coords)
+
+    def coordinate(self, name: str) -> torch.Tensor:
+        """The coordinate ``name``, shape ``(n,)``."""
+        if name not in self._coords:
+            raise KeyError(f"unknown coordinate {name!r}; have {', '.join(self._coords)}")
+        return self._coords[name][:, 0]
+
+    def _parse(self, name: str) -> tuple[str, str]:
+        base, _, letters = name.partition("_")
+        if base not in self._outputs or ("_" in name and (
+                not letters or any(c not in self._coords for c in letters))):
+            raise KeyError(
+                f"unknown field {name!r}: use an output ({', '.join(self._outputs)}) optionally "
+                f"followed by '_' and coordinate letters ({', '.join(self._coords)}), e.g. "
+                f"'{self._outputs[0]}_{self.coordinates[0]}', "
+                f"'{self._outputs[0]}_{self.coordinates[0] * 2}'")
+        return base, letters
 
     def _column(self, name: str) -> torch.Tensor:
         if name in self._cache:
             return self._cache[name]
-        if not name.startswith("u_") or len(name) < 3 or any(c not in _VARS for c in name[2:]):
-            raise KeyError(f"unknown field {name!r}: use 'u' or 'u_' followed by x/t letters, "
-                           "e.g. 'u_x', 'u_xx', 'u_t', 'u_xt'")
-        parent = "u" if len(name) == 3 else name[:-1]
-        base = self._column(parent)
-        var = self._x if name[-1] == "x" else self._t
-        (grad,) = torch.autograd.grad(base, var, grad_outputs=torch.ones_like(base),
+        base, letters = self._parse(name)
+        parent = base if len(letters) == 1 else f"{base}_{letters[:-1]}"
+        value = self._column(parent)
+        var = self._coords[letters[-1]]
+        if not var.requires_grad:
+            raise ValidationError(f"cannot differentiate along {letters[-1]!r}: that "
+                                  "coordinate tensor does not require grad")
+        (grad,) = torch.autograd.grad(value, var, grad_outputs=torch.ones_like(value),
                                       create_graph=True, allow_unused=True)
-        if grad is None:
-            grad = torch.zeros_like(base)
+        if grad is None:  # the output does not depend on this coordinate
+            grad = torch.zeros_like(value)
         self._cache[name] = grad
         return grad
 
@@ -62,12 +123,15 @@ class Fields(Mapping[str, torch.Tensor]):
         return self._column(name)[:, 0]
 
     def __getattr__(self, name: str) -> torch.Tensor:
-        if name.startswith("u"):
-            try:
-                return self[name]
-            except KeyError as exc:
-                raise AttributeError(str(exc)) from None
-        raise AttributeError(name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        coords = self.__dict__.get("_coords", {})
+        if name in coords:
+            return coords[name][:, 0]
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._cache))

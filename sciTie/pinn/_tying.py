@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from ..core import ParameterGroup
 
-__all__ = ["periodic_tie_group"]
+__all__ = ["periodic_tie_group", "window_group"]
 
 
 def periodic_tie_group(mode: str, n_times: int, *, bc_weight: float = 1.0,
@@ -68,3 +69,77 @@ def periodic_tie_group(mode: str, n_times: int, *, bc_weight: float = 1.0,
                 g.add(f"{jump}_{i}", expr=f"{pre}_right[{i}] - {pre}_left[{i}]")
                 g.restrain(f"{jump}_{i}", target=0.0, sigma=sigma)
     return g
+
+
+def window_group(problem, *, mode: str, n_modes: int, learn: dict[str, float],
+                 periods: dict[str, float], trainable_periods: bool,
+                 boundary: dict[str, Any] | None = None,
+                 name: str = "pinn") -> ParameterGroup:
+    """The parameters of one time window that are shared or tied, as one ParameterGroup.
+
+    Trained through :class:`sciTie.core.torch.TiedParameters`: its free vector is the leaf
+    tensor and every slot is computed from it in the forward pass, so autograd honours each
+    tie exactly (the gradient of the free vector is ``G^T`` times the slot gradient).
+
+    - every PDE coefficient (free when learnt from observations, ``learn``), read by the
+      residual as ``f.parameters[name]``;
+    - in hard mode, the period ``period_<c>`` of each periodic coordinate (free when
+      ``trainable_periods``) and the K harmonic frequencies of its embedding,
+      ``frequency_<c>[0] = 2 pi / period_<c>`` and ``frequency_<c>[k] = (k + 1)
+      frequency_<c>[0]``: one free period shared by all the features of the coordinate;
+    - in shared mode, the weights of the boundary network of each periodic coordinate
+      (``boundary_<c>``), the network both faces are tied to.
+
+    The hard mode's periodicity itself is not a tie in this group: it is an identity of the
+    embedding (cos and sin of the coordinate), exact by construction.
+
+    Parameters
+    ----------
+    problem : PDEProblem
+        Coefficients and periodic coordinates.
+    mode : {"hard", "soft", "shared"}
+        Periodicity mode.
+    n_modes : int
+        Harmonics per periodic coordinate.
+    learn : dict
+        Learnt coefficients and their starting values.
+    periods : dict
+        Starting period per periodic coordinate.
+    trainable_periods : bool
+        Whether the periods are free.
+    boundary : dict, optional
+        Shared-mode boundary networks by coordinate.
+    name : str, optional
+        Group name (default ``"pinn"``).
+
+    Returns
+    -------
+    ParameterGroup
+    """
+    from ..core import Parameter
+    from ..core.torch import group_from_module
+
+    group = ParameterGroup(name, description=f"periodic PINN, problem {problem.name!r}")
+    for name, value in problem.parameters.items():
+        learnt = name in learn
+        group.add(Parameter(name, float(learn.get(name, value)), vary=learnt,
+                            unit=problem.units.get(name, ""),
+                            description="PDE coefficient" + (" (learnt)" if learnt else "")))
+    if mode == "hard":
+        for c in problem.periodic:
+            p = f"period_{c}"
+            group.add(Parameter(p, float(periods[c]), vary=bool(trainable_periods), min=0.0,
+                                unit=problem.units.get(c, ""), description=f"period of {c}"))
+            w = 2.0 * math.pi / float(periods[c])
+            group.add(Parameter(f"frequency_{c}", w * np.arange(1, n_modes + 1),
+                                description=f"harmonic frequencies of the {c} embedding"))
+            group.constrain(f"frequency_{c}[0]", f"2 * pi / {p}")
+            for k in range(1, n_modes):
+                group.tie(f"frequency_{c}[{k}]", to=f"frequency_{c}[0]", scale=k + 1.0)
+    else:
+        for c in problem.periodic:
+            group.add(Parameter(f"period_{c}", float(periods[c]), vary=False,
+                                unit=problem.units.get(c, ""), description=f"period of {c}"))
+    for c, module in (boundary or {}).items():
+        group.add_group(group_from_module(module, f"boundary_{c}"))
+    return group

@@ -1,0 +1,291 @@
+"""Bad input to the periodic PINN: checkpoints that are crafted, corrupt, foreign or missing;
+settings validated before any training; files never replaced unless asked."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import sciTie
+from sciTie.errors import (CheckpointError, NotFittedError, OutputExistsError,
+                           ValidationError)
+from sciTie.pinn import PDEProblem, PeriodicPINN, convection, plot_result
+
+torch.set_num_threads(1)
+
+
+def _counting(problem):
+    """The same PDE with a residual that counts its calls (0 calls = no training started)."""
+    calls = {"n": 0}
+
+    def residual(f):
+        calls["n"] += 1
+        return problem.residual(f)
+
+    p = PDEProblem(residual, problem.initial, problem.domain_x, problem.domain_t,
+                   problem.reference, name=problem.name, parameters=problem.parameters)
+    return p, calls
+
+
+def _tiny(problem=None, **kw):
+    args = dict(hidden=(6,), n_collocation=32, n_initial=16, n_boundary=8, adam_steps=3,
+                eval_grid=(9, 5), budget=1.0)
+    args.update(kw)
+    return PeriodicPINN(problem if problem is not None else convection(1.0), **args)
+
+
+class _Payload:
+    """Unpickling this would create a file (if the loader ran code)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_crafted_checkpoint_runs_no_code(tmp_path, how):
+    marker = tmp_path / "pwned"
+    ck = tmp_path / "evil.pt"
+    payload = {"magic": "sciTie.pinn.PeriodicPINN checkpoint", "version": 2,
+               "settings": _Payload(marker)}
+    if how == "pickle":
+        ck.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, ck)
+    # the payload works: an unsafe load would run it (checked on a copy, in this test only)
+    assert not marker.exists()
+    problem, calls = _counting(convection(1.0))
+    with pytest.raises(CheckpointError, match="evil.pt"):
+        _tiny(problem, checkpoint=ck).fit(resume=True)
+    assert not marker.exists(), "loading the checkpoint executed code"
+    assert calls["n"] == 0
+    # resume=False must not read it unsafely either, and refuses to replace it
+    with pytest.raises(OutputExistsError, match="not a checkpoint of this model"):
+        _tiny(problem, checkpoint=ck).fit()
+    assert not marker.exists()
+    # an unrestricted unpickler would have run the payload: proves the test can fail
+    pickle.loads(pickle.dumps(payload))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 64, b"PK\x03\x04 truncated zip",
+                                     b"not a checkpoint at all\n"])
+def test_corrupt_checkpoint_is_a_checkpoint_error(tmp_path, content):
+    ck = tmp_path / "run.pt"
+    ck.write_bytes(content)
+    with pytest.raises(CheckpointError, match="run.pt") as err:
+        _tiny(checkpoint=ck).fit(resume=True)
+    assert not isinstance(err.value, pickle.UnpicklingError)
+    assert ck.read_bytes() == content  # untouched
+
+
+def test_truncated_real_checkpoint(tmp_path):
+    ck = tmp_path / "run.pt"
+    _tiny(checkpoint=ck).fit()
+    data = ck.read_bytes()
+    ck.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="run.pt"):
+        _tiny(checkpoint=ck).fit(resume=True)
+
+
+def test_foreign_file_never_replaced_unless_overwrite(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("my lab notes\n")
+    problem, calls = _counting(convection(1.0))
+    with pytest.raises(OutputExistsError, match="notes.txt"):
+        _tiny(problem, checkpoint=target).fit()
+    assert target.read_text() == "my lab notes\n" and calls["n"] == 0
+    _tiny(checkpoint=target).fit(overwrite=True)
+    assert torch.load(target, weights_only=True)["magic"].startswith("sciTie")
+
+
+def test_own_checkpoint_may_be_replaced_other_settings_not(tmp_path):
+    ck = tmp_path / "run.pt"
+    first = _tiny(checkpoint=ck).fit()
+    again = _tiny(checkpoint=ck).fit()  # same settings: a fresh run may replace it
+    assert torch.equal(first.networks_[0].body.out.weight, again.networks_[0].body.out.weight)
+    before = ck.read_bytes()
+    with pytest.raises(OutputExistsError):
+        _tiny(checkpoint=ck, hidden=(5,)).fit()
+    with pytest.raises(CheckpointError, match="different settings.*hidden"):
+        _tiny(checkpoint=ck, hidden=(5,)).fit(resume=True)
+    assert ck.read_bytes() == before
+
+
+def test_resume_with_missing_checkpoint_raises(tmp_path):
+    problem, calls = _counting(convection(1.0))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        _tiny(problem, checkpoint=tmp_path / "typo.pt").fit(resume=True)
+    assert calls["n"] == 0
+    with pytest.raises(CheckpointError, match="needs checkpoint"):
+        _tiny(problem).fit(resume=True)
+
+
+def _rewrite(path, **changes):
+    state = torch.load(path, weights_only=True)
+    state.update(changes)
+    torch.save(state, path)
+
+
+def test_checkpoint_magic_version_and_shapes_validated(tmp_path):
+    ck = tmp_path / "run.pt"
+    _tiny(checkpoint=ck, adam_steps=4, checkpoint_every=2).fit()
+    good = ck.read_bytes()
+    _rewrite(ck, magic="something else")
+    with pytest.raises(CheckpointError, match="magic"):
+        _tiny(checkpoint=ck).fit(resume=True)
+    ck.write_bytes(good)
+    _rewrite(ck, version=1)
+    with pytest.raises(CheckpointError, match="version"):
+        _tiny(checkpoint=ck).fit(resume=True)
+    ck.write_bytes(good)
+    state = torch.load(ck, weights_only=True)
+    net = state["networks"][0]
+    net["body.out.weight"] = torch.zeros(1, 7, dtype=torch.float64)
+    _rewrite(ck, networks=[net])
+    with pytest.raises(CheckpointError, match="shape"):
+        _tiny(checkpoint=ck).fit(resume=True)
+    ck.write_bytes(good)
+    _rewrite(ck, window=5)
+    with pytest.raises(CheckpointError, match="window"):
+        _tiny(checkpoint=ck).fit(resume=True)
+    ck.write_bytes(good)
+    _rewrite(ck, stage="sgd")
+    with pytest.raises(CheckpointError, match="stage"):
+        _tiny(checkpoint=ck).fit(resume=True)
+
+
+def test_failed_checkpoint_write_keeps_previous_file(tmp_path, monkeypatch):
+    ck = tmp_path / "run.pt"
+    _tiny(checkpoint=ck).fit()
+    before = ck.read_bytes()
+    real_save = torch.save
+
+    def failing_save(obj, f, *a, **k):
+        real_save(obj, f, *a, **k)
+        with open(f, "r+b") as fh:  # half-written, then the disk "fails"
+            fh.truncate(10)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        _tiny(checkpoint=ck).fit()
+    assert ck.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]  # no stray temporary file
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(eval_grid=(1, 5)), "eval_grid"), (dict(eval_grid=(9,)), "eval_grid"),
+    (dict(eval_grid="big"), "eval_grid"), (dict(eval_grid=(9.5, 5)), "eval_grid"),
+    (dict(mode="periodic"), "mode"), (dict(n_collocation=0), "n_collocation"),
+    (dict(learning_rate=-1.0), "learning_rate"), (dict(learning_rate=float("nan")),
+                                                  "learning_rate"),
+    (dict(dtype="float16"), "dtype"), (dict(adam_steps=-3), "adam_steps"),
+    (dict(adam_steps=2.5), "adam_steps"), (dict(lbfgs_steps=True), "lbfgs_steps"),
+    (dict(lm_steps=-1), "lm_steps"), (dict(ic_weight=-1.0), "ic_weight"),
+    (dict(bc_weight=float("inf")), "bc_weight"), (dict(n_threads=0), "n_threads"),
+    (dict(n_threads=1.5), "n_threads"), (dict(random_state=-1), "random_state"),
+    (dict(random_state="seed"), "random_state"), (dict(budget=0.0), "budget"),
+    (dict(causal_eps=-1.0), "causal_eps"), (dict(warm_start="yes"), "warm_start"),
+    (dict(trainable_frequency="False"), "trainable_frequency"),
+    (dict(hidden=(8, 0)), "hidden"), (dict(hidden="64"), "hidden"),
+    (dict(activation="relu6"), "activation"), (dict(architecture="resnet"), "architecture"),
+    (dict(time_features="wavelet"), "time_features"), (dict(time_period=0.0), "time_period"),
+    (dict(device="tpu"), "device"), (dict(checkpoint=123), "checkpoint"),
+    (dict(n_windows=0), "n_windows"), (dict(resample_every=0), "resample_every"),
+    (dict(learn={"gamma": 1.0}), "learn"), (dict(learn=["beta"]), "learn"),
+    (dict(learn={"beta": float("nan")}), "learn"), (dict(data_weight=-2.0), "data_weight"),
+    (dict(mode="soft", trainable_frequency=True), "trainable_frequency"),
+    (dict(causal_eps=1.0, n_causal_chunks=64), "n_collocation"),
+])
+def test_bad_settings_rejected_before_training(kw, match):
+    problem, calls = _counting(convection(1.0))
+    with pytest.raises(ValidationError, match=match):
+        _tiny(problem, **kw).fit()
+    assert calls["n"] == 0
+
+
+@pytest.mark.parametrize("X, y, match", [
+    (np.zeros((5, 3)), np.zeros(5), r"X must have shape \(n, 2\)"),
+    (np.zeros((5, 2)), np.zeros(4), "y must have shape"),
+    (np.full((5, 2), np.nan), np.zeros(5), "finite"),
+    (np.array([[7.0, 0.5]]), np.zeros(1), r"X column 0 \(x\)"),
+    (np.array([[1.0, 2.0]]), np.zeros(1), r"X column 1 \(t\)"),
+    (np.zeros((0, 2)), np.zeros(0), "no observations"),
+    (None, np.zeros(3), "both X"),
+    ([["a", "b"]], [1.0], "numeric"),
+])
+def test_bad_observations_rejected_before_training(X, y, match):
+    problem, calls = _counting(convection(1.0))
+    with pytest.raises(ValidationError, match=match):
+        _tiny(problem).fit(X, y)
+    assert calls["n"] == 0
+
+
+def test_bad_fit_flags():
+    with pytest.raises(ValidationError, match="resume"):
+        _tiny().fit(resume="no")
+    with pytest.raises(ValidationError, match="overwrite"):
+        _tiny().fit(overwrite=1)
+    with pytest.raises(ValidationError, match="unknown parameter"):
+        _tiny().set_params(colour="blue")
+
+
+@pytest.mark.parametrize("method, args", [("predict", (0.0, 0.0)), ("evaluate", ()),
+                                          ("periodicity_violation", ([0.0],)),
+                                          ("boundary_group", ())])
+def test_not_fitted(method, args):
+    with pytest.raises(NotFittedError, match=method):
+        getattr(_tiny(), method)(*args)
+
+
+def test_threads_from_config_and_restored():
+    seen = []
+    base = convection(1.0)
+
+    def residual(f):
+        seen.append(torch.get_num_threads())
+        return base.residual(f)
+
+    problem = PDEProblem(residual, base.initial, base.domain_x, parameters=base.parameters)
+    before = torch.get_num_threads()
+    with sciTie.config_context(n_threads=2):
+        _tiny(problem).fit()
+    assert set(seen) == {2} and torch.get_num_threads() == before
+    seen.clear()
+    with sciTie.config_context(n_threads=2):
+        _tiny(problem, n_threads=1).fit()  # the argument wins over the setting
+    assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_plot_refuses_to_replace_an_image(tmp_path):
+    m = _tiny().fit()
+    png = tmp_path / "result.png"
+    png.write_bytes(b"my figure")
+    with pytest.raises(OutputExistsError, match="result.png"):
+        plot_result(m.result_.data, png)
+    assert png.read_bytes() == b"my figure"
+    plot_result(m.result_.data, png, overwrite=True)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(IsADirectoryError):
+        plot_result(m.result_.data, tmp_path)
+    with pytest.raises(ValidationError, match="output"):
+        plot_result(m.result_.data, output="v")
+
+
+def test_plot_has_labelled_colour_bars_and_loss_against_iterations():
+    m = _tiny(lbfgs_steps=20).fit()
+    fig = plot_result(m.result_.data)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert "u (PINN prediction)" in labels and any("error" in lab for lab in labels)
+    loss_ax = [ax for ax in fig.axes if ax.get_ylabel() == "loss"][0]
+    assert loss_ax.get_xlabel() == "optimiser iteration"
+    x = loss_ax.get_lines()[0].get_xdata()
+    hist = m.history_
+    # L-BFGS records cover 10 iterations each: the axis counts iterations, not records
+    assert x[-1] == sum(h["iterations"] for h in hist) and len(x) == len(hist)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
