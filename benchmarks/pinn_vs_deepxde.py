@@ -200,6 +200,7 @@ def speed(n_points: int = 2048, steps: int = 200) -> list[dict]:
     import deepxde as dde
 
     torch.manual_seed(0)
+    dde.config.set_default_float("float64")  # as sciTie: float64 on both sides
     beta = 50.0
     p = convection(beta)
     rows = []
@@ -216,7 +217,7 @@ def speed(n_points: int = 2048, steps: int = 200) -> list[dict]:
 
     ic = dde.icbc.IC(geom, lambda X: np.sin(X[:, :1]), lambda _, on_i: on_i)
     data = dde.data.TimePDE(geom, pde, [ic], num_domain=n_points, num_initial=256)
-    net = dde.nn.FNN([2] + [64] * 4 + [1], "tanh", "Glorot normal")
+    net = dde.nn.FNN([3] + [64] * 4 + [1], "tanh", "Glorot normal")  # (cos x, sin x, t)
     net.apply_feature_transform(lambda X: torch.cat([torch.cos(X[:, :1]),
                                                      torch.sin(X[:, :1]), X[:, 1:]], 1))
     model = dde.Model(data, net)

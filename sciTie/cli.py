@@ -109,9 +109,13 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def _kind_values(args: argparse.Namespace, kinds) -> dict[str, Any]:
+def _kind_values(args: argparse.Namespace, kinds, only: str | None = None) -> dict[str, Any]:
+    """Recipe keys set by kind options; ``only``: the options of that kind alone (a flag
+    such as ``--mode`` may mean a different key in each kind)."""
     values = {}
-    for kind in kinds.values():
+    for name, kind in kinds.items():
+        if only is not None and name != only:
+            continue
         for opt in kind.options:
             dest = opt.flags[0].lstrip("-").replace("-", "_")
             value = getattr(args, dest, None)
@@ -124,8 +128,12 @@ def _cmd_fit(args: argparse.Namespace, kinds) -> int:
     from .io import check_targets
     from .recipes import get_kind, run_recipe
 
+    only = args.target if args.target in kinds else None
+    if only is None:
+        # the kind a recipe file or bundled name declares decides what shared flags mean
+        only = _recipe_from_target(args.target, args.set or [], args.quick, {}).kind
     recipe = _recipe_from_target(args.target, args.set or [], args.quick,
-                                 _kind_values(args, kinds))
+                                 _kind_values(args, kinds, only))
     kind = get_kind(recipe.kind)
     targets = []
     if args.json is not None:
@@ -199,13 +207,14 @@ def build_parser(kinds=None) -> argparse.ArgumentParser:
                      help="apply the recipe's [quick] settings (small budgets)")
     fit.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="set a recipe key, e.g. --set fit.restarts=4 (TOML value)")
-    seen: set[str] = set()
+    seen: dict[str, argparse.Action] = {}
     for name, kind in kinds.items():
         group = fit.add_argument_group(f"{name} options ({kind.description})")
         for opt in kind.options:
             if opt.flags[0] in seen:
-                continue  # one flag, one meaning: the first kind that declares it
-            seen.add(opt.flags[0])
+                # one flag, declared by the first kind; each kind maps it to its own key
+                seen[opt.flags[0]].help += f"; {name}: {opt.help} [{opt.key}]"
+                continue
             kw: dict[str, Any] = {"help": f"{opt.help} [{opt.key}]"}
             if opt.action == "store_true":
                 kw["action"] = "store_true"
@@ -216,7 +225,7 @@ def build_parser(kinds=None) -> argparse.ArgumentParser:
                     kw["action"] = opt.action
                 if opt.nargs:
                     kw["nargs"] = opt.nargs
-            group.add_argument(*opt.flags, **kw)
+            seen[opt.flags[0]] = group.add_argument(*opt.flags, **kw)
     return parser
 
 

@@ -36,6 +36,21 @@ def pbso4_dir(shared_data_dir):
     return folder
 
 
+def cucr2o4_available() -> bool:
+    """Whether the CuCr2O4 series is where the notebook and tests look for it."""
+    return (_data_root() / "cucr2o4_seq").is_dir()
+
+
+@pytest.fixture(scope="session")
+def cucr2o4_dir(shared_data_dir):
+    """The cucr2o4_seq folder of the shared datasets; skip (with the reason) when absent."""
+    folder = shared_data_dir / "cucr2o4_seq"
+    if not folder.is_dir():
+        pytest.skip(f"CuCr2O4 series not found in {folder}: set SCITIE_DATA_DIR to the folder "
+                    "holding cucr2o4_seq/ (../shared/datasets in a sciTie checkout)")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """A small LocalCluster (two in-process workers, one thread each), closed at the end."""

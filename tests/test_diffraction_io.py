@@ -49,7 +49,7 @@ def test_fxye_bank(tmp_path):
     pat = read_gsas_std(_write(tmp_path, "a.fxye", text))
     np.testing.assert_allclose(pat["two_theta"].values, [10.0, 10.05, 10.1])
     np.testing.assert_allclose(pat["variance"].values, [4, 16, 25])
-    with pytest.raises(ValueError, match=r"line 4: esd must be > 0"):
+    with pytest.raises(ValueError, match=r":4: esd must be > 0"):
         read_gsas_std(_write(tmp_path, "b.fxye", text.replace("20 4", "20 0")))
     with pytest.raises(ValueError, match=r"file ends after 2 points"):
         read_gsas_std(_write(tmp_path, "c.fxye", text.rsplit("1010", 1)[0]))
@@ -69,12 +69,12 @@ def test_xye_roundtrip(tmp_path):
     ("title\n", "no 'BANK"),
     ("title\nBANK 1 12 2\n", "expected at least 7"),
     ("title\nBANK 1 x 2 CONST 1000 5 0 0\n", "integers"),
-    ("title\nBANK 1 12 2 CONST 1000 5 0 0\n" + STD.splitlines()[2] + "\n", "line 3: file ends"),
+    ("title\nBANK 1 12 2 CONST 1000 5 0 0\n" + STD.splitlines()[2] + "\n", r":3: file ends"),
     ("title\nBANK 1 13 2 CONST 1000 5 0 0\n" + "\n".join(STD.splitlines()[2:]) + "\n",
-     "line 4: point 13 of NCHAN=13 is missing"),
-    (STD.replace("     700", "    7a0"), "line 3: non-numeric field"),
+     r":4: point 13 of NCHAN=13 is missing"),
+    (STD.replace("     700", "    7a0"), r":3: non-numeric field"),
     ("title\nBANK 1 12 2 CONST 1000 0 0 0\n", "step must be > 0"),
-    (STD.replace(" 2   200", "-1   200"), "line 3: detector count must be >= 1"),
+    (STD.replace(" 2   200", "-1   200"), r":3: detector count must be >= 1"),
 ])
 def test_std_malformed(tmp_path, text, match):
     path = _write(tmp_path, "bad.std", text)
@@ -84,11 +84,11 @@ def test_std_malformed(tmp_path, text, match):
 
 
 def test_xye_malformed(tmp_path):
-    with pytest.raises(ValueError, match=r"line 2: esd must be > 0"):
+    with pytest.raises(ValueError, match=r":2: esd must be > 0"):
         read_xye(_write(tmp_path, "z.xye", "1 2 1\n2 3 0\n"))
-    with pytest.raises(ValueError, match=r"line 3: non-numeric"):
+    with pytest.raises(ValueError, match=r":3: non-numeric"):
         read_xye(_write(tmp_path, "n.xye", "1 2\n2 3\n3 x\n"))
-    with pytest.raises(ValueError, match=r"line 2: expected 2 columns"):
+    with pytest.raises(ValueError, match=r":2: expected 2 columns"):
         read_xye(_write(tmp_path, "c.xye", "1 2\n2 3 4\n"))
     with pytest.raises(ValueError, match="variance must be > 0"):
         make_pattern([1, 2], [1, 1], [1, -1])
@@ -105,8 +105,13 @@ def test_prm_reader_and_bad_wavelength(tmp_path):
     assert inst["zero"] == pytest.approx(0.02) and inst["polarization"] == 0.7
     assert (inst["U"], inst["V"], inst["W"], inst["P"]) == (2, -2, 5, 0.1)
     assert (inst["X"], inst["Y"], inst["SL"], inst["HL"]) == (1, 3, 0.015, 0.025)
+    # an 11-BM file: one wavelength, the fourth ICONS field left blank, polarisation 0.99
+    sync = _write(tmp_path, "s.prm", "INS  1 ICONS 0.4132630    0.0000    0.0000               "
+                                     "0.990    0     0.500   \n")
+    inst = read_gsas_prm(sync)
+    assert inst["lam1"] == 0.413263 and inst["lam2"] == 0 and inst["polarization"] == 0.99
     bad = _write(tmp_path, "b.prm", text.replace("1.540500", "0.000000"))
-    with pytest.raises(ValueError, match=r"b.prm, line 3: wavelength lambda1 must be > 0"):
+    with pytest.raises(ValueError, match=r"b.prm:3: wavelength lambda1 must be > 0"):
         read_gsas_prm(bad)
 
 
@@ -121,7 +126,7 @@ def test_cif_errors(tmp_path):
     assert "nosym.cif" in str(exc.value)
     bad = _write(tmp_path, "el.cif", base.format(sym="_symmetry_space_group_name_H-M 'F m -3 m'\n",
                                                  el="Qq"))
-    with pytest.raises(ValueError, match=r"el.cif, line 15: atom site 1: unknown element 'Qq'"):
+    with pytest.raises(ValueError, match=r"el.cif:15: atom site 1: unknown element 'Qq'"):
         Phase.from_cif(bad)
     ok = Phase.from_cif(_write(tmp_path, "ok.cif",
                                base.format(sym="_symmetry_space_group_name_H-M 'F m -3 m'\n",

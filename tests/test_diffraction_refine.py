@@ -7,6 +7,7 @@ import pytest
 
 from sciTie.diffraction.data import (PBSO4_PUBLISHED, SYNTHETIC_TRUTH, load_synthetic,
                                      make_synthetic, pbso4_refinement, synthetic_refinement)
+from sciTie.errors import ValidationError
 
 STRUCT = ["a", "c", "O.x", "Ti.uiso", "O.uiso"]
 FINAL = dict(structure=["cell", "xyz", "uiso"],
@@ -38,7 +39,7 @@ def test_synthetic_recovery_within_3_esd(synthetic_fit):
     # the neutron cell correction recovers the generating D terms
     d = load_synthetic(0)["neutron"].attrs
     for n in ("D11", "D33"):
-        z = (P[f"neutron.{n}"]["value"] - d[f"true_{n}"]) / P[f"neutron.{n}"]["stderr"]
+        z = (P[f"neutron.TiO2.{n}"]["value"] - d[f"true_{n}"]) / P[f"neutron.TiO2.{n}"]["stderr"]
         assert abs(z) < 3
 
 
@@ -78,7 +79,7 @@ def test_tying_is_real():
     # the joint fit shares the structure: fewer free parameters than two separate fits
     # (it adds the neutron cell correction D11, D33 but drops a second copy of the structure)
     assert joint.result_.nvarys == nx + nn - 5 + 2
-    assert joint.group.free_names.count("structure.O.x") == 1
+    assert joint.group.free_names.count("TiO2.O.x") == 1
     for k in ("O.x", "Ti.uiso", "O.uiso"):
         ej = joint.parameters()[k]["stderr"]
         assert ej < fits[("xray",)].parameters()[k]["stderr"]
@@ -93,13 +94,13 @@ def test_outputs(synthetic_fit, tmp_path):
     np.testing.assert_allclose(ds["xray_obs"] - ds["xray_calc"], ds["xray_difference"])
     assert ds.attrs["neutron_wrp"] == pytest.approx(ref.statistics_["neutron"]["wrp"])
     # reflection table: d from the cell (b = a, tetragonal), 2theta from Bragg's law
-    hkl = ds["xray_hkl"].values
+    hkl = ds["xray_TiO2_hkl"].values
     P0 = ref.parameters()
     d = 1 / np.sqrt((hkl[:, 0] ** 2 + hkl[:, 1] ** 2) / P0["a"]["value"] ** 2
                     + hkl[:, 2] ** 2 / P0["c"]["value"] ** 2)
-    np.testing.assert_allclose(ds["refl_xray_d"].values, d, rtol=1e-12)
+    np.testing.assert_allclose(ds["refl_xray_TiO2_d"].values, d, rtol=1e-12)
     zero = P0["xray.zero"]["value"]
-    np.testing.assert_allclose(ds["refl_xray_two_theta"].values - zero,
+    np.testing.assert_allclose(ds["refl_xray_TiO2_two_theta"].values - zero,
                                2 * np.degrees(np.arcsin(1.5406 / (2 * d))), atol=1e-9)
     cif = ref.write_cif(tmp_path / "out.cif")
     with pytest.raises(FileExistsError):
@@ -112,7 +113,7 @@ def test_outputs(synthetic_fit, tmp_path):
     ref.plot("xray", path=tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 10000
     text = ref.report()
-    assert "R_Bragg" in text and "structure.O.y" in text
+    assert "R_Bragg" in text and "TiO2.O.y" in text
     # Bragg R is small for a correct model, and the statistics follow their definitions
     st = ref.statistics_["xray"]
     assert 0 < st["bragg_r"] < 2
@@ -121,16 +122,47 @@ def test_outputs(synthetic_fit, tmp_path):
     assert st["rp"] == pytest.approx(100 * np.abs(p.obs - y).sum() / p.obs.sum())
 
 
-def test_cli_synthetic_json(tmp_path):
-    from sciTie.diffraction.cli import run
-    summary = run("diffraction-synthetic", ["--quick"])
+def test_result_plot_metadata_and_not_fitted(synthetic_fit, tmp_path):
+    """result_.plot is the Rietveld plot (√I, a magnified high-angle part, hkl labels on
+    demand); the Dataset carries the instrument and provenance; reports need a fit."""
+    import matplotlib.pyplot as plt
+
+    from sciTie.errors import NotFittedError
+
+    ref = synthetic_fit
+    ax = ref.result_.plot(pattern="neutron", sqrt=True, magnify=(90.0, 4.0), hkl=10)
+    assert ax.get_ylabel().startswith("√") and "neutron" in ax.get_title()
+    labels = [t.get_text() for t in ax.texts]
+    assert "×4" in " ".join(labels) and sum(t.isdigit() for t in labels) == 10
+    plt.close(ax.figure)
+    with pytest.raises(ValidationError, match="magnify"):
+        ref.plot("xray", magnify=(90.0, -1.0))
+    ds = ref.to_xarray()
+    assert ds.attrs["xray_wavelength"] == pytest.approx(1.5406)
+    assert ds.attrs["neutron_radiation"] == "neutron"
+    assert ds.attrs["xray_geometry"] == "bragg-brentano"
+    assert "sciTie_version" in ds.attrs
+    assert list(ds["miller"].values) == ["h", "k", "l"]
+    fresh = synthetic_refinement(load_synthetic(0))
+    for call in (fresh.report, fresh.parameters, fresh.to_xarray, fresh.phase_fractions):
+        with pytest.raises(NotFittedError, match="fit"):
+            call()
+
+
+def test_bundled_recipe_synthetic_json(tmp_path):
+    from sciTie.recipes import get_kind, load_recipe, run_recipe
+
+    recipe = load_recipe("diffraction-synthetic", quick=True)
+    summary = run_recipe(recipe)
     d = summary.to_dict()
     assert set(d["metrics"]["rwp"]) == {"xray", "neutron"}
     assert d["metrics"]["gof"] < 1.2 and d["seconds"] > 0
     assert {"a", "c", "O.x", "O.uiso"} <= set(d["parameters"])
     json.dumps(d)
     files = summary.write(tmp_path)
-    assert {f.name for f in files} == {"rietveld.nc", "rietveld_xray.png", "rietveld_neutron.png"}
+    names = {"diffraction-synthetic.nc", "diffraction-synthetic_xray.png",
+             "diffraction-synthetic_neutron.png", "diffraction-synthetic_TiO2.cif"}
+    assert {f.name for f in files} == names == set(get_kind("rietveld").outputs(recipe))
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,13 @@ REGISTRY: dict[str, DatasetEntry] = {
             external_folder="pbso4",
         ),
         DatasetEntry(
+            "cucr2o4-seq",
+            "CuCr2O4 + CuO synchrotron powder patterns, 17 temperatures 7-289 K (external)",
+            loader="sciTie.diffraction.data:load_cucr2o4_seq",
+            bundled=False,
+            external_folder="cucr2o4_seq",
+        ),
+        DatasetEntry(
             "convection",
             "1-D periodic convection u_t + beta u_x = 0, analytic reference",
             loader="sciTie.pinn.data:load_convection",

@@ -17,8 +17,9 @@ import gemmi
 import numpy as np
 
 from ..core import ParameterGroup
+from ..errors import DataFormatError, ValidationError
 
-__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS"]
+__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume"]
 
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 ATOM_PARAMS = ("x", "y", "z", "uiso", "occ")
@@ -73,6 +74,24 @@ def metric_tensor(cell: np.ndarray) -> np.ndarray:
                      [a * c * cb, b * c * ca, c * c]])
 
 
+def cell_volume(cell: np.ndarray, *, grad: bool = False):
+    """Cell volume (Å³) of ``(a, b, c, alpha, beta, gamma)``; with ``grad`` also dV/dcell.
+
+    ``V = sqrt(det G)``, so ``dV/dp = V/2 · tr(G⁻¹ dG/dp)`` (angles per degree).
+    """
+    cell = np.asarray(cell, dtype=float)
+    G = metric_tensor(cell)
+    det = np.linalg.det(G)
+    if not det > 0:
+        raise ValidationError(f"cell {cell.tolist()} has no positive volume")
+    V = float(np.sqrt(det))
+    if not grad:
+        return V
+    Gi = np.linalg.inv(G)
+    dG = metric_derivatives(cell)
+    return V, 0.5 * V * np.einsum("ij,cji->c", Gi, dG)
+
+
 def metric_derivatives(cell: np.ndarray) -> np.ndarray:
     """d G / d cell parameter, shape (6, 3, 3); angles per degree."""
     a, b, c = cell[:3]
@@ -89,14 +108,63 @@ def metric_derivatives(cell: np.ndarray) -> np.ndarray:
     return d
 
 
-def _cif_line(path: Path, tag: str) -> str:
+def _cif_lineno(path: Path, tag: str) -> int | None:
+    """First line of ``path`` that mentions ``tag`` (for error messages), or None."""
     try:
         for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
             if tag.lower() in line.lower():
-                return f", line {i}"
+                return i
     except OSError:
         pass
-    return ""
+    return None
+
+
+SCATTERING_KEYS = {"xray": ("f0", "fp", "fpp"), "neutron": ("b",)}
+
+
+def check_scattering_table(table, radiation: str) -> dict:
+    """Validate a user scattering table ``{element: {key: value}}`` for ``radiation``."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ValidationError(f"scattering: expected a dict of element -> {{key: value}}, got "
+                              f"{type(table).__name__}")
+    allowed = SCATTERING_KEYS[radiation]
+    out = {}
+    for el, entry in table.items():
+        if not isinstance(el, str) or gemmi.Element(el).atomic_number == 0:
+            raise ValidationError(f"scattering: {el!r} is not an element symbol")
+        sym = gemmi.Element(el).name
+        if not isinstance(entry, dict) or not entry:
+            raise ValidationError(f"scattering[{el!r}]: expected a dict with keys from {allowed}, "
+                                  f"got {entry!r}")
+        bad = [k for k in entry if k not in allowed]
+        if bad:
+            other = "neutron" if radiation == "xray" else "xray"
+            hint = (f" ({', '.join(bad)} belong to {other} patterns)"
+                    if all(k in SCATTERING_KEYS[other] for k in bad) else "")
+            raise ValidationError(f"scattering[{el!r}]: keys {bad} are not valid for a {radiation} "
+                                  f"pattern; expected {allowed}{hint}")
+        clean = {}
+        for k, v in entry.items():
+            arr = np.asarray(v, dtype=float) if not isinstance(v, str) else np.array(np.nan)
+            if k == "f0":
+                if arr.shape != (9,) or not np.all(np.isfinite(arr)):
+                    raise ValidationError(f"scattering[{el!r}]['f0']: expected 9 finite numbers "
+                                          f"(a1..a4, b1..b4, c), got {v!r}")
+                clean[k] = arr
+            else:
+                if arr.shape != () or not np.isfinite(arr):
+                    raise ValidationError(f"scattering[{el!r}][{k!r}]: expected a finite number, "
+                                          f"got {v!r}")
+                clean[k] = float(arr)
+        out[sym] = clean
+    return out
+
+
+def phase_identifier(name: str) -> str:
+    """A phase name as a group identifier (``"2p10h"`` -> ``"A2p10h"``)."""
+    return _identifier(str(name), set())
 
 
 class Phase:
@@ -105,20 +173,23 @@ class Phase:
     Parameters
     ----------
     name : str
-        Phase name (also the name of the :attr:`group`).
+        Phase name; made into an identifier (``"PbSO4"``, ``"CuCr2O4"``) that names the
+        :attr:`group`, so several phases can live side by side in one refinement.
     cell : sequence of 6 float
         a, b, c (Å), alpha, beta, gamma (degrees).
     spacegroup : str or gemmi.SpaceGroup
-        Hermann-Mauguin symbol, number or gemmi object.
+        Hermann-Mauguin symbol (with ``:1``/``:2`` for the origin choice), number or gemmi
+        object.
     atoms : list of Atom
         Asymmetric unit.
 
     Attributes
     ----------
     group : ParameterGroup
-        Slots ``a, b, c, alpha, beta, gamma`` and, per atom, a child group ``<label>`` with
-        ``x, y, z, uiso, occ``. Lattice constraints of the crystal system and site-symmetry
-        constraints on coordinates are ties / fixes in this group. Occupancies start fixed.
+        Named after the phase. Slots ``a, b, c, alpha, beta, gamma`` and, per atom, a child
+        group ``<label>`` with ``x, y, z, uiso, occ``. Lattice constraints of the crystal
+        system and site-symmetry constraints on coordinates are ties / fixes in this group.
+        Occupancies start fixed.
     """
 
     def __init__(self, name: str, cell, spacegroup, atoms: list[Atom]) -> None:
@@ -127,15 +198,17 @@ class Phase:
         else:
             sg = gemmi.find_spacegroup_by_name(str(spacegroup))
             if sg is None:
-                raise ValueError(f"spacegroup: unknown space group {spacegroup!r}")
+                raise ValidationError(f"spacegroup: unknown space group {spacegroup!r}")
         self.spacegroup = sg
         cell = np.asarray(cell, dtype=float)
         if cell.shape != (6,) or np.any(cell[:3] <= 0) or np.any(cell[3:] <= 0) \
                 or np.any(cell[3:] >= 180):
-            raise ValueError(f"cell must be (a, b, c > 0, 0 < angles < 180), got {cell}")
+            raise ValidationError(f"cell must be (a, b, c > 0, 0 < angles < 180), got {cell}")
         if not atoms:
-            raise ValueError("atoms: a phase needs at least one atom")
-        self.name = name
+            raise ValidationError("atoms: a phase needs at least one atom")
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError(f"name must be a non-empty str, got {name!r}")
+        self.name = phase_identifier(name.strip())
         ops = sg.operations()
         allops = list(ops)
         self.rot = np.array([np.array(op.rot, dtype=float) / op.DEN for op in allops])
@@ -144,21 +217,49 @@ class Phase:
         for at in atoms:
             el = gemmi.Element(at.element)
             if el.atomic_number == 0:
-                raise ValueError(f"atom {at.label!r}: unknown element {at.element!r}")
+                raise ValidationError(f"atom {at.label!r}: unknown element {at.element!r}")
             at.name = _identifier(at.label, taken)
         self.atoms = atoms
         self._site_setup()
         self._scattering_setup()
         self.group = self._make_group(cell)
+        # what symmetry leaves free, remembered for staged refinement (the group's own flags
+        # change as parameters are fixed and freed)
+        self.refinable_cell = [n for n in self.group.free_names if n in CELL_NAMES]
+        self.refinable_atoms = [n for n in self.group.free_names
+                                if n.split(".")[-1] in ("x", "y", "z", "uiso")]
+
+    def structure_names(self, items) -> list[str]:
+        """Slot names (relative to :attr:`group`) for the keywords ``"cell"``, ``"xyz"``,
+        ``"uiso"``, ``"occ"`` or explicit names (``"O.x"``)."""
+        names: list[str] = []
+        for item in items:
+            if item == "cell":
+                names += self.refinable_cell
+            elif item == "xyz":
+                names += [n for n in self.refinable_atoms if n.split(".")[-1] in "xyz"]
+            elif item == "uiso":
+                names += [n for n in self.refinable_atoms if n.endswith(".uiso")]
+            elif item == "occ":
+                names += [f"{a.name}.occ" for a in self.atoms]
+            else:
+                names.append(item)
+        return names
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def from_cif(cls, path: str | os.PathLike, *, block: int | str = 0) -> "Phase":
+    def from_cif(cls, path: str | os.PathLike, *, block: int | str = 0,
+                 name: str | None = None) -> "Phase":
         """Read a phase from a small-molecule / powder CIF with gemmi.
+
+        The space-group setting comes from the symmetry-operation loop when the file has one
+        (so ``Fddd`` with its operators written for origin choice 2 is read as ``F d d d:2``),
+        else from the Hall or Hermann-Mauguin symbol. The phase is named ``name``, else
+        ``_pd_phase_name``, else the data block's name.
 
         Raises
         ------
-        ValueError
+        DataFormatError
             For a CIF without symmetry, without atoms, or with an unknown element (the
             message names the file and, where possible, the line).
         """
@@ -166,50 +267,52 @@ class Phase:
         try:
             doc = gemmi.cif.read_file(str(path))
         except (RuntimeError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable CIF file: {exc}") from None
+            raise DataFormatError(f"not a readable CIF file: {exc}", path=path) from None
         try:
             blk = doc[block] if isinstance(block, int) else doc.find_block(block)
         except (IndexError, RuntimeError):
-            raise ValueError(f"{path}: CIF has no data block {block!r}") from None
+            raise DataFormatError(f"CIF has no data block {block!r}", path=path) from None
         if blk is None:
-            raise ValueError(f"{path}: CIF has no data block {block!r}")
-        for tag in ("_atom_site_type_symbol", "_atom_site_label"):
-            col = blk.find_values(tag)
-            if tag == "_atom_site_type_symbol" and len(col):
-                for i, sym in enumerate(col):
-                    sym = gemmi.cif.as_string(sym)
-                    if gemmi.Element(re.sub(r"[^A-Za-z].*$", "", sym) or "X").atomic_number == 0:
-                        raise ValueError(f"{path}{_cif_line(path, sym)}: atom site {i + 1}: "
-                                         f"unknown element {sym!r}")
+            raise DataFormatError(f"CIF has no data block {block!r}", path=path)
+        col = blk.find_values("_atom_site_type_symbol")
+        for i, sym in enumerate(col):
+            sym = gemmi.cif.as_string(sym)
+            if gemmi.Element(re.sub(r"[^A-Za-z].*$", "", sym) or "X").atomic_number == 0:
+                raise DataFormatError(f"atom site {i + 1}: unknown element {sym!r}", path=path,
+                                      line=_cif_lineno(path, sym))
         st = gemmi.make_small_structure_from_block(blk)
         sg = None
-        if st.spacegroup_hall:
-            sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
-        if sg is None and st.spacegroup_hm:
-            sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
-        if sg is None and len(st.symops):
+        if len(st.symops):
             try:
                 sg = gemmi.find_spacegroup_by_ops(gemmi.GroupOps([gemmi.Op(o) for o in st.symops]))
             except RuntimeError:
                 sg = None
+        if sg is None and st.spacegroup_hall:
+            sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
+        if sg is None and st.spacegroup_hm:
+            sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
         if sg is None:
-            raise ValueError(f"{path}: CIF has no space-group symmetry (need "
-                             "_space_group_name_H-M_alt, _symmetry_space_group_name_H-M or a "
-                             "symmetry-operation loop)")
+            raise DataFormatError("CIF has no space-group symmetry (need "
+                                  "_space_group_name_H-M_alt, _symmetry_space_group_name_H-M or "
+                                  "a symmetry-operation loop)", path=path)
         if not st.cell.is_crystal() or st.cell.a <= 1:
-            raise ValueError(f"{path}{_cif_line(path, '_cell_length_a')}: CIF has no unit cell")
+            raise DataFormatError("CIF has no unit cell", path=path,
+                                  line=_cif_lineno(path, "_cell_length_a"))
         if len(st.sites) == 0:
-            raise ValueError(f"{path}: CIF has no _atom_site loop")
+            raise DataFormatError("CIF has no _atom_site loop", path=path)
         atoms = []
         for s in st.sites:
             if s.element.atomic_number == 0:
-                raise ValueError(f"{path}{_cif_line(path, s.label)}: atom {s.label!r}: unknown "
-                                 f"element {s.type_symbol!r}")
+                raise DataFormatError(f"atom {s.label!r}: unknown element {s.type_symbol!r}",
+                                      path=path, line=_cif_lineno(path, s.label))
             u = s.u_iso if s.u_iso > 0 else 0.01
             atoms.append(Atom(s.label, s.element.name, (s.fract.x, s.fract.y, s.fract.z),
                               uiso=u, occ=s.occ))
         c = st.cell
-        name = re.sub(r"\W", "_", blk.name) or "phase"
+        if name is None:
+            pd_name = blk.find_value("_pd_phase_name")
+            name = gemmi.cif.as_string(pd_name).strip() if pd_name else ""
+            name = name or blk.name or "phase"
         phase = cls(name, (c.a, c.b, c.c, c.alpha, c.beta, c.gamma), sg, atoms)
         phase.source_file = str(path)
         return phase
@@ -234,14 +337,22 @@ class Phase:
 
     def _scattering_setup(self) -> None:
         self.z = np.array([gemmi.Element(a.element).atomic_number for a in self.atoms])
-        coefs = np.array([gemmi.Element(a.element).it92.get_coefs() for a in self.atoms])
-        self.xa, self.xb, self.xc = coefs[:, :4], coefs[:, 4:8], coefs[:, 8]
-        self.bn = np.array([gemmi.Element(a.element).neutron92.get_coefs()[0]
-                            for a in self.atoms])
+        self.elements = [gemmi.Element(a.element).name for a in self.atoms]
+
+    def cell_mass(self, occupancies=None) -> float:
+        """Mass of the unit cell's contents, Z·M (g/mol): Σ occupancy · multiplicity · mass.
+
+        ``occupancies`` (one per atom) default to the group's current values.
+        """
+        if occupancies is None:
+            vals = self.group.values()
+            occupancies = [vals[f"{a.name}.occ"] for a in self.atoms]
+        w = np.array([gemmi.Element(e).weight for e in self.elements])
+        return float(np.sum(np.asarray(occupancies, dtype=float) * self.multiplicity * w))
 
     def _make_group(self, cell: np.ndarray) -> ParameterGroup:
-        g = ParameterGroup("structure",
-                           description="crystal structure")
+        g = ParameterGroup(self.name, description=f"crystal structure of {self.name} "
+                                                  f"({self.spacegroup.xhm()})")
         units = ("Å",) * 3 + ("deg",) * 3
         system = self.spacegroup.crystal_system_str()
         cell = cell.copy()
@@ -345,18 +456,54 @@ class Phase:
         return np.array([vals[n] for n in CELL_NAMES])
 
     # -- structure factors ----------------------------------------------------------------------
-    def scattering(self, radiation: str, wavelength: float) -> dict:
-        """Per-atom scattering data for ``radiation`` ('xray' or 'neutron')."""
+    def scattering(self, radiation: str, wavelength: float, *, table: dict | None = None,
+                   anomalous: bool = True) -> dict:
+        """Per-atom scattering data for ``radiation`` ('xray' or 'neutron').
+
+        Parameters
+        ----------
+        radiation : {'xray', 'neutron'}
+        wavelength : float
+            Å; sets f′, f″ (Cromer-Liberman, gemmi) for X-rays.
+        table : dict, optional
+            Values that replace gemmi's, per element symbol: ``{"Cu": {"fp": -1.9,
+            "fpp": 0.6}}`` (X-ray f′, f″), ``{"O": {"f0": [a1, a2, a3, a4, b1, b2, b3, b4,
+            c]}}`` (X-ray form factor as four Gaussians plus a constant, s = sin θ/λ in
+            Å⁻¹), ``{"O": {"b": 5.803}}`` (neutron coherent length, fm). Elements not in the
+            phase are ignored (a pattern's table may serve several phases).
+        anomalous : bool
+            Use gemmi's f′, f″ for X-rays (False: zero unless given in ``table``).
+
+        Returns
+        -------
+        dict
+            ``kind`` and per-atom arrays: ``a`` (n, 4), ``b`` (n, 4), ``c``, ``fp``, ``fpp``
+            for X-rays, ``b`` for neutrons.
+        """
+        if radiation not in SCATTERING_KEYS:
+            raise ValidationError(f"radiation must be 'xray' or 'neutron', got {radiation!r}")
+        table = check_scattering_table(table, radiation)
+        els = self.elements
         if radiation == "neutron":
-            return {"kind": "neutron", "b": self.bn.copy()}
-        if wavelength <= 0:
-            raise ValueError(f"wavelength must be > 0, got {wavelength:g}")
+            b = np.array([table.get(e, {}).get("b", gemmi.Element(e).neutron92.get_coefs()[0])
+                          for e in els], dtype=float)
+            return {"kind": "neutron", "b": b}
+        if not wavelength > 0:
+            raise ValidationError(f"wavelength must be > 0, got {wavelength:g}")
         energy = gemmi.hc / wavelength
-        fp = np.empty(len(self.atoms))
-        fpp = np.empty(len(self.atoms))
-        for i, z in enumerate(self.z):
-            fp[i], fpp[i] = gemmi.cromer_liberman(z=int(z), energy=energy)
-        return {"kind": "xray", "fp": fp, "fpp": fpp}
+        coefs = np.array([table[e]["f0"] if "f0" in table.get(e, {})
+                          else gemmi.Element(e).it92.get_coefs() for e in els], dtype=float)
+        fp = np.zeros(len(els))
+        fpp = np.zeros(len(els))
+        for i, (e, z) in enumerate(zip(els, self.z)):
+            if anomalous:
+                fp[i], fpp[i] = gemmi.cromer_liberman(z=int(z), energy=energy)
+            fp[i] = table.get(e, {}).get("fp", fp[i])
+            fpp[i] = table.get(e, {}).get("fpp", fpp[i])
+        # the International Tables coefficients are for s = sin(theta)/lambda; the code below
+        # works with s2 = q/4 = s**2, so they apply as they are
+        return {"kind": "xray", "a": coefs[:, :4], "b": coefs[:, 4:8], "c": coefs[:, 8],
+                "fp": fp, "fpp": fpp}
 
     def structure_factor2(self, hkl: np.ndarray, q: np.ndarray, atoms: np.ndarray,
                           scat: dict, *, grad: bool = True):
@@ -382,9 +529,10 @@ class Phase:
         """
         s2 = q / 4.0
         if scat["kind"] == "xray":
-            e = np.exp(-np.multiply.outer(s2, self.xb))          # (n, na, 4)
-            f0 = (e * self.xa).sum(-1) + self.xc                   # (n, na)
-            df0_ds2 = -(e * self.xa * self.xb).sum(-1)
+            xa, xb = scat["a"], scat["b"]
+            e = np.exp(-np.multiply.outer(s2, xb))                # (n, na, 4)
+            f0 = (e * xa).sum(-1) + scat["c"]                      # (n, na)
+            df0_ds2 = -(e * xa * xb).sum(-1)
             fr = f0 + scat["fp"]
             fi = np.broadcast_to(scat["fpp"], fr.shape)
         else:

@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .. import io as sio
+from ..errors import DataFormatError, ValidationError
+
 __all__ = ["read_gsas_std", "read_gsas_prm", "read_xye", "write_xye", "write_gsas_std",
            "make_pattern"]
 
 
 def _fail(path, lineno, msg):
-    where = f"{path}" if lineno is None else f"{path}, line {lineno}"
-    raise ValueError(f"{where}: {msg}")
+    raise DataFormatError(msg, path=path, line=lineno)
 
 
 def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) -> xr.DataArray:
@@ -42,16 +44,16 @@ def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) 
     y = np.asarray(intensity, dtype=float)
     var = np.asarray(variance, dtype=float)
     if tth.ndim != 1 or y.shape != tth.shape or var.shape != tth.shape:
-        raise ValueError(
+        raise ValidationError(
             f"two_theta, intensity and variance must be 1-D of equal length, got shapes "
             f"{tth.shape}, {y.shape}, {var.shape}")
     if not (np.all(np.isfinite(tth)) and np.all(np.isfinite(y)) and np.all(np.isfinite(var))):
-        raise ValueError("two_theta, intensity and variance must be finite")
+        raise ValidationError("two_theta, intensity and variance must be finite")
     if tth.size > 1 and np.any(np.diff(tth) <= 0):
-        raise ValueError("two_theta must be strictly increasing")
+        raise ValidationError("two_theta must be strictly increasing")
     if np.any(var <= 0):
         i = int(np.argmax(var <= 0))
-        raise ValueError(f"variance must be > 0 everywhere; point {i} (2theta={tth[i]:g}) has "
+        raise ValidationError(f"variance must be > 0 everywhere; point {i} (2theta={tth[i]:g}) has "
                          f"{var[i]:g}")
     return xr.DataArray(y, dims=("two_theta",),
                         coords={"two_theta": tth, "variance": ("two_theta", var)},
@@ -211,14 +213,13 @@ def write_gsas_std(pattern: xr.DataArray, path: str | os.PathLike, *,
     :func:`read_gsas_std` round-trip. Intensities are rounded to integers.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    sio.check_targets([path], overwrite=overwrite, what="GSAS data file")
     tth = pattern["two_theta"].values
     y = np.rint(pattern.values).astype(int)
     var = pattern["variance"].values
     step = np.diff(tth).mean() if tth.size > 1 else 0.01
     if tth.size > 1 and not np.allclose(np.diff(tth), step, atol=1e-6):
-        raise ValueError("pattern: write_gsas_std needs a constant two_theta step")
+        raise ValidationError("pattern: write_gsas_std needs a constant two_theta step")
     nc = np.clip(np.rint(np.maximum(y, 1) / var), 1, 99).astype(int)
     n = tth.size
     nrec = math.ceil(n / 10)
@@ -230,8 +231,8 @@ def write_gsas_std(pattern: xr.DataArray, path: str | os.PathLike, *,
             c = "  " if nc[k] == 1 else f"{nc[k]:2d}"
             cells.append(f"{c}{y[k]:6d}")
         out.append("".join(cells))
-    path.write_text("\n".join(out) + "\n")
-    return path
+    return sio.write_text(path, "\n".join(out) + "\n", overwrite=overwrite,
+                          what="GSAS data file")
 
 
 def read_xye(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArray:
@@ -273,13 +274,10 @@ def read_xye(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArra
 
 def write_xye(pattern: xr.DataArray, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write 2θ, intensity, esd columns (full precision) to ``path``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     arr = np.column_stack([pattern["two_theta"].values, pattern.values,
                            np.sqrt(pattern["variance"].values)])
-    np.savetxt(path, arr, fmt="%.10g", header="2theta intensity esd")
-    return path
+    lines = ["# 2theta intensity esd"] + [" ".join(f"{v:.10g}" for v in row) for row in arr]
+    return sio.write_text(path, "\n".join(lines) + "\n", overwrite=overwrite, what="xye file")
 
 
 def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
@@ -312,19 +310,23 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
     if "ICONS" not in found:
         _fail(path, None, f"no 'INS {bank:2d} ICONS' line (wavelengths) for bank {bank}")
     lineno, text = found["ICONS"]
+    # fixed-width fields of 10 characters: lambda1, lambda2, zero, (unused), polarisation;
+    # then IPOLA and the Kalpha2/Kalpha1 ratio. A field may be blank (11-BM files leave the
+    # fourth one empty), so splitting on blanks would shift the polarisation.
+    fields = [text[i * 10:(i + 1) * 10].strip() for i in range(5)] + text[50:].split()
     try:
-        vals = [float(v) for v in text.split()]
+        vals = [float(v) if v else None for v in fields]
     except ValueError:
         _fail(path, lineno, f"non-numeric value in ICONS line {text.strip()!r}")
-    if len(vals) < 3:
+    if len(vals) < 3 or any(v is None for v in vals[:3]):
         _fail(path, lineno, "ICONS needs at least lambda1 lambda2 zero")
     lam1, lam2, zero = vals[0], vals[1], vals[2]
     if lam1 <= 0:
         _fail(path, lineno, f"wavelength lambda1 must be > 0, got {lam1:g}")
     if lam2 < 0:
         _fail(path, lineno, f"wavelength lambda2 must be >= 0, got {lam2:g}")
-    pol = vals[4] if len(vals) > 4 else 0.5
-    ratio = vals[6] if len(vals) > 6 else 0.5
+    pol = vals[4] if len(vals) > 4 and vals[4] is not None else 0.5
+    ratio = vals[6] if len(vals) > 6 and vals[6] is not None else 0.5
     radiation = "neutron" if htype and htype.upper().startswith("PN") else "xray"
     out = {"lam1": lam1, "lam2": lam2, "zero": zero / 100.0, "polarization": pol,
            "ratio": ratio if lam2 > 0 else 0.0, "radiation": radiation, "source_file": str(path)}

@@ -5,6 +5,8 @@ FWHM ``gamma`` in centidegrees, so the coefficients of a GSAS ``.prm`` file map 
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["tch", "pseudo_voigt", "fcj_nodes", "LN2"]
@@ -104,6 +106,13 @@ def _fcj_core(psi, S, H, t, gw):
     return span * t[None, :] ** 2, wt
 
 
+@lru_cache(maxsize=16)
+def _nodes(nq: int):
+    """Gauss-Legendre nodes and weights mapped to [0, 1]."""
+    x, w = np.polynomial.legendre.leggauss(nq)
+    return 0.5 * (x + 1.0), 0.5 * w
+
+
 def fcj_nodes(pos: np.ndarray, SL: float, HL: float, nq: int = 8):
     """Finger-Cox-Jephcoat axial-divergence asymmetry as a weighted set of shifted peaks.
 
@@ -131,9 +140,7 @@ def fcj_nodes(pos: np.ndarray, SL: float, HL: float, nq: int = 8):
     dshift, dweight : tuple of three (n, nq) ndarrays
         Derivatives with respect to pos (per degree), SL and HL.
     """
-    x, w = np.polynomial.legendre.leggauss(nq)
-    t = 0.5 * (x + 1.0)
-    gw = 0.5 * w
+    t, gw = _nodes(int(nq))
     pos = np.asarray(pos, dtype=float)
     back = pos > 90.0
     psi = np.radians(np.where(back, 180.0 - pos, pos))

@@ -1,18 +1,22 @@
-"""Joint Rietveld refinement: one structure group shared by any number of patterns."""
+"""Joint Rietveld refinement: phase structures shared by any number of patterns."""
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from .. import io as sio
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
-from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase
-from ._pattern import PATTERN_PARAMS, PowderPattern
+from ..errors import (ConvergenceWarning, FitWarning, IdentifiabilityWarning, ValidationError,
+                      not_fitted)
+from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase, cell_volume
+from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
 
-__all__ = ["JointRefinement", "STAGES", "pattern_statistics"]
+__all__ = ["JointRefinement", "STAGES", "pattern_statistics", "weight_fractions"]
 
 #: Default staged recipe: what each stage adds to the refined set.
 STAGES = (
@@ -45,30 +49,106 @@ def _set(group: ParameterGroup, names, vary: bool) -> None:
                 raise
 
 
-class JointRefinement:
-    """Rietveld refinement of several powder patterns of one phase, sharing its structure.
+def _density_terms(phases, values, pattern_prefix: str):
+    """φ·(Z·M)/V of every phase of a pattern from a slot-value mapping."""
+    out = []
+    for ph, struct in phases:
+        cell = np.array([values[f"{struct}.{n}"] for n in CELL_NAMES])
+        occ = [values[f"{struct}.{a.name}.occ"] for a in ph.atoms]
+        frac = values[f"{pattern_prefix}.{ph.name}.fraction"]
+        out.append(frac * ph.cell_mass(occ) / cell_volume(cell))
+    return np.array(out)
+
+
+def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covariance=None,
+                     structures: dict | None = None, prefix: str | None = None) -> dict:
+    """Volume and weight fractions of the phases of ``pattern`` with standard errors.
+
+    The pattern's ``fraction`` terms are volume fractions (intensities scale as
+    ``fraction / V²``); the weight fraction of phase k is
+    ``w_k = φ_k ρ_k / Σ_j φ_j ρ_j`` with the density ``ρ = Z·M / V`` (Hill and Howard's
+    ``S·Z·M·V`` with the scale ``S = φ / V²``). Standard errors propagate the slot covariance
+    (``G Σ Gᵀ``) through the gradient with respect to the fractions, cells and occupancies.
 
     Parameters
     ----------
-    phase : Phase
-        The structure; its :attr:`Phase.group` (cell, atoms) is shared by every pattern.
+    group : ParameterGroup
+        The fitted tree holding the phases' structure groups and the pattern's group.
+    pattern : PowderPattern
+    covariance : ndarray or callable, optional
+        Slot covariance of ``group`` (``FitResult.slot_covar``), or a function returning
+        the covariance block of given slot indices (for trees too large for one matrix);
+        without it no errors.
+    structures, prefix : optional
+        Paths of the structure groups and of the pattern group (see
+        :meth:`PowderPattern.local_names`).
+
+    Returns
+    -------
+    dict
+        ``{phase: {"volume": v, "volume_stderr": e, "weight": w, "weight_stderr": e}}``.
+    """
+    structures = dict(structures or {})
+    prefix = pattern.name if prefix is None else prefix
+    phases = [(ph, structures.get(ph.name, ph.name)) for ph in pattern.phases]
+    names = [f"{s}.{n}" for ph, s in phases for n in CELL_NAMES]
+    names += [f"{s}.{a.name}.occ" for ph, s in phases for a in ph.atoms]
+    names += [f"{prefix}.{ph.name}.fraction" for ph, _ in phases]
+    idx = np.array([group.slot_index(n) for n in names])
+    vals = group.values()
+    base = vals.array.copy()
+
+    def fractions(slots):
+        mapping = dict(zip(names, slots[idx]))
+        t = _density_terms(phases, mapping, prefix)
+        phi = np.array([mapping[f"{prefix}.{ph.name}.fraction"] for ph, _ in phases])
+        return np.concatenate([phi / phi.sum(), t / t.sum()])
+
+    f0 = fractions(base)
+    err = np.full(f0.shape, np.nan)
+    if covariance is not None:
+        grad = np.zeros((f0.size, idx.size))
+        for j, i in enumerate(idx):
+            h = 1e-6 * max(abs(base[i]), 1e-3)
+            up, dn = base.copy(), base.copy()
+            up[i] += h
+            dn[i] -= h
+            grad[:, j] = (fractions(up) - fractions(dn)) / (2 * h)
+        cov = (np.asarray(covariance(idx)) if callable(covariance)
+               else np.asarray(covariance)[np.ix_(idx, idx)])
+        err = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", grad, cov, grad), 0, None))
+    n = len(phases)
+    return {ph.name: {"volume": float(f0[k]), "volume_stderr": float(err[k]),
+                      "weight": float(f0[n + k]), "weight_stderr": float(err[n + k])}
+            for k, (ph, _) in enumerate(phases)}
+
+
+class JointRefinement:
+    """Rietveld refinement of several powder patterns sharing one or more phases.
+
+    Parameters
+    ----------
+    phases : Phase or sequence of Phase
+        The structures; each :attr:`Phase.group` (cell, atoms) is shared by every pattern
+        that contains the phase.
     patterns : list of PowderPattern
-        Each keeps its own group (scale, instrument, background, cell correction). Pattern
-        names must be unique.
+        Each keeps its own group (scale, instrument, background, per-phase terms). Pattern
+        names must be unique and differ from the phase names.
     weights : dict, optional
         Extra weight per pattern name (default 1).
 
     Attributes
     ----------
     group : ParameterGroup
-        The joint group: child ``structure`` and one child per pattern. Choose what varies
-        with ``group.fix``/``group.free`` (or :meth:`set_refined`), then call :meth:`fit`.
+        The joint group: one child per phase (named after it) and one per pattern. Choose
+        what varies with ``group.fix``/``group.free`` (or :meth:`set_refined`), then call
+        :meth:`fit`.
     result_ : FitResult
         Result of the last :meth:`fit`.
     statistics_ : dict
-        Per pattern and ``"total"``: Rp, wRp, Bragg R (percent), chi2, GOF. The total GOF
-        is ``sqrt(chi2 / (N - P))``; a pattern's GOF is ``sqrt(chi2 / N)`` (the parameters
-        are shared, so they are not split between patterns).
+        Per pattern and ``"total"``: Rp, wRp, Bragg R (percent; also per phase), chi2, GOF.
+        The total GOF is ``sqrt(chi2 / (N - P))``; a pattern's GOF is ``sqrt(chi2 / N)``
+        (the parameters are shared, so they are not split between patterns).
 
     Examples
     --------
@@ -77,34 +157,49 @@ class JointRefinement:
     >>> print(ref.report())                                  # doctest: +SKIP
     """
 
-    def __init__(self, phase: Phase, patterns, *, weights: dict | None = None) -> None:
-        if not isinstance(phase, Phase):
-            raise TypeError(f"phase must be a Phase, got {type(phase).__name__}")
+    def __init__(self, phases, patterns, *, weights: dict | None = None) -> None:
+        if isinstance(phases, Phase):
+            phases = [phases]
+        elif isinstance(phases, (list, tuple)) and phases \
+                and all(isinstance(p, Phase) for p in phases):
+            phases = list(phases)
+        else:
+            raise ValidationError(f"phases must be a Phase or a non-empty list of Phase, got "
+                                  f"{phases!r:.80}")
         patterns = list(patterns)
         if not patterns:
-            raise ValueError("patterns: need at least one PowderPattern")
+            raise ValidationError("patterns: need at least one PowderPattern")
         for p in patterns:
             if not isinstance(p, PowderPattern):
-                raise TypeError(f"patterns must be PowderPattern objects, got {type(p).__name__}")
-            if p.phase is not phase:
-                raise ValueError(f"pattern {p.name!r} was built for another Phase object")
+                raise ValidationError(f"patterns must be PowderPattern objects, got "
+                                      f"{type(p).__name__}")
+            for ph in p.phases:
+                if not any(ph is q for q in phases):
+                    raise ValidationError(f"pattern {p.name!r} was built for another Phase "
+                                          f"object ({ph.name!r}); pass that phase to "
+                                          "JointRefinement")
         names = [p.name for p in patterns]
-        if len(set(names)) != len(names) or "structure" in names:
-            raise ValueError(f"pattern names must be unique and not 'structure', got {names}")
-        self.phase = phase
+        pnames = [ph.name for ph in phases]
+        if len(set(names)) != len(names) or set(names) & set(pnames) \
+                or len(set(pnames)) != len(pnames):
+            raise ValidationError(f"pattern names must be unique and differ from the phase "
+                                  f"names {pnames}, got {names}")
+        self.phases = phases
         self.patterns = patterns
         self.weights = dict(weights or {})
         self.group = ParameterGroup("joint", description="joint Rietveld refinement")
-        self.group.add_group(phase.group)
+        for ph in phases:
+            self.group.add_group(ph.group)
         for p in patterns:
             self.group.add_group(p.group)
-        # the coordinates / uiso that symmetry leaves free, remembered for staged refinement
-        self._refinable_atoms = [n for n in phase.group.free_names
-                                 if n.split(".")[-1] in ("x", "y", "z", "uiso")]
-        self._refinable_cell = [n for n in phase.group.free_names if n in CELL_NAMES]
         self.result_ = None
         self.statistics_: dict = {}
         self.fit_seconds_ = 0.0
+
+    @property
+    def phase(self) -> Phase:
+        """The first (main) phase."""
+        return self.phases[0]
 
     # -- choosing what varies ------------------------------------------------------------------
     def pattern(self, name: str) -> PowderPattern:
@@ -114,102 +209,138 @@ class JointRefinement:
                 return p
         raise KeyError(f"no pattern named {name!r}; have {[p.name for p in self.patterns]}")
 
+    def phase_named(self, name: str) -> Phase:
+        """The phase called ``name``."""
+        for ph in self.phases:
+            if ph.name == name:
+                return ph
+        raise KeyError(f"no phase named {name!r}; have {[ph.name for ph in self.phases]}")
+
     def fix_all(self) -> None:
-        """Fix every parameter of the structure and of every pattern (ties stay)."""
-        s = self.phase.group
-        _set(s, CELL_NAMES, False)
-        for a in self.phase.atoms:
-            _set(s, [f"{a.name}.{p}" for p in ATOM_PARAMS], False)
+        """Fix every parameter of the structures and of every pattern (ties stay)."""
+        for ph in self.phases:
+            _set(ph.group, CELL_NAMES, False)
+            for a in ph.atoms:
+                _set(ph.group, [f"{a.name}.{q}" for q in ATOM_PARAMS], False)
         for p in self.patterns:
-            _set(p.group, (*PATTERN_PARAMS, "bkg"), False)
+            names = [*INSTRUMENT_PARAMS, "bkg"]
+            names += [f"{ph.name}.{n}" for ph in p.phases for n in PHASE_PARAMS]
+            if len(p.background_peaks):
+                names += [f"bkpk.{n}" for n in BACKGROUND_PEAK_PARAMS]
+            _set(p.group, names, False)
+
+    @staticmethod
+    def pattern_names(p: PowderPattern, items) -> list[str]:
+        """Parameter names of pattern ``p`` for the keywords of :meth:`set_refined`."""
+        pn: list[str] = []
+        per_phase = lambda n: [f"{ph.name}.{n}" for ph in p.phases]  # noqa: E731
+        for item in items:
+            if item in ("profile", "late_profile"):
+                for n in (p.refine_profile if item == "profile" else p.refine_profile_late):
+                    pn += per_phase(n) if n in ("size", "mustrain") else [n]
+                    if n == "mustrain":
+                        pn += [f"{ph}.mustrain_axial" for ph in p.strain_axis]
+            elif item == "cell_correction":
+                if p.cell_correction:
+                    pn += p.cell_correction_names
+            elif item == "zero":
+                if p.refine_zero:
+                    pn.append("zero")
+                if p.refine_displacement:
+                    pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
+            elif item == "displacement":
+                pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
+            elif item in ("fraction", "size", "mustrain"):
+                pn += per_phase(item) if len(p.phases) > 1 or item != "fraction" else []
+                if item == "mustrain":
+                    pn += [f"{ph}.mustrain_axial" for ph in p.strain_axis]
+            elif item == "background_peaks":
+                if len(p.background_peaks):
+                    pn.append("bkpk.area")
+            else:
+                pn.append(item)
+        return pn
 
     def set_refined(self, structure=(), patterns: dict | None = None) -> None:
         """Fix everything, then free the named items.
 
         Parameters
         ----------
-        structure : iterable of str
-            Slot names of the structure group, or the keywords ``"cell"`` (lattice
-            parameters allowed by the crystal system), ``"xyz"`` (coordinates allowed by site
-            symmetry), ``"uiso"`` and ``"occ"``.
+        structure : iterable of str, or dict of phase name to iterable of str
+            Slot names of the structure groups (for every phase, or per phase with a dict),
+            or the keywords ``"cell"`` (lattice parameters allowed by the crystal system),
+            ``"xyz"`` (coordinates allowed by site symmetry), ``"uiso"`` and ``"occ"``.
         patterns : dict
             Pattern name (or ``"*"`` for all) to an iterable of parameter names or the
             keywords ``"profile"`` (the pattern's ``refine_profile``), ``"late_profile"``
-            (its ``refine_profile_late``, freed with the atoms in :data:`STAGES`), ``"zero"`` (zero
-            shift, plus the sample displacement for patterns created with
-            ``refine_displacement=True``) and ``"cell_correction"`` (the D terms allowed by
-            the crystal system, for patterns created with ``cell_correction=True``).
+            (its ``refine_profile_late``, freed with the atoms in :data:`STAGES`), ``"zero"``
+            (zero shift, plus the sample displacement for patterns created with
+            ``refine_displacement=True``), ``"displacement"`` (the sample displacement only),
+            ``"cell_correction"`` (the D terms allowed by each phase's crystal system, for
+            patterns created with ``cell_correction=True``), ``"fraction"`` (the phase
+            fractions of a multi-phase pattern; tied ones stay tied), ``"size"`` and
+            ``"mustrain"`` (every phase; with ``mustrain_axial`` for a uniaxial strain) and
+            ``"background_peaks"`` (their areas). Per-phase items may also be named
+            ``"CuO.mustrain"``.
         """
         self.fix_all()
-        s = self.phase.group
-        names: list[str] = []
-        for item in structure:
-            if item == "cell":
-                names += self._refinable_cell
-            elif item == "xyz":
-                names += [n for n in self._refinable_atoms if n.split(".")[-1] in "xyz"]
-            elif item == "uiso":
-                names += [n for n in self._refinable_atoms if n.endswith(".uiso")]
-            elif item == "occ":
-                names += [f"{a.name}.occ" for a in self.phase.atoms]
-            else:
-                names.append(item)
-        _set(s, names, True)
-        for key, items in (patterns or {}).items():
+        if isinstance(structure, dict):
+            unknown = [k for k in structure if k not in [ph.name for ph in self.phases]]
+            if unknown:
+                raise ValidationError(f"structure: unknown phases {unknown}")
+            items = structure
+        else:
+            items = {ph.name: list(structure) for ph in self.phases}
+        counts = {p.name: p.reflections_in_range() for p in self.patterns}
+        seen = {ph.name for p in self.patterns for ph in p.phases}
+        absent = [ph.name for ph in self.phases if ph.name in seen
+                  and all(counts[p.name].get(ph.name, 0) == 0 for p in self.patterns)]
+        for ph in self.phases:
+            names = ph.structure_names(items.get(ph.name, ()))
+            if ph.name in absent and names:
+                warnings.warn(f"phase {ph.name!r} has no reflection inside the fit range of "
+                              f"any pattern: its structure is not refined", FitWarning,
+                              stacklevel=2)
+                continue
+            _set(ph.group, names, True)
+        for key, its in (patterns or {}).items():
             targets = self.patterns if key == "*" else [self.pattern(key)]
             for p in targets:
-                pn: list[str] = []
-                for item in items:
-                    if item == "profile":
-                        pn += list(getattr(p, "refine_profile", ("U", "V", "W")))
-                    elif item == "late_profile":
-                        pn += list(getattr(p, "refine_profile_late", ()))
-                    elif item == "cell_correction":
-                        if getattr(p, "cell_correction", False):
-                            pn += p.cell_correction_names
-                    elif item == "zero":
-                        if getattr(p, "refine_zero", True):
-                            pn.append("zero")
-                        if getattr(p, "refine_displacement", False):
-                            pn += (["shift"] if p.geometry == "bragg-brentano"
-                                   else ["disp_x", "disp_y"])
-                    else:
-                        pn.append(item)
-                _set(p.group, pn, True)
+                names = self.pattern_names(p, its)
+                empty = [n for n, c in counts[p.name].items() if c == 0]
+                if empty:
+                    # terms of a phase without reflections, and the fractions that would
+                    # trade against it, are not determined by this pattern
+                    drop = [n for n in names if n.split(".")[0] in empty
+                            or n.endswith(".fraction")]
+                    if drop:
+                        warnings.warn(f"pattern {p.name!r}: phase(s) {empty} have no "
+                                      f"reflection inside the fit range; {drop} are not "
+                                      f"refined", FitWarning, stacklevel=2)
+                        names = [n for n in names if n not in drop]
+                _set(p.group, names, True)
+
+    def constrain_fractions(self, total: float = 1.0, patterns=None) -> None:
+        """Tie the phase fractions of each multi-phase pattern so that they sum to ``total``.
+
+        The last phase's fraction becomes ``total - Σ others`` (a linear tie in the core's
+        tie map, so its value and esd follow the free ones exactly).
+        """
+        for p in (self.patterns if patterns is None else [self.pattern(n) for n in patterns]):
+            constrain_fractions(p, total)
 
     # -- fitting ----------------------------------------------------------------------------------
     def _index(self):
-        grp = self.group
-        out = []
-        for p in self.patterns:
-            idx = np.array([grp.slot_index(n) for n in p.local_names("structure")], dtype=int)
-            out.append(idx)
-        return out
+        """Each pattern's local vector as positions in the joint slot vector."""
+        pos = {n: i for i, n in enumerate(self.group.slot_names)}   # one compiled view
+        return [np.array([pos[n] for n in p.local_names()], dtype=int) for p in self.patterns]
 
     def initialize(self) -> "JointRefinement":
-        """Starting scale and background of every pattern by linear least squares."""
+        """Starting scale, background and background-peak areas by linear least squares."""
         vals = self.group.values()
         for p, idx in zip(self.patterns, self._index()):
-            loc = vals.array[idx]
-            cell, atoms, pv, _ = self._split(p, loc)
-            pv = pv.copy()
-            pv[PATTERN_PARAMS.index("scale")] = 1.0
-            ypk, _ = p.evaluate(cell, atoms, pv, np.zeros(p.n_background), grad=False)
-            A = np.column_stack([ypk, p.cheb]) / p.sigma[:, None]
-            coef, *_ = np.linalg.lstsq(A, p.obs / p.sigma, rcond=None)
-            scale = coef[0] if coef[0] > 0 else np.sum(p.obs) / np.sum(ypk)
-            p.group["scale"].value = float(scale)
-            p.group["bkg"].value = coef[1:]
+            initialize_pattern(p, vals.array[idx])
         return self
-
-    @staticmethod
-    def _split(p: PowderPattern, loc: np.ndarray):
-        na = len(p.phase.atoms)
-        cell = loc[:6]
-        atoms = loc[6:6 + 5 * na].reshape(na, 5)
-        pv = loc[6 + 5 * na:6 + 5 * na + len(PATTERN_PARAMS)]
-        bkg = loc[6 + 5 * na + len(PATTERN_PARAMS):]
-        return cell, atoms, pv, bkg
 
     def _terms(self):
         G = self.group.tie_matrix()
@@ -220,13 +351,11 @@ class JointRefinement:
             cols = np.flatnonzero(np.isin(idx, active_slots))
 
             def residual(vals, p=p, idx=idx):
-                cell, atoms, pv, bkg = self._split(p, vals.array[idx])
-                y, _ = p.evaluate(cell, atoms, pv, bkg, grad=False)
+                y, _ = p.evaluate(vals.array[idx], grad=False)
                 return (p.obs - y) / p.sigma
 
             def jacobian(vals, p=p, idx=idx, cols=cols):
-                cell, atoms, pv, bkg = self._split(p, vals.array[idx])
-                _, J = p.evaluate(cell, atoms, pv, bkg, grad=True, cols=cols)
+                _, J = p.evaluate(vals.array[idx], grad=True, cols=cols)
                 out = np.zeros((p.x.size, n_slots))
                 out[:, idx] = -J / p.sigma[:, None]
                 return out
@@ -256,13 +385,57 @@ class JointRefinement:
             lo, hi = self.group.bounds()
             method = "trf" if (np.any(np.isfinite(lo)) or np.any(np.isfinite(hi))) else "lm"
         t0 = time.perf_counter()
-        res = fit_least_squares(self.group, self._terms(), max_nfev=max_nfev, ftol=ftol,
-                                xtol=xtol, gtol=gtol, method=method)
+        for attempt in range(3):
+            vals = self.group.values()
+            for p, idx in zip(self.patterns, self._index()):
+                p.refresh_windows(vals.array[idx])
+            res = fit_least_squares(self.group, self._terms(), max_nfev=max_nfev, ftol=ftol,
+                                    xtol=xtol, gtol=gtol, method=method)
+            self.group.set_free(res.x)
+            vals = self.group.values()
+            # peak windows are frozen during a run; widths that grew past them: run again
+            if all(p.windows_ok(vals.array[idx]) for p, idx in zip(self.patterns, self._index())):
+                break
         self.fit_seconds_ = time.perf_counter() - t0
+        self._statistics(res.nvarys)
+        stats = {f"wRp[{k}]": s["wrp"] for k, s in self.statistics_.items() if k != "total"}
+        stats.update({"wRp": self.statistics_["total"]["wrp"],
+                      "GOF": self.statistics_["total"]["gof"]})
+        res.model = "sciTie.diffraction.JointRefinement"
+        res.statistics.update(stats)
+        res.plotter = _RietveldPlotter(self)
         self.result_ = res
-        self.group.set_free(res.x)
-        self._statistics()
+        self.group_ = self.group
+        self._warn_suspicious(res, max_nfev)
         return self
+
+    #: GOF above which a fit is reported as suspicious (wRp far above counting statistics).
+    GOF_WARNING = 3.0
+
+    def _warn_suspicious(self, res, max_nfev) -> None:
+        """FitWarning/ConvergenceWarning for fits a crystallographer would not trust."""
+        if not res.success:
+            warnings.warn(f"the refinement stopped before converging ({res.message}"
+                          f"{'; max_nfev=%d' % max_nfev if max_nfev else ''}); its values and "
+                          "esds are not at a minimum", ConvergenceWarning, stacklevel=3)
+        for name, s in self.statistics_.items():
+            if name == "total":
+                continue
+            p = self.pattern(name)
+            expected = 100 * np.sqrt(p.obs.size / np.sum(p.obs ** 2 / p.sigma ** 2))
+            if s["gof"] > self.GOF_WARNING:
+                warnings.warn(f"pattern {name!r}: wRp {s['wrp']:.2f} % is far above the "
+                              f"{expected:.2f} % the counting statistics allow (GOF "
+                              f"{s['gof']:.2f}): a false minimum or a missing part of the "
+                              "model (phase, background, profile)", FitWarning, stacklevel=3)
+        lo, hi = self.group.bounds()
+        x = res.x
+        span = np.maximum(np.abs(x), 1e-12)
+        at = [n for n, v, a, b, s in zip(res.free_names, x, lo, hi, span)
+              if (np.isfinite(a) and v - a <= 1e-9 * s) or (np.isfinite(b) and b - v <= 1e-9 * s)]
+        if at:
+            warnings.warn(f"parameters at their bounds: {', '.join(at)}; their esds assume an "
+                          "interior minimum", FitWarning, stacklevel=3)
 
     def refine_stages(self, stages=STAGES, *, max_nfev: int | None = None,
                       verbose: bool = False) -> "JointRefinement":
@@ -282,11 +455,17 @@ class JointRefinement:
         st: list[str] = []
         pt: list[str] = []
         self.stage_log_ = []
-        for label, spec in stages:
+        for i, (label, spec) in enumerate(stages):
             st += list(spec.get("structure", ()))
             pt += list(spec.get("pattern", ()))
             self.set_refined(structure=st, patterns={"*": pt})
-            self.fit(max_nfev=max_nfev)
+            with warnings.catch_warnings():
+                if i < len(stages) - 1:
+                    # early stages may leave a width at its clip (no covariance) and fit
+                    # badly on purpose: only the last stage is judged
+                    warnings.simplefilter("ignore", IdentifiabilityWarning)
+                    warnings.simplefilter("ignore", FitWarning)
+                self.fit(max_nfev=max_nfev)
             self.stage_log_.append((label, self.result_.nvarys,
                                     {k: v["wrp"] for k, v in self.statistics_.items()}))
             if verbose:
@@ -302,19 +481,19 @@ class JointRefinement:
         for p, idx in zip(self.patterns, self._index()):
             if name is not None and p.name != name:
                 continue
-            cell, atoms, pv, bkg = self._split(p, vals.array[idx])
-            y, _, info = p.evaluate(cell, atoms, pv, bkg, grad=False, peaks=True)
+            y, _, info = p.evaluate(vals.array[idx], grad=False, peaks=True)
             out[p.name] = (y, info)
         return out[name] if name is not None else out
 
-    def _statistics(self) -> None:
-        nvar = self.result_.nvarys if self.result_ is not None else 0
+    def _statistics(self, nvar: int | None = None) -> None:
+        if nvar is None:
+            nvar = self.result_.nvarys if self.result_ is not None else 0
         stats = {}
         allo, allc, alls = [], [], []
         for p_name, (y, info) in self.calculate().items():
             p = self.pattern(p_name)
             s = pattern_statistics(p.obs, y, p.sigma, 0)
-            s["bragg_r"] = self._bragg_r(p, y, info)
+            s["bragg_r"], s["bragg_r_phase"] = bragg_r(p, y, info)
             stats[p_name] = s
             allo.append(p.obs)
             allc.append(y)
@@ -326,42 +505,48 @@ class JointRefinement:
         stats["total"] = tot
         self.statistics_ = stats
 
-    @staticmethod
-    def _bragg_r(p: PowderPattern, y: np.ndarray, info: dict) -> float:
-        contrib = info["I"][info["node"]] * info["profile"]
-        ybk = info["ybkg"]
-        ratio = np.where(np.abs(y - ybk) > 1e-12, (p.obs - ybk) / np.maximum(y - ybk, 1e-12), 0)
-        refl = info["refl_index"][info["src"][info["node"]]]
-        n = int(info["refl_index"].max()) + 1
-        icalc = np.bincount(refl, weights=contrib, minlength=n)
-        iobs = np.bincount(refl, weights=contrib * ratio[info["point"]], minlength=n)
-        keep = icalc > 0
-        return 100 * float(np.sum(np.abs(iobs[keep] - icalc[keep])) / np.sum(np.abs(iobs[keep])))
-
-    def parameters(self, *, structure_prefix: bool = False) -> dict:
+    def parameters(self, *, structure_prefix: bool | None = None) -> dict:
         """Refined parameters as ``{name: {"value", "stderr"}}``.
 
-        Every free parameter, plus structure slots that are tied to free ones (``b`` of a
-        tetragonal cell) with their propagated esds. Structure parameters are named ``a``,
-        ``Pb.x`` ... (with ``structure_prefix=False``), pattern parameters ``xray.scale`` ...
+        Every free parameter, plus structure slots tied to free ones (``b`` of a
+        tetragonal cell) with their propagated esds. With one phase, structure parameters are
+        named ``a``, ``Pb.x`` ... (unless ``structure_prefix=True``); with several they keep
+        the phase name (``CuCr2O4.a``). Pattern parameters are ``xray.scale``,
+        ``xray.PbSO4.D11`` ...
         """
-        if self.result_ is None:
-            raise RuntimeError("call fit() or refine_stages() first")
+        self._check_fitted("parameters")
+        if structure_prefix is None:
+            structure_prefix = len(self.phases) > 1
         r = self.result_
         free = set(r.free_names)
         G = self.group.tie_matrix()
         moving = np.asarray(abs(G).sum(axis=1)).ravel() > 0
+        prefixes = tuple(f"{ph.name}." for ph in self.phases)
         out = {}
         for i, (n, v, s) in enumerate(zip(r.slot_names, r.slot_values, r.slot_stderr)):
-            if n not in free and not (n.startswith("structure.") and moving[i]):
+            is_struct = n.startswith(prefixes)
+            if n not in free and not (is_struct and moving[i]):
                 continue
-            key = n[len("structure."):] if (n.startswith("structure.")
-                                             and not structure_prefix) else n
+            key = n.split(".", 1)[1] if (is_struct and not structure_prefix) else n
             out[key] = {"value": float(v), "stderr": float(s)}
         return out
 
+    def phase_fractions(self, pattern: str | None = None) -> dict:
+        """Volume and weight fractions (with esds) of the phases in a pattern.
+
+        See :func:`weight_fractions`. ``pattern`` defaults to the first one.
+        """
+        self._check_fitted("phase_fractions")
+        p = self.patterns[0] if pattern is None else self.pattern(pattern)
+        return weight_fractions(self.group, p, covariance=self.result_.slot_covar)
+
+    def _check_fitted(self, what: str) -> None:
+        if self.result_ is None:
+            raise not_fitted(self, what)
+
     def slot_stderr(self) -> dict:
         """Standard errors of every slot (tied ones propagated), by slot name."""
+        self._check_fitted("slot_stderr")
         r = self.result_
         return dict(zip(r.slot_names, r.slot_stderr))
 
@@ -373,7 +558,9 @@ class JointRefinement:
         min_correl : float
             Smallest absolute correlation listed.
         """
+        self._check_fitted("report")
         lines = ["[[Joint Rietveld refinement]]",
+                 f"    phases: {', '.join(ph.name for ph in self.phases)}",
                  f"    patterns: {', '.join(p.name for p in self.patterns)}",
                  f"    free parameters: {self.result_.nvarys if self.result_ else 0}",
                  f"    {'pattern':<10} {'points':>7} {'Rp %':>7} {'wRp %':>7} {'chi2':>11} "
@@ -382,6 +569,14 @@ class JointRefinement:
             rb = s.get("bragg_r", float("nan"))
             lines.append(f"    {k:<10} {s['npoints']:>7d} {s['rp']:>7.3f} {s['wrp']:>7.3f} "
                          f"{s['chi2']:>11.1f} {s['gof']:>6.3f} {rb:>9.3f}")
+        multi = [p for p in self.patterns if len(p.phases) > 1]
+        if multi and self.result_ is not None:
+            lines.append("    phase fractions (volume, weight):")
+            for p in multi:
+                for ph, f in self.phase_fractions(p.name).items():
+                    lines.append(f"      {p.name}.{ph}: {f['volume']:.4f} +/- "
+                                 f"{f['volume_stderr']:.4f}, {f['weight']:.4f} +/- "
+                                 f"{f['weight_stderr']:.4f}")
         if self.result_ is not None:
             lines.append(self.result_.report(min_correl=min_correl))
         return "\n".join(lines)
@@ -390,32 +585,42 @@ class JointRefinement:
         """Observed, calculated, background and difference per pattern, plus the parameters.
 
         Each pattern ``<name>`` has variables ``<name>_obs``, ``<name>_calc``,
-        ``<name>_background``, ``<name>_sigma`` on dim ``two_theta_<name>``, and the
-        reflections in its range (``<name>_hkl``, ``<name>_F2``, ``<name>_intensity`` with d, 2θ
-        and multiplicity coordinates) on dim ``refl_<name>``; the fit
+        ``<name>_background``, ``<name>_sigma`` on dim ``two_theta_<name>``, and per phase
+        the reflections in its range (``<name>_<phase>_hkl``, ``_F2``, ``_intensity`` with
+        d, 2θ and multiplicity coordinates) on dim ``refl_<name>_<phase>``; the fit
         parameters come from ``FitResult.to_xarray()`` (dims ``param``, ``cov_i``,
-        ``cov_j``). Figures of merit are in ``attrs``.
+        ``cov_j``). Figures of merit, the instrument of each pattern (``<name>_radiation``,
+        ``_wavelength``, ``_geometry`` ...) and provenance are in ``attrs``.
         """
+        self._check_fitted("to_xarray")
         data = {}
         for p_name, (y, info) in self.calculate().items():
             p = self.pattern(p_name)
             dim = f"two_theta_{p_name}"
-            coords = {dim: (dim, p.x, {"units": "degree"})}
-            for k, v in (("obs", p.obs), ("calc", y), ("background", info["ybkg"]),
-                         ("sigma", p.sigma), ("difference", p.obs - y)):
-                data[f"{p_name}_{k}"] = xr.DataArray(v, dims=(dim,), coords=coords)
-            nr = len(p.hkl)
-            pos = info["refl_pos"][:nr]
-            keep = (pos >= p.x[0]) & (pos <= p.x[-1])
-            rdim = f"refl_{p_name}"
-            rc = {rdim: np.flatnonzero(keep),
-                  f"{rdim}_two_theta": (rdim, pos[keep], {"units": "degree"}),
-                  f"{rdim}_d": (rdim, 1 / np.sqrt(info["q"][keep]), {"units": "angstrom"}),
-                  f"{rdim}_multiplicity": (rdim, p.mult[keep])}
-            data[f"{p_name}_hkl"] = xr.DataArray(p.hkl[keep], dims=(rdim, "miller"), coords=rc)
-            data[f"{p_name}_F2"] = xr.DataArray(info["F2"][keep], dims=(rdim,), coords=rc)
-            data[f"{p_name}_intensity"] = xr.DataArray(info["refl_I"][:nr][keep], dims=(rdim,),
-                                                       coords=rc)
+            coords = {dim: (dim, p.x, {"units": "degree", "long_name": "2θ"})}
+            for k, v, ln in (("obs", p.obs, "observed"), ("calc", y, "calculated"),
+                             ("background", info["ybkg"], "background"),
+                             ("sigma", p.sigma, "standard uncertainty"),
+                             ("difference", p.obs - y, "observed - calculated")):
+                data[f"{p_name}_{k}"] = xr.DataArray(v, dims=(dim,), coords=coords,
+                                                     attrs={"units": "counts", "long_name": ln})
+            for ph in p.phases:
+                pi = info["phases"][ph.name]
+                pos = pi["pos"]
+                keep = (pos >= p.x[0]) & (pos <= p.x[-1])
+                rdim = f"refl_{p_name}_{ph.name}"
+                rc = {rdim: np.flatnonzero(keep),
+                      f"{rdim}_two_theta": (rdim, pos[keep], {"units": "degree"}),
+                      f"{rdim}_d": (rdim, 1 / np.sqrt(pi["q"][keep]), {"units": "angstrom"}),
+                      f"{rdim}_multiplicity": (rdim, pi["mult"][keep])}
+                data[f"{p_name}_{ph.name}_hkl"] = xr.DataArray(
+                    pi["hkl"][keep], dims=(rdim, "miller"),
+                    coords={**rc, "miller": ["h", "k", "l"]},
+                    attrs={"long_name": f"Miller indices of {ph.name}"})
+                data[f"{p_name}_{ph.name}_F2"] = xr.DataArray(pi["F2"][keep], dims=(rdim,),
+                                                              coords=rc)
+                data[f"{p_name}_{ph.name}_intensity"] = xr.DataArray(pi["I"][keep],
+                                                                     dims=(rdim,), coords=rc)
         ds = xr.Dataset(data)
         if self.result_ is not None:
             ds = xr.merge([ds, self.result_.to_xarray()], combine_attrs="override")
@@ -424,59 +629,217 @@ class JointRefinement:
             for m in ("rp", "wrp", "chi2", "gof", "bragg_r"):
                 if m in s:
                     attrs[f"{k}_{m}"] = float(s[m])
-        ds.attrs = {"model": "sciTie.diffraction.JointRefinement", **attrs}
+            for ph, r in s.get("bragg_r_phase", {}).items():
+                attrs[f"{k}_bragg_r_{ph}"] = float(r)
+        for p in self.patterns:
+            attrs.update({f"{p.name}_{k}": v for k, v in instrument_metadata(p).items()})
+        from ..provenance import provenance
+        files = [str(p.data.attrs["source_file"]) for p in self.patterns
+                 if os.path.isfile(str(p.data.attrs.get("source_file", "")))]
+        files += [ph.source_file for ph in self.phases
+                  if os.path.isfile(str(getattr(ph, "source_file", "")))]
+        ds.attrs = {**provenance(model="sciTie.diffraction.JointRefinement", inputs=files),
+                    **attrs}
         return ds
 
-    def to_cif(self) -> str:
-        """The refined structure as CIF text with esds in parentheses."""
+    def to_cif(self, phase: str | None = None) -> str:
+        """A refined structure (default: the first phase) as CIF text with esds."""
+        ph = self.phase if phase is None else self.phase_named(phase)
         se = {}
         if self.result_ is not None:
+            pre = f"{ph.name}."
             for n, s in self.slot_stderr().items():
-                if n.startswith("structure."):
-                    se[n[len("structure."):]] = s
-        return self.phase.to_cif(stderr=se)
+                if n.startswith(pre):
+                    se[n[len(pre):]] = s
+        return ph.to_cif(stderr=se)
 
-    def write_cif(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write :meth:`to_cif` to ``path`` (never replaces a file unless ``overwrite``)."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-        path.write_text(self.to_cif())
-        return path
+    def write_cif(self, path: str | os.PathLike, *, phase: str | None = None,
+                  overwrite: bool = False) -> Path:
+        """Write :meth:`to_cif` to ``path`` atomically (never replaces a file unless
+        ``overwrite``)."""
+        return sio.write_text(path, self.to_cif(phase), overwrite=overwrite, what="CIF")
 
-    def plot(self, name: str, ax=None, *, path: str | os.PathLike | None = None):
-        """Rietveld plot of pattern ``name``: observed, calculated, difference and ticks.
+    def plot(self, name: str | None = None, ax=None, *, sqrt: bool = False,
+             magnify: tuple[float, float] | None = None, hkl: bool | int = False,
+             path: str | os.PathLike | None = None, overwrite: bool = False):
+        """Rietveld plot of pattern ``name``: observed, calculated, background, difference
+        and reflection ticks of every phase.
 
-        Returns the matplotlib Axes; with ``path`` the figure is also saved as PNG.
+        Parameters
+        ----------
+        name : str, optional
+            The pattern (default: the first).
+        ax : matplotlib Axes, optional
+        sqrt : bool
+            Intensities on a square-root scale (weak high-angle peaks become visible).
+        magnify : (float, float), optional
+            ``(two_theta, factor)``: everything above ``two_theta`` multiplied by ``factor``
+            (marked on the plot).
+        hkl : bool or int
+            Label the reflection ticks with their Miller indices (an int: at most that many
+            labels per phase, the strongest).
+        path : path-like, optional
+            Also save the figure (PNG, through :func:`sciTie.io.save_figure`; never replaces
+            a file unless ``overwrite``).
+
+        Returns
+        -------
+        matplotlib Axes
         """
-        import matplotlib
-        if ax is None and path is not None:
-            matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
 
-        p = self.pattern(name)
-        y, info = self.calculate(name)
+        p = self.patterns[0] if name is None else self.pattern(name)
+        if magnify is not None:
+            if (not isinstance(magnify, (tuple, list)) or len(magnify) != 2
+                    or not float(magnify[1]) > 0):
+                raise ValidationError(f"magnify must be (two_theta, factor > 0), got "
+                                      f"{magnify!r}")
+        y, info = self.calculate(p.name)
         if ax is None:
             fig, ax = plt.subplots(figsize=(10, 5))
         else:
             fig = ax.figure
-        ax.plot(p.x, p.obs, "+", ms=3, color="tab:blue", label="observed")
-        ax.plot(p.x, y, "-", lw=0.8, color="tab:red", label="calculated")
-        ax.plot(p.x, info["ybkg"], "-", lw=0.6, color="tab:green", label="background")
-        diff = p.obs - y
-        off = min(p.obs.min(), y.min()) - 0.1 * (p.obs.max() - p.obs.min()) - diff.max()
+        gain = np.ones_like(p.x)
+        if magnify is not None:
+            gain[p.x > float(magnify[0])] = float(magnify[1])
+
+        def tr(v):
+            v = v * gain
+            return np.sign(v) * np.sqrt(np.abs(v)) if sqrt else v
+
+        obs, calc, bkg = tr(p.obs), tr(y), tr(info["ybkg"])
+        ax.plot(p.x, obs, "+", ms=3, color="tab:blue", label="observed")
+        ax.plot(p.x, calc, "-", lw=0.8, color="tab:red", label="calculated")
+        ax.plot(p.x, bkg, "-", lw=0.6, color="tab:green", label="background")
+        diff = obs - calc
+        span = obs.max() - obs.min()
+        off = min(obs.min(), calc.min()) - 0.1 * span - diff.max()
         ax.plot(p.x, diff + off, "-", lw=0.6, color="tab:gray", label="difference")
-        pos = info["refl_pos"][(info["refl_pos"] > p.x[0]) & (info["refl_pos"] < p.x[-1])
-                               & (info["comp"] == 0)]
-        ytick = off + diff.min() - 0.03 * (p.obs.max() - p.obs.min())
-        ax.plot(pos, np.full(pos.shape, ytick), "|", color="k", ms=6, label="reflections")
-        st = self.statistics_.get(name, {})
-        ax.set_title(f"{name}: wRp = {st.get('wrp', float('nan')):.2f} %, "
+        colors = ["k", "tab:purple", "tab:orange", "tab:brown"]
+        for k, ph in enumerate(p.phases):
+            pi = info["phases"][ph.name]
+            inside = (pi["pos"] > p.x[0]) & (pi["pos"] < p.x[-1])
+            pos = pi["pos"][inside]
+            ytick = off + diff.min() - (0.03 + 0.04 * k) * span
+            ax.plot(pos, np.full(pos.shape, ytick), "|", color=colors[k % len(colors)], ms=6,
+                    label=f"{ph.name} reflections")
+            if hkl:
+                order = np.argsort(-pi["I"][inside]) if "I" in pi else np.arange(len(pos))
+                if not isinstance(hkl, bool):
+                    order = order[:int(hkl)]
+                for j in order:
+                    h = pi["hkl"][inside][j]
+                    ax.annotate("".join(str(int(x)) for x in h), (pos[j], ytick),
+                                xytext=(0, -4), textcoords="offset points", rotation=90,
+                                ha="center", va="top", fontsize=5,
+                                color=colors[k % len(colors)])
+        if magnify is not None:
+            ax.axvline(float(magnify[0]), color="0.6", lw=0.6, ls=":")
+            ax.text(float(magnify[0]), obs.max(), f" ×{float(magnify[1]):g}", va="top",
+                    fontsize=8)
+        st = self.statistics_.get(p.name, {})
+        ax.set_title(f"{p.name}: wRp = {st.get('wrp', float('nan')):.2f} %, "
                      f"Rp = {st.get('rp', float('nan')):.2f} %")
         ax.set_xlabel("2θ (degrees)")
-        ax.set_ylabel("intensity (counts)")
+        ax.set_ylabel("√intensity (√counts)" if sqrt else "intensity (counts)")
         ax.legend(loc="upper right", fontsize=8)
         if path is not None:
-            fig.savefig(path, dpi=110)
+            sio.save_figure(fig, path, overwrite=overwrite, dpi=110)
             plt.close(fig)
         return ax
+
+
+class _RietveldPlotter:
+    """``FitResult.plot(ax=None, pattern=None, sqrt=, magnify=, hkl=)``: the Rietveld plot of
+    the refinement the result came from."""
+
+    def __init__(self, refinement: "JointRefinement"):
+        self.refinement = refinement
+
+    def __call__(self, result, ax=None, *, pattern: str | None = None, **kwargs):
+        return self.refinement.plot(pattern, ax=ax, **kwargs)
+
+
+def instrument_metadata(p: PowderPattern) -> dict:
+    """netCDF-safe description of a pattern's instrument: radiation, wavelength(s),
+    Kα2/Kα1 ratio, polarisation, geometry, goniometer radius, fit range."""
+    v = p.group.values()
+    return {"radiation": p.radiation, "wavelength": float(v["lam1"]),
+            "wavelength2": float(v["lam2"]), "wavelength_units": "angstrom",
+            "ratio": float(v["ratio"]), "polarization": float(v["polarization"]),
+            "geometry": p.geometry, "radius_mm": float(p.radius),
+            "fit_range": np.asarray(p.fit_range, dtype=float)}
+
+
+def bragg_r(p: PowderPattern, y: np.ndarray, info: dict) -> tuple[float, dict]:
+    """Bragg R (percent) of a pattern and of each of its phases.
+
+    Observed integrated intensities are apportioned as in Rietveld's method: each point's
+    observed net intensity is shared among the reflections in proportion to their calculated
+    contributions there (peak cores; the far tails are too weak to matter).
+    """
+    ybk = info["ybkg"]
+    net = y - ybk
+    ratio = np.where(np.abs(net) > 1e-12, (p.obs - ybk) / np.where(np.abs(net) > 1e-12, net, 1),
+                     0.0)
+    icalc_rows = p.item_sums(info, np.ones_like(y))
+    iobs_rows = p.item_sums(info, ratio)
+    nmax = int(info["refl_index"].max()) + 1 if len(info["refl_index"]) else 1
+    key = info["phase"] * nmax + info["refl_index"]        # one id per phase and reflection
+    icalc = np.bincount(key, weights=icalc_rows, minlength=len(p.phases) * nmax)
+    iobs = np.bincount(key, weights=iobs_rows, minlength=len(p.phases) * nmax)
+    keep = icalc > 0
+
+    def r(sel):
+        s = sel & keep
+        den = np.sum(np.abs(iobs[s]))
+        return 100 * float(np.sum(np.abs(iobs[s] - icalc[s])) / den) if den > 0 else float("nan")
+
+    ids = np.arange(len(p.phases) * nmax) // nmax
+    return r(np.ones_like(keep)), {ph.name: r(ids == k) for k, ph in enumerate(p.phases)}
+
+
+def constrain_fractions(p: PowderPattern, total: float = 1.0) -> None:
+    """Tie the last phase fraction of ``p`` to ``total - Σ others`` (nothing for one phase)."""
+    if not np.isfinite(total) or total <= 0:
+        raise ValidationError(f"total must be a positive number, got {total!r}")
+    if len(p.phases) < 2:
+        return
+    names = [f"{ph.name}.fraction" for ph in p.phases]
+    last = names[-1]
+    if len(names) == 2:
+        p.group.tie(last, to=names[0], scale=-1.0, offset=float(total))
+    else:
+        p.group.constrain(last, f"{float(total)!r} - " + " - ".join(names[:-1]))
+    others = [p.group[n].value for n in names[:-1]]
+    if sum(others) >= total:  # keep the tied fraction non-negative at the start
+        for n, v in zip(names[:-1], others):
+            p.group[n].value = v * 0.95 * total / sum(others)
+        p.group.update()
+
+
+def initialize_pattern(p: PowderPattern, v: np.ndarray) -> None:
+    """Starting scale, Chebyshev background and background-peak areas of ``p`` at local
+    vector ``v``, by linear least squares (written into the pattern's group)."""
+    lay = p._layout
+    v = np.array(v, dtype=float)
+    v[lay.pattern.start + INSTRUMENT_PARAMS.index("scale")] = 1.0
+    v[lay.bkg] = 0.0
+    nbp = len(p.background_peaks)
+    area = slice(lay.bkpk.start + nbp, lay.bkpk.start + 2 * nbp)
+    v[area] = 0.0
+    p.refresh_windows(v)
+    cols = np.arange(area.start, area.stop)
+    ypk, J = p.evaluate(v, grad=nbp > 0, cols=cols if nbp else None)
+    cols_bp = J[:, cols] if nbp else np.zeros((p.x.size, 0))
+    A = np.column_stack([ypk, p.cheb, cols_bp]) / p.sigma[:, None]
+    coef, *_ = np.linalg.lstsq(A, p.obs / p.sigma, rcond=None)
+    scale = coef[0] if coef[0] > 0 else np.sum(p.obs) / max(np.sum(ypk), 1e-300)
+    if not np.isfinite(scale) or scale <= 0:
+        warnings.warn(f"pattern {p.name!r}: no usable starting scale (calculated peaks are "
+                      "zero in the fit range); scale left at 1", FitWarning, stacklevel=3)
+        scale = 1.0
+    p.group["scale"].value = float(scale)
+    p.group["bkg"].value = coef[1:1 + p.n_background]
+    if nbp:
+        p.group["bkpk.area"].value = np.maximum(coef[1 + p.n_background:], 0.0)

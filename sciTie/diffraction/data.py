@@ -8,18 +8,23 @@ description (wavelengths, profile coefficients, geometry) in ``attrs``, so
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from ._crystal import Atom, Phase
+from ..errors import DataFormatError, ValidationError
+from ._crystal import Atom, Phase, cell_volume
 from ._io import make_pattern, read_gsas_prm, read_gsas_std
 from ._pattern import PowderPattern
 from ._refine import JointRefinement
 
 __all__ = ["load_pbso4", "load_synthetic", "make_synthetic", "pattern_from_dataset",
            "pbso4_refinement", "synthetic_phase", "synthetic_refinement", "PBSO4_PUBLISHED",
-           "SYNTHETIC_TRUTH"]
+           "SYNTHETIC_TRUTH", "load_cucr2o4_seq", "cucr2o4_recipe", "CUCR2O4_STAGES",
+           "CUCR2O4_LAWS", "make_synthetic_series", "synthetic_series_recipe",
+           "SYNTHETIC_SERIES_LAWS"]
 
 #: Published joint refinement (GSAS-II combined tutorial): value, esd.
 PBSO4_PUBLISHED = {
@@ -43,22 +48,23 @@ def _dataset(pattern: xr.DataArray, attrs: dict) -> xr.Dataset:
     return ds
 
 
-def pattern_from_dataset(ds: xr.Dataset, phase: Phase, *, name: str, **kwargs) -> PowderPattern:
+def pattern_from_dataset(ds: xr.Dataset, phases, *, name: str, **kwargs) -> PowderPattern:
     """Build a :class:`PowderPattern` from a loader's Dataset (instrument from ``attrs``).
 
-    Keyword arguments override the stored instrument values and are passed on (fit_range,
-    exclude, n_background, cell_correction, refine_profile ...).
+    ``phases`` is a :class:`Phase` or a list of them. Keyword arguments override the stored
+    instrument values and are passed on (fit_range, exclude, n_background, cell_correction,
+    refine_profile ...).
     """
     if "intensity" not in ds or "variance" not in ds.coords:
-        raise ValueError(f"ds: expected a Dataset with 'intensity' and a 'variance' "
-                         f"coordinate, got variables {list(ds.data_vars)}")
+        raise ValidationError(f"ds: expected a Dataset with 'intensity' and a 'variance' "
+                              f"coordinate, got variables {list(ds.data_vars)}")
     opts = {k: ds.attrs[k] for k in _INSTRUMENT_KEYS if k in ds.attrs}
     prof = {k: float(ds.attrs[k]) for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")
             if k in ds.attrs}
     prof.update(kwargs.pop("profile", {}) or {})
     opts.update(kwargs)
     opts["profile"] = prof
-    return PowderPattern(ds["intensity"], phase, name=name, **opts)
+    return PowderPattern(ds["intensity"], phases, name=name, **opts)
 
 
 # -- PbSO4 -----------------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
             cell_correction="xray" in patterns, n_background=n_background, profile=asym,
             refine_profile=("U", "V", "W", "X"), refine_zero=False, refine_displacement=True))
     if not pats:
-        raise ValueError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
+        raise ValidationError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
     return JointRefinement(phase, pats)
 
 
@@ -191,10 +197,11 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
     -------
     dict of str to xarray.Dataset
     """
-    if counts_scale <= 0:
-        raise ValueError(f"counts_scale must be > 0, got {counts_scale}")
+    if not counts_scale > 0:
+        raise ValidationError(f"counts_scale must be > 0, got {counts_scale}")
     rng = np.random.default_rng(seed)
     phase = synthetic_phase()
+    volume = cell_volume(phase.cell_values())
     out = {}
     for key, inst in _SYN_INSTRUMENT.items():
         lo, hi, step = inst["range"]
@@ -206,16 +213,19 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
                             polarization=inst["polarization"], geometry=inst["geometry"],
                             radius=inst["radius"], profile=prof, n_background=3)
         g = pat.group
-        g["scale"].value = inst["scale"] * counts_scale
+        # intensities scale as scale * fraction / V²: the instrument's scale is per unit cell
+        g["scale"].value = inst["scale"] * counts_scale * volume ** 2
         g["bkg"].value = np.array(inst["bkg"]) * counts_scale
         for d in ("D11", "D22", "D33"):
             if d in inst:
-                g[d].value = inst[d]
-        y, _ = pat.calc(phase.group.values(), g.values())
+                g[f"{phase.name}.{d}"].value = inst[d]
+        y, _ = pat.calc()
         counts = rng.poisson(np.maximum(y, 0)).astype(float)
         attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
         attrs.update({f"true_{k}": float(v) for k, v in SYNTHETIC_TRUTH.items()})
-        attrs.update({f"true_{k}": float(g.values()[k]) for k in ("scale", "zero", "D11", "D33")})
+        gv = g.values()
+        attrs.update({"true_scale": float(gv["scale"]), "true_zero": float(gv["zero"])})
+        attrs.update({f"true_{d}": float(gv[f"{phase.name}.{d}"]) for d in ("D11", "D33")})
         attrs.update({"dataset": "diffraction-synthetic", "seed": int(seed),
                       "structure": "rutile-type TiO2, P4_2/mnm, Ti 2a (0,0,0), O 4f (x,x,0)",
                       "generator": "sciTie.diffraction.data.make_synthetic"})
@@ -252,3 +262,293 @@ def synthetic_refinement(data: dict | None = None, *, patterns=("xray", "neutron
             cell_correction=(key == "neutron" and "xray" in patterns),
             refine_profile=("U", "V", "W", "X", "Y") if key == "xray" else ("U", "V", "W")))
     return JointRefinement(phase, pats)
+
+
+# -- CuCr2O4 + CuO temperature series ------------------------------------------------------------
+_TEMP = re.compile(r"^#\s*Temp\s*\(K\)\s*=\s*(?P<t>\S+)", re.IGNORECASE)
+
+
+def _temperature(path: Path) -> float:
+    with open(path, "r", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.upper().startswith("BANK"):
+                break
+            m = _TEMP.match(line.strip())
+            if m:
+                try:
+                    return float(m.group("t"))
+                except ValueError:
+                    raise DataFormatError(f"temperature {m.group('t')!r} is not a number",
+                                          path=path, line=lineno) from None
+    raise DataFormatError("no '# Temp (K) =' line before the BANK line", path=path)
+
+
+def load_cucr2o4_seq(path: str | os.PathLike | None = None) -> xr.Dataset:
+    """The CuCr2O4 + CuO temperature series (11-BM, 17 patterns, 7-289 K).
+
+    Parameters
+    ----------
+    path : path-like, optional
+        Folder with ``OH_*.fxye``, ``OH_00.prm``, ``CuCr2O4.cif`` and ``CuO.cif``; default
+        ``$SCITIE_DATA_DIR/cucr2o4_seq``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``intensity`` on ``(pattern, two_theta)`` with a ``variance`` coordinate (the files'
+        esds squared), ``temperature`` (K, from each header) and ``file`` on ``pattern``; the
+        instrument from ``OH_00.prm`` and the CIF paths in ``attrs``.
+    """
+    from ..datasets import data_dir
+
+    folder = data_dir("cucr2o4-seq", path)
+    files = sorted(folder.glob("OH_*.fxye"))
+    for f in ("OH_00.prm", "CuCr2O4.cif", "CuO.cif"):
+        if not (folder / f).exists():
+            raise FileNotFoundError(f"cucr2o4_seq dataset folder {folder} lacks {f}")
+    if not files:
+        raise FileNotFoundError(f"cucr2o4_seq dataset folder {folder} has no OH_*.fxye files")
+    pats = [read_gsas_std(f) for f in files]
+    tth = pats[0]["two_theta"].values
+    for f, p in zip(files, pats):
+        if p.sizes["two_theta"] != tth.size or not np.allclose(p["two_theta"].values, tth):
+            raise DataFormatError(f"its 2θ grid differs from {files[0].name}'s; a series needs "
+                                  "one grid", path=f)
+    temps = [_temperature(f) for f in files]
+    inst = read_gsas_prm(folder / "OH_00.prm")
+    attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
+    attrs.update({"dataset": "cucr2o4-seq", "geometry": "debye-scherrer", "radius": 1000.0,
+                  "cif_CuCr2O4": str(folder / "CuCr2O4.cif"), "cif_CuO": str(folder / "CuO.cif"),
+                  "instrument_file": str(folder / "OH_00.prm"),
+                  "reference": "11-BM (APS) data of the GSAS-II sequential-refinement tutorial; "
+                               "M. R. Suchomel et al., Phys. Rev. B 86, 054406 (2012)"})
+    ds = xr.Dataset(
+        {"intensity": (("pattern", "two_theta"), np.array([p.values for p in pats]),
+                       {"units": "counts", "long_name": "intensity"})},
+        coords={"pattern": [f.stem for f in files],
+                "two_theta": ("two_theta", tth, {"units": "degree", "long_name": "2θ"}),
+                "variance": (("pattern", "two_theta"),
+                             np.array([p["variance"].values for p in pats])),
+                "temperature": ("pattern", temps, {"units": "K", "long_name": "temperature"}),
+                "file": ("pattern", [str(f) for f in files])},
+        attrs=attrs)
+    return ds
+
+
+#: Default refinement of one CuCr2O4 + CuO pattern, after the GSAS-II tutorial: each stage
+#: lists what it refines (structure items, pattern items).
+CUCR2O4_STAGES = (
+    ("scale+background", (), ("scale", "bkg", "background_peaks")),
+    ("cells+fractions", ("cell",), ("scale", "bkg", "background_peaks", "fraction")),
+    ("displacement+broadening", ("cell",),
+     ("scale", "bkg", "background_peaks", "bkpk.sigma2", "fraction", "disp_x", "mustrain")),
+    ("atoms", {"CuCr2O4": ("cell", "xyz", "uiso"), "CuO": ("cell",)},
+     ("scale", "bkg", "background_peaks", "bkpk.sigma2", "fraction", "disp_x", "mustrain")),
+)
+
+
+def cucr2o4_recipe(data: xr.Dataset, *, fit_range=(4.5, 26.1), tie_above: float | None = 135.0,
+                   stages=None, uiso: bool = True, tail_tolerance: float = 1e-3):
+    """The series recipe of the CuCr2O4 + CuO data, following the GSAS-II tutorial.
+
+    Both phases in every pattern (fractions tied to sum to 1); fit range from 4.5°; a
+    six-term Chebyshev background plus a pseudo-Voigt background peak for the Kapton hump
+    (5.25°, σ² = 2000 centideg²); sample displacement perpendicular to the beam (``disp_x``,
+    goniometer radius 1000 mm); cells of both phases; CuCr2O4 uniaxial (010) microstrain,
+    CuO isotropic microstrain; then the CuCr2O4 coordinates and Uiso. The instrument
+    (wavelength, polarisation 0.99, U, V, W, X, S/L, H/L) is the ``.prm`` file's and is not
+    refined. The crystallite size, which the tutorial also refines, is fixed at 100 µm: free,
+    it runs away (25 µm, then 180 µm with esd 90 µm on the first pattern), because size
+    broadening below the 11-BM resolution is not determined by these data.
+
+    Parameters
+    ----------
+    data : xarray.Dataset
+        From :func:`load_cucr2o4_seq`.
+    fit_range : (float, float)
+        2θ range (degrees).
+    tie_above : float or None
+        Tie ``CuCr2O4.c`` to ``CuCr2O4.b`` (the tetragonal cell in the Fddd setting) for the
+        patterns above this temperature; None: no tie.
+    stages : list, optional
+        Default :data:`CUCR2O4_STAGES`.
+    uiso : bool
+        Refine the CuCr2O4 Uiso in the last stage (default). Below about 12° 2θ
+        (sin θ/λ < 0.25 Å⁻¹) they are not determined and their fit crawls: use False.
+    """
+    from ._pattern import instrument_options
+    from ._series import SeriesRecipe, SeriesTie
+
+    phases = [Phase.from_cif(data.attrs["cif_CuCr2O4"], name="CuCr2O4"),
+              Phase.from_cif(data.attrs["cif_CuO"], name="CuO")]
+    inst = {k: data.attrs[k] for k in ("radiation", "lam1", "lam2", "ratio", "polarization",
+                                        "zero", "U", "V", "W", "P", "X", "Y", "SL", "HL")
+            if k in data.attrs}
+    opts = instrument_options(inst)
+    opts.update(geometry="debye-scherrer", radius=float(data.attrs.get("radius", 1000.0)),
+                fit_range=tuple(fit_range), n_background=6,
+                background_peaks=[(5.25, 5.0, 2000.0, 0.0)],
+                strain_axis={"CuCr2O4": (0, 1, 0)}, refine_zero=False,
+                refine_displacement=True, tail_tolerance=tail_tolerance,
+                phase_values={"CuCr2O4": {"fraction": 0.9, "size": 100.0, "mustrain": 800.0},
+                              "CuO": {"fraction": 0.1, "size": 100.0, "mustrain": 800.0}})
+    ties = [SeriesTie("CuCr2O4.c", "CuCr2O4.b", above=tie_above)] if tie_above is not None \
+        else []
+    stages = [tuple(s) for s in (CUCR2O4_STAGES if stages is None else stages)]
+    if not uiso:
+        stages = [(lab, ({k: tuple(i for i in v if i != "uiso") for k, v in st.items()}
+                         if isinstance(st, dict) else tuple(i for i in st if i != "uiso")), it)
+                  for lab, st, it in stages]
+    return SeriesRecipe(phases=phases, pattern_options=opts, stages=list(stages),
+                        continue_stages=1, constrain_fractions=True, ties=ties)
+
+
+def _spline(prefix: str, knots=(50, 100, 125, 150, 200)) -> str:
+    """A cubic spline in T as a law: cubic polynomial plus truncated cubics at the knots
+    (``t = T/100``)."""
+    t = "(T/100)"
+    terms = [f"{prefix}0", f"{prefix}1*{t}", f"{prefix}2*{t}**2", f"{prefix}3*{t}**3"]
+    terms += [f"{prefix}k{k}*max({t} - {k / 100:g}, 0)**3" for k in knots]
+    return " + ".join(terms)
+
+
+def _cucr2o4_laws() -> dict:
+    from ._parametric import Law
+
+    split = {"Tc": 130.0, "d0": 6e-4}   # an order parameter needs a start inside the range
+    m = _spline("m")
+    d = "max(Tc - T, 0)**0.5*(d0 + d1*(T/100))"
+    return {"CuCr2O4.a": Law(_spline("a")),
+            "CuCr2O4.b": Law(f"{m} + {d}", start=split),
+            "CuCr2O4.c": Law(f"{m} - {d}", start=split)}
+
+
+#: Laws of the parametric refinement of the CuCr2O4 series, in the core's expression syntax:
+#: a and the mean of b and c as cubic splines in T (knots at 50, 100, 125, 150 and 200 K),
+#: and b - c as an order parameter ``2 sqrt(Tc - T) (d0 + d1 T/100)`` below ``Tc`` (zero
+#: above, the tetragonal cell). Simple physical laws (a quadratic, an Einstein term plus
+#: Landau coupling to the order parameter) miss the sequential values by 20 to 160 esd
+#: around the transition; see the diffraction docs.
+CUCR2O4_LAWS = _cucr2o4_laws()
+
+
+# -- synthetic temperature series -----------------------------------------------------------------
+#: Known laws of the synthetic series (rutile-type TiO2; Å, K): expression and coefficients.
+SYNTHETIC_SERIES_LAWS = {
+    "TiO2.a": ("a0 + a1*T + a2*T**2", {"a0": 4.5860, "a1": 1.5e-5, "a2": 2.0e-8}),
+    "TiO2.c": ("c0 + c1*T + c2*T**2", {"c0": 2.9530, "c1": 8.0e-6, "c2": 1.2e-8}),
+}
+
+
+def make_synthetic_series(n_patterns: int = 200, *, seed: int = 0, temperatures=None,
+                          counts_scale: float = 1.0, two_theta=(20.0, 100.0, 0.04)) -> xr.Dataset:
+    """A temperature series from the synthetic X-ray generator, with known laws.
+
+    Rutile-type TiO2 (:data:`SYNTHETIC_TRUTH` positions and Uiso) whose cell follows
+    :data:`SYNTHETIC_SERIES_LAWS`; the X-ray instrument of :func:`make_synthetic` (Cu Kα1/Kα2,
+    Bragg-Brentano, FCJ asymmetry). Every pattern has its own scale (±5 %), background and
+    sample displacement (``shift``, σ = 20 µm), all random from ``seed``; Poisson counts.
+
+    Parameters
+    ----------
+    n_patterns : int
+    seed : int
+        Seed of :func:`numpy.random.default_rng` (the whole series).
+    temperatures : array_like, optional
+        Default: evenly from 10 to 300 K.
+    counts_scale : float
+        Multiplies the expected counts.
+    two_theta : (start, stop, step)
+        The common 2θ grid (degrees).
+
+    Returns
+    -------
+    xarray.Dataset
+        The layout of :func:`load_cucr2o4_seq`, plus the per-pattern truth (``true_a``,
+        ``true_c``, ``true_scale``, ``true_shift`` on ``pattern``) and the laws in ``attrs``.
+    """
+    from ..core import Expression
+
+    if not (isinstance(n_patterns, (int, np.integer)) and n_patterns >= 1):
+        raise ValidationError(f"n_patterns must be a positive int, got {n_patterns!r}")
+    if not counts_scale > 0:
+        raise ValidationError(f"counts_scale must be > 0, got {counts_scale}")
+    T = (np.linspace(10.0, 300.0, n_patterns) if temperatures is None
+         else np.asarray(temperatures, dtype=float))
+    if T.shape != (n_patterns,) or not np.all(np.isfinite(T)):
+        raise ValidationError(f"temperatures: expected {n_patterns} finite values")
+    rng = np.random.default_rng(seed)
+    inst = _SYN_INSTRUMENT["xray"]
+    lo, hi, step = two_theta
+    tth = np.round(np.arange(lo, hi + step / 2, step), 6)
+    dummy = make_pattern(tth, np.ones_like(tth), np.ones_like(tth), name="series")
+    laws = {k: (Expression(e), c) for k, (e, c) in SYNTHETIC_SERIES_LAWS.items()}
+
+    def law(slot, t):
+        expr, coefs = laws[slot]
+        return expr.evaluate({**coefs, "T": t})
+
+    phase = synthetic_phase()
+    prof = {k: inst[k] for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")}
+    pat = PowderPattern(dummy, phase, name="series", radiation="xray", lam1=inst["lam1"],
+                        lam2=inst["lam2"], ratio=inst["ratio"], polarization=inst["polarization"],
+                        geometry=inst["geometry"], radius=inst["radius"], profile=prof,
+                        n_background=3)
+    counts, truth = [], {"a": [], "c": [], "scale": [], "shift": []}
+    for t in T:
+        a, c = law("TiO2.a", t), law("TiO2.c", t)
+        phase.group["a"].value = a
+        phase.group["c"].value = c
+        v = cell_volume(np.array([a, a, c, 90, 90, 90]))
+        scale = inst["scale"] * counts_scale * v ** 2 * (1 + 0.05 * rng.uniform(-1, 1))
+        shift = 20.0 * rng.normal()
+        pat.group["scale"].value = scale
+        pat.group["shift"].value = shift
+        pat.group["bkg"].value = (np.array(inst["bkg"]) * counts_scale
+                                  * (1 + 0.1 * rng.uniform(-1, 1, 3)))
+        pat._tails = None                      # windows from this pattern's widths
+        y, _ = pat.calc()
+        counts.append(rng.poisson(np.maximum(y, 0)).astype(float))
+        for k2, val in (("a", a), ("c", c), ("scale", scale), ("shift", shift)):
+            truth[k2].append(val)
+    counts = np.array(counts)
+    attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
+    attrs.update({"dataset": "diffraction-synthetic-series", "seed": int(seed),
+                  "generator": "sciTie.diffraction.data.make_synthetic_series",
+                  "laws": repr({k: e for k, (e, _) in SYNTHETIC_SERIES_LAWS.items()})})
+    for slot, (expr, coefs) in SYNTHETIC_SERIES_LAWS.items():
+        for name, value in coefs.items():
+            attrs[f"true_{name}"] = float(value)
+    attrs.update({f"true_{k}": float(v) for k, v in SYNTHETIC_TRUTH.items()
+                  if k not in ("a", "c")})
+    labels = [f"S{k:03d}" for k in range(n_patterns)]
+    return xr.Dataset(
+        {"intensity": (("pattern", "two_theta"), counts, {"units": "counts"})},
+        coords={"pattern": labels,
+                "two_theta": ("two_theta", tth, {"units": "degree", "long_name": "2θ"}),
+                "variance": (("pattern", "two_theta"), np.maximum(counts, 1.0)),
+                "temperature": ("pattern", T, {"units": "K", "long_name": "temperature"}),
+                "file": ("pattern", [""] * n_patterns),
+                **{f"true_{k}": ("pattern", np.array(v)) for k, v in truth.items()}},
+        attrs=attrs)
+
+
+def synthetic_series_recipe(data: xr.Dataset | None = None, *, start: dict | None = None):
+    """The series recipe of :func:`make_synthetic_series`: scale, background and sample
+    displacement per pattern; cell and O.x of the structure (started about 0.3 % off)."""
+    from ._series import SeriesRecipe
+
+    inst = _SYN_INSTRUMENT["xray"]
+    s = {"a": 4.60, "c": 2.96, "O.x": 0.302}
+    s.update(start or {})
+    phase = synthetic_phase(s)
+    prof = {k: inst[k] for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")}
+    opts = {"radiation": "xray", "lam1": inst["lam1"], "lam2": inst["lam2"],
+            "ratio": inst["ratio"], "polarization": inst["polarization"],
+            "geometry": inst["geometry"], "radius": inst["radius"], "profile": prof,
+            "n_background": 3, "refine_zero": False, "refine_displacement": True}
+    stages = [("scale+background", (), ("scale", "bkg")),
+              ("cell", ("cell",), ("scale", "bkg", "displacement")),
+              ("structure", ("cell", "xyz"), ("scale", "bkg", "displacement"))]
+    return SeriesRecipe(phases=[phase], pattern_options=opts, stages=stages,
+                        continue_stages=1, constrain_fractions=False)

@@ -1,47 +1,594 @@
-"""The ``rietveld`` recipe kind (bundled datasets: ``pbso4``, ``diffraction-synthetic``)."""
+"""The ``rietveld`` recipe kind: a Rietveld refinement (joint or a series) from one TOML file.
+
+.. code-block:: toml
+
+    kind = "rietveld"
+    name = "mixture"
+
+    [[phases]]
+    cif = "CuCr2O4.cif"            # space group, cell, atoms; named after _pd_phase_name
+    [[phases]]
+    cif = "CuO.cif"
+
+    [[patterns]]
+    name = "xray"
+    file = "OH_00.fxye"            # GSAS STD/ESD/FXYE or xy(e)
+    instrument = "OH_00.prm"       # GSAS .prm (wavelengths, polarisation, profile)
+    geometry = "debye-scherrer"
+    radius = 1000.0
+    fit_range = [4.5, 26.1]
+    n_background = 6
+    background_peaks = [[5.25, 5.0, 2000.0, 0.0]]   # pos, area, sigma2, gamma
+    strain_axis = {CuCr2O4 = [0, 1, 0]}
+
+    [model]
+    constrain_fractions = true
+    ties = ["CuCr2O4.O.uiso = CuCr2O4.Cu.uiso"]     # the core's tie statements
+
+    [[stages]]                     # each stage lists everything it refines
+    structure = ["cell"]
+    pattern = ["scale", "bkg", "fraction"]
+
+A ``[series]`` table turns the same description into a sequential or parametric refinement
+of many files (``files`` or a glob; temperatures from the files' headers or ``temperatures``),
+with ``laws`` and ``[[series.ties]]`` over part of the series. ``[data] dataset`` names a
+dataset sciTie knows (``pbso4``, ``diffraction-synthetic``, ``cucr2o4-seq``) and sets all of
+that up as the published protocols do.
+"""
 from __future__ import annotations
 
-from ..core.summary import RunSummary
-from ..recipes import Field, Option, Recipe, RecipeKind, Table
+import glob as _glob
+import time
+import warnings
+from pathlib import Path
+from typing import Any
 
-__all__ = ["KIND"]
+import numpy as np
+
+from ..core.summary import RunSummary
+from ..errors import SciTieError
+from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
+from ._refine import STAGES, JointRefinement
+
+__all__ = ["KIND", "SCHEMA", "summarize_joint", "run_series"]
+
+DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq")
+
+_PATTERN = Table({
+    "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
+                  required=True),
+    "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (2θ, I[, esd])"),
+    "instrument": Field("path", "GSAS instrument parameter file (.prm)"),
+    "phases": Field("list[str]", "phases in this pattern (default: all)"),
+    "radiation": Field("str", "radiation (default: from the .prm, else xray)",
+                       choices=("xray", "neutron")),
+    "geometry": Field("str", "sample-displacement geometry",
+                      choices=("bragg-brentano", "debye-scherrer")),
+    "radius": Field("float", "goniometer radius (mm)", minimum=0.0),
+    "lam1": Field("float", "wavelength (Å), overrides the .prm", minimum=0.0),
+    "lam2": Field("float", "second wavelength (Å; 0: one wavelength)", minimum=0.0),
+    "ratio": Field("float", "intensity ratio λ2/λ1", minimum=0.0),
+    "polarization": Field("float", "X-ray polarisation term", minimum=0.0, maximum=1.0),
+    "fit_range": Field("list[float]", "2θ limits [lo, hi] (degrees)"),
+    "exclude": Field("list[list[float]]", "excluded 2θ regions [[lo, hi], ...]"),
+    "n_background": Field("int", "Chebyshev background terms", default=6, minimum=0),
+    "background_peaks": Field("list[list[float]]",
+                              "pseudo-Voigt background peaks [[pos, area, sigma2, gamma], ...]",
+                              default=[]),
+    "profile": Field("table", "profile values overriding the .prm (U, V, W, P, X, Y, SL, HL, "
+                              "zero)", default={}),
+    "phase_values": Field("table", "starting per-phase terms {phase = {fraction, size, "
+                                   "mustrain, mustrain_axial}}", default={}),
+    "strain_axis": Field("table", "uniaxial microstrain axis per phase {phase = [h, k, l]}",
+                         default={}),
+    "scattering": Field("table", "scattering values per element {Cu = {fp, fpp}} or "
+                                 "{O = {b}}", default={}),
+    "tail_tolerance": Field("float", "largest lost fraction of a peak's intensity",
+                            default=1e-3, minimum=0.0, maximum=0.5),
+    "cell_correction": Field("bool", "refine D terms with 'cell_correction'", default=False),
+    "refine_zero": Field("bool", "'zero' frees the zero shift", default=True),
+    "refine_displacement": Field("bool", "'zero' also frees the sample displacement",
+                                 default=False),
+    "refine_profile": Field("list[str]", "what 'profile' frees", default=["U", "V", "W"]),
+    "refine_profile_late": Field("list[str]", "what 'late_profile' frees", default=[]),
+}, doc="one powder pattern")
 
 SCHEMA = Table({
     "data": Table({
-        "dataset": Field("str", "bundled or external dataset", required=True,
-                         choices=("pbso4", "diffraction-synthetic")),
-        "path": Field("path", "folder holding the pbso4 files (default: the data_dir setting)"),
+        "dataset": Field("str", "a dataset sciTie knows (its published set-up)",
+                         choices=DATASETS),
+        "path": Field("path", "folder of an external dataset (default: the data_dir setting)"),
         "seed": Field("int", "noise seed of the synthetic patterns", default=0, minimum=0),
+        "cif": Field("list[path]", "quick form: phase CIF files ([[phases]] with defaults)",
+                     default=[]),
+        "pattern": Field("list[path]", "quick form: data files ([[patterns]] with defaults)",
+                         default=[]),
+        "instrument": Field("list[path]", "quick form: .prm files, one per pattern",
+                            default=[]),
+    }, doc="a known dataset, or the quick form of phases and patterns"),
+    "phases": ArrayOfTables(Table({
+        "cif": Field("path", "the phase's CIF", required=True),
+        "name": Field("str", "phase name (default: _pd_phase_name, else the data block)"),
+        "block": Field("str", "CIF data block (default: the first)"),
+    }), doc="crystal phases"),
+    "patterns": ArrayOfTables(_PATTERN, doc="powder patterns (one template for a series)"),
+    "model": Table({
+        "constrain_fractions": Field("bool", "phase fractions of each pattern sum to 1",
+                                     default=True),
+        "ties": Field("list[str]", "tie statements on the joint group, e.g. "
+                                   "'xray.PbSO4.size = neutron.PbSO4.size'", default=[]),
     }),
+    "stages": ArrayOfTables(Table({
+        "label": Field("str", "name shown in reports", default=""),
+        "structure": Field("list[str]", "structure items (cell, xyz, uiso, occ, or slot "
+                                        "names like 'CuCr2O4.O.x')", default=[]),
+        "pattern": Field("list[str]", "pattern items (scale, bkg, zero, profile, fraction, "
+                                      "mustrain ... or names like 'xray.X')", default=[]),
+    }), doc="the staged refinement; each stage lists everything it refines"),
+    "series": Table({
+        "mode": Field("str", "pattern by pattern, or one fit with laws in temperature",
+                      default="sequential", choices=("sequential", "parametric")),
+        "files": Field("list[str]", "data files or glob patterns, in refinement order",
+                       default=[]),
+        "temperatures": Field("list[float]", "temperature of each file (default: the "
+                                             "'# Temp (K) =' header line)", default=[]),
+        "patterns": Field("int", "use only the first N patterns", minimum=1),
+        "fit_range": Field("list[float]", "2θ limits for every pattern (cucr2o4-seq)"),
+        "tie_above": Field("float", "cucr2o4-seq: tie CuCr2O4 c = b above this temperature",
+                           default=135.0),
+        "no_tie": Field("bool", "cucr2o4-seq: no b = c tie", default=False),
+        "tie_test": Field("bool", "F-test every series tie on every pattern", default=True),
+        "uiso": Field("bool", "cucr2o4-seq: refine the CuCr2O4 Uiso", default=True),
+        "n_jobs": Field("int", "processes for independent fits", default=1, minimum=1),
+        "laws": Field("table", "parametric laws {slot = expression in T}", default={}),
+        "law_start": Field("table", "starting values of law coefficients", default={}),
+        "ties": ArrayOfTables(Table({
+            "slot": Field("str", "the tied slot", required=True),
+            "to": Field("str", "the slot it follows", required=True),
+            "scale": Field("float", "slot = scale * to + offset", default=1.0),
+            "offset": Field("float", "", default=0.0),
+            "above": Field("float", "holds above this temperature"),
+            "below": Field("float", "holds below this temperature"),
+        }), doc="ties that hold over part of the series"),
+        "continue_stages": Field("int", "stages run by a pattern started from the previous",
+                                 default=1, minimum=1),
+    }, doc="a series of patterns (sequential or parametric refinement)"),
     "fit": Table({
         "quick": Field("bool", "small evaluation budget", default=False),
+        "max_nfev": Field("int", "evaluation budget of each stage", minimum=1),
     }),
 })
 
-PATTERNS = ("xray", "neutron")
+
+# -- what a recipe describes ---------------------------------------------------------------------
+def _is_series(recipe: Recipe) -> bool:
+    s = recipe.settings
+    return s["data"]["dataset"] == "cucr2o4-seq" or bool(s["series"]["files"])
+
+
+def _phases_and_patterns(recipe: Recipe) -> tuple[list[dict], list[dict]]:
+    """Phase and pattern tables, the quick form (data.cif / data.pattern) expanded."""
+    s = recipe.settings
+    phases = list(s["phases"]) + [{"cif": c, "name": None, "block": None}
+                                  for c in s["data"]["cif"]]
+    patterns = list(s["patterns"])
+    inst = s["data"]["instrument"]
+    if inst and len(inst) != len(s["data"]["pattern"]):
+        raise recipe.error(f"data.instrument has {len(inst)} files for "
+                           f"{len(s['data']['pattern'])} data.pattern files; give one per "
+                           "pattern (or none)", "data.instrument")
+    defaults = {k: v.default for k, v in _PATTERN.fields.items()}
+    for k, f in enumerate(s["data"]["pattern"]):
+        patterns.append({**defaults, "name": f"pattern{k}" if len(s["data"]["pattern"]) > 1
+                         else "pattern", "file": f, "instrument": inst[k] if inst else None})
+    return phases, patterns
+
+
+def _pattern_names(recipe: Recipe) -> list[str]:
+    d = recipe.settings["data"]["dataset"]
+    if d in ("pbso4", "diffraction-synthetic"):
+        return ["xray", "neutron"]
+    return [p["name"] for p in _phases_and_patterns(recipe)[1]]
+
+
+def _phase_names(recipe: Recipe) -> list[str]:
+    from ._crystal import Phase
+
+    d = recipe.settings["data"]["dataset"]
+    if d == "pbso4":
+        return ["PbSO4"]
+    if d == "diffraction-synthetic":
+        return ["TiO2"]
+    out = []
+    for k, ph in enumerate(_phases_and_patterns(recipe)[0]):
+        out.append(ph["name"] or Phase.from_cif(recipe.resolve(ph["cif"], f"phases[{k}].cif"),
+                                                block=ph["block"] or 0).name)
+    return out
+
+
+def _series_has_tie(recipe: Recipe) -> bool:
+    s = recipe.settings["series"]
+    if recipe.settings["data"]["dataset"] == "cucr2o4-seq":
+        return not s["no_tie"] and s["tie_test"]
+    return bool(s["ties"]) and s["tie_test"]
 
 
 def outputs(recipe: Recipe) -> list[str]:
-    return [f"{recipe.name}.nc"] + [f"{recipe.name}_{p}.png" for p in PATTERNS]
+    """Files ``--out`` writes, known before the fit."""
+    n = recipe.name
+    if _is_series(recipe):
+        out = [f"{n}.nc", f"{n}_parameters.png", f"{n}_image.png", f"{n}_difference.png"]
+        if recipe.settings["series"]["mode"] == "parametric":
+            out.append(f"{n}_sequential.nc")
+        if _series_has_tie(recipe):
+            out.append(f"{n}_tie.png")
+        return out
+    return ([f"{n}.nc"] + [f"{n}_{p}.png" for p in _pattern_names(recipe)]
+            + [f"{n}_{ph}.cif" for ph in _phase_names(recipe)])
+
+
+def check(recipe: Recipe) -> None:
+    """What the schema cannot check: one of dataset / phases+patterns / series, files exist."""
+    s = recipe.settings
+    phases, patterns = _phases_and_patterns(recipe)
+    if s["data"]["dataset"]:
+        if phases or patterns or s["series"]["files"]:
+            raise recipe.error("give either data.dataset or your own phases and patterns, not "
+                               "both", "data.dataset")
+        if s["data"]["path"]:
+            recipe.resolve(s["data"]["path"], "data.path")
+        return
+    if not phases:
+        raise recipe.error("no phases: add [[phases]] with a cif (or data.cif), or name a "
+                           "data.dataset", "phases")
+    if not patterns:
+        raise recipe.error("no patterns: add [[patterns]] (or data.pattern)", "patterns")
+    for k, ph in enumerate(phases):
+        recipe.resolve(ph["cif"], f"phases[{k}].cif")
+    series = bool(s["series"]["files"])
+    if series and len(patterns) != 1:
+        raise recipe.error("a series takes one [[patterns]] entry: the template every file "
+                           "of series.files uses", "patterns")
+    for k, p in enumerate(patterns):
+        if not series and not p["file"]:
+            raise recipe.error(f"patterns[{k}] has no file", "patterns")
+        if p["file"] and not series:
+            recipe.resolve(p["file"], "patterns.file")
+        if p["instrument"]:
+            recipe.resolve(p["instrument"], "patterns.instrument")
+    if series:
+        files = _series_files(recipe)
+        T = s["series"]["temperatures"]
+        if T and len(T) != len(files):
+            raise recipe.error(f"series.temperatures has {len(T)} values for {len(files)} "
+                               "files", "series.temperatures")
+    if s["series"]["mode"] == "parametric" and not series and s["data"]["dataset"] != \
+            "cucr2o4-seq":
+        raise recipe.error("series.mode = 'parametric' needs series.files", "series.mode")
+
+
+def _series_files(recipe: Recipe) -> list[Path]:
+    out: list[Path] = []
+    for item in recipe.settings["series"]["files"]:
+        pattern = str(recipe.base / item) if not Path(item).is_absolute() else item
+        hits = sorted(_glob.glob(pattern))
+        if not hits:
+            raise recipe.error(f"series.files: {item!r} matches no file (looked for "
+                               f"{pattern})", "series.files")
+        out += [Path(h) for h in hits]
+    return out
+
+
+# -- running -----------------------------------------------------------------------------------
+def _save(ax, path) -> None:
+    """Write the figure of ``ax`` to ``path`` (RunSummary hands a temporary file name)."""
+    import matplotlib.pyplot as plt
+
+    fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summarize_joint(ref: JointRefinement, name: str, dataset: str, seconds: float) -> RunSummary:
+    """A :class:`RunSummary` of a finished joint refinement (metrics in percent)."""
+    st = ref.statistics_
+    metrics = {"rwp": {k: v["wrp"] for k, v in st.items() if k != "total"},
+               "rp": {k: v["rp"] for k, v in st.items() if k != "total"},
+               "bragg_r": {k: v["bragg_r"] for k, v in st.items() if k != "total"},
+               "rwp_total": st["total"]["wrp"], "gof": st["total"]["gof"],
+               "chi2": st["total"]["chi2"], "n_free": ref.result_.nvarys,
+               "n_points": st["total"]["npoints"]}
+    if any(len(p.phases) > 1 for p in ref.patterns):
+        metrics["fractions"] = {p.name: ref.phase_fractions(p.name) for p in ref.patterns
+                                if len(p.phases) > 1}
+    figures = {f"{name}_{p.name}": (lambda path, n=p.name: _save(ref.plot(n), path))
+               for p in ref.patterns}
+    cif = "\n".join(ref.to_cif(ph.name) for ph in ref.phases)
+    return RunSummary(dataset=dataset, model="sciTie.diffraction.JointRefinement",
+                      seconds=seconds, metrics=metrics, parameters=ref.parameters(),
+                      report=ref.report() + "\n\n" + cif,
+                      datasets={name: _netcdf_safe(ref.to_xarray())}, figures=figures,
+                      texts={f"{name}_{ph.name}.cif": ref.to_cif(ph.name) for ph in ref.phases})
+
+
+def _joint(recipe: Recipe) -> JointRefinement:
+    from ._crystal import Phase
+    from .data import load_synthetic, pbso4_refinement, synthetic_refinement
+
+    s = recipe.settings
+    d = s["data"]
+    if d["dataset"] == "pbso4":
+        return pbso4_refinement(recipe.resolve(d["path"], "data.path") if d["path"] else None)
+    if d["dataset"] == "diffraction-synthetic":
+        return synthetic_refinement(load_synthetic(d["seed"]))
+    phases_t, patterns_t = _phases_and_patterns(recipe)
+    phases = [Phase.from_cif(recipe.resolve(p["cif"], f"phases[{k}].cif"),
+                             block=p["block"] or 0, name=p["name"])
+              for k, p in enumerate(phases_t)]
+    by_name = {ph.name: ph for ph in phases}
+    patterns = []
+    for k, p in enumerate(patterns_t):
+        patterns.append(_pattern(recipe, p, k, by_name, recipe.resolve(p["file"],
+                                                                       "patterns.file")))
+    ref = JointRefinement(phases, patterns)
+    if s["model"]["constrain_fractions"]:
+        ref.constrain_fractions()
+    if s["model"]["ties"]:
+        try:
+            ref.group.apply_ties(s["model"]["ties"])
+        except (SciTieError, ValueError, KeyError) as exc:
+            raise recipe.error(f"model.ties: {exc}", "model.ties") from None
+    return ref
+
+
+def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
+    from ._io import read_gsas_prm
+    from ._pattern import instrument_options
+
+    opts: dict[str, Any] = {}
+    if p["instrument"]:
+        opts = instrument_options(read_gsas_prm(recipe.resolve(p["instrument"],
+                                                                "patterns.instrument")))
+    prof = dict(opts.get("profile", {}))
+    prof.update(p["profile"] or {})
+    for key in ("radiation", "geometry", "radius", "lam1", "lam2", "ratio", "polarization"):
+        if p[key] is not None:
+            opts[key] = p[key]
+    if p["fit_range"] is not None:
+        if len(p["fit_range"]) != 2:
+            raise recipe.error("fit_range must be [lo, hi]", f"patterns[{k}].fit_range")
+        opts["fit_range"] = tuple(p["fit_range"])
+    if p["exclude"]:
+        opts["exclude"] = [tuple(r) for r in p["exclude"]]
+    unknown = [n for n in list(p["strain_axis"]) + list(p["phase_values"])
+               if n not in phase_names]
+    if unknown:
+        raise recipe.error(f"unknown phases {unknown}; phases: {list(phase_names)}",
+                           f"patterns[{k}]")
+    opts.update(profile=prof, n_background=p["n_background"],
+                background_peaks=[tuple(b) for b in p["background_peaks"]],
+                phase_values=p["phase_values"], strain_axis=p["strain_axis"],
+                scattering=p["scattering"] or None, tail_tolerance=p["tail_tolerance"],
+                cell_correction=p["cell_correction"], refine_zero=p["refine_zero"],
+                refine_displacement=p["refine_displacement"],
+                refine_profile=tuple(p["refine_profile"]),
+                refine_profile_late=tuple(p["refine_profile_late"]))
+    return opts
+
+
+def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
+    from ._pattern import PowderPattern
+
+    names = p["phases"] or list(by_name)
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise recipe.error(f"patterns[{k}].phases names {missing}, which are not phases "
+                           f"({list(by_name)})", "patterns.phases")
+    opts = _pattern_options(recipe, p, k, names)
+    try:
+        return PowderPattern.from_files(file, None, [by_name[n] for n in names], name=p["name"],
+                                        **opts)
+    except SciTieError as exc:
+        raise recipe.error(f"patterns[{k}]: {exc}", "patterns") from None
+
+
+def _stages(recipe: Recipe):
+    st = recipe.settings["stages"]
+    if not st:
+        return STAGES
+    return tuple((s["label"] or f"stage {k + 1}", {"structure": tuple(s["structure"]),
+                                                    "pattern": tuple(s["pattern"])})
+                 for k, s in enumerate(st))
+
+
+def _run_joint(recipe: Recipe) -> RunSummary:
+    ref = _joint(recipe)
+    quick = recipe.settings["fit"]["quick"]
+    budget = recipe.settings["fit"]["max_nfev"] or (20 if quick else None)
+    t0 = time.perf_counter()
+    if recipe.settings["data"]["dataset"] in ("pbso4", "diffraction-synthetic"):
+        ref.refine_stages(STAGES[:-1], max_nfev=budget)
+        ref.set_refined(structure=["cell", "xyz", "uiso"],
+                        patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile",
+                                        "late_profile"]})
+        ref.fit(max_nfev=30 if quick else budget)
+    else:
+        ref.refine_stages(_stages(recipe), max_nfev=budget)
+    seconds = time.perf_counter() - t0
+    return summarize_joint(ref, recipe.name, recipe.settings["data"]["dataset"] or recipe.name,
+                           seconds)
+
+
+def _series_setup(recipe: Recipe):
+    """Specs, recipe, laws and a label for the series the recipe describes."""
+    from ._crystal import Phase
+    from ._series import PatternSpec, SeriesRecipe, SeriesTie, specs_from_dataset
+    from .data import CUCR2O4_LAWS, _temperature, cucr2o4_recipe, load_cucr2o4_seq
+
+    s = recipe.settings
+    ser = s["series"]
+    if s["data"]["dataset"] == "cucr2o4-seq":
+        ds = load_cucr2o4_seq(recipe.resolve(s["data"]["path"], "data.path")
+                              if s["data"]["path"] else None)
+        if ser["patterns"]:
+            ds = ds.isel(pattern=slice(0, ser["patterns"]))
+        rng = tuple(ser["fit_range"]) if ser["fit_range"] else (4.5, 26.1)
+        rec = cucr2o4_recipe(ds, fit_range=rng, tie_above=None if ser["no_tie"]
+                             else ser["tie_above"], uiso=ser["uiso"])
+        if s["fit"]["max_nfev"]:
+            rec.max_nfev = s["fit"]["max_nfev"]
+        laws = ser["laws"] or dict(CUCR2O4_LAWS)
+        return specs_from_dataset(ds), rec, laws
+    from ._io import read_gsas_std, read_xye
+
+    phases_t, patterns_t = _phases_and_patterns(recipe)
+    phases = [Phase.from_cif(recipe.resolve(p["cif"], f"phases[{k}].cif"),
+                             block=p["block"] or 0, name=p["name"])
+              for k, p in enumerate(phases_t)]
+    template = patterns_t[0]
+    opts = _pattern_options(recipe, template, 0, [ph.name for ph in phases])
+    files = _series_files(recipe)
+    if ser["patterns"]:
+        files = files[:ser["patterns"]]
+    temps = ser["temperatures"] or [_temperature(f) for f in files]
+    specs = []
+    for f, T in zip(files, temps):
+        data = read_xye(f) if f.suffix.lower() in (".xye", ".xy", ".dat", ".txt") \
+            else read_gsas_std(f)
+        specs.append(PatternSpec(f.stem, float(T), data["two_theta"].values, data.values,
+                                 data["variance"].values, str(f)))
+    stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
+              for lab, spec in _stages(recipe)]
+    ties = [SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
+                      above=t["above"], below=t["below"]) for t in ser["ties"]]
+    rec = SeriesRecipe(phases=phases, pattern_options=opts, stages=stages,
+                       continue_stages=min(ser["continue_stages"], len(stages)),
+                       constrain_fractions=s["model"]["constrain_fractions"], ties=ties,
+                       max_nfev=s["fit"]["max_nfev"] or 300)
+    return specs, rec, dict(ser["laws"])
+
+
+def run_series(recipe: Recipe) -> RunSummary:
+    """A sequential or parametric refinement of the series the recipe describes."""
+    from ._parametric import Law, ParametricRefinement
+    from ._series import SequentialRefinement, sequence_entries, tie_transition
+    from ._series_plot import plot_series_image, plot_series_parameters, plot_tie_test
+
+    n = recipe.name
+    ser = recipe.settings["series"]
+    specs, rec, laws = _series_setup(recipe)
+    for slot, law in list(laws.items()):
+        if isinstance(law, str):
+            start = {k: v for k, v in ser["law_start"].items()}
+            laws[slot] = Law(law, start=start)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        seq = SequentialRefinement(specs, rec, tie_test=bool(rec.ties) and ser["tie_test"],
+                                   n_jobs=ser["n_jobs"]).fit()
+    result, model = seq, "sciTie.diffraction.SequentialRefinement"
+    laws_out, law_curves = {}, {}
+    if ser["mode"] == "parametric":
+        if not laws:
+            raise recipe.error("series.mode = 'parametric' needs series.laws", "series.laws")
+        par = ParametricRefinement(specs, rec, laws=laws, start=seq).fit()
+        result, model = par, "sciTie.diffraction.ParametricRefinement"
+        laws_out = par.laws_
+        law_curves = {k: (lambda T, k=k: par.law_curve(k, T)) for k in laws}
+    seconds = time.perf_counter() - t0
+    S = result.series_
+    entries = sequence_entries(S)
+    metrics: dict[str, Any] = {
+        "rwp": {e["label"]: e["rwp"] for e in entries},
+        "rwp_mean": float(np.mean(S["wrp"].values)), "rwp_max": float(np.max(S["wrp"].values)),
+        "gof_mean": float(np.mean(S["gof"].values)), "chi2": float(np.sum(S["chi2"].values)),
+        "n_points": int(np.sum(S["npoints"].values)), "n_patterns": len(specs)}
+    if ser["mode"] == "parametric":
+        metrics["n_free"] = int(result.result_.nvarys)
+        metrics["n_free_sequential"] = int(np.sum(seq.series_["nvarys"].values))
+        metrics["chi2_sequential"] = float(np.sum(seq.series_["chi2"].values))
+    else:
+        metrics["n_free"] = int(np.sum(S["nvarys"].values))
+    tested = "tie" in seq.series_.dims
+    if tested:
+        for t in seq.series_["tie"].values:
+            metrics[f"tie[{t}]"] = tie_transition(seq.series_, str(t))
+    cells = [p for p in S["param"].values if str(p).split(".")[-1] in ("a", "b", "c", "beta")
+             and not str(p).startswith("pattern.")][:6]
+    lines = [f"[[{n}: {ser['mode']} refinement of {len(specs)} patterns]]",
+             f"    {'pattern':<8} {'T (K)':>7} {'wRp %':>7} {'GOF':>6} "
+             + " ".join(f"{c:>18}" for c in cells[:3])]
+    for e in entries:
+        P = e["parameters"]
+
+        def fmt(k):
+            if k not in P:
+                return "-"
+            s = P[k]["stderr"]
+            return f"{P[k]['value']:.5f}({s * 1e5:.0f})" if s else f"{P[k]['value']:.5f}"
+        lines.append(f"    {e['label']:<8} {e['temperature']:>7.1f} {e['rwp']:>7.2f} "
+                     f"{e['gof']:>6.3f} " + " ".join(f"{fmt(c):>18}" for c in cells[:3]))
+    if laws_out:
+        lines.append("    laws: " + ", ".join(f"{k} = {v['value']:.6g}({v['stderr']:.2g})"
+                                                for k, v in laws_out.items()))
+        lines.append(f"    free parameters: parametric {metrics['n_free']}, sequential "
+                     f"{metrics['n_free_sequential']}; chi2 {metrics['chi2']:.1f} vs "
+                     f"{metrics['chi2_sequential']:.1f}")
+    for k, v in metrics.items():
+        if k.startswith("tie["):
+            lines.append(f"    {k}: F-test rejects the tie up to "
+                         f"{v['f_test']['last_significant']} K; |difference| > 3 esd up to "
+                         f"{v['difference']['last_significant']} K")
+    tth = S["two_theta"].values if "two_theta" in S.dims else None
+    lo = float(np.nanmin(tth[np.isfinite(S["calc"].values).any(axis=0)])) if tth is not None \
+        else None
+    window = (lo, lo + 8.0) if lo is not None else None
+    figures = {
+        f"{n}_parameters": lambda path: _save(plot_series_parameters(S, cells[:5],
+                                                                     laws=law_curves)[0], path),
+        f"{n}_image": lambda path: _save(plot_series_image(S, two_theta=window), path),
+        f"{n}_difference": lambda path: _save(plot_series_image(S, what="difference",
+                                                                two_theta=window), path),
+    }
+    if tested:
+        tname = str(seq.series_["tie"].values[0])
+        figures[f"{n}_tie"] = lambda path: _save(plot_tie_test(seq.series_, tname)[0], path)
+    datasets = {n: _netcdf_safe(S)}
+    if ser["mode"] == "parametric":
+        datasets[f"{n}_sequential"] = _netcdf_safe(seq.series_)
+    return RunSummary(dataset=recipe.settings["data"]["dataset"] or n, model=model,
+                      seconds=seconds, metrics=metrics,
+                      parameters={k: dict(v) for k, v in laws_out.items()},
+                      report="\n".join(lines), datasets=datasets, figures=figures,
+                      extra={"mode": ser["mode"], "sequence": entries,
+                             **({"laws": laws_out} if laws_out else {})})
+
+
+def _netcdf_safe(ds):
+    """Attributes netCDF can store (numbers and strings)."""
+    import json
+
+    out = ds.copy()
+    out.attrs = {k: (v if isinstance(v, (int, float, str)) else json.dumps(v, default=str))
+                 for k, v in ds.attrs.items()}
+    return out
 
 
 def run(recipe: Recipe) -> RunSummary:
-    from .cli import run as run_dataset
-
-    d = recipe.settings["data"]
-    argv = ["--seed", str(d["seed"])]
-    if d["path"]:
-        argv += ["--data", str(recipe.resolve(d["path"], "data.path"))]
-    if recipe.settings["fit"]["quick"]:
-        argv.append("--quick")
-    summary = run_dataset(d["dataset"], argv)
-    summary.datasets = {recipe.name: ds for ds in summary.datasets.values()}
-    summary.figures = {f"{recipe.name}_{key.rsplit('_', 1)[-1]}": draw
-                       for key, draw in summary.figures.items()}
-    return summary
+    """Fit the recipe: a joint refinement, or a series when it describes one."""
+    if _is_series(recipe):
+        return run_series(recipe)
+    return _run_joint(recipe)
 
 
-KIND = RecipeKind(name="rietveld", schema=SCHEMA, run=run, outputs=outputs,
-                  description="joint Rietveld refinement (sciTie.diffraction)",
-                  options=(Option(("--dataset",), "data.dataset",
-                                  help="pbso4 or diffraction-synthetic"),))
+KIND = RecipeKind(
+    name="rietveld", schema=SCHEMA, run=run, outputs=outputs, check=check,
+    description="Rietveld refinement: joint, multi-phase, sequential or parametric series",
+    options=(Option(("--dataset",), "data.dataset",
+                    help="pbso4, diffraction-synthetic or cucr2o4-seq"),
+             Option(("--cif",), "data.cif", action="append", help="a phase's CIF (repeat)"),
+             Option(("--pattern",), "data.pattern", action="append",
+                    help="a data file (repeat)"),
+             Option(("--instrument",), "data.instrument", action="append",
+                    help="a GSAS .prm, one per --pattern"),
+             Option(("--mode",), "series.mode", help="sequential or parametric (a series)")))

@@ -413,8 +413,11 @@ class TiedHMMMixin:
             super().fit(X, lengths)
         finally:
             del self._workspace
+        # X is validated: the final log-likelihood needs only the forward pass
         return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
-                                lambda: self.score(X, lengths))
+                                lambda: fb.forward_loglik(self.startprob_, self.transmat_,
+                                                          self._compute_log_likelihood(X),
+                                                          lengths))
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
                     stacklevel: int = 3) -> "TiedHMMMixin":

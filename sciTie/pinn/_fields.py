@@ -108,16 +108,20 @@ class Fields(Mapping[str, torch.Tensor]):
         base, letters = self._parse(name)
         parent = base if len(letters) == 1 else f"{base}_{letters[:-1]}"
         value = self._column(parent)
-        var = self._coords[letters[-1]]
-        if not var.requires_grad:
+        if not self._coords[letters[-1]].requires_grad:
             raise ValidationError(f"cannot differentiate along {letters[-1]!r}: that "
                                   "coordinate tensor does not require grad")
-        (grad,) = torch.autograd.grad(value, var, grad_outputs=torch.ones_like(value),
-                                      create_graph=True, allow_unused=True)
-        if grad is None:  # the output does not depend on this coordinate
-            grad = torch.zeros_like(value)
-        self._cache[name] = grad
-        return grad
+        # one backward pass gives the derivative along every coordinate: cache them all
+        names = [c for c, v in self._coords.items() if v.requires_grad]
+        grads = torch.autograd.grad(value, [self._coords[c] for c in names],
+                                    grad_outputs=torch.ones_like(value), create_graph=True,
+                                    allow_unused=True)
+        stem = f"{base}_{letters[:-1]}"
+        for c, grad in zip(names, grads):
+            if grad is None:  # the output does not depend on this coordinate
+                grad = torch.zeros_like(value)
+            self._cache.setdefault(stem + c, grad)
+        return self._cache[name]
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self._column(name)[:, 0]

@@ -1,0 +1,605 @@
+"""Parametric refinement: one fit of a whole series with parameters that follow laws in T.
+
+Every pattern keeps its own copy of the structure groups and its own pattern group inside a
+container group (``p000``, ``p001`` ... holding ``CuCr2O4``, ``CuO``, ``pattern`` and the fixed
+temperature ``T``). A law such as ``CuCr2O4.a = a0 + a1*T + a2*T**2`` is a constraint, in the
+core's expression syntax, of that slot in every container on coefficients that live once in the
+``laws`` group; they are therefore shared columns of the tie map G, and everything else
+refined stays local to its pattern. The Jacobian is block-arrow shaped and the
+Levenberg-Marquardt steps are solved through the Schur complement on the shared block
+(:mod:`._blockarrow`), or, for comparison, densely.
+"""
+from __future__ import annotations
+
+import ast
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core import Expression, ParameterGroup, ResidualTerm, fit_least_squares
+from ..core.result import FitResult
+from ..errors import ConvergenceWarning, ValidationError
+from ._blockarrow import block_covariance, dense_step, pattern_blocks, schur_step
+from ._pattern import PowderPattern
+from ._refine import JointRefinement, _set, constrain_fractions
+from ._series import (SeriesRecipe, SequentialRefinement, _check_specs,
+                      apply_values, series_dataset, sequence_entries)
+
+__all__ = ["Law", "ParametricRefinement", "parametric_pattern_blocks"]
+
+
+@dataclass
+class Law:
+    """A parameter's dependence on the series variable.
+
+    Parameters
+    ----------
+    expression : str
+        In the core's expression syntax, of the variable (``T``) and coefficients, e.g.
+        ``"a0 + a1*T + a2*T**2"``. Coefficient names are shared between laws: two laws that
+        use ``m0`` share one parameter. A law without ``T`` (``"x0"``) makes the parameter
+        one value shared by every pattern.
+    start : dict, optional
+        Starting values of (some) coefficients; the others start at 0 and all are first
+        fitted to the starting values of the parameter across the series.
+    """
+
+    expression: str
+    start: dict = field(default_factory=dict)
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if node.id in self.mapping:
+            return ast.copy_location(ast.Name(id=self.mapping[node.id], ctx=node.ctx), node)
+        return node
+
+
+def _law_parts(expr: str, variable: str, slot: str) -> tuple[Expression, list[str]]:
+    e = Expression(expr, context=f"law of {slot!r}")
+    coefs = [n for n in e.names if n != variable]
+    bad = [n for n in coefs if "." in n or "[" in n]
+    if bad:
+        raise ValidationError(f"laws[{slot!r}]: coefficients must be plain names, got {bad}")
+    return e, coefs
+
+
+def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.ndarray,
+                              shared: np.ndarray, local: np.ndarray):
+    """One pattern's normal-equation blocks at its local vector ``v``.
+
+    ``G_rows`` is the pattern's rows of the tie map restricted to its columns (the shared ones
+    ``shared`` first, then its own ``local``), shape ``(n_local_slots, len(shared) +
+    len(local))``. A plain function of picklable objects: the unit of work a cluster maps.
+    """
+    active = np.flatnonzero(np.any(G_rows != 0, axis=1))
+    y, J = pattern.evaluate(v, grad=True, cols=active)
+    r = (pattern.obs - y) / pattern.sigma
+    Jf = -(J[:, active] / pattern.sigma[:, None]) @ G_rows[active]
+    ns = len(shared)
+    return pattern_blocks(Jf[:, :ns], Jf[:, ns:], r)
+
+
+class ParametricRefinement:
+    """Refine a whole series at once, with laws in the series variable shared by all patterns.
+
+    Parameters
+    ----------
+    specs : list of PatternSpec
+    recipe : SeriesRecipe
+        Its last stage says what each pattern refines; parameters with a law are taken out of
+        the patterns and replaced by the law's coefficients.
+    laws : dict
+        Slot name (``"CuCr2O4.a"``) -> expression (str) or :class:`Law`.
+    start : SequentialRefinement, list of dict or "initialize", optional
+        Per-pattern starting values (a fitted sequential refinement, or its ``fits_``);
+        ``"initialize"``: the recipe's templates with each pattern's scale and background
+        from linear least squares (no per-pattern fit); default: a sequential refinement is
+        run first.
+    variable : str
+        Name of the series variable in the laws (default ``"T"``).
+    solver : {'schur', 'dense'}
+        Solve the damped normal equations through the Schur complement on the shared block
+        (default) or as one dense system of size ``p_shared + Σ p_local`` (for comparison).
+    max_iter : int
+        Most Levenberg-Marquardt iterations.
+    ftol, xtol : float
+        Convergence: relative χ² decrease of an accepted step below ``ftol`` (GSAS-II's
+        default is 1e-3), or largest relative parameter step below ``xtol``.
+    max_dense_covariance : int
+        Assemble the full covariance of the free parameters (for ``result_``) when there are
+        at most this many; per-pattern esds are computed block-wise in any case.
+
+    Attributes
+    ----------
+    group_ : ParameterGroup
+        ``laws`` and one container per pattern.
+    result_ : FitResult
+        The whole fit (χ², free-parameter count, every slot with its esd).
+    laws_ : dict
+        Coefficient -> ``{"value", "stderr"}``.
+    series_ : xarray.Dataset
+        Per-pattern values and esds (laws evaluated at each temperature), wRp, GOF, fractions
+        — the layout of :class:`SequentialRefinement`'s result.
+    history_ : list of dict
+        χ², λ and time per iteration.
+    x0_ : ndarray
+        The free vector the solver started from.
+    """
+
+    def __init__(self, specs, recipe: SeriesRecipe, *, laws: dict, start: Any = None,
+                 variable: str = "T", solver: str = "schur", max_iter: int = 60,
+                 ftol: float = 1e-6, xtol: float = 1e-8, max_dense_covariance: int = 4000,
+                 verbose: bool = False) -> None:
+        self.specs = specs
+        self.recipe = recipe
+        self.laws = laws
+        self.start = start
+        self.variable = variable
+        self.solver = solver
+        self.max_iter = max_iter
+        self.ftol = ftol
+        self.xtol = xtol
+        self.max_dense_covariance = max_dense_covariance
+        self.verbose = verbose
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def _start_fits(self, specs) -> list[dict]:
+        s = self.start
+        if isinstance(s, str):
+            if s != "initialize":
+                raise ValidationError(f"start: the only named start is 'initialize', got {s!r}")
+            from ._series import build_refinement
+            s = []
+            for spec in specs:
+                ref = build_refinement(spec, self.recipe)
+                ref.initialize()
+                vals = ref.group.values()
+                s.append({"label": spec.label, "values": dict(zip(ref.group.slot_names,
+                                                                  map(float, vals.array))),
+                          "stderr": {}})
+        if s is None:
+            s = SequentialRefinement(specs, self.recipe).fit()
+        if isinstance(s, SequentialRefinement):
+            if not hasattr(s, "fits_"):
+                s = s.fit()
+            s = s.fits_
+        fits = list(s)
+        if len(fits) != len(specs) or not all(isinstance(f, dict) and "values" in f
+                                              for f in fits):
+            raise ValidationError("start: expected a SequentialRefinement or one result dict "
+                                  f"per pattern ({len(specs)})")
+        by_label = {f["label"]: f for f in fits}
+        missing = [sp.label for sp in specs if sp.label not in by_label]
+        if missing:
+            raise ValidationError(f"start: no starting values for patterns {missing}")
+        return [by_label[sp.label] for sp in specs]
+
+    def _laws(self) -> dict:
+        if not isinstance(self.laws, dict) or not self.laws:
+            raise ValidationError("laws: give a dict of slot name -> expression")
+        out = {}
+        for slot, law in self.laws.items():
+            law = Law(law) if isinstance(law, str) else law
+            if not isinstance(law, Law):
+                raise ValidationError(f"laws[{slot!r}]: expected a str or Law, got {law!r}")
+            expr, coefs = _law_parts(law.expression, self.variable, slot)
+            out[slot] = (law, expr, coefs)
+        return out
+
+    def _build(self, specs, fits, laws) -> None:
+        recipe = self.recipe
+        root = ParameterGroup("series", description="parametric refinement")
+        coef_names: list[str] = []
+        for _, _, coefs in laws.values():
+            coef_names += [c for c in coefs if c not in coef_names]
+        lawgroup = ParameterGroup("laws", description="coefficients of the laws")
+        starts = {}
+        for law, _, _ in laws.values():
+            starts.update(law.start)
+        for c in coef_names:
+            lawgroup.add(c, float(starts.get(c, 0.0)))
+        root.add_group(lawgroup)
+        self._law_starts = starts
+        _, structure, items = recipe.final_stage
+        self.patterns, self.containers, self.labels = [], [], []
+        for k, (spec, fit) in enumerate(zip(specs, fits)):
+            label = f"p{k:03d}"
+            box = ParameterGroup(label, description=f"pattern {spec.label} at {spec.temperature} K")
+            box.add(self.variable, float(spec.temperature), vary=False, unit="K")
+            for ph in recipe.phases:
+                box.add_group(ph.group.copy())
+            pat = PowderPattern(spec.data(), recipe.phases, name="pattern",
+                                **recipe.pattern_options)
+            box.add_group(pat.group)
+            if recipe.constrain_fractions:
+                constrain_fractions(pat)
+            for t in recipe.ties:
+                if t.applies(spec.temperature):
+                    box.tie(t.slot, to=t.to, scale=t.scale, offset=t.offset)
+            # what this pattern refines: the recipe's last stage
+            for ph in recipe.phases:
+                g = box[ph.name]
+                for n in g.free_names:
+                    _set(g, [n], False)
+                st = structure.get(ph.name, ()) if isinstance(structure, dict) else structure
+                _set(g, ph.structure_names(st), True)
+            for n in pat.group.free_names:
+                _set(pat.group, [n], False)
+            _set(pat.group, JointRefinement.pattern_names(pat, items), True)
+            apply_values(box, fit["values"])
+            root.add_group(box)
+            self.patterns.append(pat)
+            self.containers.append(box)
+            self.labels.append(label)
+        # the laws replace the per-pattern parameters they describe
+        for box in self.containers:
+            comp = box._compiled()           # before the laws (which need the root)
+            kinds = dict(zip(comp.names, comp.kind))
+            for slot, (law, expr, coefs) in laws.items():
+                if slot not in kinds:
+                    raise ValidationError(f"laws: {slot!r} is not a slot of the patterns "
+                                          f"(e.g. {comp.names[1:7]} ...)")
+                if kinds[slot] not in (0, 1):
+                    continue      # tied in this pattern (a symmetry tie): the tie wins
+                tree = ast.parse(expr.text, mode="eval")
+                mapping = {c: f"laws.{c}" for c in coefs}
+                text = ast.unparse(_Rename(mapping).visit(tree))
+                box.constrain(slot, text)
+        self.group_ = root
+        self._fit_law_starts(laws, fits, specs)
+
+    def _fit_law_starts(self, laws, fits, specs) -> None:
+        """Start the coefficients by one least-squares fit of every law to the per-pattern
+        starting values (weighted by their esds; laws sharing a coefficient are fitted
+        together)."""
+        g = self.group_["laws"]
+        T = np.array([s.temperature for s in specs])
+        data = []
+        for slot, (law, expr, coefs) in laws.items():
+            y = np.array([f["values"].get(slot, np.nan) for f in fits])
+            e = np.array([f.get("stderr", {}).get(slot, np.nan) for f in fits])
+            ok = np.isfinite(y)
+            good = np.isfinite(e) & (e > 0)
+            fill = float(np.median(e[good])) if good.any() else max(1e-6 * np.nanmax(np.abs(y)),
+                                                                    1e-12)
+            e = np.where(good, e, fill)
+            if ok.any():
+                data.append((expr, T[ok], y[ok], e[ok]))
+        if not data:
+            return
+        sub = ParameterGroup("start")
+        for c in g.parameters:
+            sub.add(c, float(g[c].value))
+        var = self.variable
+
+        def resid(vals):
+            out = []
+            for expr, Ts, ys, es in data:
+                env = {n: (vals[n] if n != var else 0.0) for n in expr.names}
+                for Ti, yi, ei in zip(Ts, ys, es):
+                    env[var] = Ti
+                    out.append((expr.evaluate(env) - yi) / ei)
+            return np.array(out)
+
+        if resid(sub.values()).size < sub.n_free:
+            return                       # too few values: keep the given starts
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = fit_least_squares(sub, resid)
+        for c in g.parameters:
+            g[c].value = float(res.value(c))
+
+    # -- the fit -------------------------------------------------------------------------------
+    def _layout(self):
+        """Shared and local columns of the free vector; each pattern's rows of G."""
+        root = self.group_
+        c = root._compiled()
+        G = root.tie_matrix().tocsr()
+        law_prefix = "laws."
+        free = root.free_names
+        shared = np.array([j for j, n in enumerate(free) if n.startswith(law_prefix)], dtype=int)
+        idx, local = [], []
+        owner = -np.ones(len(free), dtype=int)
+        for k, (pat, label) in enumerate(zip(self.patterns, self.labels)):
+            structs = {ph.name: f"{label}.{ph.name}" for ph in self.recipe.phases}
+            names = pat.local_names(structures=structs, prefix=f"{label}.pattern")
+            ii = np.array([c.select(n) for n in names], dtype=int)
+            cols = np.unique(G[ii].indices)
+            mine = np.setdiff1d(cols, shared)
+            if np.any(owner[mine] >= 0):
+                raise ValidationError("a free parameter is shared by several patterns without "
+                                      "a law; give it a law (a constant one: 'c0')")
+            owner[mine] = k
+            idx.append(ii)
+            local.append(mine)
+        self._shared, self._idx, self._local = shared, idx, local
+        self._n_free = len(free)
+
+    def _slots(self, x: np.ndarray) -> np.ndarray:
+        return self.group_._compiled().evaluate(x)
+
+    def _blocks(self, x: np.ndarray):
+        G = self.group_.tie_matrix(x).tocsr()
+        slots = self._slots(x)
+        blocks = []
+        for pat, ii, loc in zip(self.patterns, self._idx, self._local):
+            cols = np.concatenate([self._shared, loc])
+            Gi = G[ii][:, cols].toarray()
+            blocks.append(parametric_pattern_blocks(pat, slots[ii], Gi, self._shared, loc))
+        return blocks
+
+    def _chi2(self, x: np.ndarray) -> tuple[float, list[float]]:
+        slots = self._slots(x)
+        per = []
+        for pat, ii in zip(self.patterns, self._idx):
+            y, _ = pat.evaluate(slots[ii], grad=False)
+            r = (pat.obs - y) / pat.sigma
+            per.append(float(r @ r))
+        return float(sum(per)), per
+
+    def _step(self, blocks, lam, D_s, D_l):
+        if self.solver == "schur":
+            return schur_step(blocks, lam, D_s, D_l)
+        return dense_step(blocks, lam, D_s, D_l)
+
+    def _solve(self) -> None:
+        root = self.group_
+        x = root.pack()
+        lo, hi = root.bounds()
+        sh = self._shared
+        loc = self._local
+        for pat, ii in zip(self.patterns, self._idx):
+            pat.refresh_windows(self._slots(x)[ii])
+        blocks = self._blocks(x)
+        chi2 = sum(b.chi2 for b in blocks)
+        D_s = np.maximum(np.diag(sum(b.A_ss for b in blocks)).copy(), 1e-300)
+        D_l = [np.maximum(np.diag(b.A_ll).copy(), 1e-300) for b in blocks]
+        lam = 1e-3
+        self.history_ = [{"chi2": chi2, "lambda": lam, "seconds": 0.0}]
+        t0 = time.perf_counter()
+        converged, message, nfev, njev = False, "maximum number of iterations reached", 1, 1
+        for it in range(self.max_iter):
+            accepted = False
+            for _ in range(12):
+                ds, dl = self._step(blocks, lam, D_s, D_l)
+                dx = np.zeros_like(x)
+                dx[sh] = ds
+                for cols, d in zip(loc, dl):
+                    dx[cols] = d
+                xn = np.clip(x + dx, lo, hi)
+                try:
+                    chi2n, _ = self._chi2(xn)
+                    nfev += 1
+                except (ValidationError, FloatingPointError, ValueError):
+                    chi2n = np.inf
+                if chi2n < chi2:
+                    accepted = True
+                    break
+                lam *= 10.0
+            if not accepted:
+                converged, message = True, "no step lowers chi-square (converged)"
+                break
+            rel = (chi2 - chi2n) / chi2
+            step = np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-8 + np.abs(xn - x) * 0))
+            x, chi2 = xn, chi2n
+            lam = max(lam / 10.0, 1e-12)
+            blocks = self._blocks(x)
+            njev += 1
+            for b, d in zip(blocks, D_l):
+                np.maximum(d, np.diag(b.A_ll), out=d)
+            np.maximum(D_s, np.diag(sum(b.A_ss for b in blocks)), out=D_s)
+            self.history_.append({"chi2": chi2, "lambda": lam,
+                                  "seconds": time.perf_counter() - t0})
+            if self.verbose:
+                print(f"  iteration {it + 1}: chi2 {chi2:.10g} (lambda {lam:.1e})")
+            if rel < self.ftol or step < self.xtol:
+                converged = True
+                message = ("relative chi-square change below ftol" if rel < self.ftol
+                           else "relative step below xtol")
+                break
+        self.seconds_ = time.perf_counter() - t0
+        self._x, self._final_blocks = x, blocks
+        self._converged, self._message, self._nfev, self._njev = converged, message, nfev, njev
+        root.set_free(x)
+
+    def fit(self) -> "ParametricRefinement":
+        """Build the joint group, solve, and compute esds; returns self."""
+        specs = _check_specs(self.specs)
+        if not isinstance(self.recipe, SeriesRecipe):
+            raise ValidationError("recipe must be a SeriesRecipe")
+        if self.solver not in ("schur", "dense"):
+            raise ValidationError(f"solver must be 'schur' or 'dense', got {self.solver!r}")
+        laws = self._laws()
+        fits = self._start_fits(specs)
+        self._build(specs, fits, laws)
+        self._layout()
+        self.x0_ = self.group_.pack()
+        for attempt in range(2):
+            self._solve()
+            slots = self._slots(self._x)
+            if all(p.windows_ok(slots[ii]) for p, ii in zip(self.patterns, self._idx)):
+                break
+        if not self._converged:
+            warnings.warn(f"parametric refinement stopped after {self.max_iter} iterations "
+                          f"without converging", ConvergenceWarning, stacklevel=2)
+        self._results(specs)
+        return self
+
+    # -- results -------------------------------------------------------------------------------
+    def _results(self, specs) -> None:
+        root = self.group_
+        c = root._compiled()
+        blocks = self._final_blocks
+        chi2 = float(sum(b.chi2 for b in blocks))
+        ndata = int(sum(b.n for b in blocks))
+        nfree = self._n_free
+        redchi = chi2 / (ndata - nfree)
+        C_ss, C_sl, C_ll, W = block_covariance(blocks)
+        C_ss, C_sl, C_ll = C_ss * redchi, [m * redchi for m in C_sl], [m * redchi for m in C_ll]
+        G = root.tie_matrix(self._x).tocsr()
+        slots = self._slots(self._x)
+        sh = self._shared
+        stderr = np.full(nfree, np.nan)
+        stderr[sh] = np.sqrt(np.clip(np.diag(C_ss), 0, None))
+        slot_err = np.zeros(len(slots))
+        self._pattern_cov = []
+        for k, loc in enumerate(self._local):
+            cols = np.concatenate([sh, loc])
+            ns = len(sh)
+            C = np.zeros((len(cols), len(cols)))
+            C[:ns, :ns], C[:ns, ns:], C[ns:, :ns], C[ns:, ns:] = C_ss, C_sl[k], C_sl[k].T, C_ll[k]
+            stderr[loc] = np.sqrt(np.clip(np.diag(C_ll[k]), 0, None))
+            rows = self._container_rows(k)
+            Gi = G[rows][:, cols].toarray()
+            cov = Gi @ C @ Gi.T          # covariance of this pattern's slots (G Σ Gᵀ)
+            slot_err[rows] = np.sqrt(np.clip(np.diag(cov), 0, None))
+            self._pattern_cov.append((rows, cov))
+        law_rows = np.array([c.select(f"laws.{n}") for n in root["laws"].parameters], dtype=int)
+        Gl = G[law_rows][:, sh].toarray()
+        slot_err[law_rows] = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", Gl, C_ss, Gl), 0, None))
+        slot_err = np.where(c.kind == 1, 0.0, slot_err)          # fixed slots
+        full = None
+        if nfree <= self.max_dense_covariance:
+            full = np.zeros((nfree, nfree))
+            full[np.ix_(sh, sh)] = C_ss
+            for k, loc in enumerate(self._local):
+                full[np.ix_(sh, loc)] = C_sl[k]
+                full[np.ix_(loc, sh)] = C_sl[k].T
+                for j, loc2 in enumerate(self._local):
+                    # patterns are correlated through the shared laws
+                    full[np.ix_(loc, loc2)] = C_ll[k] if j == k else W[k] @ C_ss @ W[j].T
+        res = FitResult.from_covariance(
+            root, self._x, covar=None, ndata=ndata, model="sciTie.diffraction.ParametricRefinement",
+            method=f"Levenberg-Marquardt, {self.solver} normal equations",
+            success=self._converged, message=self._message, nfev=self._nfev, njev=self._njev,
+            seconds=self.seconds_, chisqr=chi2,
+            statistics={"patterns": len(specs), "laws": len(self.laws),
+                        "shared parameters": int(len(sh))})
+        # uncertainties block-wise: the dense slot covariance G Σ Gᵀ of a whole series would
+        # be (N · slots)², so each pattern's block is propagated on its own
+        res.stderr = stderr
+        res.slot_stderr = slot_err
+        if full is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                res.covar = full
+                res.correl = full / np.outer(stderr, stderr)
+        for par, idx in res.params._compiled().params:
+            s = slot_err[idx]
+            par.stderr = float(s) if np.ndim(idx) == 0 else s.copy()
+        self.result_ = res
+        self.laws_ = {n: {"value": float(root["laws"][n].value),
+                          "stderr": float(slot_err[c.select(f"laws.{n}")])}
+                      for n in root["laws"].parameters}
+        self._per_pattern_results(specs, slots, slot_err, redchi)
+
+    def _container_rows(self, k: int) -> np.ndarray:
+        c = self.group_._compiled()
+        pre = f"{self.labels[k]}."
+        return np.array([i for i, n in enumerate(c.names) if n.startswith(pre)], dtype=int)
+
+    def _per_pattern_results(self, specs, slots, slot_err, redchi) -> None:
+        from ..provenance import provenance
+        from ._refine import pattern_statistics, weight_fractions
+        c = self.group_._compiled()
+        fits = []
+        for k, (spec, pat, ii) in enumerate(zip(specs, self.patterns, self._idx)):
+            label = self.labels[k]
+            pre = f"{label}."
+            rows, cov = self._pattern_cov[k]
+            names = [c.names[i][len(pre):] for i in rows]
+            refined = [n for n, i in zip(names, rows)
+                       if n != self.variable and (c.kind[i] == 0 or (c.kind[i] != 1
+                                                                      and slot_err[i] > 0))]
+            y, _ = pat.evaluate(slots[ii], grad=False)
+            st = pattern_statistics(pat.obs, y, pat.sigma, 0)
+            calc = np.full(spec.two_theta.shape, np.nan)
+            calc[pat.mask] = y
+            pos = {int(i): j for j, i in enumerate(rows)}
+
+            def block(idx, cov=cov, pos=pos):
+                sel = [pos[int(i)] for i in idx]
+                return cov[np.ix_(sel, sel)]
+
+            fr = (weight_fractions(self.group_, pat, covariance=block, prefix=f"{label}.pattern",
+                                   structures={ph.name: f"{label}.{ph.name}"
+                                               for ph in pat.phases})
+                  if len(pat.phases) > 1 else {})
+            fits.append({"label": spec.label, "file": spec.file,
+                         "temperature": float(spec.temperature),
+                         "values": dict(zip(names, map(float, slots[rows]))),
+                         "stderr": dict(zip(names, map(float, slot_err[rows]))),
+                         "units": dict(zip(names, [self.result_.slot_units[i] for i in rows])),
+                         "refined": refined, "wrp": st["wrp"], "rp": st["rp"],
+                         "chi2": st["chi2"], "npoints": st["npoints"],
+                         "gof": float(np.sqrt(st["chi2"] / st["npoints"])),
+                         "fractions": fr, "calc": calc, "success": self._converged})
+        attrs = provenance(model="sciTie.diffraction.ParametricRefinement",
+                           settings={"laws": {k: (v if isinstance(v, str) else v.expression)
+                                              for k, v in self.laws.items()},
+                                     "solver": self.solver, "variable": self.variable,
+                                     "ties": [t.name for t in self.recipe.ties]},
+                           inputs=[s.file for s in specs if s.file],
+                           extra={"chi2": float(self.result_.chisqr),
+                                  "nvarys": int(self.result_.nvarys),
+                                  "ndata": int(self.result_.ndata),
+                                  "redchi": float(redchi), "seconds": self.seconds_,
+                                  "laws_fitted": dict(self.laws_)})
+        self.fits_ = fits
+        self.series_ = series_dataset(fits, specs, attrs=attrs)
+
+    def sequence(self) -> list[dict]:
+        """Per pattern: file, temperature, rwp, gof and parameters (laws evaluated)."""
+        if not hasattr(self, "series_"):
+            from ..errors import not_fitted
+            raise not_fitted(self, "sequence")
+        return sequence_entries(self.series_)
+
+    def dense_terms(self) -> list[ResidualTerm]:
+        """The same problem as core residual terms on ``group_`` (one per pattern, each with
+        its dense Jacobian over every slot), for :func:`sciTie.fit_least_squares`: the
+        reference the block solver is checked against (memory grows as N² patterns)."""
+        n_slots = self.group_.n_slots
+        terms = []
+        for k, (pat, ii) in enumerate(zip(self.patterns, self._idx)):
+            def residual(vals, pat=pat, ii=ii):
+                y, _ = pat.evaluate(vals.array[ii], grad=False)
+                return (pat.obs - y) / pat.sigma
+
+            def jacobian(vals, pat=pat, ii=ii):
+                _, J = pat.evaluate(vals.array[ii], grad=True)
+                out = np.zeros((pat.x.size, n_slots))
+                out[:, ii] = -J / pat.sigma[:, None]
+                return out
+            terms.append(ResidualTerm(f"pattern{k}", residual, jacobian))
+        return terms
+
+    def law_curve(self, slot: str, temperatures) -> tuple[np.ndarray, np.ndarray]:
+        """A law's value and esd at ``temperatures`` (esd from the coefficients' covariance)."""
+        laws = self._laws()
+        if slot not in laws:
+            raise ValidationError(f"no law for {slot!r}; laws: {list(laws)}")
+        _, expr, coefs = laws[slot]
+        g = self.group_["laws"]
+        root = self.group_
+        cols = [root.free_names.index(f"laws.{n}") for n in coefs]
+        C = self.result_.covar
+        vals, errs = [], []
+        for T in np.atleast_1d(temperatures):
+            env = {n: float(g[n].value) for n in coefs}
+            env[self.variable] = float(T)
+            v, grad = expr.evaluate_with_gradient([env[n] for n in expr.names])
+            gc = np.array([grad[expr.names.index(n)] for n in coefs])
+            if C is not None:
+                e = float(np.sqrt(max(gc @ C[np.ix_(cols, cols)] @ gc, 0.0)))
+            else:
+                e = float("nan")
+            vals.append(v)
+            errs.append(e)
+        return np.array(vals), np.array(errs)

@@ -1,0 +1,601 @@
+"""Series of powder patterns (a temperature scan): the per-pattern recipe and sequential fits.
+
+A series is a list of :class:`PatternSpec` (plain data: 2θ, counts, variances, temperature)
+and one :class:`SeriesRecipe` (the phases, the pattern options, the refinement stages, the
+phase-fraction constraint and symmetry ties that hold over part of the series). Both are
+picklable, and the work on one pattern is the plain function :func:`refine_one`
+``(spec, recipe, start) -> dict``, so independent fits can run in other processes (or on a
+Dask cluster through any executor with ``submit``).
+
+:class:`SequentialRefinement` fits pattern by pattern, each from the previous result
+(``mode="previous"``) or all from one start (``mode="start"``, in parallel with ``n_jobs``);
+its result is one :class:`xarray.Dataset` with a ``pattern`` dimension and a ``temperature``
+coordinate. :class:`~sciTie.diffraction.ParametricRefinement` fits them all at once with laws
+in temperature.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import xarray as xr
+from scipy import stats
+
+from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
+from ..core import ParameterGroup
+from ._crystal import Phase
+from ._io import make_pattern
+from ._pattern import PowderPattern
+from ._refine import JointRefinement, weight_fractions
+
+__all__ = ["PatternSpec", "SeriesTie", "SeriesRecipe", "refine_one", "SequentialRefinement",
+           "specs_from_dataset", "series_dataset", "tie_transition"]
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """One pattern of a series as plain data.
+
+    Parameters
+    ----------
+    label : str
+        Short name (``"OH_00"``).
+    temperature : float
+        The series variable (K).
+    two_theta, intensity, variance : ndarray
+        The observed pattern (degrees, counts, counts²).
+    file : str
+        Where the data came from (for reports and provenance).
+    """
+
+    label: str
+    temperature: float
+    two_theta: np.ndarray
+    intensity: np.ndarray
+    variance: np.ndarray
+    file: str = ""
+
+    def data(self) -> xr.DataArray:
+        """The pattern as the DataArray :class:`PowderPattern` takes."""
+        return make_pattern(self.two_theta, self.intensity, self.variance, name=self.label,
+                            attrs={"source_file": self.file, "temperature": self.temperature})
+
+
+@dataclass(frozen=True)
+class SeriesTie:
+    """A tie that holds over part of a series: ``slot = scale · to + offset``.
+
+    It applies to the patterns with temperature ``> above`` (when given) and ``< below``
+    (when given); for example ``SeriesTie("CuCr2O4.c", "CuCr2O4.b", above=135)`` makes the
+    orthorhombic cell tetragonal (b = c) above 135 K.
+    """
+
+    slot: str
+    to: str
+    scale: float = 1.0
+    offset: float = 0.0
+    above: float | None = None
+    below: float | None = None
+
+    def applies(self, temperature: float) -> bool:
+        """Whether the tie holds at ``temperature``."""
+        if self.above is not None and not temperature > self.above:
+            return False
+        if self.below is not None and not temperature < self.below:
+            return False
+        return True
+
+    @property
+    def name(self) -> str:
+        """``"CuCr2O4.c=CuCr2O4.b"``: the label used in results."""
+        rhs = self.to if self.scale == 1.0 else f"{self.scale:g}*{self.to}"
+        if self.offset:
+            rhs += f"{self.offset:+g}"
+        return f"{self.slot}={rhs}"
+
+
+@dataclass
+class SeriesRecipe:
+    """How every pattern of a series is modelled and refined.
+
+    Parameters
+    ----------
+    phases : list of Phase
+        Templates: each pattern's fit works on its own copy.
+    pattern_options : dict
+        Keyword arguments of :class:`PowderPattern` (instrument, fit range, background,
+        strain axis ...); the pattern's group is called ``"pattern"``.
+    stages : list of (label, structure, pattern_items)
+        The staged refinement of a pattern fitted from the templates (see
+        :meth:`JointRefinement.set_refined` for the items); each stage lists everything
+        that is refined in it.
+    continue_stages : int
+        How many of the last stages a pattern started from a previous result runs.
+    constrain_fractions : bool
+        Tie the phase fractions of each pattern to sum to 1.
+    ties : sequence of SeriesTie
+        Ties that hold over part of the series.
+    max_nfev : int or None
+        Evaluation budget of each stage's least-squares run (a fit that runs out of it is
+        reported with a :class:`~sciTie.errors.ConvergenceWarning`).
+    """
+
+    phases: list
+    pattern_options: dict = field(default_factory=dict)
+    stages: list = field(default_factory=list)
+    continue_stages: int = 1
+    constrain_fractions: bool = True
+    ties: Sequence[SeriesTie] = ()
+    max_nfev: int | None = 300
+
+    def __post_init__(self) -> None:
+        if not self.phases or not all(isinstance(p, Phase) for p in self.phases):
+            raise ValidationError("phases: give a non-empty list of Phase templates")
+        if not self.stages:
+            raise ValidationError("stages: give at least one (label, structure, pattern_items)")
+        for st in self.stages:
+            if not (isinstance(st, (tuple, list)) and len(st) == 3):
+                raise ValidationError(f"stages: each stage is (label, structure, pattern_items), "
+                                      f"got {st!r}")
+        if not 1 <= int(self.continue_stages) <= len(self.stages):
+            raise ValidationError(f"continue_stages must be between 1 and {len(self.stages)}, "
+                                  f"got {self.continue_stages}")
+        for t in self.ties:
+            if not isinstance(t, SeriesTie):
+                raise ValidationError(f"ties: expected SeriesTie objects, got {t!r}")
+
+    @property
+    def final_stage(self):
+        """The last stage: what a finished fit of one pattern refines."""
+        return self.stages[-1]
+
+
+# -- one pattern -----------------------------------------------------------------------------
+def build_refinement(spec: PatternSpec, recipe: SeriesRecipe, *,
+                     ties: Iterable[SeriesTie] | None = None) -> JointRefinement:
+    """The single-pattern refinement of ``spec`` (fresh copies of the template phases).
+
+    ``ties`` defaults to the recipe's ties that apply at the pattern's temperature.
+    """
+    phases = [copy.deepcopy(ph) for ph in recipe.phases]
+    pat = PowderPattern(spec.data(), phases, name="pattern", **recipe.pattern_options)
+    ref = JointRefinement(phases, [pat])
+    if recipe.constrain_fractions:
+        ref.constrain_fractions()
+    if ties is None:
+        ties = [t for t in recipe.ties if t.applies(spec.temperature)]
+    for t in ties:
+        ref.group.tie(t.slot, to=t.to, scale=t.scale, offset=t.offset)
+    return ref
+
+
+_ELEMENT = re.compile(r"^(?P<name>.+?)\[(?P<i>\d+)\]$")
+
+
+def apply_values(group: ParameterGroup, values: dict) -> None:
+    """Set slots of ``group`` by name (``"CuCr2O4.a"``, ``"pattern.bkg[2]"``); names the group
+    does not have and tied slots are skipped."""
+    params = group.parameters
+    status = dict(zip(group.slot_names, [None] * group.n_slots))
+    for name, val in values.items():
+        if name not in status or not np.isfinite(val):
+            continue
+        m = _ELEMENT.match(name)
+        base, i = (m.group("name"), int(m.group("i"))) if m else (name, None)
+        par = params.get(base)
+        if par is None or par.expr is not None:
+            continue
+        if i is None:
+            if par.shape == ():
+                par.value = float(val)
+        else:
+            arr = np.array(par.value, dtype=float)
+            arr.flat[i] = float(val)
+            par.value = arr
+    group.update()
+
+
+def _stage_fit(ref: JointRefinement, stage, *, quiet: bool, max_nfev: int | None = None) -> None:
+    _, structure, items = stage
+    ref.set_refined(structure=structure, patterns={"*": list(items)})
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.simplefilter("ignore", IdentifiabilityWarning)
+            warnings.simplefilter("ignore", FitWarning)
+        ref.fit(max_nfev=max_nfev)
+
+
+def _fit(ref: JointRefinement, recipe: SeriesRecipe, start: dict | None) -> None:
+    if start is None:
+        ref.initialize()
+        stages = recipe.stages
+    else:
+        apply_values(ref.group, start)
+        stages = recipe.stages[-recipe.continue_stages:]
+    for k, stage in enumerate(stages):
+        _stage_fit(ref, stage, quiet=k < len(stages) - 1, max_nfev=recipe.max_nfev)
+
+
+def _moving(result) -> list[str]:
+    """Slots that are refined: free ones and tied ones that follow a free one."""
+    return [n for n, st, se in zip(result.slot_names, result.slot_status, result.slot_stderr)
+            if st == "free" or (st != "fixed" and np.isfinite(se) and se > 0)]
+
+
+def _summary(ref: JointRefinement, spec: PatternSpec, seconds: float) -> dict:
+    r = ref.result_
+    st = ref.statistics_["pattern"]
+    names = list(r.slot_names)
+    p = ref.patterns[0]
+    y, _ = ref.calculate("pattern")
+    calc = np.full(spec.two_theta.shape, np.nan)
+    calc[p.mask] = y
+    fr = weight_fractions(ref.group, p, covariance=r.slot_covar) if len(p.phases) > 1 else {}
+    return {
+        "label": spec.label, "file": spec.file, "temperature": float(spec.temperature),
+        "success": bool(r.success), "message": r.message, "nfev": int(r.nfev),
+        "seconds": float(seconds), "wrp": st["wrp"], "rp": st["rp"], "gof": st["gof"],
+        "chi2": st["chi2"], "npoints": st["npoints"], "nvarys": int(r.nvarys),
+        "redchi": float(r.redchi), "bragg_r": st["bragg_r"],
+        "values": dict(zip(names, map(float, r.slot_values))),
+        "stderr": dict(zip(names, map(float, r.slot_stderr))),
+        "units": dict(zip(names, r.slot_units)),
+        "refined": _moving(r), "free": list(r.free_names),
+        "fractions": fr, "calc": calc,
+    }
+
+
+def refine_one(spec: PatternSpec, recipe: SeriesRecipe, start: dict | None = None, *,
+               tie_test: bool = False) -> dict:
+    """Refine one pattern of a series; the unit of work of a sequential refinement.
+
+    A plain function of plain data (both arguments pickle), so that a process pool or a
+    Dask client can run it.
+
+    Parameters
+    ----------
+    spec : PatternSpec
+    recipe : SeriesRecipe
+    start : dict, optional
+        Slot values to start from (a previous pattern's ``"values"``): then only the
+        recipe's last ``continue_stages`` stages run. None: the full staged refinement from
+        the templates.
+    tie_test : bool
+        Also refine the pattern with every recipe tie switched (untied where it applies,
+        tied where it does not, starting from the first fit) and report the F-test of the
+        tie: ``Δχ² = χ²(tied) - χ²(free)`` and ``F = (Δχ²/k) / (χ²(free)/(n - p_free))``
+        with its p-value from the F(k, n - p_free) distribution.
+
+    Returns
+    -------
+    dict
+        ``label, file, temperature, success, message, nfev, seconds, wrp, rp, gof, chi2,
+        npoints, nvarys, values, stderr, units, refined, fractions, calc`` and, with
+        ``tie_test``, ``ties``: per tie ``{applied, delta_chi2, f, p, difference,
+        difference_stderr, chi2_tied, chi2_free}`` (``difference`` = slot - (scale·to +
+        offset) in the untied fit).
+    """
+    t0 = time.perf_counter()
+    ref = build_refinement(spec, recipe)
+    _fit(ref, recipe, start)
+    out = _summary(ref, spec, time.perf_counter() - t0)
+    if recipe.ties and tie_test:
+        out["ties"] = {t.name: _tie_test(spec, recipe, t, ref) for t in recipe.ties}
+    return out
+
+
+def _tie_test(spec: PatternSpec, recipe: SeriesRecipe, tie: SeriesTie,
+              first: JointRefinement) -> dict:
+    applied = tie.applies(spec.temperature)
+    others = [t for t in recipe.ties if t is not tie and t.applies(spec.temperature)]
+    alt = build_refinement(spec, recipe, ties=others + ([] if applied else [tie]))
+    apply_values(alt.group, dict(zip(first.result_.slot_names, first.result_.slot_values)))
+    _stage_fit(alt, recipe.final_stage, quiet=False, max_nfev=recipe.max_nfev)
+    tied, free = (first, alt) if applied else (alt, first)
+    chi_t, chi_f = tied.result_.chisqr, free.result_.chisqr
+    k = free.result_.nvarys - tied.result_.nvarys
+    dof = free.result_.ndata - free.result_.nvarys
+    delta = chi_t - chi_f
+    F = (delta / max(k, 1)) / (chi_f / dof)
+    p = float(stats.f.sf(F, max(k, 1), dof))
+    # the tied quantity measured without the tie, with its esd from the free fit's covariance
+    g = free.group
+    r = free.result_
+    i, j = g.slot_index(tie.slot), g.slot_index(tie.to)
+    diff = r.slot_values[i] - (tie.scale * r.slot_values[j] + tie.offset)
+    if r.slot_covar is not None:
+        var = (r.slot_covar[i, i] + tie.scale ** 2 * r.slot_covar[j, j]
+               - 2 * tie.scale * r.slot_covar[i, j])
+        err = float(np.sqrt(max(var, 0.0)))
+    else:
+        err = float("nan")
+    return {"applied": bool(applied), "delta_chi2": float(delta), "f": float(F), "p": p,
+            "k": int(k), "dof": int(dof), "chi2_tied": float(chi_t), "chi2_free": float(chi_f),
+            "difference": float(diff), "difference_stderr": err}
+
+
+def tie_transition(ds: xr.Dataset, tie: str, *, alpha: float = 0.01,
+                   nsigma: float = 3.0) -> dict:
+    """Where a tie starts to hold along a series, judged two ways from a tie test.
+
+    Returns the highest temperature at which the F-test rejects the tie (p < ``alpha``) and
+    the lowest temperature above which every untied difference is within ``nsigma`` esd of
+    zero, and the midpoints between those and the next pattern.
+    """
+    if "tie" not in ds.dims or tie not in ds["tie"].values:
+        raise ValidationError(f"tie {tie!r} was not tested in this result; tested: "
+                              f"{list(ds['tie'].values) if 'tie' in ds.dims else []}")
+    sub = ds.sel(tie=tie).sortby("temperature")
+    T = sub["temperature"].values
+    rejected = sub["tie_p"].values < alpha
+    sig = np.abs(sub["tie_difference"].values) > nsigma * sub["tie_difference_stderr"].values
+    out = {}
+    for key, flags in (("f_test", rejected), ("difference", sig)):
+        idx = np.flatnonzero(flags)
+        if idx.size == 0:
+            out[key] = {"last_significant": None, "estimate": None}
+            continue
+        last = int(idx.max())
+        nxt = T[last + 1] if last + 1 < T.size else None
+        out[key] = {"last_significant": float(T[last]),
+                    "estimate": float(0.5 * (T[last] + nxt)) if nxt is not None else None,
+                    "consistent_above": bool(not np.any(flags[last + 1:]))}
+    return out
+
+
+# -- many patterns -------------------------------------------------------------------------
+def specs_from_dataset(ds: xr.Dataset) -> list[PatternSpec]:
+    """Pattern specs from a series Dataset (``intensity`` on ``(pattern, two_theta)`` with a
+    ``variance`` coordinate, ``temperature`` and optionally ``file`` on ``pattern``)."""
+    if "intensity" not in ds or "variance" not in ds.coords or "temperature" not in ds.coords:
+        raise ValidationError("ds: expected 'intensity' (pattern, two_theta), a 'variance' "
+                              "coordinate and a 'temperature' coordinate")
+    tth = ds["two_theta"].values
+    files = ds["file"].values if "file" in ds.coords else [""] * ds.sizes["pattern"]
+    out = []
+    for k, label in enumerate(ds["pattern"].values):
+        out.append(PatternSpec(str(label), float(ds["temperature"].values[k]), tth,
+                               ds["intensity"].values[k], ds["variance"].values[k],
+                               str(files[k])))
+    return out
+
+
+def _check_specs(specs) -> list[PatternSpec]:
+    specs = list(specs)
+    if not specs or not all(isinstance(s, PatternSpec) for s in specs):
+        raise ValidationError("specs: give a non-empty list of PatternSpec (see "
+                              "specs_from_dataset)")
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ValidationError(f"specs: pattern labels must be unique, got {labels}")
+    return specs
+
+
+def series_dataset(results: list[dict], specs: list[PatternSpec], *, attrs: dict | None = None,
+                   params: list[str] | None = None) -> xr.Dataset:
+    """One Dataset for a series of per-pattern results (from :func:`refine_one`).
+
+    Dims ``pattern``, ``param`` (every refined slot, union over patterns), ``phase`` and
+    ``two_theta`` (when all patterns share one grid); ``temperature`` (K) and ``file`` on
+    ``pattern``. Variables: ``value``/``stderr`` (pattern, param), ``wrp``/``rp`` (%),
+    ``gof``, ``chi2``, ``npoints``, ``nvarys``, ``nfev``, ``success``, volume and weight
+    fractions with esds (pattern, phase), ``obs``/``calc`` (pattern, two_theta), and the tie
+    tests (pattern, tie) when present.
+    """
+    if params is None:
+        params = []
+        for r in results:
+            params += [n for n in r["refined"] if n not in params]
+    labels = [r["label"] for r in results]
+    P = len(params)
+    val = np.full((len(results), P), np.nan)
+    err = np.full((len(results), P), np.nan)
+    units = [""] * P
+    for k, r in enumerate(results):
+        for j, n in enumerate(params):
+            if n in r["values"] and (n in r["refined"] or r["stderr"].get(n, 0) == 0):
+                val[k, j] = r["values"][n]
+                err[k, j] = r["stderr"][n] if n in r["refined"] else 0.0
+            units[j] = units[j] or r.get("units", {}).get(n, "")
+    coords = {"pattern": labels,
+              "temperature": ("pattern", [r["temperature"] for r in results],
+                              {"units": "K", "long_name": "temperature"}),
+              "file": ("pattern", [r.get("file", "") for r in results]),
+              "param": params, "unit": ("param", units)}
+    data = {"value": (("pattern", "param"), val, {"long_name": "refined value"}),
+            "stderr": (("pattern", "param"), err, {"long_name": "standard uncertainty (esd)"})}
+    for key, ln, unit in (("wrp", "weighted profile R", "%"), ("rp", "profile R", "%"),
+                          ("gof", "goodness of fit", ""), ("chi2", "chi-square", ""),
+                          ("npoints", "points in the fit", ""),
+                          ("nvarys", "refined parameters", ""), ("nfev", "evaluations", ""),
+                          ("success", "converged", ""), ("bragg_r", "Bragg R", "%")):
+        if all(key in r for r in results):
+            data[key] = ("pattern", np.array([r[key] for r in results]),
+                         {"long_name": ln, "units": unit})
+    phases = []
+    for r in results:
+        phases += [p for p in r.get("fractions", {}) if p not in phases]
+    if phases:
+        coords["phase"] = phases
+        for key in ("volume", "weight"):
+            for suffix in ("", "_stderr"):
+                arr = np.array([[r.get("fractions", {}).get(ph, {}).get(key + suffix, np.nan)
+                                 for ph in phases] for r in results])
+                data[f"{key}_fraction{suffix}"] = (("pattern", "phase"), arr, {
+                    "long_name": f"{key} fraction" + (" esd" if suffix else "")})
+    tth = specs[0].two_theta
+    if all(s.two_theta.shape == tth.shape and np.array_equal(s.two_theta, tth) for s in specs):
+        coords["two_theta"] = ("two_theta", tth, {"units": "degree", "long_name": "2θ"})
+        data["obs"] = (("pattern", "two_theta"), np.array([s.intensity for s in specs]),
+                       {"units": "counts", "long_name": "observed"})
+        data["calc"] = (("pattern", "two_theta"),
+                        np.array([r.get("calc", np.full(tth.shape, np.nan)) for r in results]),
+                        {"units": "counts", "long_name": "calculated (NaN outside the fit)"})
+    ties = []
+    for r in results:
+        ties += [t for t in r.get("ties", {}) if t not in ties]
+    if ties:
+        coords["tie"] = ties
+        for key, ln in (("applied", "tie applied in the main fit"),
+                        ("delta_chi2", "chi2(tied) - chi2(free)"), ("f", "F statistic"),
+                        ("p", "p-value of the F-test"),
+                        ("difference", "tied quantity measured without the tie"),
+                        ("difference_stderr", "its esd")):
+            arr = np.array([[r.get("ties", {}).get(t, {}).get(key, np.nan) for t in ties]
+                            for r in results], dtype=float)
+            data[f"tie_{key}"] = (("pattern", "tie"), arr, {"long_name": ln})
+    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
+    return ds
+
+
+def sequence_entries(ds: xr.Dataset) -> list[dict]:
+    """The ``sequence`` of the command line's JSON: per pattern file, temperature, rwp (%),
+    gof and every refined parameter as ``{name: {"value", "stderr"}}``."""
+    out = []
+    for k in range(ds.sizes["pattern"]):
+        params = {}
+        for j, n in enumerate(ds["param"].values):
+            v = float(ds["value"].values[k, j])
+            if np.isfinite(v):
+                s = float(ds["stderr"].values[k, j])
+                params[str(n)] = {"value": v, "stderr": s if np.isfinite(s) else None}
+        entry = {"label": str(ds["pattern"].values[k]), "file": str(ds["file"].values[k]),
+                 "temperature": float(ds["temperature"].values[k]),
+                 "rwp": float(ds["wrp"].values[k]), "gof": float(ds["gof"].values[k]),
+                 "parameters": params}
+        if "weight_fraction" in ds:
+            entry["weight_fractions"] = {
+                str(ph): {"value": float(ds["weight_fraction"].values[k, i]),
+                          "stderr": float(ds["weight_fraction_stderr"].values[k, i])}
+                for i, ph in enumerate(ds["phase"].values)}
+        out.append(entry)
+    return out
+
+
+def _executor(n_jobs: int):
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=n_jobs,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
+class SequentialRefinement:
+    """Refine a series pattern by pattern.
+
+    Parameters
+    ----------
+    specs : list of PatternSpec
+        The patterns, in the order they are refined (for ``mode="previous"``).
+    recipe : SeriesRecipe
+    mode : {'previous', 'start'}
+        ``"previous"``: each pattern starts from the previous pattern's result (the first
+        from the templates, with the full staged refinement). ``"start"``: every pattern
+        starts from ``start`` (default: the full refinement of the first pattern); these
+        fits are independent and run in parallel with ``n_jobs``.
+    start : dict, optional
+        Slot values to start from in ``"start"`` mode.
+    n_jobs : int
+        Worker processes for independent fits (``"start"`` mode and tie tests). 1: in
+        this process.
+    executor : concurrent.futures.Executor-like, optional
+        Runs :func:`refine_one` instead of a local process pool (anything with
+        ``submit(fn, *args, **kwargs)`` returning futures with ``result()``, e.g. a Dask
+        client).
+    tie_test : bool
+        Test every recipe tie on every pattern (see :func:`refine_one`).
+
+    Attributes
+    ----------
+    fits_ : list of dict
+        The per-pattern results of :func:`refine_one`.
+    series_ : xarray.Dataset
+        See :func:`series_dataset`; provenance in ``attrs``.
+    result_ : xarray.Dataset
+        The same Dataset (a series of independent fits has no single ``FitResult``).
+    seconds_ : float
+    """
+
+    def __init__(self, specs, recipe: SeriesRecipe, *, mode: str = "previous",
+                 start: dict | None = None, n_jobs: int = 1, executor: Any = None,
+                 tie_test: bool = False) -> None:
+        self.specs = specs
+        self.recipe = recipe
+        self.mode = mode
+        self.start = start
+        self.n_jobs = n_jobs
+        self.executor = executor
+        self.tie_test = tie_test
+
+    def _check(self) -> list[PatternSpec]:
+        specs = _check_specs(self.specs)
+        if not isinstance(self.recipe, SeriesRecipe):
+            raise ValidationError(f"recipe must be a SeriesRecipe, got "
+                                  f"{type(self.recipe).__name__}")
+        if self.mode not in ("previous", "start"):
+            raise ValidationError(f"mode must be 'previous' or 'start', got {self.mode!r}")
+        if not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
+            raise ValidationError(f"n_jobs must be a positive int, got {self.n_jobs!r}")
+        return specs
+
+    def fit(self) -> "SequentialRefinement":
+        """Refine every pattern; returns self."""
+        specs = self._check()
+        t0 = time.perf_counter()
+        fits: list[dict] = []
+        if self.mode == "previous":
+            start = self.start
+            for spec in specs:
+                res = refine_one(spec, self.recipe, start, tie_test=self.tie_test)
+                fits.append(res)
+                start = res["values"]
+        else:
+            start = self.start
+            rest = specs
+            if start is None:
+                first = refine_one(specs[0], self.recipe, None, tie_test=self.tie_test)
+                fits.append(first)
+                start = first["values"]
+                rest = specs[1:]
+            fits += self._map(rest, start)
+        self.seconds_ = time.perf_counter() - t0
+        self.fits_ = fits
+        from ..provenance import provenance
+        attrs = provenance(model="sciTie.diffraction.SequentialRefinement",
+                           settings={"mode": self.mode, "n_jobs": self.n_jobs,
+                                     "tie_test": self.tie_test,
+                                     "phases": [p.name for p in self.recipe.phases],
+                                     "stages": [list(map(str, s)) for s in self.recipe.stages],
+                                     "ties": [t.name for t in self.recipe.ties]},
+                           inputs=[s.file for s in specs if s.file and os.path.isfile(s.file)],
+                           extra={"seconds": self.seconds_})
+        self.series_ = series_dataset(fits, specs, attrs=attrs)
+        self.result_ = self.series_
+        return self
+
+    def _map(self, specs: list[PatternSpec], start: dict) -> list[dict]:
+        if not specs:
+            return []
+        if self.executor is None and self.n_jobs == 1:
+            return [refine_one(s, self.recipe, start, tie_test=self.tie_test) for s in specs]
+        ex = self.executor if self.executor is not None else _executor(self.n_jobs)
+        try:
+            futures = [ex.submit(refine_one, s, self.recipe, start, tie_test=self.tie_test)
+                       for s in specs]
+            return [f.result() for f in futures]
+        finally:
+            if self.executor is None:
+                ex.shutdown()
+
+    def sequence(self) -> list[dict]:
+        """Per pattern: file, temperature, rwp, gof and the refined parameters (JSON-ready)."""
+        if not hasattr(self, "series_"):
+            from ..errors import not_fitted
+            raise not_fitted(self, "sequence")
+        return sequence_entries(self.series_)
