@@ -339,40 +339,64 @@ class ClusterEngine:
                                   f"{self.max_recoveries + 1} times in a row")
 
     # -- the operations of the solver ---------------------------------------------------------
+    # Each operation first submits all its tasks at once (map and tree reduction: one round
+    # trip); if a worker loss cancels them, it is done again through the helpers of
+    # sciTie._dask, which place lost data again and resubmit what depended on it.
+    def _submit_map(self, func, inputs, item_args, args, name):
+        return [self.client.submit(func, inp, *ia, *args, pure=False, key=(name, i))
+                for i, (inp, ia) in enumerate(zip(inputs, item_args))]
+
+    def _submit_reduce(self, func, inputs, item_args, args, name, combine=None):
+        maps = self._submit_map(func, inputs, item_args, args, f"{name}-map")
+        return _dask.tree_reduce(self.client, maps, combine, name=f"{name}-sum").result()
+
     def linearize(self, x: np.ndarray) -> Linearization:
         self._drop_blocks()
         self._lin_args = self._linearize_args(x)
-        total = self._on_blocks(lambda blk: _dask.map_reduce(
-            self.client, _summary, blk, name=self._name("summary"),
-            combine=_combine_summaries, max_recoveries=0))
+        name = self._name("blocks")
+        try:
+            self.placed.recover()
+            self._blk = self._submit_map(_linearize, self.placed.futures, self._lin_args, (),
+                                         name)
+            total = self._submit_reduce(_summary, self._blk, [()] * len(self._blk), (),
+                                        self._name("summary"), _combine_summaries)
+        except CancelledError:
+            total = self._on_blocks(lambda blk: _dask.map_reduce(
+                self.client, _summary, blk, name=self._name("summary"),
+                combine=_combine_summaries, max_recoveries=0))
         return Linearization(total["A_ss"], total["g_s"], float(total["chi2"]),
                              int(total["n"]), total["diag_ll"])
 
     def step(self, lin: Linearization, lam: float, D_s: np.ndarray, D_l: list):
         d_args = self._split(D_l)
-        parts = self._on_blocks(lambda blk: _dask.map_reduce(
-            self.client, _schur_part, blk, lam, name=self._name("schur"),
-            item_args=d_args, max_recoveries=0))
+        parts = self._on_blocks(lambda blk: self._submit_reduce(
+            _schur_part, blk, d_args, (lam,), self._name("schur")))
         S = _damped(lin.A_ss, D_s, lam) - parts["S"]
         rhs = -lin.g_s + parts["rhs"]
         ds = cho_solve(_factor(S), rhs, check_finite=False) if S.size else np.zeros(0)
-        local = self._on_blocks(lambda blk: self.client.gather(_dask.map_collect(
-            self.client, _back_part, blk, lam, ds, name=self._name("back"),
-            item_args=d_args, max_recoveries=0)))
+        local = self._on_blocks(lambda blk: self.client.gather(self._submit_map(
+            _back_part, blk, d_args, (lam, ds), self._name("back"))))
         return ds, [d for part in local for d in part]
+
+    def _placed_reduce(self, func, item_args, what, combine=None):
+        try:
+            return self._submit_reduce(func, self.placed.futures, item_args, (),
+                                       self._name(what), combine)
+        except CancelledError:
+            return _dask.map_reduce(self.client, func, self.placed, name=self._name(what),
+                                    combine=combine, item_args=item_args,
+                                    max_recoveries=self.max_recoveries)
 
     def chi2(self, x: np.ndarray) -> float:
         try:
             args = self._slot_args(x)
         except (ValidationError, FloatingPointError, ValueError):
             return float("inf")
-        return float(_dask.map_reduce(self.client, _chi2_part, self.placed,
-                                      name=self._name("chi2"), item_args=args,
-                                      max_recoveries=self.max_recoveries))
+        return float(self._placed_reduce(_chi2_part, args, "chi2"))
 
     def final_blocks(self) -> list[PatternBlocks]:
-        parts = self._on_blocks(lambda blk: self.client.gather(_dask.map_collect(
-            self.client, _blocks_of, blk, name=self._name("final"), max_recoveries=0)))
+        parts = self._on_blocks(lambda blk: self.client.gather(self._submit_map(
+            _blocks_of, blk, [()] * len(blk), (), self._name("final"))))
         return [b for part in parts for b in part]
 
     def calc(self, x: np.ndarray) -> list:
@@ -382,10 +406,7 @@ class ClusterEngine:
         return [y for part in self.client.gather(futures) for y in part]
 
     def windows_ok(self, x: np.ndarray) -> bool:
-        return bool(_dask.map_reduce(self.client, _windows_part, self.placed,
-                                     name=self._name("windows"), combine=_all,
-                                     item_args=self._slot_args(x),
-                                     max_recoveries=self.max_recoveries))
+        return bool(self._placed_reduce(_windows_part, self._slot_args(x), "windows", _all))
 
     def close(self) -> None:
         self.release()
