@@ -7,10 +7,12 @@ work just happens on the cluster). The patterns travel inside their tasks, so th
 re-runs a lost worker's fits elsewhere.
 
 *Parametric* refinement keeps the series on the workers: the patterns are cut into
-partitions of consecutive patterns, placed once (:class:`sciTie._dask.PlacedData`), and every
-Levenberg-Marquardt iteration sends each partition only its patterns' slot values and rows of
-the tie map at the current free vector. On the workers each pattern's Jacobian blocks and
-normal-equation pieces are computed (:func:`parametric_pattern_blocks`) and kept; the shared
+partitions of consecutive patterns, placed once (:class:`sciTie._dask.PlacedData`) together
+with their share of the tie map (the ``laws`` group and their containers), and every
+Levenberg-Marquardt operation sends each partition only its entries of the free vector (the
+law coefficients and its patterns' own parameters). On the workers the tie map gives each
+pattern's slots and tie-map rows, and its Jacobian blocks and normal-equation pieces are
+computed (:func:`parametric_pattern_blocks`) and kept; the shared
 pieces (``Σ A_ss``, ``Σ g_s``, χ²) and, for every damping tried, each partition's share of
 the Schur complement (``Σ A_lsᵀ (A_ll + λD)⁻¹ [A_ls, g_l]``) are summed in a tree on the
 workers; the shared block is solved on the client; the local steps are back-substituted on
@@ -24,6 +26,7 @@ import copy
 import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.linalg import cho_solve
@@ -34,7 +37,7 @@ from ._blockarrow import PatternBlocks, _damped, _factor
 from ._series import refine_one
 
 __all__ = ["sequential_fits", "ClusterEngine", "MAX_PATTERNS_PER_PARTITION",
-           "SeriesPartition"]
+           "SeriesPartition", "make_partition", "n_partitions"]
 
 #: Most patterns in one partition of a parametric refinement (more partitions than worker
 #: threads only when the series is longer than ``threads × MAX_PATTERNS_PER_PARTITION``).
@@ -88,16 +91,32 @@ def sequential_fits(client, specs, recipe, *, mode: str, start: dict | None,
 # ---------------------------------------------------------------------- parametric
 @dataclass
 class SeriesPartition:
-    """Consecutive patterns of a parametric refinement, kept on one worker.
+    """Consecutive patterns of a parametric refinement, kept on one worker with their share
+    of the tie map.
 
-    ``patterns`` are light copies of the client's (same data and frozen peak windows; the
-    far-field grids, a cache, are rebuilt on the worker when first needed).
+    ``group`` holds the ``laws`` group and the patterns' containers (the same groups as the
+    refinement's, so the slot values and tie-map rows computed from it are the whole
+    group's); ``free_index`` says which entries of the whole free vector are its free
+    vector. ``patterns`` are light copies of the client's (same data and frozen peak
+    windows; the far-field grids, a cache, are rebuilt on the worker when first needed).
     """
 
     first: int
     patterns: list
+    group: Any
+    free_index: np.ndarray
+    rows: list        # per pattern: its local vector's slots in ``group``
+    cols: list        # per pattern: its columns (shared first) in ``group``'s free vector
     shared: np.ndarray
-    local: list
+
+    def tie_rows(self, x: np.ndarray, *, grad: bool = True):
+        """Per pattern: its local vector at the partition's free vector ``x`` and (with
+        ``grad``) its rows of the tie map over its columns."""
+        slots = self.group._compiled().evaluate(x)
+        if not grad:
+            return [(slots[ii], None) for ii in self.rows]
+        G = self.group.tie_matrix(x).tocsr()
+        return [(slots[ii], G[ii][:, cols].toarray()) for ii, cols in zip(self.rows, self.cols)]
 
 
 @dataclass
@@ -121,21 +140,40 @@ def _light(pattern):
     return out
 
 
-def _pattern_G(v: np.ndarray, rows: np.ndarray, G_active: np.ndarray) -> np.ndarray:
-    G = np.zeros((v.size, G_active.shape[1]))
-    G[rows] = G_active
-    return G
+def make_partition(refinement, a: int, b: int) -> SeriesPartition:
+    """Patterns ``a`` to ``b - 1`` of a laid-out :class:`ParametricRefinement`, with the
+    laws and their containers as one group."""
+    from ..core import ParameterGroup
+
+    r = refinement
+    root = r.group_
+    group = ParameterGroup(root.name, description=f"patterns {a} to {b - 1}")
+    group.add_group(root["laws"])
+    for label in r.labels[a:b]:
+        group.add_group(root[label])
+    where = {n: j for j, n in enumerate(root.free_names)}
+    free_index = np.array([where[n] for n in group.free_names], dtype=int)
+    local_of = -np.ones(root.n_free, dtype=int)
+    local_of[free_index] = np.arange(free_index.size)
+    comp, whole = group._compiled(), root._compiled()
+    rows, cols = [], []
+    for ii, loc in zip(r._idx[a:b], r._local[a:b]):
+        rows.append(np.array([comp.select(whole.names[i]) for i in ii], dtype=int))
+        cols.append(local_of[np.concatenate([r._shared, loc])])
+    if any(np.any(c < 0) for c in cols):
+        raise RuntimeError("a pattern's columns are not in its partition's group")
+    group._cache = None   # compiled again on the worker
+    return SeriesPartition(a, [_light(p) for p in r.patterns[a:b]], group, free_index, rows,
+                           cols, r._shared)
 
 
-def _linearize(part: SeriesPartition, args: list) -> PartitionBlocks:
-    """Every pattern's normal-equation pieces at its slots ``v`` (per pattern ``(v, rows,
-    G_active)``: the non-zero rows of its tie map)."""
+def _linearize(part: SeriesPartition, x: np.ndarray) -> PartitionBlocks:
+    """Every pattern's normal-equation pieces at the partition's free vector ``x``."""
     from ._parametric import parametric_pattern_blocks
 
     blocks = []
-    for pat, loc, (v, rows, G_active) in zip(part.patterns, part.local, args):
-        blocks.append(parametric_pattern_blocks(pat, v, _pattern_G(v, rows, G_active),
-                                                part.shared, loc))
+    for pat, cols, (v, G_rows) in zip(part.patterns, part.cols, part.tie_rows(x)):
+        blocks.append(parametric_pattern_blocks(pat, v, G_rows, part.shared, cols))
     A_ss = blocks[0].A_ss.copy()
     g_s = blocks[0].g_s.copy()
     for b in blocks[1:]:
@@ -185,25 +223,28 @@ def _back_part(pb: PartitionBlocks, D_l: list, lam: float, ds: np.ndarray) -> li
     return out
 
 
-def _chi2_part(part: SeriesPartition, vs: list) -> float:
-    """χ² of a partition's patterns at their slots (inf where a model cannot be evaluated)."""
+def _chi2_part(part: SeriesPartition, x: np.ndarray) -> float:
+    """χ² of a partition's patterns at its free vector (inf where a model cannot be
+    evaluated)."""
     total = 0.0
-    for pat, v in zip(part.patterns, vs):
-        try:
+    try:
+        for pat, (v, _) in zip(part.patterns, part.tie_rows(x, grad=False)):
             y, _ = pat.evaluate(v, grad=False)
-        except (ValidationError, FloatingPointError, ValueError):
-            return float("inf")
-        r = (pat.obs - y) / pat.sigma
-        total += float(r @ r)
+            r = (pat.obs - y) / pat.sigma
+            total += float(r @ r)
+    except (ValidationError, FloatingPointError, ValueError):
+        return float("inf")
     return total
 
 
-def _calc_part(part: SeriesPartition, vs: list) -> list:
-    return [pat.evaluate(v, grad=False)[0] for pat, v in zip(part.patterns, vs)]
+def _calc_part(part: SeriesPartition, x: np.ndarray) -> list:
+    return [pat.evaluate(v, grad=False)[0]
+            for pat, (v, _) in zip(part.patterns, part.tie_rows(x, grad=False))]
 
 
-def _windows_part(part: SeriesPartition, vs: list) -> bool:
-    return all(pat.windows_ok(v) for pat, v in zip(part.patterns, vs))
+def _windows_part(part: SeriesPartition, x: np.ndarray) -> bool:
+    return all(pat.windows_ok(v)
+               for pat, (v, _) in zip(part.patterns, part.tie_rows(x, grad=False)))
 
 
 def _all(*parts) -> bool:
@@ -269,9 +310,8 @@ class ClusterEngine:
     def start(self) -> None:
         """Place the patterns (with their current, frozen peak windows) on the workers."""
         self.release()
-        r = self.ref
-        parts = [SeriesPartition(a, [_light(p) for p in r.patterns[a:b]], r._shared,
-                                 list(r._local[a:b])) for a, b in self.ranges]
+        parts = [make_partition(self.ref, a, b) for a, b in self.ranges]
+        self._free_index = [p.free_index for p in parts]
         self._calls += 1
         self.placed = _dask.PlacedData(self.client, parts,
                                        name=f"series-data-{self.token}-{self._calls}")
@@ -293,25 +333,9 @@ class ClusterEngine:
         self._calls += 1
         return f"series-{what}-{self.token}-{self._calls}"
 
-    # -- what each partition is sent ----------------------------------------------------------
-    def _slot_args(self, x: np.ndarray) -> list:
-        slots = self.ref._slots(x)
-        return [([slots[ii] for ii in self.ref._idx[a:b]],) for a, b in self.ranges]
-
-    def _linearize_args(self, x: np.ndarray) -> list:
-        r = self.ref
-        G = r.group_.tie_matrix(x).tocsr()
-        slots = r._slots(x)
-        out = []
-        for a, b in self.ranges:
-            per = []
-            for ii, loc in zip(r._idx[a:b], r._local[a:b]):
-                cols = np.concatenate([r._shared, loc])
-                Gi = G[ii][:, cols].toarray()
-                rows = np.flatnonzero(np.any(Gi != 0, axis=1))
-                per.append((slots[ii], rows, Gi[rows]))
-            out.append((per,))
-        return out
+    # -- what each partition is sent: its entries of the free vector -------------------------
+    def _x_args(self, x: np.ndarray) -> list:
+        return [(x[idx],) for idx in self._free_index]
 
     def _split(self, per_pattern: list) -> list:
         return [(per_pattern[a:b],) for a, b in self.ranges]
@@ -352,7 +376,7 @@ class ClusterEngine:
 
     def linearize(self, x: np.ndarray) -> Linearization:
         self._drop_blocks()
-        self._lin_args = self._linearize_args(x)
+        self._lin_args = self._x_args(x)
         name = self._name("blocks")
         try:
             self.placed.recover()
@@ -388,11 +412,7 @@ class ClusterEngine:
                                     max_recoveries=self.max_recoveries)
 
     def chi2(self, x: np.ndarray) -> float:
-        try:
-            args = self._slot_args(x)
-        except (ValidationError, FloatingPointError, ValueError):
-            return float("inf")
-        return float(self._placed_reduce(_chi2_part, args, "chi2"))
+        return float(self._placed_reduce(_chi2_part, self._x_args(x), "chi2"))
 
     def final_blocks(self) -> list[PatternBlocks]:
         parts = self._on_blocks(lambda blk: self.client.gather(self._submit_map(
@@ -401,12 +421,12 @@ class ClusterEngine:
 
     def calc(self, x: np.ndarray) -> list:
         futures = _dask.map_collect(self.client, _calc_part, self.placed,
-                                    name=self._name("calc"), item_args=self._slot_args(x),
+                                    name=self._name("calc"), item_args=self._x_args(x),
                                     max_recoveries=self.max_recoveries)
         return [y for part in self.client.gather(futures) for y in part]
 
     def windows_ok(self, x: np.ndarray) -> bool:
-        return bool(self._placed_reduce(_windows_part, self._slot_args(x), "windows", _all))
+        return bool(self._placed_reduce(_windows_part, self._x_args(x), "windows", _all))
 
     def close(self) -> None:
         self.release()
