@@ -97,7 +97,7 @@ def assert_same_parametric(ref, ours, tol=1e-8):
     a, b = ref.series_, ours.series_
     assert list(a["param"].values) == list(b["param"].values)
     np.testing.assert_allclose(b["value"].values, a["value"].values, rtol=tol, atol=1e-12)
-    np.testing.assert_allclose(b["stderr"].values, a["stderr"].values, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(b["stderr"].values, a["stderr"].values, rtol=tol, atol=1e-12)
     np.testing.assert_allclose(b["calc"].values, a["calc"].values, rtol=tol)
     np.testing.assert_allclose(b["wrp"].values, a["wrp"].values, rtol=tol)
 
