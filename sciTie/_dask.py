@@ -234,7 +234,8 @@ def _raise_first_error(futures, name: str) -> None:
 
 
 def map_collect(client, func: Callable, data: PlacedData, *args, name: str,
-                max_recoveries: int = 3, **kwargs) -> list:
+                max_recoveries: int = 3, item_args: Sequence[tuple] | None = None,
+                **kwargs) -> list:
     """Run ``func(item, *args, **kwargs)`` for every placed item; wait for all.
 
     Tasks whose inputs were lost with a worker are resubmitted after :meth:`PlacedData.recover`
@@ -256,6 +257,11 @@ def map_collect(client, func: Callable, data: PlacedData, *args, name: str,
         Prefix of the task keys; must be unique among the tasks alive on the cluster.
     max_recoveries : int, optional
         How many rounds of lost data to survive.
+    item_args : sequence of tuple, optional
+        Arguments that differ between items, one tuple per item, passed right after the
+        item: ``func(item, *item_args[i], *args, **kwargs)`` (small values that change
+        every iteration, such as each item's slice of the parameters; they travel inside
+        the tasks).
 
     Returns
     -------
@@ -269,11 +275,22 @@ def map_collect(client, func: Callable, data: PlacedData, *args, name: str,
     LostDataError
         If data were still being lost after ``max_recoveries`` rounds.
     """
-    return _collect(client, func, data, args, kwargs, name, max_recoveries, None)
+    return _collect(client, func, data, args, kwargs, name, max_recoveries, None, item_args)
 
 
-def _collect(client, func, data, args, kwargs, name, max_recoveries, results):
+def _check_item_args(item_args, n: int) -> list:
+    if item_args is None:
+        return [()] * n
+    item_args = [tuple(a) for a in item_args]
+    if len(item_args) != n:
+        raise ValidationError(f"item_args: expected one tuple per item ({n}), got "
+                              f"{len(item_args)}")
+    return item_args
+
+
+def _collect(client, func, data, args, kwargs, name, max_recoveries, results, item_args=None):
     results = list(results) if results is not None else [None] * len(data)
+    item_args = _check_item_args(item_args, len(results))
     for round_ in range(max_recoveries + 1):
         if isinstance(data, PlacedData):
             data.recover()
@@ -282,7 +299,7 @@ def _collect(client, func, data, args, kwargs, name, max_recoveries, results):
             inputs = list(data)
         for i, fut in enumerate(results):
             if fut is None or fut.status in _LOST:
-                results[i] = client.submit(func, inputs[i], *args, pure=False,
+                results[i] = client.submit(func, inputs[i], *item_args[i], *args, pure=False,
                                            key=(name, round_, i), **kwargs)
         _wait_all(results)
         _raise_first_error(results, name)
@@ -331,7 +348,7 @@ def tree_reduce(client, futures: Sequence, combine: Callable | None = None, *, n
 
 def map_reduce(client, func: Callable, data: PlacedData, *args, name: str,
                combine: Callable | None = None, fan_in: int = FAN_IN,
-               max_recoveries: int = 3, **kwargs):
+               max_recoveries: int = 3, item_args: Sequence[tuple] | None = None, **kwargs):
     """``combine`` of ``func(item, *args, **kwargs)`` over all placed items, on the workers.
 
     The per-item results are tree-reduced on the workers and only the total comes back.
@@ -356,6 +373,8 @@ def map_reduce(client, func: Callable, data: PlacedData, *args, name: str,
         Parts per reduction task.
     max_recoveries : int, optional
         How many rounds of lost data to survive.
+    item_args : sequence of tuple, optional
+        Per-item arguments, as in :func:`map_collect`.
 
     Returns
     -------
@@ -365,7 +384,7 @@ def map_reduce(client, func: Callable, data: PlacedData, *args, name: str,
     results = None
     for round_ in range(max_recoveries + 1):
         results = _collect(client, func, data, args, kwargs, f"{name}-map-{round_}",
-                           max_recoveries, results)
+                           max_recoveries, results, item_args)
         total = tree_reduce(client, results, combine, name=f"{name}-sum-{round_}",
                             fan_in=fan_in)
         try:

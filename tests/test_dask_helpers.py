@@ -99,3 +99,25 @@ def test_block_normal_equations_reduced_on_workers_equal_dense_solve(dask_client
                             rcond=None)[0]
     np.testing.assert_allclose(s, dense[:n_shared], rtol=1e-10)
     np.testing.assert_allclose(np.concatenate(local), dense[n_shared:], rtol=1e-9, atol=1e-12)
+
+
+def _scaled_sum(item, factor, offset):
+    return float(np.sum(item) * factor + offset)
+
+
+def test_per_item_arguments(dask_client):
+    """``item_args`` gives each item its own arguments, also when items were lost."""
+    items = [np.full(3, float(i)) for i in range(5)]
+    factors = [(float(k + 1),) for k in range(5)]
+    want = [3.0 * i * (i + 1) + 0.5 for i in range(5)]
+    with _dask.PlacedData(dask_client, items, name="test-item-args") as placed:
+        futures = _dask.map_collect(dask_client, _scaled_sum, placed, 0.5,
+                                    name="test-item-args-map", item_args=factors)
+        assert dask_client.gather(futures) == want
+        placed.futures[3].cancel()
+        total = _dask.map_reduce(dask_client, _scaled_sum, placed, 0.5, item_args=factors,
+                                 name="test-item-args-sum")
+        assert total == sum(want) and placed.n_recovered == 1
+        with pytest.raises(ValidationError, match="item_args: expected one tuple per item"):
+            _dask.map_collect(dask_client, _scaled_sum, placed, 0.5, name="test-bad-args",
+                              item_args=factors[:2])

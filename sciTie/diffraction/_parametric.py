@@ -86,6 +86,51 @@ def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.
     return pattern_blocks(Jf[:, :ns], Jf[:, ns:], r)
 
 
+class _LocalEngine:
+    """The solver's operations in this process (the reference for :class:`ClusterEngine`)."""
+
+    n_partitions = 1
+    n_recovered = 0
+
+    def __init__(self, refinement) -> None:
+        self.ref = refinement
+        self.blocks = None
+
+    def start(self) -> None:
+        pass
+
+    def linearize(self, x: np.ndarray):
+        from ._series_dask import Linearization
+        self.blocks = blocks = self.ref._blocks(x)
+        return Linearization(sum(b.A_ss for b in blocks), sum(b.g_s for b in blocks),
+                             sum(b.chi2 for b in blocks), int(sum(b.n for b in blocks)),
+                             [np.diag(b.A_ll) for b in blocks])
+
+    def step(self, lin, lam: float, D_s: np.ndarray, D_l: list):
+        return self.ref._step(self.blocks, lam, D_s, D_l)
+
+    def chi2(self, x: np.ndarray) -> float:
+        try:
+            return self.ref._chi2(x)[0]
+        except (ValidationError, FloatingPointError, ValueError):
+            return float("inf")
+
+    def windows_ok(self, x: np.ndarray) -> bool:
+        slots = self.ref._slots(x)
+        return all(p.windows_ok(slots[ii]) for p, ii in zip(self.ref.patterns, self.ref._idx))
+
+    def final_blocks(self) -> list:
+        return self.blocks
+
+    def calc(self, x: np.ndarray) -> list:
+        slots = self.ref._slots(x)
+        return [p.evaluate(slots[ii], grad=False)[0]
+                for p, ii in zip(self.ref.patterns, self.ref._idx)]
+
+    def close(self) -> None:
+        self.blocks = None
+
+
 class ParametricRefinement:
     """Refine a whole series at once, with laws in the series variable shared by all patterns.
 
@@ -131,6 +176,10 @@ class ParametricRefinement:
         χ², λ and time per iteration.
     x0_ : ndarray
         The free vector the solver started from.
+    cluster_ : dict or None
+        With a ``client``: ``workers``, ``partitions`` (groups of consecutive patterns, each
+        kept on one worker) and ``recovered`` (partitions placed again or blocks computed
+        again after a lost worker); None in process.
     """
 
     def __init__(self, specs, recipe: SeriesRecipe, *, laws: dict, start: Any = None,
@@ -150,7 +199,7 @@ class ParametricRefinement:
         self.verbose = verbose
 
     # -- set-up ---------------------------------------------------------------------------------
-    def _start_fits(self, specs) -> list[dict]:
+    def _start_fits(self, specs, client=None) -> list[dict]:
         s = self.start
         if isinstance(s, str):
             if s != "initialize":
@@ -165,10 +214,10 @@ class ParametricRefinement:
                                                                   map(float, vals.array))),
                           "stderr": {}})
         if s is None:
-            s = SequentialRefinement(specs, self.recipe).fit()
+            s = SequentialRefinement(specs, self.recipe).fit(client=client)
         if isinstance(s, SequentialRefinement):
             if not hasattr(s, "fits_"):
-                s = s.fit()
+                s = s.fit(client=client)
             s = s.fits_
         fits = list(s)
         if len(fits) != len(specs) or not all(isinstance(f, dict) and "values" in f
@@ -345,22 +394,27 @@ class ParametricRefinement:
         return float(sum(per)), per
 
     def _step(self, blocks, lam, D_s, D_l):
+        """One damped step from all blocks in this process, with the configured solver."""
         if self.solver == "schur":
             return schur_step(blocks, lam, D_s, D_l)
         return dense_step(blocks, lam, D_s, D_l)
 
-    def _solve(self) -> None:
+    def _solve(self, engine) -> None:
+        """Levenberg-Marquardt on the block-arrow normal equations; ``engine`` computes the
+        blocks, the steps and χ² (in this process, or on a Dask cluster)."""
         root = self.group_
         x = root.pack()
         lo, hi = root.bounds()
         sh = self._shared
         loc = self._local
+        slots = self._slots(x)
         for pat, ii in zip(self.patterns, self._idx):
-            pat.refresh_windows(self._slots(x)[ii])
-        blocks = self._blocks(x)
-        chi2 = sum(b.chi2 for b in blocks)
-        D_s = np.maximum(np.diag(sum(b.A_ss for b in blocks)).copy(), 1e-300)
-        D_l = [np.maximum(np.diag(b.A_ll).copy(), 1e-300) for b in blocks]
+            pat.refresh_windows(slots[ii])
+        engine.start()
+        lin = engine.linearize(x)
+        chi2 = lin.chi2
+        D_s = np.maximum(np.diag(lin.A_ss).copy(), 1e-300)
+        D_l = [np.maximum(d.copy(), 1e-300) for d in lin.diag_ll]
         lam = 1e-3
         self.history_ = [{"chi2": chi2, "lambda": lam, "seconds": 0.0}]
         t0 = time.perf_counter()
@@ -368,17 +422,14 @@ class ParametricRefinement:
         for it in range(self.max_iter):
             accepted = False
             for _ in range(12):
-                ds, dl = self._step(blocks, lam, D_s, D_l)
+                ds, dl = engine.step(lin, lam, D_s, D_l)
                 dx = np.zeros_like(x)
                 dx[sh] = ds
                 for cols, d in zip(loc, dl):
                     dx[cols] = d
                 xn = np.clip(x + dx, lo, hi)
-                try:
-                    chi2n, _ = self._chi2(xn)
-                    nfev += 1
-                except (ValidationError, FloatingPointError, ValueError):
-                    chi2n = np.inf
+                chi2n = engine.chi2(xn)
+                nfev += int(np.isfinite(chi2n))
                 if chi2n < chi2:
                     accepted = True
                     break
@@ -390,11 +441,11 @@ class ParametricRefinement:
             step = np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-8 + np.abs(xn - x) * 0))
             x, chi2 = xn, chi2n
             lam = max(lam / 10.0, 1e-12)
-            blocks = self._blocks(x)
+            lin = engine.linearize(x)
             njev += 1
-            for b, d in zip(blocks, D_l):
-                np.maximum(d, np.diag(b.A_ll), out=d)
-            np.maximum(D_s, np.diag(sum(b.A_ss for b in blocks)), out=D_s)
+            for d, new in zip(D_l, lin.diag_ll):
+                np.maximum(d, new, out=d)
+            np.maximum(D_s, np.diag(lin.A_ss), out=D_s)
             self.history_.append({"chi2": chi2, "lambda": lam,
                                   "seconds": time.perf_counter() - t0})
             if self.verbose:
@@ -405,35 +456,62 @@ class ParametricRefinement:
                            else "relative step below xtol")
                 break
         self.seconds_ = time.perf_counter() - t0
-        self._x, self._final_blocks = x, blocks
+        self._x = x
         self._converged, self._message, self._nfev, self._njev = converged, message, nfev, njev
         root.set_free(x)
 
-    def fit(self) -> "ParametricRefinement":
-        """Build the joint group, solve, and compute esds; returns self."""
+    def fit(self, *, client=None) -> "ParametricRefinement":
+        """Build the joint group, solve, and compute esds; returns self.
+
+        Parameters
+        ----------
+        client : distributed.Client, optional
+            Run on this Dask cluster: the patterns are placed on the workers once, each
+            iteration's Jacobian blocks and normal-equation pieces are computed there and
+            summed, the shared block is solved here (see :doc:`/distributed`). The default
+            start (a sequential refinement) runs there too. None: in this process.
+        """
         specs = _check_specs(self.specs)
         if not isinstance(self.recipe, SeriesRecipe):
             raise ValidationError("recipe must be a SeriesRecipe")
         if self.solver not in ("schur", "dense"):
             raise ValidationError(f"solver must be 'schur' or 'dense', got {self.solver!r}")
+        if client is not None:
+            from .._dask import check_client
+            check_client(client)
+            if self.solver != "schur":
+                raise ValidationError("solver='dense' (the reference solver) runs in this "
+                                      "process only; use solver='schur' with a client")
         laws = self._laws()
-        fits = self._start_fits(specs)
+        fits = self._start_fits(specs, client)
         self._build(specs, fits, laws)
         self._layout()
         self.x0_ = self.group_.pack()
-        for attempt in range(2):
-            self._solve()
-            slots = self._slots(self._x)
-            if all(p.windows_ok(slots[ii]) for p, ii in zip(self.patterns, self._idx)):
-                break
-        if not self._converged:
-            warnings.warn(f"parametric refinement stopped after {self.max_iter} iterations "
-                          f"without converging", ConvergenceWarning, stacklevel=2)
-        self._results(specs)
+        if client is None:
+            engine = _LocalEngine(self)
+        else:
+            from ._series_dask import ClusterEngine
+            engine = ClusterEngine(self, client)
+        try:
+            for attempt in range(2):
+                self._solve(engine)
+                if engine.windows_ok(self._x):
+                    break
+            if not self._converged:
+                warnings.warn(f"parametric refinement stopped after {self.max_iter} "
+                              "iterations without converging", ConvergenceWarning, stacklevel=2)
+            self._final_blocks = engine.final_blocks()
+            ycalc = engine.calc(self._x)
+        finally:
+            engine.close()
+        self.cluster_ = None if client is None else {
+            "workers": len(client.scheduler_info()["workers"]),
+            "partitions": engine.n_partitions, "recovered": engine.n_recovered}
+        self._results(specs, ycalc)
         return self
 
     # -- results -------------------------------------------------------------------------------
-    def _results(self, specs) -> None:
+    def _results(self, specs, ycalc: list) -> None:
         root = self.group_
         c = root._compiled()
         blocks = self._final_blocks
@@ -497,14 +575,14 @@ class ParametricRefinement:
         self.laws_ = {n: {"value": float(root["laws"][n].value),
                           "stderr": float(slot_err[c.select(f"laws.{n}")])}
                       for n in root["laws"].parameters}
-        self._per_pattern_results(specs, slots, slot_err, redchi)
+        self._per_pattern_results(specs, slots, slot_err, redchi, ycalc)
 
     def _container_rows(self, k: int) -> np.ndarray:
         c = self.group_._compiled()
         pre = f"{self.labels[k]}."
         return np.array([i for i, n in enumerate(c.names) if n.startswith(pre)], dtype=int)
 
-    def _per_pattern_results(self, specs, slots, slot_err, redchi) -> None:
+    def _per_pattern_results(self, specs, slots, slot_err, redchi, ycalc) -> None:
         from ..provenance import provenance
         from ._refine import pattern_statistics, weight_fractions
         c = self.group_._compiled()
@@ -517,7 +595,7 @@ class ParametricRefinement:
             refined = [n for n, i in zip(names, rows)
                        if n != self.variable and (c.kind[i] == 0 or (c.kind[i] != 1
                                                                       and slot_err[i] > 0))]
-            y, _ = pat.evaluate(slots[ii], grad=False)
+            y = ycalc[k]
             st = pattern_statistics(pat.obs, y, pat.sigma, 0)
             calc = np.full(spec.two_theta.shape, np.nan)
             calc[pat.mask] = y
@@ -550,7 +628,8 @@ class ParametricRefinement:
                                   "nvarys": int(self.result_.nvarys),
                                   "ndata": int(self.result_.ndata),
                                   "redchi": float(redchi), "seconds": self.seconds_,
-                                  "laws_fitted": dict(self.laws_)})
+                                  "laws_fitted": dict(self.laws_),
+                                  **({"dask": dict(self.cluster_)} if self.cluster_ else {})})
         self.fits_ = fits
         self.series_ = series_dataset(fits, specs, attrs=attrs)
 

@@ -498,7 +498,8 @@ class SequentialRefinement:
         ``"previous"``: each pattern starts from the previous pattern's result (the first
         from the templates, with the full staged refinement). ``"start"``: every pattern
         starts from ``start`` (default: the full refinement of the first pattern); these
-        fits are independent and run in parallel with ``n_jobs``.
+        fits are independent and run in parallel with ``n_jobs`` (or as tasks on a Dask
+        cluster, see :meth:`fit`).
     start : dict, optional
         Slot values to start from in ``"start"`` mode.
     n_jobs : int
@@ -506,8 +507,9 @@ class SequentialRefinement:
         this process.
     executor : concurrent.futures.Executor-like, optional
         Runs :func:`refine_one` instead of a local process pool (anything with
-        ``submit(fn, *args, **kwargs)`` returning futures with ``result()``, e.g. a Dask
-        client).
+        ``submit(fn, *args, **kwargs)`` returning futures with ``result()``). For a Dask
+        cluster pass ``client=`` to :meth:`fit` instead (lost workers survived, chains on
+        the cluster).
     tie_test : bool
         Test every recipe tie on every pattern (see :func:`refine_one`).
 
@@ -544,12 +546,34 @@ class SequentialRefinement:
             raise ValidationError(f"n_jobs must be a positive int, got {self.n_jobs!r}")
         return specs
 
-    def fit(self) -> "SequentialRefinement":
-        """Refine every pattern; returns self."""
+    def fit(self, *, client=None) -> "SequentialRefinement":
+        """Refine every pattern; returns self.
+
+        Parameters
+        ----------
+        client : distributed.Client, optional
+            Run the fits as tasks on this Dask cluster, with the same results as in this
+            process. ``mode="start"``: all patterns at once (after the first pattern's full
+            refinement when no ``start`` is given). ``mode="previous"`` is a chain (each
+            fit needs the previous result): its tasks run one after the other on the
+            cluster, so it is no faster there. A worker lost mid-fit costs only a re-run
+            of its tasks. None: in this process (or ``n_jobs`` processes, or ``executor``).
+        """
         specs = self._check()
+        if client is not None:
+            from .._dask import check_client
+            check_client(client)
+            if self.executor is not None or self.n_jobs != 1:
+                raise ValidationError("client: the fits run on the Dask cluster; leave "
+                                      f"executor (got {type(self.executor).__name__}) and "
+                                      f"n_jobs (got {self.n_jobs}) at their defaults")
         t0 = time.perf_counter()
         fits: list[dict] = []
-        if self.mode == "previous":
+        if client is not None:
+            from ._series_dask import sequential_fits
+            fits = sequential_fits(client, specs, self.recipe, mode=self.mode,
+                                   start=self.start, tie_test=self.tie_test)
+        elif self.mode == "previous":
             start = self.start
             for spec in specs:
                 res = refine_one(spec, self.recipe, start, tie_test=self.tie_test)
@@ -574,7 +598,9 @@ class SequentialRefinement:
                                      "stages": [list(map(str, s)) for s in self.recipe.stages],
                                      "ties": [t.name for t in self.recipe.ties]},
                            inputs=[s.file for s in specs if s.file and os.path.isfile(s.file)],
-                           extra={"seconds": self.seconds_})
+                           extra={"seconds": self.seconds_, **(
+                               {} if client is None else
+                               {"dask_workers": len(client.scheduler_info()["workers"])})})
         self.series_ = series_dataset(fits, specs, attrs=attrs)
         self.result_ = self.series_
         return self
