@@ -272,3 +272,21 @@ def test_series_image_draws_the_loaded_series_sorted_by_temperature():
     plt.close(ax.figure)
     with pytest.raises(ValidationError, match="cannot draw 'difference'.*no calc"):
         plot_series_image(ds, what="difference")
+
+
+def test_laws_with_more_coefficients_than_values_are_refused_before_the_fit():
+    ds = make_synthetic_series(2, seed=0)
+    laws = {k: Law(e) for k, (e, _) in SYNTHETIC_SERIES_LAWS.items()}  # quadratics in T
+    par = ParametricRefinement(specs_from_dataset(ds), synthetic_series_recipe(ds), laws=laws,
+                               start="initialize")
+    with pytest.raises(ValidationError, match=r"3 coefficients \(a0, a1, a2\) but only 2"):
+        par.fit()
+
+
+def test_laws_sharing_coefficients_are_counted_together():
+    from sciTie.diffraction._parametric import _check_enough_values
+    laws = {"b": (None, None, ["m0", "m1", "d"]), "c": (None, None, ["m0", "m1", "e"])}
+    # 4 coefficients; b applies at two temperatures, c (tied above) at one: 3 values
+    with pytest.raises(ValidationError, match=r"4 coefficients \(d, e, m0, m1\) but only 3"):
+        _check_enough_values(laws, {"b": {10.0, 20.0}, "c": {10.0}})
+    _check_enough_values(laws, {"b": {10.0, 20.0}, "c": {10.0, 20.0}})  # 4 values: accepted

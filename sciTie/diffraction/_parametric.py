@@ -70,6 +70,36 @@ def _law_parts(expr: str, variable: str, slot: str) -> tuple[Expression, list[st
     return e, coefs
 
 
+def _check_enough_values(laws: dict, described: dict[str, set]) -> None:
+    """Refuse laws with more coefficients than values to determine them.
+
+    Laws that share a coefficient are counted together; each law contributes one value per
+    distinct temperature at which it describes its slot (a tie that wins removes it).
+    Otherwise the normal equations are singular and the fit fails deep inside (or drifts to
+    a degenerate cell).
+    """
+    slots = list(laws)
+    component = {s: i for i, s in enumerate(slots)}
+    owner: dict[str, str] = {}
+    for slot, (_, _, coefs) in laws.items():
+        for c in coefs:              # laws sharing a coefficient join one component
+            if c in owner:
+                old, new = component[owner[c]], component[slot]
+                for s in slots:
+                    if component[s] == old:
+                        component[s] = new
+            owner[c] = slot
+    for comp in sorted(set(component.values())):
+        members = [s for s in slots if component[s] == comp]
+        coefs = sorted({c for s in members for c in laws[s][2]})
+        n_values = sum(len(described[s]) for s in members)
+        if n_values < len(coefs):
+            raise ValidationError(
+                f"laws {members}: {len(coefs)} coefficients ({', '.join(coefs)}) but only "
+                f"{n_values} value(s) to determine them (one per pattern temperature where the "
+                "law applies): give more patterns or laws with fewer coefficients")
+
+
 def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.ndarray,
                               shared: np.ndarray, local: np.ndarray):
     """One pattern's normal-equation blocks at its local vector ``v``.
@@ -288,7 +318,8 @@ class ParametricRefinement:
             self.containers.append(box)
             self.labels.append(label)
         # the laws replace the per-pattern parameters they describe
-        for box in self.containers:
+        described: dict[str, set] = {slot: set() for slot in laws}
+        for box, spec in zip(self.containers, specs):
             comp = box._compiled()           # before the laws (which need the root)
             kinds = dict(zip(comp.names, comp.kind))
             for slot, (law, expr, coefs) in laws.items():
@@ -297,10 +328,12 @@ class ParametricRefinement:
                                           f"(e.g. {comp.names[1:7]} ...)")
                 if kinds[slot] not in (0, 1):
                     continue      # tied in this pattern (a symmetry tie): the tie wins
+                described[slot].add(float(spec.temperature))
                 tree = ast.parse(expr.text, mode="eval")
                 mapping = {c: f"laws.{c}" for c in coefs}
                 text = ast.unparse(_Rename(mapping).visit(tree))
                 box.constrain(slot, text)
+        _check_enough_values(laws, described)
         self.group_ = root
         self._fit_law_starts(laws, fits, specs)
 
