@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from .._validation import check_float
 from ..core import ParameterGroup
-from ..errors import ArgumentTypeError, DataFormatError, ValidationError
+from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
 
 __all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume"]
 
@@ -395,8 +396,11 @@ class Phase:
                 raise DataFormatError(f"atom {s.label!r}: occupancy {s.occ:g} must be in "
                                       "[0, 1]", path=path, line=line)
             if math.isfinite(s.u_iso) and s.u_iso < 0:
-                raise DataFormatError(f"atom {s.label!r}: U_iso {s.u_iso:g} must be >= 0",
-                                      path=path, line=line)
+                # refined structures sometimes end with a slightly negative Uiso: not a
+                # physical start, so start from the typical value, and say so
+                warnings.warn(f"{location(path, line)}: atom {s.label!r} has U_iso "
+                              f"{s.u_iso:g} < 0; starting from 0.01 instead", UserWarning,
+                              stacklevel=2)
             # no (or zero) displacement in the file: a typical starting value
             u = s.u_iso if math.isfinite(s.u_iso) and s.u_iso > 0 else 0.01
             atoms.append(Atom(s.label, s.element.name, xyz, uiso=u, occ=s.occ))

@@ -590,11 +590,32 @@ class PowderPattern:
         """
         out = np.empty(self._layout.n)
         lay = self._layout
+        if values is not None and not callable(getattr(values, "__getitem__", None)) \
+                or isinstance(values, (str, bytes)):
+            raise ArgumentTypeError(f"values must be the SlotValues of a group holding the "
+                                    f"phases and pattern {self.name!r} (group.values()), got "
+                                    f"{type(values).__name__}")
+
+        def source(group):
+            if values is None:
+                return group.values()
+            prefix = f"{group.name}."
+
+            class _Prefixed:  # names of a tree that holds ``group`` as a direct child
+                def __getitem__(self, n):
+                    try:
+                        return values[prefix + n]
+                    except (KeyError, ValueError, IndexError):
+                        raise UnknownNameError(f"values: no slot {prefix + n!r}; give the "
+                                               "values of a group that holds the phases and "
+                                               "this pattern as children") from None
+            return _Prefixed()
+
         for k, ph in enumerate(self.phases):
-            sv = ph.group.values()
+            sv = source(ph.group)
             out[lay.cell[k]] = [sv[n] for n in CELL_NAMES]
             out[lay.atoms[k]] = [sv[f"{a.name}.{q}"] for a in ph.atoms for q in ATOM_PARAMS]
-        pv = self.group.values()
+        pv = source(self.group)
         out[lay.pattern] = [pv[n] for n in INSTRUMENT_PARAMS]
         for k, ph in enumerate(self.phases):
             out[lay.hap[k]] = [pv[f"{ph.name}.{n}"] for n in PHASE_PARAMS]
@@ -1150,6 +1171,10 @@ class PowderPattern:
         if v.shape != (lay.n,):
             raise ValidationError(f"v must be the local vector of shape ({lay.n},), got "
                                   f"{v.shape}")
+        if not np.all(np.isfinite(v)):
+            bad = [n for n, x in zip(self.local_names(), v) if not np.isfinite(x)]
+            raise ValidationError(f"v must be finite; not finite: {', '.join(bad[:8])}"
+                                  f"{' ...' if len(bad) > 8 else ''}")
         if self._tails is None:
             self.refresh_windows(v)
         p = v[lay.pattern]
