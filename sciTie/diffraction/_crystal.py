@@ -355,17 +355,23 @@ class Phase:
             if gemmi.Element(re.sub(r"[^A-Za-z].*$", "", sym) or "X").atomic_number == 0:
                 raise DataFormatError(f"atom site {i + 1}: unknown element {sym!r}", path=path,
                                       line=_cif_lineno(path, f" {sym} "))
-        st = gemmi.make_small_structure_from_block(blk)
+        try:
+            st = gemmi.make_small_structure_from_block(blk)
+        except (RuntimeError, ValueError) as exc:  # a value of the wrong kind ('?' for a number)
+            raise DataFormatError(f"cannot read the structure: {exc}", path=path) from None
         sg = None
         if len(st.symops):
             try:
                 sg = gemmi.find_spacegroup_by_ops(gemmi.GroupOps([gemmi.Op(o) for o in st.symops]))
-            except RuntimeError:
+            except (RuntimeError, ValueError):
                 sg = None
-        if sg is None and st.spacegroup_hall:
-            sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
-        if sg is None and st.spacegroup_hm:
-            sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
+        try:
+            if sg is None and st.spacegroup_hall:
+                sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
+            if sg is None and st.spacegroup_hm:
+                sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
+        except (RuntimeError, ValueError) as exc:
+            raise DataFormatError(f"unreadable space group: {exc}", path=path) from None
         if sg is None:
             raise DataFormatError("CIF has no space-group symmetry (need "
                                   "_space_group_name_H-M_alt, _symmetry_space_group_name_H-M or "
