@@ -563,6 +563,22 @@ def test_powder_pattern_data_and_phases(small, data, phases, exc, fragment):
     check(lambda: PowderPattern(d, p), exc, fragment)
 
 
+def test_from_files_arguments(tmp_path, small):
+    write_xye(small["data"], tmp_path / "p.xye")
+    (tmp_path / "a.prm").write_text(PRM)
+    ph = synthetic_phase()
+    check(lambda: PowderPattern.from_files(tmp_path / "p.xye", None, ph, profile=[1.0]),
+          ArgumentTypeError, "profile must be a dict")
+    check(lambda: PowderPattern.from_files(tmp_path / "nope.xye", None, ph), FileNotFoundError,
+          "nope.xye")
+    check(lambda: PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "nope.prm", ph),
+          FileNotFoundError, "nope.prm")
+    check(lambda: PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "a.prm", ph,
+                                           profile={"UU": 1.0}), UnknownNameError, "['UU']")
+    pat = PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "a.prm", ph, n_background=2)
+    assert pat.group["lam1"].value == 1.5405 and pat.group["U"].value == 2.0
+
+
 def test_phases_with_equal_names_are_refused(small):
     check(lambda: _pattern(small, phase=[synthetic_phase(), synthetic_phase()]), ValidationError,
           "names must be unique")

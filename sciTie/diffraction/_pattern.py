@@ -420,7 +420,11 @@ class PowderPattern:
         if prm_path is not None:
             opts = instrument_options(read_gsas_prm(prm_path))
         prof = dict(opts.get("profile", {}))
-        prof.update(kwargs.pop("profile", {}) or {})
+        extra = kwargs.pop("profile", None) or {}
+        if not isinstance(extra, dict):
+            raise ArgumentTypeError(f"profile must be a dict such as {{'U': 2.0, 'W': 5.0}}, "
+                                    f"got {type(extra).__name__}")
+        prof.update(extra)
         opts.update(kwargs)
         opts["profile"] = prof
         return cls(data, phases, **opts)
