@@ -16,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sciTie import ParameterGroup, io
 from sciTie.diffraction import (Atom, JointRefinement, PatternSpec, Phase, PowderPattern,
                                 SequentialRefinement, SeriesRecipe, SeriesTie, make_pattern,
                                 pattern_statistics, read_gsas_prm, read_gsas_std, read_xye,
@@ -266,15 +265,6 @@ def test_cif_reader_on_generated_malformed_files(tmp_path, cut, insert, at):
 
 
 # ================================================================== CIF values
-def _cif(tmp_path, **replace):
-    text = _CIF
-    for old, new in replace.items():
-        text = text.replace(old.replace("__", " "), new)
-    path = tmp_path / "c.cif"
-    path.write_text(text)
-    return path
-
-
 def _cif_line(text, start):
     return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith(start))
 

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..core.summary import RunSummary
-from ..errors import FitWarning, IdentifiabilityWarning, SciTieError
+from ..errors import FitWarning, SciTieError
 from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
 from ._refine import STAGES, JointRefinement
 
