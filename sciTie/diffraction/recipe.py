@@ -278,6 +278,19 @@ def check(recipe: Recipe) -> None:
                                "both", "data.dataset")
         if s["data"]["path"]:
             recipe.resolve(s["data"]["path"], "data.path")
+        # a known dataset runs its published protocol: settings it would not use are refused
+        # rather than silently ignored
+        unused = [k for k, v in (("stages", s["stages"]), ("model.ties", s["model"]["ties"]),
+                                 ("series.ties", s["series"]["ties"])) if v]
+        if unused:
+            raise recipe.error(f"data.dataset = {s['data']['dataset']!r} runs its published "
+                               f"protocol, which does not use {', '.join(unused)}; remove "
+                               f"{'them' if len(unused) > 1 else 'it'}, or describe the phases "
+                               "and patterns yourself", unused[0])
+        rng = s["series"]["fit_range"]
+        if rng is not None and (len(rng) != 2 or not 0 < rng[0] < rng[1] < 180):
+            raise recipe.error(f"series.fit_range must be [lo, hi] with 0 < lo < hi < 180, got "
+                               f"{rng}", "series.fit_range")
         return
     if not phases:
         raise recipe.error("no phases: add [[phases]] with a cif (or data.cif), or name a "
