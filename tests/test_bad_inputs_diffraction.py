@@ -421,6 +421,25 @@ def test_possible_oblique_cell_is_accepted():
     assert _phase(cell=(5, 5, 5, 100, 100, 150)).group.n_free > 0
 
 
+@pytest.mark.parametrize("cell, sg, held", [
+    ((5, 6, 7, 90, 90, 90), "P m -3 m", (5, 5, 5, 90, 90, 90)),
+    ((5, 5, 7, 90, 90, 91), "P 4/m m m", (5, 5, 7, 90, 90, 90)),
+    ((3, 3.2, 5, 90, 90, 119), "P 63/m m c", (3, 3, 5, 90, 90, 120)),
+])
+def test_cell_changed_by_the_crystal_system_warns(cell, sg, held):
+    """The lattice ties used to replace a cell that lacks the space group's symmetry silently."""
+    with pytest.warns(UserWarning, match=r"does not have the symmetry"):
+        ph = _phase(cell=cell, sg=sg)
+    np.testing.assert_allclose(ph.cell_values(), held)
+
+
+def test_consistent_cell_does_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _phase(cell=(5, 6, 7, 90, 90, 90), sg="P m m m")
+        synthetic_phase()
+
+
 @pytest.mark.parametrize("label", ["a", "b", "c", "alpha", "beta", "gamma"])
 def test_atom_labelled_like_a_cell_parameter_gets_its_own_group(label):
     """An atom labelled 'a' used to clash with the cell parameter a ('already has a member')."""
@@ -567,6 +586,18 @@ def test_from_files_arguments(tmp_path, small):
                                            profile={"UU": 1.0}), UnknownNameError, "['UU']")
     pat = PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "a.prm", ph, n_background=2)
     assert pat.group["lam1"].value == 1.5405 and pat.group["U"].value == 2.0
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda d: d.assign_coords(variance=("two_theta", -d["variance"].values)), "variance"),
+    (lambda d: d.copy(data=np.where(np.arange(d.size) == 5, np.nan, d.values)), "finite"),
+    (lambda d: d.assign_coords(two_theta=d["two_theta"].values[::-1]), "strictly increasing"),
+])
+def test_hand_built_data_get_the_reader_checks(small, change, fragment):
+    """A DataArray built without make_pattern (negative variances, NaN, 2θ reversed) used to
+    reach the fit as NaN weights."""
+    check(lambda: PowderPattern(change(small["data"]), synthetic_phase()), ValidationError,
+          fragment)
 
 
 def test_phases_with_equal_names_are_refused(small):

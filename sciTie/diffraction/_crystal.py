@@ -456,6 +456,7 @@ class Phase:
                                                   f"({self.spacegroup.xhm()})")
         units = ("Å",) * 3 + ("deg",) * 3
         system = self.spacegroup.crystal_system_str()
+        given = np.asarray(cell, dtype=float)
         cell = cell.copy()
         if system in ("orthorhombic", "tetragonal", "cubic"):
             cell[3:] = 90.0
@@ -477,6 +478,13 @@ class Phase:
         elif system != "triclinic":
             g.fix("alpha", "beta", "gamma")
         self.crystal_system = system
+        held = np.array([g.values()[n] for n in CELL_NAMES])
+        if np.any(np.abs(held - given)[:3] > 1e-3 * given[:3]) \
+                or np.any(np.abs(held - given)[3:] > 1e-2):
+            # the crystal system's constraints changed the cell the user gave: say so
+            warnings.warn(f"phase {self.name}: the cell {given.tolist()} does not have the "
+                          f"symmetry of {self.spacegroup.xhm()} ({system}); using "
+                          f"{np.round(held, 6).tolist()}", UserWarning, stacklevel=3)
         for i, at in enumerate(self.atoms):
             ag = ParameterGroup(at.name, description=f"atom {at.label} ({at.element})")
             for k, v in enumerate(at.xyz):

@@ -28,7 +28,7 @@ from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from ._crystal import (ATOM_PARAMS, CELL_NAMES, Phase, cell_volume, check_scattering_table,
                        metric_derivatives, metric_tensor)
-from ._io import read_gsas_prm, read_gsas_std, read_xye
+from ._io import make_pattern, read_gsas_prm, read_gsas_std, read_xye
 from ._kernels import item_sums, render_items
 from ._profile import fcj_nodes, tch
 from ._tails import CORE_FWHM, WINDOW_MARGIN, TailGrids, window_fwhm
@@ -254,6 +254,10 @@ class PowderPattern:
         if data.ndim != 1 or tth.size < 2:
             raise ValidationError(f"data must be a 1-D pattern of at least 2 points, got shape "
                                   f"{data.shape}")
+        try:  # a DataArray built by hand gets the checks make_pattern makes
+            make_pattern(tth, data.values, data["variance"].values)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ValidationError(f"data: {exc}") from None
         # a Chebyshev term per point at most, and never a design matrix the size of memory
         n_background = check_int(n_background, "n_background", minimum=0,
                                  maximum=min(100, tth.size - 1))
