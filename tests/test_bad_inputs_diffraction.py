@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sciTie.diffraction import (Atom, JointRefinement, PatternSpec, Phase, PowderPattern,
                                 SequentialRefinement, SeriesRecipe, SeriesTie, make_pattern,
                                 pattern_statistics, read_gsas_prm, read_gsas_std, read_xye,
-                                specs_from_dataset, write_gsas_std, write_xye)
+                                refine_one, specs_from_dataset, weight_fractions,
+                                write_gsas_std, write_xye)
 from sciTie.diffraction.data import _SYN_INSTRUMENT, synthetic_phase
 from sciTie.errors import (ArgumentTypeError, DataFormatError, FitWarning, OutputExistsError,
                            RecipeError, UnknownNameError, ValidationError)
@@ -691,6 +692,21 @@ JOINT_CASES = [
                 setattr(r.group["xray"]["U"], "min", 6.0)), ValidationError,
      "would be greater than max"),
     (lambda r: r.report(), Exception, "not fitted"),
+    (lambda r: r.calculate("nope"), UnknownNameError, "no pattern named 'nope'"),
+    (lambda r: r.plot(hkl="yes"), ArgumentTypeError, "hkl"),
+    (lambda r: r.plot(hkl=-1), ValidationError, "hkl"),
+    (lambda r: r.plot(sqrt="no"), ArgumentTypeError, "sqrt"),
+    (lambda r: r.plot(ax=3), ArgumentTypeError, "ax must be a matplotlib Axes"),
+    (lambda r: r.plot(magnify=("a", 2.0)), ArgumentTypeError, "magnify two_theta"),
+    (lambda r: r.plot(magnify=(30.0, 0.0)), ValidationError, "magnify factor"),
+    (lambda r: r.plot(magnify=30.0), ValidationError, "magnify must be"),
+    (lambda r: r.write_cif(None), ValidationError, "CIF must be a file path"),
+    (lambda r: weight_fractions(r.group, 3), ArgumentTypeError, "pattern must be"),
+    (lambda r: weight_fractions(3, r.patterns[0]), ArgumentTypeError, "group must be"),
+    (lambda r: weight_fractions(r.group, r.patterns[0], covariance="x"), ArgumentTypeError,
+     "covariance"),
+    (lambda r: weight_fractions(r.group, r.patterns[0], covariance=np.eye(2)), ValidationError,
+     "covariance must have shape"),
 ]
 
 
@@ -804,6 +820,16 @@ SERIES_CASES = [
      "not fitted"),
     (lambda: _spec(n=10).data(), ValidationError, "equal length"),
     (lambda: specs_from_dataset(3), ValidationError, "xarray.Dataset"),
+    (lambda: refine_one(_spec(), 3), ValidationError, "SeriesRecipe"),
+    (lambda: make_pattern("abc", [1.0], [1.0]), ArgumentTypeError, "two_theta"),
+    (lambda: make_pattern([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], name=3), ArgumentTypeError,
+     "name must be a str"),
+    (lambda: make_pattern([1.0, 2.0], [1.0, 2.0], [1.0, 2.0], attrs=[1]), ArgumentTypeError,
+     "attrs must be a dict"),
+    (lambda: make_pattern([1.0, 2.0], [1.0, 2.0], [1.0, -2.0]), ValidationError,
+     "variance must be > 0"),
+    (lambda: make_pattern([2.0, 1.0], [1.0, 2.0], [1.0, 2.0]), ValidationError,
+     "strictly increasing"),
     (lambda: SeriesTie(3, "TiO2.a"), ValidationError, "SeriesTie slot"),
     (lambda: SeriesTie("TiO2.c", "TiO2.a", scale=np.nan), ValidationError, "SeriesTie scale"),
     (lambda: SeriesTie("TiO2.c", "TiO2.a", above="100"), ArgumentTypeError, "SeriesTie above"),

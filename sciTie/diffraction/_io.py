@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io as sio
-from .._validation import check_int
+from .._validation import check_array, check_int
 from ..errors import ArgumentTypeError, DataFormatError, ValidationError
 
 __all__ = ["read_gsas_std", "read_gsas_prm", "read_xye", "write_xye", "write_gsas_std",
@@ -82,9 +82,13 @@ def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) 
     xarray.DataArray
         Intensities on dim ``two_theta`` with coordinate ``variance``.
     """
-    tth = np.asarray(two_theta, dtype=float)
-    y = np.asarray(intensity, dtype=float)
-    var = np.asarray(variance, dtype=float)
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"name must be a str, got {type(name).__name__}")
+    if attrs is not None and not isinstance(attrs, dict):
+        raise ArgumentTypeError(f"attrs must be a dict, got {type(attrs).__name__}")
+    tth, y, var = (check_array(v, n, finite=False, allow_empty=True)
+                   for v, n in ((two_theta, "two_theta"), (intensity, "intensity"),
+                                (variance, "variance")))
     if tth.ndim != 1 or y.shape != tth.shape or var.shape != tth.shape:
         raise ValidationError(
             f"two_theta, intensity and variance must be 1-D of equal length, got shapes "

@@ -116,6 +116,11 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     dict
         ``{phase: {"volume": v, "volume_stderr": e, "weight": w, "weight_stderr": e}}``.
     """
+    if not isinstance(group, ParameterGroup):
+        raise ArgumentTypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+    if not isinstance(pattern, PowderPattern):
+        raise ArgumentTypeError(f"pattern must be a PowderPattern, got "
+                                f"{type(pattern).__name__}")
     structures = dict(structures or {})
     prefix = pattern.name if prefix is None else prefix
     phases = [(ph, structures.get(ph.name, ph.name)) for ph in pattern.phases]
@@ -123,6 +128,9 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     names += [f"{s}.{a.name}.occ" for ph, s in phases for a in ph.atoms]
     names += [f"{prefix}.{ph.name}.fraction" for ph, _ in phases]
     idx = np.array([group.slot_index(n) for n in names])
+    if covariance is not None and not callable(covariance):
+        covariance = check_array(covariance, "covariance", shape=(group.n_slots, group.n_slots),
+                                 finite=False)
     vals = group.values()
     base = vals.array.copy()
 
@@ -551,6 +559,8 @@ class JointRefinement:
     # -- results ----------------------------------------------------------------------------------
     def calculate(self, name: str | None = None):
         """Calculated pattern(s) at the fit points with per-reflection information."""
+        if name is not None:
+            self.pattern(name)  # an UnknownNameError listing the patterns
         vals = self.group.values()
         out = {}
         for p, idx in zip(self.patterns, self._index()):
@@ -590,6 +600,8 @@ class JointRefinement:
         ``xray.PbSO4.D11`` ...
         """
         self._check_fitted("parameters")
+        if structure_prefix is not None:
+            structure_prefix = check_bool(structure_prefix, "structure_prefix")
         if structure_prefix is None:
             structure_prefix = len(self.phases) > 1
         r = self.result_
@@ -764,6 +776,12 @@ class JointRefinement:
         import matplotlib.pyplot as plt
 
         p = self.patterns[0] if name is None else self.pattern(name)
+        sqrt = check_bool(sqrt, "sqrt")
+        if not isinstance(hkl, (bool, np.bool_)):
+            from .._validation import check_int
+            hkl = check_int(hkl, "hkl (True, False or the most labels per phase)", minimum=0)
+        if ax is not None and not callable(getattr(ax, "plot", None)):
+            raise ArgumentTypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
         if magnify is not None:
             if not isinstance(magnify, (tuple, list)) or len(magnify) != 2:
                 raise ValidationError(f"magnify must be (two_theta, factor > 0), got "

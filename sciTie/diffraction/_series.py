@@ -299,6 +299,9 @@ def refine_one(spec: PatternSpec, recipe: SeriesRecipe, start: dict | None = Non
         difference_stderr, chi2_tied, chi2_free}`` (``difference`` = slot - (scale·to +
         offset) in the untied fit).
     """
+    if not isinstance(spec, PatternSpec) or not isinstance(recipe, SeriesRecipe):
+        raise ValidationError(f"refine_one takes a PatternSpec and a SeriesRecipe, got "
+                              f"{type(spec).__name__} and {type(recipe).__name__}")
     t0 = time.perf_counter()
     ref = build_refinement(spec, recipe)
     _fit(ref, recipe, start)
