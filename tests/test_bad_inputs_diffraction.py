@@ -152,6 +152,12 @@ def test_readers_say_which_file_is_missing_or_a_folder(tmp_path, reader):
     check(lambda: reader(tmp_path / "afolder"), IsADirectoryError, "afolder")
 
 
+@pytest.mark.parametrize("reader", [read_xye, read_gsas_std, read_gsas_prm, Phase.from_cif])
+@pytest.mark.parametrize("path", [3, None, "", "a\x00b"])
+def test_readers_refuse_what_is_not_a_path(reader, path):
+    check(lambda: reader(path), ValidationError, "path")
+
+
 def test_good_files_still_read(tmp_path):
     """The hand-written files above are valid before they are broken (the cases can fail)."""
     for name, text, reader in (("a.xye", XYE, read_xye), ("a.std", STD, read_gsas_std),

@@ -18,6 +18,7 @@ import gemmi
 import numpy as np
 
 from .._validation import check_float
+from ..io import as_path
 from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
 
@@ -329,7 +330,7 @@ class Phase:
             For a CIF without symmetry, without atoms, or with an unknown element (the
             message names the file and, where possible, the line).
         """
-        path = Path(path)
+        path = as_path(path, "path")
         if isinstance(block, bool) or not isinstance(block, (int, str)):
             raise ArgumentTypeError(f"block must be an int (position) or a str (data block "
                                     f"name), got {block!r}")

@@ -133,7 +133,7 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
     ValueError
         Naming file and line for a bad header, non-numeric field or too few points.
     """
-    path = Path(path)
+    path = sio.as_path(path, "path")
     with open(path, "r", errors="replace") as fh:
         lines = fh.read().splitlines()
     if not lines:
@@ -304,7 +304,7 @@ def read_xye(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArra
     Without an esd column the variance is ``max(I, 1)`` (counting statistics). Lines starting
     with ``#`` or ``!`` and blank lines are skipped.
     """
-    path = Path(path)
+    path = sio.as_path(path, "path")
     rows = []
     where = []
     ncol = None
@@ -357,7 +357,7 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
     ``"neutron"`` from ``HTYPE``), ``profile_type`` and the profile coefficients
     ``U, V, W, P`` (centideg²), ``X, Y`` (centideg) and ``SL, HL``.
     """
-    path = Path(path)
+    path = sio.as_path(path, "path")
     bank = check_int(bank, "bank", minimum=1, maximum=99)
     found: dict[str, tuple[int, str]] = {}
     htype = None
