@@ -770,6 +770,21 @@ def test_false_minimum_warns_and_the_claim_holds(small):
     assert gof > JointRefinement.GOF_WARNING
 
 
+def test_refinement_out_of_evaluations_warns(small):
+    from sciTie.errors import ConvergenceWarning
+
+    truth = synthetic_phase().cell_values()
+    ph = synthetic_phase({"a": truth[0] * 1.002})
+    ref = JointRefinement(ph, [_pattern(small, phase=ph, name="xray")])
+    ref.initialize()
+    ref.set_refined(structure=["cell"], patterns={"*": ["scale", "bkg"]})
+    with pytest.warns(FitWarning) as record:  # also the wRp warning: far from the minimum
+        ref.fit(max_nfev=1)
+    assert any(isinstance(w.message, ConvergenceWarning) and "max_nfev=1" in str(w.message)
+               for w in record)
+    assert not ref.result_.success
+
+
 def test_good_fit_does_not_warn(small):
     """The same refinement from the true cell: no FitWarning (the check is not a blanket one)."""
     ph = synthetic_phase()
