@@ -375,6 +375,10 @@ def _check_series(recipe: Recipe) -> None:
             raise recipe.error(f"series.ties[{k}]: {bad} are not slots of a pattern's "
                                f"refinement; slots: {', '.join(ref.group.slot_names)}",
                                "series.ties")
+    try:  # a tie onto a slot the symmetry already ties, or a cycle, fails only when applied
+        build_refinement(specs[0], rec, ties=list(rec.ties))
+    except SciTieError as exc:
+        raise recipe.error(f"series.ties: {exc}", "series.ties") from None
     for slot, law in laws.items():
         if slot not in slots:
             raise recipe.error(f"series.laws: {slot!r} is not a slot of a pattern's "
