@@ -252,3 +252,23 @@ def test_law_esds_match_the_scatter_over_seeds():
     t = np.array([truth[k] for k in names])
     bias = (values.mean(0) - t) / (values.std(0, ddof=1) / np.sqrt(len(values)))
     assert np.all(np.abs(bias) < 4), dict(zip(names, bias.round(2)))
+
+
+def test_series_image_draws_the_loaded_series_sorted_by_temperature():
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import xarray as xr
+    from sciTie.diffraction import plot_series_image
+    from sciTie.errors import ValidationError
+    rng = np.random.default_rng(0)
+    counts = rng.uniform(10, 100, size=(3, 5))
+    ds = xr.Dataset({"intensity": (("pattern", "two_theta"), counts)},
+                    coords={"two_theta": np.linspace(5, 6, 5),
+                            "temperature": ("pattern", [300.0, 10.0, 150.0])})
+    ax = plot_series_image(ds, two_theta=(5.2, 6.0))
+    mesh = [c for c in ax.collections if isinstance(c, matplotlib.collections.QuadMesh)][0]
+    # rows in temperature order (10, 150, 300 K), the first 2θ point left out by the range
+    assert np.array_equal(np.asarray(mesh.get_array()).reshape(3, 4), counts[[1, 2, 0], 1:])
+    plt.close(ax.figure)
+    with pytest.raises(ValidationError, match="cannot draw 'difference'.*no calc"):
+        plot_series_image(ds, what="difference")

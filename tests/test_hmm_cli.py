@@ -74,9 +74,17 @@ def test_users_csv_through_a_recipe_equals_the_python_api(tmp_path):
     recipe = tmp_path / "my.toml"
     recipe.write_text('kind = "hmm"\nname = "rates"\n[data]\nfile = "rates.csv"\n'
                       'columns = ["rate"]\nlengths_column = "seq"\ntime_column = "t"\n'
-                      'time_unit = "s"\n[model]\nfamily = "gaussian"\nn_components = 2\n'
-                      'ties = ["covars[1] = covars[0]"]\n[fit]\nrandom_state = 3\n')
+                      'time_unit = "s"\nunit = "Hz"\n[model]\nfamily = "gaussian"\n'
+                      'n_components = 2\nties = ["covars[1] = covars[0]"]\n[fit]\n'
+                      'random_state = 3\n')
     s = run_recipe(load_recipe(recipe))
+    # the data's unit labels the observations and the emission parameters
+    assert s.parameters["means[0,0]"]["unit"] == "Hz"
+    assert s.parameters["covars[0,0]"]["unit"] == "(Hz)^2"
+    assert s.parameters["transmat[0,1]"]["unit"] == ""
+    ds = s.datasets["rates"]
+    assert (ds["X"].attrs["units"], ds["means"].attrs["units"], ds["covars"].attrs["units"]) \
+        == ("Hz", "Hz", "(Hz)^2")
     api = TiedGaussianHMM(2, ties=["covars[1] = covars[0]"], random_state=3, n_iter=100,
                           tol=1e-4).fit(X, lengths)
     order = np.argsort(api.means_[:, 0])

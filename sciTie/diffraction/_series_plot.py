@@ -89,6 +89,10 @@ def plot_series_image(ds: xr.Dataset, ax: Any = None, *, what: str = "obs",
 
     Parameters
     ----------
+    ds : xarray.Dataset
+        A series result (``series_`` of a sequential or parametric refinement, with ``obs``
+        and ``calc``) or the loaded series itself (``intensity`` against ``two_theta``, as
+        :func:`~sciTie.diffraction.data.load_cucr2o4_seq` returns it: ``what='obs'`` only).
     what : {'obs', 'calc', 'difference'}
         Observed counts, calculated, or (obs - calc)/σ.
     two_theta : (lo, hi), optional
@@ -99,11 +103,15 @@ def plot_series_image(ds: xr.Dataset, ax: Any = None, *, what: str = "obs",
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, TwoSlopeNorm
 
-    if "obs" not in ds:
-        raise ValidationError("this series result has no 'obs' (its patterns do not share one "
-                              "2θ grid)")
     if what not in ("obs", "calc", "difference"):
         raise ValidationError(f"what must be 'obs', 'calc' or 'difference', got {what!r}")
+    if "obs" not in ds and "intensity" in ds:
+        ds = ds.rename({"intensity": "obs"})  # the loaded series, before any fit
+    missing = [v for v in (("obs",) if what == "obs" else ("obs", "calc")) if v not in ds]
+    if missing:
+        raise ValidationError(f"cannot draw {what!r}: the dataset has no {' or '.join(missing)} "
+                              "on a shared 2θ grid (a series result whose patterns share one "
+                              "grid, or a loaded series with 'intensity', is expected)")
     sub = ds.sortby("temperature")
     if two_theta is not None:
         sub = sub.sel(two_theta=slice(*two_theta))

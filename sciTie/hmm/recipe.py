@@ -77,6 +77,8 @@ SCHEMA = Table({
         "lengths_column": Field("str", "column of sequence labels (contiguous runs)"),
         "time_column": Field("str", "column or coordinate with the time of each row"),
         "time_unit": Field("str", "unit of the time column", default="samples"),
+        "unit": Field("str", "unit of the observed values (means and rates are reported in "
+                      "it, variances in its square)", default=""),
         "dt": Field("float", "time per sample: transition rates are reported per unit time",
                     minimum=0.0),
         "options": Field("table", "keyword arguments of the dataset's loader", default={}),
@@ -393,6 +395,9 @@ def run(recipe: Recipe) -> RunSummary:
     lines.append(best.report())
     time_values = data["time"]
     ds = best.to_xarray(X, lengths)
+    unit = recipe.settings["data"]["unit"]
+    if unit:
+        _apply_value_unit(ds, parameters, unit)
     if time_values is not None:
         ds = ds.assign_coords(physical_time=("time", time_values))
         ds["physical_time"].attrs["units"] = recipe.settings["data"]["time_unit"]
@@ -442,3 +447,22 @@ KIND = RecipeKind(
         Option(("--seed",), "fit.random_state", type=int, help="first seed"),
     ),
 )
+
+
+#: The power of the observation unit each emission parameter carries (weights are unitless).
+_EMISSION_POWER = {"means": 1, "lambdas": 1, "covars": 2}
+
+
+def _apply_value_unit(ds, parameters: dict, unit: str) -> None:
+    """Label observations and emission parameters with the data's unit (netCDF and JSON)."""
+    def of(power: int) -> str:
+        return unit if power == 1 else f"({unit})^{power}"
+
+    if "X" in ds:
+        ds["X"].attrs["units"] = unit
+    for name, power in _EMISSION_POWER.items():
+        if name in ds:
+            ds[name].attrs["units"] = of(power)
+        for key, entry in parameters.items():
+            if key.startswith(f"{name}["):
+                entry["unit"] = of(power)
