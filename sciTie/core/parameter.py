@@ -153,6 +153,41 @@ class Parameter:
             raise ValidationError(f"parameter {self.name!r}: value must be finite, got {new!r}")
         self._value = arr
 
+    # bounds set after construction get the same checks as in __init__: min > max or a NaN
+    # bound would otherwise reach the optimiser (or silently make every value infeasible)
+    @property
+    def min(self) -> float | np.ndarray:
+        return self._min
+
+    @min.setter
+    def min(self, new: Any) -> None:
+        self._min = self._bound(new, "min")
+
+    @property
+    def max(self) -> float | np.ndarray:
+        return self._max
+
+    @max.setter
+    def max(self, new: Any) -> None:
+        self._max = self._bound(new, "max")
+
+    def _bound(self, new: Any, which: str) -> float | np.ndarray:
+        try:
+            arr = np.broadcast_to(_as_float_array(new, f"parameter {self.name!r} {which}"),
+                                  self._value.shape).copy()
+        except ValueError:
+            raise ValidationError(f"parameter {self.name!r}: {which} must be a scalar or have "
+                                  f"the value's shape {self._value.shape}") from None
+        if np.any(np.isnan(arr)):
+            raise ValidationError(f"parameter {self.name!r}: {which} must not be NaN")
+        other = self.__dict__.get("_max" if which == "min" else "_min")
+        if other is not None:
+            lo, hi = (arr, other) if which == "min" else (other, arr)
+            if np.any(np.asarray(lo) > np.asarray(hi)):
+                raise ValidationError(f"parameter {self.name!r}: min ({lo}) would be greater "
+                                      f"than max ({hi}); set the bounds so that min <= max")
+        return arr if arr.ndim else float(arr)
+
     @property
     def vary(self) -> bool | np.ndarray:
         return bool(self._vary) if self._vary.ndim == 0 else self._vary.copy()

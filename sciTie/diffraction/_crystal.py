@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gemmi
 import numpy as np
 
+from .._validation import check_float
+from ..io import as_path
 from ..core import ParameterGroup
-from ..errors import DataFormatError, ValidationError
+from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
 
 __all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume"]
 
@@ -63,6 +66,31 @@ def _identifier(label: str, taken: set[str]) -> str:
         k += 1
     taken.add(s)
     return s
+
+
+def check_cell(cell, name: str = "cell") -> np.ndarray:
+    """``cell`` as 6 floats: a, b, c > 0 (Å), 0 < angles < 180 (degrees), and a cell that
+    exists (positive volume: angles such as 150/150/150 cannot close a parallelepiped)."""
+    if isinstance(cell, (str, bytes)) or np.ndim(cell) != 1:
+        raise ArgumentTypeError(f"{name} must be 6 numbers (a, b, c, alpha, beta, gamma), "
+                                f"got {cell!r}")
+    try:
+        arr = np.array([check_float(v, f"{name}[{i}]") for i, v in enumerate(cell)])
+    except TypeError:
+        raise ArgumentTypeError(f"{name} must be 6 numbers (a, b, c, alpha, beta, gamma), "
+                                f"got {cell!r}") from None
+    if arr.shape != (6,):
+        raise ValidationError(f"{name} must be 6 numbers (a, b, c, alpha, beta, gamma), got "
+                              f"{arr.size}")
+    if np.any(arr[:3] <= 0) or np.any(arr[3:] <= 0) or np.any(arr[3:] >= 180):
+        raise ValidationError(f"{name} must be (a, b, c > 0, 0 < angles < 180), got "
+                              f"{arr.tolist()}")
+    det = np.linalg.det(metric_tensor(arr))
+    if not det > 1e-12 * np.prod(arr[:3]) ** 2:
+        raise ValidationError(f"{name} {arr.tolist()} is geometrically impossible: its angles "
+                              "give no positive volume (each angle must be less than the sum "
+                              "of the other two, and all three less than 360 degrees)")
+    return arr
 
 
 def metric_tensor(cell: np.ndarray) -> np.ndarray:
@@ -119,6 +147,18 @@ def _cif_lineno(path: Path, tag: str) -> int | None:
     return None
 
 
+def _cif_site_line(path: Path, label: str) -> int | None:
+    """Line of the atom-site row whose first value is ``label`` (for error messages)."""
+    try:
+        for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+            parts = line.split()
+            if parts and parts[0] == label:
+                return i
+    except OSError:
+        pass
+    return _cif_lineno(path, label)
+
+
 SCATTERING_KEYS = {"xray": ("f0", "fp", "fpp"), "neutron": ("b",)}
 
 
@@ -162,6 +202,27 @@ def check_scattering_table(table, radiation: str) -> dict:
     return out
 
 
+def _check_atom(at, i: int) -> "Atom":
+    """``atoms[i]`` checked: a str label, a known element, 3 finite coordinates, a finite
+    Uiso >= 0 and an occupancy in [0, 1]."""
+    if not isinstance(at, Atom):
+        raise ArgumentTypeError(f"atoms[{i}] must be an Atom(label, element, xyz, uiso, occ), "
+                                f"got {type(at).__name__}")
+    if not isinstance(at.label, str) or not at.label.strip():
+        raise ArgumentTypeError(f"atoms[{i}]: label must be a non-empty str, got {at.label!r}")
+    what = f"atom {at.label!r}"
+    if not isinstance(at.element, str) or gemmi.Element(at.element).atomic_number == 0:
+        raise ValidationError(f"{what}: unknown element {at.element!r}; give a symbol such as "
+                              "'O', 'Cu' or 'Pb'")
+    if isinstance(at.xyz, (str, bytes)) or np.ndim(at.xyz) != 1 or len(at.xyz) != 3:
+        raise ValidationError(f"{what}: xyz must be 3 fractional coordinates, got {at.xyz!r}")
+    xyz = tuple(check_float(v, f"{what} xyz[{k}]") for k, v in enumerate(at.xyz))
+    uiso = check_float(at.uiso, f"{what} uiso", minimum=0.0)
+    occ = check_float(at.occ, f"{what} occ", minimum=0.0, maximum=1.0)
+    at.xyz, at.uiso, at.occ = xyz, uiso, occ
+    return at
+
+
 def phase_identifier(name: str) -> str:
     """A phase name as a group identifier (``"2p10h"`` -> ``"A2p10h"``)."""
     return _identifier(str(name), set())
@@ -193,31 +254,37 @@ class Phase:
     """
 
     def __init__(self, name: str, cell, spacegroup, atoms: list[Atom]) -> None:
-        if isinstance(spacegroup, gemmi.SpaceGroup):
-            sg = spacegroup
-        else:
-            sg = gemmi.find_spacegroup_by_name(str(spacegroup))
-            if sg is None:
-                raise ValidationError(f"spacegroup: unknown space group {spacegroup!r}")
-        self.spacegroup = sg
-        cell = np.asarray(cell, dtype=float)
-        if cell.shape != (6,) or np.any(cell[:3] <= 0) or np.any(cell[3:] <= 0) \
-                or np.any(cell[3:] >= 180):
-            raise ValidationError(f"cell must be (a, b, c > 0, 0 < angles < 180), got {cell}")
-        if not atoms:
-            raise ValidationError("atoms: a phase needs at least one atom")
         if not isinstance(name, str) or not name.strip():
             raise ValidationError(f"name must be a non-empty str, got {name!r}")
+        if isinstance(spacegroup, gemmi.SpaceGroup):
+            sg = spacegroup
+        elif isinstance(spacegroup, (str, int)) and not isinstance(spacegroup, bool):
+            sg = gemmi.find_spacegroup_by_name(str(spacegroup))
+            if sg is None:
+                raise ValidationError(f"spacegroup: unknown space group {spacegroup!r}; give a "
+                                      "Hermann-Mauguin symbol ('P 42/m n m', 'F d d d:2') or a "
+                                      "number (1-230)")
+        else:
+            raise ArgumentTypeError(f"spacegroup must be a str, an int or a gemmi.SpaceGroup, "
+                                    f"got {type(spacegroup).__name__}")
+        self.spacegroup = sg
+        cell = check_cell(cell)
+        if isinstance(atoms, Atom):
+            atoms = [atoms]
+        if not isinstance(atoms, (list, tuple)):
+            raise ArgumentTypeError(f"atoms must be a list of Atom, got "
+                                    f"{type(atoms).__name__}")
+        if not atoms:
+            raise ValidationError("atoms: a phase needs at least one atom")
+        atoms = [_check_atom(at, i) for i, at in enumerate(atoms)]
         self.name = phase_identifier(name.strip())
         ops = sg.operations()
         allops = list(ops)
         self.rot = np.array([np.array(op.rot, dtype=float) / op.DEN for op in allops])
         self.tran = np.array([np.array(op.tran, dtype=float) / op.DEN for op in allops])
-        taken: set[str] = set()
+        # atom groups live next to the cell parameters: a label "a" or "beta" gets a suffix
+        taken: set[str] = set(CELL_NAMES)
         for at in atoms:
-            el = gemmi.Element(at.element)
-            if el.atomic_number == 0:
-                raise ValidationError(f"atom {at.label!r}: unknown element {at.element!r}")
             at.name = _identifier(at.label, taken)
         self.atoms = atoms
         self._site_setup()
@@ -263,7 +330,16 @@ class Phase:
             For a CIF without symmetry, without atoms, or with an unknown element (the
             message names the file and, where possible, the line).
         """
-        path = Path(path)
+        path = as_path(path, "path")
+        if isinstance(block, bool) or not isinstance(block, (int, str)):
+            raise ArgumentTypeError(f"block must be an int (position) or a str (data block "
+                                    f"name), got {block!r}")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValidationError(f"name must be a non-empty str or None, got {name!r}")
+        if not path.exists():
+            raise FileNotFoundError(2, "no such CIF file", str(path))
+        if path.is_dir():
+            raise IsADirectoryError(21, "a folder, not a CIF file", str(path))
         try:
             doc = gemmi.cif.read_file(str(path))
         except (RuntimeError, ValueError) as exc:
@@ -279,18 +355,24 @@ class Phase:
             sym = gemmi.cif.as_string(sym)
             if gemmi.Element(re.sub(r"[^A-Za-z].*$", "", sym) or "X").atomic_number == 0:
                 raise DataFormatError(f"atom site {i + 1}: unknown element {sym!r}", path=path,
-                                      line=_cif_lineno(path, sym))
-        st = gemmi.make_small_structure_from_block(blk)
+                                      line=_cif_lineno(path, f" {sym} "))
+        try:
+            st = gemmi.make_small_structure_from_block(blk)
+        except (RuntimeError, ValueError) as exc:  # a value of the wrong kind ('?' for a number)
+            raise DataFormatError(f"cannot read the structure: {exc}", path=path) from None
         sg = None
         if len(st.symops):
             try:
                 sg = gemmi.find_spacegroup_by_ops(gemmi.GroupOps([gemmi.Op(o) for o in st.symops]))
-            except RuntimeError:
+            except (RuntimeError, ValueError):
                 sg = None
-        if sg is None and st.spacegroup_hall:
-            sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
-        if sg is None and st.spacegroup_hm:
-            sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
+        try:
+            if sg is None and st.spacegroup_hall:
+                sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
+            if sg is None and st.spacegroup_hm:
+                sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
+        except (RuntimeError, ValueError) as exc:
+            raise DataFormatError(f"unreadable space group: {exc}", path=path) from None
         if sg is None:
             raise DataFormatError("CIF has no space-group symmetry (need "
                                   "_space_group_name_H-M_alt, _symmetry_space_group_name_H-M or "
@@ -298,17 +380,37 @@ class Phase:
         if not st.cell.is_crystal() or st.cell.a <= 1:
             raise DataFormatError("CIF has no unit cell", path=path,
                                   line=_cif_lineno(path, "_cell_length_a"))
+        c = st.cell
+        try:
+            check_cell((c.a, c.b, c.c, c.alpha, c.beta, c.gamma))
+        except (ValidationError, ArgumentTypeError) as exc:
+            raise DataFormatError(str(exc), path=path,
+                                  line=_cif_lineno(path, "_cell_")) from None
         if len(st.sites) == 0:
             raise DataFormatError("CIF has no _atom_site loop", path=path)
         atoms = []
         for s in st.sites:
+            line = _cif_site_line(path, s.label)
             if s.element.atomic_number == 0:
                 raise DataFormatError(f"atom {s.label!r}: unknown element {s.type_symbol!r}",
-                                      path=path, line=_cif_lineno(path, s.label))
-            u = s.u_iso if s.u_iso > 0 else 0.01
-            atoms.append(Atom(s.label, s.element.name, (s.fract.x, s.fract.y, s.fract.z),
-                              uiso=u, occ=s.occ))
-        c = st.cell
+                                      path=path, line=line)
+            xyz = (s.fract.x, s.fract.y, s.fract.z)
+            if not all(math.isfinite(v) for v in xyz):
+                raise DataFormatError(f"atom {s.label!r}: fractional coordinates {xyz} must be "
+                                      "numbers (missing '?' or unreadable values)", path=path,
+                                      line=line)
+            if not (math.isfinite(s.occ) and 0 <= s.occ <= 1):
+                raise DataFormatError(f"atom {s.label!r}: occupancy {s.occ:g} must be in "
+                                      "[0, 1]", path=path, line=line)
+            if math.isfinite(s.u_iso) and s.u_iso < 0:
+                # refined structures sometimes end with a slightly negative Uiso: not a
+                # physical start, so start from the typical value, and say so
+                warnings.warn(f"{location(path, line)}: atom {s.label!r} has U_iso "
+                              f"{s.u_iso:g} < 0; starting from 0.01 instead", UserWarning,
+                              stacklevel=2)
+            # no (or zero) displacement in the file: a typical starting value
+            u = s.u_iso if math.isfinite(s.u_iso) and s.u_iso > 0 else 0.01
+            atoms.append(Atom(s.label, s.element.name, xyz, uiso=u, occ=s.occ))
         if name is None:
             pd_name = blk.find_value("_pd_phase_name")
             name = gemmi.cif.as_string(pd_name).strip() if pd_name else ""
@@ -355,6 +457,7 @@ class Phase:
                                                   f"({self.spacegroup.xhm()})")
         units = ("Å",) * 3 + ("deg",) * 3
         system = self.spacegroup.crystal_system_str()
+        given = np.asarray(cell, dtype=float)
         cell = cell.copy()
         if system in ("orthorhombic", "tetragonal", "cubic"):
             cell[3:] = 90.0
@@ -376,6 +479,13 @@ class Phase:
         elif system != "triclinic":
             g.fix("alpha", "beta", "gamma")
         self.crystal_system = system
+        held = np.array([g.values()[n] for n in CELL_NAMES])
+        if np.any(np.abs(held - given)[:3] > 1e-3 * given[:3]) \
+                or np.any(np.abs(held - given)[3:] > 1e-2):
+            # the crystal system's constraints changed the cell the user gave: say so
+            warnings.warn(f"phase {self.name}: the cell {given.tolist()} does not have the "
+                          f"symmetry of {self.spacegroup.xhm()} ({system}); using "
+                          f"{np.round(held, 6).tolist()}", UserWarning, stacklevel=3)
         for i, at in enumerate(self.atoms):
             ag = ParameterGroup(at.name, description=f"atom {at.label} ({at.element})")
             for k, v in enumerate(at.xyz):
@@ -439,6 +549,7 @@ class Phase:
         multiplicity : ndarray of int, shape (n,)
             Powder multiplicity (size of the orbit of hkl under the Laue group).
         """
+        dmin = check_float(dmin, "dmin", minimum=0.0, low_open=True)
         if cell is None:
             cell = self.cell_values()
         uc = gemmi.UnitCell(*[float(v) for v in cell])
@@ -488,8 +599,7 @@ class Phase:
             b = np.array([table.get(e, {}).get("b", gemmi.Element(e).neutron92.get_coefs()[0])
                           for e in els], dtype=float)
             return {"kind": "neutron", "b": b}
-        if not wavelength > 0:
-            raise ValidationError(f"wavelength must be > 0, got {wavelength:g}")
+        wavelength = check_float(wavelength, "wavelength", minimum=0.0, low_open=True)
         energy = gemmi.hc / wavelength
         coefs = np.array([table[e]["f0"] if "f0" in table.get(e, {})
                           else gemmi.Element(e).it92.get_coefs() for e in els], dtype=float)
@@ -588,6 +698,13 @@ class Phase:
         g = group if group is not None else self.group
         vals = g.values()
         stderr = stderr or {}
+        if not isinstance(stderr, dict):
+            raise ArgumentTypeError(f"stderr must be a dict of slot name -> standard error, "
+                                    f"got {type(stderr).__name__}")
+        for k, v in stderr.items():
+            if v is not None and (isinstance(v, (str, bytes, bool))
+                                  or not isinstance(v, (int, float, np.number))):
+                raise ArgumentTypeError(f"stderr[{k!r}] must be a number or None, got {v!r}")
 
         def fmt(name, v):
             s = stderr.get(name)

@@ -13,14 +13,56 @@ import numpy as np
 import xarray as xr
 
 from .. import io as sio
-from ..errors import DataFormatError, ValidationError
+from .._validation import check_array, check_int
+from ..errors import ArgumentTypeError, DataFormatError, ValidationError
 
 __all__ = ["read_gsas_std", "read_gsas_prm", "read_xye", "write_xye", "write_gsas_std",
            "make_pattern"]
 
 
+def _check_pattern_arg(pattern, what: str) -> None:
+    """``pattern`` is a DataArray as :func:`make_pattern` builds it, with finite values."""
+    if not isinstance(pattern, xr.DataArray) or "two_theta" not in pattern.coords \
+            or "variance" not in pattern.coords or pattern.ndim != 1:
+        raise ArgumentTypeError(f"{what}: pattern must be a 1-D xarray.DataArray with "
+                                "'two_theta' and 'variance' coordinates (see make_pattern), got "
+                                f"{type(pattern).__name__}")
+    for label, arr in (("two_theta", pattern["two_theta"].values), ("intensity", pattern.values),
+                       ("variance", pattern["variance"].values)):
+        if not np.all(np.isfinite(np.asarray(arr, dtype=float))):
+            raise ValidationError(f"{what}: pattern {label} holds NaN or infinite values; a "
+                                  "file would not read back")
+
+
 def _fail(path, lineno, msg):
     raise DataFormatError(msg, path=path, line=lineno)
+
+
+def _check_points(path, tth, y, var, lines) -> None:
+    """Every point finite, 2θ in [0, 180) and strictly increasing, variance > 0: the first
+    offending point is reported with its file and line (``lines[i]``: line of point ``i``)."""
+    for what, arr in (("2theta", tth), ("intensity", y), ("esd/variance", var)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            _fail(path, int(lines[i]), f"point {i + 1}: {what} is {arr[i]}; every value must be "
+                                       "a finite number")
+    bad = (tth < 0) | (tth >= 180)
+    if bad.any():
+        i = int(np.argmax(bad))
+        _fail(path, int(lines[i]), f"point {i + 1}: 2theta = {tth[i]:g} degrees is outside "
+                                   "[0, 180); expected 2theta in degrees")
+    if tth.size > 1:
+        step = np.diff(tth)
+        if np.any(step <= 0):
+            i = int(np.argmax(step <= 0)) + 1
+            _fail(path, int(lines[i]), f"point {i + 1}: 2theta = {tth[i]:g} does not increase "
+                                       f"(previous point {tth[i - 1]:g}); 2theta must be "
+                                       "strictly increasing")
+    bad = var <= 0
+    if bad.any():
+        i = int(np.argmax(bad))
+        _fail(path, int(lines[i]), f"point {i + 1}: variance {var[i]:g} must be > 0")
 
 
 def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) -> xr.DataArray:
@@ -40,9 +82,13 @@ def make_pattern(two_theta, intensity, variance, *, name="pattern", attrs=None) 
     xarray.DataArray
         Intensities on dim ``two_theta`` with coordinate ``variance``.
     """
-    tth = np.asarray(two_theta, dtype=float)
-    y = np.asarray(intensity, dtype=float)
-    var = np.asarray(variance, dtype=float)
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"name must be a str, got {type(name).__name__}")
+    if attrs is not None and not isinstance(attrs, dict):
+        raise ArgumentTypeError(f"attrs must be a dict, got {type(attrs).__name__}")
+    tth, y, var = (check_array(v, n, finite=False, allow_empty=True)
+                   for v, n in ((two_theta, "two_theta"), (intensity, "intensity"),
+                                (variance, "variance")))
     if tth.ndim != 1 or y.shape != tth.shape or var.shape != tth.shape:
         raise ValidationError(
             f"two_theta, intensity and variance must be 1-D of equal length, got shapes "
@@ -87,7 +133,7 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
     ValueError
         Naming file and line for a bad header, non-numeric field or too few points.
     """
-    path = Path(path)
+    path = sio.as_path(path, "path")
     with open(path, "r", errors="replace") as fh:
         lines = fh.read().splitlines()
     if not lines:
@@ -114,6 +160,8 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
     btype = fields[4].upper()
     if btype not in ("CONST", "CONS"):
         _fail(path, bank_line, f"only CONST/CONS binning is supported, got {fields[4]!r}")
+    if nchan <= 0 or nrec <= 0:
+        _fail(path, bank_line, f"NCHAN and NREC must be positive, got {nchan}, {nrec}")
     if any(f.upper() in ("FXYE", "FXY") for f in fields[7:]):
         return _read_fxye(path, lines, bank_line, nchan, title, name)
     try:
@@ -121,8 +169,9 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
         step = float(fields[6]) / 100.0
     except ValueError:
         _fail(path, bank_line, f"start/step must be numbers, got {fields[5]!r} {fields[6]!r}")
-    if nchan <= 0 or nrec <= 0:
-        _fail(path, bank_line, f"NCHAN and NREC must be positive, got {nchan}, {nrec}")
+    if not (math.isfinite(start) and math.isfinite(step)):
+        _fail(path, bank_line, f"start/step must be finite numbers, got {fields[5]!r} "
+                               f"{fields[6]!r}")
     if step <= 0:
         _fail(path, bank_line, f"step must be > 0, got {step * 100:g} centidegrees")
     fmt = "ESD" if "ESD" in (f.upper() for f in fields[7:]) else "STD"
@@ -164,12 +213,13 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
                   f"detector count must be >= 1, got {ncount[i]:g} for point {i + 1}")
         variance = np.maximum(y, 1.0) / ncount
     else:
-        if np.any(esd <= 0):
-            i = int(np.argmax(esd <= 0))
+        if np.any(~(esd > 0)):
+            i = int(np.argmax(~(esd > 0)))
             _fail(path, bank_line + 1 + i // per_line,
-                  f"esd must be > 0, got {esd[i]:g} for point {i + 1}")
+                  f"esd must be > 0 and finite, got {esd[i]:g} for point {i + 1}")
         variance = esd ** 2
     tth = start + step * np.arange(nchan)
+    _check_points(path, tth, y, variance, bank_line + 1 + np.arange(nchan) // per_line)
     return make_pattern(tth, y, variance, name=name or path.stem,
                         attrs={"title": title, "source_file": str(path), "format": f"GSAS {fmt}",
                                "nchan": nchan, "n_detectors_max": float(ncount.max())})
@@ -178,28 +228,34 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None) -> xr.Dat
 def _read_fxye(path, lines, bank_line, nchan, title, name):
     """FXYE / FXY bank: one point per line, 2θ in centidegrees, intensity[, esd]."""
     rows = []
+    where = []
+    last = bank_line
     for i, line in enumerate(lines[bank_line:], start=bank_line + 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
         if s.upper().startswith("BANK") or len(rows) == nchan:
             break
+        last = i
         try:
             vals = [float(v) for v in s.split()]
         except ValueError:
             _fail(path, i, f"non-numeric value in {s!r}")
-        if len(vals) < 2:
-            _fail(path, i, f"expected 2theta intensity [esd], got {s!r}")
-        if len(vals) > 2 and vals[2] <= 0:
-            _fail(path, i, f"esd must be > 0, got {vals[2]:g}")
-        rows.append(vals[:3])
+        if len(vals) not in (2, 3):
+            _fail(path, i, f"expected 2theta intensity [esd] (2 or 3 columns), got "
+                           f"{len(vals)} in {s!r}")
+        if rows and len(vals) != len(rows[0]):
+            _fail(path, i, f"expected {len(rows[0])} columns like line {where[0]}, got "
+                           f"{len(vals)}")
+        if len(vals) > 2 and not vals[2] > 0:
+            _fail(path, i, f"esd must be > 0 and finite, got {vals[2]:g}")
+        rows.append(vals)
+        where.append(i)
     if len(rows) < nchan:
-        _fail(path, bank_line + len(rows) + 1,
-              f"file ends after {len(rows)} points but NCHAN={nchan}")
-    if len({len(r) for r in rows}) != 1:
-        _fail(path, bank_line + 1, "rows have different numbers of columns")
+        _fail(path, last + 1, f"file ends after {len(rows)} points but NCHAN={nchan}")
     arr = np.asarray(rows)
     var = arr[:, 2] ** 2 if arr.shape[1] == 3 else np.maximum(arr[:, 1], 1.0)
+    _check_points(path, arr[:, 0] / 100.0, arr[:, 1], var, where)
     return make_pattern(arr[:, 0] / 100.0, arr[:, 1], var, name=name or path.stem,
                         attrs={"title": title, "source_file": str(path), "format": "GSAS FXYE",
                                "nchan": nchan})
@@ -212,14 +268,21 @@ def write_gsas_std(pattern: xr.DataArray, path: str | os.PathLike, *,
     The detector count of a point is ``round(I / variance)`` (1..99), so files written from
     :func:`read_gsas_std` round-trip. Intensities are rounded to integers.
     """
-    path = Path(path)
+    path = sio.as_path(path, "GSAS data file")
     sio.check_targets([path], overwrite=overwrite, what="GSAS data file")
+    _check_pattern_arg(pattern, "write_gsas_std")
     tth = pattern["two_theta"].values
     y = np.rint(pattern.values).astype(int)
     var = pattern["variance"].values
     step = np.diff(tth).mean() if tth.size > 1 else 0.01
     if tth.size > 1 and not np.allclose(np.diff(tth), step, atol=1e-6):
         raise ValidationError("pattern: write_gsas_std needs a constant two_theta step")
+    if y.size and (y.min() < -99999 or y.max() > 999999):
+        # the STD format has 6 characters per intensity: a wider number would run into the
+        # next field and the file would read back wrong
+        raise ValidationError(f"pattern: intensities {y.min()}..{y.max()} do not fit the 6 "
+                              "characters of a GSAS STD field (-99999..999999); rescale the "
+                              "pattern or use write_xye")
     nc = np.clip(np.rint(np.maximum(y, 1) / var), 1, 99).astype(int)
     n = tth.size
     nrec = math.ceil(n / 10)
@@ -241,8 +304,9 @@ def read_xye(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArra
     Without an esd column the variance is ``max(I, 1)`` (counting statistics). Lines starting
     with ``#`` or ``!`` and blank lines are skipped.
     """
-    path = Path(path)
+    path = sio.as_path(path, "path")
     rows = []
+    where = []
     ncol = None
     with open(path, "r", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -261,19 +325,23 @@ def read_xye(path: str | os.PathLike, *, name: str | None = None) -> xr.DataArra
             elif len(vals) != ncol:
                 _fail(path, lineno, f"expected {ncol} columns like the first data line, got "
                                     f"{len(vals)}")
-            if ncol == 3 and vals[2] <= 0:
-                _fail(path, lineno, f"esd must be > 0, got {vals[2]:g}")
+            if ncol == 3 and not vals[2] > 0:
+                _fail(path, lineno, f"esd must be > 0 and finite, got {vals[2]:g}")
             rows.append(vals)
+            where.append(lineno)
     if not rows:
-        _fail(path, None, "no data lines found")
+        _fail(path, None, "no data lines found; expected lines of 2theta intensity [esd]")
     arr = np.asarray(rows)
     var = arr[:, 2] ** 2 if ncol == 3 else np.maximum(arr[:, 1], 1.0)
+    _check_points(path, arr[:, 0], arr[:, 1], var, where)
     return make_pattern(arr[:, 0], arr[:, 1], var, name=name or path.stem,
                         attrs={"source_file": str(path), "format": f"xy{'e' if ncol == 3 else ''}"})
 
 
 def write_xye(pattern: xr.DataArray, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write 2θ, intensity, esd columns (full precision) to ``path``."""
+    sio.check_targets([path], overwrite=overwrite, what="xye file")
+    _check_pattern_arg(pattern, "write_xye")
     arr = np.column_stack([pattern["two_theta"].values, pattern.values,
                            np.sqrt(pattern["variance"].values)])
     lines = ["# 2theta intensity esd"] + [" ".join(f"{v:.10g}" for v in row) for row in arr]
@@ -289,7 +357,8 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
     ``"neutron"`` from ``HTYPE``), ``profile_type`` and the profile coefficients
     ``U, V, W, P`` (centideg²), ``X, Y`` (centideg) and ``SL, HL``.
     """
-    path = Path(path)
+    path = sio.as_path(path, "path")
+    bank = check_int(bank, "bank", minimum=1, maximum=99)
     found: dict[str, tuple[int, str]] = {}
     htype = None
     with open(path, "r", errors="replace") as fh:
@@ -320,6 +389,8 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
         _fail(path, lineno, f"non-numeric value in ICONS line {text.strip()!r}")
     if len(vals) < 3 or any(v is None for v in vals[:3]):
         _fail(path, lineno, "ICONS needs at least lambda1 lambda2 zero")
+    if any(v is not None and not math.isfinite(v) for v in vals):
+        _fail(path, lineno, f"ICONS values must be finite numbers, got {text.strip()!r}")
     lam1, lam2, zero = vals[0], vals[1], vals[2]
     if lam1 <= 0:
         _fail(path, lineno, f"wavelength lambda1 must be > 0, got {lam1:g}")
@@ -327,6 +398,10 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
         _fail(path, lineno, f"wavelength lambda2 must be >= 0, got {lam2:g}")
     pol = vals[4] if len(vals) > 4 and vals[4] is not None else 0.5
     ratio = vals[6] if len(vals) > 6 and vals[6] is not None else 0.5
+    if not 0 <= pol <= 1:
+        _fail(path, lineno, f"polarisation (5th ICONS field) must be in [0, 1], got {pol:g}")
+    if ratio < 0:
+        _fail(path, lineno, f"Kalpha2/Kalpha1 ratio must be >= 0, got {ratio:g}")
     radiation = "neutron" if htype and htype.upper().startswith("PN") else "xray"
     out = {"lam1": lam1, "lam2": lam2, "zero": zero / 100.0, "polarization": pol,
            "ratio": ratio if lam2 > 0 else 0.0, "radiation": radiation, "source_file": str(path)}
@@ -345,6 +420,8 @@ def read_gsas_prm(path: str | os.PathLike, bank: int = 1) -> dict:
                     coefs += [float(v) for v in t2.split()]
                 except ValueError:
                     _fail(path, ln2, f"non-numeric profile coefficient in {t2.strip()!r}")
+                if not all(math.isfinite(c) for c in coefs):
+                    _fail(path, ln2, f"profile coefficients must be finite, got {t2.strip()!r}")
         coefs += [0.0] * (8 - len(coefs))
         out["profile_type"] = ptype
         if ptype in (2, 3, 4):

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .._validation import check_bool, check_float, check_int
 from ..core import ParameterGroup
-from ..errors import ValidationError
+from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from ._crystal import (ATOM_PARAMS, CELL_NAMES, Phase, cell_volume, check_scattering_table,
                        metric_derivatives, metric_tensor)
-from ._io import read_gsas_prm, read_gsas_std, read_xye
+from ._io import make_pattern, read_gsas_prm, read_gsas_std, read_xye
 from ._kernels import item_sums, render_items
 from ._profile import fcj_nodes, tch
 from ._tails import CORE_FWHM, WINDOW_MARGIN, TailGrids, window_fwhm
@@ -213,7 +214,13 @@ class PowderPattern:
                 or "variance" not in data.coords:
             raise ValidationError("data must be an xarray.DataArray with 'two_theta' and "
                                   "'variance' coordinates (see read_gsas_std / make_pattern)")
-        phases = [phases] if isinstance(phases, Phase) else list(phases)
+        if isinstance(phases, Phase):
+            phases = [phases]
+        elif isinstance(phases, (list, tuple)):
+            phases = list(phases)
+        else:
+            raise ArgumentTypeError(f"phases must be a Phase or a list of Phase, got "
+                                    f"{type(phases).__name__}")
         if not phases or not all(isinstance(p, Phase) for p in phases):
             raise ValidationError("phases must be a Phase or a non-empty sequence of Phase")
         pnames = [p.name for p in phases]
@@ -229,25 +236,42 @@ class PowderPattern:
         if geometry not in ("bragg-brentano", "debye-scherrer"):
             raise ValidationError(f"geometry must be 'bragg-brentano' or 'debye-scherrer', got "
                                   f"{geometry!r}")
-        if not (lam1 > 0):
-            raise ValidationError(f"lam1 (wavelength) must be > 0, got {lam1}")
-        if lam2 < 0:
-            raise ValidationError(f"lam2 must be >= 0 (0: one wavelength), got {lam2}")
-        if radius <= 0:
-            raise ValidationError(f"radius must be > 0 mm, got {radius}")
-        if n_background < 0:
-            raise ValidationError(f"n_background must be >= 0, got {n_background}")
-        if not (np.isfinite(tail_tolerance) and 0 <= tail_tolerance < 0.5):
-            raise ValidationError(f"tail_tolerance must be in [0, 0.5) (a lost fraction of "
-                                  f"the peak intensity), got {tail_tolerance!r}")
+        lam1 = check_float(lam1, "lam1 (wavelength, Å)", minimum=0.0, low_open=True)
+        lam2 = check_float(lam2, "lam2 (Å; 0: one wavelength)", minimum=0.0)
+        ratio = check_float(ratio, "ratio (λ2/λ1 intensity)", minimum=0.0)
+        polarization = check_float(polarization, "polarization", minimum=0.0, maximum=1.0)
+        radius = check_float(radius, "radius (mm)", minimum=0.0, low_open=True)
+        tail_tolerance = check_float(tail_tolerance, "tail_tolerance (a lost fraction of the "
+                                     "peak intensity)", minimum=0.0, maximum=0.5, high_open=True)
+        fcj_points = check_int(fcj_points, "fcj_points", minimum=3, maximum=64)
+        cell_correction = check_bool(cell_correction, "cell_correction")
+        refine_zero = check_bool(refine_zero, "refine_zero")
+        refine_displacement = check_bool(refine_displacement, "refine_displacement")
+        anomalous = check_bool(anomalous, "anomalous")
+        if not isinstance(name, str):
+            raise ArgumentTypeError(f"name must be a str, got {type(name).__name__}")
+        tth = data["two_theta"].values
+        if data.ndim != 1 or tth.size < 2:
+            raise ValidationError(f"data must be a 1-D pattern of at least 2 points, got shape "
+                                  f"{data.shape}")
+        try:  # a DataArray built by hand gets the checks make_pattern makes
+            make_pattern(tth, data.values, data["variance"].values)
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise ValidationError(f"data: {exc}") from None
+        # a Chebyshev term per point at most, and never a design matrix the size of memory
+        n_background = check_int(n_background, "n_background", minimum=0,
+                                 maximum=min(100, tth.size - 1))
         self.data = data
         self.phases = phases
-        self.cell_correction = bool(cell_correction)
-        self.refine_zero = bool(refine_zero)
-        self.refine_displacement = bool(refine_displacement)
+        self.cell_correction = cell_correction
+        self.refine_zero = refine_zero
+        self.refine_displacement = refine_displacement
         allowed = INSTRUMENT_PARAMS + ("size", "mustrain")
         for arg, names in (("refine_profile", refine_profile),
                            ("refine_profile_late", refine_profile_late)):
+            if isinstance(names, str) or not isinstance(names, (list, tuple)):
+                raise ArgumentTypeError(f"{arg} must be a list or tuple of parameter names, "
+                                        f"got {names!r}")
             bad = [n for n in names if n not in allowed]
             if bad:
                 raise ValidationError(f"{arg}: unknown parameters {bad}; expected names from "
@@ -260,16 +284,24 @@ class PowderPattern:
         self.radius = float(radius)
         self.tail_tolerance = float(tail_tolerance)
         self.fcj_points = int(fcj_points)
-        tth = data["two_theta"].values
         if fit_range is None:
             fit_range = (float(tth[0]), float(tth[-1]))
-        lo, hi = map(float, fit_range)
+            if fit_range[0] <= 0:
+                raise ValidationError(f"fit_range: the data start at 2theta = {tth[0]:g}; give "
+                                      "fit_range=(lo, hi) with 0 < lo < hi < 180")
+        lo, hi = _pair(fit_range, "fit_range")
         if not (lo < hi) or hi >= 180 or lo <= 0:
             raise ValidationError(f"fit_range must be (lo, hi) with 0 < lo < hi < 180, got "
                                   f"{fit_range}")
         mask = (tth >= lo) & (tth <= hi)
-        for reg in exclude:
-            a, b = reg
+        if isinstance(exclude, (str, bytes)) or not isinstance(exclude, (list, tuple)):
+            raise ArgumentTypeError(f"exclude must be a list of (lo, hi) 2theta regions, got "
+                                    f"{exclude!r}")
+        exclude = [_pair(reg, f"exclude[{i}]") for i, reg in enumerate(exclude)]
+        for i, (a, b) in enumerate(exclude):
+            if not a < b:
+                raise ValidationError(f"exclude[{i}] must be (lo, hi) with lo < hi, got "
+                                      f"({a:g}, {b:g})")
             mask &= ~((tth >= a) & (tth <= b))
         if mask.sum() < 10:
             raise ValidationError(f"fit_range/exclude leave {int(mask.sum())} points; need at "
@@ -285,21 +317,49 @@ class PowderPattern:
         self.background_peaks = self._check_background_peaks(background_peaks)
         prof = {"U": 2.0, "V": -2.0, "W": 5.0, "P": 0.0, "X": 0.0, "Y": 0.0, "SL": 0.0,
                 "HL": 0.0, "zero": 0.0}
-        prof.update(profile or {})
+        profile = {} if profile is None else profile
+        if not isinstance(profile, dict):
+            raise ArgumentTypeError(f"profile must be a dict such as {{'U': 2.0, 'W': 5.0}}, "
+                                    f"got {type(profile).__name__}")
+        unknown = [k for k in profile if k not in prof]
+        if unknown:
+            raise UnknownNameError(f"profile: unknown keys {unknown}; expected some of "
+                                   f"{list(prof)}")
+        for k, v in profile.items():
+            prof[k] = check_float(v, f"profile[{k!r}]")
+        if prof["SL"] < 0 or prof["HL"] < 0:
+            raise ValidationError(f"profile: SL and HL must be >= 0, got {prof['SL']:g}, "
+                                  f"{prof['HL']:g}")
         init = {"scale": 1.0, "shift": 0.0, "disp_x": 0.0, "disp_y": 0.0, "lam1": float(lam1),
                 "lam2": float(lam2), "ratio": float(ratio) if lam2 > 0 else 0.0,
                 "polarization": float(polarization)}
         init.update({k: float(prof[k]) for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL",
                                                   "zero")})
-        phase_values = dict(phase_values or {})
+        phase_values = {} if phase_values is None else phase_values
+        if not isinstance(phase_values, dict):
+            raise ArgumentTypeError(f"phase_values must be a dict {{phase name: {{'fraction': "
+                                    f"..}}}}, got {type(phase_values).__name__}")
         unknown = [k for k in phase_values if k not in pnames]
         if unknown:
-            raise ValidationError(f"phase_values: unknown phases {unknown}; have {pnames}")
+            raise UnknownNameError(f"phase_values: unknown phases {unknown}; have {pnames}")
+        for ph_name, terms in phase_values.items():
+            if not isinstance(terms, dict):
+                raise ArgumentTypeError(f"phase_values[{ph_name!r}] must be a dict such as "
+                                        f"{{'fraction': 0.5, 'size': 2.0}}, got {terms!r}")
+            for k, v in terms.items():
+                check_float(v, f"phase_values[{ph_name!r}][{k!r}]")
+        strain_axis = {} if strain_axis is None else strain_axis
+        if not isinstance(strain_axis, dict):
+            raise ArgumentTypeError(f"strain_axis must be a dict {{phase name: (h, k, l)}}, got "
+                                    f"{type(strain_axis).__name__}")
         self.strain_axis = {}
-        for ph_name, ax in (strain_axis or {}).items():
+        for ph_name, ax in strain_axis.items():
             if ph_name not in pnames:
                 raise ValidationError(f"strain_axis: unknown phase {ph_name!r}; have {pnames}")
-            ax = np.asarray(ax, dtype=float)
+            try:
+                ax = np.asarray(ax, dtype=float)
+            except (TypeError, ValueError):
+                ax = np.full(1, np.nan)
             if ax.shape != (3,) or not np.all(np.isfinite(ax)) or not np.any(ax != 0):
                 raise ValidationError(f"strain_axis[{ph_name!r}]: expected a non-zero (h, k, l), "
                                       f"got {strain_axis[ph_name]!r}")
@@ -313,11 +373,34 @@ class PowderPattern:
             raise ValidationError(f"scattering: elements {missing} are in no phase of pattern "
                                   f"{name!r} (elements: {sorted(elements)})")
         self.scattering_table = table
-        self.anomalous = bool(anomalous)
+        self.anomalous = anomalous
         self.scattering = [ph.scattering(radiation, lam1, table=table, anomalous=anomalous)
                            for ph in phases]
         self._tails: dict | None = None
         self._setup_reflections()
+        counts = self.reflections_in_range()
+        if not any(counts.values()):
+            raise ValidationError(
+                f"pattern {name!r}: no reflection of {', '.join(pnames)} lies inside fit_range "
+                f"({lo:g}, {hi:g}) degrees at lam1 = {lam1:g} Å (largest d-spacing "
+                f"{self._largest_d():.4g} Å, first peak at 2theta = "
+                f"{self._first_peak(lam1):.4g}); check the wavelength, the cell and fit_range")
+
+    def _largest_d(self) -> float:
+        """The largest d-spacing of any phase (Å)."""
+        d = 0.0
+        for ph in self.phases:
+            cell = ph.cell_values()
+            hkl, _ = ph.reflections(0.5 * float(np.max(cell[:3])), cell=cell)
+            if len(hkl):
+                q = np.einsum("ni,ij,nj->n", hkl, np.linalg.inv(metric_tensor(cell)), hkl)
+                d = max(d, float(1 / np.sqrt(q.min())))
+        return d
+
+    def _first_peak(self, lam: float) -> float:
+        d = self._largest_d()
+        return float(2 * np.degrees(np.arcsin(lam / (2 * d)))) if d and lam < 2 * d \
+            else float("nan")
 
     @property
     def phase(self) -> Phase:
@@ -341,7 +424,11 @@ class PowderPattern:
         if prm_path is not None:
             opts = instrument_options(read_gsas_prm(prm_path))
         prof = dict(opts.get("profile", {}))
-        prof.update(kwargs.pop("profile", {}) or {})
+        extra = kwargs.pop("profile", None) or {}
+        if not isinstance(extra, dict):
+            raise ArgumentTypeError(f"profile must be a dict such as {{'U': 2.0, 'W': 5.0}}, "
+                                    f"got {type(extra).__name__}")
+        prof.update(extra)
         opts.update(kwargs)
         opts["profile"] = prof
         return cls(data, phases, **opts)
@@ -349,7 +436,16 @@ class PowderPattern:
     @staticmethod
     def _check_background_peaks(peaks) -> np.ndarray:
         rows = []
-        for i, pk in enumerate(peaks or ()):
+        if peaks is None:
+            peaks = ()
+        if isinstance(peaks, (str, bytes, dict)) or not isinstance(peaks, (list, tuple,
+                                                                          np.ndarray)):
+            raise ArgumentTypeError(f"background_peaks must be a list of (pos, area, sigma2, "
+                                    f"gamma) or of dicts, got {peaks!r}")
+        for i, pk in enumerate(peaks):
+            if isinstance(pk, (str, bytes)):
+                raise ValidationError(f"background_peaks[{i}]: expected numbers (pos, area, "
+                                      f"sigma2, gamma), got {pk!r}")
             if isinstance(pk, dict):
                 bad = [k for k in pk if k not in BACKGROUND_PEAK_PARAMS]
                 if bad or "pos" not in pk:
@@ -502,11 +598,32 @@ class PowderPattern:
         """
         out = np.empty(self._layout.n)
         lay = self._layout
+        if values is not None and not callable(getattr(values, "__getitem__", None)) \
+                or isinstance(values, (str, bytes)):
+            raise ArgumentTypeError(f"values must be the SlotValues of a group holding the "
+                                    f"phases and pattern {self.name!r} (group.values()), got "
+                                    f"{type(values).__name__}")
+
+        def source(group):
+            if values is None:
+                return group.values()
+            prefix = f"{group.name}."
+
+            class _Prefixed:  # names of a tree that holds ``group`` as a direct child
+                def __getitem__(self, n):
+                    try:
+                        return values[prefix + n]
+                    except (KeyError, ValueError, IndexError):
+                        raise UnknownNameError(f"values: no slot {prefix + n!r}; give the "
+                                               "values of a group that holds the phases and "
+                                               "this pattern as children") from None
+            return _Prefixed()
+
         for k, ph in enumerate(self.phases):
-            sv = ph.group.values()
+            sv = source(ph.group)
             out[lay.cell[k]] = [sv[n] for n in CELL_NAMES]
             out[lay.atoms[k]] = [sv[f"{a.name}.{q}"] for a in ph.atoms for q in ATOM_PARAMS]
-        pv = self.group.values()
+        pv = source(self.group)
         out[lay.pattern] = [pv[n] for n in INSTRUMENT_PARAMS]
         for k, ph in enumerate(self.phases):
             out[lay.hap[k]] = [pv[f"{ph.name}.{n}"] for n in PHASE_PARAMS]
@@ -690,7 +807,7 @@ class PowderPattern:
                 dP[:, o_p + _IDX[n]] += val
             dIm = dI_dth[:, None] * dth + dI_dq_direct[:, None] * dq
             dIm[:, o_a:o_a + atoms.size] += ((scale * cw * vf * LP * R["mult"])[:, None]
-                                             * dF2_dat.reshape(nr, -1))
+                                             * dF2_dat.reshape(nr, atoms.size))
             dIm[:, o_p + _IDX["scale"]] += base * LP
             dIm[:, o_h + _HAP["fraction"]] += scale * cw * R["mult"] * F2 * LP / V ** 2
             dIm[:, o_c:o_c + 6] += np.outer(I * (-2.0 / V), dV)
@@ -1062,6 +1179,10 @@ class PowderPattern:
         if v.shape != (lay.n,):
             raise ValidationError(f"v must be the local vector of shape ({lay.n},), got "
                                   f"{v.shape}")
+        if not np.all(np.isfinite(v)):
+            bad = [n for n, x in zip(self.local_names(), v) if not np.isfinite(x)]
+            raise ValidationError(f"v must be finite; not finite: {', '.join(bad[:8])}"
+                                  f"{' ...' if len(bad) > 8 else ''}")
         if self._tails is None:
             self.refresh_windows(v)
         p = v[lay.pattern]
@@ -1103,6 +1224,15 @@ class PowderPattern:
     def calc(self, values=None, *, grad: bool = False):
         """Evaluate at the groups' current values (or at ``values``, see :meth:`local_vector`)."""
         return self.evaluate(self.local_vector(values), grad=grad)
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    """``value`` as two finite floats ``(lo, hi)``."""
+    if isinstance(value, (str, bytes)) or np.ndim(value) != 1 or len(value) != 2:
+        raise ValidationError(f"{name} must be two numbers (lo, hi) in degrees 2theta, got "
+                              f"{value!r}")
+    lo, hi = (check_float(v, f"{name}[{i}]", finite=False) for i, v in enumerate(value))
+    return lo, hi
 
 
 def _concat_items(parts: list[_Items]) -> _Items:

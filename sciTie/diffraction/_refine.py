@@ -10,9 +10,10 @@ import numpy as np
 import xarray as xr
 
 from .. import io as sio
+from .._validation import check_array, check_bool, check_float
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
-from ..errors import (ConvergenceWarning, FitWarning, IdentifiabilityWarning, ValidationError,
-                      not_fitted)
+from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
+                      UnknownNameError, ValidationError, not_fitted)
 from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase, cell_volume
 from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
 
@@ -29,6 +30,12 @@ STAGES = (
 
 def pattern_statistics(obs, calc, sigma, n_params: int = 0) -> dict:
     """Rp, wRp (percent), chi-square and GOF of one pattern (or of concatenated patterns)."""
+    obs = check_array(obs, "obs", ndim=1)
+    calc = check_array(calc, "calc", shape=obs.shape)
+    sigma = check_array(sigma, "sigma", shape=obs.shape)
+    if np.any(sigma <= 0):
+        raise ValidationError(f"sigma must be > 0 everywhere; point {int(np.argmax(sigma <= 0))} "
+                              f"has {sigma[np.argmax(sigma <= 0)]:g}")
     w = 1.0 / sigma ** 2
     r = obs - calc
     chi2 = float(np.sum(w * r * r))
@@ -37,6 +44,27 @@ def pattern_statistics(obs, calc, sigma, n_params: int = 0) -> dict:
             "wrp": 100 * float(np.sqrt(chi2 / np.sum(w * obs * obs))),
             "chi2": chi2, "npoints": int(n),
             "gof": float(np.sqrt(chi2 / max(n - n_params, 1)))}
+
+
+def _items(value, what: str) -> list[str]:
+    """``value`` as a list of str items (a bare string would be iterated by character)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise ArgumentTypeError(f"{what} must be a list of names, got {value!r}")
+    bad = [v for v in value if not isinstance(v, str)]
+    if bad:
+        raise ArgumentTypeError(f"{what}: items must be str, got {bad!r}")
+    return list(value)
+
+
+def _check_names(group: ParameterGroup, names, what: str, keywords: str) -> None:
+    """Every name selects slots of ``group``; else an UnknownNameError naming the item."""
+    for n in names:
+        try:
+            group.slot_index(n)
+        except (KeyError, ValueError):
+            raise UnknownNameError(f"{what}: {n!r} is neither a keyword ({keywords}) nor a "
+                                   f"parameter of group {group.name!r}; parameters: "
+                                   f"{', '.join(group.slot_names)}") from None
 
 
 def _set(group: ParameterGroup, names, vary: bool) -> None:
@@ -88,6 +116,11 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     dict
         ``{phase: {"volume": v, "volume_stderr": e, "weight": w, "weight_stderr": e}}``.
     """
+    if not isinstance(group, ParameterGroup):
+        raise ArgumentTypeError(f"group must be a ParameterGroup, got {type(group).__name__}")
+    if not isinstance(pattern, PowderPattern):
+        raise ArgumentTypeError(f"pattern must be a PowderPattern, got "
+                                f"{type(pattern).__name__}")
     structures = dict(structures or {})
     prefix = pattern.name if prefix is None else prefix
     phases = [(ph, structures.get(ph.name, ph.name)) for ph in pattern.phases]
@@ -95,6 +128,9 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     names += [f"{s}.{a.name}.occ" for ph, s in phases for a in ph.atoms]
     names += [f"{prefix}.{ph.name}.fraction" for ph, _ in phases]
     idx = np.array([group.slot_index(n) for n in names])
+    if covariance is not None and not callable(covariance):
+        covariance = check_array(covariance, "covariance", shape=(group.n_slots, group.n_slots),
+                                 finite=False)
     vals = group.values()
     base = vals.array.copy()
 
@@ -166,6 +202,11 @@ class JointRefinement:
         else:
             raise ValidationError(f"phases must be a Phase or a non-empty list of Phase, got "
                                   f"{phases!r:.80}")
+        if isinstance(patterns, PowderPattern):
+            patterns = [patterns]
+        if not isinstance(patterns, (list, tuple)):
+            raise ArgumentTypeError(f"patterns must be a PowderPattern or a list of them, got "
+                                    f"{type(patterns).__name__}")
         patterns = list(patterns)
         if not patterns:
             raise ValidationError("patterns: need at least one PowderPattern")
@@ -184,9 +225,18 @@ class JointRefinement:
                 or len(set(pnames)) != len(pnames):
             raise ValidationError(f"pattern names must be unique and differ from the phase "
                                   f"names {pnames}, got {names}")
+        weights = {} if weights is None else weights
+        if not isinstance(weights, dict):
+            raise ArgumentTypeError(f"weights must be a dict {{pattern name: weight}}, got "
+                                    f"{type(weights).__name__}")
+        unknown = [k for k in weights if k not in names]
+        if unknown:
+            raise UnknownNameError(f"weights: unknown patterns {unknown}; patterns: {names}")
+        weights = {k: check_float(v, f"weights[{k!r}]", minimum=0.0, low_open=True)
+                   for k, v in weights.items()}
         self.phases = phases
         self.patterns = patterns
-        self.weights = dict(weights or {})
+        self.weights = weights
         self.group = ParameterGroup("joint", description="joint Rietveld refinement")
         for ph in phases:
             self.group.add_group(ph.group)
@@ -207,14 +257,16 @@ class JointRefinement:
         for p in self.patterns:
             if p.name == name:
                 return p
-        raise KeyError(f"no pattern named {name!r}; have {[p.name for p in self.patterns]}")
+        raise UnknownNameError(f"no pattern named {name!r}; patterns: "
+                               f"{[p.name for p in self.patterns]}")
 
     def phase_named(self, name: str) -> Phase:
         """The phase called ``name``."""
         for ph in self.phases:
             if ph.name == name:
                 return ph
-        raise KeyError(f"no phase named {name!r}; have {[ph.name for ph in self.phases]}")
+        raise UnknownNameError(f"no phase named {name!r}; phases: "
+                               f"{[ph.name for ph in self.phases]}")
 
     def fix_all(self) -> None:
         """Fix every parameter of the structures and of every pattern (ties stay)."""
@@ -283,14 +335,29 @@ class JointRefinement:
             ``"background_peaks"`` (their areas). Per-phase items may also be named
             ``"CuO.mustrain"``.
         """
-        self.fix_all()
         if isinstance(structure, dict):
             unknown = [k for k in structure if k not in [ph.name for ph in self.phases]]
             if unknown:
-                raise ValidationError(f"structure: unknown phases {unknown}")
-            items = structure
+                raise UnknownNameError(f"structure: unknown phases {unknown}; phases: "
+                                       f"{[ph.name for ph in self.phases]}")
+            items = {k: _items(v, f"structure[{k!r}]") for k, v in structure.items()}
         else:
-            items = {ph.name: list(structure) for ph in self.phases}
+            items = {ph.name: _items(structure, "structure") for ph in self.phases}
+        patterns = {} if patterns is None else patterns
+        if not isinstance(patterns, dict):
+            raise ArgumentTypeError(f"patterns must be a dict {{pattern name or '*': [items]}}, "
+                                    f"got {type(patterns).__name__}")
+        patterns = {key: _items(its, f"patterns[{key!r}]") for key, its in patterns.items()}
+        # every name is checked before anything changes: a typo leaves the refined set as it was
+        for ph in self.phases:
+            _check_names(ph.group, ph.structure_names(items.get(ph.name, ())),
+                         f"structure item for phase {ph.name!r}", "cell, xyz, uiso, occ")
+        for key, its in patterns.items():
+            for p in (self.patterns if key == "*" else [self.pattern(key)]):
+                _check_names(p.group, self.pattern_names(p, its), f"pattern item for {p.name!r}",
+                             "profile, late_profile, zero, displacement, cell_correction, "
+                             "fraction, size, mustrain, background_peaks")
+        self.fix_all()
         counts = {p.name: p.reflections_in_range() for p in self.patterns}
         seen = {ph.name for p in self.patterns for ph in p.phases}
         absent = [ph.name for ph in self.phases if ph.name in seen
@@ -303,7 +370,7 @@ class JointRefinement:
                               stacklevel=2)
                 continue
             _set(ph.group, names, True)
-        for key, its in (patterns or {}).items():
+        for key, its in patterns.items():
             targets = self.patterns if key == "*" else [self.pattern(key)]
             for p in targets:
                 names = self.pattern_names(p, its)
@@ -451,6 +518,22 @@ class JointRefinement:
         verbose : bool
             Print wRp after every stage.
         """
+        if isinstance(stages, (str, bytes, dict)) or not isinstance(stages, (list, tuple)) \
+                or not stages:
+            raise ValidationError(f"stages must be a non-empty list of (label, {{'structure': "
+                                  f"[...], 'pattern': [...]}}), got {stages!r:.80}")
+        for i, stage in enumerate(stages):
+            if not (isinstance(stage, (list, tuple)) and len(stage) == 2
+                    and isinstance(stage[1], dict)):
+                raise ValidationError(f"stages[{i}] must be (label, {{'structure': [...], "
+                                      f"'pattern': [...]}}), got {stage!r:.80}")
+            bad = [k for k in stage[1] if k not in ("structure", "pattern")]
+            if bad:
+                raise UnknownNameError(f"stages[{i}]: unknown keys {bad}; expected 'structure' "
+                                       "and/or 'pattern'")
+            for k, v in stage[1].items():
+                _items(v, f"stages[{i}][{k!r}]")
+        verbose = check_bool(verbose, "verbose")
         self.initialize()
         st: list[str] = []
         pt: list[str] = []
@@ -476,6 +559,8 @@ class JointRefinement:
     # -- results ----------------------------------------------------------------------------------
     def calculate(self, name: str | None = None):
         """Calculated pattern(s) at the fit points with per-reflection information."""
+        if name is not None:
+            self.pattern(name)  # an UnknownNameError listing the patterns
         vals = self.group.values()
         out = {}
         for p, idx in zip(self.patterns, self._index()):
@@ -515,6 +600,8 @@ class JointRefinement:
         ``xray.PbSO4.D11`` ...
         """
         self._check_fitted("parameters")
+        if structure_prefix is not None:
+            structure_prefix = check_bool(structure_prefix, "structure_prefix")
         if structure_prefix is None:
             structure_prefix = len(self.phases) > 1
         r = self.result_
@@ -689,11 +776,18 @@ class JointRefinement:
         import matplotlib.pyplot as plt
 
         p = self.patterns[0] if name is None else self.pattern(name)
+        sqrt = check_bool(sqrt, "sqrt")
+        if not isinstance(hkl, (bool, np.bool_)):
+            from .._validation import check_int
+            hkl = check_int(hkl, "hkl (True, False or the most labels per phase)", minimum=0)
+        if ax is not None and not callable(getattr(ax, "plot", None)):
+            raise ArgumentTypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
         if magnify is not None:
-            if (not isinstance(magnify, (tuple, list)) or len(magnify) != 2
-                    or not float(magnify[1]) > 0):
+            if not isinstance(magnify, (tuple, list)) or len(magnify) != 2:
                 raise ValidationError(f"magnify must be (two_theta, factor > 0), got "
                                       f"{magnify!r}")
+            check_float(magnify[0], "magnify two_theta", minimum=0.0, maximum=180.0)
+            check_float(magnify[1], "magnify factor", minimum=0.0, low_open=True)
         y, info = self.calculate(p.name)
         if ax is None:
             fig, ax = plt.subplots(figsize=(10, 5))
@@ -801,8 +895,8 @@ def bragg_r(p: PowderPattern, y: np.ndarray, info: dict) -> tuple[float, dict]:
 
 def constrain_fractions(p: PowderPattern, total: float = 1.0) -> None:
     """Tie the last phase fraction of ``p`` to ``total - Σ others`` (nothing for one phase)."""
-    if not np.isfinite(total) or total <= 0:
-        raise ValidationError(f"total must be a positive number, got {total!r}")
+    total = check_float(total, "total (the sum of the phase fractions)", minimum=0.0,
+                        low_open=True)
     if len(p.phases) < 2:
         return
     names = [f"{ph.name}.fraction" for ph in p.phases]

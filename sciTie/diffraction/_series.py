@@ -84,6 +84,17 @@ class SeriesTie:
     above: float | None = None
     below: float | None = None
 
+    def __post_init__(self) -> None:  # input checks (issue 12)
+        from .._validation import check_float
+        for what in ("slot", "to"):
+            if not isinstance(getattr(self, what), str):
+                raise ValidationError(f"SeriesTie {what} must be a slot name (str), got "
+                                      f"{getattr(self, what)!r}")
+        check_float(self.scale, "SeriesTie scale")
+        check_float(self.offset, "SeriesTie offset")
+        for what in ("above", "below"):
+            check_float(getattr(self, what), f"SeriesTie {what}", allow_none=True)
+
     def applies(self, temperature: float) -> bool:
         """Whether the tie holds at ``temperature``."""
         if self.above is not None and not temperature > self.above:
@@ -150,6 +161,12 @@ class SeriesRecipe:
         for t in self.ties:
             if not isinstance(t, SeriesTie):
                 raise ValidationError(f"ties: expected SeriesTie objects, got {t!r}")
+        import inspect
+        known = set(inspect.signature(PowderPattern).parameters) - {"data", "phases", "name"}
+        bad = sorted(set(self.pattern_options) - known)
+        if bad:
+            raise ValidationError(f"pattern_options: unknown PowderPattern options {bad}; "
+                                  f"expected some of {sorted(known)}")
 
     @property
     def final_stage(self):
@@ -282,6 +299,9 @@ def refine_one(spec: PatternSpec, recipe: SeriesRecipe, start: dict | None = Non
         difference_stderr, chi2_tied, chi2_free}`` (``difference`` = slot - (scale·to +
         offset) in the untied fit).
     """
+    if not isinstance(spec, PatternSpec) or not isinstance(recipe, SeriesRecipe):
+        raise ValidationError(f"refine_one takes a PatternSpec and a SeriesRecipe, got "
+                              f"{type(spec).__name__} and {type(recipe).__name__}")
     t0 = time.perf_counter()
     ref = build_refinement(spec, recipe)
     _fit(ref, recipe, start)
@@ -354,6 +374,8 @@ def tie_transition(ds: xr.Dataset, tie: str, *, alpha: float = 0.01,
 def specs_from_dataset(ds: xr.Dataset) -> list[PatternSpec]:
     """Pattern specs from a series Dataset (``intensity`` on ``(pattern, two_theta)`` with a
     ``variance`` coordinate, ``temperature`` and optionally ``file`` on ``pattern``)."""
+    if not isinstance(ds, xr.Dataset):
+        raise ValidationError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
     if "intensity" not in ds or "variance" not in ds.coords or "temperature" not in ds.coords:
         raise ValidationError("ds: expected 'intensity' (pattern, two_theta), a 'variance' "
                               "coordinate and a 'temperature' coordinate")
@@ -372,6 +394,11 @@ def _check_specs(specs) -> list[PatternSpec]:
     if not specs or not all(isinstance(s, PatternSpec) for s in specs):
         raise ValidationError("specs: give a non-empty list of PatternSpec (see "
                               "specs_from_dataset)")
+    for s in specs:
+        if not isinstance(s.label, str) or isinstance(s.temperature, (bool, str)) \
+                or not np.isfinite(s.temperature):
+            raise ValidationError(f"specs: each pattern needs a str label and a finite "
+                                  f"temperature, got {s.label!r} at {s.temperature!r}")
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ValidationError(f"specs: pattern labels must be unique, got {labels}")
@@ -544,6 +571,8 @@ class SequentialRefinement:
             raise ValidationError(f"mode must be 'previous' or 'start', got {self.mode!r}")
         if not (isinstance(self.n_jobs, int) and self.n_jobs >= 1):
             raise ValidationError(f"n_jobs must be a positive int, got {self.n_jobs!r}")
+        if not isinstance(self.tie_test, (bool, np.bool_)):
+            raise ValidationError(f"tie_test must be True or False, got {self.tie_test!r}")
         return specs
 
     def fit(self, *, client=None) -> "SequentialRefinement":

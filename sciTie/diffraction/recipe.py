@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..core.summary import RunSummary
-from ..errors import SciTieError
+from ..errors import FitWarning, SciTieError
 from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
 from ._refine import STAGES, JointRefinement
 
@@ -166,6 +166,53 @@ def _is_series(recipe: Recipe) -> bool:
     return s["data"]["dataset"] == "cucr2o4-seq" or bool(s["series"]["files"])
 
 
+def _phase_key(recipe: Recipe, k: int) -> str:
+    """Recipe key of the k-th phase (quick-form phases come after the [[phases]] tables)."""
+    n = len(recipe.settings["phases"])
+    return f"phases[{k}].cif" if k < n else "data.cif"
+
+
+def _pattern_key(recipe: Recipe, k: int, field: str = "") -> str:
+    """Recipe key of the k-th pattern (quick-form patterns come after [[patterns]])."""
+    n = len(recipe.settings["patterns"])
+    if k >= n:
+        return {"file": "data.pattern", "instrument": "data.instrument"}.get(field,
+                                                                             "data.pattern")
+    return f"patterns[{k}]" + (f".{field}" if field else "")
+
+
+def _build_phases(recipe: Recipe) -> list:
+    """The recipe's phases read from their CIFs; an unreadable CIF or a duplicate phase name
+    is a RecipeError naming the recipe key (and, in the message, the CIF file and line)."""
+    from ._crystal import Phase
+
+    phases = []
+    for k, p in enumerate(_phases_and_patterns(recipe)[0]):
+        key = _phase_key(recipe, k)
+        path = recipe.resolve(p["cif"], key)
+        try:
+            phases.append(Phase.from_cif(path, block=p["block"] or 0, name=p["name"]))
+        except (SciTieError, OSError) as exc:
+            raise recipe.error(f"{key}: {exc}", key) from None
+    names = [ph.name for ph in phases]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise recipe.error(f"phases: two phases are named {dup}; give each a distinct 'name'",
+                           "phases")
+    return phases
+
+
+def _read_data(recipe: Recipe, path: Path, key: str):
+    """A data file (GSAS STD/ESD/FXYE or xy(e)); reader errors name the recipe key too."""
+    from ._io import read_gsas_std, read_xye
+
+    try:
+        return read_xye(path) if path.suffix.lower() in (".xye", ".xy", ".dat", ".txt") \
+            else read_gsas_std(path)
+    except (SciTieError, OSError) as exc:
+        raise recipe.error(f"{key}: {exc}", key) from None
+
+
 def _phases_and_patterns(recipe: Recipe) -> tuple[list[dict], list[dict]]:
     """Phase and pattern tables, the quick form (data.cif / data.pattern) expanded."""
     s = recipe.settings
@@ -192,18 +239,12 @@ def _pattern_names(recipe: Recipe) -> list[str]:
 
 
 def _phase_names(recipe: Recipe) -> list[str]:
-    from ._crystal import Phase
-
     d = recipe.settings["data"]["dataset"]
     if d == "pbso4":
         return ["PbSO4"]
     if d == "diffraction-synthetic":
         return ["TiO2"]
-    out = []
-    for k, ph in enumerate(_phases_and_patterns(recipe)[0]):
-        out.append(ph["name"] or Phase.from_cif(recipe.resolve(ph["cif"], f"phases[{k}].cif"),
-                                                block=ph["block"] or 0).name)
-    return out
+    return [ph.name for ph in _build_phases(recipe)]
 
 
 def _series_has_tie(recipe: Recipe) -> bool:
@@ -237,6 +278,19 @@ def check(recipe: Recipe) -> None:
                                "both", "data.dataset")
         if s["data"]["path"]:
             recipe.resolve(s["data"]["path"], "data.path")
+        # a known dataset runs its published protocol: settings it would not use are refused
+        # rather than silently ignored
+        unused = [k for k, v in (("stages", s["stages"]), ("model.ties", s["model"]["ties"]),
+                                 ("series.ties", s["series"]["ties"])) if v]
+        if unused:
+            raise recipe.error(f"data.dataset = {s['data']['dataset']!r} runs its published "
+                               f"protocol, which does not use {', '.join(unused)}; remove "
+                               f"{'them' if len(unused) > 1 else 'it'}, or describe the phases "
+                               "and patterns yourself", unused[0])
+        rng = s["series"]["fit_range"]
+        if rng is not None and (len(rng) != 2 or not 0 < rng[0] < rng[1] < 180):
+            raise recipe.error(f"series.fit_range must be [lo, hi] with 0 < lo < hi < 180, got "
+                               f"{rng}", "series.fit_range")
         return
     if not phases:
         raise recipe.error("no phases: add [[phases]] with a cif (or data.cif), or name a "
@@ -244,7 +298,7 @@ def check(recipe: Recipe) -> None:
     if not patterns:
         raise recipe.error("no patterns: add [[patterns]] (or data.pattern)", "patterns")
     for k, ph in enumerate(phases):
-        recipe.resolve(ph["cif"], f"phases[{k}].cif")
+        recipe.resolve(ph["cif"], _phase_key(recipe, k))
     series = bool(s["series"]["files"])
     if series and len(patterns) != 1:
         raise recipe.error("a series takes one [[patterns]] entry: the template every file "
@@ -253,9 +307,9 @@ def check(recipe: Recipe) -> None:
         if not series and not p["file"]:
             raise recipe.error(f"patterns[{k}] has no file", "patterns")
         if p["file"] and not series:
-            recipe.resolve(p["file"], "patterns.file")
+            recipe.resolve(p["file"], _pattern_key(recipe, k, "file"))
         if p["instrument"]:
-            recipe.resolve(p["instrument"], "patterns.instrument")
+            recipe.resolve(p["instrument"], _pattern_key(recipe, k, "instrument"))
     if series:
         files = _series_files(recipe)
         T = s["series"]["temperatures"]
@@ -265,6 +319,76 @@ def check(recipe: Recipe) -> None:
     if s["series"]["mode"] == "parametric" and not series and s["data"]["dataset"] != \
             "cucr2o4-seq":
         raise recipe.error("series.mode = 'parametric' needs series.files", "series.mode")
+    if s["series"]["mode"] == "parametric" and series and not s["series"]["laws"]:
+        raise recipe.error("series.mode = 'parametric' needs series.laws {slot = expression "
+                           "in T}", "series.laws")
+    # everything the fit will use is built now (cheap next to the fit): a bad file, option,
+    # tie or stage item is reported with its recipe key before any work starts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        if series:
+            _check_series(recipe)
+        else:
+            ref = _joint(recipe)
+            _check_stages(recipe, ref, _stages(recipe), cumulative=True)
+
+
+def _check_stages(recipe: Recipe, ref: JointRefinement, stages, *, cumulative: bool) -> None:
+    """Every stage names items the refinement has, and frees at least one parameter."""
+    st: list[str] = []
+    pt: list[str] = []
+    key = "stages" if recipe.settings["stages"] else None
+    for k, (label, spec) in enumerate(stages):
+        if cumulative:
+            st, pt = st + list(spec.get("structure", ())), pt + list(spec.get("pattern", ()))
+        else:
+            st, pt = list(spec.get("structure", ())), list(spec.get("pattern", ()))
+        try:
+            ref.set_refined(structure=st, patterns={"*": pt})
+        except SciTieError as exc:
+            raise recipe.error(f"stages[{k}] ({label}): {exc}", key and f"stages[{k}]") from None
+        if ref.group.n_free == 0:
+            raise recipe.error(f"stages[{k}] ({label}) refines nothing: list structure and/or "
+                               "pattern items", key and f"stages[{k}]")
+
+
+def _check_series(recipe: Recipe) -> None:
+    """The series template on its first file: stages, ties and laws name real slots."""
+    from ._parametric import _law_parts
+    from ._series import build_refinement
+
+    specs, rec, laws = _series_setup(recipe)
+    labels = [sp.label for sp in specs]
+    dup = sorted({n for n in labels if labels.count(n) > 1})
+    if dup:
+        raise recipe.error(f"series.files: patterns {dup} appear more than once", "series.files")
+    try:
+        ref = build_refinement(specs[0], rec, ties=[])
+    except SciTieError as exc:
+        raise recipe.error(f"patterns[0]: {exc}", "patterns") from None
+    stages = [(lab, {"structure": st, "pattern": pt}) for lab, st, pt in rec.stages]
+    _check_stages(recipe, ref, stages, cumulative=False)
+    slots = set(ref.group.slot_names)
+    for k, t in enumerate(rec.ties):
+        bad = [n for n in (t.slot, t.to) if n not in slots]
+        if bad:
+            raise recipe.error(f"series.ties[{k}]: {bad} are not slots of a pattern's "
+                               f"refinement; slots: {', '.join(ref.group.slot_names)}",
+                               "series.ties")
+    try:  # a tie onto a slot the symmetry already ties, or a cycle, fails only when applied
+        build_refinement(specs[0], rec, ties=list(rec.ties))
+    except SciTieError as exc:
+        raise recipe.error(f"series.ties: {exc}", "series.ties") from None
+    for slot, law in laws.items():
+        if slot not in slots:
+            raise recipe.error(f"series.laws: {slot!r} is not a slot of a pattern's "
+                               f"refinement; slots: {', '.join(ref.group.slot_names)}",
+                               "series.laws")
+        if isinstance(law, str):
+            try:
+                _law_parts(law, "T", slot)
+            except SciTieError as exc:
+                raise recipe.error(f"series.laws: {exc}", "series.laws") from None
 
 
 def _series_files(recipe: Recipe) -> list[Path]:
@@ -312,7 +436,6 @@ def summarize_joint(ref: JointRefinement, name: str, dataset: str, seconds: floa
 
 
 def _joint(recipe: Recipe) -> JointRefinement:
-    from ._crystal import Phase
     from .data import load_synthetic, pbso4_refinement, synthetic_refinement
 
     s = recipe.settings
@@ -321,16 +444,17 @@ def _joint(recipe: Recipe) -> JointRefinement:
         return pbso4_refinement(recipe.resolve(d["path"], "data.path") if d["path"] else None)
     if d["dataset"] == "diffraction-synthetic":
         return synthetic_refinement(load_synthetic(d["seed"]))
-    phases_t, patterns_t = _phases_and_patterns(recipe)
-    phases = [Phase.from_cif(recipe.resolve(p["cif"], f"phases[{k}].cif"),
-                             block=p["block"] or 0, name=p["name"])
-              for k, p in enumerate(phases_t)]
+    _, patterns_t = _phases_and_patterns(recipe)
+    phases = _build_phases(recipe)
     by_name = {ph.name: ph for ph in phases}
     patterns = []
     for k, p in enumerate(patterns_t):
-        patterns.append(_pattern(recipe, p, k, by_name, recipe.resolve(p["file"],
-                                                                       "patterns.file")))
-    ref = JointRefinement(phases, patterns)
+        key = _pattern_key(recipe, k, "file")
+        patterns.append(_pattern(recipe, p, k, by_name, recipe.resolve(p["file"], key)))
+    try:
+        ref = JointRefinement(phases, patterns)
+    except SciTieError as exc:
+        raise recipe.error(f"patterns: {exc}", "patterns") from None
     if s["model"]["constrain_fractions"]:
         ref.constrain_fractions()
     if s["model"]["ties"]:
@@ -347,8 +471,13 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
 
     opts: dict[str, Any] = {}
     if p["instrument"]:
-        opts = instrument_options(read_gsas_prm(recipe.resolve(p["instrument"],
-                                                                "patterns.instrument")))
+        key = _pattern_key(recipe, k, "instrument")
+        try:
+            opts = instrument_options(read_gsas_prm(recipe.resolve(p["instrument"], key)))
+        except (SciTieError, OSError) as exc:
+            if getattr(exc, "key", None) == key:  # already a RecipeError about this key
+                raise
+            raise recipe.error(f"{key}: {exc}", key) from None
     prof = dict(opts.get("profile", {}))
     prof.update(p["profile"] or {})
     for key in ("radiation", "geometry", "radius", "lam1", "lam2", "ratio", "polarization"):
@@ -356,7 +485,8 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
             opts[key] = p[key]
     if p["fit_range"] is not None:
         if len(p["fit_range"]) != 2:
-            raise recipe.error("fit_range must be [lo, hi]", f"patterns[{k}].fit_range")
+            raise recipe.error(f"fit_range must be [lo, hi], got {p['fit_range']}",
+                               _pattern_key(recipe, k, "fit_range"))
         opts["fit_range"] = tuple(p["fit_range"])
     if p["exclude"]:
         opts["exclude"] = [tuple(r) for r in p["exclude"]]
@@ -364,7 +494,7 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
                if n not in phase_names]
     if unknown:
         raise recipe.error(f"unknown phases {unknown}; phases: {list(phase_names)}",
-                           f"patterns[{k}]")
+                           _pattern_key(recipe, k))
     opts.update(profile=prof, n_background=p["n_background"],
                 background_peaks=[tuple(b) for b in p["background_peaks"]],
                 phase_values=p["phase_values"], strain_axis=p["strain_axis"],
@@ -383,13 +513,14 @@ def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
     missing = [n for n in names if n not in by_name]
     if missing:
         raise recipe.error(f"patterns[{k}].phases names {missing}, which are not phases "
-                           f"({list(by_name)})", "patterns.phases")
+                           f"({list(by_name)})", _pattern_key(recipe, k, "phases"))
     opts = _pattern_options(recipe, p, k, names)
+    data = _read_data(recipe, file, _pattern_key(recipe, k, "file"))
     try:
-        return PowderPattern.from_files(file, None, [by_name[n] for n in names], name=p["name"],
-                                        **opts)
+        return PowderPattern(data, [by_name[n] for n in names], name=p["name"], **opts)
     except SciTieError as exc:
-        raise recipe.error(f"patterns[{k}]: {exc}", "patterns") from None
+        raise recipe.error(f"patterns[{k}] ({p['name']!r}): {exc}", _pattern_key(recipe, k)) \
+            from None
 
 
 def _stages(recipe: Recipe):
@@ -421,7 +552,6 @@ def _run_joint(recipe: Recipe) -> RunSummary:
 
 def _series_setup(recipe: Recipe):
     """Specs, recipe, laws and a label for the series the recipe describes."""
-    from ._crystal import Phase
     from ._series import PatternSpec, SeriesRecipe, SeriesTie, specs_from_dataset
     from .data import CUCR2O4_LAWS, _temperature, cucr2o4_recipe, load_cucr2o4_seq
 
@@ -439,32 +569,34 @@ def _series_setup(recipe: Recipe):
             rec.max_nfev = s["fit"]["max_nfev"]
         laws = ser["laws"] or dict(CUCR2O4_LAWS)
         return specs_from_dataset(ds), rec, laws
-    from ._io import read_gsas_std, read_xye
-
-    phases_t, patterns_t = _phases_and_patterns(recipe)
-    phases = [Phase.from_cif(recipe.resolve(p["cif"], f"phases[{k}].cif"),
-                             block=p["block"] or 0, name=p["name"])
-              for k, p in enumerate(phases_t)]
+    _, patterns_t = _phases_and_patterns(recipe)
+    phases = _build_phases(recipe)
     template = patterns_t[0]
     opts = _pattern_options(recipe, template, 0, [ph.name for ph in phases])
     files = _series_files(recipe)
     if ser["patterns"]:
         files = files[:ser["patterns"]]
-    temps = ser["temperatures"] or [_temperature(f) for f in files]
+    try:
+        temps = ser["temperatures"] or [_temperature(f) for f in files]
+    except (SciTieError, OSError) as exc:
+        raise recipe.error(f"series.temperatures not given, and {exc}",
+                           "series.files") from None
     specs = []
     for f, T in zip(files, temps):
-        data = read_xye(f) if f.suffix.lower() in (".xye", ".xy", ".dat", ".txt") \
-            else read_gsas_std(f)
+        data = _read_data(recipe, f, "series.files")
         specs.append(PatternSpec(f.stem, float(T), data["two_theta"].values, data.values,
                                  data["variance"].values, str(f)))
     stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
               for lab, spec in _stages(recipe)]
     ties = [SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
                       above=t["above"], below=t["below"]) for t in ser["ties"]]
-    rec = SeriesRecipe(phases=phases, pattern_options=opts, stages=stages,
-                       continue_stages=min(ser["continue_stages"], len(stages)),
-                       constrain_fractions=s["model"]["constrain_fractions"], ties=ties,
-                       max_nfev=s["fit"]["max_nfev"] or 300)
+    try:
+        rec = SeriesRecipe(phases=phases, pattern_options=opts, stages=stages,
+                           continue_stages=min(ser["continue_stages"], len(stages)),
+                           constrain_fractions=s["model"]["constrain_fractions"], ties=ties,
+                           max_nfev=s["fit"]["max_nfev"] or 300)
+    except SciTieError as exc:
+        raise recipe.error(f"series: {exc}", "series") from None
     return specs, rec, dict(ser["laws"])
 
 

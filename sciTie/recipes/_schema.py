@@ -61,19 +61,27 @@ def line_of(text: str | None, key: str) -> int | None:
         return None
     parts = key.split(".")
     table: list[str] = []
+    indexed: list[str] = []     # the same path with ``[k]`` on an array-of-tables entry
+    seen: dict[str, int] = {}
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         m = re.match(r"^\[\[?\s*([^\]]+?)\s*\]\]?", line)
         if m:
             table = [p.strip().strip('"') for p in m.group(1).split(".")]
-            if table == parts:
+            indexed = list(table)
+            if line.startswith("[["):
+                name = ".".join(table)
+                seen[name] = seen.get(name, -1) + 1
+                indexed[-1] += f"[{seen[name]}]"
+            if parts in (table, indexed):
                 return n
             continue
         m = re.match(r'^("?)([A-Za-z0-9_\-.]+)\1\s*=', line)
         if m:
-            here = table + m.group(2).split(".")
-            if here == parts or (len(parts) > len(here) and parts[:len(here)] == here):
-                return n
+            for path in (indexed, table):
+                here = path + m.group(2).split(".")
+                if here == parts or (len(parts) > len(here) and parts[:len(here)] == here):
+                    return n
     return None
 
 
