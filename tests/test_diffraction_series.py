@@ -88,6 +88,24 @@ def test_block_covariance_is_the_inverse_normal_matrix():
                                rtol=1e-8, atol=1e-12)
 
 
+def test_undetermined_shared_parameters_are_named_not_inverted():
+    from sciTie.diffraction._blockarrow import SingularSharedBlock
+    rng = np.random.default_rng(5)
+    Js, Jl, r = _random_blocks(rng)
+    # shared column 2 = 3 x column 0 in every pattern: only their combination is determined
+    Js = [np.column_stack([a[:, 0], a[:, 1], 3 * a[:, 0]]) for a in Js]
+    blocks = [pattern_blocks(a, b, c) for a, b, c in zip(Js, Jl, r)]
+    with pytest.raises(SingularSharedBlock) as info:
+        block_covariance(blocks)
+    assert info.value.undetermined == [0, 2]
+    # scaling alone is no reason: columns 1e8 apart still give numpy's inverse
+    Js2 = [a * np.array([1.0, 1e4, 1e-4]) for a in _random_blocks(rng)[0]]
+    blocks2 = [pattern_blocks(a, b, c) for a, b, c in zip(Js2, Jl, r)]
+    J2 = _stacked(Js2, Jl)
+    np.testing.assert_allclose(block_covariance(blocks2)[0], np.linalg.inv(J2.T @ J2)[:3, :3],
+                               rtol=1e-7)
+
+
 # -- synthetic series -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_series():

@@ -150,6 +150,36 @@ def dense_step(blocks: list[PatternBlocks], lam: float, D_s: np.ndarray,
     return delta[:p_s], out
 
 
+class SingularSharedBlock(np.linalg.LinAlgError):
+    """The Schur complement of the shared block is singular: some combination of the shared
+    parameters is not determined by the data. ``undetermined`` holds the indices (into the
+    shared block) that carry the null directions."""
+
+    def __init__(self, undetermined: list[int]):
+        super().__init__(f"shared parameters {undetermined} are not determined")
+        self.undetermined = undetermined
+
+
+def _inverse_or_raise(S: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """Inverse of the symmetric Schur complement, or :class:`SingularSharedBlock`.
+
+    Judged after scaling to unit diagonal, so that coefficients of very different sizes (a
+    T² term next to a constant) are not mistaken for undetermined ones.
+    """
+    S = 0.5 * (S + S.T)
+    d = np.diag(S).copy()
+    if not np.all(np.isfinite(S)) or np.any(d <= 0):
+        bad = np.flatnonzero(~(d > 0)) if np.any(d <= 0) else np.arange(len(d))
+        raise SingularSharedBlock([int(i) for i in bad])
+    scale = 1.0 / np.sqrt(d)
+    w, V = np.linalg.eigh(S * np.outer(scale, scale))
+    null = w <= rtol * len(w)
+    if null.any():
+        raise SingularSharedBlock([int(i) for i in
+                                   np.flatnonzero(np.abs(V[:, null]).max(axis=1) > 0.1)])
+    return (V * (scale[:, None] / w)) @ (V.T * scale)
+
+
 def block_covariance(blocks: list[PatternBlocks]):
     """Covariance ``(JᵀJ)⁻¹`` in blocks: shared, shared-local and local-local per pattern.
 
@@ -170,7 +200,7 @@ def block_covariance(blocks: list[PatternBlocks]):
         Wi = cho_solve(f, b.A_ls, check_finite=False)
         W.append(Wi)
         S -= b.A_ls.T @ Wi
-    C_ss = np.linalg.inv(S) if S.size else np.zeros((0, 0))
+    C_ss = _inverse_or_raise(S) if S.size else np.zeros((0, 0))
     C_sl, C_ll = [], []
     for b, f, Wi in zip(blocks, facs, W):
         if f is None:

@@ -21,8 +21,9 @@ import numpy as np
 
 from ..core import Expression, ParameterGroup, ResidualTerm, fit_least_squares
 from ..core.result import FitResult
-from ..errors import ConvergenceWarning, ValidationError
-from ._blockarrow import block_covariance, dense_step, pattern_blocks, schur_step
+from ..errors import ConvergenceWarning, IdentifiabilityWarning, ValidationError
+from ._blockarrow import (SingularSharedBlock, block_covariance, dense_step, pattern_blocks,
+                          schur_step)
 from ._pattern import PowderPattern
 from ._refine import JointRefinement, _set, constrain_fractions
 from ._series import (SeriesRecipe, SequentialRefinement, _check_specs,
@@ -552,7 +553,10 @@ class ParametricRefinement:
         ndata = int(sum(b.n for b in blocks))
         nfree = self._n_free
         redchi = chi2 / (ndata - nfree)
-        C_ss, C_sl, C_ll, W = block_covariance(blocks)
+        try:
+            C_ss, C_sl, C_ll, W = block_covariance(blocks)
+        except SingularSharedBlock as exc:
+            C_ss, C_sl, C_ll, W = self._undetermined(blocks, exc)
         C_ss, C_sl, C_ll = C_ss * redchi, [m * redchi for m in C_sl], [m * redchi for m in C_ll]
         G = root.tie_matrix(self._x).tocsr()
         slots = self._slots(self._x)
@@ -609,6 +613,22 @@ class ParametricRefinement:
                           "stderr": float(slot_err[c.select(f"laws.{n}")])}
                       for n in root["laws"].parameters}
         self._per_pattern_results(specs, slots, slot_err, redchi, ycalc)
+
+    def _undetermined(self, blocks, exc: SingularSharedBlock):
+        """No covariance when the laws are not all determined: warn naming the coefficients
+        and return NaN blocks (every esd then reads NaN, values stay)."""
+        free = self.group_.free_names
+        names = [free[self._shared[i]] for i in exc.undetermined]
+        warnings.warn(f"{type(self).__name__}: the data do not determine {names} (the normal "
+                      "matrix of the shared parameters is singular): no esds; give more "
+                      "patterns, or laws with fewer coefficients", IdentifiabilityWarning,
+                      stacklevel=4)
+        p_s = len(self._shared)
+        nan = np.full((p_s, p_s), np.nan)
+        C_sl = [np.full((p_s, b.A_ll.shape[0]), np.nan) for b in blocks]
+        C_ll = [np.full((b.A_ll.shape[0],) * 2, np.nan) for b in blocks]
+        W = [np.full((b.A_ll.shape[0], p_s), np.nan) for b in blocks]
+        return nan, C_sl, C_ll, W
 
     def _container_rows(self, k: int) -> np.ndarray:
         c = self.group_._compiled()
