@@ -308,3 +308,21 @@ def test_laws_sharing_coefficients_are_counted_together():
     with pytest.raises(ValidationError, match=r"4 coefficients \(d, e, m0, m1\) but only 3"):
         _check_enough_values(laws, {"b": {10.0, 20.0}, "c": {10.0}})
     _check_enough_values(laws, {"b": {10.0, 20.0}, "c": {10.0, 20.0}})  # 4 values: accepted
+
+
+def test_undetermined_law_coefficients_warn_and_keep_the_values():
+    from sciTie.errors import IdentifiabilityWarning
+    ds = make_synthetic_series(3, seed=1)
+    # a1 and a2 multiply the same T: only their sum is determined by the data
+    laws = {"TiO2.a": Law("a0 + a1*T + a2*T", start={"a0": 4.59, "a1": 1e-5, "a2": 1e-5}),
+            "TiO2.c": Law(SYNTHETIC_SERIES_LAWS["TiO2.c"][0])}
+    par = ParametricRefinement(specs_from_dataset(ds), synthetic_series_recipe(ds), laws=laws,
+                               start="initialize")
+    with pytest.warns(IdentifiabilityWarning, match=r"do not determine.*laws\.a1.*laws\.a2"):
+        par.fit()
+    assert np.isnan(par.laws_["a1"]["stderr"]) and np.isnan(par.laws_["c0"]["stderr"])
+    # the law's values still reach the per-pattern results, each one the law at its T
+    a = par.series_["value"].sel(param="TiO2.a").values
+    T = par.series_["temperature"].values
+    coef = {k: v["value"] for k, v in par.laws_.items()}
+    np.testing.assert_allclose(a, coef["a0"] + (coef["a1"] + coef["a2"]) * T, rtol=1e-12)

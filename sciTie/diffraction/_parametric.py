@@ -645,9 +645,11 @@ class ParametricRefinement:
             pre = f"{label}."
             rows, cov = self._pattern_cov[k]
             names = [c.names[i][len(pre):] for i in rows]
+            # free slots, and constrained ones that move with the fit (esd > 0, or NaN when
+            # the laws are not all determined); not those tied to fixed values (esd 0)
             refined = [n for n, i in zip(names, rows)
                        if n != self.variable and (c.kind[i] == 0 or (c.kind[i] != 1
-                                                                      and slot_err[i] > 0))]
+                                                                      and not slot_err[i] <= 0))]
             y = ycalc[k]
             st = pattern_statistics(pat.obs, y, pat.sigma, 0)
             calc = np.full(spec.two_theta.shape, np.nan)
