@@ -25,8 +25,10 @@ import statistics
 import time
 
 import numpy as np
-import psutil
 from hmmlearn.base import ConvergenceMonitor
+
+from _dask_bench import (bytes_sent, compute_seconds, local_client, process_cpu, task_overhead,
+                         tree_shape, workers_cpu)
 
 from sciTie.hmm import TiedGaussianHMM
 from sciTie.hmm import _distributed as dist
@@ -82,61 +84,21 @@ def rel(a, b) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(a)))
 
 
-def tree_shape(n: int, fan: int) -> tuple[int, int]:
-    """Number of reduction tasks and depth of the tree that sums ``n`` parts."""
-    tasks = depth = 0
-    while n > 1:
-        n = -(-n // fan)
-        tasks += n
-        depth += 1
-    return tasks, depth
-
-
-def _process_cpu() -> float:
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
-
-
-def _noop(x):
-    return x
-
-
 def cluster_run(n_workers, X, lengths, K, D, iters, start, profiler=True):
     """Fit on a fresh LocalCluster; return the model and the measured quantities."""
-    import dask
     import distributed
 
-    with dask.config.set({"distributed.worker.profile.enabled": profiler}), \
-            distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
+    with local_client(n_workers, profiler) as client:
         # warm-up: imports and compiled kernels loaded on every worker, outside the timing
         new_model(K, D, 1, start).fit(X[:2000], [2000], client=client)
-        # scheduler + round-trip overhead per task (no-op tasks)
-        distributed.wait(client.map(_noop, range(100), pure=False))
-        here = psutil.Process()
-        cpu0 = here.cpu_times()
-        t0 = time.perf_counter()
-        distributed.wait(client.map(_noop, range(100, 500), pure=False))
-        t_task = (time.perf_counter() - t0) / 400
-        cpu1 = here.cpu_times()
-        # CPU of the client process (client + scheduler) per task: the serial part
-        t_task_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 400
-        sent0 = sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total
-                               ).values())
-        w0 = sum(client.run(_process_cpu).values())
-        c0 = here.cpu_times()
+        t_task, t_task_cpu = task_overhead(client)
+        sent0, w0, c0 = bytes_sent(client), workers_cpu(client), process_cpu()
         model = new_model(K, D, iters, start)
         with distributed.get_task_stream(client) as stream:
             model.fit(X, lengths, client=client)
-        c1 = here.cpu_times()
-        worker_cpu = (sum(client.run(_process_cpu).values()) - w0) / iters
-        client_cpu = (c1.user + c1.system - c0.user - c0.system) / iters
-        sent = sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total
-                              ).values()) - sent0
-
-    def compute_seconds(rec):
-        return sum(s["stop"] - s["start"] for s in rec["startstops"] if s["action"] == "compute")
+        client_cpu = (process_cpu() - c0) / iters
+        worker_cpu = (workers_cpu(client) - w0) / iters
+        sent = bytes_sent(client) - sent0
 
     esteps = [t for t in stream.data if str(t["key"][0]).startswith("hmm-estep-")
               and "-map-" in str(t["key"][0])]

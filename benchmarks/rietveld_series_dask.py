@@ -32,7 +32,9 @@ import time
 import warnings
 
 import numpy as np
-import psutil
+
+from _dask_bench import (bytes_sent, compute_seconds, local_client, process_cpu, task_overhead,
+                         tree_shape, workers_cpu)
 
 from sciTie.diffraction import ParametricRefinement, specs_from_dataset
 from sciTie.diffraction import _series_dask as sd
@@ -59,16 +61,12 @@ class TimedRefinement(ParametricRefinement):
         def timed_start():
             start()
             marks["here"] = time.process_time()
-            marks["workers"] = _workers_cpu(client)
+            marks["workers"] = workers_cpu(client)
 
         engine.start = timed_start
         super()._solve(engine)
         self.solve_cpu_ = time.process_time() - marks["here"]
-        self.solve_workers_cpu_ = _workers_cpu(client) - marks["workers"]
-
-
-def _workers_cpu(client) -> float:
-    return 0.0 if client is None else float(sum(client.run(_process_cpu).values()))
+        self.solve_workers_cpu_ = workers_cpu(client) - marks["workers"]
 
 
 def refinement(specs, iters):
@@ -91,25 +89,6 @@ def per_iteration(par) -> float:
 def rel(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a), 1e-300)))
-
-
-def tree_shape(n: int, fan: int) -> tuple[int, int]:
-    """Number of reduction tasks and depth of the tree that sums ``n`` parts."""
-    tasks = depth = 0
-    while n > 1:
-        n = -(-n // fan)
-        tasks += n
-        depth += 1
-    return tasks, depth
-
-
-def _process_cpu() -> float:
-    t = psutil.Process().cpu_times()
-    return t.user + t.system
-
-
-def _noop(x):
-    return x
 
 
 def nbytes(obj) -> int:
@@ -190,38 +169,19 @@ def pattern_costs(par, reps: int = 3) -> dict:
 
 
 def cluster_run(n_workers, specs, iters, profiler=True):
-    import dask
     import distributed
 
-    with dask.config.set({"distributed.worker.profile.enabled": profiler}), \
-            distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                     dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
+    with local_client(n_workers, profiler) as client:
         fit(specs[:3], 1, client)  # warm-up: imports and compiled kernels on the workers
-        distributed.wait(client.map(_noop, range(100), pure=False))
-        here = psutil.Process()
-        c0 = here.cpu_times()
-        t0 = time.perf_counter()
-        distributed.wait(client.map(_noop, range(100, 500), pure=False))
-        t_task = (time.perf_counter() - t0) / 400
-        c1 = here.cpu_times()
-        t_task_cpu = (c1.user + c1.system - c0.user - c0.system) / 400
-        sent0 = sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total
-                               ).values())
-        w0 = sum(client.run(_process_cpu).values())
-        c0 = here.cpu_times()
+        t_task, t_task_cpu = task_overhead(client)
+        sent0, w0, c0 = bytes_sent(client), workers_cpu(client), process_cpu()
         t0 = time.perf_counter()
         with distributed.get_task_stream(client) as stream:
             par = fit(specs, iters, client)
         wall = time.perf_counter() - t0
-        c1 = here.cpu_times()
-        worker_cpu = sum(client.run(_process_cpu).values()) - w0
-        client_cpu = c1.user + c1.system - c0.user - c0.system
-        sent = sum(client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total
-                              ).values()) - sent0
-
-    def compute_seconds(rec):
-        return sum(s["stop"] - s["start"] for s in rec["startstops"] if s["action"] == "compute")
+        client_cpu = process_cpu() - c0
+        worker_cpu = workers_cpu(client) - w0
+        sent = bytes_sent(client) - sent0
 
     def tasks(prefix, part=""):
         return [t for t in stream.data if str(t["key"][0]).startswith(prefix)
