@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_input_cases import cases, check
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,23 +31,6 @@ from sciTie.provenance import provenance
 hmm = pytest.importorskip("sciTie.hmm")
 from sciTie.hmm import _forward_backward as fb_module  # noqa: E402
 from sciTie.hmm.data import read_year_counts  # noqa: E402
-
-
-def cases(table):
-    """Parametrise a table of ``(call, exception, fragment, ...)`` with readable ids."""
-    out = []
-    for i, row in enumerate(table):
-        label = "".join(c if c.isalnum() else "_" for c in str(row[-1]))[:40].strip("_")
-        out.append(pytest.param(*row, id=f"{i:03d}-{label}"))
-    return out
-
-
-def check(call, exc, fragment):
-    """``call()`` raises ``exc`` whose message contains ``fragment``."""
-    with pytest.raises(exc) as info:
-        call()
-    assert fragment in str(info.value), f"{fragment!r} not in message: {info.value}"
-    return info.value
 
 
 # ================================================================== core: parameters

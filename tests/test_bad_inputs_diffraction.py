@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_input_cases import cases, check
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,23 +25,6 @@ from sciTie.diffraction import (Atom, JointRefinement, PatternSpec, Phase, Powde
 from sciTie.diffraction.data import _SYN_INSTRUMENT, synthetic_phase
 from sciTie.errors import (ArgumentTypeError, DataFormatError, FitWarning, OutputExistsError,
                            RecipeError, UnknownNameError, ValidationError)
-
-
-def cases(table):
-    """Parametrise a table of ``(..., fragment)`` rows with readable ids."""
-    out = []
-    for i, row in enumerate(table):
-        label = "".join(c if c.isalnum() else "_" for c in str(row[-1]))[:40].strip("_")
-        out.append(pytest.param(*row, id=f"{i:03d}-{label}"))
-    return out
-
-
-def check(call, exc, fragment):
-    """``call()`` raises ``exc`` whose message contains ``fragment``."""
-    with pytest.raises(exc) as info:
-        call()
-    assert fragment in str(info.value), f"{fragment!r} not in message: {info.value}"
-    return info.value
 
 
 # ================================================================== data files, by hand
