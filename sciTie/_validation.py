@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import ArgumentTypeError, ValidationError
+from .errors import ArgumentTypeError, UnknownNameError, ValidationError
 
 __all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_str",
            "check_random_state", "check_array"]
@@ -87,6 +87,25 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     if not isinstance(value, (str, type(None))) or value not in options:
         shown = ", ".join(repr(c) for c in options)
         raise ValidationError(f"{name} must be one of {shown}; got {value!r}")
+    return value
+
+
+def check_mapping(value: Any, name: str, known: Iterable[str], *, what: str = "keys",
+                  example: str = "{...}") -> dict:
+    """``value`` as a dict (``{}`` for None) whose keys are all among ``known``.
+
+    ``what`` names the keys in the message ("keys", "phases", "patterns"); ``example``
+    shows the expected form.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ArgumentTypeError(f"{name} must be a dict such as {example}, got "
+                                f"{type(value).__name__}")
+    options = list(known)
+    unknown = [k for k in value if k not in options]
+    if unknown:
+        raise UnknownNameError(f"{name}: unknown {what} {unknown}; expected some of {options}")
     return value
 
 

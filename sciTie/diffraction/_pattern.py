@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .._validation import check_bool, check_float, check_int
+from .._validation import check_bool, check_float, check_int, check_mapping
 from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from ._crystal import (ATOM_PARAMS, CELL_NAMES, Phase, cell_volume, check_scattering_table,
@@ -317,14 +317,7 @@ class PowderPattern:
         self.background_peaks = self._check_background_peaks(background_peaks)
         prof = {"U": 2.0, "V": -2.0, "W": 5.0, "P": 0.0, "X": 0.0, "Y": 0.0, "SL": 0.0,
                 "HL": 0.0, "zero": 0.0}
-        profile = {} if profile is None else profile
-        if not isinstance(profile, dict):
-            raise ArgumentTypeError(f"profile must be a dict such as {{'U': 2.0, 'W': 5.0}}, "
-                                    f"got {type(profile).__name__}")
-        unknown = [k for k in profile if k not in prof]
-        if unknown:
-            raise UnknownNameError(f"profile: unknown keys {unknown}; expected some of "
-                                   f"{list(prof)}")
+        profile = check_mapping(profile, "profile", prof, example="{'U': 2.0, 'W': 5.0}")
         for k, v in profile.items():
             prof[k] = check_float(v, f"profile[{k!r}]")
         if prof["SL"] < 0 or prof["HL"] < 0:
@@ -335,13 +328,8 @@ class PowderPattern:
                 "polarization": float(polarization)}
         init.update({k: float(prof[k]) for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL",
                                                   "zero")})
-        phase_values = {} if phase_values is None else phase_values
-        if not isinstance(phase_values, dict):
-            raise ArgumentTypeError(f"phase_values must be a dict {{phase name: {{'fraction': "
-                                    f"..}}}}, got {type(phase_values).__name__}")
-        unknown = [k for k in phase_values if k not in pnames]
-        if unknown:
-            raise UnknownNameError(f"phase_values: unknown phases {unknown}; have {pnames}")
+        phase_values = check_mapping(phase_values, "phase_values", pnames, what="phases",
+                                     example="{phase name: {'fraction': ...}}")
         for ph_name, terms in phase_values.items():
             if not isinstance(terms, dict):
                 raise ArgumentTypeError(f"phase_values[{ph_name!r}] must be a dict such as "

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .. import io as sio
-from .._validation import check_array, check_bool, check_float
+from .._validation import check_array, check_bool, check_float, check_mapping
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
 from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
                       UnknownNameError, ValidationError, not_fitted)
@@ -225,13 +225,8 @@ class JointRefinement:
                 or len(set(pnames)) != len(pnames):
             raise ValidationError(f"pattern names must be unique and differ from the phase "
                                   f"names {pnames}, got {names}")
-        weights = {} if weights is None else weights
-        if not isinstance(weights, dict):
-            raise ArgumentTypeError(f"weights must be a dict {{pattern name: weight}}, got "
-                                    f"{type(weights).__name__}")
-        unknown = [k for k in weights if k not in names]
-        if unknown:
-            raise UnknownNameError(f"weights: unknown patterns {unknown}; patterns: {names}")
+        weights = check_mapping(weights, "weights", names, what="patterns",
+                                example="{pattern name: weight}")
         weights = {k: check_float(v, f"weights[{k!r}]", minimum=0.0, low_open=True)
                    for k, v in weights.items()}
         self.phases = phases
@@ -336,10 +331,8 @@ class JointRefinement:
             ``"CuO.mustrain"``.
         """
         if isinstance(structure, dict):
-            unknown = [k for k in structure if k not in [ph.name for ph in self.phases]]
-            if unknown:
-                raise UnknownNameError(f"structure: unknown phases {unknown}; phases: "
-                                       f"{[ph.name for ph in self.phases]}")
+            check_mapping(structure, "structure", [ph.name for ph in self.phases],
+                          what="phases")
             items = {k: _items(v, f"structure[{k!r}]") for k, v in structure.items()}
         else:
             items = {ph.name: _items(structure, "structure") for ph in self.phases}
