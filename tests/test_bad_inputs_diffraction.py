@@ -250,7 +250,7 @@ def test_cif_reader_on_generated_malformed_files(tmp_path, cut, insert, at):
     except DataFormatError as exc:
         assert exc.path == str(path)
         return
-    vals = ph.group.values()
+    vals = ph.group.valuesdict()
     occ = [vals[f"{a.name}.occ"] for a in ph.atoms]
     assert all(0 <= o <= 1 for o in occ) and np.all(np.isfinite(vals.array))
 
@@ -302,7 +302,7 @@ def test_negative_uiso_in_a_cif_is_replaced_with_a_warning(tmp_path):
     path.write_text(text)
     with pytest.warns(UserWarning, match=rf"neg.cif:{_cif_line(text, 'O O')}: .*U_iso -0.004"):
         ph = Phase.from_cif(path)
-    assert ph.group.values()["O.uiso"] == 0.01
+    assert ph.group.valuesdict()["O.uiso"] == 0.01
 
 
 @pytest.mark.parametrize("kw, exc, fragment", [
@@ -613,7 +613,7 @@ def test_evaluate_checks_the_local_vector(small):
     v[0] = np.nan
     check(lambda: pat.evaluate(v), ValidationError, "TiO2.a")
     check(lambda: pat.calc(values=3), ArgumentTypeError, "values")
-    check(lambda: pat.calc(values=pat.phase.group.values()), UnknownNameError, "TiO2.a")
+    check(lambda: pat.calc(values=pat.phase.group.valuesdict()), UnknownNameError, "TiO2.a")
 
 
 def test_calc_honours_the_values_it_is_given(small):
@@ -621,7 +621,7 @@ def test_calc_honours_the_values_it_is_given(small):
     ph = synthetic_phase()
     pat = _pattern(small, phase=ph)
     ref = JointRefinement(ph, [pat])
-    before = ref.group.values()
+    before = ref.group.valuesdict()
     y0 = pat.calc()[0]
     pat.group["scale"].value = 3.0 * pat.group["scale"].value
     np.testing.assert_allclose(pat.calc(before)[0], y0, rtol=1e-12)

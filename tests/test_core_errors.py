@@ -20,7 +20,7 @@ def test_unknown_names(g):
     with pytest.raises(KeyError, match="unknown parameter 'zz'"):
         g.fix("zz")
     with pytest.raises(KeyError, match="zz"):
-        g.values()["zz"]
+        g.valuesdict()["zz"]
     g.constrain("c", "a + nope")
     with pytest.raises(ValueError, match="unknown name 'nope'"):
         g.pack()
@@ -91,7 +91,7 @@ def test_hostile_or_malformed_expressions(g, text, match):
 def test_expression_that_overflows_at_runtime(g):
     g.constrain("c", "exp(a*1000)")
     with pytest.raises(ExpressionError, match="constraint on 'c'"):
-        g.values()
+        g.valuesdict()
 
 
 def test_fit_input_checks(g):

@@ -78,7 +78,7 @@ def test_array_parameters_tie_row_wise_and_pool_sums_rows():
     # extra statistics axes are carried along
     pooled2 = g.pool(np.stack([stats.ravel(), 2 * stats.ravel()], axis=1))
     np.testing.assert_allclose(pooled2, np.column_stack([brute, 2 * brute]))
-    vals = g.values()
+    vals = g.valuesdict()
     np.testing.assert_array_equal(vals["mu"][2], vals["mu"][0])
     np.testing.assert_array_equal(vals["mu[4]"], [6.0, 7.0])
 
@@ -109,7 +109,7 @@ def test_cross_group_expression_resolves_in_the_parent():
     joint.add_group(s)
     joint.add_group(n)
     n.constrain("a", "structure.a * (1 + strain)")
-    np.testing.assert_allclose(joint.values([8.2, 2e-3])["neutron.a"], 8.2 * 1.002)
+    np.testing.assert_allclose(joint.valuesdict([8.2, 2e-3])["neutron.a"], 8.2 * 1.002)
     G = joint.tie_matrix([8.2, 2e-3]).toarray()
     np.testing.assert_allclose(G, [[1, 0], [1.002, 8.2], [0, 1]])
     with pytest.raises(ValueError, match="unknown name 'structure.a'"):

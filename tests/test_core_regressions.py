@@ -36,14 +36,14 @@ def test_constraint_never_binds_to_a_namesake_in_another_tree():
     y.add("k", 0.5)
     y.add_group(s)
     y.constrain("s.a", "2*k")
-    assert y.values()["s.a"] == 1.0
+    assert y.valuesdict()["s.a"] == 1.0
     with pytest.raises(ValueError, match="not part of group 'x'"):
-        x.values()
+        x.valuesdict()
 
 
 def test_every_path_to_a_shared_child_reads_the_same_slot():
     j = _shared_tree()
-    v = j.values([3.0, 8.5, 4.0])
+    v = j.valuesdict([3.0, 8.5, 4.0])
     assert v["neutron.structure.a"] == v["xray.structure.a"] == 8.5
     assert j.slot_index("neutron.structure.a") == j.slot_index("xray.structure.a")
     res = fit_least_squares(j, lambda v: np.array([v["xray.scale"] - 1, v["neutron.scale"] - 2,

@@ -19,7 +19,7 @@ def test_row_statement_ties_element_by_element():
     g = _levels()
     assert g.apply_ties("mu[1] = mu[0]") == []
     assert g.free_names == ["mu[0,0]", "mu[0,1]", "mu[2,0]", "mu[2,1]", "mu[3,0]", "mu[3,1]"]
-    np.testing.assert_array_equal(g.values()["mu[1]"], [0.0, 1.0])
+    np.testing.assert_array_equal(g.valuesdict()["mu[1]"], [0.0, 1.0])
 
 
 def test_affine_statement_is_a_linear_tie_with_exact_scale_and_offset():
@@ -29,7 +29,7 @@ def test_affine_statement_is_a_linear_tie_with_exact_scale_and_offset():
     rows = g.slot_index("mu[2]"), g.slot_index("mu[3]")
     np.testing.assert_array_equal(G[rows[0]][:, :2], 2 * np.eye(2))
     np.testing.assert_array_equal(G[rows[1]][:, :2], -0.25 * np.eye(2))
-    np.testing.assert_allclose(g.values()["mu[2]"], [0.1, 2.1])
+    np.testing.assert_allclose(g.valuesdict()["mu[2]"], [0.1, 2.1])
     # a plain tie, not an expression: describe shows the linear form
     assert "== '2*mu[0,0] + 0.1'" in g.describe()
 
@@ -39,7 +39,7 @@ def test_new_parameters_start_at_least_squares_values():
     created = g.apply_ties(["mu[1] = mu[0] + delta"], new_parameters=True)
     assert created == ["delta"]
     # lhs was (0.2, 1.1), mu[0] = (0, 1): least squares delta = mean(0.2, 0.1) = 0.15
-    assert g.values()["delta"] == pytest.approx(0.15)
+    assert g.valuesdict()["delta"] == pytest.approx(0.15)
     G = g.tie_matrix().toarray()
     d = g.free_names.index("delta")
     np.testing.assert_array_equal(G[np.ravel(g.slot_index("mu[1]")), d], [1.0, 1.0])
@@ -50,7 +50,7 @@ def test_nonlinear_statement_linearises_exactly():
     g.add("mean", np.array([2.0, 3.0]))
     g.add("var", np.array([1.0, 6.1]))
     g.apply_ties("var[1] = phi * mean[1]", new_parameters=True)
-    phi = g.values()["phi"]
+    phi = g.valuesdict()["phi"]
     assert phi == pytest.approx(6.1 / 3.0)
     G = g.tie_matrix().toarray()
     row = g.slot_index("var[1]")
@@ -61,7 +61,7 @@ def test_nonlinear_statement_linearises_exactly():
 
 @pytest.mark.parametrize("statement, match", [
     ("mu[1] == mu[0]", "exactly one '='"), ("mu[1]", "form 'slot = expression'"),
-    ("mu[1] = mu[0] = mu[2]", "exactly one"), ("mu[1] = 3", "constant"),
+    ("mu[1] = mu[0] = mu[2]", "exactly one"), ("mu[1] = mu[9]", "index out of range"),
     ("mu[1] = nope", "not a parameter"), ("mu[9] = mu[0]", "index"),
     ("mu[1] = mu[0,0] + mu", "shape"), ("mu[1] = __import__('os')", "not allowed"),
     ("mu[1] = mu[0] + mu", "shape"),
@@ -81,7 +81,7 @@ def test_tie_linear_sum_to_one_and_errors():
     g.add("p", [0.2, 0.3, 0.5], min=0, max=1)
     g.tie_linear("p[2]", {"p[0]": -1, "p[1]": -1}, offset=1)
     g.set_free([0.1, 0.6])
-    np.testing.assert_allclose(g.values()["p"], [0.1, 0.6, 0.3])
+    np.testing.assert_allclose(g.valuesdict()["p"], [0.1, 0.6, 0.3])
     np.testing.assert_array_equal(g.tie_matrix().toarray(), [[1, 0], [0, 1], [-1, -1]])
     with pytest.raises(ValueError, match="already tied"):
         g.tie_linear("p[2]", {"p[0]": 1})
@@ -145,3 +145,55 @@ def test_maximize_refuses_a_start_outside_the_domain():
     g.add("v", -1.0)
     with pytest.raises(ValidationError, match="domain"):
         maximize_through_ties(g, lambda s: (-np.inf, None, None))
+
+
+def test_a_constant_right_side_fixes_the_slots_at_that_value():
+    g = _levels()
+    g.apply_ties(["mu[0] = 0", "mu[1,1] = 2.5 * 2", "mu[3,0] = pi"])
+    vals = g.valuesdict()
+    np.testing.assert_array_equal(vals["mu[0]"], [0.0, 0.0])      # a row: every element
+    assert vals["mu[1,1]"] == 5.0 and vals["mu[3,0]"] == np.pi
+    assert g.free_names == ["mu[1,0]", "mu[2,0]", "mu[2,1]", "mu[3,1]"]
+    assert g.tie_matrix().shape == (8, 4)
+    assert all(g["mu"].vary.ravel()[[0, 1, 3, 6]] == [False] * 4)
+
+
+def test_statements_apply_all_or_nothing():
+    g = _levels()
+    g.add("b", 1.0, min=0)
+    before = (g.free_names, g.slot_names, g.pack().tolist(), list(g))
+    for bad in (["mu[1] = mu[0] + delta", "mu[2] = mu[9]"],      # second fails: index
+                ["mu[1] = mu[0]", "b = -1"],                      # constant outside bounds
+                ["mu[1] = mu[0]", "mu[1] = mu[2]"]):              # already tied
+        with pytest.raises(ValidationError):
+            g.apply_ties(bad, new_parameters=True)
+        assert (g.free_names, g.slot_names, g.pack().tolist(), list(g)) == before
+        assert "delta" not in g
+    g.apply_ties(["mu[1] = mu[0]"])                               # the group still works
+    assert g.n_free == 7
+
+
+def test_fix_and_tie_are_all_or_nothing_too():
+    g = _levels()
+    with pytest.raises(ValidationError):
+        g.fix("mu[0,0]", "nope")
+    assert g.n_free == 8
+    with pytest.raises(ValidationError, match="tie cycle"):
+        g.tie_linear("mu[0,0]", {"mu[0,1]": 1.0})
+        g.tie_linear("mu[0,1]", {"mu[0,0]": 1.0})
+    assert g.n_free == 7 and "mu[0,1]" in g.free_names
+
+
+def test_a_group_is_a_mapping_of_names_to_parameters_like_lmfit():
+    child = ParameterGroup("xray")
+    child.add("scale", 2.0)
+    g = _levels()
+    g.add("a", 1.0)
+    g.add_group(child)
+    assert list(g) == ["mu", "a", "xray.scale"] and len(g) == 3
+    assert dict(g.items())["xray.scale"] is child["scale"]
+    assert [p.name for p in g.values()] == ["mu", "a", "scale"]
+    assert g.valuesdict()["xray.scale"] == 2.0
+    empty = ParameterGroup("empty")
+    assert bool(empty) and len(empty) == 0
+    assert g != g.copy() and {g: 1}[g] == 1          # identity, as for any model object

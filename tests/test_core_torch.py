@@ -111,7 +111,7 @@ def test_gradient_of_a_nonlinear_loss_matches_finite_differences():
 def test_named_slots_are_shaped_like_their_selection():
     g = _mixed_group("free", 2.0, 0.5, 1.0, EXPRESSIONS[1])
     tp = TiedParameters(g)
-    vals = g.values()
+    vals = g.valuesdict()
     for name in ["a", "v", "v[1]", "M", "N", "N[2]", "P[0, 0:2]", "s", "c", "w", "q"]:
         got = tp.slot(name)
         assert got.shape == np.shape(vals[name]), name
@@ -216,7 +216,7 @@ def test_transposed_tie_reads_the_target_transposed_and_g_is_a_permutation():
     g.add("enc", enc)
     g.add("dec", np.zeros((4, 3)))
     g.tie("dec", to="enc", transpose=True, scale=2.0, offset=1.0)
-    np.testing.assert_array_equal(g.values()["dec"], 2.0 * enc.T + 1.0)
+    np.testing.assert_array_equal(g.valuesdict()["dec"], 2.0 * enc.T + 1.0)
     G = g.tie_matrix().toarray()
     assert G.shape == (24, 12)
     dec_rows = g.slot_index("dec")
@@ -234,7 +234,7 @@ def test_transpose_accepts_an_axes_permutation():
     g.add("t", t)
     g.add("u", np.zeros((4, 2, 3)))
     g.tie("u", to="t", transpose=(2, 0, 1))
-    np.testing.assert_array_equal(g.values()["u"], np.transpose(t, (2, 0, 1)))
+    np.testing.assert_array_equal(g.valuesdict()["u"], np.transpose(t, (2, 0, 1)))
     assert g.n_free == 24
 
 
@@ -313,8 +313,8 @@ def test_checkpoint_round_trip_is_bit_identical(tmp_path):
     back = fresh.to_group()
     assert back["temperature"].value == 300.0
     np.testing.assert_array_equal(back.pack(), tp.free.detach().numpy())
-    np.testing.assert_array_equal(back.values()["decoder.weight"],
-                                  back.values()["encoder.weight"].T)
+    np.testing.assert_array_equal(back.valuesdict()["decoder.weight"],
+                                  back.valuesdict()["encoder.weight"].T)
 
 
 def _with_temperature():
@@ -422,7 +422,7 @@ def test_functional_call_and_group_from_module_match_a_plain_tied_network():
     ae = _AE().double()
     g = group_from_module(ae, "ae")
     assert g.slot_names[:2] == ["encoder.weight[0,0]", "encoder.weight[0,1]"]
-    np.testing.assert_array_equal(g.values()["decoder.bias"], ae.decoder.bias.detach().numpy())
+    np.testing.assert_array_equal(g.valuesdict()["decoder.bias"], ae.decoder.bias.detach().numpy())
     g.tie("decoder.weight", to="encoder.weight", transpose=True)
     tp = TiedParameters(g)
     assert g.n_free == 10 + 2 + 5

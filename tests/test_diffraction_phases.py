@@ -220,7 +220,7 @@ def test_weight_fractions_from_z_m_v_and_their_errors():
 def test_fraction_constraint_is_a_tie_in_the_core():
     ti, na, pat = _two_phase(fractions=(0.8, 0.5))
     constrain_fractions(pat, 1.0)
-    v = pat.group.values()
+    v = pat.group.valuesdict()
     assert v["TiO2.fraction"] + v["NaCl.fraction"] == pytest.approx(1.0)
     assert "NaCl.fraction" in pat.group.slot_names and "NaCl.fraction" not in pat.group.free_names
     pat.group.free("TiO2.fraction")

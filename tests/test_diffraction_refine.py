@@ -108,7 +108,7 @@ def test_outputs(synthetic_fit, tmp_path):
     from sciTie.diffraction import Phase
     back = Phase.from_cif(cif)       # the written CIF reads back with the refined values
     P = ref.parameters()
-    assert back.group.values()["a"] == pytest.approx(P["a"]["value"], abs=1e-5)
+    assert back.group.valuesdict()["a"] == pytest.approx(P["a"]["value"], abs=1e-5)
     assert back.atoms[1].xyz[0] == pytest.approx(P["O.x"]["value"], abs=1e-5)
     ref.plot("xray", path=tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 10000

@@ -114,7 +114,7 @@ def test_quick_form_on_the_command_line(tmp_path, capsys, monkeypatch):
     ('[data]\nfile = "nope.csv"\ncolumns = ["x"]\n[model]\nfamily = "poisson"\nn_components = 2',
      "data.file", "does not exist"),
     ('[data]\ndataset = "earthquakes"\ncolumns = ["count"]\n[model]\nfamily = "poisson"\n'
-     'n_components = 2\nties = ["lambda[1] = lambdas[0]"]', "model.ties", "unknown parameter"),
+     'n_components = 2\nties = ["lambda[1] = lambdas[0]"]', "model.ties", "did you mean 'lambdas'"),
     ('[data]\ndataset = "earthquakes"\ncolumns = ["count"]\n[model]\nfamily = "poison"\n'
      'n_components = 2', "model.family", "must be one of"),
     ('[data]\ndataset = "earthquakes"\ncolumns = ["count"]\n[model]\nfamily = "poisson"\n'

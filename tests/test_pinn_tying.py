@@ -51,7 +51,7 @@ def test_boundary_group_values_from_trained_model(mode):
                      n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
                      budget=1.0).fit()
     group = m.boundary_group(6)
-    vals = group.values()
+    vals = group.valuesdict()
     traces = m._traces(np.linspace(0, 1, 6))
     if mode == "hard":
         assert np.allclose(vals["u_right"], traces["u_right"], atol=1e-12)
@@ -75,13 +75,13 @@ def test_group_is_the_one_trained_shared_boundary_network():
     assert g.n_free == n_weights  # coefficient and period are fixed in a forward problem
     assert np.array_equal(m.tied_[0].free.detach().numpy(), g.pack())
     w0 = bnet.body.layers[0].weight.detach().numpy()
-    assert np.allclose(g.values()["boundary_x.body.layers_0.weight"], w0, atol=0)
+    assert np.allclose(g.valuesdict()["boundary_x.body.layers_0.weight"], w0, atol=0)
     # the trained boundary network is what the loss saw: it moved from its initial weights
     fresh = PeriodicPINN(convection(1.0), mode="shared", hidden=(8, 8), adam_steps=0,
                          n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
                          budget=1.0).fit()
     assert not np.allclose(fresh.group_.pack(), g.pack())
-    assert g["beta"].vary is False and g.values()["beta"] == 1.0
+    assert g["beta"].vary is False and g.valuesdict()["beta"] == 1.0
 
 
 def test_learnt_period_is_one_free_value_and_harmonics_follow_it():
@@ -98,9 +98,9 @@ def test_learnt_period_is_one_free_value_and_harmonics_follow_it():
                      budget=1.0).fit(X, y)
     g = m.group_
     assert g.free_names == ["period_x"]
-    P = g.values()["period_x"]
+    P = g.valuesdict()["period_x"]
     assert P != 6.0 and m.periods_["x"] == P
-    assert np.allclose(g.values()["frequency_x"], 2 * np.pi / P * np.array([1, 2, 3]),
+    assert np.allclose(g.valuesdict()["frequency_x"], 2 * np.pi / P * np.array([1, 2, 3]),
                        rtol=1e-14)
     # the network alone carries the trained period (for predict / periodicity_violation)
     assert m.networks_[0].x_features.periods[0] == pytest.approx(P, rel=1e-14)

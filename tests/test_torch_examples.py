@@ -38,7 +38,7 @@ def test_autoencoder_parameter_counts_follow_the_architecture(autoencoder_rows):
     assert tied["n_slots"] == untied["n_slots"] == 2 * 64 * 16 + 16 + 64
     assert untied["n_free"] == untied["n_slots"]
     assert tied["n_free"] == 64 * 16 + 16 + 64          # one weight matrix, two biases
-    values = tied["group"].values()
+    values = tied["group"].valuesdict()
     np.testing.assert_array_equal(values["decoder.weight"], values["encoder.weight"].T)
 
 
@@ -62,7 +62,7 @@ def test_bridge_trains_exactly_like_plain_torch_tied_by_identity():
     x_train, _ = ae.load_digits_split()
     group = ae.autoencoder_group(64, 8, tied=True, seed=3)
     bridged = ae.train(ae.Autoencoder(group), x_train, epochs=2, seed=3)
-    start = group.values()
+    start = group.valuesdict()
     w = torch.nn.Parameter(torch.tensor(start["encoder.weight"]))
     b_e = torch.nn.Parameter(torch.tensor(start["encoder.bias"]))
     b_d = torch.nn.Parameter(torch.tensor(start["decoder.bias"]))
@@ -98,7 +98,7 @@ def test_language_model_counts_and_the_tie(language_rows):
     body = hidden * context * width + hidden + width * hidden + width + n
     assert language_rows["tied"]["n_free"] == shared + body
     assert language_rows["untied"]["n_free"] == 2 * shared + body
-    values = language_rows["tied"]["group"].values()
+    values = language_rows["tied"]["group"].valuesdict()
     np.testing.assert_array_equal(values["output.weight"], values["embedding.weight"])
 
 

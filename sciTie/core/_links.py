@@ -3,26 +3,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from .expressions import Expression
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .group import ParameterGroup
-
 _SELECTION = re.compile(r"^\s*(?P<path>[A-Za-z]\w*(?:\.[A-Za-z]\w*)*)\s*(?:\[(?P<index>[^\[\]]*)\])?\s*$")
-
-FREE, FIXED, LINEAR, EXPR = 0, 1, 2, 3
-
 
 @dataclass(frozen=True)
 class _SlotRef:
     """One slot, addressed structurally (never by parsing a display string)."""
 
-    group: "ParameterGroup"
+    group: Any  # the ParameterGroup that owns the parameter
     param: str
     flat: int
 
@@ -44,7 +38,27 @@ class _LinearLink:
 @dataclass
 class _ExprLink:
     expression: Expression
-    declared_in: "ParameterGroup"
+    declared_in: Any  # the ParameterGroup whose names the expression uses
+
+
+@dataclass(eq=False)
+class _VectorFunction:
+    """``outputs = function(references)``: several slots computed together from others."""
+
+    function: Any            # (n_in,) -> (n_out,)
+    jacobian: Any            # (n_in,) -> (n_out, n_in)
+    references: tuple[str, ...]
+    declared_in: Any         # the ParameterGroup whose names ``references`` uses
+    label: str               # e.g. 'stationary(transmat)', for reports
+    n_outputs: int
+
+
+@dataclass
+class _FunctionLink:
+    """Output ``index`` of a :class:`_VectorFunction`."""
+
+    block: _VectorFunction
+    index: int
 
 
 def _parse_index(text: str, shape: tuple[int, ...], where: str) -> tuple:
@@ -85,3 +99,43 @@ def _transposed(target: np.ndarray, transpose: Any, to: str) -> np.ndarray:
                               f"{target.ndim} axes of {to!r} (shape {target.shape}), "
                               f"got {transpose!r}")
     return np.transpose(target, axes)
+
+
+def descend(group: Any, path: str) -> tuple[Any, str]:
+    """The group that holds the last part of a dotted ``path``, and that part."""
+    if not isinstance(path, str):
+        raise ArgumentTypeError(f"parameter name must be a str, got {type(path).__name__}")
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if part not in group._children:
+            raise UnknownNameError(
+                f"group {group.name!r} has no child group {part!r} (in {path!r})")
+        group = group._children[part]
+    return group, parts[-1]
+
+
+def select_refs(root: Any, name: str) -> np.ndarray:
+    """Object array of :class:`_SlotRef` for a name under ``root``, shaped like the selection."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"slot name must be a str, got {type(name).__name__}")
+    m = _SELECTION.match(name)
+    if m is None:
+        raise ValidationError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
+                              "'mu[1,0]', 'child.a')")
+    group, last = descend(root, m.group("path"))
+    if last not in group._params:
+        known = [prefix + n for prefix, g in root._walk() for n in g._params]
+        raise UnknownNameError(
+            f"unknown parameter {m.group('path')!r} in group {root.name!r}; known: "
+            f"{', '.join(known) or '(none)'}")
+    par = group._params[last]
+    flat = np.arange(par.size).reshape(par.shape)
+    try:
+        chosen = flat[_parse_index(m.group("index") or "", par.shape, f"slot {name!r}")]
+    except IndexError as exc:
+        raise ValidationError(f"slot {name!r}: index out of range: {exc} (parameter "
+                              f"{m.group('path')!r} has shape {par.shape})") from None
+    out = np.empty(np.shape(chosen), dtype=object)
+    for pos, f in np.ndenumerate(chosen):
+        out[pos] = _SlotRef(group, last, int(f))
+    return out

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._layout import SlotValues, _Compiled
-from ._links import (_ExprLink, _LinearLink, _parse_index, _SlotRef,
-                     _transposed, _SELECTION)
+from ._links import (_ExprLink, _FunctionLink, _LinearLink, _SlotRef, _transposed, _VectorFunction,
+                     descend, select_refs)
 from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
 from .expressions import Expression
 from .parameter import Parameter, check_name
+from .tiemap import SlotValues, TieMap
 
 __all__ = ["ParameterGroup", "SlotValues"]
 
@@ -52,8 +53,14 @@ def _name_list(slots: Any, what: str) -> list[str]:
     return names
 
 
-class ParameterGroup:
+class ParameterGroup(Mapping):
     """A named set of parameters and the model slots they feed.
+
+    Like lmfit's ``Parameters``, a group is a mapping of parameter names (the whole tree's,
+    ``a``, ``xray.scale``) to :class:`Parameter` objects: ``group["a"]``, ``list(group)``,
+    ``group.items()``; ``group["child"]`` also returns a child group. Edits (:meth:`add`,
+    :meth:`tie`, :meth:`constrain`, :meth:`tie_linear`, :meth:`apply_ties`, :meth:`fix`,
+    :meth:`free`, :meth:`untie`) are all or nothing: one that fails leaves the group as it was.
 
     Parameters
     ----------
@@ -75,7 +82,12 @@ class ParameterGroup:
     array([[1.],
            [1.],
            [1.]])
+    >>> list(g)
+    ['a', 'b', 'c']
     """
+
+    __hash__ = object.__hash__  # a group is one object, not a value: identity, as Mapping's
+                                # value equality would make equal-looking groups the same key
 
     def __init__(self, name: str, *, description: str = "") -> None:
         self.name = check_name(name, "group name")
@@ -85,11 +97,36 @@ class ParameterGroup:
         self._links: dict[tuple[str, int], _LinearLink | _ExprLink] = {}
         self._restraints: list[tuple[_SlotRef, float, float, str]] = []
         self._revision = 0
-        self._cache: tuple[Any, _Compiled] | None = None
+        self._cache: tuple[Any, TieMap] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
 
     # -- building ------------------------------------------------------------------------------
     def _touch(self) -> None:
         self._revision += 1
+
+    @contextmanager
+    def _edit(self) -> Iterator[None]:
+        """Make the edits inside all or nothing: on an error the whole tree is restored."""
+        saved = []
+        for _, g in self._walk():
+            state = {n: (p._value.copy(), p._vary.copy(), p.expr, p._min, p._max)
+                     for n, p in g._params.items()}
+            saved.append((g, dict(g._params), dict(g._children), dict(g._links),
+                          list(g._restraints), state))
+        try:
+            yield
+        except BaseException:
+            for g, params, children, links, restraints, state in saved:
+                g._params, g._children, g._links, g._restraints = (params, children, links,
+                                                                    restraints)
+                for n, (value, vary, expr, lo, hi) in state.items():
+                    p = params[n]
+                    p._value, p._vary, p.expr, p._min, p._max = value, vary, expr, lo, hi
+                g._touch()
+            self._touch()
+            raise
 
     def add(self, name: str | Parameter, value: Any = None, *, vary: Any = True,
             min: Any = -np.inf, max: Any = np.inf, expr: str | None = None, unit: str = "",
@@ -158,7 +195,7 @@ class ParameterGroup:
         >>> _ = g.add("encoder", [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
         >>> _ = g.add("decoder", np.zeros((3, 2)))
         >>> g.tie("decoder", to="encoder", transpose=True)
-        >>> g.values()["decoder"]
+        >>> g.valuesdict()["decoder"]
         array([[1., 4.],
                [2., 5.],
                [3., 6.]])
@@ -195,12 +232,12 @@ class ParameterGroup:
                                 name))
         for ref, _, name in planned:
             self._check_untied(ref, name)
-        for ref, link, _ in planned:
-            ref.group._links[(ref.param, ref.flat)] = link
-            ref.group._touch()
-        self._touch()
-        self._reject_cycles([ref for ref, _, _ in planned])
-        self._sync_values()
+        with self._edit():
+            for ref, link, _ in planned:
+                ref.group._links[(ref.param, ref.flat)] = link
+                ref.group._touch()
+            self._touch()
+            self._reject_cycles()
 
     def constrain(self, slot: str, expr: str) -> None:
         """Make ``slot`` the value of ``expr``, a safe arithmetic expression of other slots.
@@ -215,10 +252,51 @@ class ParameterGroup:
         ref = refs.item()
         expression = Expression(expr, context=f"constraint on {slot!r}")
         self._check_untied(ref, slot)
-        ref.group._links[(ref.param, ref.flat)] = _ExprLink(expression, self)
-        ref.group._touch()
-        self._touch()
-        self._reject_cycles([ref])
+        with self._edit():
+            ref.group._links[(ref.param, ref.flat)] = _ExprLink(expression, self)
+            ref.group._touch()
+            self._touch()
+            self._reject_cycles()
+
+    def constrain_function(self, slots: str, function: Any, references: str | Sequence[str], *,
+                           jacobian: Any, label: str) -> None:
+        """Make the slots ``slots`` selects one vector function of other slots.
+
+        ``slots[outputs] = function(x)`` with ``x`` the slots ``references`` select, flattened
+        and concatenated in order. The function is linearised into G with ``jacobian``, as an
+        expression constraint is; use it for relations no expression can write (a start
+        distribution that is the stationary distribution of a transition matrix).
+
+        Parameters
+        ----------
+        slots : str
+            The computed slots (a parameter, row or element).
+        function : callable
+            ``function(x) -> ndarray`` of as many values as ``slots`` selects.
+        references : str or sequence of str
+            The slots it reads.
+        jacobian : callable
+            ``jacobian(x) -> ndarray`` of shape ``(n_outputs, len(x))``.
+        label : str
+            How reports show the relation, e.g. ``"stationary(transmat)"``.
+        """
+        if not callable(function) or not callable(jacobian):
+            raise ArgumentTypeError("constrain_function: function and jacobian must be callable")
+        if not isinstance(label, str) or not label:
+            raise ArgumentTypeError("constrain_function: label must be a non-empty str")
+        refs = self._select_some(slots, "constrain_function: slots")
+        names = _name_list(references, "constrain_function: references")
+        for name in names:
+            self._select_some(name, "constrain_function: references")
+        for ref in refs.flat:
+            self._check_untied(ref, slots)
+        block = _VectorFunction(function, jacobian, tuple(names), self, label, int(refs.size))
+        with self._edit():
+            for k, ref in enumerate(refs.flat):
+                ref.group._links[(ref.param, ref.flat)] = _FunctionLink(block, k)
+                ref.group._touch()
+            self._touch()
+            self._reject_cycles()
 
     def tie_linear(self, slot: str, terms: Mapping[str, float], *, offset: float = 0.0) -> None:
         """Make ``slot = offset + Σ coefficient · term`` (a linear equation, as GSAS-II writes).
@@ -260,19 +338,21 @@ class ParameterGroup:
             raise ValidationError(f"tie_linear: offset must be a finite number, got {offset!r}")
         self._check_untied(ref, slot)
         label = " + ".join(f"{c:g}*{n}" for n, c in terms.items())
-        ref.group._links[(ref.param, ref.flat)] = _LinearLink(tuple(targets), tuple(scales),
-                                                              float(offset), label)
-        ref.group._touch()
-        self._touch()
-        self._reject_cycles([ref])
-        self._sync_values()
+        with self._edit():
+            ref.group._links[(ref.param, ref.flat)] = _LinearLink(tuple(targets), tuple(scales),
+                                                                  float(offset), label)
+            ref.group._touch()
+            self._touch()
+            self._reject_cycles()
 
     def apply_ties(self, statements: str | Iterable[str], *,
                    new_parameters: bool = False) -> list[str]:
         """Apply tie statements ``"lhs = rhs"`` written in the core's syntax.
 
         ``"means[1] = means[0]"`` ties (rows element by element), ``"lam[1] = 2.5 * lam[0]"``
-        ties with a scale, ``"var[1] = phi * mu[1]"`` constrains (an expression). With
+        ties with a scale, ``"means[0] = 0"`` fixes at a constant, ``"var[1] = phi * mu[1]"``
+        constrains (an expression). All statements apply or none (on an error the group is
+        left as it was). With
         ``new_parameters=True``, names on the right that the group does not have become new
         free scalar parameters, started at the least-squares values that reproduce the left
         sides' current values. See :mod:`sciTie.core.statements`.
@@ -293,22 +373,19 @@ class ParameterGroup:
         """
         from .statements import apply_ties
 
-        return apply_ties(self, statements, new_parameters=new_parameters)
+        with self._edit():
+            return apply_ties(self, statements, new_parameters=new_parameters)
 
-    def _reject_cycles(self, new_refs: list[_SlotRef]) -> None:
-        """Undo the links just made on ``new_refs`` if they close a cycle.
+    def _reject_cycles(self) -> None:
+        """Raise if the links just made close a cycle (the caller's ``_edit`` undoes them).
 
         Other compile problems (a name that only a parent group can resolve) are left for
         fit time, when the whole tree is known.
         """
         try:
-            self._compiled()
+            self.tie_map()
         except ValueError as exc:
             if "tie cycle" in str(exc):
-                for ref in new_refs:
-                    ref.group._links.pop((ref.param, ref.flat), None)
-                    ref.group._touch()
-                self._touch()
                 raise
             return
         self._sync_values()
@@ -317,21 +394,25 @@ class ParameterGroup:
         """Remove ties or constraints from ``slots``; they get their own value again."""
         names = _name_list(slots, "untie: slots")
         current = self._try_slot_values()
-        for name in names:
-            for ref in self._select(name).flat:
-                par = ref.group._params[ref.param]
-                if current is not None:  # the slot keeps the value it had while tied
-                    par._value.flat[ref.flat] = current[self._compiled().key_to_slot[ref.key]]
-                ref.group._links.pop((ref.param, ref.flat), None)
-                if par.expr is not None:
-                    par.expr = None
-                ref.group._touch()
-        self._touch()
+        tie_map = self.tie_map() if current is not None else None
+        with self._edit():
+            for name in names:
+                refs = self._select(name)
+                indices = np.ravel(tie_map.select(name)) if tie_map is not None else ()
+                for k, ref in enumerate(refs.flat):
+                    par = ref.group._params[ref.param]
+                    if current is not None:  # the slot keeps the value it had while tied
+                        par._value.flat[ref.flat] = current[indices[k]]
+                    ref.group._links.pop((ref.param, ref.flat), None)
+                    if par.expr is not None:
+                        par.expr = None
+                    ref.group._touch()
+            self._touch()
 
     def _try_slot_values(self) -> np.ndarray | None:
         """Current slot values, or None when the tree cannot be evaluated on its own."""
         try:
-            return self._compiled().evaluate()
+            return self.tie_map().evaluate()
         except ValueError:
             return None
 
@@ -339,7 +420,7 @@ class ParameterGroup:
         """Write tied/constrained slot values into their parameters where possible."""
         slots = self._try_slot_values()
         if slots is not None:
-            self._compiled().write_back(slots)
+            self.tie_map()._write_back(slots)
 
     def fix(self, *names: str) -> None:
         """Hold parameters (or elements, ``"mu[0]"``) at their current values."""
@@ -392,6 +473,16 @@ class ParameterGroup:
             return False
         return True
 
+    def __iter__(self) -> Iterator[str]:
+        """Every parameter's display name in the tree (``a``, ``xray.scale``), in slot order."""
+        return (prefix + n for prefix, g in self._walk() for n in g._params)
+
+    def __len__(self) -> int:
+        return sum(len(g._params) for _, g in self._walk())
+
+    def __bool__(self) -> bool:
+        return True  # a group is an object even before its first parameter
+
     @property
     def parameters(self) -> dict[str, Parameter]:
         """Every parameter in the tree by display name (``a``, ``xray.scale``)."""
@@ -414,40 +505,19 @@ class ParameterGroup:
             stack.extend((prefix + n + ".", c) for n, c in reversed(list(g._children.items())))
 
     def _descend(self, path: str) -> tuple["ParameterGroup", str]:
-        if not isinstance(path, str):
-            raise ArgumentTypeError(f"parameter name must be a str, got {type(path).__name__}")
-        parts = path.split(".")
-        group = self
-        for part in parts[:-1]:
-            if part not in group._children:
-                raise UnknownNameError(
-                    f"group {group.name!r} has no child group {part!r} (in {path!r})")
-            group = group._children[part]
-        return group, parts[-1]
+        return descend(self, path)
 
     def _select(self, name: str) -> np.ndarray:
         """Object array of :class:`_SlotRef` for a name, shaped like the selection."""
-        if not isinstance(name, str):
-            raise ArgumentTypeError(f"slot name must be a str, got {type(name).__name__}")
-        m = _SELECTION.match(name)
-        if m is None:
-            raise ValidationError(f"{name!r} is not a parameter or slot name (expected e.g. 'a', "
-                             "'mu[1,0]', 'child.a')")
-        group, last = self._descend(m.group("path"))
-        if last not in group._params:
-            raise UnknownNameError(
-                f"unknown parameter {m.group('path')!r} in group {self.name!r}; known: "
-                f"{', '.join(self.parameters) or '(none)'}")
-        par = group._params[last]
-        flat = np.arange(par.size).reshape(par.shape)
-        try:
-            chosen = flat[_parse_index(m.group("index") or "", par.shape, f"slot {name!r}")]
-        except IndexError as exc:
-            raise ValidationError(f"slot {name!r}: {exc} (parameter shape {par.shape})") from None
-        out = np.empty(np.shape(chosen), dtype=object)
-        for pos, f in np.ndenumerate(chosen):
-            out[pos] = _SlotRef(group, last, int(f))
-        return out
+        return select_refs(self, name)
+
+    def selection_shape(self, name: str) -> tuple[int, ...]:
+        """Shape of the slots ``name`` selects (``()`` for one slot); checks the name.
+
+        Works before the tree can be compiled (for example while an expression still names
+        a slot of a parent group).
+        """
+        return tuple(self._select(name).shape)
 
     def _select_some(self, name: Any, what: str) -> np.ndarray:
         """:meth:`_select`, refusing a selection with no slots (``"mu[0:0]"``)."""
@@ -469,6 +539,7 @@ class ParameterGroup:
         existing = ref.group._links.get((ref.param, ref.flat))
         if existing is not None:
             what = (existing.label if isinstance(existing, _LinearLink)
+                    else existing.block.label if isinstance(existing, _FunctionLink)
                     else existing.expression.text)
             raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is already tied to "
                              f"{what!r}; call untie({name!r}) first")
@@ -479,16 +550,46 @@ class ParameterGroup:
     def _set_vary(self, names: Sequence[str], flag: bool) -> None:
         if not names:
             raise ValidationError("give at least one parameter name")
-        for name in names:
-            refs = self._select_some(name, "fix/free")
-            for ref in refs.flat:
+        with self._edit():
+            for name in names:
+                refs = self._select_some(name, "fix/free")
+                for ref in refs.flat:
+                    par = ref.group._params[ref.param]
+                    if (ref.param, ref.flat) in ref.group._links or par.expr is not None:
+                        raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is "
+                                              "tied or constrained; untie it before fixing or "
+                                              "freeing it")
+                    par._vary.flat[ref.flat] = flag
+                    ref.group._touch()
+            self._touch()
+
+    def fix_at(self, name: str, value: Any) -> None:
+        """Hold the slots ``name`` selects at ``value`` (one number or one per slot)."""
+        refs = self._select_some(name, "fix_at: name")
+        try:
+            if isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind not in "iuf":
+                raise TypeError
+            target = np.broadcast_to(np.asarray(value, dtype=float), refs.shape)
+        except (TypeError, ValueError):
+            raise ValidationError(f"fix_at: value for {name!r} must be one number or "
+                                  f"{refs.size} numbers (shape {refs.shape}), got "
+                                  f"{value!r}") from None
+        if not np.all(np.isfinite(target)):
+            raise ValidationError(f"fix_at: value for {name!r} must be finite, got {value!r}")
+        with self._edit():
+            for ref, v in zip(refs.flat, target.flat):
+                self._check_untied(ref, name)
                 par = ref.group._params[ref.param]
-                if (ref.param, ref.flat) in ref.group._links or par.expr is not None:
-                    raise ValidationError(f"slot {self._label(ref)!r} (from {name!r}) is tied or "
-                                     "constrained; untie it before fixing or freeing it")
-                par._vary.flat[ref.flat] = flag
+                lo = np.broadcast_to(par.min, par.shape).flat[ref.flat]
+                hi = np.broadcast_to(par.max, par.shape).flat[ref.flat]
+                if not lo <= v <= hi:
+                    raise ValidationError(f"fix_at: {self._label(ref)} = {v:g} is outside its "
+                                          f"bounds [{lo:g}, {hi:g}]")
+                par._value.flat[ref.flat] = v
+                par._vary.flat[ref.flat] = False
                 ref.group._touch()
-        self._touch()
+            self._touch()
+            self._sync_values()
 
     # -- compiled view -------------------------------------------------------------------------
     def _signature(self) -> tuple:
@@ -497,10 +598,15 @@ class ParameterGroup:
                              np.asarray(p.max).tobytes()) for p in g._params.values()))
                      for _, g in self._walk())
 
-    def _compiled(self) -> _Compiled:
+    def tie_map(self) -> TieMap:
+        """The compiled :class:`~sciTie.core.tiemap.TieMap` of the whole tree (read-only).
+
+        What fitters and model authors build on: slot order and kinds, relations, bounds,
+        evaluation, G, structure queries. Rebuilt only when the tree changes.
+        """
         sig = self._signature()
         if self._cache is None or self._cache[0] != sig:
-            self._cache = (sig, _Compiled(self))
+            self._cache = (sig, TieMap(self))
         return self._cache[1]
 
     def __deepcopy__(self, memo: dict) -> "ParameterGroup":
@@ -517,44 +623,57 @@ class ParameterGroup:
     @property
     def slot_names(self) -> list[str]:
         """Display names of every slot, in slot-vector order."""
-        return list(self._compiled().names)
+        return list(self.tie_map().names)
 
     @property
     def n_slots(self) -> int:
-        return len(self._compiled().names)
+        return self.tie_map().n_slots
 
     @property
     def free_names(self) -> list[str]:
         """Display names of the free parameters, in free-vector order."""
-        c = self._compiled()
-        return [c.names[i] for i in c.free_idx]
+        return self.tie_map().free_names
 
     @property
     def n_free(self) -> int:
         """Number of free parameters: the column count of G (what AIC/BIC count)."""
-        return self._compiled().n_free
+        return self.tie_map().n_free
 
     def slot_index(self, name: str) -> int | np.ndarray:
         """Index (or index array shaped like the selection) of ``name`` in the slot vector."""
-        return self._compiled().select(name)
+        return self.tie_map().select(name)
 
     def pack(self) -> np.ndarray:
         """The current free vector."""
-        return self._compiled().pack()
+        return self.tie_map().pack()
 
     def unpack(self, free: Any) -> np.ndarray:
         """Slot vector for the free vector ``free`` (parameters are not modified)."""
-        return self._compiled().evaluate(free)
+        return self.tie_map().evaluate(free)
 
-    def values(self, free: Any = None) -> SlotValues:
-        """Named slot values for ``free`` (default: the current values)."""
-        c = self._compiled()
+    def valuesdict(self, free: Any = None) -> SlotValues:
+        """Named slot values for ``free`` (default: the current values), as lmfit's
+        ``Parameters.valuesdict``: ``vals["a"]``, ``vals["mu[1]"]``, ``vals.array``."""
+        c = self.tie_map()
         return SlotValues(c.evaluate(free), c)
 
     def set_free(self, free: Any) -> None:
         """Write the free vector (and the tied slots it implies) into the parameters."""
-        c = self._compiled()
-        c.write_back(c.evaluate(free))
+        c = self.tie_map()
+        c._write_back(c.evaluate(free))
+
+    def set_slots(self, slots: Any) -> None:
+        """Store a whole slot vector in the parameters, as given.
+
+        Free and fixed slots take these values; dependent slots are stored too but are
+        recomputed from their ties whenever the group is evaluated (use :meth:`set_free` to
+        keep everything consistent).
+        """
+        c = self.tie_map()
+        arr = np.asarray(slots, dtype=np.float64)
+        if arr.shape != (c.n_slots,):
+            raise ValidationError(f"slots must have shape ({c.n_slots},), got {arr.shape}")
+        c._write_back(arr)
 
     def update(self) -> None:
         """Recompute tied and constrained slots from the current free values."""
@@ -562,8 +681,8 @@ class ParameterGroup:
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of the free vector."""
-        c = self._compiled()
-        return c.slot_lower[c.free_idx].copy(), c.slot_upper[c.free_idx].copy()
+        c = self.tie_map()
+        return c.lower[c.free_index].copy(), c.upper[c.free_index].copy()
 
     def tie_matrix(self, free: Any = None) -> sp.csr_matrix:
         """G = d slots / d free as a sparse ``(n_slots, n_free)`` matrix.
@@ -571,7 +690,7 @@ class ParameterGroup:
         Exact for equalities and linear ties; for expressions it is the linearisation at
         ``free`` (default: the current values).
         """
-        return self._compiled().tie_matrix(free).copy()
+        return self.tie_map().matrix(free).copy()
 
     def reduce_jacobian(self, J_slots: Any, free: Any = None) -> np.ndarray | sp.spmatrix:
         """Chain rule: ``J_free = J_slots @ G``; a shared parameter's column is the sum of its slots'."""
@@ -613,17 +732,17 @@ class ParameterGroup:
 
     def describe(self) -> str:
         """A table of every slot: value and how it is determined (free/fixed/tied)."""
-        c = self._compiled()
+        c = self.tie_map()
         slots = c.evaluate()
         width = max((len(n) for n in c.names), default=4)
         lines = [f"ParameterGroup {self.name!r}: {len(c.names)} slots, {c.n_free} free"]
         for i, n in enumerate(c.names):
-            lines.append(f"    {n:<{width}} = {slots[i]: .8g}  {c.describe_slot(i)}")
+            lines.append(f"    {n:<{width}} = {slots[i]: .8g}  {c.describe(i)}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         try:
-            c = self._compiled()
+            c = self.tie_map()
             return f"<ParameterGroup {self.name!r}: {len(c.names)} slots, {c.n_free} free>"
         except ValueError:
             return f"<ParameterGroup {self.name!r} (inconsistent ties)>"

@@ -17,7 +17,7 @@ from scipy.optimize import least_squares
 
 from .._validation import check_bool, check_choice, check_float, check_int
 from ..errors import ArgumentTypeError, FitWarning, ValidationError
-from ._layout import SlotValues, _Compiled
+from .tiemap import SlotValues, TieMap
 from .group import ParameterGroup
 from .result import FitResult
 from .statistics import covariance_from_jacobian
@@ -57,7 +57,7 @@ class _Problem:
 
     def __init__(self, group: ParameterGroup, terms: Sequence[ResidualTerm]) -> None:
         self.group = group
-        self.c: _Compiled = group._compiled()
+        self.c: TieMap = group.tie_map()
         self.terms = list(terms)
         self.sizes: list[int] = []
         r = self.c.restraints
@@ -116,7 +116,7 @@ class _Problem:
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         self.njev += 1
         vals = self.values(x)
-        G = self.c.tie_matrix(x)
+        G = self.c.matrix(x)
         n_slots = len(self.c.names)
         blocks = []
         for k, (term, size) in enumerate(zip(self.terms, self.sizes)):
@@ -139,7 +139,7 @@ class _Problem:
             if not np.all(np.isfinite(Jf)):
                 cols = np.flatnonzero(~np.all(np.isfinite(Jf), axis=0))
                 raise ValidationError(f"jacobian of term {term.name!r} is not finite for "
-                                 f"{', '.join(self.c.names[self.c.free_idx[c]] for c in cols)}")
+                                 f"{', '.join(self.c.names[self.c.free_index[c]] for c in cols)}")
             blocks.append(term.weight * Jf)
         if self.restraint_rows.size:
             R = sp.csr_matrix((1.0 / self.restraint_sigma,
@@ -169,7 +169,7 @@ class _Problem:
             J[:, j] = (rp - rm) / (xp[j] - xm[j])
             if not np.all(np.isfinite(J[:, j])):
                 raise ValidationError(f"residual of term {term.name!r} is not finite near "
-                                 f"{self.c.names[self.c.free_idx[j]]} = {x[j]:g} (finite-"
+                                 f"{self.c.names[self.c.free_index[j]]} = {x[j]:g} (finite-"
                                  "difference step); check its bounds and the model's domain")
         self.nfev += 2 * x.size
         return J
@@ -317,7 +317,7 @@ def _warn_at_bounds(problem: _Problem, opt: Any) -> None:
     active = np.asarray(getattr(opt, "active_mask", np.zeros(0)))
     if not np.any(active):
         return
-    names = [problem.c.names[i] for i in problem.c.free_idx]
+    names = [problem.c.names[i] for i in problem.c.free_index]
     held = [f"{names[j]} = {opt.x[j]:.6g} ({'min' if a < 0 else 'max'})"
             for j, a in enumerate(active) if a != 0]
     warnings.warn(f"free parameters ended at a bound: {', '.join(held)}; the best fit may lie "
@@ -332,7 +332,7 @@ def _result(problem: _Problem, opt: Any, x0: np.ndarray, *, method: str, scale_c
     r = problem.residual(x)
     J = problem.jacobian(x)
     chisqr = float(r @ r)
-    names = [problem.c.names[i] for i in problem.c.free_idx]
+    names = [problem.c.names[i] for i in problem.c.free_index]
     cov, _ = covariance_from_jacobian(J, names)
     nfree = r.size - x.size
     if cov is not None and scale_covar:

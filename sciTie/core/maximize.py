@@ -69,11 +69,11 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         raise ArgumentTypeError(f"objective must be callable (slots -> (value, gradient, "
                                 f"hessian)), got {type(objective).__name__}")
     max_iter = check_int(max_iter, "max_iter", minimum=1)
-    c = group._compiled()
+    c = group.tie_map()
     n_slots = len(c.names)
     x = c.pack() if free is None else _free_vector(free, c.n_free)
     cols = np.arange(c.n_free) if columns is None else _columns(columns, c.n_free)
-    lo, hi = c.slot_lower[c.free_idx][cols], c.slot_upper[c.free_idx][cols]
+    lo, hi = c.lower[c.free_index][cols], c.upper[c.free_index][cols]
 
     def evaluate(xx: np.ndarray):
         try:
@@ -90,10 +90,13 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         return x, MaximizeInfo(float(f), 0, True, 0.0)
     converged, it, gnorm = False, 0, np.inf
     for it in range(1, max_iter + 1):
-        G = c.tie_matrix(x)[:, cols]
+        G = c.matrix(x)[:, cols]
         g_free = np.asarray(G.T @ g).ravel()
-        Hs = sp.csr_matrix(H) if not sp.issparse(H) else H.tocsr()
-        H_free = np.asarray((G.T @ (Hs @ G)).todense()) if sp.issparse(G) else G.T @ Hs @ G
+        if sp.issparse(H):
+            H_free = np.asarray((G.T @ (H.tocsr() @ G)).todense())
+        else:  # a dense Hessian (small models): dense algebra throughout
+            Gd = G.toarray()
+            H_free = Gd.T @ np.asarray(H) @ Gd
         H_free = 0.5 * (H_free + H_free.T)
         gnorm = float(np.max(np.abs(g_free)))
         step = _newton_step(H_free, g_free)
@@ -101,6 +104,17 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         tiny_step = np.max(np.abs(step) / np.maximum(np.abs(x[cols]), 1.0)) <= 4 * np.finfo(float).eps
         if not np.isfinite(decrement) or decrement <= 0.0 or tiny_step:
             converged = True  # at machine precision: Newton's next step would change nothing
+            break
+        rounding = 8 * np.finfo(float).eps * max(1.0, abs(f))
+        if decrement <= rounding:
+            # the gain is below the rounding of Q, so no line search can see it: this last
+            # Newton step is taken as it is (it still halves the digits that are wrong)
+            xt = x.copy()
+            xt[cols] = np.clip(xt[cols] + step, lo, hi)
+            ft, gt, Ht = evaluate(xt)
+            if np.isfinite(ft) and ft >= f - rounding:
+                x, f = xt, ft
+            converged = True
             break
         # stay strictly inside the bounds of the free parameters
         t = 1.0

@@ -1,12 +1,9 @@
 """The one report formatter, xarray layout and default figure of a :class:`FitResult`."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .result import FitResult
 
 __all__ = ["format_report", "result_dataset", "plot_parameters"]
 
@@ -25,7 +22,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: bool = True,
+def format_report(result: Any, *, min_correl: float = 0.1, show_correl: bool = True,
                   show_fixed: bool = True) -> str:
     """lmfit-style text: statistics, variables (value ± stderr, unit, tie), correlations."""
     from .._validation import check_bool, check_float
@@ -54,6 +51,7 @@ def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: 
     lines.append("[[Variables]]")
     width = max((len(n) for n in r.slot_names), default=4) + 1
     free_col = {n: j for j, n in enumerate(r.free_names)}
+    tm = r.params.tie_map()
     for i, name in enumerate(r.slot_names):
         v, s, status, unit = r.slot_values[i], r.slot_stderr[i], r.slot_status[i], r.slot_units[i]
         if status == "fixed" and not show_fixed:
@@ -66,6 +64,8 @@ def format_report(result: "FitResult", *, min_correl: float = 0.1, show_correl: 
             text += f" {unit}"
         if status == "free":
             text += f" (init = {r.init_values[free_col[name]]:.8g})"
+            if v <= tm.lower[i] or v >= tm.upper[i]:  # where the information matrix ends
+                text += f" (on its {'lower' if v <= tm.lower[i] else 'upper'} bound)"
         elif status == "fixed":
             text += " (fixed)"
         else:
@@ -91,7 +91,7 @@ def _attr_value(value: Any) -> Any:
     return str(value)
 
 
-def result_dataset(result: "FitResult") -> Any:
+def result_dataset(result: Any) -> Any:
     """The xarray layout of a result (see :meth:`FitResult.to_xarray`)."""
     import xarray as xr
 
@@ -136,7 +136,7 @@ def result_dataset(result: "FitResult") -> Any:
     return ds
 
 
-def plot_parameters(result: "FitResult", ax: Any = None, **kwargs: Any) -> Any:
+def plot_parameters(result: Any, ax: Any = None, **kwargs: Any) -> Any:
     """Default figure: the correlation matrix of the free parameters, labelled."""
     import matplotlib.pyplot as plt
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
-from ._links import FIXED, FREE
+from .tiemap import SlotKind
 from .group import ParameterGroup
 from .statistics import information_criteria, standard_errors
 
@@ -145,16 +145,16 @@ class FitResult:
         if not isinstance(group, ParameterGroup):
             raise ValidationError(f"group must be a ParameterGroup, got {type(group).__name__}")
         work = group.copy() if copy else group
-        c = work._compiled()
+        c = work.tie_map()
         x = np.array(x, dtype=np.float64, copy=True)
         if x.shape != (c.n_free,):
             raise ValidationError(f"x must have shape ({c.n_free},) (the free parameters of "
                                   f"group {group.name!r}), got {x.shape}")
         slots = c.evaluate(x)
-        c.write_back(slots)
+        work.set_slots(slots)
         n = x.size
         ndata = check_int(ndata, "ndata", minimum=0)
-        free_names = [c.names[i] for i in c.free_idx]
+        free_names = c.free_names
         cov = None if covar is None else np.array(covar, dtype=np.float64)
         if cov is not None and cov.shape != (n, n):
             raise ValidationError(f"covar must have shape ({n}, {n}), got {cov.shape}")
@@ -164,24 +164,25 @@ class FitResult:
                 fields["covar_note"] = note
         stderr, correl = standard_errors(cov, n)
         if cov is not None:
-            G = c.tie_matrix(x)
+            G = c.matrix(x)
             slot_cov = np.asarray(G @ (G @ cov).T)
             slot_std = np.sqrt(np.clip(np.diag(slot_cov), 0.0, None))
         else:
             slot_cov = None
             slot_std = np.full(len(c.names), np.nan)
-        slot_std = np.where(c.kind == FIXED, 0.0, slot_std)
-        for par, idx in c.params:  # uncertainties onto the fitted copy
+        slot_std = np.where(c.kind == SlotKind.FIXED, 0.0, slot_std)
+        for name, par in work.items():  # uncertainties onto the fitted copy
+            idx = c.parameters[name]
             s = slot_std[idx]
             par.stderr = float(s) if np.ndim(idx) == 0 else s.copy()
-            if np.ndim(idx) == 0 and correl is not None and c.kind[int(idx)] == FREE:
+            if np.ndim(idx) == 0 and correl is not None and c.kind[int(idx)] == SlotKind.FREE:
                 j = int(c.free_column[int(idx)])
                 par.correl = {free_names[k]: float(correl[j, k]) for k in range(n) if k != j}
         outside = [c.names[i] for i in range(len(c.names))
-                   if c.kind[i] != FIXED
-                   and not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]]
+                   if c.kind[i] != SlotKind.FIXED
+                   and not c.lower[i] <= slots[i] <= c.upper[i]]
         if outside and warn_bounds:
-            free_out = [n for n in outside if c.kind[c.name_to_slot[n]] == FREE]
+            free_out = [n for n in outside if c.kind[c.select(n)] == SlotKind.FREE]
             tied_out = [n for n in outside if n not in free_out]
             if tied_out:
                 warnings.warn(f"tied or constrained slots end outside their own bounds: "
@@ -190,12 +191,12 @@ class FitResult:
             if free_out:
                 warnings.warn(f"free parameters are outside their bounds: {', '.join(free_out)} "
                               "(the values given as x ignore min/max)", FitWarning, stacklevel=3)
-        status = [c.describe_slot(i) + (" (outside its bounds)" if c.names[i] in outside else "")
+        status = [c.describe(i) + (" (outside its bounds)" if c.names[i] in outside else "")
                   for i in range(len(c.names))]
         units = [""] * len(c.names)
-        for par, idx in c.params:
+        for name, idx in c.parameters.items():
             for i in np.ravel(idx):
-                units[int(i)] = par.unit
+                units[int(i)] = c.units[name]
         x0 = x.copy() if init_values is None else np.array(init_values, dtype=np.float64)
         if x0.shape != x.shape:
             raise ValidationError(f"init_values must have shape {x.shape} (one per free "
@@ -256,7 +257,7 @@ class FitResult:
     # -- access --------------------------------------------------------------------------------
     def value(self, name: str) -> float | np.ndarray:
         """Fitted value of a parameter or slot by name."""
-        return self.params.values()[name]
+        return self.params.valuesdict()[name]
 
     def error(self, name: str) -> float | np.ndarray:
         """Standard error of a parameter or slot by name (propagated for tied slots)."""

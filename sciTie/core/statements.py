@@ -4,29 +4,31 @@ A statement makes the slots named on the left follow the expression on the right
 
     means[1] = means[0]                 equality (rows tie element by element)
     lambdas[1] = 2.5 * lambdas[0]       scaled
+    means[0] = 0                        fixed at a constant (every element of a row)
     means[1] = means[0] + delta         with a new free parameter ``delta``
     covars[1] = phi * means[1]          nonlinear (a constraint, linearised exactly into G)
 
 An affine right-hand side of one slot (``a*x + b``, ``x/c``, ``-x`` ...) becomes a linear tie
-(:meth:`ParameterGroup.tie`); anything else becomes a constraint
-(:meth:`ParameterGroup.constrain`) for each element. When the left side selects several slots
+(:meth:`ParameterGroup.tie`), a constant fixes the slots at that value
+(:meth:`ParameterGroup.fix_at`); anything else becomes a constraint
+(:meth:`ParameterGroup.constrain`) for each element. Statements are applied through the group's
+public methods only, all or nothing (:meth:`ParameterGroup.apply_ties` wraps them in one edit). When the left side selects several slots
 (a row ``means[1]`` of shape ``(D,)``), every reference on the right that selects the same shape
 is taken element by element and scalar references broadcast.
 """
 from __future__ import annotations
 
 import ast
+import difflib
+import keyword
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-from ..errors import ValidationError
+from ..errors import UnknownNameError, ValidationError
 from .expressions import FUNCTIONS, Expression, ExpressionError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .group import ParameterGroup
 
 __all__ = ["parse_statement", "apply_ties"]
 
@@ -84,7 +86,7 @@ def _affine(expr: Expression, node: ast.AST) -> tuple[str | None, float, float] 
 class _Indexer(ast.NodeTransformer):
     """Append an element index to every reference that selects the left side's shape."""
 
-    def __init__(self, expr: Expression, group: "ParameterGroup", shape: tuple[int, ...],
+    def __init__(self, expr: Expression, group: Any, shape: tuple[int, ...],
                  nd: tuple[int, ...], statement: str, new_names: set[str]) -> None:
         self.expr, self.group, self.shape, self.nd = expr, group, shape, nd
         self.statement, self.new_names = statement, new_names
@@ -109,22 +111,48 @@ class _Indexer(ast.NodeTransformer):
     visit_Subscript = _visit_ref
 
 
-def _selection_shape(group: "ParameterGroup", name: str, statement: str) -> tuple[int, ...]:
+def _selection_shape(group: Any, name: str, statement: str) -> tuple[int, ...]:
     try:
-        return tuple(group._select(name).shape)
+        return group.selection_shape(name)
     except (KeyError, ValueError) as exc:
         raise ValidationError(f"tie statement {statement!r}: {exc.args[0]}") from None
 
 
-def _known(group: "ParameterGroup", name: str) -> bool:
+def _base_name(name: str) -> str:
+    return name.split("[", 1)[0].strip()
+
+
+def _known(group: Any, name: str, statement: str) -> bool:
+    """Whether ``name`` selects slots of ``group``; a known parameter with a bad index (or
+    a name one letter away from a parameter) is an error, never a new parameter."""
     try:
-        group._select(name)
-    except (KeyError, ValueError, TypeError):
+        group.selection_shape(name)
+    except UnknownNameError:
+        if "[" in name:
+            base = _base_name(name)
+            close = difflib.get_close_matches(base, list(group), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                f" (parameters: {', '.join(group)})"
+            raise ValidationError(f"tie statement {statement!r}: {base!r} is not a parameter "
+                                  f"of group {group.name!r}{hint}") from None
         return False
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ValidationError(f"tie statement {statement!r}: {exc.args[0]}") from None
     return True
 
 
-def apply_ties(group: "ParameterGroup", statements: str | Iterable[str], *,
+def _syntax_hint(text: str, group: Any) -> str:
+    """A hint for a statement Python cannot parse: a keyword used as a parameter name."""
+    for word in re.findall(r"[A-Za-z_]\w*", text):
+        if keyword.iskeyword(word):
+            close = difflib.get_close_matches(word, list(group), n=1, cutoff=0.6)
+            if close:
+                return f" ({word!r} is a Python keyword; did you mean {close[0]!r}?)"
+            return f" ({word!r} is a Python keyword and cannot name a parameter)"
+    return ""
+
+
+def apply_ties(group: Any, statements: str | Iterable[str], *,
                new_parameters: bool = False) -> list[str]:
     """Apply tie statements to ``group`` (see the module docstring); returns new parameters.
 
@@ -158,9 +186,16 @@ def apply_ties(group: "ParameterGroup", statements: str | Iterable[str], *,
         try:
             expr = Expression(rhs, context=f"tie statement {text!r}")
         except ExpressionError as exc:
-            raise ValidationError(str(exc)) from None
+            raise ValidationError(str(exc) + _syntax_hint(text, group)) from None
+        if not _known(group, lhs, text):
+            close = difflib.get_close_matches(_base_name(lhs), list(group), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValidationError(
+                f"tie statement {text!r}: the left side {lhs!r} is not a slot of group "
+                f"{group.name!r} (parameters: {', '.join(group)}){hint}"
+                f"{_syntax_hint(lhs, group)}")
         lhs_shape = _selection_shape(group, lhs, text)
-        unknown = [n for n in expr.names if not _known(group, n)]
+        unknown = [n for n in expr.names if not _known(group, n, text)]
         for name in unknown:
             if not new_parameters:
                 raise ValidationError(
@@ -174,10 +209,14 @@ def apply_ties(group: "ParameterGroup", statements: str | Iterable[str], *,
                 created.append(name)
         parsed.append((text, lhs, rhs, expr, lhs_shape))
     targets = {}  # current values of the left sides: starting values for new parameters
-    vals = group._try_slot_values()
+    try:
+        tie_map = group.tie_map()
+        vals = tie_map.evaluate()
+    except ValueError:  # names only a parent group resolves: no starting values here
+        tie_map = vals = None
     for text, lhs, _, _, _ in parsed:
         if vals is not None:
-            targets[text] = np.asarray(vals[np.asarray(group._compiled().select(lhs))], float)
+            targets[text] = np.asarray(vals[np.asarray(tie_map.select(lhs))], float)
     for text, lhs, rhs, expr, shape in parsed:
         _apply_one(group, text, lhs, rhs, expr, shape, set(created))
     if created and targets:
@@ -185,7 +224,7 @@ def apply_ties(group: "ParameterGroup", statements: str | Iterable[str], *,
     return created
 
 
-def _apply_one(group: "ParameterGroup", text: str, lhs: str, rhs: str, expr: Expression,
+def _apply_one(group: Any, text: str, lhs: str, rhs: str, expr: Expression,
                shape: tuple[int, ...], new_names: set[str]) -> None:
     affine = _affine(expr, expr._body)
     if affine is not None and affine[0] is not None and affine[1] != 0.0:
@@ -195,8 +234,11 @@ def _apply_one(group: "ParameterGroup", text: str, lhs: str, rhs: str, expr: Exp
             group.tie(lhs, to=ref, scale=scale, offset=offset)
             return
     if affine is not None and (affine[0] is None or affine[1] == 0.0):
-        raise ValidationError(f"tie statement {text!r} sets {lhs!r} to a constant; fix the "
-                              "parameter at that value instead (ParameterGroup.fix)")
+        try:
+            group.fix_at(lhs, affine[2])
+        except ValidationError as exc:
+            raise ValidationError(f"tie statement {text!r}: {exc}") from None
+        return
     tree = ast.parse(rhs, mode="eval")
     for nd in np.ndindex(*shape):
         body = _Indexer(expr, group, shape, nd, text, new_names).visit(
@@ -213,11 +255,11 @@ def _element(selection: str, nd: tuple[int, ...]) -> str:
     return selection[:-1] + "," + idx + "]" if selection.endswith("]") else f"{selection}[{idx}]"
 
 
-def _initialise(group: "ParameterGroup", created: list[str], parsed, targets) -> None:
+def _initialise(group: Any, created: list[str], parsed, targets) -> None:
     """Least-squares starting values of new parameters from the left sides' old values."""
     from scipy.optimize import least_squares
 
-    c = group._compiled()
+    c = group.tie_map()
     cols = [int(c.free_column[c.select(n)]) for n in created]
     rows = np.concatenate([np.ravel(np.asarray(c.select(lhs))) for _, lhs, *_ in parsed])
     target = np.concatenate([np.ravel(targets[t]) for t, *_ in parsed])

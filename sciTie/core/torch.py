@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ValidationError
 from .expressions import FUNCTIONS, Expression, ExpressionError
-from ._links import EXPR, LINEAR
+from .tiemap import FunctionRelation, LinearRelation
 from .group import ParameterGroup
 from .parameter import check_name
 
@@ -139,33 +139,38 @@ class _Program:
 
 
 def _compile_program(group: ParameterGroup) -> _Program:
-    c = group._compiled()
+    c = group.tie_map()
     n = len(c.names)
     slots = c.evaluate()
     root_kind = np.full(n, -1, dtype=np.int8)
     root_index = np.zeros(n, dtype=np.int64)
     chains: list[list[tuple[float, float]]] = [[] for _ in range(n)]
-    root_kind[c.free_idx] = _ROOT_FREE
-    root_index[c.free_idx] = np.arange(c.free_idx.size)
-    root_kind[c.fixed_idx] = _ROOT_FIXED
-    root_index[c.fixed_idx] = np.arange(c.fixed_idx.size)
+    root_kind[c.free_index] = _ROOT_FREE
+    root_index[c.free_index] = np.arange(c.free_index.size)
+    root_kind[c.fixed_index] = _ROOT_FIXED
+    root_index[c.fixed_index] = np.arange(c.fixed_index.size)
     computed: list[_Computed] = []
-    for i in c.order:  # topological: a slot's targets are resolved before the slot
-        link = c.links[i]
-        if c.kind[i] == LINEAR and len(link.targets) == 1:
-            t = c.key_to_slot[link.targets[0].key]
-            scale, offset = link.scales[0], link.offset
+    for i in c.dependency_order:  # a slot's targets are resolved before the slot
+        rel = c.relation(i)
+        if isinstance(rel, LinearRelation) and len(rel.targets) == 1:
+            t = rel.targets[0]
+            scale, offset = rel.scales[0], rel.offset
             root_kind[i], root_index[i] = root_kind[t], root_index[t]
             chains[i] = chains[t] + ([] if (scale == 1.0 and offset == 0.0) else [(scale, offset)])
-        elif c.kind[i] == LINEAR:
+        elif isinstance(rel, LinearRelation):
             root_kind[i], root_index[i] = _ROOT_COMPUTED, len(computed)
             computed.append(_Computed(
-                int(i), np.array([c.key_to_slot[t.key] for t in link.targets], dtype=np.int64),
-                scales=tuple(float(v) for v in link.scales), offset=float(link.offset)))
-        elif c.kind[i] == EXPR:
+                int(i), np.array(rel.targets, dtype=np.int64),
+                scales=tuple(float(v) for v in rel.scales), offset=float(rel.offset)))
+        elif isinstance(rel, FunctionRelation):
+            raise ValidationError(
+                f"group {group.name!r}: slot {c.names[i]!r} is computed by {rel.label!r} (a "
+                "numpy vector function, constrain_function), which the torch bridge cannot "
+                "differentiate; write it as ties or expressions")
+        else:
             root_kind[i], root_index[i] = _ROOT_COMPUTED, len(computed)
-            computed.append(_Computed(int(i), np.asarray(c.expr_refs[i], dtype=np.int64),
-                                      expression=link.expression))
+            computed.append(_Computed(int(i), np.asarray(rel.references, dtype=np.int64),
+                                      expression=rel.expression))
     if np.any(root_kind < 0):  # pragma: no cover - the core's compile guarantees this
         raise RuntimeError("internal error: a slot without a root")
     # what the forward pass computes, independent of the values: slot names, how each slot
@@ -180,10 +185,10 @@ def _compile_program(group: ParameterGroup) -> _Program:
                                [float.hex(v) for v in e.scales], float.hex(e.offset)]
                               for e in computed]).encode())
     return _Program(
-        slot_names=list(c.names), free_names=[c.names[i] for i in c.free_idx],
+        slot_names=list(c.names), free_names=c.free_names,
         root_kind=root_kind, root_index=root_index, chains=chains, computed=computed,
-        free_values=slots[c.free_idx].copy(), fixed_values=slots[c.fixed_idx].copy(),
-        lower=c.slot_lower[c.free_idx].copy(), upper=c.slot_upper[c.free_idx].copy(),
+        free_values=slots[c.free_index].copy(), fixed_values=slots[c.fixed_index].copy(),
+        lower=c.lower[c.free_index].copy(), upper=c.upper[c.free_index].copy(),
         fingerprint=digest.hexdigest(), layout=c, segments=_segments(c))
 
 
@@ -194,8 +199,8 @@ def _segments(c: Any) -> list[int]:
     :meth:`TiedSlotValues.__getitem__` hands out such runs as pieces of one ``split``, whose
     backward is a single concatenation instead of one zero-filled gradient per parameter.
     """
-    cuts = {0, int(c.free_idx.size)}
-    for _, idx in c.params:
+    cuts = {0, int(c.free_index.size)}
+    for idx in c.parameters.values():
         cols = c.free_column[idx.reshape(-1)]
         cols = cols[cols >= 0]
         if cols.size:
@@ -342,7 +347,7 @@ class TiedParameters(nn.Module):
         # the structure is snapshotted here; the group is only copied again by to_group()
         self._group = group
         self._program = program
-        self._parameter_names = list(program.layout.param_index)
+        self._parameter_names = list(program.layout.parameters)
         self.check_finite = bool(check_finite)
         self._plans: dict[str | None, _Plan] = {}
         self.free = nn.Parameter(torch.tensor(program.free_values, dtype=dtype, device=device))
@@ -441,7 +446,7 @@ class TiedParameters(nn.Module):
         lead = f"{prefix}." if prefix else ""
         names = {n: lead + _group_name(n) for n, _ in module.named_parameters(
             remove_duplicate=False)}
-        known = self._layout().param_index
+        known = self._layout().parameters
         missing = [g for g in names.values() if g not in known]
         if missing:
             plain = [_group_name(n) for n in names]
@@ -602,7 +607,7 @@ class TiedParameters(nn.Module):
         at the current free and fixed values.
         """
         if not any(e.expression is not None for e in self._program.computed):
-            return self._layout().tie_matrix().copy()
+            return self._layout().matrix().copy()
         return self._copy_group(check_bounds=False).tie_matrix()
 
     def _free_numpy(self) -> np.ndarray:
@@ -668,10 +673,10 @@ class TiedParameters(nn.Module):
                 f"group {self.group_name!r} was given other slots or ties after this module was "
                 "built from it; build a new TiedParameters from the changed group")
         group = self._group.copy()
-        c = group._compiled()
-        stored = c.current_slots()
-        stored[c.fixed_idx] = self.fixed.detach().to("cpu", torch.float64).numpy()
-        c.write_back(stored)   # fixed values first: tied and constrained slots may read them
+        c = group.tie_map()
+        stored = c.stored_slots()
+        stored[c.fixed_index] = self.fixed.detach().to("cpu", torch.float64).numpy()
+        group.set_slots(stored)   # fixed values first: tied and constrained slots may read them
         group.set_free(free)
         return group
 

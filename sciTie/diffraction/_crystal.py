@@ -447,7 +447,7 @@ class Phase:
         ``occupancies`` (one per atom) default to the group's current values.
         """
         if occupancies is None:
-            vals = self.group.values()
+            vals = self.group.valuesdict()
             occupancies = [vals[f"{a.name}.occ"] for a in self.atoms]
         w = np.array([gemmi.Element(e).weight for e in self.elements])
         return float(np.sum(np.asarray(occupancies, dtype=float) * self.multiplicity * w))
@@ -479,7 +479,7 @@ class Phase:
         elif system != "triclinic":
             g.fix("alpha", "beta", "gamma")
         self.crystal_system = system
-        held = np.array([g.values()[n] for n in CELL_NAMES])
+        held = np.array([g.valuesdict()[n] for n in CELL_NAMES])
         if np.any(np.abs(held - given)[:3] > 1e-3 * given[:3]) \
                 or np.any(np.abs(held - given)[3:] > 1e-2):
             # the crystal system's constraints changed the cell the user gave: say so
@@ -563,7 +563,7 @@ class Phase:
 
     def cell_values(self) -> np.ndarray:
         """Current lattice parameters (respecting ties)."""
-        vals = self.group.values()
+        vals = self.group.valuesdict()
         return np.array([vals[n] for n in CELL_NAMES])
 
     # -- structure factors ----------------------------------------------------------------------
@@ -696,7 +696,7 @@ class Phase:
         parentheses.
         """
         g = group if group is not None else self.group
-        vals = g.values()
+        vals = g.valuesdict()
         stderr = stderr or {}
         if not isinstance(stderr, dict):
             raise ArgumentTypeError(f"stderr must be a dict of slot name -> standard error, "

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import Expression, ParameterGroup, ResidualTerm, fit_least_squares
+from ..core import Expression, ParameterGroup, ResidualTerm, SlotKind, fit_least_squares
 from ..core.result import FitResult
 from ..errors import ConvergenceWarning, IdentifiabilityWarning, ValidationError
 from ._blockarrow import (SingularSharedBlock, block_covariance, dense_step, pattern_blocks,
@@ -240,7 +240,7 @@ class ParametricRefinement:
             for spec in specs:
                 ref = build_refinement(spec, self.recipe)
                 ref.initialize()
-                vals = ref.group.values()
+                vals = ref.group.valuesdict()
                 s.append({"label": spec.label, "values": dict(zip(ref.group.slot_names,
                                                                   map(float, vals.array))),
                           "stderr": {}})
@@ -321,13 +321,13 @@ class ParametricRefinement:
         # the laws replace the per-pattern parameters they describe
         described: dict[str, set] = {slot: set() for slot in laws}
         for box, spec in zip(self.containers, specs):
-            comp = box._compiled()           # before the laws (which need the root)
+            comp = box.tie_map()           # before the laws (which need the root)
             kinds = dict(zip(comp.names, comp.kind))
             for slot, (law, expr, coefs) in laws.items():
                 if slot not in kinds:
                     raise ValidationError(f"laws: {slot!r} is not a slot of the patterns "
                                           f"(e.g. {comp.names[1:7]} ...)")
-                if kinds[slot] not in (0, 1):
+                if kinds[slot] not in (SlotKind.FREE, SlotKind.FIXED):
                     continue      # tied in this pattern (a symmetry tie): the tie wins
                 described[slot].add(float(spec.temperature))
                 tree = ast.parse(expr.text, mode="eval")
@@ -371,7 +371,7 @@ class ParametricRefinement:
                     out.append((expr.evaluate(env) - yi) / ei)
             return np.array(out)
 
-        if resid(sub.values()).size < sub.n_free:
+        if resid(sub.valuesdict()).size < sub.n_free:
             return                       # too few values: keep the given starts
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -383,7 +383,7 @@ class ParametricRefinement:
     def _layout(self):
         """Shared and local columns of the free vector; each pattern's rows of G."""
         root = self.group_
-        c = root._compiled()
+        c = root.tie_map()
         G = root.tie_matrix().tocsr()
         law_prefix = "laws."
         free = root.free_names
@@ -406,7 +406,7 @@ class ParametricRefinement:
         self._n_free = len(free)
 
     def _slots(self, x: np.ndarray) -> np.ndarray:
-        return self.group_._compiled().evaluate(x)
+        return self.group_.tie_map().evaluate(x)
 
     def _blocks(self, x: np.ndarray):
         G = self.group_.tie_matrix(x).tocsr()
@@ -547,7 +547,7 @@ class ParametricRefinement:
     # -- results -------------------------------------------------------------------------------
     def _results(self, specs, ycalc: list) -> None:
         root = self.group_
-        c = root._compiled()
+        c = root.tie_map()
         blocks = self._final_blocks
         chi2 = float(sum(b.chi2 for b in blocks))
         ndata = int(sum(b.n for b in blocks))
@@ -579,7 +579,7 @@ class ParametricRefinement:
         law_rows = np.array([c.select(f"laws.{n}") for n in root["laws"].parameters], dtype=int)
         Gl = G[law_rows][:, sh].toarray()
         slot_err[law_rows] = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", Gl, C_ss, Gl), 0, None))
-        slot_err = np.where(c.kind == 1, 0.0, slot_err)          # fixed slots
+        slot_err = np.where(c.kind == SlotKind.FIXED, 0.0, slot_err)          # fixed slots
         full = None
         if nfree <= self.max_dense_covariance:
             full = np.zeros((nfree, nfree))
@@ -605,7 +605,9 @@ class ParametricRefinement:
             with np.errstate(invalid="ignore", divide="ignore"):
                 res.covar = full
                 res.correl = full / np.outer(stderr, stderr)
-        for par, idx in res.params._compiled().params:
+        slot_of = res.params.tie_map().parameters
+        for name, par in res.params.items():
+            idx = slot_of[name]
             s = slot_err[idx]
             par.stderr = float(s) if np.ndim(idx) == 0 else s.copy()
         self.result_ = res
@@ -631,14 +633,14 @@ class ParametricRefinement:
         return nan, C_sl, C_ll, W
 
     def _container_rows(self, k: int) -> np.ndarray:
-        c = self.group_._compiled()
+        c = self.group_.tie_map()
         pre = f"{self.labels[k]}."
         return np.array([i for i, n in enumerate(c.names) if n.startswith(pre)], dtype=int)
 
     def _per_pattern_results(self, specs, slots, slot_err, redchi, ycalc) -> None:
         from ..provenance import provenance
         from ._refine import pattern_statistics, weight_fractions
-        c = self.group_._compiled()
+        c = self.group_.tie_map()
         fits = []
         for k, (spec, pat, ii) in enumerate(zip(specs, self.patterns, self._idx)):
             label = self.labels[k]
@@ -648,7 +650,7 @@ class ParametricRefinement:
             # free slots, and constrained ones that move with the fit (esd > 0, or NaN when
             # the laws are not all determined); not those tied to fixed values (esd 0)
             refined = [n for n, i in zip(names, rows)
-                       if n != self.variable and (c.kind[i] == 0 or (c.kind[i] != 1
+                       if n != self.variable and (c.kind[i] == SlotKind.FREE or (c.kind[i] != SlotKind.FIXED
                                                                       and not slot_err[i] <= 0))]
             y = ycalc[k]
             st = pattern_statistics(pat.obs, y, pat.sigma, 0)

@@ -589,12 +589,12 @@ class PowderPattern:
         if values is not None and not callable(getattr(values, "__getitem__", None)) \
                 or isinstance(values, (str, bytes)):
             raise ArgumentTypeError(f"values must be the SlotValues of a group holding the "
-                                    f"phases and pattern {self.name!r} (group.values()), got "
+                                    f"phases and pattern {self.name!r} (group.valuesdict()), got "
                                     f"{type(values).__name__}")
 
         def source(group):
             if values is None:
-                return group.values()
+                return group.valuesdict()
             prefix = f"{group.name}."
 
             class _Prefixed:  # names of a tree that holds ``group`` as a direct child

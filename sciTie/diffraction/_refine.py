@@ -131,7 +131,7 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
     if covariance is not None and not callable(covariance):
         covariance = check_array(covariance, "covariance", shape=(group.n_slots, group.n_slots),
                                  finite=False)
-    vals = group.values()
+    vals = group.valuesdict()
     base = vals.array.copy()
 
     def fractions(slots):
@@ -397,7 +397,7 @@ class JointRefinement:
 
     def initialize(self) -> "JointRefinement":
         """Starting scale, background and background-peak areas by linear least squares."""
-        vals = self.group.values()
+        vals = self.group.valuesdict()
         for p, idx in zip(self.patterns, self._index()):
             initialize_pattern(p, vals.array[idx])
         return self
@@ -446,13 +446,13 @@ class JointRefinement:
             method = "trf" if (np.any(np.isfinite(lo)) or np.any(np.isfinite(hi))) else "lm"
         t0 = time.perf_counter()
         for attempt in range(3):
-            vals = self.group.values()
+            vals = self.group.valuesdict()
             for p, idx in zip(self.patterns, self._index()):
                 p.refresh_windows(vals.array[idx])
             res = fit_least_squares(self.group, self._terms(), max_nfev=max_nfev, ftol=ftol,
                                     xtol=xtol, gtol=gtol, method=method)
             self.group.set_free(res.x)
-            vals = self.group.values()
+            vals = self.group.valuesdict()
             # peak windows are frozen during a run; widths that grew past them: run again
             if all(p.windows_ok(vals.array[idx]) for p, idx in zip(self.patterns, self._index())):
                 break
@@ -554,7 +554,7 @@ class JointRefinement:
         """Calculated pattern(s) at the fit points with per-reflection information."""
         if name is not None:
             self.pattern(name)  # an UnknownNameError listing the patterns
-        vals = self.group.values()
+        vals = self.group.valuesdict()
         out = {}
         for p, idx in zip(self.patterns, self._index()):
             if name is not None and p.name != name:
@@ -850,7 +850,7 @@ class _RietveldPlotter:
 def instrument_metadata(p: PowderPattern) -> dict:
     """netCDF-safe description of a pattern's instrument: radiation, wavelength(s),
     Kα2/Kα1 ratio, polarisation, geometry, goniometer radius, fit range."""
-    v = p.group.values()
+    v = p.group.valuesdict()
     return {"radiation": p.radiation, "wavelength": float(v["lam1"]),
             "wavelength2": float(v["lam2"]), "wavelength_units": "angstrom",
             "ratio": float(v["ratio"]), "polarization": float(v["polarization"]),

@@ -112,7 +112,7 @@ class SeriesPartition:
     def tie_rows(self, x: np.ndarray, *, grad: bool = True):
         """Per pattern: its local vector at the partition's free vector ``x`` and (with
         ``grad``) its rows of the tie map over its columns."""
-        slots = self.group._compiled().evaluate(x)
+        slots = self.group.tie_map().evaluate(x)
         if not grad:
             return [(slots[ii], None) for ii in self.rows]
         G = self.group.tie_matrix(x).tocsr()
@@ -155,7 +155,7 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
     free_index = np.array([where[n] for n in group.free_names], dtype=int)
     local_of = -np.ones(root.n_free, dtype=int)
     local_of[free_index] = np.arange(free_index.size)
-    comp, whole = group._compiled(), root._compiled()
+    comp, whole = group.tie_map(), root.tie_map()
     rows, cols = [], []
     for ii, loc in zip(r._idx[a:b], r._local[a:b]):
         rows.append(np.array([comp.select(whole.names[i]) for i in ii], dtype=int))

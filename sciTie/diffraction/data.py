@@ -223,7 +223,7 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
         counts = rng.poisson(np.maximum(y, 0)).astype(float)
         attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
         attrs.update({f"true_{k}": float(v) for k, v in SYNTHETIC_TRUTH.items()})
-        gv = g.values()
+        gv = g.valuesdict()
         attrs.update({"true_scale": float(gv["scale"]), "true_zero": float(gv["zero"])})
         attrs.update({f"true_{d}": float(gv[f"{phase.name}.{d}"]) for d in ("D11", "D33")})
         attrs.update({"dataset": "diffraction-synthetic", "seed": int(seed),

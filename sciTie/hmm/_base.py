@@ -1,6 +1,7 @@
 """What every tied HMM shares: its ParameterGroup, the compiled E-step, the M-step through G."""
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 
@@ -11,10 +12,14 @@ from ..core import FitResult
 from ..core.maximize import maximize_through_ties
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
 from . import _forward_backward as fb
-from ._group import build_group, finalise_probabilities, model_slots, write_arrays
+from ._group import build_group, finalise_probabilities, model_slots, user_held, write_arrays
 from ._objectives import probability_objective
+from ._start import match_clusters_to_states, restart_seeds, untied_labels
 
-__all__ = ["TiedHMMMixin"]
+__all__ = ["TiedHMMMixin", "AUTO_STARTS"]
+
+#: Starts a model with ties gets from ``n_init="auto"`` (an untied model gets one: hmmlearn's).
+AUTO_STARTS = 10
 
 _PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
 
@@ -163,6 +168,9 @@ class TiedHMMMixin:
         if not isinstance(self.verbose, (bool, np.bool_, int, np.integer)):
             raise ArgumentTypeError(f"verbose must be True or False, got {self.verbose!r}")
         check_random_state(self.random_state)
+        if not (isinstance(self.n_init, str) and self.n_init == "auto"):
+            check_int(self.n_init, "n_init", minimum=1)
+        check_choice(self.start_distribution, "start_distribution", ("free", "stationary"))
         for name in ("startprob_prior", "transmat_prior"):
             _check_prior(getattr(self, name), name, positive=True)
         self._validate_family_settings()
@@ -228,7 +236,7 @@ class TiedHMMMixin:
             workspace=getattr(self, "_workspace", None))
         stats = self._initialize_sufficient_statistics()
         stats["nobs"] = len(lengths)
-        if "s" in self.params:
+        if "s" in self.params or self.start_distribution == "stationary":
             starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
             stats["start"] += post[starts].sum(axis=0)
         if "t" in self.params:
@@ -295,25 +303,25 @@ class TiedHMMMixin:
         elif plan.emissions == "pooled":
             self._hmmlearn_mstep(self._pooled_stats(stats), letters)
         else:
-            c = self.group_._compiled()
+            c = self.group_.tie_map()
             idx = {name: np.asarray(c.select(name)) for name, _, _ in self._emission_params()}
             self._general_mstep("emissions", self._emission_objective(stats, idx, len(c.names)))
 
     def _general_mstep(self, block: str, objective) -> None:
         """Maximise the block's Q through the tie map, from the current parameters."""
         group = self.group_
-        c = group._compiled()
+        c = group.tie_map()
         slots = model_slots(self, group, self._slots)
-        free = slots[c.free_idx]
+        free = slots[c.free_index]
         free, info = maximize_through_ties(group, objective, columns=self._plan.block_columns[block],
                                            free=free)
         self._slots = c.evaluate(free)
         write_arrays(self, self._slots, group)
 
     def _transition_objective(self, stats):
-        c = self.group_._compiled()
+        c = self.group_.tie_map()
         blocks = []
-        if "s" in self.params:
+        if "s" in self.params or self.start_distribution == "stationary":
             cnt = np.maximum(self.startprob_prior - 1 + stats["start"], 0)
             blocks.append((np.asarray(c.select("startprob")), np.where(self.startprob_ == 0, 0, cnt)))
         if "t" in self.params:
@@ -359,17 +367,37 @@ class TiedHMMMixin:
         super()._init(X, lengths)
         # arrays the user set (letters outside init_params) are checked like hand-set models
         self._require_parameters("fit")
-        self.group_, self._plan = build_group(self)
-        partition = self._plan.partition
         initialised = set(self.init_params) & set(self._emission_letters)
+        labels = untied_labels(self, X) if initialised and self._has_ties() else None
+        self.group_, self._plan = build_group(self)
+        self._slots = self.group_.valuesdict().array
+        partition = self._plan.partition
+        held = user_held(self) - {"startprob", "transmat"}
         if len(partition) < self.n_components and initialised:
             # whole states tied: initialise their emissions on the groups, not the states
             self._init_grouped(X, lengths, partition)
             self.group_, self._plan = build_group(self)
-        self._slots = self.group_.values().array
+            self._slots = self.group_.valuesdict().array
+        elif self._plan.emissions == "general" and initialised and not held:
+            # any other tie: the untied start's clusters, matched to the tied states
+            match_clusters_to_states(self, X, labels,
+                                     lambda post: self._fit_start_emissions(X, post))
         self._init_slots = self._slots.copy()
         if self._plan.emissions == "pooled":
             self._check_group_priors()
+
+    def _has_ties(self) -> bool:
+        return (self.ties is not None or self.tied_states is not None
+                or self.tied_transitions is not None)
+
+    def _fit_start_emissions(self, X, post) -> None:
+        """The tied emission M-step on the statistics of hard posteriors ``post``."""
+        stats = self._initialize_sufficient_statistics()
+        stats["nobs"] = 1
+        self._accumulate_emission_statistics(stats, X, post, None)
+        tm = self.group_.tie_map()
+        idx = {name: np.asarray(tm.select(name)) for name, _, _ in self._emission_params()}
+        self._general_mstep("emissions", self._emission_objective(stats, idx, tm.n_slots))
 
     def _init_grouped(self, X, lengths, partition) -> None:
         """Re-initialise emissions for tied groups of states (default: keep hmmlearn's)."""
@@ -396,6 +424,68 @@ class TiedHMMMixin:
             :class:`sciTie.FitResult`: parameters, log-likelihood, AIC/BIC on ``group_.n_free``).
         """
         self._validate_settings()
+        wall, cpu = time.perf_counter(), time.process_time()
+        seeds = restart_seeds(self.random_state, self._n_starts())
+        if len(seeds) == 1:
+            self._fit_once(X, lengths, client)
+            starts = None
+        else:
+            starts = self._fit_restarts(X, lengths, client, seeds)
+        self.fit_seconds_ = time.perf_counter() - wall
+        self.fit_cpu_seconds_ = time.process_time() - cpu
+        if starts is not None:
+            self.result_.statistics["starts"] = starts
+        return self
+
+    def _n_starts(self) -> int:
+        """``n_init``, with "auto": one start untied (hmmlearn's fit), AUTO_STARTS with ties
+        (one when fit initialises nothing: every start would be the same)."""
+        if not isinstance(self.n_init, str):
+            return int(self.n_init)
+        if not self._has_ties() or not set(self.init_params) - set("st"):
+            return 1
+        return AUTO_STARTS
+
+    def _fit_restarts(self, X, lengths, client, seeds) -> list[dict]:
+        """Fit from every seed, keep the highest log-likelihood; the starts' summary."""
+        saved = self.random_state
+        hyper = set(self.get_params(deep=False))
+        best, best_ll, runs = None, -np.inf, []
+        try:
+            for k, seed in enumerate(seeds):
+                self.random_state = seed
+                if k:  # what fit initialises is made anew (hmmlearn would warn of overwriting)
+                    self._forget_initialised()
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    self._fit_once(X, lengths, client)
+                ll = float(self.result_.log_likelihood)
+                runs.append({"seed": seed if isinstance(seed, (int, np.integer)) or seed is None
+                             else "RandomState", "log_likelihood": ll,
+                             "em_iterations": int(self.monitor_.iter),
+                             "converged": bool(self.result_.success)})
+                if best is None or ll > best_ll:
+                    # every start makes new arrays, group and result; only hmmlearn's
+                    # monitor is reset in place, so it alone is copied
+                    state = {k: v for k, v in self.__dict__.items() if k not in hyper}
+                    state["monitor_"] = copy.deepcopy(self.monitor_)
+                    best_ll, best = ll, (state, caught)
+        finally:
+            self.random_state = saved
+        state, caught = best
+        self.__dict__.update(state)
+        for w in caught:  # the chosen start's warnings only
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return runs
+
+    def _forget_initialised(self) -> None:
+        attrs = {"s": "startprob_", "t": "transmat_"}
+        attrs.update((letter, attr) for _, letter, attr in self._emission_params())
+        for letter, attr in attrs.items():
+            if letter in self.init_params and attr in self.__dict__:
+                delattr(self, attr)
+
+    def _fit_once(self, X, lengths, client):
         for attr in ("group_", "result_", "n_features_in_"):
             if hasattr(self, attr):
                 delattr(self, attr)
@@ -456,14 +546,32 @@ class TiedHMMMixin:
         converged = self._em_converged() or not np.isfinite(self.tol)
         return FitResult.from_covariance(
             self.group_, self.group_.pack(), ndata=n_samples, model=type(self).__name__,
-            init_values=self._init_slots[self.group_._compiled().free_idx],
+            init_values=self._init_slots[self.group_.tie_map().free_index],
             covar_note="standard errors not computed yet: call uncertainties(X, lengths)",
-            method=f"Baum-Welch (M-step: transitions {self._plan.transitions}, emissions "
-                   f"{self._plan.emissions})",
+            method=f"Baum-Welch, {self.estimation()} (M-step: transitions "
+                   f"{self._plan.transitions}, emissions {self._plan.emissions})",
             success=bool(converged), message="converged" if converged else "n_iter reached",
             nfev=int(self.monitor_.iter), seconds=seconds, log_likelihood=ll,
             statistics={"n_sequences": int(n_sequences), "em_iterations": int(self.monitor_.iter)},
             attrs=self._provenance(), plotter=self._plot_result, warn_bounds=False)
+
+    def estimation(self) -> str:
+        """What the fit estimates: "maximum likelihood", or "MAP (...)" naming the priors
+        that are not neutral (hmmlearn's default ``covars_prior=1e-2`` makes Gaussian
+        variances MAP estimates; ``covars_prior=0`` gives maximum likelihood)."""
+        priors = {}
+        for name in ("startprob_prior", "transmat_prior"):
+            if np.any(np.asarray(getattr(self, name), dtype=float) != 1.0):
+                priors[name] = getattr(self, name)
+        priors.update(self._nonneutral_priors())
+        if not priors:
+            return "maximum likelihood"
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in priors.items())
+        return f"MAP ({shown})"
+
+    def _nonneutral_priors(self) -> dict:
+        """The family's priors that change the estimate (empty: maximum likelihood)."""
+        return {}
 
     def _score(self, X, lengths=None, *, compute_posteriors):
         self._require_parameters("score")
@@ -636,7 +744,7 @@ class TiedHMMMixin:
             self.group_, self._plan = build_group(self)
         finally:
             self.init_params = saved
-        self._slots = self.group_.values().array
+        self._slots = self.group_.valuesdict().array
         finalise_probabilities(self.group_, _PROBABILITIES, self._slots)
         self.result_ = FitResult.from_covariance(
             self.group_, self.group_.pack(), ndata=old.ndata, model=old.model, method=old.method,
@@ -700,6 +808,14 @@ class TiedHMMMixin:
         X, lengths = self._validate_X(X, lengths)
         return information_criteria(self.n_free_parameters(), X.shape[0],
                                     log_likelihood=self.score(X, lengths))[1]
+
+
+def _short(value) -> str:
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return f"{float(arr):g}"
+    flat = np.unique(arr)
+    return f"{float(flat[0]):g}" if flat.size == 1 else f"array{arr.shape}"
 
 
 def _check_prior(value, name: str, *, positive: bool = False, nonnegative: bool = False,

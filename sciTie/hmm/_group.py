@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core import ParameterGroup
-from ..core._links import EXPR, FIXED, FREE, LINEAR, _LinearLink
+from ..core import LinearRelation, SlotKind
 from ..errors import ValidationError
 from ._tying import validate_partition, validate_transition_groups
 
@@ -110,24 +110,24 @@ def _arrays(model) -> list[tuple[str, str, np.ndarray]]:
 
 
 def _kind(group: ParameterGroup) -> dict[str, int]:
-    c = group._compiled()
+    c = group.tie_map()
     return dict(zip(c.names, c.kind.tolist()))
 
 
 def _slots(group: ParameterGroup, name: str) -> list[str]:
-    c = group._compiled()
+    c = group.tie_map()
     return [c.names[i] for i in np.ravel(np.asarray(c.select(name)))]
 
 
 def _fix_free(group: ParameterGroup, slot_names: Sequence[str]) -> None:
     kinds = _kind(group)
-    free = [n for n in slot_names if kinds[n] == FREE]
+    free = [n for n in slot_names if kinds[n] == SlotKind.FREE]
     if free:
         group.fix(*free)
 
 
 def _probability_rows(group: ParameterGroup, name: str, shape: tuple[int, ...]) -> list[list[str]]:
-    c = group._compiled()
+    c = group.tie_map()
     idx = np.asarray(c.select(name))
     rows = idx.reshape(-1, shape[-1])
     return [[c.names[i] for i in row] for row in rows]
@@ -140,9 +140,9 @@ def normalise_row(group: ParameterGroup, row: Sequence[str]) -> None:
     that way would round to 0 (a transition of 1e-23 must stay 1e-23).
     """
     kinds = _kind(group)
-    values = group.values()
-    free = [n for n in row if kinds[n] == FREE]
-    if not free:
+    values = group.valuesdict()
+    free = [n for n in row if kinds[n] == SlotKind.FREE]
+    if not free or _sums_to_one(group, row):
         return
     candidates = _without_dependants(group, row, free, kinds)
     if not candidates:
@@ -153,11 +153,22 @@ def normalise_row(group: ParameterGroup, row: Sequence[str]) -> None:
             f"so no entry is left to make the row sum to 1; leave one entry of each {base} row "
             "untied (or fix the row)")
     last = max(candidates, key=lambda n: (values[n], free.index(n)))
-    terms = {n: -1.0 for n in row if n != last and not (kinds[n] == FIXED and values[n] == 0.0)}
+    terms = {n: -1.0 for n in row if n != last and not (kinds[n] == SlotKind.FIXED and values[n] == 0.0)}
     if terms:
         group.tie_linear(last, terms, offset=1.0)
     else:  # the only entry that is not a structural zero: it is 1
         group.fix(last)
+
+
+def _sums_to_one(group: ParameterGroup, row: Sequence[str]) -> bool:
+    """Whether the row already sums to one whatever the free values (its ties say so: the
+    rows of G add up to zero and the offsets to one), as in a fitted model's group."""
+    tm = group.tie_map()
+    idx = [int(tm.select(n)) for n in row]
+    G = tm.matrix()[idx]
+    offsets = tm.evaluate()[idx] - G @ tm.pack()
+    return bool(np.allclose(np.asarray(G.sum(axis=0)).ravel(), 0.0, atol=1e-12)
+                and abs(offsets.sum() - 1.0) < 1e-12)
 
 
 def _without_dependants(group: ParameterGroup, row: Sequence[str], free: list[str],
@@ -166,14 +177,14 @@ def _without_dependants(group: ParameterGroup, row: Sequence[str], free: list[st
 
     Making such an entry ``1 - sum(others)`` would close a tie cycle.
     """
-    if not any(kinds[n] in (LINEAR, EXPR) for n in row):
+    if not any(kinds[n] in (SlotKind.LINEAR, SlotKind.EXPRESSION) for n in row):
         return free
-    c = group._compiled()
-    G = c.tie_matrix().tocsc()
-    in_row = {c.name_to_slot[n] for n in row}
+    c = group.tie_map()
+    G = c.matrix().tocsc()
+    in_row = {c.select(n) for n in row}
     out = []
     for n in free:
-        i = c.name_to_slot[n]
+        i = c.select(n)
         col = int(c.free_column[i])
         followers = set(G.indices[G.indptr[col]:G.indptr[col + 1]].tolist()) & in_row
         if not followers - {i}:
@@ -189,27 +200,25 @@ def _symmetric_ties(group: ParameterGroup, name: str, shape: tuple[int, ...]) ->
         for a in range(D):
             for b in range(a):
                 lower, upper = f"{name}[{pre}{a},{b}]", f"{name}[{pre}{b},{a}]"
-                if kinds[lower] in (FREE, FIXED):
+                if kinds[lower] in (SlotKind.FREE, SlotKind.FIXED):
                     group.tie(lower, to=upper)
+
+
+def user_held(model) -> set[str]:
+    """Model parameters whose start a ParameterGroup given as ``ties`` supplies."""
+    ties = getattr(model, "ties", None)
+    if not isinstance(ties, ParameterGroup):
+        return set()
+    return {name for name, _, _ in _arrays(model) if name in ties.parameters}
 
 
 def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
     """The model's group from its current arrays, settings and ties (see module docstring)."""
     ties = getattr(model, "ties", None)
     arrays = _arrays(model)
+    model_names = [name for name, _, _ in arrays]
     if isinstance(ties, ParameterGroup):
-        group = ties.copy()
-        for name, _, arr in arrays:
-            if name in group._params:
-                par = group._params[name]
-                if par.shape != arr.shape:
-                    raise ValidationError(
-                        f"ties: the group's parameter {name!r} has shape {par.shape} but the "
-                        f"model's has {arr.shape}")
-                par._value = arr.copy()
-            else:
-                lo, hi = _bounds(model, name, arr.shape)
-                group.add(name, arr, min=lo, max=hi)
+        group = _from_user_group(model, ties, arrays)
     else:
         group = ParameterGroup("hmm", description=type(model).__name__)
         for name, _, arr in arrays:
@@ -217,74 +226,158 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
             group.add(name, arr, min=lo, max=hi)
     statements = _statements_from_shorthands(model) + _user_statements(ties)
     created = group.apply_ties(statements, new_parameters=True) if statements else []
-    _check_given_values(model, group, arrays, created)
-    model_names = {name for name, _, _ in arrays}
+    _check_given_values(model, group, arrays, created, user_held(model))
     created += [n for n in group.parameters if n not in model_names and n not in created]
-    user_tied = {n for n, k in _kind(group).items() if k in (LINEAR, EXPR)}
+    _check_extras_used(model, group, model_names, created)
+    constrained = _user_constrained(group, model_names)
+    stationary = getattr(model, "start_distribution", "free") == "stationary"
+    if stationary:
+        _make_start_stationary(group, constrained)
     letters = model.params
     for name, letter, arr in arrays:
         slots = _slots(group, name)
+        if name == "startprob" and stationary:
+            continue
         if letter not in letters:
             _fix_free(group, slots)
-        elif name in ("startprob", "transmat", "emissionprob", "weights"):
-            _fix_free(group, [s for s, v in zip(slots, arr.ravel()) if v == 0.0])
+        elif name in _PROBABILITIES:
+            values = group.valuesdict()
+            _fix_free(group, [s for s in slots if values[s] == 0.0])
         if name == "covars" and (model.covariance_type in ("full", "tied")):
             _symmetric_ties(group, name, arr.shape)
+    # whole states equal? judged before the rows get their normalising ties (structure that
+    # the closed-form update provides itself)
+    partition = _equality_partition(model, group) if model._supports_pooling() else None
     for name, letter, arr in arrays:
-        if name in ("startprob", "transmat", "emissionprob", "weights") and letter in letters:
+        if name in _PROBABILITIES and letter in letters and not (name == "startprob"
+                                                                 and stationary):
             for row in _probability_rows(group, name, arr.shape):
                 normalise_row(group, row)
     group.update()  # tied slots take the values their ties give
     _check_tied_bounds(group)
-    write_arrays(model, group.values().array, group)
+    write_arrays(model, group.valuesdict().array, group)
     _check_probabilities(model, group)
-    plan = _plan(model, group, user_tied, created, statements)
+    plan = _plan(model, group, constrained, created, statements, partition, stationary)
     return group, plan
 
 
-def _check_given_values(model, group: ParameterGroup, arrays, created: list[str]) -> None:
+def _from_user_group(model, ties: ParameterGroup, arrays) -> ParameterGroup:
+    """A copy of the user's group with every model parameter: the group's own values are the
+    start of the parameters it holds (its fixed values stay fixed, its bounds are kept within
+    the model's domain); the others come from the model's arrays."""
+    if ties.tie_map().restraints:
+        raise ValidationError(
+            "ties: the group holds restraints (pseudo-observations of least squares), which "
+            "EM cannot honour; write them as ties or fixed values, or remove them")
+    group = ties.copy()
+    for name, _, arr in arrays:
+        lo, hi = _bounds(model, name, arr.shape)
+        if name not in group.parameters:
+            group.add(name, arr, min=lo, max=hi)
+            continue
+        par = group[name]
+        if par.shape != arr.shape:
+            raise ValidationError(
+                f"ties: the group's parameter {name!r} has shape {par.shape} but "
+                f"{type(model).__name__}({model.n_components} states) has {arr.shape}; give a "
+                "group built for a model of the same family and shape")
+        par.min = np.maximum(np.broadcast_to(par.min, arr.shape), lo)
+        par.max = np.minimum(np.broadcast_to(par.max, arr.shape), hi)
+    return group
+
+
+def _check_extras_used(model, group: ParameterGroup, model_names, extras: list[str]) -> None:
+    """A parameter of the user's group that no tie reads would be fitted to nothing."""
+    if not extras:
+        return
+    tm = group.tie_map()
+    stack = [int(i) for n in model_names for i in np.ravel(tm.select(n))]
+    seen: set[int] = set()
+    while stack:
+        for d in tm.dependencies(stack.pop()):
+            if d not in seen:
+                seen.add(d)
+                stack.append(d)
+    unused = [n for n in extras if not set(np.ravel(tm.select(n)).tolist()) & seen]
+    if unused:
+        raise ValidationError(
+            f"ties: {', '.join(repr(n) for n in unused)} is not a parameter of "
+            f"{type(model).__name__} (its parameters: {', '.join(model_names)}) and no tie "
+            "uses it; rename it or remove it from the group")
+
+
+def _user_constrained(group: ParameterGroup, model_names) -> set[str]:
+    """Model slots the user's ties and fixed values determine (a structural zero of a
+    probability excepted: every closed-form update keeps it zero)."""
+    tm = group.tie_map()
+    values = tm.evaluate()
+    out = set()
+    for name in model_names:
+        for i in np.ravel(tm.select(name)):
+            kind = tm.kind[i]
+            if kind in (SlotKind.LINEAR, SlotKind.EXPRESSION) or (
+                    kind == SlotKind.FIXED and not (name in _PROBABILITIES and values[i] == 0.0)):
+                out.add(tm.names[i])
+    return out
+
+
+def _make_start_stationary(group: ParameterGroup, constrained: set[str]) -> None:
+    from ._stationary import stationary_distribution, stationary_jacobian
+
+    own = sorted(n for n in constrained if n.startswith("startprob"))
+    if own:
+        raise ValidationError(
+            f"start_distribution='stationary' makes startprob a function of transmat, but the "
+            f"ties also set {', '.join(own)}; remove those ties or use "
+            "start_distribution='free'")
+    group.constrain_function("startprob", stationary_distribution, "transmat",
+                             jacobian=stationary_jacobian, label="stationary(transmat)")
+
+
+def _check_given_values(model, group: ParameterGroup, arrays, created: list[str],
+                        held: set[str]) -> None:
     """Values the user set (letters outside ``init_params``) must already satisfy the ties.
 
     Values that fit initialised are projected onto the ties silently; values a user gave
     and a tie contradicts are an error, not a silent replacement.
     """
     init = model.init_params
-    c = group._compiled()
+    c = group.tie_map()
     implied = c.evaluate()
     depends_on_new = set()
     for n in created:
-        col = int(c.free_column[c.select(n)]) if n in group._params else -1
+        col = int(c.free_column[c.select(n)]) if n in group.parameters else -1
         if col >= 0:
-            G = c.tie_matrix()
+            G = c.matrix()
             depends_on_new |= set(np.flatnonzero(G[:, col].toarray().ravel()).tolist())
     for name, letter, arr in arrays:
-        if letter in init:
+        if letter in init or name in held:
             continue
         idx = np.ravel(np.asarray(c.select(name)))
         given = arr.ravel()
         for i, v in zip(idx, given):
-            if int(i) in depends_on_new or c.kind[i] not in (LINEAR, EXPR):
+            if int(i) in depends_on_new or c.kind[i] not in (SlotKind.LINEAR, SlotKind.EXPRESSION):
                 continue
             if not np.isclose(implied[i], v, rtol=1e-10, atol=1e-12):
                 attr = {"startprob": "startprob_", "transmat": "transmat_"}.get(
                     name, dict((n, a) for n, _, a in model._emission_params()).get(name, name))
                 raise ValidationError(
                     f"{attr} was given with {c.names[i]} = {v:g}, but the ties make it "
-                    f"{implied[i]:g} ({c.describe_slot(i)}); give values that satisfy the ties "
+                    f"{implied[i]:g} ({c.describe(i)}); give values that satisfy the ties "
                     f"or let fit initialise them (init_params containing {letter!r})")
 
 
 def _check_tied_bounds(group: ParameterGroup) -> None:
     """A tie must keep what it sets in its domain (a variance tied to minus another ...)."""
-    c = group._compiled()
+    c = group.tie_map()
     slots = c.evaluate()
     for i in range(len(c.names)):
-        if c.kind[i] not in (LINEAR, EXPR) or c.names[i].split("[")[0] in _PROBABILITIES:
+        if c.kind[i] not in (SlotKind.LINEAR, SlotKind.EXPRESSION) or c.names[i].split("[")[0] in _PROBABILITIES:
             continue  # probability rows are checked as rows below
-        if not c.slot_lower[i] <= slots[i] <= c.slot_upper[i]:
+        if not c.lower[i] <= slots[i] <= c.upper[i]:
             raise ValidationError(
-                f"with these ties {c.names[i]} = {slots[i]:g} ({c.describe_slot(i)}) is "
-                f"outside its domain [{c.slot_lower[i]:g}, {c.slot_upper[i]:g}]; a tie must keep "
+                f"with these ties {c.names[i]} = {slots[i]:g} ({c.describe(i)}) is "
+                f"outside its domain [{c.lower[i]:g}, {c.upper[i]:g}]; a tie must keep "
                 "every parameter valid (variances and rates positive)")
 
 
@@ -292,7 +385,7 @@ _PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
 
 
 def _check_probabilities(model, group: ParameterGroup) -> None:
-    vals = group.values()
+    vals = group.valuesdict()
     for name, _, arr in _arrays(model):
         if name not in ("startprob", "transmat", "emissionprob", "weights"):
             continue
@@ -312,33 +405,32 @@ def _block_of(name: str) -> str:
     return "transitions" if base in TRANSITION_PARAMS else "emissions"
 
 
-def _plan(model, group: ParameterGroup, user_tied: set[str], created: list[str],
-          statements: list[str]) -> HMMGroupPlan:
-    c = group._compiled()
-    G = c.tie_matrix().tocsc()
+def _plan(model, group: ParameterGroup, constrained: set[str], created: list[str],
+          statements: list[str], partition: list[list[int]] | None,
+          stationary: bool = False) -> HMMGroupPlan:
+    """How each block of the M-step is solved, decided from the tie map (see HMMGroupPlan)."""
+    c = group.tie_map()
+    G = c.matrix().tocsc()
     block = np.array([_block_of(n) for n in c.names])
     cols: dict[str, list[int]] = {"transitions": [], "emissions": []}
     for j in range(G.shape[1]):
         rows = G.indices[G.indptr[j]:G.indptr[j + 1]]
-        touched = set(block[rows]) if rows.size else {_block_of(c.names[c.free_idx[j]])}
+        touched = set(block[rows]) if rows.size else {_block_of(c.names[c.free_index[j]])}
         if len(touched) > 1:
             raise ValidationError(
-                f"the free parameter {c.names[c.free_idx[j]]!r} reaches both transition and "
+                f"the free parameter {c.names[c.free_index[j]]!r} reaches both transition and "
                 "emission parameters through the ties; EM maximises them separately, so a tie "
                 "may not connect the two")
         cols[touched.pop()].append(j)
-    tied_by_block = {b: {n for n in user_tied if _block_of(n) == b and n not in created}
-                     for b in cols}
+    by_block = {b: {n for n in constrained if _block_of(n) == b} for b in cols}
     new_in = {b: [n for n in created if int(c.free_column[c.select(n)]) in cols[b]]
               for b in cols}
-    transitions = "general" if tied_by_block["transitions"] or new_in["transitions"] else "closed"
-    partition = _equality_partition(model, group, tied_by_block["emissions"])
-    if not tied_by_block["emissions"] and not new_in["emissions"]:
-        emissions = "closed"
-    elif partition is not None and model._supports_pooling():
-        emissions = "pooled"
+    transitions = ("general" if by_block["transitions"] or new_in["transitions"] or stationary
+                   else "closed")
+    if not by_block["emissions"] and not new_in["emissions"]:
+        emissions, partition = "closed", None
     else:
-        emissions = "general"
+        emissions = "pooled" if partition is not None else "general"
     if emissions == "general" and not model._supports_general_ties():
         raise ValidationError(
             f"{type(model).__name__} accepts ties that make whole states equal (every emission "
@@ -351,44 +443,44 @@ def _plan(model, group: ParameterGroup, user_tied: set[str], created: list[str],
                         list(statements), list(created))
 
 
-def _equality_partition(model, group: ParameterGroup, tied: set[str]) -> list[list[int]] | None:
-    """States whose every emission slot equals (scale 1, offset 0) a representative's, or None."""
-    if not tied:
-        return None
-    c = group._compiled()
+def _equality_partition(model, group: ParameterGroup) -> list[list[int]] | None:
+    """Classes of states whose emission slots are the same free parameters, or None.
+
+    Pooling the statistics of such a class and applying the closed-form update is the exact
+    M-step only when every emission slot of the class is its own free parameter (a unit row
+    of G whose column no other class reads), or is held by ``params``; any other tie, fixed
+    value or scale needs Newton through the tie map.
+    """
+    tm = group.tie_map()
     K = model.n_components
-    rep: dict[int, int] = {}
-    for name, _, _ in model._emission_params():
-        if name == "covars" and not model._is_mixture() and model.covariance_type == "tied":
-            continue
-        flat = np.asarray(c.select(name)).reshape(K, -1)
-        where = {int(s): (k, e) for k, row in enumerate(flat) for e, s in enumerate(row)}
-        for k in range(K):
-            for e, s in enumerate(flat[k]):
-                this = k
-                if c.names[s] in tied:
-                    link = c.links.get(int(s))
-                    if (not isinstance(link, _LinearLink) or len(link.targets) != 1
-                            or link.scales[0] != 1.0 or link.offset != 0.0):
-                        return None
-                    t = c.key_to_slot[link.targets[0].key]
-                    if t not in where or c.names[t] in tied or where[t][1] != e:
-                        return None
-                    this = where[t][0]
-                if rep.setdefault(k, this) != this:
-                    return None
-    if any(rep[r] != r for r in set(rep.values())):
-        return None
-    groups: dict[int, list[int]] = {}
-    for k in range(K):
-        groups.setdefault(rep.get(k, k), []).append(k)
-    return sorted(groups.values(), key=lambda g: g[0])
+    specs = [(name, letter) for name, letter, _ in model._emission_params()
+             if not (name == "covars" and not model._is_mixture()
+                     and model.covariance_type == "tied")]
+    blocks = [np.concatenate([np.ravel(np.asarray(tm.select(name)).reshape(K, -1)[k])
+                              for name, _ in specs]) for k in range(K)]
+    letters = np.concatenate([np.full(np.asarray(tm.select(name)).size // K, letter)
+                              for name, letter in specs])
+    classes = tm.equal_blocks(blocks)
+    G = tm.matrix().tocsr()
+    owner: dict[int, int] = {}
+    for ci, members in enumerate(classes):
+        for slot, letter in zip(blocks[members[0]], letters):
+            lo, hi = G.indptr[slot], G.indptr[slot + 1]
+            if hi == lo:
+                if letter in model.params:
+                    return None        # fixed by the user: the closed form would move it
+                continue
+            if hi - lo != 1 or G.data[lo] != 1.0:
+                return None
+            if owner.setdefault(int(G.indices[lo]), ci) != ci:
+                return None
+    return classes
 
 
 def model_slots(model, group: ParameterGroup, base: np.ndarray | None = None) -> np.ndarray:
     """The slot vector read from the model's arrays (other slots from ``base``)."""
-    c = group._compiled()
-    slots = c.current_slots() if base is None else np.array(base, dtype=float)
+    c = group.tie_map()
+    slots = c.stored_slots() if base is None else np.array(base, dtype=float)
     for name, _, arr in _arrays(model):
         slots[np.asarray(c.select(name))] = arr
     return slots
@@ -396,7 +488,7 @@ def model_slots(model, group: ParameterGroup, base: np.ndarray | None = None) ->
 
 def write_arrays(model, slots: np.ndarray, group: ParameterGroup) -> None:
     """Write slot values into the model's arrays (the only place arrays are set from slots)."""
-    c = group._compiled()
+    c = group.tie_map()
     model.startprob_ = np.array(slots[np.asarray(c.select("startprob"))])
     model.transmat_ = np.array(slots[np.asarray(c.select("transmat"))])
     for name, _, _ in model._emission_params():
@@ -407,29 +499,27 @@ def finalise_probabilities(group: ParameterGroup, names: Sequence[str],
                            slots: np.ndarray) -> None:
     """Store the fitted ``slots`` in ``group``, re-choosing how probability rows normalise.
 
-    Probabilities that EM drove to exactly 0 are fixed (EM can never move them again), and
-    each row is normalised on its largest entry at the fitted values, so that no small
-    probability is computed as ``1 - sum`` of larger ones and rounded to zero.
+    Each row is normalised on its largest entry at the fitted values, so that no small
+    probability is computed as ``1 - sum`` of larger ones and rounded to zero. Probabilities
+    that EM drove to 0 stay free parameters (on the boundary of their domain): the model's
+    parameter count does not depend on where one fit ended.
     """
-    c = group._compiled()
+    c = group.tie_map()
     rows = []
     for name in names:
-        if name in group._params:
-            rows += _probability_rows(group, name, group._params[name].shape)
+        if name in group.parameters:
+            rows += _probability_rows(group, name, group[name].shape)
     normalisers = [n for row in rows for n in row
-                   if c.kind[c.name_to_slot[n]] == LINEAR and _is_normaliser(c, n, row)]
+                   if c.kind[c.select(n)] == SlotKind.LINEAR and _is_normaliser(c, n, row)]
     if normalisers:
         group.untie(normalisers)
-    group._compiled().write_back(np.asarray(slots, dtype=float))
-    values = group.values()
-    kinds = _kind(group)
-    _fix_free(group, [n for row in rows for n in row if kinds[n] == FREE and values[n] == 0.0])
+    group.set_slots(np.asarray(slots, dtype=float))
     for row in rows:
         normalise_row(group, row)
 
 
 def _is_normaliser(c, name: str, row: Sequence[str]) -> bool:
-    link = c.links.get(c.name_to_slot[name])
-    if not isinstance(link, _LinearLink) or link.offset != 1.0:
+    link = c.relation(c.select(name))
+    if not isinstance(link, LinearRelation) or link.offset != 1.0:
         return False
-    return {c.names[c.key_to_slot[t.key]] for t in link.targets} <= set(row)
+    return {c.names[t] for t in link.targets} <= set(row)

@@ -64,6 +64,16 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         ``[[0, 1, 2], [3, 4]]``. Default (None): every state alone, exactly hmmlearn.
     tied_transitions : sequence of sequences of int, optional
         Groups of states that share one self-transition probability.
+    n_init : int or "auto", default "auto"
+        Number of starts; the fit with the highest log-likelihood is kept and every start's
+        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
+        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
+    start_distribution : {"free", "stationary"}, default "free"
+        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
+        in the stationary distribution of ``transmat_`` (regime-switching models in
+        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
+        the M-step maximises the start term through it.
 
     Attributes
     ----------
@@ -101,7 +111,7 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
                  implementation="log", *, ties=None, tied_states=None,
-                 tied_transitions=None):
+                 tied_transitions=None, n_init="auto", start_distribution="free"):
         super().__init__(n_components, covariance_type=covariance_type, min_covar=min_covar,
                          startprob_prior=startprob_prior, transmat_prior=transmat_prior,
                          means_prior=means_prior, means_weight=means_weight,
@@ -112,6 +122,8 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
+        self.n_init = n_init
+        self.start_distribution = start_distribution
 
     def _emission_params(self):
         return [("means", "m", "means_"), ("covars", "c", "_covars_")]
@@ -135,6 +147,19 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
 
     def _prior_names(self):
         return ("means_prior", "means_weight", "covars_prior", "covars_weight")
+
+    def _nonneutral_priors(self):
+        out = {}
+        if np.any(np.asarray(self.means_weight, dtype=float) != 0):
+            out.update(means_prior=self.means_prior, means_weight=self.means_weight)
+        if np.any(np.asarray(self.covars_prior, dtype=float) != 0):
+            out["covars_prior"] = self.covars_prior
+        # the weight adds max(w - 1, 0) (D for full and tied matrices) to the denominator
+        limit = 1.0 if self.covariance_type in ("spherical", "diag") else float(
+            np.shape(getattr(self, "means_", np.zeros((1, 1))))[-1])
+        if np.any(np.asarray(self.covars_weight, dtype=float) > limit):
+            out["covars_weight"] = self.covars_weight
+        return out
 
     def _supports_pooling(self):
         # hmmlearn's 'tied' update sums every state's scatter: pooled copies would repeat
@@ -270,6 +295,16 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         A partition of the states into groups that share one rate vector.
     tied_transitions : sequence of sequences of int, optional
         Groups of states that share one self-transition probability.
+    n_init : int or "auto", default "auto"
+        Number of starts; the fit with the highest log-likelihood is kept and every start's
+        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
+        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
+    start_distribution : {"free", "stationary"}, default "free"
+        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
+        in the stationary distribution of ``transmat_`` (regime-switching models in
+        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
+        the M-step maximises the start term through it.
 
     Attributes
     ----------
@@ -288,7 +323,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="stl",
                  init_params="stl", implementation="log", *, ties=None, tied_states=None,
-                 tied_transitions=None):
+                 tied_transitions=None, n_init="auto", start_distribution="free"):
         super().__init__(n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior, lambdas_prior=lambdas_prior,
                          lambdas_weight=lambdas_weight, algorithm=algorithm,
@@ -298,6 +333,8 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
+        self.n_init = n_init
+        self.start_distribution = start_distribution
 
     def _emission_params(self):
         return [("lambdas", "l", "lambdas_")]
@@ -308,6 +345,12 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
 
     def _prior_names(self):
         return ("lambdas_prior", "lambdas_weight")
+
+    def _nonneutral_priors(self):
+        if np.any(np.asarray(self.lambdas_prior, dtype=float) != 0) or np.any(
+                np.asarray(self.lambdas_weight, dtype=float) != 0):
+            return {"lambdas_prior": self.lambdas_prior, "lambdas_weight": self.lambdas_weight}
+        return {}
 
     def _validate_family_settings(self):
         _check_prior(self.lambdas_prior, "lambdas_prior", nonnegative=True)
@@ -391,6 +434,16 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         A partition of the states into groups that share one emission distribution.
     tied_transitions : sequence of sequences of int, optional
         Groups of states that share one self-transition probability.
+    n_init : int or "auto", default "auto"
+        Number of starts; the fit with the highest log-likelihood is kept and every start's
+        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
+        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
+    start_distribution : {"free", "stationary"}, default "free"
+        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
+        in the stationary distribution of ``transmat_`` (regime-switching models in
+        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
+        the M-step maximises the start term through it.
 
     Attributes
     ----------
@@ -409,7 +462,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", ties=None, tied_states=None,
-                 tied_transitions=None):
+                 tied_transitions=None, n_init="auto", start_distribution="free"):
         super().__init__(n_components, startprob_prior=startprob_prior,
                          transmat_prior=transmat_prior,
                          emissionprob_prior=emissionprob_prior, n_features=n_features,
@@ -419,6 +472,8 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
+        self.n_init = n_init
+        self.start_distribution = start_distribution
 
     def _emission_params(self):
         return [("emissionprob", "e", "emissionprob_")]
@@ -428,6 +483,11 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
 
     def _prior_names(self):
         return ("emissionprob_prior",)
+
+    def _nonneutral_priors(self):
+        if np.any(np.asarray(self.emissionprob_prior, dtype=float) != 1):
+            return {"emissionprob_prior": self.emissionprob_prior}
+        return {}
 
     def _validate_family_settings(self):
         _check_prior(self.emissionprob_prior, "emissionprob_prior", positive=True)
@@ -551,6 +611,16 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         A partition of the states into groups that share one mixture.
     tied_transitions : sequence of sequences of int, optional
         Groups of states that share one self-transition probability.
+    n_init : int or "auto", default "auto"
+        Number of starts; the fit with the highest log-likelihood is kept and every start's
+        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
+        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
+    start_distribution : {"free", "stationary"}, default "free"
+        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
+        in the stationary distribution of ``transmat_`` (regime-switching models in
+        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
+        the M-step maximises the start term through it.
 
     Attributes
     ----------
@@ -570,7 +640,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
                  covars_prior=None, covars_weight=None, algorithm="viterbi",
                  covariance_type="diag", random_state=None, n_iter=10, tol=1e-2,
                  verbose=False, params="stmcw", init_params="stmcw", implementation="log",
-                 *, ties=None, tied_states=None, tied_transitions=None):
+                 *, ties=None, tied_states=None, tied_transitions=None, n_init="auto", start_distribution="free"):
         super().__init__(n_components, n_mix=n_mix, min_covar=min_covar,
                          startprob_prior=startprob_prior, transmat_prior=transmat_prior,
                          weights_prior=weights_prior, means_prior=means_prior,
@@ -582,6 +652,8 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         self.ties = ties
         self.tied_states = tied_states
         self.tied_transitions = tied_transitions
+        self.n_init = n_init
+        self.start_distribution = start_distribution
 
     def _emission_params(self):
         return [("weights", "w", "weights_"), ("means", "m", "means_"), ("covars", "c", "covars_")]
@@ -665,6 +737,16 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
 
     def _prior_names(self):
         return ("weights_prior", "means_prior", "means_weight", "covars_prior", "covars_weight")
+
+    def _nonneutral_priors(self):
+        out = {}
+        if np.any(np.asarray(self.weights_prior, dtype=float) != 1):
+            out["weights_prior"] = self.weights_prior
+        if np.any(np.asarray(self.means_weight, dtype=float) != 0):
+            out.update(means_prior=self.means_prior, means_weight=self.means_weight)
+        if not self._ml_covariance_priors():
+            out.update(covars_prior=self.covars_prior, covars_weight=self.covars_weight)
+        return out
 
     def _validate_family_X(self, X):
         return _gaussian_X(X)

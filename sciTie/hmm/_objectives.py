@@ -22,12 +22,18 @@ Objective = Callable[[np.ndarray], tuple[float, np.ndarray | None, sp.spmatrix |
 _FAIL = (-np.inf, None, None)
 
 
+#: Up to this many slots the Hessian is a dense array (assembling a sparse one costs more
+#: than the whole dense algebra of a model of this size).
+DENSE_SLOTS = 600
+
+
 class _Accumulator:
-    """Gradient and sparse Hessian entries over ``n`` slots."""
+    """Gradient and Hessian entries over ``n`` slots (dense for small models)."""
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.grad = np.zeros(n)
+        self.dense = np.zeros((n, n)) if n <= DENSE_SLOTS else None
         self.rows: list[np.ndarray] = []
         self.cols: list[np.ndarray] = []
         self.vals: list[np.ndarray] = []
@@ -38,15 +44,22 @@ class _Accumulator:
     def add_hess(self, ri: np.ndarray, ci: np.ndarray, h: np.ndarray, *, symmetric: bool = False
                  ) -> None:
         ri, ci, h = np.broadcast_arrays(np.asarray(ri), np.asarray(ci), np.asarray(h))
+        if self.dense is not None:
+            np.add.at(self.dense, (ri.ravel(), ci.ravel()), h.ravel())
+            if symmetric:  # also the transposed block
+                np.add.at(self.dense, (ci.ravel(), ri.ravel()), h.ravel())
+            return
         self.rows.append(ri.ravel())
         self.cols.append(ci.ravel())
         self.vals.append(h.ravel())
-        if symmetric:  # also the transposed block
+        if symmetric:
             self.rows.append(ci.ravel())
             self.cols.append(ri.ravel())
             self.vals.append(h.ravel())
 
     def result(self, value: float):
+        if self.dense is not None:
+            return float(value), self.grad, self.dense
         if self.rows:
             H = sp.coo_matrix((np.concatenate(self.vals),
                                (np.concatenate(self.rows), np.concatenate(self.cols))),

@@ -150,9 +150,9 @@ class ReportMixin:
 
         def loglik(free):
             slots = pg.unpack(free)
-            c = pg._compiled()
+            c = pg.tie_map()
             for name in _PROBABILITY_PARAMS:
-                if name in pg._params:
+                if name in pg.parameters:
                     idx = np.asarray(c.select(name))
                     p = slots[idx]
                     if np.any(p < -1e-12) or np.any(p > 1 + 1e-12):
