@@ -722,8 +722,12 @@ class JointRefinement:
                     **attrs}
         return ds
 
-    def to_cif(self, phase: str | None = None) -> str:
-        """A refined structure (default: the first phase) as CIF text with esds."""
+    def to_cif(self, phase: str | None = None, *, adp: str | None = None) -> str:
+        """A refined structure (default: the first phase) as CIF text with esds.
+
+        ``adp``: displacements as U_iso ('U') or B_iso ('B' = 8π²U); default the phase's
+        :attr:`~Phase.adp` (the form its CIF used).
+        """
         ph = self.phase if phase is None else self.phase_named(phase)
         se = {}
         if self.result_ is not None:
@@ -731,13 +735,14 @@ class JointRefinement:
             for n, s in self.slot_stderr().items():
                 if n.startswith(pre):
                     se[n[len(pre):]] = s
-        return ph.to_cif(stderr=se)
+        return ph.to_cif(stderr=se, adp=adp)
 
     def write_cif(self, path: str | os.PathLike, *, phase: str | None = None,
-                  overwrite: bool = False) -> Path:
+                  adp: str | None = None, overwrite: bool = False) -> Path:
         """Write :meth:`to_cif` to ``path`` atomically (never replaces a file unless
         ``overwrite``)."""
-        return sio.write_text(path, self.to_cif(phase), overwrite=overwrite, what="CIF")
+        return sio.write_text(path, self.to_cif(phase, adp=adp), overwrite=overwrite,
+                              what="CIF")
 
     def plot(self, name: str | None = None, ax=None, *, sqrt: bool = False,
              magnify: tuple[float, float] | None = None, hkl: bool | int = False,
