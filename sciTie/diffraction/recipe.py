@@ -60,8 +60,8 @@ _PATTERN = Table({
     "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (2θ, I[, esd])"),
     "instrument": Field("path", "GSAS instrument parameter file (.prm)"),
     "phases": Field("list[str]", "phases in this pattern (default: all)"),
-    "radiation": Field("str", "radiation (default: from the .prm, else xray)",
-                       choices=("xray", "neutron")),
+    "radiation": Field("str", "radiation (default: from the .prm; without an instrument "
+                              "file it must be given, with lam1)", choices=("xray", "neutron")),
     "geometry": Field("str", "sample-displacement geometry",
                       choices=("bragg-brentano", "debye-scherrer")),
     "radius": Field("float", "goniometer radius (mm)", minimum=0.0),
@@ -76,7 +76,8 @@ _PATTERN = Table({
                               "pseudo-Voigt background peaks [[pos, area, sigma2, gamma], ...]",
                               default=[]),
     "profile": Field("table", "profile values overriding the .prm (U, V, W, P, X, Y, SL, HL, "
-                              "zero)", default={}),
+                              "zero); without a .prm and without U, V, W the Gaussian widths "
+                              "are measured on the data", default={}),
     "phase_values": Field("table", "starting per-phase terms {phase = {fraction, size, "
                                    "mustrain, mustrain_axial}}", default={}),
     "strain_axis": Field("table", "uniaxial microstrain axis per phase {phase = [h, k, l]}",
@@ -105,6 +106,13 @@ SCHEMA = Table({
                          default=[]),
         "instrument": Field("list[path]", "quick form: .prm files, one per pattern",
                             default=[]),
+        "radiation": Field("list[str]", "quick form without .prm files: xray or neutron (one "
+                                        "for all patterns, or one per pattern)", default=[],
+                           check=lambda v: None if set(v) <= {"xray", "neutron"}
+                           else "each must be 'xray' or 'neutron'"),
+        "wavelength": Field("list[float]", "quick form without .prm files: wavelength (Å), one "
+                                           "for all patterns or one per pattern", default=[],
+                            minimum=0.01),
     }, doc="a known dataset, or the quick form of phases and patterns"),
     "phases": ArrayOfTables(Table({
         "cif": Field("path", "the phase's CIF", required=True),
@@ -224,10 +232,20 @@ def _phases_and_patterns(recipe: Recipe) -> tuple[list[dict], list[dict]]:
         raise recipe.error(f"data.instrument has {len(inst)} files for "
                            f"{len(s['data']['pattern'])} data.pattern files; give one per "
                            "pattern (or none)", "data.instrument")
+    files = s["data"]["pattern"]
+    per_pattern = {}
+    for key, field in (("radiation", "radiation"), ("wavelength", "lam1")):
+        values = s["data"][key]
+        if len(values) not in (0, 1, len(files)) or (values and not files):
+            raise recipe.error(f"data.{key} has {len(values)} values for {len(files)} "
+                               f"data.pattern files; give one for all, or one per pattern",
+                               f"data.{key}")
+        per_pattern[field] = values * len(files) if len(values) == 1 else values
     defaults = {k: v.default for k, v in _PATTERN.fields.items()}
-    for k, f in enumerate(s["data"]["pattern"]):
-        patterns.append({**defaults, "name": f"pattern{k}" if len(s["data"]["pattern"]) > 1
-                         else "pattern", "file": f, "instrument": inst[k] if inst else None})
+    for k, f in enumerate(files):
+        patterns.append({**defaults, "name": f"pattern{k}" if len(files) > 1 else "pattern",
+                         "file": f, "instrument": inst[k] if inst else None,
+                         **{field: v[k] for field, v in per_pattern.items() if v}})
     return phases, patterns
 
 
@@ -470,6 +488,7 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     from ._pattern import instrument_options
 
     opts: dict[str, Any] = {}
+    _require_instrument(recipe, p, k)
     if p["instrument"]:
         key = _pattern_key(recipe, k, "instrument")
         try:
@@ -506,6 +525,47 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     return opts
 
 
+def _require_instrument(recipe: Recipe, p: dict, k: int) -> None:
+    """No silent default radiation: a pattern without an instrument file names its radiation
+    and wavelength."""
+    if p["instrument"]:
+        return
+    quick = k >= len(recipe.settings["patterns"])
+    what = (f"data.pattern[{k - len(recipe.settings['patterns'])}] ({p['file']!r})" if quick
+            else f"patterns[{k}] ({p['name']!r})")
+    key = "data.pattern" if quick else _pattern_key(recipe, k)
+    if p["radiation"] is None:
+        raise recipe.error(
+            f"{what} has no instrument file and no radiation, so sciTie cannot know whether it "
+            "is an X-ray or a neutron pattern: give --instrument FILE.prm (a GSAS instrument "
+            "file), or --radiation xray|neutron with --wavelength Å (recipe keys: "
+            + ("data.instrument, or data.radiation and data.wavelength)" if quick else
+               "instrument, or radiation and lam1 in [[patterns]])"), key)
+    if p["lam1"] is None:
+        raise recipe.error(
+            f"{what} has radiation {p['radiation']!r} but no wavelength: give --wavelength Å "
+            + ("(data.wavelength)" if quick else "(lam1 in [[patterns]])"), key)
+
+
+def _starting_profile(recipe: Recipe, p: dict, k: int, opts: dict, data) -> None:
+    """Without an instrument file and without U, V, W, measure the Gaussian widths on the
+    data (the staged refinement refines them)."""
+    from ._profile_estimate import estimate_profile
+
+    if p["instrument"] or any(n in (p["profile"] or {}) for n in ("U", "V", "W")):
+        return
+    rng = opts.get("fit_range")
+    if rng is not None and not (len(rng) == 2 and 0 < rng[0] < rng[1] < 180):
+        return                       # the pattern's own checks report the range
+    try:
+        est = estimate_profile(data, fit_range=rng)
+    except SciTieError as exc:
+        warnings.warn(f"{p['name']!r}: {exc}; starting from PowderPattern's default profile",
+                      FitWarning, stacklevel=2)
+        return
+    opts["profile"] = {**opts.get("profile", {}), "U": est["U"], "V": est["V"], "W": est["W"]}
+
+
 def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
     from ._pattern import PowderPattern
 
@@ -516,6 +576,7 @@ def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
                            f"({list(by_name)})", _pattern_key(recipe, k, "phases"))
     opts = _pattern_options(recipe, p, k, names)
     data = _read_data(recipe, file, _pattern_key(recipe, k, "file"))
+    _starting_profile(recipe, p, k, opts, data)
     try:
         return PowderPattern(data, [by_name[n] for n in names], name=p["name"], **opts)
     except SciTieError as exc:
@@ -586,6 +647,12 @@ def _series_setup(recipe: Recipe):
         data = _read_data(recipe, f, "series.files")
         specs.append(PatternSpec(f.stem, float(T), data["two_theta"].values, data.values,
                                  data["variance"].values, str(f)))
+    if specs:
+        from ._io import make_pattern
+
+        first = specs[0]
+        _starting_profile(recipe, template, 0, opts,
+                          make_pattern(first.two_theta, first.intensity, first.variance))
     stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
               for lab, spec in _stages(recipe)]
     ties = [SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
@@ -723,4 +790,9 @@ KIND = RecipeKind(
                     help="a data file (repeat)"),
              Option(("--instrument",), "data.instrument", action="append",
                     help="a GSAS .prm, one per --pattern"),
+             Option(("--radiation",), "data.radiation", action="append",
+                    help="xray or neutron, for patterns without --instrument (one for all, or "
+                         "one per --pattern)"),
+             Option(("--wavelength",), "data.wavelength", type=float, action="append",
+                    help="wavelength in Å, for patterns without --instrument"),
              Option(("--mode",), "series.mode", help="sequential or parametric (a series)")))
