@@ -33,6 +33,19 @@ _TOL = 2e-3
 B_PER_U = 8.0 * math.pi ** 2
 
 
+def format_esd(value: float, stderr: float | None) -> str:
+    """``value(esd)`` in the crystallographic way (two digits of esd below 20, else one);
+    ``value`` with six decimals when there is no positive finite esd."""
+    if stderr is None or not np.isfinite(stderr) or stderr <= 0:
+        return f"{value:.6f}"
+    dec = max(0, min(8, 1 - int(math.floor(math.log10(stderr)))))
+    e = int(round(stderr * 10 ** dec))
+    if e >= 20 and dec > 0:
+        dec -= 1
+        e = int(round(stderr * 10 ** dec))
+    return f"{value:.{dec}f}({e})"
+
+
 def biso_from_uiso(uiso):
     """B = 8π² U (Å²); works on numbers and arrays (standard errors scale the same way)."""
     return np.multiply(uiso, B_PER_U) if np.ndim(uiso) else float(uiso) * B_PER_U
@@ -680,17 +693,8 @@ class Phase:
                 raise ArgumentTypeError(f"stderr[{k!r}] must be a number or None, got {v!r}")
 
         def fmt(name, v, factor=1.0):
-            v = v * factor
             s = stderr.get(name)
-            s = None if s is None else s * factor
-            if s is None or not np.isfinite(s) or s <= 0:
-                return f"{v:.6f}"
-            dec = max(0, min(8, 1 - int(math.floor(math.log10(s)))))
-            e = int(round(s * 10 ** dec))
-            if e >= 20 and dec > 0:
-                dec -= 1
-                e = int(round(s * 10 ** dec))
-            return f"{v:.{dec}f}({e})"
+            return format_esd(v * factor, None if s is None else s * factor)
 
         lines = [f"data_{self.name}", "_audit_creation_method  'sciTie.diffraction'"]
         for n, tag in zip(CELL_NAMES, ("length_a", "length_b", "length_c", "angle_alpha",
