@@ -3,8 +3,9 @@
 The widths of the strongest isolated peaks are measured at half height above a local
 background, and the Gaussian Caglioti law of the TCH profile,
 ``σ² = U tan²θ + V tanθ + W`` (centideg², GSAS units; FWHM² = 8 ln2 σ²), is fitted to them
-with U, W >= 0 and V = 0. It is a start for the staged refinement, which then refines
-U, V, W itself, not a result.
+(all three terms when five or more peaks give a law positive over the pattern, else U, W >= 0
+with V = 0). It is a start for the staged refinement, which then refines U, V, W itself, not
+a result.
 """
 from __future__ import annotations
 
@@ -88,10 +89,18 @@ def estimate_profile(data: xr.DataArray, *, fit_range=None, max_peaks: int = 20,
     fwhm = widths[chosen] * step                                   # degrees
     s2 = (fwhm * 100.0) ** 2 / (8.0 * LN2)                        # centideg²
     tan = np.tan(np.radians(pos / 2))
+    U = V = 0.0
+    W = float(np.median(s2))
     if chosen.size >= min_peaks:
-        A = np.column_stack([tan ** 2, np.ones_like(tan)])
-        (U, W), _ = nnls(A, s2)
-    else:
-        U, W = 0.0, float(np.median(s2))
-    return {"U": float(U), "V": 0.0, "W": float(W), "n_peaks": int(chosen.size),
+        # the full Caglioti law when it stays positive over the pattern, else U, W >= 0
+        # (relative weights: the widths are measured to a few percent each)
+        w = 1.0 / s2
+        grid = np.tan(np.radians(np.linspace(tth[0], tth[-1], 50) / 2))
+        coef, *_ = np.linalg.lstsq(np.column_stack([tan ** 2, tan, np.ones_like(tan)]) * w[:, None],
+                                   s2 * w, rcond=None)
+        if chosen.size >= 5 and np.all(coef[0] * grid ** 2 + coef[1] * grid + coef[2] > 0):
+            U, V, W = (float(c) for c in coef)
+        else:
+            (U, W), _ = nnls(np.column_stack([tan ** 2, np.ones_like(tan)]) * w[:, None], s2 * w)
+    return {"U": float(U), "V": float(V), "W": float(W), "n_peaks": int(chosen.size),
             "fwhm": float(np.median(fwhm))}

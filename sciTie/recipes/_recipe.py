@@ -204,8 +204,10 @@ def apply_overrides(doc: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
                 continue
             seq = node.get(name)
             if not isinstance(seq, list):
-                raise ValidationError(f"--set {key}: {name!r} is not an array or list in this "
-                                      f"recipe, so [{index}] selects nothing")
+                raise ValidationError(
+                    f"--set {key}: {name!r} is not an array or list in this recipe, so "
+                    f"[{index}] selects nothing" + ("" if name in node else
+                                                     f" (the recipe has no [[{name}]] entries)"))
             k = int(index)
             if k >= len(seq):
                 raise ValidationError(f"--set {key}: {name!r} has {len(seq)} entr"
