@@ -166,8 +166,11 @@ def test_cif_output_in_b_with_scaled_esds_reads_back(tmp_path):
 def test_atom_takes_uiso_or_biso():
     from sciTie.diffraction import Atom
 
-    ph = Phase("x", (4, 4, 4, 90, 90, 90), "P m -3 m", [Atom("Na", "Na", (0, 0, 0), biso=1.2)])
+    atom = Atom("Na", "Na", (0, 0, 0), biso=1.2)
+    ph = Phase("x", (4, 4, 4, 90, 90, 90), "P m -3 m", [atom])
     assert ph.group.values()["Na.uiso"] == pytest.approx(1.2 / (8 * math.pi ** 2))
+    assert atom.uiso == pytest.approx(1.2 / (8 * math.pi ** 2)) and atom.biso is None
+    Phase("y", (4, 4, 4, 90, 90, 90), "P m -3 m", [atom])       # the atom can be read again
     with pytest.raises(ValidationError, match="give uiso or biso"):
         Phase("x", (4, 4, 4, 90, 90, 90), "P m -3 m",
               [Atom("Na", "Na", (0, 0, 0), uiso=0.01, biso=1.2)])

@@ -74,7 +74,8 @@ class Atom:
         Site occupancy.
     biso : float, optional
         The same displacement as B = 8π²U (Å²), for values quoted that way; give U or B.
-        Once a :class:`Phase` has read the atom, both hold the value it uses.
+        A :class:`Phase` that reads the atom converts it into ``uiso`` (and sets ``biso``
+        back to None, so ``uiso`` alone holds the value).
     """
 
     label: str
@@ -239,14 +240,13 @@ def _check_atom(at, i: int) -> "Atom":
     uiso = None if at.uiso is None else check_float(at.uiso, f"{what} uiso", minimum=0.0)
     if at.biso is not None:
         from_b = check_float(at.biso, f"{what} biso", minimum=0.0) / B_PER_U
-        if uiso is not None and not math.isclose(uiso, from_b, rel_tol=1e-9, abs_tol=1e-15):
-            raise ValidationError(f"{what}: give uiso or biso (B = 8π²U), not two different "
-                                  f"values (uiso {uiso:g} is B {uiso * B_PER_U:g}, biso "
-                                  f"{at.biso:g})")
+        if uiso is not None:
+            raise ValidationError(f"{what}: give uiso or biso (B = 8π²U), not both (uiso "
+                                  f"{uiso:g}, biso {at.biso:g})")
         uiso = from_b
     uiso = 0.01 if uiso is None else uiso
     occ = check_float(at.occ, f"{what} occ", minimum=0.0, maximum=1.0)
-    at.xyz, at.uiso, at.biso, at.occ = xyz, uiso, uiso * B_PER_U, occ
+    at.xyz, at.uiso, at.biso, at.occ = xyz, uiso, None, occ
     return at
 
 
