@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import secrets
 import tempfile
 import urllib.error
 import urllib.request
@@ -135,7 +136,8 @@ def fetch_files(folder: str | os.PathLike, files: tuple[RemoteFile, ...], *,
             archives.setdefault((f.urls, f.archive_sha256), []).append(f)
     for (urls, archive_sha256), members in archives.items():
         name = urls[0].rstrip("/").rsplit("/", 1)[-1] or "archive.zip"
-        archive = folder / f".{name}"
+        # a name of its own: another process may be fetching the same archive
+        archive = folder / f".{name}.{secrets.token_hex(6)}"
         try:
             _from_any(urls, archive, archive_sha256, timeout)
             with zipfile.ZipFile(archive) as zf:
