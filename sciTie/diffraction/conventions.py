@@ -30,7 +30,7 @@ Examples
 >>> from sciTie.diffraction.conventions import profile_from_fullprof
 >>> p = profile_from_fullprof(U=0.0859, V=-0.1206, W=0.1225, X=0.0, Y=0.083)
 >>> round(p["W"], 2), round(p["X"], 2)
-(220.9, 8.3)
+(220.91, 8.3)
 """
 from __future__ import annotations
 
