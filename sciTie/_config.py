@@ -8,7 +8,11 @@ then the built-in default.
 =============  ======================  =====================================================
 setting        environment variable    meaning
 =============  ======================  =====================================================
-data_dir       ``SCITIE_DATA_DIR``     folder holding the external datasets (``pbso4/`` ...)
+data_dir       ``SCITIE_DATA_DIR``     folder holding the external datasets
+                                       (``cucr2o4_seq/`` ...): an offline mirror
+cache_dir      ``SCITIE_CACHE_DIR``    where downloaded datasets are kept (default: the
+                                       user's cache folder, see :func:`default_cache_dir`)
+offline        ``SCITIE_OFFLINE``      never download a dataset (true/false)
 budget         ``SCITIE_BUDGET``       multiplier on training/iteration budgets of the
                                        recipes and the command line (PINN steps ...);
                                        ``SCITIE_PINN_BUDGET`` is read as well
@@ -30,7 +34,7 @@ from typing import Any, Callable, Iterator
 
 from .errors import ValidationError
 
-__all__ = ["set_config", "get_config", "config_context"]
+__all__ = ["set_config", "get_config", "config_context", "default_cache_dir"]
 
 _UNSET = object()
 
@@ -84,9 +88,31 @@ def _boolean(value: Any, what: str) -> bool:
     raise ValidationError(f"{what} must be true or false, got {value!r}")
 
 
-# name -> (environment variables, default, checker)
+def default_cache_dir() -> str:
+    """The user's cache folder for sciTie, as each platform keeps them.
+
+    Linux and other Unix: ``$XDG_CACHE_HOME/scitie`` (default ``~/.cache/scitie``); macOS:
+    ``~/Library/Caches/scitie``; Windows: ``%LOCALAPPDATA%\\scitie\\Cache``. The
+    ``cache_dir`` setting (``SCITIE_CACHE_DIR``) replaces it.
+    """
+    import sys
+
+    if sys.platform.startswith("win"):
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return str(Path(base) / "scitie" / "Cache")
+    if sys.platform == "darwin":
+        return str(Path.home() / "Library" / "Caches" / "scitie")
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    # the XDG specification ignores a relative path
+    base = base if os.path.isabs(base) else str(Path.home() / ".cache")
+    return str(Path(base) / "scitie")
+
+
+# name -> (environment variables, default (a callable is called at lookup), checker)
 _SETTINGS: dict[str, tuple[tuple[str, ...], Any, Callable[[Any, str], Any]]] = {
     "data_dir": (("SCITIE_DATA_DIR",), None, _path_or_none),
+    "cache_dir": (("SCITIE_CACHE_DIR",), default_cache_dir, _path_or_none),
+    "offline": (("SCITIE_OFFLINE",), False, _boolean),
     "budget": (("SCITIE_BUDGET", "SCITIE_PINN_BUDGET"), 1.0, _positive_float),
     "n_threads": (("SCITIE_N_THREADS",), None, _threads),
     "hmm_threads": (("SCITIE_HMM_THREADS",), 1, _positive_int),
@@ -100,12 +126,14 @@ _explicit: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(
 def _lookup(name: str) -> Any:
     explicit = _explicit.get()
     envs, default, check = _SETTINGS[name]
-    if name in explicit:
+    if name in explicit and not (explicit[name] is None and callable(default)):
         return explicit[name]
     for env in envs:
         raw = os.environ.get(env)
         if raw is not None and raw != "":
             return check(raw, f"environment variable {env}")
+    if callable(default):
+        return check(default(), name)
     return default
 
 
@@ -115,8 +143,8 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"data_dir": ..., "budget": ..., "n_threads": ..., "hmm_threads": ...,
-        "progress": ...}``.
+        ``{"data_dir": ..., "cache_dir": ..., "offline": ..., "budget": ...,
+        "n_threads": ..., "hmm_threads": ..., "progress": ...}``.
     """
     return {name: _lookup(name) for name in _SETTINGS}
 
@@ -132,14 +160,21 @@ def _checked(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def set_config(*, data_dir: Any = _UNSET, budget: Any = _UNSET, n_threads: Any = _UNSET,
-               hmm_threads: Any = _UNSET, progress: Any = _UNSET) -> None:
+def set_config(*, data_dir: Any = _UNSET, cache_dir: Any = _UNSET, offline: Any = _UNSET,
+               budget: Any = _UNSET, n_threads: Any = _UNSET, hmm_threads: Any = _UNSET,
+               progress: Any = _UNSET) -> None:
     """Set sciTie's settings for the rest of the program (or the current context).
 
     Parameters
     ----------
     data_dir : str or os.PathLike or None, optional
-        Folder that contains the external datasets' folders (``pbso4/``, ``cucr2o4_seq/``).
+        Folder that contains the external datasets' folders (``cucr2o4_seq/`` ...): a local
+        mirror, used before the download cache.
+    cache_dir : str or os.PathLike or None, optional
+        Folder where downloaded datasets are kept (None: ``$SCITIE_CACHE_DIR``, else the
+        platform's user cache folder, :func:`default_cache_dir`).
+    offline : bool, optional
+        Never download: a dataset not found on this machine is an error naming its URL.
     budget : float, optional
         Positive multiplier on the training budgets of recipes and the command line.
     n_threads : int or None, optional
@@ -153,8 +188,9 @@ def set_config(*, data_dir: Any = _UNSET, budget: Any = _UNSET, n_threads: Any =
     :class:`~sciTie.errors.ValidationError` naming the setting.
     """
     new = dict(_explicit.get())
-    new.update(_checked(dict(data_dir=data_dir, budget=budget, n_threads=n_threads,
-                             hmm_threads=hmm_threads, progress=progress)))
+    new.update(_checked(dict(data_dir=data_dir, cache_dir=cache_dir, offline=offline,
+                             budget=budget, n_threads=n_threads, hmm_threads=hmm_threads,
+                             progress=progress)))
     _explicit.set(new)
 
 

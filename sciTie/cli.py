@@ -47,8 +47,9 @@ def _cmd_datasets(_: argparse.Namespace) -> int:
     width = max(len(n) for n in REGISTRY)
     for name in sorted(REGISTRY):
         e = REGISTRY[name]
-        where = "bundled" if e.bundled else f"external: <data_dir>/{e.external_folder} " \
-                                             "($SCITIE_DATA_DIR or sciTie.set_config)"
+        where = "bundled" if e.bundled else (
+            f"external: <data_dir>/{e.external_folder} ($SCITIE_DATA_DIR or "
+            "sciTie.set_config), else downloaded into the cache on first use")
         print(f"{name:<{width}}  {e.description}  [{where}]")
     return 0
 

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 __all__ = ["SciTieError", "NotFittedError", "ValidationError", "ArgumentTypeError",
-           "UnknownNameError", "DataFormatError",
+           "UnknownNameError", "DataFormatError", "DownloadError",
            "OutputExistsError", "CheckpointError", "RecipeError", "TrainingDivergedError",
            "FitWarning", "ConvergenceWarning", "IdentifiabilityWarning", "location",
            "not_fitted"]
@@ -127,6 +127,12 @@ class RecipeError(DataFormatError):
 
 class OutputExistsError(SciTieError, FileExistsError):
     """An output file already exists and replacing it was not asked for (``overwrite``)."""
+
+
+class DownloadError(SciTieError, OSError):
+    """A dataset could not be downloaded (no network, a server error), or what arrived does
+    not have the SHA-256 it must have; the message names the URL and the settings that point
+    sciTie at a local copy instead."""
 
 
 class TrainingDivergedError(SciTieError, RuntimeError):

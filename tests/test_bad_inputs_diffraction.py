@@ -928,6 +928,7 @@ cif = "rutile.cif"
 [[patterns]]
 name = "xray"
 file = "x.xye"
+radiation = "xray"
 lam1 = {_INST["lam1"]}
 n_background = 3
 
@@ -1008,14 +1009,16 @@ RECIPE_CASES = [
     (_in_pattern("scattering = {Qq = {fp = 1.0}}"), [], "[patterns[0]]", "'Qq'"),
     (_in_pattern("background_peaks = [[1.0, 2.0]]"), [], "[patterns[0]]", "background_peaks[0]"),
     (_in_pattern('refine_profile = ["Q"]'), [], "[patterns[0]]", "['Q']"),
-    (_in_pattern('radiation = "electron"'), [], "[patterns.radiation]", "'electron'"),
+    (_RECIPE.replace('radiation = "xray"', 'radiation = "electron"'), [],
+     "[patterns.radiation]", "'electron'"),
     (_in_pattern('geometry = "bb"'), [], "[patterns.geometry]", "'bb'"),
     (_in_pattern('phases = ["Nope"]'), [], "[patterns[0].phases]", "['Nope']"),
     (_in_pattern("tail_tolerance = 0.7"), [], "[patterns.tail_tolerance]", "<= 0.5"),
     (_RECIPE.replace('name = "xray"', 'name = "x ray"'), [], "[patterns[0]]", "'x ray'"),
     (_RECIPE.replace('name = "xray"', 'name = "TiO2"'), [], "[patterns]",
      "differ from the phase names"),
-    (_RECIPE + '[[patterns]]\nname = "xray"\nfile = "x.xye"\n', [], "[patterns]", "unique"),
+    (_RECIPE + '[[patterns]]\nname = "xray"\nfile = "x.xye"\nradiation = "xray"\nlam1 = 1.5\n',
+     [], "[patterns]", "unique"),
     (_RECIPE + '[[phases]]\ncif = "rutile.cif"\n', [], "[phases]", "two phases are named"),
     (_RECIPE.replace('cif = "rutile.cif"', 'cif = "rutile.cif"\nblock = "nope"'), [],
      "[phases[0].cif]", "no data block 'nope'"),
@@ -1126,10 +1129,17 @@ def test_second_pattern_error_names_its_own_table(rfolder):
     assert info.value.line == lines[1]
 
 
+_XRAY = ["--radiation", "xray", "--wavelength", "1.5406"]
 QUICK_CASES = [
     (["--cif", "nope.cif", "--pattern", "x.xye"], "[data.cif]", "nope.cif"),
     (["--cif", "rutile.cif", "--pattern", "nope.xye"], "[data.pattern]", "nope.xye"),
-    (["--cif", "rutile.cif", "--pattern", "junk.xye"], "[data.pattern]", "junk.xye:1"),
+    (["--cif", "rutile.cif", "--pattern", "junk.xye", *_XRAY], "[data.pattern]", "junk.xye:1"),
+    (["--cif", "rutile.cif", "--pattern", "x.xye"], "[data.pattern]",
+     "give --instrument FILE.prm (a GSAS instrument file), or --radiation xray|neutron"),
+    (["--cif", "rutile.cif", "--pattern", "x.xye", "--radiation", "neutron"], "[data.pattern]",
+     "no wavelength: give --wavelength"),
+    (["--cif", "rutile.cif", "--pattern", "x.xye", *_XRAY, "--radiation", "xray"],
+     "[data.radiation]", "2 values for 1"),
     (["--cif", "nosym.cif", "--pattern", "x.xye"], "[data.cif]", "nosym.cif"),
     (["--cif", "rutile.cif", "--pattern", "x.xye", "--instrument", "i.prm", "--instrument",
       "i.prm"], "[data.instrument]", "2 files for 1"),
@@ -1141,8 +1151,8 @@ QUICK_CASES = [
     (["--cif", "rutile.cif"], "[patterns]", "no patterns"),
     (["--cif", "rutile.cif", "--pattern", "x.xye", "--mode", "bogus"], "[series.mode]",
      "'bogus'"),
-    (["--cif", "rutile.cif", "--pattern", "x.xye", "--json", "existing.json"], "--json/--out",
-     "already exists"),
+    (["--cif", "rutile.cif", "--pattern", "x.xye", *_XRAY, "--json", "existing.json"],
+     "--json/--out", "already exists"),
     (["--dataset", "nope"], "[data.dataset]", "'nope'"),
     (["--dataset", "pbso4", "--set", 'model.ties=["xray.U = neutron.U"]'], "[model.ties]",
      "published protocol"),
@@ -1182,7 +1192,7 @@ def test_valid_recipe_and_quick_form_reach_the_fit(rfolder, capsys, monkeypatch)
     (rfolder / "okseries.toml").write_text(_RECIPE + _SERIES)
     assert _run_cli(["fit", "ok.toml"], capsys)[0] == 2
     assert _run_cli(["fit", "okseries.toml"], capsys)[0] == 2
-    assert _run_cli(["fit", "rietveld", "--cif", "rutile.cif", "--pattern", "x.xye"],
+    assert _run_cli(["fit", "rietveld", "--cif", "rutile.cif", "--pattern", "x.xye", *_XRAY],
                     capsys)[0] == 2
     assert len(ran) == 3
 

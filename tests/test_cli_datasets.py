@@ -55,12 +55,19 @@ def test_unknown_dataset_is_a_clear_error(capsys):
 
 def test_external_dataset_missing_says_where_to_look(monkeypatch, tmp_path):
     monkeypatch.setenv("SCITIE_DATA_DIR", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="SCITIE_DATA_DIR") as exc:
-        datasets.data_dir("pbso4")
-    assert str(tmp_path / "pbso4") in str(exc.value)
-    (tmp_path / "pbso4").mkdir()
-    assert datasets.data_dir("pbso4") == tmp_path / "pbso4"
-    assert datasets.data_dir("pbso4", path=tmp_path) == tmp_path / "pbso4"
+    monkeypatch.setattr(datasets, "_checkout_mirror", lambda: None)
+    # bundled data need no data folder
+    assert (datasets.data_dir("pbso4") / "PBSO4.XRA").is_file()
+    with sciTie.config_context(offline=True, cache_dir=tmp_path / "cache"):
+        with pytest.raises(OSError, match="SCITIE_DATA_DIR") as exc:
+            datasets.data_dir("cucr2o4-seq")
+        assert str(tmp_path / "cucr2o4_seq") in str(exc.value)
+        assert "SeqTut.zip" in str(exc.value)          # the URL it would come from
+        (tmp_path / "cucr2o4_seq").mkdir()
+        for f in datasets.REMOTE["cucr2o4_seq"]:
+            (tmp_path / "cucr2o4_seq" / f.name).write_text("")
+        assert datasets.data_dir("cucr2o4-seq") == tmp_path / "cucr2o4_seq"
+        assert datasets.data_dir("cucr2o4-seq", path=tmp_path) == tmp_path / "cucr2o4_seq"
 
 
 def _summary():

@@ -17,6 +17,7 @@ PATTERN = f"""
 [[patterns]]
 name = "xray"
 file = "x.xye"
+radiation = "xray"
 lam1 = {INST["lam1"]}
 lam2 = {INST["lam2"]}
 ratio = {INST["ratio"]}

@@ -1,4 +1,5 @@
-"""Datasets: bundled series, generated synthetic sets, and external data found on disk.
+"""Datasets: bundled files, generated synthetic sets, and external data downloaded on first
+use (or read from a local mirror).
 
 >>> from sciTie import datasets
 >>> datasets.list_datasets()          # doctest: +SKIP
@@ -12,11 +13,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .._config import get_config
-from ..errors import ArgumentTypeError, UnknownNameError, ValidationError
-from ._registry import REGISTRY, DatasetEntry
+from ..errors import ArgumentTypeError, DownloadError, UnknownNameError, ValidationError
+from ._registry import REGISTRY, REMOTE, DatasetEntry, RemoteFile
 
 __all__ = ["list_datasets", "load", "get_entry", "data_dir", "bundled_path", "resolve_callable",
-           "DatasetEntry", "REGISTRY"]
+           "DatasetEntry", "RemoteFile", "REGISTRY", "REMOTE"]
 
 ENV_VAR = "SCITIE_DATA_DIR"
 
@@ -56,31 +57,94 @@ def bundled_path(filename: str) -> Path:
     return path
 
 
-def data_dir(name: str, path: str | os.PathLike | None = None) -> Path:
-    """Folder holding the files of external dataset ``name``.
+def _checkout_mirror() -> Path | None:
+    """``../shared/datasets`` beside a source checkout of sciTie (None when installed)."""
+    root = Path(__file__).resolve().parents[2]
+    mirror = root.parent / "shared" / "datasets"
+    return mirror if (root / "pyproject.toml").is_file() and mirror.is_dir() else None
 
-    Looks at ``path`` first, then ``<data_dir>/<folder>`` where ``data_dir`` is the setting
-    of :func:`sciTie.set_config` (default ``$SCITIE_DATA_DIR``). The error says what is
-    missing and how to point sciTie at it.
+
+def _complete(folder: Path, files) -> bool:
+    """``folder`` exists and has every file of the dataset (by name; a mirror is the user's
+    own copy and is not re-hashed)."""
+    return folder.is_dir() and all((folder / f.name).is_file() for f in files)
+
+
+def data_dir(name: str, path: str | os.PathLike | None = None) -> Path:
+    """Folder holding the files of dataset ``name``, downloading them on first use.
+
+    Looks, in order, at ``path`` (a folder given by the caller), the files shipped inside
+    the package (bundled datasets), ``<data_dir>/<folder>`` where ``data_dir`` is the
+    setting of :func:`sciTie.set_config` (default ``$SCITIE_DATA_DIR``), ``../shared/datasets``
+    beside a source checkout, and the download cache (the ``cache_dir`` setting, default the
+    user's cache folder). A dataset listed in :data:`REMOTE` and found in none of them is
+    downloaded into the cache from its public URL, each file checked against its SHA-256.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` was given and does not exist.
+    DownloadError
+        The dataset is nowhere on this machine and could not be downloaded (or the
+        ``offline`` setting forbids it); the message names the URL and the settings that
+        point sciTie at a local copy.
     """
+    from ._fetch import fetch_files, missing_files
+
     entry = get_entry(name)
-    candidates: list[Path] = []
+    folder = entry.external_folder or name
+    files = REMOTE.get(folder, ())
     if path is not None:
         p = Path(path)
-        candidates += [p / entry.external_folder, p] if entry.external_folder else [p]
+        for c in ([p / entry.external_folder, p] if entry.external_folder else [p]):
+            if c.is_dir():
+                return c
+        raise FileNotFoundError(f"dataset {name!r}: path {str(p)!r} is not a folder (expected "
+                                f"the folder holding the {name} files, or the one containing "
+                                f"'{folder}/')")
+    if entry.bundled and entry.external_folder:
+        return _package_folder(entry.external_folder)
+    looked: list[str] = []
     configured = get_config()["data_dir"]
-    if configured:
-        candidates.append(Path(configured) / (entry.external_folder or name))
-    for c in candidates:
-        if c.is_dir():
+    mirrors = ([Path(configured) / folder] if configured else []) + \
+        ([m / folder] if (m := _checkout_mirror()) is not None else [])
+    for c in mirrors:
+        if _complete(c, files):
             return c
-    where = ", ".join(str(c) for c in candidates) or ("nowhere (no path=, no sciTie.set_config(data_dir=...) and no "
-                                                 "$SCITIE_DATA_DIR)")
-    raise FileNotFoundError(
-        f"external dataset {name!r} not found; looked in {where}. Pass path=<folder holding "
-        f"the {name} files> or set {ENV_VAR} to the folder that contains "
-        f"'{entry.external_folder or name}/' (in the sciTie checkout: ../shared/datasets)."
-    )
+        looked.append(str(c) + (" (incomplete)" if c.is_dir() else ""))
+    if not files:
+        raise FileNotFoundError(
+            f"external dataset {name!r} not found; looked in {', '.join(looked) or 'nowhere'}. "
+            f"Pass path=<folder holding the {name} files> or set the data_dir setting "
+            f"(sciTie.set_config(data_dir=...) or {ENV_VAR}) to the folder that contains "
+            f"'{folder}/'.")
+    cache = Path(get_config()["cache_dir"]) / "datasets" / folder
+    if not missing_files(cache, files):
+        return cache
+    looked.append(str(cache))
+    urls = sorted({f.urls[0] for f in files})
+    advice = (f"Looked in {', '.join(looked)}. To work offline, put the files ("
+              f"{', '.join(f.name for f in files[:3])}{' ...' if len(files) > 3 else ''}) in "
+              f"<folder>/{folder}/ and set sciTie.set_config(data_dir=<folder>) or "
+              f"{ENV_VAR}=<folder> (in a sciTie checkout: ../shared/datasets).")
+    if get_config()["offline"]:
+        raise DownloadError(f"dataset {name!r} is not on this machine and downloads are off "
+                            f"(the offline setting, SCITIE_OFFLINE); it comes from "
+                            f"{', '.join(urls)}. {advice}")
+    try:
+        return fetch_files(cache, files)
+    except DownloadError as exc:
+        raise DownloadError(f"dataset {name!r} is not on this machine and could not be "
+                            f"downloaded: {exc}. {advice}") from None
+
+
+def _package_folder(folder: str) -> Path:
+    """A folder of data shipped inside the package (``sciTie/datasets/data/<folder>``)."""
+    path = Path(__file__).resolve().parent / "data" / folder
+    if not path.is_dir():
+        raise FileNotFoundError(f"bundled data folder {folder!r} is missing from {path.parent} "
+                                "(a broken installation: reinstall sciTie)")
+    return path
 
 
 def load(name: str, **kwargs: Any) -> Any:

@@ -8,9 +8,11 @@ sum of its slots' columns (the tie matrix). Series of patterns (a temperature sc
 refined pattern by pattern (:class:`SequentialRefinement`) or in one fit with parameters
 following laws in the series variable (:class:`ParametricRefinement`).
 """
-from ._crystal import ATOM_PARAMS, CELL_NAMES, Atom, Phase
+from . import conventions
+from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Atom, Phase, biso_from_uiso, uiso_from_biso
 from ._io import make_pattern, read_gsas_prm, read_gsas_std, read_xye, write_gsas_std, write_xye
 from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
+from ._profile_estimate import estimate_profile
 from ._profile import fcj_nodes, pseudo_voigt, tch
 from ._parametric import Law, ParametricRefinement, parametric_pattern_blocks
 from ._refine import STAGES, JointRefinement, pattern_statistics, weight_fractions
@@ -27,4 +29,5 @@ __all__ = ["Atom", "Phase", "PowderPattern", "JointRefinement", "STAGES", "patte
            "SequentialRefinement", "ParametricRefinement", "Law", "refine_one",
            "specs_from_dataset", "series_dataset", "tie_transition",
            "parametric_pattern_blocks", "plot_series_parameters", "plot_series_image",
-           "plot_tie_test"]
+           "plot_tie_test", "B_PER_U", "biso_from_uiso", "uiso_from_biso", "estimate_profile",
+           "conventions"]

@@ -22,11 +22,38 @@ from ..io import as_path
 from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
 
-__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume"]
+__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume",
+           "B_PER_U", "biso_from_uiso", "uiso_from_biso"]
 
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 ATOM_PARAMS = ("x", "y", "z", "uiso", "occ")
 _TOL = 2e-3
+#: B = 8π² U: the isotropic displacement parameter B (Å², FullProf, EasyDiffraction, most
+#: papers) per U (Å², GSAS-II, SHELX, sciTie's slots).
+B_PER_U = 8.0 * math.pi ** 2
+
+
+def format_esd(value: float, stderr: float | None) -> str:
+    """``value(esd)`` in the crystallographic way (two digits of esd below 20, else one);
+    ``value`` with six decimals when there is no positive finite esd."""
+    if stderr is None or not np.isfinite(stderr) or stderr <= 0:
+        return f"{value:.6f}"
+    dec = max(0, min(8, 1 - int(math.floor(math.log10(stderr)))))
+    e = int(round(stderr * 10 ** dec))
+    if e >= 20 and dec > 0:
+        dec -= 1
+        e = int(round(stderr * 10 ** dec))
+    return f"{value:.{dec}f}({e})"
+
+
+def biso_from_uiso(uiso):
+    """B = 8π² U (Å²); works on numbers and arrays (standard errors scale the same way)."""
+    return np.multiply(uiso, B_PER_U) if np.ndim(uiso) else float(uiso) * B_PER_U
+
+
+def uiso_from_biso(biso):
+    """U = B / (8π²) (Å²); works on numbers and arrays."""
+    return np.divide(biso, B_PER_U) if np.ndim(biso) else float(biso) / B_PER_U
 
 
 @dataclass
@@ -41,17 +68,22 @@ class Atom:
         Element symbol understood by gemmi.
     xyz : tuple of float
         Fractional coordinates.
-    uiso : float
-        Isotropic displacement parameter (Å²).
+    uiso : float, optional
+        Isotropic displacement parameter U (Å²); default 0.01 unless ``biso`` is given.
     occ : float
         Site occupancy.
+    biso : float, optional
+        The same displacement as B = 8π²U (Å²), for values quoted that way; give U or B.
+        A :class:`Phase` that reads the atom converts it into ``uiso`` (and sets ``biso``
+        back to None, so ``uiso`` alone holds the value).
     """
 
     label: str
     element: str
     xyz: tuple[float, float, float]
-    uiso: float = 0.01
+    uiso: float | None = None
     occ: float = 1.0
+    biso: float | None = None
     # filled by Phase
     name: str = field(default="", repr=False)
 
@@ -147,18 +179,6 @@ def _cif_lineno(path: Path, tag: str) -> int | None:
     return None
 
 
-def _cif_site_line(path: Path, label: str) -> int | None:
-    """Line of the atom-site row whose first value is ``label`` (for error messages)."""
-    try:
-        for i, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-            parts = line.split()
-            if parts and parts[0] == label:
-                return i
-    except OSError:
-        pass
-    return _cif_lineno(path, label)
-
-
 SCATTERING_KEYS = {"xray": ("f0", "fp", "fpp"), "neutron": ("b",)}
 
 
@@ -217,9 +237,16 @@ def _check_atom(at, i: int) -> "Atom":
     if isinstance(at.xyz, (str, bytes)) or np.ndim(at.xyz) != 1 or len(at.xyz) != 3:
         raise ValidationError(f"{what}: xyz must be 3 fractional coordinates, got {at.xyz!r}")
     xyz = tuple(check_float(v, f"{what} xyz[{k}]") for k, v in enumerate(at.xyz))
-    uiso = check_float(at.uiso, f"{what} uiso", minimum=0.0)
+    uiso = None if at.uiso is None else check_float(at.uiso, f"{what} uiso", minimum=0.0)
+    if at.biso is not None:
+        from_b = check_float(at.biso, f"{what} biso", minimum=0.0) / B_PER_U
+        if uiso is not None:
+            raise ValidationError(f"{what}: give uiso or biso (B = 8π²U), not both (uiso "
+                                  f"{uiso:g}, biso {at.biso:g})")
+        uiso = from_b
+    uiso = 0.01 if uiso is None else uiso
     occ = check_float(at.occ, f"{what} occ", minimum=0.0, maximum=1.0)
-    at.xyz, at.uiso, at.occ = xyz, uiso, occ
+    at.xyz, at.uiso, at.biso, at.occ = xyz, uiso, None, occ
     return at
 
 
@@ -251,6 +278,10 @@ class Phase:
         group ``<label>`` with ``x, y, z, uiso, occ``. Lattice constraints of the crystal
         system and site-symmetry constraints on coordinates are ties / fixes in this group.
         Occupancies start fixed.
+    adp : {'U', 'B'}
+        How displacements are written by :meth:`to_cif` (and listed first in reports): 'U'
+        (``_atom_site_U_iso_or_equiv``), or 'B' for a phase read from a CIF that gave B_iso.
+        The slots always hold Uiso.
     """
 
     def __init__(self, name: str, cell, spacegroup, atoms: list[Atom]) -> None:
@@ -278,6 +309,7 @@ class Phase:
             raise ValidationError("atoms: a phase needs at least one atom")
         atoms = [_check_atom(at, i) for i, at in enumerate(atoms)]
         self.name = phase_identifier(name.strip())
+        self.adp = "U"
         ops = sg.operations()
         allops = list(ops)
         self.rot = np.array([np.array(op.rot, dtype=float) / op.DEN for op in allops])
@@ -317,19 +349,30 @@ class Phase:
     @classmethod
     def from_cif(cls, path: str | os.PathLike, *, block: int | str = 0,
                  name: str | None = None) -> "Phase":
-        """Read a phase from a small-molecule / powder CIF with gemmi.
+        """Read a phase from a CIF: CIF1 or CIF2/DDLm tags, as any program writes them.
 
-        The space-group setting comes from the symmetry-operation loop when the file has one
-        (so ``Fddd`` with its operators written for origin choice 2 is read as ``F d d d:2``),
-        else from the Hall or Hermann-Mauguin symbol. The phase is named ``name``, else
-        ``_pd_phase_name``, else the data block's name.
+        Both tag styles are read (``_cell_length_a`` and ``_cell.length_a``,
+        ``_symmetry_space_group_name_H-M`` and ``_space_group.name_H-M_alt``,
+        ``_atom_site_fract_x`` and ``_atom_site.fract_x``), so files from EasyDiffraction,
+        cryspy, FullProf, GSAS-II, VESTA or the ICSD load alike. The space-group setting comes
+        from the symmetry-operation loop when the file has one (so ``Fddd`` with its operators
+        written for origin choice 2 is read as ``F d d d:2``), else from the Hall symbol, else
+        from the Hermann-Mauguin symbol with ``_space_group.IT_coordinate_system_code`` (origin
+        choice 1/2, hexagonal or rhombohedral axes). Cell parameters the crystal system fixes
+        may be left out (a cubic file may give ``a`` only). Displacements are read as U_iso or
+        B_iso (B = 8π²U; ``adp_type`` decides when both are given) and kept as Uiso; the
+        phase remembers which the file used (:attr:`adp`) and writes its CIF the same way.
+        The phase is named ``name``, else ``_pd_phase_name``, else the data block's name.
 
         Raises
         ------
         DataFormatError
-            For a CIF without symmetry, without atoms, or with an unknown element (the
-            message names the file and, where possible, the line).
+            For a CIF without symmetry, without atoms, with a missing cell parameter that the
+            crystal system does not fix (the message names the tag), or with an unknown
+            element (the message names the file and, where possible, the line).
         """
+        from ._cif import read_cif_structure
+
         path = as_path(path, "path")
         if isinstance(block, bool) or not isinstance(block, (int, str)):
             raise ArgumentTypeError(f"block must be an int (position) or a str (data block "
@@ -340,83 +383,20 @@ class Phase:
             raise FileNotFoundError(2, "no such CIF file", str(path))
         if path.is_dir():
             raise IsADirectoryError(21, "a folder, not a CIF file", str(path))
+        cs = read_cif_structure(path, block)
         try:
-            doc = gemmi.cif.read_file(str(path))
-        except (RuntimeError, ValueError) as exc:
-            raise DataFormatError(f"not a readable CIF file: {exc}", path=path) from None
-        try:
-            blk = doc[block] if isinstance(block, int) else doc.find_block(block)
-        except (IndexError, RuntimeError):
-            raise DataFormatError(f"CIF has no data block {block!r}", path=path) from None
-        if blk is None:
-            raise DataFormatError(f"CIF has no data block {block!r}", path=path)
-        col = blk.find_values("_atom_site_type_symbol")
-        for i, sym in enumerate(col):
-            sym = gemmi.cif.as_string(sym)
-            if gemmi.Element(re.sub(r"[^A-Za-z].*$", "", sym) or "X").atomic_number == 0:
-                raise DataFormatError(f"atom site {i + 1}: unknown element {sym!r}", path=path,
-                                      line=_cif_lineno(path, f" {sym} "))
-        try:
-            st = gemmi.make_small_structure_from_block(blk)
-        except (RuntimeError, ValueError) as exc:  # a value of the wrong kind ('?' for a number)
-            raise DataFormatError(f"cannot read the structure: {exc}", path=path) from None
-        sg = None
-        if len(st.symops):
-            try:
-                sg = gemmi.find_spacegroup_by_ops(gemmi.GroupOps([gemmi.Op(o) for o in st.symops]))
-            except (RuntimeError, ValueError):
-                sg = None
-        try:
-            if sg is None and st.spacegroup_hall:
-                sg = gemmi.find_spacegroup_by_ops(gemmi.symops_from_hall(st.spacegroup_hall))
-            if sg is None and st.spacegroup_hm:
-                sg = gemmi.find_spacegroup_by_name(st.spacegroup_hm)
-        except (RuntimeError, ValueError) as exc:
-            raise DataFormatError(f"unreadable space group: {exc}", path=path) from None
-        if sg is None:
-            raise DataFormatError("CIF has no space-group symmetry (need "
-                                  "_space_group_name_H-M_alt, _symmetry_space_group_name_H-M or "
-                                  "a symmetry-operation loop)", path=path)
-        if not st.cell.is_crystal() or st.cell.a <= 1:
-            raise DataFormatError("CIF has no unit cell", path=path,
-                                  line=_cif_lineno(path, "_cell_length_a"))
-        c = st.cell
-        try:
-            check_cell((c.a, c.b, c.c, c.alpha, c.beta, c.gamma))
+            check_cell(cs.cell)
         except (ValidationError, ArgumentTypeError) as exc:
             raise DataFormatError(str(exc), path=path,
-                                  line=_cif_lineno(path, "_cell_")) from None
-        if len(st.sites) == 0:
-            raise DataFormatError("CIF has no _atom_site loop", path=path)
-        atoms = []
-        for s in st.sites:
-            line = _cif_site_line(path, s.label)
-            if s.element.atomic_number == 0:
-                raise DataFormatError(f"atom {s.label!r}: unknown element {s.type_symbol!r}",
-                                      path=path, line=line)
-            xyz = (s.fract.x, s.fract.y, s.fract.z)
-            if not all(math.isfinite(v) for v in xyz):
-                raise DataFormatError(f"atom {s.label!r}: fractional coordinates {xyz} must be "
-                                      "numbers (missing '?' or unreadable values)", path=path,
-                                      line=line)
-            if not (math.isfinite(s.occ) and 0 <= s.occ <= 1):
-                raise DataFormatError(f"atom {s.label!r}: occupancy {s.occ:g} must be in "
-                                      "[0, 1]", path=path, line=line)
-            if math.isfinite(s.u_iso) and s.u_iso < 0:
-                # refined structures sometimes end with a slightly negative Uiso: not a
-                # physical start, so start from the typical value, and say so
-                warnings.warn(f"{location(path, line)}: atom {s.label!r} has U_iso "
-                              f"{s.u_iso:g} < 0; starting from 0.01 instead", UserWarning,
-                              stacklevel=2)
-            # no (or zero) displacement in the file: a typical starting value
-            u = s.u_iso if math.isfinite(s.u_iso) and s.u_iso > 0 else 0.01
-            atoms.append(Atom(s.label, s.element.name, xyz, uiso=u, occ=s.occ))
-        if name is None:
-            pd_name = blk.find_value("_pd_phase_name")
-            name = gemmi.cif.as_string(pd_name).strip() if pd_name else ""
-            name = name or blk.name or "phase"
-        phase = cls(name, (c.a, c.b, c.c, c.alpha, c.beta, c.gamma), sg, atoms)
+                                  line=_cif_lineno(path, "_cell")) from None
+        atoms = [Atom(a["label"], a["element"], a["xyz"], uiso=a["uiso"], occ=a["occ"])
+                 for a in cs.atoms]
+        try:
+            phase = cls(name if name is not None else cs.name, cs.cell, cs.spacegroup, atoms)
+        except (ValidationError, ArgumentTypeError) as exc:
+            raise DataFormatError(str(exc), path=path) from None
         phase.source_file = str(path)
+        phase.adp = cs.adp
         return phase
 
     def _site_setup(self) -> None:
@@ -689,12 +669,18 @@ class Phase:
         return F2, dF2_ds2 / 4.0, out
 
     # -- output --------------------------------------------------------------------------------
-    def to_cif(self, group: ParameterGroup | None = None, *, stderr: dict | None = None) -> str:
+    def to_cif(self, group: ParameterGroup | None = None, *, stderr: dict | None = None,
+               adp: str | None = None) -> str:
         """The structure as CIF text (values from ``group``, default the phase's own group).
 
         ``stderr`` maps slot names (``"a"``, ``"Pb.x"``) to standard errors written in
-        parentheses.
+        parentheses. ``adp`` chooses ``_atom_site_U_iso_or_equiv`` ('U') or
+        ``_atom_site_B_iso_or_equiv`` ('B', values and esds times 8π²); default
+        :attr:`adp`, the form the phase was read in.
         """
+        adp = self.adp if adp is None else adp
+        if adp not in ("U", "B"):
+            raise ValidationError(f"adp must be 'U' or 'B' (B = 8π²U), got {adp!r}")
         g = group if group is not None else self.group
         vals = g.valuesdict()
         stderr = stderr or {}
@@ -706,16 +692,9 @@ class Phase:
                                   or not isinstance(v, (int, float, np.number))):
                 raise ArgumentTypeError(f"stderr[{k!r}] must be a number or None, got {v!r}")
 
-        def fmt(name, v):
+        def fmt(name, v, factor=1.0):
             s = stderr.get(name)
-            if s is None or not np.isfinite(s) or s <= 0:
-                return f"{v:.6f}"
-            dec = max(0, min(8, 1 - int(math.floor(math.log10(s)))))
-            e = int(round(s * 10 ** dec))
-            if e >= 20 and dec > 0:
-                dec -= 1
-                e = int(round(s * 10 ** dec))
-            return f"{v:.{dec}f}({e})"
+            return format_esd(v * factor, None if s is None else s * factor)
 
         lines = [f"data_{self.name}", "_audit_creation_method  'sciTie.diffraction'"]
         for n, tag in zip(CELL_NAMES, ("length_a", "length_b", "length_c", "angle_alpha",
@@ -726,10 +705,12 @@ class Phase:
         lines += ["loop_", "_space_group_symop_operation_xyz"]
         lines += [f"  '{op.triplet()}'" for op in self.spacegroup.operations()]
         lines += ["loop_", "_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x",
-                  "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_U_iso_or_equiv",
-                  "_atom_site_occupancy", "_atom_site_symmetry_multiplicity"]
+                  "_atom_site_fract_y", "_atom_site_fract_z", f"_atom_site_{adp}_iso_or_equiv",
+                  "_atom_site_occupancy", "_atom_site_symmetry_multiplicity",
+                  "_atom_site_adp_type"]
         for at, m in zip(self.atoms, self.multiplicity):
-            cols = [fmt(f"{at.name}.{p}", vals[f"{at.name}.{p}"]) for p in ATOM_PARAMS]
+            cols = [fmt(f"{at.name}.{p}", vals[f"{at.name}.{p}"],
+                        B_PER_U if (p == "uiso" and adp == "B") else 1.0) for p in ATOM_PARAMS]
             lines.append(f"{at.label} {at.element} " + " ".join(cols[:3]) + f" {cols[3]} "
-                         f"{cols[4]} {m}")
+                         f"{cols[4]} {m} {adp}iso")
         return "\n".join(lines) + "\n"

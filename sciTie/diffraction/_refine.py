@@ -14,7 +14,7 @@ from .._validation import check_array, check_bool, check_float, check_mapping
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
 from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
                       UnknownNameError, ValidationError, not_fitted)
-from ._crystal import ATOM_PARAMS, CELL_NAMES, Phase, cell_volume
+from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, cell_volume, format_esd
 from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
 
 __all__ = ["JointRefinement", "STAGES", "pattern_statistics", "weight_fractions"]
@@ -583,14 +583,15 @@ class JointRefinement:
         stats["total"] = tot
         self.statistics_ = stats
 
-    def parameters(self, *, structure_prefix: bool | None = None) -> dict:
+    def parameters(self, *, structure_prefix: bool | None = None, biso: bool = False) -> dict:
         """Refined parameters as ``{name: {"value", "stderr"}}``.
 
         Every free parameter, plus structure slots tied to free ones (``b`` of a
         tetragonal cell) with their propagated esds. With one phase, structure parameters are
         named ``a``, ``Pb.x`` ... (unless ``structure_prefix=True``); with several they keep
         the phase name (``CuCr2O4.a``). Pattern parameters are ``xray.scale``,
-        ``xray.PbSO4.D11`` ...
+        ``xray.PbSO4.D11`` ... With ``biso``, every ``<atom>.uiso`` is followed by
+        ``<atom>.biso`` = 8π² Uiso (value and esd).
         """
         self._check_fitted("parameters")
         if structure_prefix is not None:
@@ -609,6 +610,25 @@ class JointRefinement:
                 continue
             key = n.split(".", 1)[1] if (is_struct and not structure_prefix) else n
             out[key] = {"value": float(v), "stderr": float(s)}
+            if biso and is_struct and key.endswith(".uiso"):
+                out[key[:-5] + ".biso"] = {"value": float(v) * B_PER_U,
+                                           "stderr": float(s) * B_PER_U}
+        return out
+
+    def displacements(self) -> dict:
+        """Isotropic displacement of every atom both ways: ``{"<phase>.<atom>": {"uiso",
+        "uiso_stderr", "biso", "biso_stderr"}}`` with B = 8π²U (Å²); esds propagated through
+        the ties (0 for a fixed atom)."""
+        self._check_fitted("displacements")
+        r = self.result_
+        index = {n: i for i, n in enumerate(r.slot_names)}
+        out = {}
+        for ph in self.phases:
+            for at in ph.atoms:
+                i = index[f"{ph.name}.{at.name}.uiso"]
+                u, e = float(r.slot_values[i]), float(r.slot_stderr[i])
+                out[f"{ph.name}.{at.label}"] = {"uiso": u, "uiso_stderr": e,
+                                                "biso": u * B_PER_U, "biso_stderr": e * B_PER_U}
         return out
 
     def phase_fractions(self, pattern: str | None = None) -> dict:
@@ -658,6 +678,10 @@ class JointRefinement:
                                  f"{f['volume_stderr']:.4f}, {f['weight']:.4f} +/- "
                                  f"{f['weight_stderr']:.4f}")
         if self.result_ is not None:
+            lines.append("    displacements (B = 8π²U, Å²):")
+            for atom, d in self.displacements().items():
+                lines.append(f"      {atom:<16} Uiso {format_esd(d['uiso'], d['uiso_stderr']):>13}"
+                             f"   Biso {format_esd(d['biso'], d['biso_stderr']):>12}")
             lines.append(self.result_.report(min_correl=min_correl))
         return "\n".join(lines)
 
@@ -722,8 +746,12 @@ class JointRefinement:
                     **attrs}
         return ds
 
-    def to_cif(self, phase: str | None = None) -> str:
-        """A refined structure (default: the first phase) as CIF text with esds."""
+    def to_cif(self, phase: str | None = None, *, adp: str | None = None) -> str:
+        """A refined structure (default: the first phase) as CIF text with esds.
+
+        ``adp``: displacements as U_iso ('U') or B_iso ('B' = 8π²U); default the phase's
+        :attr:`~Phase.adp` (the form its CIF used).
+        """
         ph = self.phase if phase is None else self.phase_named(phase)
         se = {}
         if self.result_ is not None:
@@ -731,13 +759,14 @@ class JointRefinement:
             for n, s in self.slot_stderr().items():
                 if n.startswith(pre):
                     se[n[len(pre):]] = s
-        return ph.to_cif(stderr=se)
+        return ph.to_cif(stderr=se, adp=adp)
 
     def write_cif(self, path: str | os.PathLike, *, phase: str | None = None,
-                  overwrite: bool = False) -> Path:
+                  adp: str | None = None, overwrite: bool = False) -> Path:
         """Write :meth:`to_cif` to ``path`` atomically (never replaces a file unless
         ``overwrite``)."""
-        return sio.write_text(path, self.to_cif(phase), overwrite=overwrite, what="CIF")
+        return sio.write_text(path, self.to_cif(phase, adp=adp), overwrite=overwrite,
+                              what="CIF")
 
     def plot(self, name: str | None = None, ax=None, *, sqrt: bool = False,
              magnify: tuple[float, float] | None = None, hkl: bool | int = False,

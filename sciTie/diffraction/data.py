@@ -75,7 +75,8 @@ def load_pbso4(path: str | os.PathLike | None = None) -> dict:
     ----------
     path : path-like, optional
         Folder with ``PBSO4.XRA``, ``PBSO4.CWN``, ``INST_XRY.PRM``, ``inst_d1a.prm`` and
-        ``PbSO4-Wyckoff.cif``; default ``$SCITIE_DATA_DIR/pbso4``.
+        ``PbSO4-Wyckoff.cif``; default: the copy shipped inside the package (about 100 kB,
+        with its provenance and licence note, ``sciTie/datasets/data/pbso4/README.md``).
 
     Returns
     -------
@@ -289,8 +290,10 @@ def load_cucr2o4_seq(path: str | os.PathLike | None = None) -> xr.Dataset:
     Parameters
     ----------
     path : path-like, optional
-        Folder with ``OH_*.fxye``, ``OH_00.prm``, ``CuCr2O4.cif`` and ``CuO.cif``; default
-        ``$SCITIE_DATA_DIR/cucr2o4_seq``.
+        Folder with ``OH_*.fxye``, ``OH_00.prm``, ``CuCr2O4.cif`` and ``CuO.cif``; default:
+        found by :func:`sciTie.datasets.data_dir` (a local mirror ``<data_dir>/cucr2o4_seq``,
+        else the download cache, downloading the 2.7 MB archive of the GSAS-II tutorial on
+        first use).
 
     Returns
     -------

@@ -38,6 +38,7 @@ that up as the published protocols do.
 from __future__ import annotations
 
 import glob as _glob
+import re
 import time
 import warnings
 from pathlib import Path
@@ -58,10 +59,11 @@ _PATTERN = Table({
     "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
                   required=True),
     "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (2θ, I[, esd])"),
-    "instrument": Field("path", "GSAS instrument parameter file (.prm)"),
+    "instrument": Field("path", "GSAS instrument parameter file (.prm), or an EasyDiffraction "
+                                "experiment CIF (constant wavelength)"),
     "phases": Field("list[str]", "phases in this pattern (default: all)"),
-    "radiation": Field("str", "radiation (default: from the .prm, else xray)",
-                       choices=("xray", "neutron")),
+    "radiation": Field("str", "radiation (default: from the .prm; without an instrument "
+                              "file it must be given, with lam1)", choices=("xray", "neutron")),
     "geometry": Field("str", "sample-displacement geometry",
                       choices=("bragg-brentano", "debye-scherrer")),
     "radius": Field("float", "goniometer radius (mm)", minimum=0.0),
@@ -76,7 +78,8 @@ _PATTERN = Table({
                               "pseudo-Voigt background peaks [[pos, area, sigma2, gamma], ...]",
                               default=[]),
     "profile": Field("table", "profile values overriding the .prm (U, V, W, P, X, Y, SL, HL, "
-                              "zero)", default={}),
+                              "zero); without a .prm and without U, V, W the Gaussian widths "
+                              "are measured on the data", default={}),
     "phase_values": Field("table", "starting per-phase terms {phase = {fraction, size, "
                                    "mustrain, mustrain_axial}}", default={}),
     "strain_axis": Field("table", "uniaxial microstrain axis per phase {phase = [h, k, l]}",
@@ -103,25 +106,40 @@ SCHEMA = Table({
                      default=[]),
         "pattern": Field("list[path]", "quick form: data files ([[patterns]] with defaults)",
                          default=[]),
-        "instrument": Field("list[path]", "quick form: .prm files, one per pattern",
-                            default=[]),
+        "instrument": Field("list[path]", "quick form: .prm (or EasyDiffraction experiment "
+                                          ".cif) files, one per pattern", default=[]),
+        "radiation": Field("list[str]", "quick form without .prm files: xray or neutron (one "
+                                        "for all patterns, or one per pattern)", default=[],
+                           check=lambda v: None if set(v) <= {"xray", "neutron"}
+                           else "each must be 'xray' or 'neutron'"),
+        "wavelength": Field("list[float]", "quick form without .prm files: wavelength (Å), one "
+                                           "for all patterns or one per pattern", default=[],
+                            minimum=0.01),
     }, doc="a known dataset, or the quick form of phases and patterns"),
     "phases": ArrayOfTables(Table({
         "cif": Field("path", "the phase's CIF", required=True),
         "name": Field("str", "phase name (default: _pd_phase_name, else the data block)"),
         "block": Field("str", "CIF data block (default: the first)"),
+        "uiso": Field("table", "starting Uiso (Å²) by atom label, '*' for every atom: "
+                               "{O1 = 0.012}", default={}),
+        "biso": Field("table", "starting Biso = 8π²Uiso (Å²) by atom label, '*' for every "
+                               "atom: {O1 = 0.95}", default={}),
+        "adp": Field("str", "displacements in the output CIF: U_iso or B_iso (default: as the "
+                            "phase's CIF gives them)", choices=("U", "B")),
     }), doc="crystal phases"),
     "patterns": ArrayOfTables(_PATTERN, doc="powder patterns (one template for a series)"),
     "model": Table({
         "constrain_fractions": Field("bool", "phase fractions of each pattern sum to 1",
                                      default=True),
         "ties": Field("list[str]", "tie statements on the joint group, e.g. "
-                                   "'xray.PbSO4.size = neutron.PbSO4.size'", default=[]),
+                                   "'xray.PbSO4.size = neutron.PbSO4.size' (a slot "
+                                   "'<phase>.<atom>.biso' stands for 8π² times its uiso)",
+                      default=[]),
     }),
     "stages": ArrayOfTables(Table({
         "label": Field("str", "name shown in reports", default=""),
-        "structure": Field("list[str]", "structure items (cell, xyz, uiso, occ, or slot "
-                                        "names like 'CuCr2O4.O.x')", default=[]),
+        "structure": Field("list[str]", "structure items (cell, xyz, uiso (or biso), occ, "
+                                        "or slot names like 'CuCr2O4.O.x')", default=[]),
         "pattern": Field("list[str]", "pattern items (scale, bkg, zero, profile, fraction, "
                                       "mustrain ... or names like 'xray.X')", default=[]),
     }), doc="the staged refinement; each stage lists everything it refines"),
@@ -194,12 +212,67 @@ def _build_phases(recipe: Recipe) -> list:
             phases.append(Phase.from_cif(path, block=p["block"] or 0, name=p["name"]))
         except (SciTieError, OSError) as exc:
             raise recipe.error(f"{key}: {exc}", key) from None
+        _displacements(recipe, k, p, phases[-1])
     names = [ph.name for ph in phases]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise recipe.error(f"phases: two phases are named {dup}; give each a distinct 'name'",
                            "phases")
     return phases
+
+
+def _displacements(recipe: Recipe, k: int, p: dict, phase) -> None:
+    """Starting Uiso or Biso from the recipe (by atom label, '*' for all), and the output
+    form of the displacements."""
+    from ._crystal import B_PER_U
+
+    labels = {a.label: a.name for a in phase.atoms}
+    tables = {form: dict(p.get(form) or {}) for form in ("uiso", "biso")}
+    both = sorted(set(tables["uiso"]) & set(tables["biso"]))
+    if both:
+        raise recipe.error(f"phases[{k}]: {both} are in both uiso and biso; give each atom one "
+                           "(B = 8π²U)", f"phases[{k}].biso")
+    start: dict[str, float] = {}
+    for form, table in tables.items():
+        key = f"phases[{k}].{form}"
+        for label, value in table.items():
+            if label != "*" and label not in labels:
+                raise recipe.error(f"{key}: {label!r} is not an atom of phase {phase.name!r}; "
+                                   f"atoms: {', '.join(labels)} (or '*' for all)", key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise recipe.error(f"{key}.{label} must be a number >= 0 (Å²), got {value!r}",
+                                   key)
+            u = float(value) / (B_PER_U if form == "biso" else 1.0)
+            if label == "*":
+                start = {lab: u for lab in labels} | start   # named atoms keep their value
+            else:
+                start[label] = u
+    for label, u in start.items():
+        phase.group[f"{labels[label]}.uiso"].value = u
+    if p.get("adp"):
+        phase.adp = p["adp"]
+
+
+def _biso_statement(statement: str) -> str:
+    """A tie statement with ``<slot>.biso`` written through ``uiso`` (B = 8π²U), so that
+    ties between B values mean what they say."""
+    from ..core.statements import parse_statement
+    from ._crystal import B_PER_U
+
+    if not isinstance(statement, str) or ".biso" not in statement:
+        return statement
+    lhs, rhs = parse_statement(statement)
+    k = repr(B_PER_U)
+    rhs = re.sub(r"\b([A-Za-z_][\w.]*)\.biso\b", lambda m: f"({k}*{m.group(1)}.uiso)", rhs)
+    if lhs.endswith(".biso"):
+        return f"{lhs[:-5]}.uiso = ({rhs})/{k}"
+    return f"{lhs} = {rhs}"
+
+
+def _biso_items(items) -> tuple:
+    """Stage items with ``biso`` read as ``uiso`` (one displacement, two units)."""
+    return tuple("uiso" if i == "biso" else (i[:-5] + ".uiso" if i.endswith(".biso") else i)
+                 for i in items)
 
 
 def _read_data(recipe: Recipe, path: Path, key: str):
@@ -224,10 +297,20 @@ def _phases_and_patterns(recipe: Recipe) -> tuple[list[dict], list[dict]]:
         raise recipe.error(f"data.instrument has {len(inst)} files for "
                            f"{len(s['data']['pattern'])} data.pattern files; give one per "
                            "pattern (or none)", "data.instrument")
+    files = s["data"]["pattern"]
+    per_pattern = {}
+    for key, field in (("radiation", "radiation"), ("wavelength", "lam1")):
+        values = s["data"][key]
+        if len(values) not in (0, 1, len(files)) or (values and not files):
+            raise recipe.error(f"data.{key} has {len(values)} values for {len(files)} "
+                               f"data.pattern files; give one for all, or one per pattern",
+                               f"data.{key}")
+        per_pattern[field] = values * len(files) if len(values) == 1 else values
     defaults = {k: v.default for k, v in _PATTERN.fields.items()}
-    for k, f in enumerate(s["data"]["pattern"]):
-        patterns.append({**defaults, "name": f"pattern{k}" if len(s["data"]["pattern"]) > 1
-                         else "pattern", "file": f, "instrument": inst[k] if inst else None})
+    for k, f in enumerate(files):
+        patterns.append({**defaults, "name": f"pattern{k}" if len(files) > 1 else "pattern",
+                         "file": f, "instrument": inst[k] if inst else None,
+                         **{field: v[k] for field, v in per_pattern.items() if v}})
     return phases, patterns
 
 
@@ -429,7 +512,7 @@ def summarize_joint(ref: JointRefinement, name: str, dataset: str, seconds: floa
                for p in ref.patterns}
     cif = "\n".join(ref.to_cif(ph.name) for ph in ref.phases)
     return RunSummary(dataset=dataset, model="sciTie.diffraction.JointRefinement",
-                      seconds=seconds, metrics=metrics, parameters=ref.parameters(),
+                      seconds=seconds, metrics=metrics, parameters=ref.parameters(biso=True),
                       report=ref.report() + "\n\n" + cif,
                       datasets={name: _netcdf_safe(ref.to_xarray())}, figures=figures,
                       texts={f"{name}_{ph.name}.cif": ref.to_cif(ph.name) for ph in ref.phases})
@@ -459,7 +542,7 @@ def _joint(recipe: Recipe) -> JointRefinement:
         ref.constrain_fractions()
     if s["model"]["ties"]:
         try:
-            ref.group.apply_ties(s["model"]["ties"])
+            ref.group.apply_ties([_biso_statement(t) for t in s["model"]["ties"]])
         except (SciTieError, ValueError, KeyError) as exc:
             raise recipe.error(f"model.ties: {exc}", "model.ties") from None
     return ref
@@ -470,10 +553,16 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     from ._pattern import instrument_options
 
     opts: dict[str, Any] = {}
+    _require_instrument(recipe, p, k)
     if p["instrument"]:
         key = _pattern_key(recipe, k, "instrument")
         try:
-            opts = instrument_options(read_gsas_prm(recipe.resolve(p["instrument"], key)))
+            path = recipe.resolve(p["instrument"], key)
+            if path.suffix.lower() == ".cif":       # an EasyDiffraction experiment
+                from .conventions import read_easydiffraction_instrument
+                opts = instrument_options(read_easydiffraction_instrument(path))
+            else:
+                opts = instrument_options(read_gsas_prm(path))
         except (SciTieError, OSError) as exc:
             if getattr(exc, "key", None) == key:  # already a RecipeError about this key
                 raise
@@ -506,6 +595,47 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     return opts
 
 
+def _require_instrument(recipe: Recipe, p: dict, k: int) -> None:
+    """No silent default radiation: a pattern without an instrument file names its radiation
+    and wavelength."""
+    if p["instrument"]:
+        return
+    quick = k >= len(recipe.settings["patterns"])
+    what = (f"data.pattern[{k - len(recipe.settings['patterns'])}] ({p['file']!r})" if quick
+            else f"patterns[{k}] ({p['name']!r})")
+    key = "data.pattern" if quick else _pattern_key(recipe, k)
+    if p["radiation"] is None:
+        raise recipe.error(
+            f"{what} has no instrument file and no radiation, so sciTie cannot know whether it "
+            "is an X-ray or a neutron pattern: give --instrument FILE.prm (a GSAS instrument "
+            "file), or --radiation xray|neutron with --wavelength Å (recipe keys: "
+            + ("data.instrument, or data.radiation and data.wavelength)" if quick else
+               "instrument, or radiation and lam1 in [[patterns]])"), key)
+    if p["lam1"] is None:
+        raise recipe.error(
+            f"{what} has radiation {p['radiation']!r} but no wavelength: give --wavelength Å "
+            + ("(data.wavelength)" if quick else "(lam1 in [[patterns]])"), key)
+
+
+def _starting_profile(recipe: Recipe, p: dict, k: int, opts: dict, data) -> None:
+    """Without an instrument file and without U, V, W, measure the Gaussian widths on the
+    data (the staged refinement refines them)."""
+    from ._profile_estimate import estimate_profile
+
+    if p["instrument"] or any(n in (p["profile"] or {}) for n in ("U", "V", "W")):
+        return
+    rng = opts.get("fit_range")
+    if rng is not None and not (len(rng) == 2 and 0 < rng[0] < rng[1] < 180):
+        return                       # the pattern's own checks report the range
+    try:
+        est = estimate_profile(data, fit_range=rng)
+    except SciTieError as exc:
+        warnings.warn(f"{p['name']!r}: {exc}; starting from PowderPattern's default profile",
+                      FitWarning, stacklevel=2)
+        return
+    opts["profile"] = {**opts.get("profile", {}), "U": est["U"], "V": est["V"], "W": est["W"]}
+
+
 def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
     from ._pattern import PowderPattern
 
@@ -516,6 +646,7 @@ def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
                            f"({list(by_name)})", _pattern_key(recipe, k, "phases"))
     opts = _pattern_options(recipe, p, k, names)
     data = _read_data(recipe, file, _pattern_key(recipe, k, "file"))
+    _starting_profile(recipe, p, k, opts, data)
     try:
         return PowderPattern(data, [by_name[n] for n in names], name=p["name"], **opts)
     except SciTieError as exc:
@@ -527,7 +658,7 @@ def _stages(recipe: Recipe):
     st = recipe.settings["stages"]
     if not st:
         return STAGES
-    return tuple((s["label"] or f"stage {k + 1}", {"structure": tuple(s["structure"]),
+    return tuple((s["label"] or f"stage {k + 1}", {"structure": _biso_items(s["structure"]),
                                                     "pattern": tuple(s["pattern"])})
                  for k, s in enumerate(st))
 
@@ -586,6 +717,12 @@ def _series_setup(recipe: Recipe):
         data = _read_data(recipe, f, "series.files")
         specs.append(PatternSpec(f.stem, float(T), data["two_theta"].values, data.values,
                                  data["variance"].values, str(f)))
+    if specs:
+        from ._io import make_pattern
+
+        first = specs[0]
+        _starting_profile(recipe, template, 0, opts,
+                          make_pattern(first.two_theta, first.intensity, first.variance))
     stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
               for lab, spec in _stages(recipe)]
     ties = [SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
@@ -722,5 +859,11 @@ KIND = RecipeKind(
              Option(("--pattern",), "data.pattern", action="append",
                     help="a data file (repeat)"),
              Option(("--instrument",), "data.instrument", action="append",
-                    help="a GSAS .prm, one per --pattern"),
+                    help="a GSAS .prm (or an EasyDiffraction experiment .cif), one per "
+                         "--pattern"),
+             Option(("--radiation",), "data.radiation", action="append",
+                    help="xray or neutron, for patterns without --instrument (one for all, or "
+                         "one per --pattern)"),
+             Option(("--wavelength",), "data.wavelength", type=float, action="append",
+                    help="wavelength in Å, for patterns without --instrument"),
              Option(("--mode",), "series.mode", help="sequential or parametric (a series)")))

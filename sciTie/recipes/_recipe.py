@@ -164,24 +164,64 @@ def parse_value(text: str) -> Any:
         return text
 
 
+_KEY_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)(?:\[(\d+)\])?")
+
+
 def apply_overrides(doc: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings set dotted keys of a parsed recipe (returns a new dict)."""
+    """``KEY=VALUE`` strings set dotted keys of a parsed recipe (returns a new dict).
+
+    A part of the key may index an array of tables (``patterns[0].fit_range=[10, 150]`` sets
+    ``fit_range`` of the first ``[[patterns]]`` entry) or an element of a list
+    (``data.pattern[1]="b.xye"``); the entry must exist.
+    """
     out = copy.deepcopy(doc)
     for item in overrides:
         if not isinstance(item, str) or "=" not in item:
             raise ValidationError(f"--set expects KEY=VALUE (e.g. fit.restarts=4), got {item!r}")
         key, _, value = item.partition("=")
         key = key.strip()
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)*", key):
-            raise ValidationError(f"--set: {key!r} is not a dotted recipe key (e.g. model.mode)")
-        node = out
         parts = key.split(".")
-        for part in parts[:-1]:
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise ValidationError(f"--set {key}: {part!r} is not a table in this recipe")
-            node = nxt
-        node[parts[-1]] = parse_value(value.strip())
+        matches = [_KEY_PART.fullmatch(part) for part in parts]
+        if not all(matches):
+            raise ValidationError(f"--set: {key!r} is not a dotted recipe key (e.g. model.mode, "
+                                  "or patterns[0].fit_range for an entry of [[patterns]])")
+        node: Any = out
+        for depth, m in enumerate(matches):
+            name, index = m.group(1), m.group(2)
+            last = depth == len(matches) - 1
+            where = ".".join(parts[:depth + 1])
+            if index is None:
+                if last:
+                    node[name] = parse_value(value.strip())
+                    break
+                nxt = node.setdefault(name, {})
+                if not isinstance(nxt, dict):
+                    raise ValidationError(f"--set {key}: {where!r} is not a table in this "
+                                          "recipe" + (" (it is an array of tables: index it, "
+                                                      f"e.g. {where}[0].key)"
+                                                      if isinstance(nxt, list) else ""))
+                node = nxt
+                continue
+            seq = node.get(name)
+            if not isinstance(seq, list):
+                raise ValidationError(
+                    f"--set {key}: {name!r} is not an array or list in this recipe, so "
+                    f"[{index}] selects nothing" + ("" if name in node else
+                                                     f" (the recipe has no [[{name}]] entries)"))
+            k = int(index)
+            if k >= len(seq):
+                raise ValidationError(f"--set {key}: {name!r} has {len(seq)} entr"
+                                      f"{'y' if len(seq) == 1 else 'ies'}, so index {k} does "
+                                      f"not exist (indices start at 0)")
+            if last:
+                if isinstance(seq[k], dict):
+                    raise ValidationError(f"--set {key}: {where} is a whole table; set one of "
+                                          f"its keys, e.g. {where}.name=...")
+                seq[k] = parse_value(value.strip())
+                break
+            if not isinstance(seq[k], dict):
+                raise ValidationError(f"--set {key}: {where} is a value, not a table")
+            node = seq[k]
     return out
 
 
