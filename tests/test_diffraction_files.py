@@ -168,7 +168,7 @@ def test_atom_takes_uiso_or_biso():
 
     atom = Atom("Na", "Na", (0, 0, 0), biso=1.2)
     ph = Phase("x", (4, 4, 4, 90, 90, 90), "P m -3 m", [atom])
-    assert ph.group.values()["Na.uiso"] == pytest.approx(1.2 / (8 * math.pi ** 2))
+    assert ph.group.valuesdict()["Na.uiso"] == pytest.approx(1.2 / (8 * math.pi ** 2))
     assert atom.uiso == pytest.approx(1.2 / (8 * math.pi ** 2)) and atom.biso is None
     Phase("y", (4, 4, 4, 90, 90, 90), "P m -3 m", [atom])       # the atom can be read again
     with pytest.raises(ValidationError, match="give uiso or biso"):
@@ -317,14 +317,14 @@ def test_recipe_gives_uiso_or_biso_and_ties_between_b_values(tmp_path):
     rec = load_recipe(path, overrides=["patterns[0].fit_range=[20.0, 140.0]"])
     assert rec.settings["patterns"][0]["fit_range"] == [20.0, 140.0]
     ref = _joint(rec)
-    v = ref.group.values()
+    v = ref.group.valuesdict()
     assert v["pbso4.Pb.uiso"] == pytest.approx(1.5 / B_PER_U)
     assert v["pbso4.S.uiso"] == pytest.approx(0.02)
     assert v["pbso4.O1.uiso"] == pytest.approx(1.0 / B_PER_U)
     # B(O3) = 0.5 B(O1) + 0.2  <=>  U(O3) = 0.5 U(O1) + 0.2/8π²
     assert v["pbso4.O3.uiso"] == pytest.approx(0.5 / B_PER_U + 0.2 / B_PER_U)
     ref.group["pbso4.O1.uiso"].value = 0.03
-    v = ref.group.values()
+    v = ref.group.valuesdict()
     assert v["pbso4.O2.uiso"] == pytest.approx(0.03)
     assert v["pbso4.O3.uiso"] * B_PER_U == pytest.approx(0.5 * 0.03 * B_PER_U + 0.2)
     assert ref.phases[0].adp == "U" and ref.patterns[0].fit_range == (20.0, 140.0)
