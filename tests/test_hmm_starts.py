@@ -217,3 +217,118 @@ def test_default_starts_reach_the_tied_maximum(name):
 @pytest.mark.parametrize("name", CASES)
 def test_every_kind_of_tie_reaches_the_maximum_from_three_seeds(name):
     _check_case(name, [0, 1, 2])
+
+
+# ---------------------------------------------------------------- constants, groups, counts
+def _two_levels(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    z = (np.arange(n) // 50) % 2
+    return (np.where(z == 0, 0.0, 3.0) + rng.normal(0, [0.5, 1.0][0], n))[:, None]
+
+
+def test_a_given_group_is_honoured_in_full():
+    from sciTie import ParameterGroup
+
+    X = _two_levels()
+    g = ParameterGroup("mine")
+    g.add("means", np.array([[0.0], [3.0]]), vary=False)          # fixed values
+    g.add("covars", np.array([[0.3], [0.3]]), min=0.01)           # a bound of the user's
+    m = TiedGaussianHMM(2, ties=g, n_iter=200, tol=1e-8, random_state=0).fit(X)
+    np.testing.assert_array_equal(m.means_, [[0.0], [3.0]])      # held, not fitted
+    assert m._plan.emissions == "general"
+    assert m.n_free_parameters() == 1 + 2 + 2                     # start, transitions, variances
+    assert m.group_["covars"].min.min() == 0.01
+    # the maximum over the variances alone (means held) is what EM reached: perturbing them
+    # only lowers log L
+    base = m.score(X)
+    for d in (-1e-3, 1e-3):
+        probe = TiedGaussianHMM(2, init_params="", n_iter=0)
+        probe.startprob_, probe.transmat_, probe.means_ = m.startprob_, m.transmat_, m.means_
+        probe.covars_ = np.asarray(m._get_param("covars")) + d
+        assert probe.score(X) < base
+
+
+def test_a_group_parameter_the_model_lacks_is_refused():
+    from sciTie import ParameterGroup
+    from sciTie.errors import ValidationError
+
+    g = ParameterGroup("mine")
+    g.add("lambdas", np.ones((2, 1)))
+    with pytest.raises(ValidationError, match="'lambdas' is not a parameter of TiedGaussianHMM"):
+        TiedGaussianHMM(2, ties=g, n_iter=2).fit(_two_levels())
+    g = ParameterGroup("mine")
+    g.add("means", np.zeros((2, 1)))
+    g.restrain("means[0,0]", 0.0, 0.1)
+    with pytest.raises(ValidationError, match="restraints"):
+        TiedGaussianHMM(2, ties=g, n_iter=2).fit(_two_levels())
+    g = ParameterGroup("mine")
+    g.add("means", np.zeros((3, 1)))
+    with pytest.raises(ValidationError, match="same family and shape"):
+        TiedGaussianHMM(2, ties=g, n_iter=2).fit(_two_levels())
+
+
+def test_a_fitted_group_is_a_start_that_keeps_its_ties():
+    X = _two_levels()
+    first = TiedGaussianHMM(3, ties=["means[1] = means[0]"], n_iter=300, tol=1e-8,
+                            random_state=0).fit(X)
+    again = TiedGaussianHMM(3, ties=first.group_, n_iter=300, tol=1e-8, n_init=1).fit(X)
+    assert again.n_free_parameters() == first.n_free_parameters()
+    np.testing.assert_array_equal(again.means_[0], again.means_[1])
+    # it started where the first fit ended: the first E-step's log-likelihood is the first's
+    assert again.monitor_.history[0] == pytest.approx(first.score(X), abs=1e-6)
+    assert again.score(X) >= first.score(X) - 1e-8
+
+
+def test_a_constant_statement_fixes_a_mean_exactly():
+    X = _two_levels()
+    m = TiedGaussianHMM(2, ties=["means[0] = 0"], n_iter=200, random_state=0).fit(X)
+    assert m.means_[0, 0] == 0.0 and m.means_[1, 0] != 0.0
+    assert m.n_free_parameters() == 1 + 2 + 1 + 2
+
+
+def test_the_parameter_count_does_not_depend_on_where_the_fit_ended():
+    # state 1 is never left in the data's second half ... and never entered in its first:
+    # EM drives transmat[1, 0] and startprob[1] to zero, which stay free parameters
+    rng = np.random.default_rng(2)
+    X = np.r_[rng.normal(0, 0.3, 300), rng.normal(4, 0.3, 300)][:, None]
+    m = TiedGaussianHMM(2, n_iter=500, tol=1e-10, random_state=0).fit(X)
+    b = int(np.argmax(m.means_[:, 0]))           # the level of the second half: never left
+    assert m.transmat_[b, 1 - b] < 1e-12 and m.startprob_[b] < 1e-12
+    assert m.n_free_parameters() == 1 + 2 + 2 + 2
+    assert "on its lower bound" in m.result_.report()
+
+
+def test_stationary_start_is_the_stationary_distribution_of_the_fitted_chain():
+    X = _two_levels(800)
+    m = TiedGaussianHMM(2, start_distribution="stationary", n_iter=5000, tol=1e-13,
+                        covars_prior=0, random_state=0).fit(X)
+    pi = m.startprob_
+    np.testing.assert_allclose(pi @ m.transmat_, pi, atol=1e-12)
+    assert m.n_free_parameters() == 2 + 4                          # no start parameters
+    assert "stationary(transmat)" in m.group_.describe()
+    # the M-step maximised the start term through transmat: log L is at a maximum over the
+    # free parameters (central differences of hmmlearn's score vanish)
+    tm = m.group_.tie_map()
+    x0 = tm.pack()
+
+    def ll(x):
+        work = TiedGaussianHMM(2, init_params="", n_iter=0)
+        write_arrays(work, tm.evaluate(x), m.group_)
+        return _peer(TiedGaussianHMM, {"n_components": 2},
+                     (work.startprob_, work.transmat_, {"means": work.means_,
+                                                        "covars": work._get_param("covars")})
+                     ).score(X)
+
+    for j in range(x0.size):
+        e = np.zeros_like(x0)
+        e[j] = 1e-5
+        assert abs(ll(x0 + e) - ll(x0 - e)) / 2e-5 < 1e-2
+
+
+def test_the_report_says_maximum_likelihood_or_map():
+    X = _two_levels()
+    assert TiedGaussianHMM(2).estimation() == "MAP (covars_prior=0.01)"
+    m = TiedGaussianHMM(2, covars_prior=0, n_iter=5, random_state=0).fit(X)
+    assert m.estimation() == "maximum likelihood"
+    assert "maximum likelihood" in m.result_.method
+    assert TiedPoissonHMM(2, lambdas_prior=1.0).estimation().startswith("MAP (lambdas_prior=1")

@@ -89,13 +89,17 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
     if cols.size == 0:
         return x, MaximizeInfo(float(f), 0, True, 0.0)
     converged, it, gnorm = False, 0, np.inf
+    fixed_G = c.matrix()[:, cols] if c.is_linear else None  # linear ties: G never changes
+    dense_G = None
     for it in range(1, max_iter + 1):
-        G = c.matrix(x)[:, cols]
+        G = fixed_G if fixed_G is not None else c.matrix(x)[:, cols]
         g_free = np.asarray(G.T @ g).ravel()
         if sp.issparse(H):
             H_free = np.asarray((G.T @ (H.tocsr() @ G)).todense())
         else:  # a dense Hessian (small models): dense algebra throughout
-            Gd = G.toarray()
+            Gd = dense_G if dense_G is not None else G.toarray()
+            if fixed_G is not None:
+                dense_G = Gd
             H_free = Gd.T @ np.asarray(H) @ Gd
         H_free = 0.5 * (H_free + H_free.T)
         gnorm = float(np.max(np.abs(g_free)))

@@ -64,8 +64,11 @@ def format_report(result: Any, *, min_correl: float = 0.1, show_correl: bool = T
             text += f" {unit}"
         if status == "free":
             text += f" (init = {r.init_values[free_col[name]]:.8g})"
-            if v <= tm.lower[i] or v >= tm.upper[i]:  # where the information matrix ends
-                text += f" (on its {'lower' if v <= tm.lower[i] else 'upper'} bound)"
+            lo, hi = tm.lower[i], tm.upper[i]
+            near = 1e-10 * max(1.0, abs(lo) if np.isfinite(lo) else 0.0,
+                               abs(hi) if np.isfinite(hi) else 0.0)
+            if v - lo <= near or hi - v <= near:  # where the information matrix ends
+                text += f" (on its {'lower' if v - lo <= near else 'upper'} bound)"
         elif status == "fixed":
             text += " (fixed)"
         else:

@@ -318,6 +318,12 @@ class TieMap:
         """Display names of the free parameters, in free-vector order."""
         return [self.names[i] for i in self.free_index]
 
+    @property
+    def is_linear(self) -> bool:
+        """True when every relation is linear: G is then the same at every point."""
+        return not any(isinstance(r, (ExpressionRelation, FunctionRelation))
+                       for r in self._relations.values())
+
     def relation(self, slot: int) -> LinearRelation | ExpressionRelation | None:
         """What dependent slot ``slot`` follows (None for a free or fixed slot)."""
         return self._relations.get(int(slot))
@@ -489,8 +495,7 @@ class TieMap:
         Exact for fixed values and linear ties; for expressions it is the linearisation at
         ``free`` (default: the current values).
         """
-        has_expr = bool(self._expressions) or any(
-            isinstance(r, FunctionRelation) for r in self._relations.values())
+        has_expr = not self.is_linear
         if not has_expr and self._linear_G is not None:
             return self._linear_G
         grads = self._evaluate(free, gradients=True)[1] if has_expr else {}

@@ -230,6 +230,7 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
     created += [n for n in group.parameters if n not in model_names and n not in created]
     _check_extras_used(model, group, model_names, created)
     constrained = _user_constrained(group, model_names)
+    held = user_held(model)
     stationary = getattr(model, "start_distribution", "free") == "stationary"
     if stationary:
         _make_start_stationary(group, constrained)
@@ -240,7 +241,9 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
             continue
         if letter not in letters:
             _fix_free(group, slots)
-        elif name in _PROBABILITIES:
+        elif name in _PROBABILITIES and name not in held:
+            # zeros in arrays the user gave are structural (a given group says by its own
+            # fixed values which are: a fitted group's zeros are only where EM ended)
             values = group.valuesdict()
             _fix_free(group, [s for s in slots if values[s] == 0.0])
         if name == "covars" and (model.covariance_type in ("full", "tied")):

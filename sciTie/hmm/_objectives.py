@@ -92,7 +92,9 @@ def probability_objective(blocks: list[tuple[np.ndarray, np.ndarray]], n_slots: 
         acc = _Accumulator(n_slots)
         value = float(np.sum(cnt[pos] * np.log(p[pos])))
         acc.add_grad(idx[pos], cnt[pos] / p[pos])
-        acc.add_hess(idx[pos], idx[pos], -cnt[pos] / p[pos] ** 2)
+        # p² underflows for probabilities near 1e-160; the Newton step only needs a curvature
+        # that is large there, not its exact size (the line search keeps the ascent)
+        acc.add_hess(idx[pos], idx[pos], -cnt[pos] / np.maximum(p[pos], 1e-150) ** 2)
         return acc.result(value)
 
     return objective
