@@ -381,7 +381,8 @@ class TiedHMMMixin:
         elif self._plan.emissions == "general" and initialised and not held:
             # any other tie: the untied start's clusters, matched to the tied states
             match_clusters_to_states(self, X, labels,
-                                     lambda post: self._fit_start_emissions(X, post))
+                                     lambda post: self._fit_start_emissions(X, post),
+                                     self.random_state)
         self._init_slots = self._slots.copy()
         if self._plan.emissions == "pooled":
             self._check_group_priors()

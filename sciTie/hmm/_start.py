@@ -9,11 +9,12 @@ values:
 
 1. every observation is labelled with the untied start's most likely state (for Gaussian
    emissions, its k-means cluster);
-2. the clusters are matched to the tied states (an assignment problem, solved exactly with
-   the Hungarian method on each cluster's log-likelihood under each state), and the tied
-   emission parameters are fitted to the matched clusters by the model's own exact M-step
-   through the tie map;
-3. steps 2 alternate until the matching no longer changes.
+2. the clusters are matched to the tied states and the tied emission parameters are fitted
+   to the matched clusters by the model's own exact M-step through the tie map; the
+   assignment kept is the one whose fit gives the rows the highest classification
+   log-likelihood (every assignment for a few states; for many, the Hungarian method on each
+   cluster's log-likelihood under each state, alternated with the fit, from several
+   assignments).
 
 Only emission blocks with user ties are started this way; an untied model keeps hmmlearn's
 start exactly (a drop-in gives hmmlearn's result). Restarts (``n_init``) repeat everything from
@@ -30,6 +31,10 @@ __all__ = ["untied_labels", "match_clusters_to_states", "restart_seeds", "MAX_MA
 
 #: Rounds of matching and refitting at most (it stops as soon as the matching repeats).
 MAX_MATCH_ROUNDS = 20
+#: Up to this many states every assignment of clusters to states is tried (4! = 24 fits).
+EXHAUSTIVE_STATES = 4
+#: Random assignments tried (each refined by the Hungarian alternation) for more states.
+RANDOM_ASSIGNMENTS = 8
 
 
 def untied_labels(model: Any, X: np.ndarray) -> np.ndarray:
@@ -44,8 +49,14 @@ def _onehot(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def match_clusters_to_states(model: Any, X: np.ndarray, labels: np.ndarray,
-                             fit_emissions: Any) -> np.ndarray:
+                             fit_emissions: Any, random_state: Any = None) -> np.ndarray:
     """Match clusters to tied states and fit the tied emissions to them (module docstring).
+
+    Every assignment of clusters to states is tried for up to ``EXHAUSTIVE_STATES`` states
+    (beyond, the Hungarian alternation starts from the identity and ``RANDOM_ASSIGNMENTS``
+    random assignments); each is scored by the classification log-likelihood (every row
+    under the state its cluster went to, after the tied fit), and the best is refined by
+    alternating the Hungarian matching and the tied fit until the matching repeats.
 
     Parameters
     ----------
@@ -58,23 +69,71 @@ def match_clusters_to_states(model: Any, X: np.ndarray, labels: np.ndarray,
     fit_emissions : callable
         ``fit_emissions(posteriors)`` runs the model's tied emission M-step on statistics of
         the given (hard) posteriors.
+    random_state : int, RandomState or None
+        Seeds the random assignments tried for many states.
 
     Returns
     -------
     ndarray of int
         The state each cluster was matched to.
     """
+    from itertools import permutations
+
+    from sklearn.utils import check_random_state
+
     K = model.n_components
     members = _onehot(labels, K)
     occupied = members.sum(axis=0) > 0
-    perm = _assignment(members.T @ model._compute_log_likelihood(X), occupied)
-    for _ in range(MAX_MATCH_ROUNDS):
+    start = _emission_state(model)
+
+    def fitted(perm: np.ndarray) -> tuple[float, np.ndarray, Any]:
+        _restore(model, start)
         fit_emissions(members[:, np.argsort(perm)])  # column k: the rows of cluster perm⁻¹(k)
-        new = _assignment(members.T @ model._compute_log_likelihood(X), occupied)
+        L = model._compute_log_likelihood(X)
+        score = float(np.sum(members * L[:, perm]))
+        return (score if np.isfinite(score) else -np.inf), L, _emission_state(model)
+
+    if K <= EXHAUSTIVE_STATES:
+        candidates = [np.array(p) for p in permutations(range(K))]
+    else:
+        rng = check_random_state(random_state)
+        candidates = [np.arange(K)] + [rng.permutation(K) for _ in range(RANDOM_ASSIGNMENTS)]
+    best = None
+    for perm in candidates:
+        score, L, state = fitted(perm)
+        if K > EXHAUSTIVE_STATES:  # refine each by the Hungarian alternation
+            perm, score, L, state = _alternate(perm, score, L, state, members, occupied, fitted)
+        if best is None or score > best[1]:
+            best = (perm, score, L, state)
+    perm, score, L, state = _alternate(*best, members, occupied, fitted)
+    _restore(model, state)
+    return perm
+
+
+def _alternate(perm, score, L, state, members, occupied, fitted):
+    """Hungarian matching and the tied fit in turn while the score rises."""
+    for _ in range(MAX_MATCH_ROUNDS):
+        new = _assignment(members.T @ L, occupied)
         if np.array_equal(new, perm):
             break
-        perm = new
-    return perm
+        new_score, new_L, new_state = fitted(new)
+        if not new_score > score:
+            break
+        perm, score, L, state = new, new_score, new_L, new_state
+    return perm, score, L, state
+
+
+def _emission_state(model: Any) -> np.ndarray:
+    """The model's current free vector (EM keeps it in ``_slots``, not in the group)."""
+    return np.array(model._slots[model.group_.tie_map().free_index])
+
+
+def _restore(model: Any, free: np.ndarray) -> None:
+    from ._group import write_arrays
+
+    slots = model.group_.tie_map().evaluate(free)
+    model._slots = slots
+    write_arrays(model, slots, model.group_)
 
 
 def _assignment(cost: np.ndarray, occupied: np.ndarray) -> np.ndarray:
