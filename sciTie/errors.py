@@ -12,7 +12,8 @@ from typing import Any
 
 __all__ = ["SciTieError", "NotFittedError", "ValidationError", "ArgumentTypeError",
            "UnknownNameError", "DataFormatError",
-           "OutputExistsError", "CheckpointError", "RecipeError", "TrainingDivergedError",
+           "OutputExistsError", "OutputIsInputError", "CheckpointError", "RecipeError",
+           "TrainingDivergedError",
            "FitWarning", "ConvergenceWarning", "IdentifiabilityWarning", "location",
            "not_fitted"]
 
@@ -127,6 +128,11 @@ class RecipeError(DataFormatError):
 
 class OutputExistsError(SciTieError, FileExistsError):
     """An output file already exists and replacing it was not asked for (``overwrite``)."""
+
+
+class OutputIsInputError(OutputExistsError):
+    """An output target is one of the run's inputs (its data, recipe, CIF, instrument file,
+    code or resumed checkpoint), by path or through a link: refused even with ``overwrite``."""
 
 
 class TrainingDivergedError(SciTieError, RuntimeError):

@@ -96,7 +96,7 @@ _PATTERN = Table({
 SCHEMA = Table({
     "data": Table({
         "dataset": Field("str", "a dataset sciTie knows (its published set-up)",
-                         choices=DATASETS),
+                         choices=DATASETS, role="dataset"),
         "path": Field("path", "folder of an external dataset (default: the data_dir setting)"),
         "seed": Field("int", "noise seed of the synthetic patterns", default=0, minimum=0),
         "cif": Field("list[path]", "quick form: phase CIF files ([[phases]] with defaults)",
@@ -129,7 +129,7 @@ SCHEMA = Table({
         "mode": Field("str", "pattern by pattern, or one fit with laws in temperature",
                       default="sequential", choices=("sequential", "parametric")),
         "files": Field("list[str]", "data files or glob patterns, in refinement order",
-                       default=[]),
+                       default=[], role="input"),
         "temperatures": Field("list[float]", "temperature of each file (default: the "
                                              "'# Temp (K) =' header line)", default=[]),
         "patterns": Field("int", "use only the first N patterns", minimum=1),

@@ -67,7 +67,8 @@ _MODEL_FIELDS = {
 
 SCHEMA = Table({
     "data": Table({
-        "dataset": Field("str", "a dataset that ships with sciTie (`scitie datasets`)"),
+        "dataset": Field("str", "a dataset that ships with sciTie (`scitie datasets`)",
+                         role="dataset"),
         "file": Field("path", "data file, relative to the recipe"),
         "format": Field("str", "file format (default: from the suffix)",
                         choices=("csv", "npy", "netcdf")),
