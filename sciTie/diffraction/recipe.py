@@ -54,6 +54,14 @@ __all__ = ["KIND", "SCHEMA", "summarize_joint", "run_series"]
 
 DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq")
 
+def _values_are(table: dict, kind, expected: str) -> str | None:
+    """A schema check: every value of a table is of ``kind`` (never a bool for numbers)."""
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"{key} must be {expected}, got {value!r} ({type(value).__name__})"
+    return None
+
+
 _PATTERN = Table({
     "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
                   required=True),
@@ -140,8 +148,10 @@ SCHEMA = Table({
         "tie_test": Field("bool", "F-test every series tie on every pattern", default=True),
         "uiso": Field("bool", "cucr2o4-seq: refine the CuCr2O4 Uiso", default=True),
         "n_jobs": Field("int", "processes for independent fits", default=1, minimum=1),
-        "laws": Field("table", "parametric laws {slot = expression in T}", default={}),
-        "law_start": Field("table", "starting values of law coefficients", default={}),
+        "laws": Field("table", "parametric laws {slot = expression in T}", default={},
+                      check=lambda v: _values_are(v, str, "an expression in T (a string)")),
+        "law_start": Field("table", "starting values of law coefficients", default={},
+                           check=lambda v: _values_are(v, (int, float), "a number")),
         "ties": ArrayOfTables(Table({
             "slot": Field("str", "the tied slot", required=True),
             "to": Field("str", "the slot it follows", required=True),
@@ -588,8 +598,13 @@ def _series_setup(recipe: Recipe):
                                  data["variance"].values, str(f)))
     stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
               for lab, spec in _stages(recipe)]
-    ties = [SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
-                      above=t["above"], below=t["below"]) for t in ser["ties"]]
+    ties = []
+    for k, t in enumerate(ser["ties"]):
+        try:
+            ties.append(SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
+                                  above=t["above"], below=t["below"]))
+        except SciTieError as exc:
+            raise recipe.error(f"series.ties[{k}]: {exc}", f"series.ties[{k}]") from None
     try:
         rec = SeriesRecipe(phases=phases, pattern_options=opts, stages=stages,
                            continue_stages=min(ser["continue_stages"], len(stages)),

@@ -111,6 +111,8 @@ class Recipe:
         Folder that relative paths resolve against.
     overrides : list of str
         ``KEY=VALUE`` overrides applied on top of the file.
+    cache : dict
+        What a kind's check read (the data), kept for its run so that files are read once.
     """
 
     kind: str
@@ -121,6 +123,7 @@ class Recipe:
     path: Path | None
     base: Path
     overrides: list[str] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         """Setting by dotted key (``"model.n_components"``)."""
