@@ -180,16 +180,29 @@ def _flag_vocabulary(kinds, kind_name: str, kind_values: dict[str, Any], quick_f
     return out
 
 
+def _key_pattern(key: str) -> re.Pattern:
+    """A recipe key as a whole word of a message (not ``data.files`` for ``data.file``)."""
+    return re.compile(rf"(?<![\w.\[]){re.escape(key)}(?![\w\[])")
+
+
 def _in_flags(exc: Exception, flags: dict[str, str], quick_form: bool) -> Exception:
     """``exc`` reworded for a command-line user: the recipe keys set by flags are named by
-    their flags (``--states`` for ``model.n_components``); same exception class."""
-    from .errors import DataFormatError, RecipeError
+    their flags (``--states`` for ``model.n_components``; in a recipe file the first mention
+    also gives the key: ``--states (model.n_components)``); same exception class."""
+    from .errors import DataFormatError, RecipeError, location
 
     reason = getattr(exc, "reason", None) or str(exc)
     for key in sorted(flags, key=len, reverse=True):
-        reason = re.sub(rf"(?<![\w.\[]){re.escape(key)}(?![\w\[])", flags[key], reason)
+        reason, n = _key_pattern(key).subn(flags[key], reason)
+        if n and not quick_form:
+            reason = reason.replace(flags[key], f"{flags[key]} ({key})", 1)
     if isinstance(exc, RecipeError):
-        where = "" if quick_form or exc.path is None else f"{exc.path}: "
+        if quick_form:
+            where = "" if exc.key in flags or not exc.key else f"[{exc.key}] "
+        elif exc.key in flags:
+            where = f"{exc.path}: "
+        else:
+            where = location(exc.path, exc.line, exc.key) + ": "
         return RecipeError(where + reason)
     if isinstance(exc, DataFormatError):
         return type(exc)(reason, path=exc.path, line=exc.line, key=flags.get(exc.key, exc.key))
@@ -212,8 +225,10 @@ def _cmd_fit(args: argparse.Namespace, kinds) -> int:
         # before the fit: a clash found afterwards would waste the run
         targets = _output_targets(args, kind, recipe)
     except SciTieError as exc:
-        if not flags or (not quick_form and getattr(exc, "key", None) not in flags):
-            raise
+        text = getattr(exc, "reason", None) or str(exc)
+        if not any(_key_pattern(k).search(text) or getattr(exc, "key", None) == k
+                   for k in flags):
+            raise  # nothing in it the user set by a flag: as it is
         raise _in_flags(exc, flags, quick_form) from None
     summary = run_recipe(recipe)
     print(summary.report)

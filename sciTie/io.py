@@ -82,7 +82,19 @@ def _labelled(inputs: Any, what: str) -> list[tuple[Path, str | None]]:
     if isinstance(inputs, Mapping):
         return [(as_path(p, f"{what} input"), None if label is None else str(label))
                 for p, label in inputs.items()]
+    if not isinstance(inputs, Iterable):
+        raise ArgumentTypeError(f"{what}: inputs must be file paths (a list, or a dict of path "
+                                f"-> label), got {type(inputs).__name__}")
     return [(as_path(p, f"{what} input"), None) for p in inputs]
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a message shows it: relative to the working folder when inside it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
 
 
 def check_not_inputs(targets: Iterable[Any], inputs: Any, *, what: str = "output") -> None:
@@ -121,10 +133,10 @@ def check_not_inputs(targets: Iterable[Any], inputs: Any, *, what: str = "output
             if hit:
                 role = f" ({label})" if label else ""
                 if it[1] != ip[1] and it[2] != ip[2] and it[0] != ip[0]:
-                    where = f"inside {p}, an input folder of this run{role}"
+                    where = f"inside {_shown(p)}, an input folder of this run{role}"
                 else:
                     alias = "" if os.path.abspath(p) == os.path.abspath(t) else \
-                        f": {p}, by {'a link' if it[2] == ip[2] else 'another name'}"
+                        f": {_shown(p)}, by {'a link' if it[2] == ip[2] else 'another name'}"
                     where = f"an input of this run{role}{alias}"
                 how = "--overwrite" if what.startswith("--") else "overwrite=True"
                 raise OutputIsInputError(
