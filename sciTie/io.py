@@ -58,11 +58,14 @@ def _identity(path: Path) -> tuple[str, str, tuple[int, int] | None]:
     return plain, real, inode
 
 
+def _same(ia: tuple, ib: tuple) -> bool:
+    return ia[0] == ib[0] or ia[1] == ib[1] or (ia[2] is not None and ia[2] == ib[2])
+
+
 def same_file(a: Any, b: Any) -> bool:
     """Whether paths ``a`` and ``b`` name one file: equal after ``.``/``..`` and symbolic
     links are resolved, or (both existing) the same device and inode (a hard link)."""
-    ia, ib = _identity(as_path(a)), _identity(as_path(b))
-    return ia[0] == ib[0] or ia[1] == ib[1] or (ia[2] is not None and ia[2] == ib[2])
+    return _same(_identity(as_path(a)), _identity(as_path(b)))
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -127,12 +130,10 @@ def check_not_inputs(targets: Iterable[Any], inputs: Any, *, what: str = "output
     for t in (as_path(x, what) for x in targets):
         it = _identity(t)
         for p, label, ip, is_dir in ids:
-            hit = it[0] == ip[0] or it[1] == ip[1] or (it[2] is not None and it[2] == ip[2])
-            if not hit and is_dir and (t.exists() or t.is_symlink()):
-                hit = _inside(t, p)
-            if hit:
+            same = _same(it, ip)
+            if same or (is_dir and (t.exists() or t.is_symlink()) and _inside(t, p)):
                 role = f" ({label})" if label else ""
-                if it[1] != ip[1] and it[2] != ip[2] and it[0] != ip[0]:
+                if not same:
                     where = f"inside {_shown(p)}, an input folder of this run{role}"
                 else:
                     alias = "" if os.path.abspath(p) == os.path.abspath(t) else \
@@ -213,7 +214,7 @@ def check_targets(paths: Iterable[Any], *, overwrite: bool = False,
     for t in targets:
         it = _identity(t)
         for other, io_ in seen:
-            if it[0] == io_[0] or it[1] == io_[1] or (it[2] is not None and it[2] == io_[2]):
+            if _same(it, io_):
                 same = f"{t}" if str(t) == str(other) else f"{t} (the same file as {other})"
                 raise ValidationError(f"{what}: {same} is named twice as an output")
         seen.append((t, it))

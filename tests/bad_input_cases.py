@@ -106,3 +106,24 @@ def small_pattern() -> dict:
     y = pat.calc()[0] + 50.0
     obs = np.random.default_rng(0).poisson(y).astype(float)
     return {"data": make_pattern(tth, obs, np.maximum(obs, 1.0)), "inst": inst, "prof": prof}
+
+
+def rietveld_recipe() -> str:
+    """A ``rietveld`` recipe of the TiO2 pattern ``x.xye`` and its CIF ``rutile.cif``."""
+    from sciTie.diffraction.data import _SYN_INSTRUMENT
+
+    return f"""kind = "rietveld"
+name = "r"
+
+[[phases]]
+cif = "rutile.cif"
+
+[[patterns]]
+name = "xray"
+file = "x.xye"
+lam1 = {_SYN_INSTRUMENT["xray"]["lam1"]}
+n_background = 3
+
+[[stages]]
+pattern = ["scale", "bkg"]
+"""

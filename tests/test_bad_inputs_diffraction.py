@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_input_cases import PRM, cases, check, small_pattern
+from bad_input_cases import PRM, cases, check, rietveld_recipe, small_pattern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -902,21 +902,7 @@ def test_gsas_file_written_by_sciTie_reads_back(tmp_path, small):
 
 # ================================================================== recipes and the command line
 _INST = _SYN_INSTRUMENT["xray"]
-_RECIPE = f"""kind = "rietveld"
-name = "r"
-
-[[phases]]
-cif = "rutile.cif"
-
-[[patterns]]
-name = "xray"
-file = "x.xye"
-lam1 = {_INST["lam1"]}
-n_background = 3
-
-[[stages]]
-pattern = ["scale", "bkg"]
-"""
+_RECIPE = rietveld_recipe()
 _SERIES = '\n[series]\nfiles = ["x.xye"]\ntemperatures = [10.0]\n'
 
 

@@ -331,9 +331,10 @@ class PowderPattern:
             at = int(np.argmin(s2))
             raise ValidationError(
                 f"profile: the Gaussian FWHM² U tan²θ + V tanθ + W + P sec²θ is negative in "
-                f"fit_range ({s2[at]:.4g} centideg² at 2theta = {self.x[at]:.4g}; U={prof['U']:g}, "
-                f"V={prof['V']:g}, W={prof['W']:g}, P={prof['P']:g}); a peak width is its "
-                "square root: give U, V, W, P (profile= or the .prm) that keep it >= 0")
+                f"fit_range ({s2[at]:.4g} centideg² at 2theta = {self.x[at]:.4g}; "
+                f"U={prof['U']:g}, V={prof['V']:g}, W={prof['W']:g}, P={prof['P']:g}); a peak "
+                "width is its square root: give U, V, W, P (profile= or the .prm) that keep "
+                "it >= 0")
         init = {"scale": 1.0, "shift": 0.0, "disp_x": 0.0, "disp_y": 0.0, "lam1": float(lam1),
                 "lam2": float(lam2), "ratio": float(ratio) if lam2 > 0 else 0.0,
                 "polarization": float(polarization)}
