@@ -142,6 +142,7 @@ def _kind_values(args: argparse.Namespace, kinds, only: str | None = None) -> di
 def _output_targets(args: argparse.Namespace, kind, recipe) -> dict[str, list[Path]]:
     """``--json`` and ``--out`` files, checked before the fit: an empty or unwritable path,
     an existing file (without --overwrite), a file named twice, or an input of the run."""
+    from .errors import ValidationError
     from .io import as_path, check_not_inputs, check_targets, same_file
     from .recipes import run_files
 
@@ -165,8 +166,8 @@ def _output_targets(args: argparse.Namespace, kind, recipe) -> dict[str, list[Pa
     for j in targets.get("--json", []):
         for o in targets.get("--out", []):
             if same_file(j, o):
-                raise ValueError(f"--json {j} is also a file --out writes ({o}); choose "
-                                 "another name")
+                raise ValidationError(f"--json {j} is also a file --out writes ({o}); choose "
+                                      "another name")
     return targets
 
 

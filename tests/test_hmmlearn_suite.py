@@ -53,8 +53,16 @@ SLOW = {
     "TestGaussianHMMWithDiagonalCovars::test_fit_with_priors",
     "TestGaussianHMMWithTiedCovars::test_fit_with_priors",
     "TestGaussianHMMWithFullCovars::test_fit_with_priors",
+    "TestGaussianHMMWithSphericalCovars::test_criterion",
     "TestGaussianHMMWithTiedCovars::test_criterion",
     "TestGaussianHMMWithFullCovars::test_criterion",
+    "TestPoissonHMM::test_criterion",
+    "TestGMMHMMWithSphericalCovars::test_fit",
+    "TestGMMHMMWithSphericalCovars::test_fit_sparse_data",
+    "TestGMMHMMWithDiagCovars_new::test_fit_sparse_data",
+    "TestGMMHMMWithTiedCovars_new::test_fit_sparse_data",
+    "TestGMMHMMWithFullCovars_new::test_fit_sparse_data",
+    "TestGMMHMM_MultiSequence::test_chunked",
 }
 
 #: where sciTie differs from hmmlearn on purpose (never by refusing what hmmlearn accepts);
