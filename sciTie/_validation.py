@@ -17,7 +17,7 @@ import numpy as np
 from .errors import ArgumentTypeError, UnknownNameError, ValidationError
 
 __all__ = ["check_bool", "check_int", "check_float", "check_choice", "check_str",
-           "check_random_state", "check_array"]
+           "check_random_state", "check_array", "check_memory", "physical_memory"]
 
 
 def _is_bool(value: Any) -> bool:
@@ -181,3 +181,44 @@ def check_array(value: Any, name: str, *, ndim: int | None = None,
         raise ValidationError(f"{name} must be finite; it holds {len(bad)} NaN or infinite "
                               f"value(s), the first at index {where}")
     return arr
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g} {unit}" if unit != "bytes" else f"{int(n)} bytes"
+        n /= 1000.0
+    return f"{n:.3g} PB"  # pragma: no cover
+
+
+def check_memory(nbytes: float, name: str, *, what: str = "", fraction: float = 0.5) -> None:
+    """Refuse, before allocating, work that needs more than ``fraction`` of this machine's
+    physical memory.
+
+    Parameters
+    ----------
+    nbytes : float
+        Estimated bytes the work holds at once.
+    name : str
+        The argument or setting that decides the size (named in the message).
+    what : str, optional
+        What is that large (``"a 40000 x 40000 transition matrix"``).
+    fraction : float, optional
+        Share of the physical memory one fit may take.
+    """
+    total = physical_memory()
+    if total is None or nbytes <= fraction * total:
+        return
+    raise ValidationError(f"{name} asks for {what + ', ' if what else ''}about "
+                          f"{_bytes(nbytes)} of memory; this machine has {_bytes(total)} in "
+                          f"all. Choose a smaller {name}")

@@ -18,8 +18,10 @@ Every expected failure prints one line on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -79,22 +81,35 @@ def _cmd_recipe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quick_text(kind: str, name: str) -> str:
+    return f'kind = "{kind}"\nname = "{name}"\n'
+
+
 def _recipe_from_target(target: str, overrides: list[str], quick: bool,
                         kind_values: dict[str, Any]):
     """The recipe a ``scitie fit`` target names (file, bundled name or kind quick form)."""
-    from .recipes import KINDS, load_recipe, parse_recipe
+    from .recipes import KINDS, get_kind, load_recipe, parse_recipe, run_files
 
     sets = list(overrides) + [f"{k}={_toml_value(v)}" for k, v in kind_values.items()]
-    if target in KINDS:
-        name = Path(str(kind_values.get("data.file", target))).stem or target
-        text = f'kind = "{target}"\nname = "{_safe_name(name)}"\n'
-        return parse_recipe(text, path=None, base=Path.cwd(), overrides=sets, quick=quick)
-    return load_recipe(target, overrides=sets, quick=quick)
+    if target not in KINDS:
+        return load_recipe(target, overrides=sets, quick=quick)
+    data = kind_values.get("data.file", target)
+    stem = _safe_name(Path(str(data[0] if isinstance(data, list) else data)).stem or target)
+    recipe = parse_recipe(_quick_text(target, stem), path=None, base=Path.cwd(),
+                          overrides=sets, quick=quick)
+    # the outputs are named after the data: never after one of the inputs' own names
+    # (`--data rates.nc --out .` must not write rates.nc)
+    taken = {p.name for p in run_files(recipe).inputs}
+    name, n = stem, 1
+    while taken & set(get_kind(target).outputs(replace(recipe, name=name))):
+        name = f"{stem}_fit" + (f"{n}" if n > 1 else "")
+        n += 1
+    if name != stem:
+        recipe = replace(recipe, name=name, text=_quick_text(target, name))
+    return recipe
 
 
 def _safe_name(name: str) -> str:
-    import re
-
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name).lstrip("._-") or "fit"
 
 
@@ -125,30 +140,110 @@ def _kind_values(args: argparse.Namespace, kinds, only: str | None = None) -> di
     return values
 
 
-def _cmd_fit(args: argparse.Namespace, kinds) -> int:
-    from .io import check_targets
-    from .recipes import get_kind, run_recipe
+def _output_targets(args: argparse.Namespace, kind, recipe) -> dict[str, list[Path]]:
+    """``--json`` and ``--out`` files, checked before the fit: an empty or unwritable path,
+    an existing file (without --overwrite), a file named twice, or an input of the run."""
+    from .errors import ValidationError
+    from .io import as_path, check_not_inputs, check_targets, same_file
+    from .recipes import run_files
 
-    only = args.target if args.target in kinds else None
-    if only is None:
-        # the kind a recipe file or bundled name declares decides what shared flags mean
-        only = _recipe_from_target(args.target, args.set or [], args.quick, {}).kind
-    recipe = _recipe_from_target(args.target, args.set or [], args.quick,
-                                 _kind_values(args, kinds, only))
-    kind = get_kind(recipe.kind)
-    targets = []
+    files = run_files(recipe)
+    # the run's own files (a checkpoint) are not outputs of --json/--out either
+    protected = {**files.inputs, **files.writes}
+    check_not_inputs(list(files.writes), files.inputs, what=", ".join(files.writes.values()))
+    targets: dict[str, list[Path]] = {}
     if args.json is not None:
-        targets.append(Path(args.json))
+        targets["--json"] = check_targets([as_path(args.json, "--json")],
+                                          overwrite=args.overwrite, what="--json",
+                                          inputs=protected)
     if args.out is not None:
-        targets += [Path(args.out) / f for f in kind.outputs(recipe)]
-    # before the fit: a clash found afterwards would waste the run
-    check_targets(targets, overwrite=args.overwrite, what="--json/--out")
+        out = as_path(args.out, "--out")
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(f"--out: {out} is a file; give a folder (it is created "
+                                     "if missing)")
+        targets["--out"] = check_targets([out / f for f in kind.outputs(recipe)],
+                                         overwrite=args.overwrite, what="--out",
+                                         inputs=protected)
+    for j in targets.get("--json", []):
+        for o in targets.get("--out", []):
+            if same_file(j, o):
+                raise ValidationError(f"--json {j} is also a file --out writes ({o}); choose "
+                                      "another name")
+    return targets
+
+
+def _flag_vocabulary(kinds, kind_name: str, kind_values: dict[str, Any], quick_form: bool):
+    """Recipe key -> the command-line flag that sets it (every flag of the kind in the quick
+    form; in a recipe file, only the flags the user gave)."""
+    out = {}
+    for opt in kinds[kind_name].options if kind_name in kinds else ():
+        if quick_form or opt.key in kind_values:
+            out.setdefault(opt.key, opt.flags[0])
+    return out
+
+
+def _key_pattern(key: str) -> re.Pattern:
+    """A recipe key as a whole word of a message (not ``data.files`` for ``data.file``)."""
+    return re.compile(rf"(?<![\w.\[]){re.escape(key)}(?![\w\[])")
+
+
+def _in_flags(exc: Exception, flags: dict[str, str], quick_form: bool) -> Exception:
+    """``exc`` reworded for a command-line user: the recipe keys set by flags are named by
+    their flags (``--states`` for ``model.n_components``; in a recipe file the first mention
+    also gives the key: ``--states (model.n_components)``); same exception class."""
+    from .errors import DataFormatError, RecipeError, location
+
+    reason = getattr(exc, "reason", None) or str(exc)
+    for key in sorted(flags, key=len, reverse=True):
+        reason, n = _key_pattern(key).subn(flags[key], reason)
+        if n and not quick_form:
+            reason = reason.replace(flags[key], f"{flags[key]} ({key})", 1)
+    if isinstance(exc, RecipeError):
+        if quick_form:
+            where = "" if exc.key in flags or not exc.key else f"[{exc.key}] "
+        elif exc.key in flags:
+            where = f"{exc.path}: "
+        else:
+            where = location(exc.path, exc.line, exc.key) + ": "
+        return RecipeError(where + reason)
+    if isinstance(exc, DataFormatError):
+        return type(exc)(reason, path=exc.path, line=exc.line, key=flags.get(exc.key, exc.key))
+    try:
+        return type(exc)(reason)
+    except TypeError:  # an exception class with other arguments: keep it as it is
+        return exc
+
+
+def _cmd_fit(args: argparse.Namespace, kinds) -> int:
+    from .recipes import get_kind, peek_kind, run_recipe
+
+    quick_form = args.target in kinds
+    only = args.target if quick_form else peek_kind(args.target)
+    kind_values = _kind_values(args, kinds, only)
+    flags = _flag_vocabulary(kinds, only, kind_values, quick_form)
+    try:
+        recipe = _recipe_from_target(args.target, args.set or [], args.quick, kind_values)
+        kind = get_kind(recipe.kind)
+        # before the fit: a clash found afterwards would waste the run
+        targets = _output_targets(args, kind, recipe)
+    except SciTieError as exc:
+        text = getattr(exc, "reason", None) or str(exc)
+        if not any(_key_pattern(k).search(text) or getattr(exc, "key", None) == k
+                   for k in flags):
+            raise  # nothing in it the user set by a flag: as it is
+        raise _in_flags(exc, flags, quick_form) from None
     summary = run_recipe(recipe)
     print(summary.report)
     print(f"\n{recipe.name} / {summary.model}: fit took {summary.seconds:.2f} s")
     if args.json is not None:
-        print(f"wrote {summary.write_json(args.json, overwrite=args.overwrite)}")
+        print(f"wrote {summary.write_json(targets['--json'][0], overwrite=args.overwrite)}")
     if args.out is not None:
+        from .io import check_targets
+        from .recipes import run_files
+
+        # the files the run made: checked again, now by their final names
+        check_targets(summary.planned_files(args.out), overwrite=args.overwrite, what="--out",
+                      inputs=run_files(recipe).inputs, probe=False)
         for p in summary.write(args.out, overwrite=args.overwrite):
             print(f"wrote {p}")
     return 0

@@ -12,7 +12,8 @@ from typing import Any
 
 __all__ = ["SciTieError", "NotFittedError", "ValidationError", "ArgumentTypeError",
            "UnknownNameError", "DataFormatError", "DownloadError",
-           "OutputExistsError", "CheckpointError", "RecipeError", "TrainingDivergedError",
+           "OutputExistsError", "OutputIsInputError", "CheckpointError", "RecipeError",
+           "TrainingDivergedError",
            "FitWarning", "ConvergenceWarning", "IdentifiabilityWarning", "location",
            "not_fitted"]
 
@@ -133,6 +134,11 @@ class DownloadError(SciTieError, OSError):
     """A dataset could not be downloaded (no network, a server error), or what arrived does
     not have the SHA-256 it must have; the message names the URL and the settings that point
     sciTie at a local copy instead."""
+
+
+class OutputIsInputError(OutputExistsError):
+    """An output target is one of the run's inputs (its data, recipe, CIF, instrument file,
+    code or resumed checkpoint), by path or through a link: refused even with ``overwrite``."""
 
 
 class TrainingDivergedError(SciTieError, RuntimeError):

@@ -65,10 +65,16 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Notebooks belong to the slow tier (``-m slow``), like the demo and the docs build."""
+    """Notebooks belong to the slow tier (``-m slow``), like the demo and the docs build; a
+    test module that collects tests written elsewhere (hmmlearn's suite) marks them through
+    its ``item_marks(item)``."""
     for item in items:
         if item.get_closest_marker("notebook") is not None:
             item.add_marker(pytest.mark.slow)
+        item_marks = getattr(getattr(item, "module", None), "item_marks", None)
+        if callable(item_marks):
+            for mark in item_marks(item):
+                item.add_marker(mark)
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bad_input_cases import HMM_RECIPE as _HMM_RECIPE
+from bad_input_cases import PINN_RECIPE as _PINN_RECIPE
+from bad_input_cases import RESIDUAL as _RESIDUAL
 from bad_input_cases import cases, check
 import xarray as xr
 from hypothesis import HealthCheck, given, settings
@@ -1462,42 +1465,6 @@ def test_pinn_crafted_checkpoint_test_exists_and_can_fail():
 
 
 # ================================================================== command line
-_HMM_RECIPE = """kind = "hmm"
-name = "tiny"
-[data]
-file = "data.csv"
-columns = ["x"]
-[model]
-family = "gaussian"
-n_components = 2
-[fit]
-n_iter = 5
-"""
-
-_PINN_RECIPE = """kind = "pinn"
-name = "tinypinn"
-[problem]
-file = "res.py"
-domain_x = [0.0, 6.283185307179586]
-[model]
-hidden = [6]
-adam_steps = 2
-n_collocation = 32
-n_initial = 16
-n_boundary = 8
-eval_grid = [9, 5]
-"""
-
-_RESIDUAL = """import numpy as np
-
-def residual(f):
-    return f.u_t + f.u_x
-
-def initial(x):
-    return np.sin(x)
-"""
-
-
 @pytest.fixture
 def cli_folder(tmp_path, monkeypatch):
     """A folder with a small data file, recipes and user files; the working directory."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bad_input_cases import cases, check
+from bad_input_cases import PRM, cases, check, rietveld_recipe, small_pattern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,14 +34,6 @@ STD = ("title\nBANK 1 5 1 CONST 1000.0 10.0 0 0 STD\n"
 ESD = ("title\nBANK 1 3 1 CONST 1000.0 10.0 0 0 ESD\n"
        + "".join(f"{v:8.1f}{e:8.2f}" for v, e in ((1, 1), (2, 1), (3, 1))) + "\n")
 FXYE = "title\nBANK 1 3 3 CONST 1000.0 10.0 0 0 FXYE\n1000 5 1\n1010 6 1\n1020 7 1\n"
-PRM = ("            123456789012345678901234567890123456789012345678901234567890\n"
-       "INS   BANK      1\n"
-       "INS   HTYPE   PXCR\n"
-       "INS  1 IRAD     3\n"
-       "INS  1 ICONS  1.540500  1.544300       0.0         0       0.7    0       0.5\n"
-       "INS  1PRCF1     3    8      0.01\n"
-       "INS  1PRCF11   2.000000E+00  -2.000000E+00   5.000000E+00   0.100000E+00\n"
-       "INS  1PRCF12   0.000000E+00   0.000000E+00   0.015000E+00   0.015000E+00\n")
 
 # (reader, file name, content, line, fragment)
 FILE_CASES = [
@@ -445,16 +437,7 @@ def test_atom_labelled_like_a_cell_parameter_gets_its_own_group(label):
 @pytest.fixture(scope="module")
 def small():
     """A tiny TiO2 pattern: 20-60 degrees, calculated at the truth with Poisson noise."""
-    ph = synthetic_phase()
-    tth = np.arange(20.0, 60.0, 0.04)
-    inst = {k: _SYN_INSTRUMENT["xray"][k] for k in ("lam1", "lam2", "ratio", "polarization")}
-    prof = {k: _SYN_INSTRUMENT["xray"][k] for k in ("U", "V", "W", "X", "Y")}
-    flat = make_pattern(tth, np.ones_like(tth), np.ones_like(tth))
-    pat = PowderPattern(flat, ph, n_background=2, profile=prof, **inst)
-    pat.group["scale"].value = 2e3
-    y = pat.calc()[0] + 50.0
-    obs = np.random.default_rng(0).poisson(y).astype(float)
-    return {"data": make_pattern(tth, obs, np.maximum(obs, 1.0)), "inst": inst, "prof": prof}
+    return small_pattern()
 
 
 def _pattern(small, phase=None, **kw):
@@ -919,22 +902,7 @@ def test_gsas_file_written_by_sciTie_reads_back(tmp_path, small):
 
 # ================================================================== recipes and the command line
 _INST = _SYN_INSTRUMENT["xray"]
-_RECIPE = f"""kind = "rietveld"
-name = "r"
-
-[[phases]]
-cif = "rutile.cif"
-
-[[patterns]]
-name = "xray"
-file = "x.xye"
-radiation = "xray"
-lam1 = {_INST["lam1"]}
-n_background = 3
-
-[[stages]]
-pattern = ["scale", "bkg"]
-"""
+_RECIPE = rietveld_recipe()
 _SERIES = '\n[series]\nfiles = ["x.xye"]\ntemperatures = [10.0]\n'
 
 
@@ -1065,10 +1033,10 @@ RECIPE_CASES = [
      "[series.ties]", "TiO2.b"),
     (_RECIPE + _SERIES + '[[series.ties]]\nslot = "TiO2.c"\nto = "TiO2.c"\n', [],
      "[series.ties]", "cycle"),
-    (_RECIPE, ["--json", "existing.json"], "--json/--out", "existing.json already exists"),
-    (_RECIPE, ["--json", "adir"], "--json/--out", "adir is a folder"),
-    (_RECIPE, ["--out", "x.xye"], "--json/--out", "x.xye is a file"),
-    (_RECIPE, ["--out", "out"], "--json/--out", "r_TiO2.cif already exists"),
+    (_RECIPE, ["--json", "existing.json"], "--json", "existing.json already exists"),
+    (_RECIPE, ["--json", "adir"], "--json", "adir is a folder"),
+    (_RECIPE, ["--out", "x.xye"], "--out", "x.xye is a file"),
+    (_RECIPE, ["--out", "out"], "--out", "r_TiO2.cif already exists"),
     (_RECIPE, ["--set", "patterns.bogus=1"], "--set patterns.bogus", "not a table"),
     (_RECIPE, ["--set", 'fit.max_nfev="x"'], "[fit.max_nfev]", "integer"),
 ]
@@ -1129,31 +1097,32 @@ def test_second_pattern_error_names_its_own_table(rfolder):
     assert info.value.line == lines[1]
 
 
+# the quick form speaks in flags: a key its flag sets is named by the flag (--cif, not data.cif)
 _XRAY = ["--radiation", "xray", "--wavelength", "1.5406"]
 QUICK_CASES = [
-    (["--cif", "nope.cif", "--pattern", "x.xye"], "[data.cif]", "nope.cif"),
-    (["--cif", "rutile.cif", "--pattern", "nope.xye"], "[data.pattern]", "nope.xye"),
-    (["--cif", "rutile.cif", "--pattern", "junk.xye", *_XRAY], "[data.pattern]", "junk.xye:1"),
-    (["--cif", "rutile.cif", "--pattern", "x.xye"], "[data.pattern]",
+    (["--cif", "nope.cif", "--pattern", "x.xye"], "--cif", "nope.cif"),
+    (["--cif", "rutile.cif", "--pattern", "nope.xye"], "--pattern", "nope.xye"),
+    (["--cif", "rutile.cif", "--pattern", "junk.xye", *_XRAY], "--pattern", "junk.xye:1"),
+    (["--cif", "rutile.cif", "--pattern", "x.xye"], "--pattern",
      "give --instrument FILE.prm (a GSAS instrument file), or --radiation xray|neutron"),
-    (["--cif", "rutile.cif", "--pattern", "x.xye", "--radiation", "neutron"], "[data.pattern]",
+    (["--cif", "rutile.cif", "--pattern", "x.xye", "--radiation", "neutron"], "--pattern",
      "no wavelength: give --wavelength"),
     (["--cif", "rutile.cif", "--pattern", "x.xye", *_XRAY, "--radiation", "xray"],
-     "[data.radiation]", "2 values for 1"),
-    (["--cif", "nosym.cif", "--pattern", "x.xye"], "[data.cif]", "nosym.cif"),
+     "--radiation", "2 values for 1"),
+    (["--cif", "nosym.cif", "--pattern", "x.xye"], "--cif", "nosym.cif"),
     (["--cif", "rutile.cif", "--pattern", "x.xye", "--instrument", "i.prm", "--instrument",
-      "i.prm"], "[data.instrument]", "2 files for 1"),
+      "i.prm"], "--instrument", "2 files for 1"),
     (["--cif", "rutile.cif", "--pattern", "x.xye", "--instrument", "badlam.prm"],
-     "[data.instrument]", "badlam.prm:5"),
+     "--instrument", "badlam.prm:5"),
     (["--cif", "rutile.cif", "--pattern", "x.xye", "--instrument", "nope.prm"],
-     "[data.instrument]", "nope.prm"),
+     "--instrument", "nope.prm"),
     (["--pattern", "x.xye"], "[phases]", "no phases"),
     (["--cif", "rutile.cif"], "[patterns]", "no patterns"),
-    (["--cif", "rutile.cif", "--pattern", "x.xye", "--mode", "bogus"], "[series.mode]",
+    (["--cif", "rutile.cif", "--pattern", "x.xye", "--mode", "bogus"], "--mode",
      "'bogus'"),
-    (["--cif", "rutile.cif", "--pattern", "x.xye", *_XRAY, "--json", "existing.json"],
-     "--json/--out", "already exists"),
-    (["--dataset", "nope"], "[data.dataset]", "'nope'"),
+    (["--cif", "rutile.cif", "--pattern", "x.xye", *_XRAY, "--json", "existing.json"], "--json",
+     "already exists"),
+    (["--dataset", "nope"], "--dataset", "'nope'"),
     (["--dataset", "pbso4", "--set", 'model.ties=["xray.U = neutron.U"]'], "[model.ties]",
      "published protocol"),
     (["--dataset", "diffraction-synthetic", "--set", 'stages=[{pattern = ["scale"]}]'],

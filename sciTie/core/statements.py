@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import UnknownNameError, ValidationError
 from .expressions import FUNCTIONS, Expression, ExpressionError
 
-__all__ = ["parse_statement", "apply_ties"]
+__all__ = ["parse_statement", "apply_ties", "syntax_hint"]
 
 _STATEMENT = re.compile(r"^(?P<lhs>[^=<>!]+?)\s*=(?!=)\s*(?P<rhs>.+)$", re.S)
 
@@ -118,6 +118,10 @@ def _selection_shape(group: Any, name: str, statement: str) -> tuple[int, ...]:
         raise ValidationError(f"tie statement {statement!r}: {exc.args[0]}") from None
 
 
+#: Names that read as non-finite numbers: never new parameters.
+_NOT_NAMES = frozenset({"nan", "inf", "infinity"})
+
+
 def _base_name(name: str) -> str:
     return name.split("[", 1)[0].strip()
 
@@ -141,14 +145,16 @@ def _known(group: Any, name: str, statement: str) -> bool:
     return True
 
 
-def _syntax_hint(text: str, group: Any) -> str:
-    """A hint for a statement Python cannot parse: a keyword used as a parameter name."""
+def syntax_hint(text: str, names: Iterable[str]) -> str:
+    """A hint for a statement Python cannot parse: a keyword used as a parameter name
+    (``lambda`` for ``lambdas``); ``names`` are the parameters the statement may name."""
     for word in re.findall(r"[A-Za-z_]\w*", text):
         if keyword.iskeyword(word):
-            close = difflib.get_close_matches(word, list(group), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
             if close:
-                return f" ({word!r} is a Python keyword; did you mean {close[0]!r}?)"
-            return f" ({word!r} is a Python keyword and cannot name a parameter)"
+                return (f"{word!r} is a Python keyword and cannot name a parameter; did you "
+                        f"mean {close[0]!r}?")
+            return f"{word!r} is a Python keyword and cannot name a parameter"
     return ""
 
 
@@ -186,14 +192,16 @@ def apply_ties(group: Any, statements: str | Iterable[str], *,
         try:
             expr = Expression(rhs, context=f"tie statement {text!r}")
         except ExpressionError as exc:
-            raise ValidationError(str(exc) + _syntax_hint(text, group)) from None
+            hint = syntax_hint(text, group)
+            raise ValidationError(f"tie statement {text!r}: {hint}" if hint else str(exc)) \
+                from None
         if not _known(group, lhs, text):
             close = difflib.get_close_matches(_base_name(lhs), list(group), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValidationError(
                 f"tie statement {text!r}: the left side {lhs!r} is not a slot of group "
                 f"{group.name!r} (parameters: {', '.join(group)}){hint}"
-                f"{_syntax_hint(lhs, group)}")
+                + (f" ({syntax_hint(lhs, group)})" if syntax_hint(lhs, group) else ""))
         lhs_shape = _selection_shape(group, lhs, text)
         unknown = [n for n in expr.names if not _known(group, n, text)]
         for name in unknown:
@@ -201,6 +209,10 @@ def apply_ties(group: Any, statements: str | Iterable[str], *,
                 raise ValidationError(
                     f"tie statement {text!r} names {name!r}, which is not a parameter of "
                     f"group {group.name!r} (known: {', '.join(group.parameters)})")
+            if name.lower() in _NOT_NAMES:
+                raise ValidationError(f"tie statement {text!r}: {name!r} is not a number sciTie "
+                                      "accepts (values and coefficients must be finite) nor a "
+                                      "parameter name")
             if not re.fullmatch(r"[A-Za-z]\w*", name):
                 raise ValidationError(f"tie statement {text!r}: a new parameter must be a plain "
                                       f"name, got {name!r}")

@@ -238,9 +238,11 @@ class TieMap:
             except (KeyError, ValueError):
                 continue  # not a name of this group: try the group being compiled
             if refs.shape != ():
+                zeros = ",".join("0" * len(refs.shape))
+                example = f"{name[:-1]},{zeros}]" if name.endswith("]") else f"{name}[{zeros}]"
                 raise ValidationError(
                     f"expression of slot {owner!r} refers to {name!r}, which is an "
-                    f"array of shape {refs.shape}; index one element, e.g. {name}[0]")
+                    f"array of shape {refs.shape}; index one element, e.g. {example}")
             key = refs.item().key
             if key not in self._key_to_slot:
                 # the declaring group knows the name, but that slot is outside this tree:

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..core import Expression, ParameterGroup, ResidualTerm, SlotKind, fit_least_squares
 from ..core.result import FitResult
-from ..errors import ConvergenceWarning, IdentifiabilityWarning, ValidationError
+from ..errors import (ArgumentTypeError, ConvergenceWarning, IdentifiabilityWarning,
+                      ValidationError)
 from ._blockarrow import (SingularSharedBlock, block_covariance, dense_step, pattern_blocks,
                           schur_step)
 from ._pattern import PowderPattern
@@ -50,6 +51,18 @@ class Law:
 
     expression: str
     start: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:  # argument checks (issue 19)
+        from .._validation import check_float
+
+        if not isinstance(self.expression, str):
+            raise ArgumentTypeError(f"Law expression must be a str such as 'a0 + a1*T', got "
+                                    f"{self.expression!r}")
+        if not isinstance(self.start, dict):
+            raise ArgumentTypeError(f"Law({self.expression!r}) start must be a dict of "
+                                    f"coefficient -> value, got {type(self.start).__name__}")
+        for name, value in self.start.items():
+            check_float(value, f"Law({self.expression!r}) start[{name!r}]")
 
 
 class _Rename(ast.NodeTransformer):

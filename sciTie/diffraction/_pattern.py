@@ -323,6 +323,18 @@ class PowderPattern:
         if prof["SL"] < 0 or prof["HL"] < 0:
             raise ValidationError(f"profile: SL and HL must be >= 0, got {prof['SL']:g}, "
                                   f"{prof['HL']:g}")
+        # the Gaussian FWHM² (U tan²θ + V tanθ + W + P sec²θ) must not be negative where the
+        # pattern is fitted: its square root is the peak width
+        tn = np.tan(np.radians(self.x / 2))
+        s2 = prof["U"] * tn ** 2 + prof["V"] * tn + prof["W"] + prof["P"] * (1 + tn ** 2)
+        if s2.min() < 0:
+            at = int(np.argmin(s2))
+            raise ValidationError(
+                f"profile: the Gaussian FWHM² U tan²θ + V tanθ + W + P sec²θ is negative in "
+                f"fit_range ({s2[at]:.4g} centideg² at 2theta = {self.x[at]:.4g}; "
+                f"U={prof['U']:g}, V={prof['V']:g}, W={prof['W']:g}, P={prof['P']:g}); a peak "
+                "width is its square root: give U, V, W, P (profile= or the .prm) that keep "
+                "it >= 0")
         init = {"scale": 1.0, "shift": 0.0, "disp_x": 0.0, "disp_y": 0.0, "lam1": float(lam1),
                 "lam2": float(lam2), "ratio": float(ratio) if lam2 > 0 else 0.0,
                 "polarization": float(polarization)}

@@ -16,6 +16,7 @@ in temperature.
 from __future__ import annotations
 
 import copy
+import numbers
 import os
 import re
 import time
@@ -28,7 +29,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-from ..errors import FitWarning, IdentifiabilityWarning, ValidationError
+from ..errors import ArgumentTypeError, FitWarning, IdentifiabilityWarning, ValidationError
 from ..core import ParameterGroup
 from ._crystal import Phase
 from ._io import make_pattern
@@ -94,6 +95,11 @@ class SeriesTie:
         check_float(self.offset, "SeriesTie offset")
         for what in ("above", "below"):
             check_float(getattr(self, what), f"SeriesTie {what}", allow_none=True)
+        if self.above is not None and self.below is not None and not self.above < self.below:
+            raise ValidationError(
+                f"SeriesTie({self.slot!r}, {self.to!r}): above={self.above:g} and "
+                f"below={self.below:g} leave no temperature (it would hold where T > "
+                f"{self.above:g} and T < {self.below:g}); give above < below, or one of them")
 
     def applies(self, temperature: float) -> bool:
         """Whether the tie holds at ``temperature``."""
@@ -302,6 +308,8 @@ def refine_one(spec: PatternSpec, recipe: SeriesRecipe, start: dict | None = Non
     if not isinstance(spec, PatternSpec) or not isinstance(recipe, SeriesRecipe):
         raise ValidationError(f"refine_one takes a PatternSpec and a SeriesRecipe, got "
                               f"{type(spec).__name__} and {type(recipe).__name__}")
+    _check_specs([spec])
+    _check_start(start)
     t0 = time.perf_counter()
     ref = build_refinement(spec, recipe)
     _fit(ref, recipe, start)
@@ -395,14 +403,32 @@ def _check_specs(specs) -> list[PatternSpec]:
         raise ValidationError("specs: give a non-empty list of PatternSpec (see "
                               "specs_from_dataset)")
     for s in specs:
-        if not isinstance(s.label, str) or isinstance(s.temperature, (bool, str)) \
-                or not np.isfinite(s.temperature):
+        T = s.temperature
+        if not isinstance(s.label, str) or isinstance(T, (bool, np.bool_)) \
+                or not isinstance(T, (numbers.Real, np.floating, np.integer)) \
+                or not np.isfinite(T):
             raise ValidationError(f"specs: each pattern needs a str label and a finite "
-                                  f"temperature, got {s.label!r} at {s.temperature!r}")
+                                  f"temperature (a number), got {s.label!r} at {T!r}")
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ValidationError(f"specs: pattern labels must be unique, got {labels}")
     return specs
+
+
+def _check_start(start: Any, name: str = "start") -> dict | None:
+    """Starting slot values: None or a dict of slot name -> finite number."""
+    if start is None:
+        return None
+    if not isinstance(start, dict):
+        raise ArgumentTypeError(f"{name} must be a dict of slot name -> value (e.g. "
+                                f"{{'TiO2.a': 4.59}}), got {type(start).__name__}")
+    from .._validation import check_float
+
+    for key, value in start.items():
+        if not isinstance(key, str):
+            raise ArgumentTypeError(f"{name}: slot names must be str, got {key!r}")
+        check_float(value, f"{name}[{key!r}]")
+    return start
 
 
 def series_dataset(results: list[dict], specs: list[PatternSpec], *, attrs: dict | None = None,
@@ -573,6 +599,7 @@ class SequentialRefinement:
             raise ValidationError(f"n_jobs must be a positive int, got {self.n_jobs!r}")
         if not isinstance(self.tie_test, (bool, np.bool_)):
             raise ValidationError(f"tie_test must be True or False, got {self.tie_test!r}")
+        _check_start(self.start)
         return specs
 
     def fit(self, *, client=None) -> "SequentialRefinement":

@@ -55,6 +55,14 @@ __all__ = ["KIND", "SCHEMA", "summarize_joint", "run_series"]
 
 DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq")
 
+def _values_are(table: dict, kind, expected: str) -> str | None:
+    """A schema check: every value of a table is of ``kind`` (never a bool for numbers)."""
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, kind):
+            return f"{key} must be {expected}, got {value!r} ({type(value).__name__})"
+    return None
+
+
 _PATTERN = Table({
     "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
                   required=True),
@@ -99,7 +107,7 @@ _PATTERN = Table({
 SCHEMA = Table({
     "data": Table({
         "dataset": Field("str", "a dataset sciTie knows (its published set-up)",
-                         choices=DATASETS),
+                         choices=DATASETS, role="dataset"),
         "path": Field("path", "folder of an external dataset (default: the data_dir setting)"),
         "seed": Field("int", "noise seed of the synthetic patterns", default=0, minimum=0),
         "cif": Field("list[path]", "quick form: phase CIF files ([[phases]] with defaults)",
@@ -147,7 +155,7 @@ SCHEMA = Table({
         "mode": Field("str", "pattern by pattern, or one fit with laws in temperature",
                       default="sequential", choices=("sequential", "parametric")),
         "files": Field("list[str]", "data files or glob patterns, in refinement order",
-                       default=[]),
+                       default=[], role="input"),
         "temperatures": Field("list[float]", "temperature of each file (default: the "
                                              "'# Temp (K) =' header line)", default=[]),
         "patterns": Field("int", "use only the first N patterns", minimum=1),
@@ -158,8 +166,10 @@ SCHEMA = Table({
         "tie_test": Field("bool", "F-test every series tie on every pattern", default=True),
         "uiso": Field("bool", "cucr2o4-seq: refine the CuCr2O4 Uiso", default=True),
         "n_jobs": Field("int", "processes for independent fits", default=1, minimum=1),
-        "laws": Field("table", "parametric laws {slot = expression in T}", default={}),
-        "law_start": Field("table", "starting values of law coefficients", default={}),
+        "laws": Field("table", "parametric laws {slot = expression in T}", default={},
+                      check=lambda v: _values_are(v, str, "an expression in T (a string)")),
+        "law_start": Field("table", "starting values of law coefficients", default={},
+                           check=lambda v: _values_are(v, (int, float), "a number")),
         "ties": ArrayOfTables(Table({
             "slot": Field("str", "the tied slot", required=True),
             "to": Field("str", "the slot it follows", required=True),
@@ -601,20 +611,20 @@ def _require_instrument(recipe: Recipe, p: dict, k: int) -> None:
     if p["instrument"]:
         return
     quick = k >= len(recipe.settings["patterns"])
-    what = (f"data.pattern[{k - len(recipe.settings['patterns'])}] ({p['file']!r})" if quick
-            else f"patterns[{k}] ({p['name']!r})")
+    # the quick form is the command line's: it speaks in flags only
+    what = f"--pattern {p['file']!r}" if quick else f"patterns[{k}] ({p['name']!r})"
     key = "data.pattern" if quick else _pattern_key(recipe, k)
     if p["radiation"] is None:
         raise recipe.error(
             f"{what} has no instrument file and no radiation, so sciTie cannot know whether it "
             "is an X-ray or a neutron pattern: give --instrument FILE.prm (a GSAS instrument "
-            "file), or --radiation xray|neutron with --wavelength Å (recipe keys: "
-            + ("data.instrument, or data.radiation and data.wavelength)" if quick else
-               "instrument, or radiation and lam1 in [[patterns]])"), key)
+            "file), or --radiation xray|neutron with --wavelength Å"
+            + ("" if quick else " (recipe keys: instrument, or radiation and lam1 in "
+               "[[patterns]])"), key)
     if p["lam1"] is None:
         raise recipe.error(
-            f"{what} has radiation {p['radiation']!r} but no wavelength: give --wavelength Å "
-            + ("(data.wavelength)" if quick else "(lam1 in [[patterns]])"), key)
+            f"{what} has radiation {p['radiation']!r} but no wavelength: give --wavelength Å"
+            + ("" if quick else " (lam1 in [[patterns]])"), key)
 
 
 def _starting_profile(recipe: Recipe, p: dict, k: int, opts: dict, data) -> None:
@@ -725,8 +735,13 @@ def _series_setup(recipe: Recipe):
                           make_pattern(first.two_theta, first.intensity, first.variance))
     stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
               for lab, spec in _stages(recipe)]
-    ties = [SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
-                      above=t["above"], below=t["below"]) for t in ser["ties"]]
+    ties = []
+    for k, t in enumerate(ser["ties"]):
+        try:
+            ties.append(SeriesTie(t["slot"], t["to"], scale=t["scale"], offset=t["offset"],
+                                  above=t["above"], below=t["below"]))
+        except SciTieError as exc:
+            raise recipe.error(f"series.ties[{k}]: {exc}", f"series.ties[{k}]") from None
     try:
         rec = SeriesRecipe(phases=phases, pattern_options=opts, stages=stages,
                            continue_stages=min(ser["continue_stages"], len(stages)),

@@ -12,7 +12,8 @@ from ..core import FitResult
 from ..core.maximize import maximize_through_ties
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
 from . import _forward_backward as fb
-from ._group import build_group, finalise_probabilities, model_slots, user_held, write_arrays
+from ._group import (_user_statements, build_group, finalise_probabilities, model_slots,
+                     user_held, write_arrays)
 from ._objectives import probability_objective
 from ._start import match_clusters_to_states, restart_seeds, untied_labels
 
@@ -180,8 +181,7 @@ class TiedHMMMixin:
         """The tie arguments' form, before initialisation (their slots are checked when the
         group is built, once the arrays exist)."""
         from ..core.expressions import Expression, ExpressionError
-        from ..core.statements import parse_statement
-        from ._group import _user_statements
+        from ..core.statements import parse_statement, syntax_hint
         from ._tying import validate_partition, validate_transition_groups
 
         if self.tied_states is not None:
@@ -193,7 +193,10 @@ class TiedHMMMixin:
             try:
                 Expression(rhs, context=f"tie statement {text!r}")
             except ExpressionError as exc:
-                raise ValidationError(str(exc)) from None
+                names = ["startprob", "transmat", *(p[0] for p in self._emission_params())]
+                hint = syntax_hint(text, names)
+                raise ValidationError(f"tie statement {text!r}: {hint}" if hint else str(exc)) \
+                    from None
 
     def _validate_X(self, X, lengths):
         """Check X and lengths (and X against the fitted model); return arrays."""
@@ -313,8 +316,18 @@ class TiedHMMMixin:
         c = group.tie_map()
         slots = model_slots(self, group, self._slots)
         free = slots[c.free_index]
-        free, info = maximize_through_ties(group, objective, columns=self._plan.block_columns[block],
-                                           free=free)
+        try:
+            free, info = maximize_through_ties(group, objective,
+                                               columns=self._plan.block_columns[block], free=free)
+        except ValidationError as exc:
+            statements = _user_statements(self.ties)
+            if not statements:
+                raise
+            # the ties themselves leave the block no valid point (a singular tied covariance)
+            raise ValidationError(
+                f"the {block} of {type(self).__name__} have no valid value under the tie "
+                f"statements {statements}: {exc}; a tie that makes a covariance singular or a "
+                "probability negative cannot be fitted") from None
         self._slots = c.evaluate(free)
         write_arrays(self, self._slots, group)
 

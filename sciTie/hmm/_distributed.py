@@ -320,6 +320,13 @@ def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
 
 def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
     shapes = _dask.map_items(client, array_file_shape, paths, name=f"{name}-shapes")
+    for path, (n_rows, n_cols) in zip(paths, shapes):
+        # in memory an empty X is refused: a file of X that is empty is refused alike
+        # (skipping it would fit other data than the list names)
+        if n_rows == 0 or n_cols == 0:
+            raise DataFormatError(f"holds an array of shape ({n_rows}, {n_cols}): no samples; "
+                                  f"every file of X must hold at least one row of features "
+                                  f"(remove it from the list)", path=path)
     widths = {s[1] for s in shapes}
     if len(widths) > 1:
         first = shapes[0][1]

@@ -186,7 +186,11 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         cov = _finite(self._covars_, "covars_")
         shapes = {"spherical": [(K,), (K, D)], "diag": [(K, D)], "full": [(K, D, D)],
                   "tied": [(D, D)]}[ctype]
-        if cov.shape not in shapes:
+        # hmmlearn reads a spherical variance per state from any (K, ...) array holding one
+        # value (or one per feature) per state, e.g. (K, 1, 1, 1): accept what it accepts
+        spherical_ok = (ctype == "spherical" and cov.ndim >= 1 and cov.shape[0] == K
+                        and cov[0].size in (1, D))
+        if cov.shape not in shapes and not spherical_ok:
             raise ValidationError(f"covars_ of a {ctype!r} model with {K} states and {D} "
                                   f"features must have shape {shapes[-1]}, got {cov.shape}")
         if ctype in ("spherical", "diag") and np.any(cov <= 0):

@@ -67,7 +67,8 @@ _MODEL_FIELDS = {
 
 SCHEMA = Table({
     "data": Table({
-        "dataset": Field("str", "a dataset that ships with sciTie (`scitie datasets`)"),
+        "dataset": Field("str", "a dataset that ships with sciTie (`scitie datasets`)",
+                         role="dataset"),
         "file": Field("path", "data file, relative to the recipe"),
         "format": Field("str", "file format (default: from the suffix)",
                         choices=("csv", "npy", "netcdf")),
@@ -149,20 +150,6 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
     time_values = table[d["time_column"]] if d["time_column"] else None
     return {"X": X, "lengths": lengths, "time": time_values, "attrs": attrs, "inputs": inputs,
             "columns": columns}
-
-
-def _n_features(recipe: Recipe) -> int | None:
-    d = recipe.settings["data"]
-    if d["columns"]:
-        return len(d["columns"])
-    if d["file"] and (d["format"] == "npy" or Path(d["file"]).suffix.lower() == ".npy"):
-        try:
-            arr = np.load(recipe.resolve(d["file"], "data.file"), mmap_mode="r",
-                          allow_pickle=False)
-            return int(arr.shape[1]) if arr.ndim == 2 else 1
-        except (OSError, ValueError):
-            return None
-    return None
 
 
 # ------------------------------------------------------------------ models
@@ -287,8 +274,69 @@ def _placeholder(model, n_features: int) -> None:
                          "tied": np.tile(np.eye(D), (K, 1, 1))}[ct]
 
 
+def _data(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's data, read once (by the check) and kept for the run."""
+    if "hmm_data" not in recipe.cache:
+        recipe.cache["hmm_data"] = _load_data(recipe)
+    return recipe.cache["hmm_data"]
+
+
+def _n_free_untied(spec: dict[str, Any], n_features: int, n_symbols: int) -> dict[str, int]:
+    """Free scalars of an untied model (hmmlearn's count, by parameter letter)."""
+    K, D = spec["n_components"], n_features
+    family, ct = spec["family"], spec["covariance_type"]
+    tri = D * (D + 1) // 2
+    cov = {"spherical": K, "diag": K * D, "full": K * tri, "tied": tri}[ct]
+    M = spec["n_mix"]
+    counts = {"s": K - 1, "t": K * (K - 1)}
+    if family == "gaussian":
+        counts.update(m=K * D, c=cov)
+    elif family == "poisson":
+        counts.update(l=K * D)
+    elif family == "categorical":
+        counts.update(e=K * (max(spec["n_features"] or n_symbols, 2) - 1))
+    else:
+        counts.update(w=K * (M - 1), m=K * M * D,
+                      c=cov * M if ct != "tied" else K * tri)
+    letters = spec["params"] if spec["params"] is not None else "".join(counts)
+    return {k: v for k, v in counts.items() if k in letters}
+
+
+def _check_sizes(recipe: Recipe, key: str, spec: dict[str, Any], data: dict[str, Any]) -> None:
+    """Sizes before any allocation: states against rows, free parameters against the
+    observed values (an untied model), memory against this machine's."""
+    from .._validation import check_memory
+
+    X, K = data["X"], spec["n_components"]
+    n, D = X.shape
+    where = f"{key}.n_components" if key != "model" else "model.n_components"
+    source = recipe.settings["data"]["file"] or recipe.settings["data"]["dataset"]
+    if K > n:
+        raise recipe.error(f"{where} = {K} is more than the {n} rows of {source!r}: each state "
+                           "needs data; use fewer states", where)
+    untied = not (spec["ties"] or spec["tied_states"] or spec["tied_transitions"]
+                  or spec["scheme"]["type"])
+    values = n if spec["family"] == "categorical" else n * D
+    counts = _n_free_untied(spec, D, int(X.max()) + 1 if spec["family"] == "categorical" else 0)
+    if untied and sum(counts.values()) > values:
+        parts = ", ".join(f"{v} {_LETTER_NAMES[k]}" for k, v in counts.items() if v)
+        raise recipe.error(f"{where} = {K} gives {sum(counts.values())} free parameters ({parts}) "
+                           f"for {values} observed values in {source!r}: the data cannot "
+                           "identify them; use fewer states, tie them (model.ties, "
+                           "model.tied_states), or give more data", where)
+    per_state = 4 * n + 4 * K + (n * spec["n_mix"] if spec["family"] == "gmm" else 0)
+    check_memory(8.0 * K * per_state, where,
+                 what=f"forward-backward arrays of {n} rows x {K} states and a {K} x {K} "
+                      "transition matrix")
+
+
+_LETTER_NAMES = {"s": "start probabilities", "t": "transition probabilities", "m": "means",
+                 "c": "covariances", "l": "rates", "e": "emission probabilities",
+                 "w": "mixture weights"}
+
+
 def check(recipe: Recipe) -> None:
-    """Files, data choices and ties, validated before any fitting starts."""
+    """Files, data choices, sizes and ties, validated before any fitting starts."""
     from ._group import build_group
 
     d = recipe.settings["data"]
@@ -305,9 +353,13 @@ def check(recipe: Recipe) -> None:
         if d["dataset"] not in datasets.list_datasets():
             raise recipe.error(f"unknown dataset {d['dataset']!r}; known: "
                                f"{', '.join(datasets.list_datasets())}", "data.dataset")
-    n_features = _n_features(recipe) or 1
+    data = _data(recipe)
+    n_features = data["X"].shape[1]
     fit = recipe.settings["fit"]
-    for label, key, spec in _model_specs(recipe):
+    specs = _model_specs(recipe)
+    for label, key, spec in specs:  # every model's sizes before any model is built
+        _check_sizes(recipe, key, spec, data)
+    for label, key, spec in specs:
         model = _make_model(spec, fit, fit["random_state"], perturb=False)
         saved = model.init_params
         model.init_params = "st" + model._emission_letters  # placeholders are projected
@@ -347,7 +399,7 @@ def run(recipe: Recipe) -> RunSummary:
     """Fit every model of an ``hmm`` recipe and summarise the best (see module docstring)."""
     from ..provenance import provenance
 
-    data = _load_data(recipe)
+    data = _data(recipe)
     X, lengths = data["X"], data["lengths"]
     fit = recipe.settings["fit"]
     specs = _model_specs(recipe)

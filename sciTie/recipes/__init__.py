@@ -7,15 +7,16 @@ True
 'hmm'
 """
 from ._data import lengths_from_labels, read_table
+from ._files import RunFiles, run_files
 from ._recipe import (BUNDLED, KINDS, Option, Recipe, RecipeKind, apply_overrides,
                       bundled_recipe_text, bundled_recipes, get_kind, load_recipe, parse_recipe,
-                      parse_value)
+                      parse_value, peek_kind)
 from ._schema import ArrayOfTables, Field, Table, describe, validate
 
 __all__ = ["Recipe", "RecipeKind", "Option", "KINDS", "BUNDLED", "load_recipe", "parse_recipe",
            "bundled_recipes", "bundled_recipe_text", "get_kind", "apply_overrides", "parse_value",
            "Field", "Table", "ArrayOfTables", "validate", "describe", "read_table",
-           "lengths_from_labels", "run_recipe"]
+           "lengths_from_labels", "run_recipe", "run_files", "RunFiles", "peek_kind"]
 
 
 def run_recipe(recipe: Recipe):

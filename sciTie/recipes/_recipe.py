@@ -27,7 +27,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["Recipe", "RecipeKind", "Option", "KINDS", "load_recipe", "parse_recipe",
            "bundled_recipes", "bundled_recipe_text", "get_kind", "apply_overrides",
-           "parse_value", "BUNDLED"]
+           "parse_value", "peek_kind", "BUNDLED"]
 
 BUNDLED = Path(__file__).resolve().parent / "bundled"
 
@@ -111,6 +111,8 @@ class Recipe:
         Folder that relative paths resolve against.
     overrides : list of str
         ``KEY=VALUE`` overrides applied on top of the file.
+    cache : dict
+        What a kind's check read (the data), kept for its run so that files are read once.
     """
 
     kind: str
@@ -121,6 +123,7 @@ class Recipe:
     path: Path | None
     base: Path
     overrides: list[str] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, key: str, default: Any = None) -> Any:
         """Setting by dotted key (``"model.n_components"``)."""
@@ -252,6 +255,7 @@ def parse_recipe(text: str, *, path: str | os.PathLike | None = None,
                  quick: bool = False) -> Recipe:
     """Parse and validate recipe ``text`` (see :func:`load_recipe`)."""
     where = path if path is not None else "<recipe>"
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some editors save UTF-8
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -299,6 +303,37 @@ def bundled_recipe_text(name: str) -> str:
     return p.read_text(encoding="utf-8")
 
 
+def _read_text(path: Path) -> str:
+    """A recipe file's text (UTF-8, with or without a byte-order mark)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecipeError(f"cannot read the recipe: {exc.strerror or exc}", path=path) from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RecipeError("the recipe is UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                          "save it as UTF-8", path=path, line=1)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise RecipeError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); a recipe is a "
+                          "UTF-8 TOML file", path=path, line=line) from None
+
+
+def peek_kind(target: str | os.PathLike) -> str | None:
+    """The ``kind`` a recipe file or bundled recipe declares, read without validating the
+    recipe (None when it cannot be read: :func:`load_recipe` then says why)."""
+    p = Path(os.fspath(target)).expanduser()
+    path = p if p.is_file() else _bundled_path(os.fspath(target))
+    if path is None:
+        return None
+    try:
+        kind = tomllib.loads(_read_text(path)).get("kind")
+    except (RecipeError, tomllib.TOMLDecodeError):
+        return None
+    return kind if isinstance(kind, str) and kind in KINDS else None
+
+
 def load_recipe(target: str | os.PathLike, *, overrides: Sequence[str] = (),
                 quick: bool = False) -> Recipe:
     """Read and validate a recipe: a ``.toml`` file, or the name of a bundled recipe.
@@ -327,11 +362,7 @@ def load_recipe(target: str | os.PathLike, *, overrides: Sequence[str] = (),
         if not p.is_file():
             raise RecipeError("recipe file not found" + (" (it is a folder)" if p.is_dir() else ""),
                               path=p)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RecipeError(f"cannot read the recipe: {exc}", path=p) from None
-        return parse_recipe(text, path=p, overrides=overrides, quick=quick)
+        return parse_recipe(_read_text(p), path=p, overrides=overrides, quick=quick)
     bundled = _bundled_path(text_target)
     if bundled is None:
         raise ValidationError(

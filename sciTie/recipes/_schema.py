@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import RecipeError
 
-__all__ = ["Field", "Table", "ArrayOfTables", "validate", "line_of"]
+__all__ = ["Field", "Table", "ArrayOfTables", "validate", "line_of", "ROLES"]
 
 _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
                "path": "a file path (string)", "list[str]": "a list of strings",
@@ -24,9 +24,20 @@ _TYPE_NAMES = {"str": "a string", "int": "an integer", "float": "a number", "boo
                "list[path]": "a list of file paths"}
 
 
+#: what a key's value is to the files of a run (see :func:`sciTie.recipes.run_files`)
+ROLES = ("input", "output", "dataset")
+
+
 @dataclass
 class Field:
-    """One key: its type, default, allowed values and meaning (shown in errors and docs)."""
+    """One key: its type, default, allowed values and meaning (shown in errors and docs).
+
+    ``role`` says what the value is to the run's files: ``"input"`` (a file or folder the run
+    reads; glob patterns allowed), ``"output"`` (a file the run itself writes, such as a
+    checkpoint), ``"dataset"`` (the name of a dataset whose files the run reads). Keys of
+    type ``path`` and ``list[path]`` are inputs unless they say otherwise. No output of a run
+    may be one of its inputs.
+    """
 
     type: str
     doc: str = ""
@@ -36,6 +47,13 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     check: Callable[[Any], str | None] | None = None
+    role: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is None and self.type in ("path", "list[path]"):
+            self.role = "input"
+        if self.role is not None and self.role not in ROLES:  # pragma: no cover - schema bug
+            raise ValueError(f"unknown field role {self.role!r}; one of {ROLES}")
 
 
 @dataclass
