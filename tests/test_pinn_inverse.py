@@ -7,6 +7,7 @@ import torch
 from sciTie.errors import ValidationError
 from sciTie.pinn import PDEProblem, PeriodicPINN, allen_cahn, convection
 from sciTie.pinn.data import synthetic_observations
+from pinn_settings import plain
 
 torch.set_num_threads(1)
 
@@ -70,9 +71,10 @@ def test_unknown_spatial_period_learnt_with_uncertainty():
     X = np.column_stack([rng.uniform(0, 4, 200), rng.uniform(0, 1, 200)])
     s = X[:, 0] - c * X[:, 1]
     y = np.sin(2 * np.pi * s / P) + noise * rng.standard_normal(200)
-    m = PeriodicPINN(_wave(1.2), hidden=(16, 16), trainable_frequency=True, ic_weight=0.0,
-                     n_collocation=512, n_initial=16, adam_steps=400, learning_rate=5e-3,
-                     lm_steps=30, eval_grid=(32, 11), noise_std=noise).fit(X, y)
+    m = PeriodicPINN(_wave(1.2), **plain(hidden=(16, 16), trainable_frequency=True,
+                                         ic_weight=0.0, n_collocation=512, n_initial=16,
+                                         adam_steps=400, learning_rate=5e-3, lm_steps=30,
+                                         eval_grid=(32, 11), noise_std=noise)).fit(X, y)
     u = m.uncertainty_
     assert u.names == ["period_x"] and m.periods_["x"] == pytest.approx(u.values[0])
     # independent check: the Fisher information of the family A sin(k s) + B cos(k s)

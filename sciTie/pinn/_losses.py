@@ -14,12 +14,17 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from ..errors import ValidationError
+from ..errors import ArgumentTypeError, ValidationError
 from ._fields import Fields
 from ._problems import PDEProblem
 from ._sampling import Batch
+from ._user import call_user
 
 __all__ = ["LossWeights", "PINNLoss", "PointFields", "Observations", "stack_rows"]
+
+_POINTWISE = ("it receives the fields f (f.u, f.u_x, f.parameters['nu'] ...) and must return a "
+              "torch tensor computed point by point with torch operations (the Gauss-Newton "
+              "stage evaluates it one point at a time under torch.vmap)")
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,8 @@ def stack_rows(value: Any, n: int | None, what: str) -> torch.Tensor:
     cols = []
     for p in parts:
         if not isinstance(p, torch.Tensor):
-            raise TypeError(f"{what} must return a torch.Tensor (or a tuple of them); got "
-                            f"{type(p).__name__}")
+            raise ArgumentTypeError(f"{what} must return a torch.Tensor (or a tuple of them); "
+                                    f"got {type(p).__name__}")
         if n is not None:
             if p.shape not in ((n,), (n, 1)):
                 raise ValidationError(f"{what} must return shape ({n},) (one value per point); "
@@ -184,7 +189,8 @@ class PINNLoss:
     # -------------------------------------------------------------- rows (any backend)
     def pde_rows(self, f: Fields, n: int | None) -> torch.Tensor:
         """PDE residual rows ``(n, m)`` (or ``(m,)`` at one point)."""
-        return stack_rows(self.problem.residual(f), n, "residual")
+        return stack_rows(call_user(self.problem.residual, f"problem {self.problem.name!r}: "
+                                    "residual", f, hint=_POINTWISE), n, "residual")
 
     def initial_rows(self, f: Fields, target: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Initial-condition misfit, one column per prescribed output."""
@@ -210,7 +216,8 @@ class PINNLoss:
 
     def boundary_rows(self, f: Fields, n: int | None) -> torch.Tensor:
         """Boundary-condition rows on the faces of non-periodic coordinates."""
-        return stack_rows(self.problem.boundary(f), n, "boundary")
+        return stack_rows(call_user(self.problem.boundary, f"problem {self.problem.name!r}: "
+                                    "boundary", f, hint=_POINTWISE), n, "boundary")
 
     # -------------------------------------------------------------- batched terms
     def causal_weights(self, per_point: torch.Tensor) -> torch.Tensor:

@@ -161,13 +161,15 @@ class _DampedSystem:
 
 def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
                             state: dict | None, bar: Any, *, damping: float = 1e-3,
-                            max_damping: float = 1e10) -> None:
+                            max_damping: float = 1e10, frozen: tuple[int, ...] = ()) -> None:
     """Levenberg-Marquardt on the weighted loss rows, on a fixed point set.
 
     Each iteration forms the Jacobian of every row with respect to every trainable number
     (:class:`WindowParameters`), solves the damped Gauss-Newton system and accepts the step if
     the loss falls (then the damping shrinks by 3), else retries with 4 times the damping. It
-    stops early when no step within ``max_damping`` lowers the loss. The loss of a linear PDE
+    stops early when no step within ``max_damping`` lowers the loss. Entries of the trainable
+    vector listed in ``frozen`` are held where they are (their Jacobian columns are zeroed, so
+    the damped step leaves them exactly unchanged). The loss of a linear PDE
     is quadratic in the network output, so this is Newton's method in function space
     (the "energy natural gradient" of Müller & Zeinhofer 2023), which is why it reaches
     residuals that first-order methods do not on small networks.
@@ -191,6 +193,8 @@ def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
             causal = obj.loss.causal_weights((r ** 2).sum(dim=1))
         x = wp.flat()
         rows, jac = wp.rows(obj.loss, x, batch, obj.data, causal, jacobian=True)
+        if frozen:
+            jac[:, list(frozen)] = 0.0
         loss = float(rows @ rows)
         system = _DampedSystem(jac, rows)
         accepted = False

@@ -66,8 +66,8 @@ def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
                 raise DataFormatError(f"{row[j].strip()!r} is not a number", path=path, line=n,
                                       key=name) from None
             if not math.isfinite(v):
-                raise DataFormatError(f"{row[j].strip()!r} is not finite (an HMM needs finite "
-                                      "observations; remove or impute it)", path=path, line=n,
+                raise DataFormatError(f"{row[j].strip()!r} is not finite (the data must be "
+                                      "finite numbers; remove or impute it)", path=path, line=n,
                                       key=name)
             values[i] = v
         out[name] = values
