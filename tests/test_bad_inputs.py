@@ -1372,7 +1372,7 @@ def _trained_pinn():
 
 
 PINN_SETTING_CASES = [
-    (dict(hidden=None), "hidden"),
+    (dict(hidden=[]), "hidden"),
     (dict(hidden=[10**9]), "hidden"),
     (dict(hidden=[8000] * 3), "hidden"),
     (dict(budget=1e308), "adam_steps"),

@@ -1,12 +1,13 @@
 """Training checkpoints: a safe format, checksummed, validated on load, written atomically.
 
-A checkpoint is a :func:`torch.save` file holding only plain containers, numbers, strings and
-tensors, read back with ``torch.load(..., weights_only=True)``: unpickling cannot construct
-arbitrary objects, so a crafted file cannot run code. The training state is stored as the
-bytes of its own ``torch.save`` next to their SHA-256, so a changed or damaged byte anywhere
-in it is refused (the zip container torch writes carries no checksum of its own). Its content
-is then checked (magic, version, settings and the problem's fingerprint, structure) before
-anything is used; every failure is a :class:`~sciTie.errors.CheckpointError` naming the file.
+A checkpoint is a three-line text header (magic string, format version, the SHA-256 of the
+rest) followed by a :func:`torch.save` payload holding only plain containers, numbers, strings
+and tensors, read back with ``torch.load(..., weights_only=True)``: unpickling cannot construct
+arbitrary objects, so a crafted file cannot run code, and nothing is unpickled before the
+magic and the checksum match. A changed or damaged byte anywhere in the file is refused (the
+zip container torch writes carries no checksum of the data). The content is then checked
+(settings and the problem's fingerprint, structure, names and shapes) before anything is used;
+every failure is a :class:`~sciTie.errors.CheckpointError` naming the file.
 """
 from __future__ import annotations
 
@@ -37,13 +38,14 @@ def settings_key(settings: dict[str, Any]) -> str:
     return json.dumps(settings, sort_keys=True, default=repr)
 
 
-def encode(state: dict[str, Any]) -> dict[str, Any]:
-    """The file content for ``state``: magic, version, the state's bytes and their SHA-256."""
+def encode(state: dict[str, Any], *, magic: str = MAGIC, version: int = VERSION) -> bytes:
+    """The file content for ``state``: a text header (magic, version, the SHA-256 of what
+    follows) and the bytes of ``torch.save(state)``."""
     buffer = BytesIO()
     torch.save(state, buffer)
     body = buffer.getvalue()
-    return {"magic": MAGIC, "version": VERSION, "sha256": hashlib.sha256(body).hexdigest(),
-            "state": torch.frombuffer(bytearray(body), dtype=torch.uint8)}
+    header = f"{magic}\nversion {version}\nsha256 {hashlib.sha256(body).hexdigest()}\n"
+    return header.encode("ascii") + body
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -52,9 +54,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     The file is replaced in one step (temporary file, fsync, rename): a crash never leaves a
     half-written checkpoint, and the previous one stays until the new one is complete.
     """
-    payload = encode(state)
+    data = encode(state)
     with io.atomic_path(path, overwrite=True, what="checkpoint") as tmp:
-        torch.save(payload, tmp)
+        _write_bytes(tmp, data)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def _fail(path: Path, message: str) -> CheckpointError:
@@ -91,29 +98,31 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
                           "previous fit wrote; fit(resume=False) starts afresh)")
     if not path.is_file():
         raise _fail(path, "checkpoint path is not a file")
+    magic = MAGIC.encode("ascii") + b"\n"
     try:
-        outer = _safe_load(path)
-    except _LOAD_ERRORS as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _fail(path, "not a readable sciTie checkpoint (corrupt, truncated, or holding "
-                          f"objects that a safe load refuses): {first}") from None
-    if not isinstance(outer, dict) or outer.get("magic") != MAGIC:
-        raise _fail(path, "not a sciTie PeriodicPINN checkpoint (no sciTie magic string)")
-    if outer.get("version") != VERSION:
-        raise _fail(path, f"checkpoint format version {outer.get('version')!r}; this sciTie "
-                          f"reads version {VERSION}")
-    body, digest = outer.get("state"), outer.get("sha256")
-    if not (isinstance(body, torch.Tensor) and body.dtype == torch.uint8 and body.ndim == 1
-            and isinstance(digest, str)):
-        raise _fail(path, "malformed checkpoint: no checksummed training state")
-    data = body.numpy().tobytes()
-    if hashlib.sha256(data).hexdigest() != digest:
+        with open(path, "rb") as fh:  # the magic first: a large foreign file is not read
+            if fh.read(len(magic)) != magic:
+                raise _fail(path, "not a sciTie PeriodicPINN checkpoint (no sciTie magic "
+                                  "string)")
+            data = fh.read()
+    except OSError as exc:
+        raise _fail(path, f"cannot read: {exc.strerror or exc}") from None
+    lines = [b"", *data.split(b"\n", 2)]
+    if len(lines) < 4:
+        raise _fail(path, "truncated checkpoint (no header)")
+    if lines[1] != f"version {VERSION}".encode("ascii"):
+        shown = lines[1].decode("ascii", "replace")[:40]
+        raise _fail(path, f"checkpoint format {shown!r}; this sciTie reads version {VERSION}")
+    body = lines[3]
+    if lines[2] != f"sha256 {hashlib.sha256(body).hexdigest()}".encode("ascii"):
         raise _fail(path, "checksum mismatch: the file was changed or damaged after sciTie "
                           "wrote it; it cannot be resumed (start afresh with resume=False)")
     try:
-        state = _safe_load(BytesIO(data))
+        state = _safe_load(BytesIO(body))
     except _LOAD_ERRORS as exc:
-        raise _fail(path, f"unreadable training state: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(path, "not a readable sciTie checkpoint (holding objects that a safe load "
+                          f"refuses): {first}") from None
     if not isinstance(state, dict):
         raise _fail(path, "malformed checkpoint: the training state is not a dictionary")
     return state
