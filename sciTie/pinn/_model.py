@@ -97,6 +97,9 @@ class PeriodicPINN:
         thousand weights, where it reaches far smaller residuals.
     resample_every : int, optional
         Draw new Adam collocation points every this many steps.
+    lm_resample_every : int, optional
+        Draw new Levenberg-Marquardt points every this many iterations (0: one point set per
+        window, the generic default).
     dtype : {"float64", "float32"}, optional
         Floating-point type (default ``"float64"``).
     device : str, optional
@@ -200,6 +203,7 @@ class PeriodicPINN:
                  learning_rate: float | None = None, lr_decay: float | None = None,
                  lr_decay_steps: int | None = None, lbfgs_steps: int | None = None,
                  lm_steps: int | None = None, resample_every: int | None = None,
+                 lm_resample_every: int | None = None,
                  dtype: str = "float64", device: str | None = None,
                  n_threads: int | None = None, random_state: int = 0,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
@@ -235,6 +239,7 @@ class PeriodicPINN:
         self.lbfgs_steps = lbfgs_steps
         self.lm_steps = lm_steps
         self.resample_every = resample_every
+        self.lm_resample_every = lm_resample_every
         self.dtype = dtype
         self.device = device
         self.n_threads = n_threads
@@ -335,7 +340,7 @@ class PeriodicPINN:
                                       f"than {MAX_BATCH} (each keeps its activations for the "
                                       "derivatives); use more steps instead")
         s["hidden"] = _check_hidden(s["hidden"])
-        for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
+        for name in ("adam_steps", "lbfgs_steps", "lm_steps", "lm_resample_every"):
             check_nonnegative_int(s[name], name)
         for name in ("learning_rate", "lr_decay", "time_scale"):
             check_positive_float(s[name], name)
@@ -587,7 +592,8 @@ class PeriodicPINN:
                           adam=AdamSettings(float(s["learning_rate"]), float(s["lr_decay"]),
                                             int(s["lr_decay_steps"]), int(s["resample_every"]),
                                             int(s["n_collocation"])),
-                          n_collocation=int(s["n_collocation"]), settings_key=key,
+                          n_collocation=int(s["n_collocation"]),
+                          lm_resample_every=int(s["lm_resample_every"]), settings_key=key,
                           seed=int(self.random_state)))
         bar = None
         if self.progress:

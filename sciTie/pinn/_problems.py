@@ -576,3 +576,158 @@ def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
                       parameters=parameters, positive=_positive(parameters),
                       reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
                       domain_y=(-1.0, 1.0), settings=settings_of("allen-cahn-2d"))
+
+
+def _ks_symbol(k: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
+    """Fourier symbol of ``-beta u_xx - gamma u_xxxx``."""
+    return parameters["beta"] * k ** 2 - parameters["gamma"] * k ** 4
+
+
+def _ks_advection(u: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
+    """``-alpha u u_x`` on a ``2 pi`` period (spectral derivative)."""
+    from ._etdrk4 import spectral_derivative
+
+    return -parameters["alpha"] * u * spectral_derivative(u, 2.0 * math.pi)
+
+
+def kuramoto_sivashinsky(alpha: float = 100.0 / 16.0, beta: float = 100.0 / 16.0 ** 2,
+                         gamma: float = 100.0 / 16.0 ** 4, *, t_final: float = 0.1,
+                         n_points: int = 256, dt: float = 2.5e-5) -> PDEProblem:
+    """Kuramoto-Sivashinsky ``u_t + alpha u u_x + beta u_xx + gamma u_xxxx = 0``.
+
+    JAXPI's chaotic case (``examples/ks_chaotic`` of PredictiveIntelligenceLab/jaxpi: its
+    README and ``data/gen_ks_chaotic.m``): ``x`` in ``[0, 2 pi]`` (periodic),
+    ``alpha = 100 / 16``, ``beta = 100 / 16^2``, ``gamma = 100 / 16^4``,
+    ``u(x, 0) = cos(x) (1 + sin(x))``; JAXPI solves it on ``t`` in ``[0, 1]`` and trains its
+    ablation study on the first tenth of that interval (``time_fraction = 0.1``), the default
+    ``t_final`` here. The fourth-order term is linear, so the reference comes from the ETDRK4
+    Fourier-spectral solver (:func:`etdrk4_solve`; 256 points and ``dt = 2.5e-5`` agree with
+    1024 points to 1e-11 up to ``t = 1``, and with ``dt = 1e-4`` to 2e-10 at ``t = 0.1``; the
+    flow is chaotic, so differences grow about tenfold per 0.1 of time after ``t = 0.4``).
+
+    Parameters
+    ----------
+    alpha, beta, gamma : float, optional
+        Coefficients of the advection, anti-diffusion and hyper-diffusion terms (JAXPI's
+        values by default; ``beta`` and ``gamma`` are positive by their physics).
+    t_final : float, optional
+        End of the time interval (default 0.1, JAXPI's first time window; up to 1 is JAXPI's
+        whole run).
+    n_points : int, optional
+        Spectral grid size of the reference (default 256).
+    dt : float, optional
+        Time step of the reference (default 2.5e-5).
+
+    Returns
+    -------
+    PDEProblem
+    """
+    alpha, beta, gamma = (_number(alpha, "alpha"), _number(beta, "beta"),
+                          _number(gamma, "gamma"))
+    if not (math.isfinite(alpha) and math.isfinite(beta) and math.isfinite(gamma)):
+        raise ValidationError(f"alpha, beta and gamma must be finite; got "
+                              f"{(alpha, beta, gamma)!r}")
+    if not gamma > 0:
+        raise ValidationError(f"gamma must be positive (the hyper-diffusion that makes the "
+                              f"problem well posed); got {gamma!r}")
+    t_final = _number(t_final, "t_final")
+    if not (math.isfinite(t_final) and t_final > 0):
+        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
+
+    def residual(f: Fields) -> torch.Tensor:
+        p = f.parameters
+        return f.u_t + p["alpha"] * f.u * f.u_x + p["beta"] * f.u_xx + p["gamma"] * f.u_xxxx
+
+    def initial(x: np.ndarray) -> np.ndarray:
+        return np.cos(x) * (1.0 + np.sin(x))
+
+    parameters = {"alpha": alpha, "beta": beta, "gamma": gamma}
+    ref = semilinear_reference(_ks_symbol, _ks_advection, initial, (0.0, 2.0 * math.pi),
+                               (0.0, t_final), n_points=n_points, dt=dt, parameters=parameters)
+    return PDEProblem(residual, initial, (0.0, 2.0 * math.pi), (0.0, t_final), ref,
+                      name="kuramoto-sivashinsky", parameters=parameters,
+                      positive=tuple(k for k in ("beta", "gamma") if parameters[k] > 0),
+                      reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
+                      settings=settings_of("kuramoto-sivashinsky"))
+
+
+def _gray_scott_symbols(kx: np.ndarray, ky: np.ndarray,
+                        parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Fourier symbols of ``eps1 Laplacian`` (u) and ``eps2 Laplacian`` (v)."""
+    k2 = kx ** 2 + ky ** 2
+    return -parameters["eps1"] * k2, -parameters["eps2"] * k2
+
+
+def _gray_scott_reaction(u: np.ndarray, v: np.ndarray,
+                         parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    p = parameters
+    uv2 = u * v * v
+    return p["b1"] * (1.0 - u) - p["c1"] * uv2, -p["b2"] * v + p["c2"] * uv2
+
+
+def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float = 1000.0,
+               b2: float = 100.0, c2: float = 1000.0, *, t_final: float = 2.0,
+               n_points: int = 200, dt: float = 2.5e-4) -> PDEProblem:
+    """The Gray-Scott reaction-diffusion system on the torus ``[-1, 1]^2``::
+
+        u_t = eps1 (u_xx + u_yy) + b1 (1 - u) - c1 u v^2
+        v_t = eps2 (v_xx + v_yy) - b2 v + c2 u v^2
+
+    JAXPI's Gray-Scott case (PredictiveIntelligenceLab/jaxpi, ``examples/grey_scott``, the
+    PirateNet paper's example: ``data/gen_grey_scott.m``): the coefficients above (the
+    chebfun "rolls" example with its reaction rates and time scaled by 1000), ``t`` in
+    ``[0, 2]``, ``u(x, y, 0) = 1 - exp(-10 ((x + 0.05)^2 + (y + 0.02)^2))`` and
+    ``v(x, y, 0) = exp(-10 ((x - 0.05)^2 + (y - 0.02)^2))``. Periodic in ``x`` and ``y`` (the
+    initial data are periodic to 1e-4 at the faces, as in JAXPI's spectral reference). The
+    reference for both fields comes from the 2-D ETDRK4 solver (:func:`etdrk4_solve` with two
+    fields).
+
+    Parameters
+    ----------
+    eps1, eps2 : float, optional
+        Diffusivities of ``u`` and ``v`` (positive).
+    b1, c1, b2, c2 : float, optional
+        Feed, reaction and decay rates.
+    t_final : float, optional
+        End of the time interval (default 2, JAXPI's).
+    n_points : int, optional
+        Spectral grid size per coordinate of the reference (default 200).
+    dt : float, optional
+        Time step of the reference (default 2.5e-4).
+
+    Returns
+    -------
+    PDEProblem
+    """
+    names = ("eps1", "eps2", "b1", "c1", "b2", "c2")
+    values = [_number(v, n) for v, n in zip((eps1, eps2, b1, c1, b2, c2), names)]
+    if not all(math.isfinite(v) for v in values):
+        raise ValidationError(f"the coefficients must be finite; got {dict(zip(names, values))}")
+    parameters = dict(zip(names, values))
+    if not (parameters["eps1"] > 0 and parameters["eps2"] > 0):
+        raise ValidationError(f"eps1 and eps2 must be positive; got {parameters['eps1']!r}, "
+                              f"{parameters['eps2']!r}")
+    t_final = _number(t_final, "t_final")
+    if not (math.isfinite(t_final) and t_final > 0):
+        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
+
+    def residual(f: Fields) -> tuple[torch.Tensor, torch.Tensor]:
+        p = f.parameters
+        u, v = f.u, f.v
+        uv2 = u * v * v
+        ru = f.u_t - p["eps1"] * (f.u_xx + f.u_yy) - p["b1"] * (1.0 - u) + p["c1"] * uv2
+        rv = f.v_t - p["eps2"] * (f.v_xx + f.v_yy) + p["b2"] * v - p["c2"] * uv2
+        return ru, rv
+
+    def initial(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        return {"u": 1.0 - np.exp(-10.0 * ((x + 0.05) ** 2 + (y + 0.02) ** 2)),
+                "v": np.exp(-10.0 * ((x - 0.05) ** 2 + (y - 0.02) ** 2))}
+
+    ref = semilinear_reference(_gray_scott_symbols, _gray_scott_reaction, initial, (-1.0, 1.0),
+                               (0.0, t_final), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
+                               parameters=parameters, fields=("u", "v"))
+    return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, t_final), ref, name="gray-scott",
+                      parameters=parameters, positive=_positive(parameters),
+                      reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
+                      domain_y=(-1.0, 1.0), outputs=("u", "v"),
+                      settings=settings_of("gray-scott"))

@@ -11,7 +11,8 @@ from ..errors import ValidationError
 __all__ = ["recommended_settings", "bundled_settings", "RECIPE_PROBLEMS", "RECOMMENDABLE",
            "GENERIC"]
 
-RECIPE_PROBLEMS = ("convection", "allen-cahn", "taylor-green", "allen-cahn-2d")
+RECIPE_PROBLEMS = ("convection", "allen-cahn", "taylor-green", "allen-cahn-2d",
+                   "kuramoto-sivashinsky", "gray-scott")
 
 #: Settings of a problem without recommendations of its own: one small network over the
 #: whole interval, a short Adam warm-up, then Levenberg-Marquardt (Gauss-Newton) iterations.
@@ -19,7 +20,7 @@ GENERIC: dict[str, Any] = dict(
     n_windows=1, hidden=(32, 32), n_modes=2, activation="tanh", architecture="mlp",
     n_collocation=1024, n_initial=256, n_boundary=256, ic_weight=10.0, bc_weight=1.0,
     adam_steps=500, learning_rate=3e-3, lr_decay=0.9, lr_decay_steps=500, lbfgs_steps=0,
-    lm_steps=40, resample_every=100, eval_grid=None)
+    lm_steps=40, resample_every=100, lm_resample_every=0, eval_grid=None)
 #: The generic settings shrunk for a demo (``--quick``; seconds, much lower accuracy).
 GENERIC_QUICK: dict[str, Any] = dict(hidden=(16, 16), adam_steps=100, lm_steps=5,
                                      n_collocation=256, n_initial=64)
@@ -65,13 +66,29 @@ def bundled_settings(problem: str, *, mode: str = "hard", quick: bool = False,
         if quick:
             kw.update(hidden=(16, 16), n_modes=1, adam_steps=100, lm_steps=6,
                       n_collocation=300, n_initial=64, eval_grid=(24, 24, 5))
+    elif problem == "kuramoto-sivashinsky":
+        kw = dict(n_windows=5, hidden=(32, 32), n_modes=6, adam_steps=200, learning_rate=3e-3,
+                  lm_steps=30, n_collocation=1500, n_initial=512, ic_weight=100.0,
+                  eval_grid=(256, 101))
+        if quick:
+            kw.update(n_windows=2, hidden=(16, 16), n_modes=4, adam_steps=60, lm_steps=6,
+                      n_collocation=400, n_initial=128, eval_grid=(128, 21))
+        if inverse:
+            kw.update(n_windows=1, adam_steps=500, lm_steps=60)
+    elif problem == "gray-scott":
+        kw = dict(n_windows=10, hidden=(32, 32), n_modes=4, adam_steps=200, learning_rate=3e-3,
+                  lm_steps=20, n_collocation=2000, n_initial=1024, ic_weight=100.0,
+                  eval_grid=(64, 64, 21))
+        if quick:
+            kw.update(n_windows=2, hidden=(16, 16), n_modes=2, adam_steps=60, lm_steps=4,
+                      n_collocation=300, n_initial=128, eval_grid=(24, 24, 5))
     else:  # allen-cahn-2d
         kw = dict(n_windows=5, hidden=(32, 32), n_modes=4, adam_steps=300, learning_rate=3e-3,
                   lm_steps=30, n_collocation=2000, n_initial=512, ic_weight=100.0)
         if quick:
             kw.update(n_windows=2, hidden=(16, 16), n_modes=2, adam_steps=60, lm_steps=5,
                       n_collocation=300, n_initial=128, eval_grid=(24, 24, 5))
-    if inverse and problem in ("taylor-green", "allen-cahn-2d"):
+    if inverse and problem in ("taylor-green", "allen-cahn-2d", "gray-scott"):
         kw.update(n_windows=1)
     if quick and inverse:
         kw.update(adam_steps=150, lm_steps=10, n_collocation=400)

@@ -106,7 +106,7 @@ class Trainer:
     settings : dict
         ``mode``, ``warm_start``, ``n_initial``, ``n_boundary``, ``causal_chunks``,
         ``checkpoint_every``, ``adam`` (:class:`AdamSettings`), ``n_collocation``,
-        ``settings_key``, ``seed``.
+        ``lm_resample_every``, ``settings_key``, ``seed``.
     """
 
     def __init__(self, problem: Any, plan: TrainingPlan, loss: PINNLoss,
@@ -129,6 +129,7 @@ class Trainer:
         self.checkpoint_every = settings["checkpoint_every"]
         self.adam = settings["adam"]
         self.n_collocation = settings["n_collocation"]
+        self.lm_resample_every = settings.get("lm_resample_every", 0)
         self.settings_key = settings["settings_key"]
         self.checkpoint: Path | None = plan.checkpoint
         self.generator = torch.Generator().manual_seed(settings["seed"])
@@ -315,4 +316,5 @@ class Trainer:
         elif stage == "lbfgs":
             run_lbfgs(obj, n, 2 * self.n_collocation, state, bar)
         else:
-            run_levenberg_marquardt(obj, n, self.n_collocation, state, bar)
+            run_levenberg_marquardt(obj, n, self.n_collocation, state, bar,
+                                    resample_every=self.lm_resample_every)

@@ -7,6 +7,7 @@ A bundled problem::
 
     [problem]
     name = "convection"             # convection | allen-cahn | taylor-green | allen-cahn-2d
+                                    # | kuramoto-sivashinsky | gray-scott
     parameters = { beta = 50.0 }
 
     [model]
@@ -45,8 +46,8 @@ import numpy as np
 
 from ..core.summary import RunSummary
 from ..recipes import Field, Option, Recipe, RecipeKind, Table, read_table
-from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection,
-                        semilinear_reference, taylor_green)
+from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, gray_scott,
+                        kuramoto_sivashinsky, semilinear_reference, taylor_green)
 from ._recipes import recommended_settings
 from ._user import takes_parameters
 
@@ -58,7 +59,11 @@ BUILTIN: dict[str, tuple[Callable[..., PDEProblem], tuple[str, ...]]] = {
     "allen-cahn": (allen_cahn, ("eps", "gamma")),
     "taylor-green": (taylor_green, ("nu",)),
     "allen-cahn-2d": (allen_cahn_2d, ("eps", "gamma")),
+    "kuramoto-sivashinsky": (kuramoto_sivashinsky, ("alpha", "beta", "gamma")),
+    "gray-scott": (gray_scott, ("eps1", "eps2", "b1", "c1", "b2", "c2")),
 }
+#: bundled problems whose time interval ends where the recipe says (problem.t_final)
+WITH_T_FINAL = ("taylor-green", "kuramoto-sivashinsky", "gray-scott")
 
 _INTERVAL = "a pair [start, end] with end > start"
 
@@ -91,6 +96,8 @@ _MODEL_FIELDS = {
     "lr_decay_steps": Field("int", "steps per decay factor", minimum=1),
     "lbfgs_steps": Field("int", "L-BFGS iterations per window", minimum=0),
     "lm_steps": Field("int", "Levenberg-Marquardt iterations per window", minimum=0),
+    "lm_resample_every": Field("int", "Levenberg-Marquardt iterations between new points "
+                               "(0: one point set per window)", minimum=0),
     "resample_every": Field("int", "Adam steps between new collocation points", minimum=1),
     "causal_eps": Field("float", "causal weighting strength", minimum=0.0),
     "n_causal_chunks": Field("int", "causal time chunks", minimum=1),
@@ -112,6 +119,8 @@ SCHEMA = Table({
         "domain_x": Field("list[float]", "interval of x (one period if periodic)",
                           check=_interval_check),
         "domain_y": Field("list[float]", "interval of y (2-D problems)", check=_interval_check),
+        "t_final": Field("float", "end of the time interval of a bundled problem that takes "
+                         "one (" + ", ".join(WITH_T_FINAL) + ")", minimum=0.0),
         "domain_t": Field("list[float]", "time interval", default=[0.0, 1.0],
                           check=_interval_check),
         "periodic": Field("list[str]", "periodic coordinates (default: all spatial)"),
@@ -217,7 +226,14 @@ def build_problem(recipe: Recipe) -> PDEProblem:
             raise recipe.error(f"problem.parameters: {p['name']} has coefficients "
                                f"{', '.join(known)}; unknown {', '.join(unknown)}",
                                "problem.parameters")
-        problem = factory(**{k: float(v) for k, v in params.items()})
+        kwargs = {k: float(v) for k, v in params.items()}
+        if p["t_final"] is not None:
+            if p["name"] not in WITH_T_FINAL:
+                raise recipe.error(f"problem.t_final: {p['name']} has a fixed time interval "
+                                   f"(t_final is for {', '.join(WITH_T_FINAL)})",
+                                   "problem.t_final")
+            kwargs["t_final"] = float(p["t_final"])
+        problem = factory(**kwargs)
         if p["periods"]:
             problem = replace(problem, periods={k: float(v) for k, v in p["periods"].items()})
         return problem
@@ -280,6 +296,9 @@ def check(recipe: Recipe) -> None:
                            "problem.file (your residual in a Python file)", "problem")
     if p["file"] is not None and p["domain_x"] is None:
         raise recipe.error("problem.domain_x is required with problem.file", "problem.domain_x")
+    if p["file"] is not None and p["t_final"] is not None:
+        raise recipe.error("problem.t_final is for a bundled problem; your own PDE's time "
+                           "interval is problem.domain_t", "problem.t_final")
     if p["name"] is not None:
         for key in ("residual", "initial", "boundary", "reference", "domain_x", "domain_y"):
             default = SCHEMA.fields["problem"].fields[key].default
