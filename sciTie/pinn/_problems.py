@@ -667,7 +667,7 @@ def _gray_scott_reaction(u: np.ndarray, v: np.ndarray,
 
 def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float = 1000.0,
                b2: float = 100.0, c2: float = 1000.0, *, t_final: float = 2.0,
-               n_points: int = 200, dt: float = 2.5e-4) -> PDEProblem:
+               n_points: int = 128, dt: float = 5e-4) -> PDEProblem:
     """The Gray-Scott reaction-diffusion system on the torus ``[-1, 1]^2``::
 
         u_t = eps1 (u_xx + u_yy) + b1 (1 - u) - c1 u v^2
@@ -691,9 +691,11 @@ def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float
     t_final : float, optional
         End of the time interval (default 2, JAXPI's).
     n_points : int, optional
-        Spectral grid size per coordinate of the reference (default 200).
+        Spectral grid size per coordinate of the reference (default 128: within 3e-7 of a
+        256^2 grid up to ``t = 2``).
     dt : float, optional
-        Time step of the reference (default 2.5e-4).
+        Time step of the reference (default 5e-4; steps of 1e-3 differ by 2e-6, and the
+        scheme is fourth order).
 
     Returns
     -------
