@@ -696,9 +696,14 @@ class PeriodicPINN:
                             "numpy_version", "settings", "random_seed", "inputs")})
 
     # ------------------------------------------------------------------ results
-    def report(self) -> str:
+    def report(self, min_correl: float = 0.1) -> str:
         """The fit report: settings, figures of merit, coefficients and periods (learnt ones
-        with their standard errors).
+        with their standard errors, and the check of those standard errors).
+
+        Parameters
+        ----------
+        min_correl : float, optional
+            Smallest correlation listed (default 0.1).
 
         Returns
         -------
@@ -709,7 +714,19 @@ class PeriodicPINN:
         head = (f"Periodic PINN, problem {p.name!r} ({self.mode} periodicity in "
                 f"{', '.join(p.periodic) or 'no coordinate'}), {len(self.networks_)} time "
                 f"window(s), hidden {tuple(int(h) for h in self.settings_['hidden'])}")
-        return head + "\n" + self.result_.report()
+        text = head + "\n" + self.result_.report(min_correl=min_correl)
+        check = getattr(self, "uncertainty_check_", None)
+        if check:
+            lines = ["[[Uncertainty check]] (profile of the objective, networks retrained)"]
+            for name, q in check["quantities"].items():
+                lines.append(f"    {name}: Laplace stderr of {q['free']} "
+                             f"{q['laplace_stderr']:.3g}, profile {q['profile_stderr']:.3g} "
+                             f"({q['ratio']:.2f} times)")
+            if "misfit_ratio" in check:
+                lines.append(f"    misfit / known noise = {check['misfit_ratio']:.3f}")
+            lines += [f"    WARNING: {w}" for w in check["warnings"]]
+            text += "\n" + "\n".join(lines)
+        return text
 
     def to_xarray(self) -> xr.Dataset:
         """The result as one Dataset: fields, errors and loss history with the parameters,

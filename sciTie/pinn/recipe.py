@@ -438,6 +438,11 @@ def run(recipe: Recipe) -> RunSummary:
                 line += (f" (truth {truth[n]:.6g}, {(v - truth[n]) / s:+.2f} standard errors; "
                          f"{inv['n_obs']} synthetic observations, noise {inv['noise']:g})")
             lines.append(line)
+        check = model.uncertainty_check_
+        if check:
+            for n, q in check["quantities"].items():
+                metrics[f"learnt_{n}_profile_ratio"] = float(q["ratio"])
+            metrics["uncertainty_warnings"] = len(check["warnings"])
     if "rel_l2" in metrics:
         lines.append(f"  relative L2 {metrics['rel_l2']:.3e} against {problem.reference_source}")
     lines.append(f"  periodicity violation {metrics['periodicity_violation']:.1e}")
