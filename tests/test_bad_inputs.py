@@ -1362,7 +1362,7 @@ def test_distributed_fit_bad_inputs(dask_client, tmp_path, index):
 def _pinn(**kw):
     pinn = pytest.importorskip("sciTie.pinn")
     args = dict(hidden=(6,), n_collocation=32, n_initial=16, n_boundary=8, adam_steps=3,
-                eval_grid=(9, 5), budget=1.0)
+                eval_grid=(9, 5), budget=1.0, n_windows=1, lm_steps=0)
     args.update(kw)
     return pinn.PeriodicPINN(pinn.convection(1.0), **args)
 
@@ -1376,7 +1376,7 @@ def _trained_pinn():
 
 
 PINN_SETTING_CASES = [
-    (dict(hidden=None), "hidden"),
+    (dict(hidden=[]), "hidden"),
     (dict(hidden=[10**9]), "hidden"),
     (dict(hidden=[8000] * 3), "hidden"),
     (dict(budget=1e308), "adam_steps"),

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from sciTie.errors import NotFittedError
+from sciTie.errors import CheckpointError, NotFittedError
 from sciTie.pinn import (Fields, PDEProblem, PeriodicEmbedding, PeriodicPINN, PINNNetwork,
                          TrainingDivergedError, allen_cahn, convection)
+from sciTie.pinn._checkpoint import read_checkpoint
+from pinn_settings import plain
 
 torch.set_num_threads(1)
 
@@ -106,9 +108,9 @@ def test_autograd_residual_equals_finite_differences(problem):
 
 
 def _small(problem, **kw):
-    args = dict(mode="hard", hidden=(16, 16), n_collocation=256, n_initial=64, n_boundary=32,
-                adam_steps=150, learning_rate=5e-3, resample_every=25, random_state=0,
-                eval_grid=(64, 21), budget=1.0)
+    args = plain(mode="hard", hidden=(16, 16), n_collocation=256, n_initial=64, n_boundary=32,
+                 adam_steps=150, learning_rate=5e-3, resample_every=25, random_state=0,
+                 eval_grid=(64, 21), budget=1.0)
     args.update(kw)
     return PeriodicPINN(problem, **args)
 
@@ -155,19 +157,22 @@ class _Interrupt(Exception):
 
 
 def _interrupting(problem, n_calls, t_min=-np.inf):
-    """Same PDE, but the residual makes the loss NaN after n_calls evaluations at t >= t_min."""
-    count = {"n": 0}
+    """Same PDE, but while ``trigger["armed"]`` the residual makes the loss NaN after n_calls
+    evaluations at t >= t_min. Disarmed, it is the same function again (a checkpoint holds
+    the residual's fingerprint, so the run is resumed with this very problem)."""
+    trigger = {"n": 0, "after": n_calls, "t_min": t_min, "armed": True}
 
     def residual(f):
         r = problem.residual(f)
-        if float(f.t.detach().min()) >= t_min:
-            count["n"] += 1
-            if count["n"] > n_calls:
+        if trigger["armed"] and float(f.t.detach().min()) >= trigger["t_min"]:
+            trigger["n"] += 1
+            if trigger["n"] > trigger["after"]:
                 return r * float("nan")
         return r
 
     return PDEProblem(residual, problem.initial, problem.domain_x, problem.domain_t,
-                      problem.reference, name=problem.name, parameters=problem.parameters)
+                      problem.reference, name=problem.name,
+                      parameters=problem.parameters), trigger
 
 
 def _state(model):
@@ -182,12 +187,15 @@ def test_nan_stops_keeps_checkpoint_and_resume_is_bit_identical(tmp_path, mode):
     full = _small(problem, **kw).fit()
     ck = tmp_path / "run.pt"
     # interrupt in window 1 during Adam: the NaN is reported and the last good state is kept
-    bad = _small(_interrupting(problem, 15, t_min=0.5), checkpoint=ck, **kw)
+    crashing, trigger = _interrupting(problem, 15, t_min=0.5)
     with pytest.raises(TrainingDivergedError, match="non-finite.*last good checkpoint"):
-        bad.fit()
-    saved = torch.load(ck, weights_only=True)
+        _small(crashing, checkpoint=ck, **kw).fit()
+    saved = read_checkpoint(ck)
     assert saved["window"] == 1 and saved["stage"] == "adam" and saved["step"] == 10
-    resumed = _small(problem, checkpoint=ck, **kw).fit(resume=True)
+    with pytest.raises(CheckpointError, match="problem residual source"):
+        _small(problem, checkpoint=ck, **kw).fit(resume=True)  # another PDE's checkpoint
+    trigger["armed"] = False
+    resumed = _small(crashing, checkpoint=ck, **kw).fit(resume=True)
     assert torch.equal(_state(full), _state(resumed))
     assert [h["loss_total"] for h in full.history_] == [h["loss_total"] for h in resumed.history_]
 
@@ -198,10 +206,12 @@ def test_resume_inside_lbfgs_is_bit_identical(tmp_path):
     full = _small(problem, **kw).fit()
     ck = tmp_path / "run.pt"
     n_adam_calls = 20
+    crashing, trigger = _interrupting(problem, n_adam_calls + 30)
     with pytest.raises(TrainingDivergedError):
-        _small(_interrupting(problem, n_adam_calls + 30), checkpoint=ck, **kw).fit()
-    assert torch.load(ck, weights_only=True)["stage"] == "lbfgs"
-    resumed = _small(problem, checkpoint=ck, **kw).fit(resume=True)
+        _small(crashing, checkpoint=ck, **kw).fit()
+    assert read_checkpoint(ck)["stage"] == "lbfgs"
+    trigger["armed"] = False
+    resumed = _small(crashing, checkpoint=ck, **kw).fit(resume=True)
     assert torch.equal(_state(full), _state(resumed))
 
 

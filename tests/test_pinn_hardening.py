@@ -1,5 +1,6 @@
 """Bad input to the periodic PINN: checkpoints that are crafted, corrupt, foreign or missing;
 settings validated before any training; files never replaced unless asked."""
+import math
 import os
 import pickle
 
@@ -10,7 +11,9 @@ import torch
 import sciTie
 from sciTie.errors import (CheckpointError, NotFittedError, OutputExistsError,
                            ValidationError)
-from sciTie.pinn import PDEProblem, PeriodicPINN, convection, plot_result
+from sciTie.pinn import PDEProblem, PeriodicPINN, allen_cahn, convection, plot_result
+from sciTie.pinn._checkpoint import encode, read_checkpoint
+from pinn_settings import plain
 
 torch.set_num_threads(1)
 
@@ -29,8 +32,8 @@ def _counting(problem):
 
 
 def _tiny(problem=None, **kw):
-    args = dict(hidden=(6,), n_collocation=32, n_initial=16, n_boundary=8, adam_steps=3,
-                eval_grid=(9, 5), budget=1.0)
+    args = plain(hidden=(6,), n_collocation=32, n_initial=16, n_boundary=8, adam_steps=3,
+                 eval_grid=(9, 5), budget=1.0)
     args.update(kw)
     return PeriodicPINN(problem if problem is not None else convection(1.0), **args)
 
@@ -99,7 +102,7 @@ def test_foreign_file_never_replaced_unless_overwrite(tmp_path):
         _tiny(problem, checkpoint=target).fit()
     assert target.read_text() == "my lab notes\n" and calls["n"] == 0
     _tiny(checkpoint=target).fit(overwrite=True)
-    assert torch.load(target, weights_only=True)["magic"].startswith("sciTie")
+    assert read_checkpoint(target)["stage"] == "done"
 
 
 def test_own_checkpoint_may_be_replaced_other_settings_not(tmp_path):
@@ -125,9 +128,12 @@ def test_resume_with_missing_checkpoint_raises(tmp_path):
 
 
 def _rewrite(path, **changes):
-    state = torch.load(path, weights_only=True)
-    state.update(changes)
-    torch.save(state, path)
+    """Change entries of a checkpoint's training state, as sciTie would write it (valid
+    checksum), or of its envelope (``magic``, ``version``)."""
+    outer = {"magic", "version"}
+    state = read_checkpoint(path)
+    state.update({k: v for k, v in changes.items() if k not in outer})
+    path.write_bytes(encode(state, **{k: v for k, v in changes.items() if k in outer}))
 
 
 def test_checkpoint_magic_version_and_shapes_validated(tmp_path):
@@ -142,7 +148,7 @@ def test_checkpoint_magic_version_and_shapes_validated(tmp_path):
     with pytest.raises(CheckpointError, match="version"):
         _tiny(checkpoint=ck).fit(resume=True)
     ck.write_bytes(good)
-    state = torch.load(ck, weights_only=True)
+    state = read_checkpoint(ck)
     net = state["networks"][0]
     net["body.out.weight"] = torch.zeros(1, 7, dtype=torch.float64)
     _rewrite(ck, networks=[net])
@@ -162,15 +168,14 @@ def test_failed_checkpoint_write_keeps_previous_file(tmp_path, monkeypatch):
     ck = tmp_path / "run.pt"
     _tiny(checkpoint=ck).fit()
     before = ck.read_bytes()
-    real_save = torch.save
+    from sciTie.pinn import _checkpoint
 
-    def failing_save(obj, f, *a, **k):
-        real_save(obj, f, *a, **k)
-        with open(f, "r+b") as fh:  # half-written, then the disk "fails"
-            fh.truncate(10)
+    def failing_write(path, data):
+        with open(path, "wb") as fh:  # half-written, then the disk "fails"
+            fh.write(data[:10])
         raise OSError("disk full")
 
-    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(_checkpoint, "_write_bytes", failing_write)
     with pytest.raises(OSError, match="disk full"):
         _tiny(checkpoint=ck).fit()
     assert ck.read_bytes() == before
@@ -289,3 +294,197 @@ def test_plot_has_labelled_colour_bars_and_loss_against_iterations():
     assert x[-1] == sum(h["iterations"] for h in hist) and len(x) == len(hist)
     import matplotlib.pyplot as plt
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ issue 19: PINN surfaces
+_RAISING = '''
+import numpy as np
+
+def residual(f):
+    scale = 0.0
+    return f.u_t + (1.0 / scale) * f.u_x
+
+def initial(x):
+    return np.sin(x)
+'''
+
+
+def _user_recipe(tmp_path, code, extra=""):
+    (tmp_path / "my_pde.py").write_text(code)
+    path = tmp_path / "my.toml"
+    path.write_text('kind = "pinn"\nname = "mine"\n\n[problem]\nfile = "my_pde.py"\n'
+                    'domain_x = [0.0, 6.283185307179586]\n' + extra
+                    + '\n[model]\nhidden = [6]\nadam_steps = 3\nlm_steps = 2\n'
+                    'n_collocation = 32\nn_initial = 16\neval_grid = [9, 5]\n')
+    return path
+
+
+def test_residual_that_raises_is_a_clear_error_from_the_command_line(tmp_path, capsys):
+    from sciTie.cli import main
+
+    path = _user_recipe(tmp_path, _RAISING)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert main(["fit", str(path), "--json", str(tmp_path / "out.json")]) != 0
+    err = capsys.readouterr().err
+    assert "residual raised ZeroDivisionError" in err and "my_pde.py, line 6" in err
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written
+
+
+def test_user_functions_that_fail_are_named_before_training():
+    base = convection(1.0)
+    calls = {"n": 0}
+
+    def residual(f):
+        calls["n"] += 1
+        return base.residual(f)
+
+    def bad_initial(x):
+        return {"u": np.sin(x)}["v"]
+
+    with pytest.raises(ValidationError, match=r"initial raised KeyError.*test_pinn_hardening"):
+        _tiny(PDEProblem(residual, bad_initial, base.domain_x,
+                         parameters=base.parameters)).fit()
+    assert calls["n"] == 0
+
+    def not_pointwise(f):  # fine batched, impossible under torch.vmap (the Gauss-Newton stage)
+        r = base.residual(f)
+        return r if float(r.sum()) < 1e300 else r
+
+    with pytest.raises(ValidationError, match="residual raised RuntimeError.*point by point"):
+        _tiny(PDEProblem(not_pointwise, np.sin, base.domain_x, parameters=base.parameters),
+              lm_steps=5, adam_steps=200).fit()
+    # the failure came from the check before training, not after 200 Adam steps
+
+    def unknown_field(f):
+        return f.u_t + f.w_x
+
+    with pytest.raises(ValidationError, match="residual raised AttributeError.*'w_x'"):
+        _tiny(PDEProblem(unknown_field, np.sin, base.domain_x)).fit()
+
+    def raising(f):
+        calls["n"] += 1
+        return base.residual(f) * (1 / (4 - calls["n"]))  # the fourth call divides by zero
+
+    calls["n"] = 0  # during training too (after the check): named, not a traceback
+    with pytest.raises(ValidationError, match="residual raised ZeroDivisionError"):
+        _tiny(PDEProblem(raising, np.sin, base.domain_x, parameters=base.parameters),
+              adam_steps=10).fit()
+
+
+def test_checkpoint_with_a_flipped_byte_is_refused(tmp_path):
+    ck = tmp_path / "run.pt"
+    _tiny(checkpoint=ck, adam_steps=4, checkpoint_every=2).fit()
+    data = bytearray(ck.read_bytes())
+    body = read_checkpoint(ck)  # readable before
+    assert body["stage"] == "done"
+    # flip one bit in every region of the file in turn (header, container, tensors): always
+    # refused, never resumed
+    positions = np.r_[np.arange(0, 120, 7), np.linspace(120, len(data) - 1, 40)].astype(int)
+    for pos in positions:
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        ck.write_bytes(bytes(bad))
+        with pytest.raises(CheckpointError, match="run.pt"):
+            _tiny(checkpoint=ck, adam_steps=4, checkpoint_every=2).fit(resume=True)
+    ck.write_bytes(bytes(data))
+    _tiny(checkpoint=ck, adam_steps=4, checkpoint_every=2).fit(resume=True)  # intact: resumes
+
+
+def test_checkpoint_of_another_pde_with_the_same_name_is_refused(tmp_path):
+    ck = tmp_path / "run.pt"
+    base = convection(1.0)
+    _tiny(base, checkpoint=ck, adam_steps=4, checkpoint_every=2).fit()
+    other_residual = PDEProblem(lambda f: f.u_t - f.parameters["beta"] * f.u_x, base.initial,
+                                base.domain_x, base.domain_t, name=base.name,
+                                parameters=base.parameters)
+    with pytest.raises(CheckpointError, match="problem residual source"):
+        _tiny(other_residual, checkpoint=ck, adam_steps=4).fit(resume=True)
+    other_initial = PDEProblem(base.residual, np.cos, base.domain_x, base.domain_t,
+                               name=base.name, parameters=base.parameters)
+    with pytest.raises(CheckpointError, match="problem initial source"):
+        _tiny(other_initial, checkpoint=ck, adam_steps=4).fit(resume=True)
+    other_beta = convection(1.5)
+    with pytest.raises(CheckpointError, match="problem parameters"):
+        _tiny(other_beta, checkpoint=ck, adam_steps=4).fit(resume=True)
+
+
+def test_tied_parameters_strict_false_still_checks_the_structure():
+    from sciTie import ParameterGroup
+    from sciTie.core.torch import TiedParameters
+
+    g = ParameterGroup("g")
+    g.add("a", 1.0)
+    g.add("b", 2.0)
+    tp = TiedParameters(g)
+    foreign = {"free": torch.tensor([5.0, 6.0], dtype=torch.float64)}  # no structure record
+    for strict in (True, False):
+        with pytest.raises(CheckpointError, match="_extra_state"):
+            tp.load_state_dict(foreign, strict=strict)
+    assert tp.free.tolist() == [1.0, 2.0]
+    h = ParameterGroup("h")
+    h.add("a", 1.0)
+    h.add("b", 2.0)
+    h.tie("b", to="a")
+    other = TiedParameters(h).state_dict()
+    with pytest.raises(CheckpointError, match="other slots or ties"):
+        tp.load_state_dict(other, strict=False)
+    tp.load_state_dict(TiedParameters(g).state_dict(), strict=False)  # its own kind loads
+
+
+def test_nan_in_an_observation_file_is_not_an_hmm_message(tmp_path):
+    from sciTie.errors import DataFormatError
+    from sciTie.recipes import load_recipe, run_recipe
+
+    (tmp_path / "obs.csv").write_text("x,t,u\n0.5,0.1,0.3\n1.0,nan,0.2\n")
+    path = tmp_path / "inv.toml"
+    path.write_text('kind = "pinn"\nname = "inv"\n[problem]\nname = "convection"\n'
+                    '[inverse]\nlearn = ["beta"]\nobservations = "obs.csv"\n')
+    with pytest.raises(DataFormatError, match=r"obs.csv:3 \[t\].*not finite") as err:
+        run_recipe(load_recipe(path))
+    assert "HMM" not in str(err.value)
+
+
+def test_device_without_cuda_is_a_validation_error():
+    if torch.cuda.is_available():  # pragma: no cover - only on machines with a GPU
+        pytest.skip("CUDA is available here")
+    for device in ("cuda", "cuda:1", "meta", "xpu"):
+        with pytest.raises(ValidationError, match="device"):
+            _tiny(device=device).fit()
+
+
+def test_trainable_period_cannot_reach_zero():
+    from sciTie.pinn import window_group
+    from sciTie.core.torch import TiedParameters
+
+    g = window_group(convection(1.0), mode="hard", n_modes=2, learn={}, periods={"x": 6.0},
+                     trainable_periods=True)
+    assert g.free_names == ["log_period_x"]
+    tp = TiedParameters(g)
+    for step in (-50.0, 50.0):  # an optimiser step as far as it may go
+        with torch.no_grad():
+            tp.free.fill_(step)
+        v = tp.values()
+        assert float(v["period_x"]) > 0 and bool(torch.isfinite(v["frequency_x"]).all())
+    assert tp.out_of_bounds() == []
+    with torch.no_grad():
+        tp.free.fill_(math.log(3.0))
+    assert torch.allclose(tp.values()["frequency_x"], torch.tensor([2 * math.pi / 3,
+                                                                    4 * math.pi / 3],
+                                                                   dtype=torch.float64))
+    # a start that is not positive is refused before training
+    with pytest.raises(ValidationError, match="positive"):
+        _tiny(allen_cahn(), learn={"eps": -1e-3}).fit(np.zeros((3, 2)) + 0.5, np.zeros(3))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: __import__("sciTie.pinn", fromlist=["x"]).periodic_tie_group("hardest", 3),
+    lambda: __import__("sciTie.pinn", fromlist=["x"]).periodic_tie_group("soft", 0),
+    lambda: __import__("sciTie.pinn.data", fromlist=["x"]).load_convection(n_x=1),
+    lambda: __import__("sciTie.pinn.data", fromlist=["x"]).load_convection(beta=float("inf")),
+])
+def test_pinn_raises_scitie_errors(call):
+    from sciTie.errors import SciTieError
+
+    with pytest.raises(SciTieError):
+        call()

@@ -7,6 +7,7 @@ import torch
 from sciTie.errors import ValidationError
 from sciTie.pinn import PDEProblem, PeriodicPINN, allen_cahn, convection
 from sciTie.pinn.data import synthetic_observations
+from pinn_settings import plain
 
 torch.set_num_threads(1)
 
@@ -28,8 +29,14 @@ def _profile_stderr(X, beta, noise):
 
 @pytest.mark.slow
 def test_convection_speed_learnt_with_exact_uncertainty():
+    import warnings
+
+    from sciTie.errors import IdentifiabilityWarning
+
     noise = 0.05
-    m, X = _convection_fit(noise, 0, noise_std=noise)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentifiabilityWarning)  # a calibrated fit: no warning
+        m, X = _convection_fit(noise, 0, noise_std=noise)
     u = m.uncertainty_
     assert u.names == ["beta"] and m.coefficients_["beta"] == pytest.approx(u.values[0])
     exact = _profile_stderr(X, 5.0, noise)
@@ -37,6 +44,14 @@ def test_convection_speed_learnt_with_exact_uncertainty():
     assert abs(u.values[0] - 5.0) < 4 * u.stderr[0]
     assert m.result_.data.attrs["learnt_beta"] == pytest.approx(u.values[0])
     assert m.result_.data.attrs["rel_l2"] < 0.05  # the field is learnt as well
+    # the second method (the profile of the objective, networks retrained) agrees
+    check = m.uncertainty_check_["quantities"]["beta"]
+    assert check["profile_stderr"] == pytest.approx(exact, rel=0.25)
+    assert 0.7 < check["ratio"] < 1.4 and m.uncertainty_check_["warnings"] == []
+    # a noise level stated ten times too large is caught: the fit leaves far less misfit
+    with pytest.warns(IdentifiabilityWarning, match="fits the noise"):
+        wrong, _ = _convection_fit(noise, 0, noise_std=10 * noise)
+    assert wrong.uncertainty_check_["misfit_ratio"] < 0.2
 
 
 @pytest.mark.slow
@@ -70,9 +85,10 @@ def test_unknown_spatial_period_learnt_with_uncertainty():
     X = np.column_stack([rng.uniform(0, 4, 200), rng.uniform(0, 1, 200)])
     s = X[:, 0] - c * X[:, 1]
     y = np.sin(2 * np.pi * s / P) + noise * rng.standard_normal(200)
-    m = PeriodicPINN(_wave(1.2), hidden=(16, 16), trainable_frequency=True, ic_weight=0.0,
-                     n_collocation=512, n_initial=16, adam_steps=400, learning_rate=5e-3,
-                     lm_steps=30, eval_grid=(32, 11), noise_std=noise).fit(X, y)
+    m = PeriodicPINN(_wave(1.2), **plain(hidden=(16, 16), trainable_frequency=True,
+                                         ic_weight=0.0, n_collocation=512, n_initial=16,
+                                         adam_steps=400, learning_rate=5e-3, lm_steps=30,
+                                         eval_grid=(32, 11), noise_std=noise)).fit(X, y)
     u = m.uncertainty_
     assert u.names == ["period_x"] and m.periods_["x"] == pytest.approx(u.values[0])
     # independent check: the Fisher information of the family A sin(k s) + B cos(k s)

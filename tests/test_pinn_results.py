@@ -8,6 +8,7 @@ import torch
 
 import sciTie
 from sciTie.pinn import PDEProblem, PeriodicPINN, convection
+from pinn_settings import plain
 
 torch.set_num_threads(1)
 
@@ -17,8 +18,8 @@ def fitted():
     p = convection(2.0)
     p = PDEProblem(p.residual, p.initial, p.domain_x, p.domain_t, p.reference, name=p.name,
                    parameters=p.parameters, units={"x": "m", "t": "s", "u": "K"})
-    return PeriodicPINN(p, hidden=(8, 8), adam_steps=30, n_collocation=64, n_initial=32,
-                        eval_grid=(17, 6), random_state=3).fit()
+    return PeriodicPINN(p, **plain(hidden=(8, 8), adam_steps=30, n_collocation=64,
+                                   n_initial=32, eval_grid=(17, 6), random_state=3)).fit()
 
 
 def test_result_is_a_fit_result_with_statistics_and_data(fitted):

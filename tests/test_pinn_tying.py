@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from sciTie.pinn import PeriodicPINN, convection, periodic_tie_group
+from pinn_settings import plain
 
 torch.set_num_threads(1)
 
@@ -47,9 +48,9 @@ def test_autograd_sum_over_shared_uses_is_G_transpose():
 
 @pytest.mark.parametrize("mode", ["hard", "soft", "shared"])
 def test_boundary_group_values_from_trained_model(mode):
-    m = PeriodicPINN(convection(1.0), mode=mode, hidden=(8, 8), adam_steps=20,
-                     n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
-                     budget=1.0).fit()
+    m = PeriodicPINN(convection(1.0), **plain(mode=mode, hidden=(8, 8), adam_steps=20,
+                                              n_collocation=64, n_initial=32, n_boundary=16,
+                                              eval_grid=(16, 6), budget=1.0)).fit()
     group = m.boundary_group(6)
     vals = group.valuesdict()
     traces = m._traces(np.linspace(0, 1, 6))
@@ -66,9 +67,10 @@ def test_boundary_group_values_from_trained_model(mode):
 def test_group_is_the_one_trained_shared_boundary_network():
     # shared mode: the boundary network's weights live in the model's parameter group and are
     # trained through it (TiedParameters); group_ reports exactly what was trained
-    m = PeriodicPINN(convection(1.0), mode="shared", hidden=(8, 8), adam_steps=15,
-                     n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
-                     bc_weight=10.0, budget=1.0).fit()
+    m = PeriodicPINN(convection(1.0), **plain(mode="shared", hidden=(8, 8), adam_steps=15,
+                                              n_collocation=64, n_initial=32, n_boundary=16,
+                                              eval_grid=(16, 6), bc_weight=10.0,
+                                              budget=1.0)).fit()
     g = m.group_
     bnet = m.boundary_networks_[0]["x"]
     n_weights = sum(p.numel() for p in bnet.parameters())
@@ -77,9 +79,10 @@ def test_group_is_the_one_trained_shared_boundary_network():
     w0 = bnet.body.layers[0].weight.detach().numpy()
     assert np.allclose(g.valuesdict()["boundary_x.body.layers_0.weight"], w0, atol=0)
     # the trained boundary network is what the loss saw: it moved from its initial weights
-    fresh = PeriodicPINN(convection(1.0), mode="shared", hidden=(8, 8), adam_steps=0,
-                         n_collocation=64, n_initial=32, n_boundary=16, eval_grid=(16, 6),
-                         budget=1.0).fit()
+    fresh = PeriodicPINN(convection(1.0), **plain(mode="shared", hidden=(8, 8), adam_steps=0,
+                                                  n_collocation=64, n_initial=32,
+                                                  n_boundary=16, eval_grid=(16, 6),
+                                                  budget=1.0)).fit()
     assert not np.allclose(fresh.group_.pack(), g.pack())
     assert g["beta"].vary is False and g.valuesdict()["beta"] == 1.0
 
@@ -93,28 +96,36 @@ def test_learnt_period_is_one_free_value_and_harmonics_follow_it():
 
     guess = PDEProblem(p.residual, p.initial, p.domain_x, p.domain_t, p.reference,
                        name=p.name, parameters=p.parameters, periods={"x": 6.0})
-    m = PeriodicPINN(guess, hidden=(8, 8), n_modes=3, trainable_frequency=True, adam_steps=30,
-                     learning_rate=1e-2, n_collocation=64, n_initial=32, eval_grid=(16, 6),
-                     budget=1.0).fit(X, y)
+    m = PeriodicPINN(guess, **plain(hidden=(8, 8), n_modes=3, trainable_frequency=True,
+                                    adam_steps=30, learning_rate=1e-2, n_collocation=64,
+                                    n_initial=32, eval_grid=(16, 6), budget=1.0)).fit(X, y)
     g = m.group_
-    assert g.free_names == ["period_x"]
+    assert g.free_names == ["log_period_x"]  # a period is learnt through its logarithm
     P = g.valuesdict()["period_x"]
+    assert P == pytest.approx(np.exp(g.valuesdict()["log_period_x"]), rel=1e-15)
     assert P != 6.0 and m.periods_["x"] == P
     assert np.allclose(g.valuesdict()["frequency_x"], 2 * np.pi / P * np.array([1, 2, 3]),
                        rtol=1e-14)
     # the network alone carries the trained period (for predict / periodicity_violation)
     assert m.networks_[0].x_features.periods[0] == pytest.approx(P, rel=1e-14)
     assert m.periodicity_violation([0.0, 1.0])[0] < 1e-12
-    # the uncertainty is reported on the group's free parameter
-    assert m.result_.params["period_x"].stderr > 0
-    assert "period_x" in m.result_.free_names
+    # the uncertainty is reported on the group's free parameter and, through the tie map
+    # (the delta method for exp), on the period itself
+    log_se = m.result_.params["log_period_x"].stderr
+    assert log_se > 0 and "log_period_x" in m.result_.free_names
+    assert m.result_.params["period_x"].stderr == pytest.approx(P * log_se, rel=1e-6)
+    assert m.uncertainty_.names == ["period_x"]
+    assert m.uncertainty_.stderr[0] == pytest.approx(P * log_se, rel=1e-6)
 
 
 def test_checkpoint_holds_the_free_vector_once(tmp_path):
     ck = tmp_path / "run.pt"
-    PeriodicPINN(convection(1.0), mode="shared", hidden=(6,), adam_steps=4, n_collocation=32,
-                 n_initial=16, n_boundary=8, eval_grid=(9, 5), checkpoint=ck).fit()
-    state = torch.load(ck, weights_only=True)
+    PeriodicPINN(convection(1.0), **plain(mode="shared", hidden=(6,), adam_steps=4,
+                                          n_collocation=32, n_initial=16, n_boundary=8,
+                                          eval_grid=(9, 5), checkpoint=ck)).fit()
+    from sciTie.pinn._checkpoint import read_checkpoint
+
+    state = read_checkpoint(ck)
     assert list(state["tied"][0]) == ["free", "fixed", "_extra_state"]
     net_keys = set(state["networks"][0])
     assert not any("boundary" in k for k in net_keys)  # not a second copy in the network

@@ -737,6 +737,14 @@ def _check_state_first(module: "TiedParameters", state_dict: Mapping, prefix: st
     key = prefix + "_extra_state"
     if key in state_dict:
         module.set_extra_state(state_dict[key])
+    elif any(prefix + name in state_dict for name in ("free", "fixed")):
+        # values without the structure record: whatever strict says, they cannot be checked
+        # against this module's ties, so they are not loaded
+        raise CheckpointError(
+            f"the state holds {prefix}free/{prefix}fixed but no {key} (the record of the tie "
+            "structure they were saved with), so they cannot be checked against this module's "
+            f"group {module.group_name!r}; load a state saved from a TiedParameters "
+            "(state_dict() includes the record)", key=key)
 
 
 def _difference(a: _Program, b: _Program) -> str:

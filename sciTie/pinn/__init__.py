@@ -13,8 +13,8 @@ from ._fields import Fields
 from ._model import PeriodicPINN
 from ._network import BoundaryNetwork, PINNNetwork
 from ._plotting import plot_result
-from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, semilinear_reference,
-                        taylor_green)
+from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, gray_scott,
+                        kuramoto_sivashinsky, semilinear_reference, taylor_green)
 from ._recipes import recommended_settings
 from ._settings import budget_multiplier
 from ._tying import periodic_tie_group, window_group
@@ -23,7 +23,8 @@ __all__ = [
     "PeriodicEmbedding", "FourierTimeFeatures", "PeriodicTimeFeatures",
     "etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
     "wavenumbers", "Fields", "PINNNetwork", "BoundaryNetwork", "PDEProblem", "convection",
-    "allen_cahn", "allen_cahn_2d", "taylor_green", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
+    "allen_cahn", "allen_cahn_2d", "taylor_green", "kuramoto_sivashinsky",
+    "gray_scott", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
     "budget_multiplier", "periodic_tie_group", "window_group", "plot_result",
     "recommended_settings",
 ]

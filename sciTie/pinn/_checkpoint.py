@@ -1,15 +1,20 @@
-"""Training checkpoints: a safe format, validated on load, written atomically.
+"""Training checkpoints: a safe format, checksummed, validated on load, written atomically.
 
-A checkpoint is a :func:`torch.save` file holding only plain containers, numbers, strings and
-tensors, read back with ``torch.load(..., weights_only=True)``: unpickling cannot construct
-arbitrary objects, so a crafted file cannot run code. Its content is then checked (magic,
-version, settings, structure) before anything is used; every failure is a
-:class:`~sciTie.errors.CheckpointError` naming the file.
+A checkpoint is a three-line text header (magic string, format version, the SHA-256 of the
+rest) followed by a :func:`torch.save` payload holding only plain containers, numbers, strings
+and tensors, read back with ``torch.load(..., weights_only=True)``: unpickling cannot construct
+arbitrary objects, so a crafted file cannot run code, and nothing is unpickled before the
+magic and the checksum match. A changed or damaged byte anywhere in the file is refused (the
+zip container torch writes carries no checksum of the data). The content is then checked
+(settings and the problem's fingerprint, structure, names and shapes) before anything is used;
+every failure is a :class:`~sciTie.errors.CheckpointError` naming the file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
+from io import BytesIO
 import warnings
 import zipfile
 from pathlib import Path
@@ -20,11 +25,11 @@ import torch
 from .. import io
 from ..errors import CheckpointError, OutputExistsError
 
-__all__ = ["MAGIC", "VERSION", "save_checkpoint", "read_checkpoint", "prepare_checkpoint",
-           "settings_key", "check_module_state"]
+__all__ = ["MAGIC", "VERSION", "encode", "save_checkpoint", "read_checkpoint",
+           "prepare_checkpoint", "settings_key", "check_module_state"]
 
 MAGIC = "sciTie.pinn.PeriodicPINN checkpoint"
-VERSION = 3
+VERSION = 4
 STAGES = ("adam", "lbfgs", "lm", "done")
 
 
@@ -33,51 +38,111 @@ def settings_key(settings: dict[str, Any]) -> str:
     return json.dumps(settings, sort_keys=True, default=repr)
 
 
+def encode(state: dict[str, Any], *, magic: str = MAGIC, version: int = VERSION) -> bytes:
+    """The file content for ``state``: a text header (magic, version, the SHA-256 of what
+    follows) and the bytes of ``torch.save(state)``."""
+    buffer = BytesIO()
+    torch.save(state, buffer)
+    body = buffer.getvalue()
+    header = f"{magic}\nversion {version}\nsha256 {hashlib.sha256(body).hexdigest()}\n"
+    return header.encode("ascii") + body
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus magic and version) to ``path`` atomically.
+    """Write ``state`` (with magic, version and checksum) to ``path`` atomically.
 
     The file is replaced in one step (temporary file, fsync, rename): a crash never leaves a
     half-written checkpoint, and the previous one stays until the new one is complete.
     """
-    payload = {"magic": MAGIC, "version": VERSION, **state}
+    data = encode(state)
     with io.atomic_path(path, overwrite=True, what="checkpoint") as tmp:
-        torch.save(payload, tmp)
+        _write_bytes(tmp, data)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def _fail(path: Path, message: str) -> CheckpointError:
     return CheckpointError(message, path=path)
 
 
+def _safe_load(source: Any) -> Any:
+    with warnings.catch_warnings():  # torch warns about foreign pickle protocols: we refuse
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(source, map_location="cpu", weights_only=True)
+
+
+_LOAD_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError,
+                AttributeError, KeyError, IndexError, zipfile.BadZipFile, UnicodeDecodeError,
+                MemoryError)
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely and check its magic and version.
+    """Load a checkpoint safely; check its magic, version and checksum.
+
+    Returns
+    -------
+    dict
+        The training state (``settings``, ``window``, ``stage`` ... as saved).
 
     Raises
     ------
     CheckpointError
-        Missing, unreadable, corrupt or unsafe file (one that would need code to unpickle),
-        or not a sciTie PINN checkpoint of this version.
+        Missing, unreadable, corrupt, changed (checksum) or unsafe file (one that would need
+        code to unpickle), or not a sciTie PINN checkpoint of this version.
     """
     if not path.exists():
         raise _fail(path, "checkpoint file does not exist (resume=True needs the file a "
                           "previous fit wrote; fit(resume=False) starts afresh)")
     if not path.is_file():
         raise _fail(path, "checkpoint path is not a file")
+    magic = MAGIC.encode("ascii") + b"\n"
     try:
-        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: we refuse
-            warnings.simplefilter("ignore", UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError,
-            AttributeError, KeyError, IndexError, zipfile.BadZipFile, UnicodeDecodeError,
-            MemoryError) as exc:
+        with open(path, "rb") as fh:  # the magic first: a large foreign file is not read
+            if fh.read(len(magic)) != magic:
+                raise _fail(path, "not a sciTie PeriodicPINN checkpoint (no sciTie magic "
+                                  "string)")
+            data = fh.read()
+    except OSError as exc:
+        raise _fail(path, f"cannot read: {exc.strerror or exc}") from None
+    lines = [b"", *data.split(b"\n", 2)]
+    if len(lines) < 4:
+        raise _fail(path, "truncated checkpoint (no header)")
+    if lines[1] != f"version {VERSION}".encode("ascii"):
+        shown = lines[1].decode("ascii", "replace")[:40]
+        raise _fail(path, f"checkpoint format {shown!r}; this sciTie reads version {VERSION}")
+    body = lines[3]
+    if lines[2] != f"sha256 {hashlib.sha256(body).hexdigest()}".encode("ascii"):
+        raise _fail(path, "checksum mismatch: the file was changed or damaged after sciTie "
+                          "wrote it; it cannot be resumed (start afresh with resume=False)")
+    try:
+        state = _safe_load(BytesIO(body))
+    except _LOAD_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _fail(path, "not a readable sciTie checkpoint (corrupt, truncated, or holding "
-                          f"objects that a safe load refuses): {first}") from None
-    if not isinstance(state, dict) or state.get("magic") != MAGIC:
-        raise _fail(path, "not a sciTie PeriodicPINN checkpoint (no sciTie magic string)")
-    if state.get("version") != VERSION:
-        raise _fail(path, f"checkpoint format version {state.get('version')!r}; this sciTie "
-                          f"reads version {VERSION}")
+        raise _fail(path, "not a readable sciTie checkpoint (holding objects that a safe load "
+                          f"refuses): {first}") from None
+    if not isinstance(state, dict):
+        raise _fail(path, "malformed checkpoint: the training state is not a dictionary")
     return state
+
+
+def _difference(old_text: str, new_text: str) -> str:
+    """The settings (and problem properties) in which two settings keys differ."""
+    try:
+        old, new = json.loads(old_text), json.loads(new_text)
+    except ValueError:
+        return "unreadable settings"
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k != "problem")
+    p_old, p_new = old.get("problem"), new.get("problem")
+    if isinstance(p_old, dict) and isinstance(p_new, dict):
+        diff += [f"problem {k}" + (" source" if k in ("residual", "initial", "boundary")
+                                   else "")
+                 for k in sorted(set(p_old) | set(p_new)) if p_old.get(k) != p_new.get(k)]
+    elif p_old != p_new:
+        diff.append("problem")
+    return ", ".join(diff) or "unknown"
 
 
 def _check_structure(path: Path, state: dict[str, Any], n_windows: int) -> None:
@@ -163,10 +228,8 @@ def prepare_checkpoint(path: Path | None, *, resume: bool, overwrite: bool, sett
         state = read_checkpoint(path)
         _check_structure(path, state, n_windows)
         if state["settings"] != settings:
-            old, new = json.loads(state["settings"]), json.loads(settings)
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             raise _fail(path, f"checkpoint was written with different settings "
-                              f"({', '.join(diff)}); cannot resume")
+                              f"({_difference(state['settings'], settings)}); cannot resume")
         return state
     if path.exists() and not overwrite:
         try:

@@ -8,12 +8,13 @@ of its coefficient functions from Kassam & Trefethen (2005).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
 from ..errors import ValidationError
+from ._user import bind_parameters, call_user
 
 __all__ = ["etdrk4_solve", "etdrk4_coefficients", "spectral_derivative", "fourier_interpolate",
            "wavenumbers"]
@@ -197,9 +198,9 @@ def _project(u0: Callable[..., np.ndarray], domains: list[tuple[float, float]],
 
 
 def etdrk4_solve(
-    linear: Callable[..., np.ndarray],
-    nonlinear: Callable[[np.ndarray], np.ndarray],
-    u0: Callable[..., np.ndarray] | np.ndarray,
+    linear: Callable[..., Any],
+    nonlinear: Callable[..., Any],
+    u0: Callable[..., Any] | np.ndarray,
     *,
     domain: Sequence[Any],
     t_final: float,
@@ -209,22 +210,30 @@ def etdrk4_solve(
     n_contour: int = 64,
     oversample: int = 16,
     name: str = "u",
+    fields: Sequence[str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Solve ``u_t = L u + N(u)`` with periodic boundary conditions by ETDRK4.
 
     One-dimensional on an interval ``(a, b)``, or on a torus (2-D, 3-D) when ``domain`` is a
-    sequence of intervals: Fourier spectral in every coordinate (``numpy.fft.rfftn``).
+    sequence of intervals: Fourier spectral in every coordinate (``numpy.fft.rfftn``). Several
+    coupled fields (a reaction-diffusion system) are solved together when ``fields`` names
+    them; ``L`` is then diagonal per field.
 
     Parameters
     ----------
     linear : callable
         ``linear(kx[, ky]) -> symbol``: the Fourier symbol of ``L`` at angular wavenumbers
         (broadcast arrays, one per coordinate), for example ``lambda k: -nu * k**2`` for
-        ``nu u_xx`` or ``lambda kx, ky: -nu * (kx**2 + ky**2)`` for ``nu (u_xx + u_yy)``.
+        ``nu u_xx`` or ``lambda kx, ky: -nu * (kx**2 + ky**2)`` for ``nu (u_xx + u_yy)``. With
+        several fields, a tuple of symbols (one per field).
     nonlinear : callable
-        ``nonlinear(u) -> N(u)`` on physical-space samples (shape ``n_points``).
+        ``nonlinear(u) -> N(u)`` on physical-space samples (shape ``n_points``); with several
+        fields ``nonlinear(u, v, ...) -> (N_u, N_v, ...)``, one array per field.
     u0 : callable or numpy.ndarray
-        Initial condition: a function of the coordinates or samples on the grid.
+        Initial condition: a function of the coordinates or samples on the grid; with several
+        fields a function returning ``{field: values}`` (or a tuple in field order), or an
+        array with a leading field axis.
     domain : (float, float) or sequence of (float, float)
         The periodic interval(s) ``[a, b)``; ``b > a``.
     t_final : float
@@ -243,19 +252,26 @@ def etdrk4_solve(
         avoids the aliasing error of plain sampling, which matters for initial data with a kink
         (default 16 in 1-D; use less in 2-D).
     name : str, optional
-        Name of the data variable (default ``"u"``).
+        Name of the data variable of a single field (default ``"u"``).
+    fields : sequence of str, optional
+        Names of several coupled fields (overrides ``name``).
+    parameters : mapping, optional
+        Coefficients handed to ``linear`` and ``nonlinear`` when they take them: a function
+        with a parameter named ``parameters``, or one more positional parameter than the
+        arrays it is given, receives them (``linear(k, parameters)``).
 
     Returns
     -------
     xarray.Dataset
-        ``name`` on dims ``(t, x[, y[, z]])``; each coordinate holds the grid
+        One variable per field on dims ``(t, x[, y[, z]])``; each coordinate holds the grid
         ``a + (b - a) j / n`` (right end excluded); attrs record the solver settings.
 
     Raises
     ------
     sciTie.errors.ValidationError
-        For a non-positive period, time or step, too few points or snapshots, or a
-        non-finite solution (the step is too large).
+        For a non-positive period, time or step, too few points or snapshots, a function
+        that raises or returns the wrong shape, or a non-finite solution (the step is too
+        large).
     """
     domains = _domains(domain)
     d = len(domains)
@@ -272,40 +288,35 @@ def etdrk4_solve(
         raise ValidationError(f"n_snapshots must be an integer >= 2; got {n_snapshots!r}")
     if int(oversample) != oversample or oversample < 1:
         raise ValidationError(f"oversample must be an integer >= 1; got {oversample!r}")
+    names = _field_names(fields, name)
+    n_f = len(names)
+    params = dict(parameters or {})
+    lin_fn = bind_parameters(linear, "linear", d, params)
+    nl_fn = bind_parameters(nonlinear, "nonlinear", n_f, params)
     periods = [b - a for a, b in domains]
     grid = [a + (b - a) * np.arange(k) / k for (a, b), k in zip(domains, n)]
-    if callable(u0):
-        u = _project(u0, domains, n, int(oversample))
-    else:
-        u = np.asarray(u0, dtype=float)
-        if u.shape != n:
-            raise ValidationError(f"u0 must have shape {n} on the grid; got {u.shape}")
+    u = _initial_state(u0, names, domains, n, int(oversample))
     ks = [2.0 * np.pi / p * np.fft.fftfreq(k, d=1.0 / k) for p, k in zip(periods[:-1], n[:-1])]
     ks.append(wavenumbers(n[-1], periods[-1]))
     kgrid = np.meshgrid(*ks, indexing="ij")
     spec_shape = kgrid[0].shape
-    lin = np.asarray(linear(*kgrid))
-    if lin.shape != spec_shape:
-        try:
-            lin = np.broadcast_to(lin, spec_shape)
-        except ValueError:
-            raise ValidationError(f"linear(k) must return shape {spec_shape}; got "
-                                  f"{lin.shape}") from None
+    lin = _per_field(lin_fn(*kgrid), n_f, spec_shape, "linear(k)", complex_ok=True)
     interval = t_final / (n_snapshots - 1)
     steps_per = max(1, int(np.ceil(interval / dt - 1e-12)))
     h = interval / steps_per
     coeffs = etdrk4_coefficients(np.ravel(lin), h, n_contour)
-    e, e2, q, f1, f2, f3 = (c.reshape(spec_shape) for c in coeffs)
-    axes = tuple(range(d))
+    e, e2, q, f1, f2, f3 = (c.reshape(lin.shape) for c in coeffs)
+    axes = tuple(range(1, d + 1))
 
     def nhat(v: np.ndarray) -> np.ndarray:
-        return np.fft.rfftn(nonlinear(np.fft.irfftn(v, s=n, axes=axes)), axes=axes)
+        phys = np.fft.irfftn(v, s=n, axes=axes)
+        out = _per_field(nl_fn(*phys), n_f, n, "nonlinear(u)")
+        return np.fft.rfftn(out, axes=axes)
 
     v = np.fft.rfftn(u, axes=axes)
-    out = np.empty((n_snapshots, *n))
+    out = np.empty((n_snapshots, n_f, *n))
     # exact data at t = 0
-    out[0] = np.asarray(u0(*np.meshgrid(*grid, indexing="ij")), dtype=float) if callable(u0) \
-        else u
+    out[0] = _initial_state(u0, names, domains, n, None) if callable(u0) else u
     for s in range(1, n_snapshots):
         for _ in range(steps_per):
             nv = nhat(v)
@@ -322,10 +333,85 @@ def etdrk4_solve(
                                   f"t={s * interval:.4g}; reduce dt (now {h:.3g}) or increase "
                                   "n_points")
     t = np.linspace(0.0, t_final, n_snapshots)
-    names = ["x", "y", "z"][:d]
+    coords = ["x", "y", "z"][:d]
     attrs = {"solver": "ETDRK4 Fourier spectral (Cox & Matthews 2002; Kassam & Trefethen 2005)",
              "n_points": n[0] if d == 1 else list(n), "dt": h, "n_contour": int(n_contour),
              "domain_start": domains[0][0] if d == 1 else [a for a, _ in domains],
              "period": periods[0] if d == 1 else periods}
-    return xr.Dataset({name: (("t", *names), out)},
-                      coords={"t": t, **{c: g for c, g in zip(names, grid)}}, attrs=attrs)
+    return xr.Dataset({f: (("t", *coords), out[:, i]) for i, f in enumerate(names)},
+                      coords={"t": t, **{c: g for c, g in zip(coords, grid)}}, attrs=attrs)
+
+
+def _field_names(fields: Sequence[str] | None, name: str) -> tuple[str, ...]:
+    if fields is None:
+        fields = (name,)
+    elif isinstance(fields, str):
+        fields = (fields,)
+    names = tuple(fields)
+    if not names or not all(isinstance(f, str) and f.isidentifier() for f in names) \
+            or len(set(names)) != len(names):
+        raise ValidationError(f"fields must be distinct identifiers; got {fields!r}")
+    return names
+
+
+def _per_field(value: Any, n_f: int, shape: tuple[int, ...], what: str, *,
+               complex_ok: bool = False) -> np.ndarray:
+    """A function's result as an array ``(n_fields, *shape)`` (broadcast per field)."""
+    parts = list(value) if n_f > 1 and isinstance(value, (tuple, list)) else None
+    if n_f > 1 and parts is None:
+        arr = np.asarray(value)
+        if arr.ndim == len(shape) + 1 and arr.shape[0] == n_f:
+            parts = list(arr)
+        else:
+            raise ValidationError(f"{what} must return one array per field ({n_f}); got "
+                                  f"{type(value).__name__} of shape {np.shape(value)}")
+    if parts is None:
+        parts = [value]
+    if len(parts) != n_f:
+        raise ValidationError(f"{what} must return one array per field ({n_f}); got "
+                              f"{len(parts)}")
+    out = []
+    for p in parts:
+        arr = np.asarray(p)
+        if arr.dtype.kind not in ("fc" if complex_ok else "f") + "iu":
+            raise ValidationError(f"{what} must return numbers; got dtype {arr.dtype}")
+        try:
+            out.append(np.broadcast_to(arr, shape))
+        except ValueError:
+            raise ValidationError(f"{what} must return shape {shape}; got "
+                                  f"{arr.shape}") from None
+    return np.stack(out)
+
+
+def _initial_state(u0: Any, names: tuple[str, ...], domains: list[tuple[float, float]],
+                   n: tuple[int, ...], oversample: int | None) -> np.ndarray:
+    """The initial fields ``(n_fields, *n)``: projected (``oversample``) or sampled (None)."""
+    n_f = len(names)
+    if not callable(u0):
+        u = np.asarray(u0, dtype=float)
+        if u.shape == n and n_f == 1:
+            u = u[None]
+        if u.shape != (n_f, *n):
+            raise ValidationError(f"u0 must have shape {n if n_f == 1 else (n_f, *n)} on the "
+                                  f"grid; got {u.shape}")
+        return u
+
+    def component(i: int) -> Callable[..., np.ndarray]:
+        def f(*coords: np.ndarray) -> np.ndarray:
+            value = call_user(u0, "u0", *coords)
+            if isinstance(value, dict):
+                missing = [k for k in names if k not in value]
+                if missing:
+                    raise ValidationError(f"u0 must return a value for every field {names}; "
+                                          f"missing {missing}")
+                return np.asarray(value[names[i]], dtype=float)
+            if n_f > 1:
+                return np.asarray(value[i], dtype=float)
+            return np.asarray(value, dtype=float)
+        return f
+
+    if oversample is None:
+        mesh = np.meshgrid(*[a + (b - a) * np.arange(k) / k
+                             for (a, b), k in zip(domains, n)], indexing="ij")
+        return np.stack([component(i)(*mesh) for i in range(n_f)])
+    return np.stack([_project(component(i), domains, n, oversample) for i in range(n_f)])

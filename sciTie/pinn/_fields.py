@@ -5,7 +5,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
-from ..errors import ValidationError
+from ..errors import UnknownNameError, ValidationError
 
 __all__ = ["Fields", "check_output_names"]
 
@@ -88,14 +88,14 @@ class Fields(Mapping[str, torch.Tensor]):
     def coordinate(self, name: str) -> torch.Tensor:
         """The coordinate ``name``, shape ``(n,)``."""
         if name not in self._coords:
-            raise KeyError(f"unknown coordinate {name!r}; have {', '.join(self._coords)}")
+            raise UnknownNameError(f"unknown coordinate {name!r}; have {', '.join(self._coords)}")
         return self._coords[name][:, 0]
 
     def _parse(self, name: str) -> tuple[str, str]:
         base, _, letters = name.partition("_")
         if base not in self._outputs or ("_" in name and (
                 not letters or any(c not in self._coords for c in letters))):
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown field {name!r}: use an output ({', '.join(self._outputs)}) optionally "
                 f"followed by '_' and coordinate letters ({', '.join(self._coords)}), e.g. "
                 f"'{self._outputs[0]}_{self.coordinates[0]}', "

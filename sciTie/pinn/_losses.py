@@ -14,12 +14,17 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from ..errors import ValidationError
+from ..errors import ArgumentTypeError, ValidationError
 from ._fields import Fields
 from ._problems import PDEProblem
 from ._sampling import Batch
+from ._user import call_user
 
 __all__ = ["LossWeights", "PINNLoss", "PointFields", "Observations", "stack_rows"]
+
+_POINTWISE = ("it receives the fields f (f.u, f.u_x, f.parameters['nu'] ...) and must return a "
+              "torch tensor computed point by point with torch operations (the Gauss-Newton "
+              "stage evaluates it one point at a time under torch.vmap)")
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,8 @@ def stack_rows(value: Any, n: int | None, what: str) -> torch.Tensor:
     cols = []
     for p in parts:
         if not isinstance(p, torch.Tensor):
-            raise TypeError(f"{what} must return a torch.Tensor (or a tuple of them); got "
-                            f"{type(p).__name__}")
+            raise ArgumentTypeError(f"{what} must return a torch.Tensor (or a tuple of them); "
+                                    f"got {type(p).__name__}")
         if n is not None:
             if p.shape not in ((n,), (n, 1)):
                 raise ValidationError(f"{what} must return shape ({n},) (one value per point); "
@@ -95,8 +100,10 @@ def stack_rows(value: Any, n: int | None, what: str) -> torch.Tensor:
 class PointFields(Fields):
     """:class:`Fields` at one point, for :mod:`torch.func` transforms.
 
-    Derivatives come from nested :func:`torch.func.jacfwd` of ``fn`` (the network at one
-    point), computed per derivative order on first use. Values are 0-d tensors; under
+    Each derivative is a chain of forward-mode directional derivatives
+    (:func:`torch.func.jvp`) of ``fn`` (the network at one point) along the coordinates it
+    names, computed on first use: ``u_xxxx`` costs four nested forward passes, not the
+    ``d**4`` entries of a full fourth-derivative tensor. Values are 0-d tensors; under
     :func:`torch.vmap` they act as the batch.
     """
 
@@ -107,26 +114,31 @@ class PointFields(Fields):
         self._fn = fn
         self._z = z
         self._index = {c: i for i, c in enumerate(coordinates)}
-        self._orders: dict[int, torch.Tensor] = {0: values}
+        self._derivatives: dict[str, torch.Tensor] = {"": values}
         super().__init__(values[None, :], {c: z[i].reshape(1, 1)
                                            for i, c in enumerate(coordinates)},
                          outputs=outputs, parameters=parameters)
         self._cache = {name: values[i] for i, name in enumerate(self._outputs)}
 
-    def _order(self, m: int) -> torch.Tensor:
-        if m not in self._orders:
+    def _derivative(self, letters: str) -> torch.Tensor:
+        """Every output differentiated along ``letters`` (derivatives commute: the letters
+        are taken in a canonical order, so ``u_xt`` and ``u_tx`` are computed once)."""
+        key = "".join(sorted(letters))
+        if key not in self._derivatives:
             g = self._fn
-            for _ in range(m):
-                g = torch.func.jacfwd(g)
-            self._orders[m] = g(self._z)
-        return self._orders[m]
+            for c in key:
+                tangent = torch.zeros_like(self._z)
+                tangent[self._index[c]] = 1.0
+                g = (lambda inner, v: (lambda z: torch.func.jvp(inner, (z,), (v,))[1]))(
+                    g, tangent)
+            self._derivatives[key] = g(self._z)
+        return self._derivatives[key]
 
     def _column(self, name: str) -> torch.Tensor:
         if name in self._cache:
             return self._cache[name]
         base, letters = self._parse(name)
-        d = self._order(len(letters))
-        value = d[(self._outputs.index(base), *(self._index[c] for c in letters))]
+        value = self._derivative(letters)[self._outputs.index(base)]
         self._cache[name] = value
         return value
 
@@ -184,7 +196,8 @@ class PINNLoss:
     # -------------------------------------------------------------- rows (any backend)
     def pde_rows(self, f: Fields, n: int | None) -> torch.Tensor:
         """PDE residual rows ``(n, m)`` (or ``(m,)`` at one point)."""
-        return stack_rows(self.problem.residual(f), n, "residual")
+        return stack_rows(call_user(self.problem.residual, f"problem {self.problem.name!r}: "
+                                    "residual", f, hint=_POINTWISE), n, "residual")
 
     def initial_rows(self, f: Fields, target: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Initial-condition misfit, one column per prescribed output."""
@@ -210,7 +223,8 @@ class PINNLoss:
 
     def boundary_rows(self, f: Fields, n: int | None) -> torch.Tensor:
         """Boundary-condition rows on the faces of non-periodic coordinates."""
-        return stack_rows(self.problem.boundary(f), n, "boundary")
+        return stack_rows(call_user(self.problem.boundary, f"problem {self.problem.name!r}: "
+                                    "boundary", f, hint=_POINTWISE), n, "boundary")
 
     # -------------------------------------------------------------- batched terms
     def causal_weights(self, per_point: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ __all__ = ["PeriodicPINN"]
 # settings that do not change what is trained (a checkpoint may be resumed across them)
 _NOT_IN_CHECKPOINT_KEY = {"problem", "checkpoint", "checkpoint_every", "progress", "device",
                           "n_threads", "budget", "adam_steps", "lbfgs_steps", "lm_steps",
-                          "eval_grid"}
+                          "eval_grid", "uncertainty_check"}
 
 
 #: Relative L2 error against the reference above which a training is reported as failed.
@@ -51,7 +51,7 @@ class PeriodicPINN:
         normal slopes at both faces, ``"shared"`` by a boundary network per periodic coordinate
         that both faces must match. Default ``"hard"``.
     n_modes : int, optional
-        Harmonics of the periodic embedding per periodic coordinate (default 1).
+        Harmonics of the periodic embedding per periodic coordinate.
     trainable_frequency : bool, optional
         Train the period of every periodic coordinate (one free frequency shared by all its
         harmonics; hard mode). Default False.
@@ -64,13 +64,13 @@ class PeriodicPINN:
     time_period : float, optional
         Initial period of periodic time features (default: twice the window length).
     hidden : sequence of int, optional
-        Hidden widths (default ``(64, 64, 64, 64)``).
+        Hidden widths.
     activation : str, optional
-        ``"tanh"`` (default), ``"sin"``, ``"gelu"``, ``"silu"``.
+        ``"tanh"``, ``"sin"``, ``"gelu"``, ``"silu"``.
     architecture : {"mlp", "modified"}, optional
-        Plain or modified MLP (default ``"mlp"``).
+        Plain or modified MLP.
     n_windows : int, optional
-        Time-marching windows (default 1: the whole interval at once). Each window has its own
+        Time-marching windows (1: the whole interval at once). Each window has its own
         network whose initial condition is the previous window's prediction.
     warm_start : bool, optional
         Start each window's network from the previous window's weights (default True).
@@ -82,21 +82,24 @@ class PeriodicPINN:
         Points per batch for the residual, the initial condition and the face terms.
     ic_weight, bc_weight : float, optional
         Loss weights of the initial condition and of the face terms (periodicity in soft and
-        shared mode, boundary conditions of non-periodic coordinates); defaults 10 and 1.
+        shared mode, boundary conditions of non-periodic coordinates).
     adam_steps : int, optional
-        Adam steps per window (default 2000), scaled by the budget.
+        Adam steps per window, scaled by the budget.
     learning_rate : float, optional
-        Initial Adam rate (default 1e-3).
+        Initial Adam rate.
     lr_decay, lr_decay_steps : float, int, optional
         The rate is ``learning_rate * lr_decay ** (step / lr_decay_steps)``.
     lbfgs_steps : int, optional
-        L-BFGS iterations per window after Adam (default 0), scaled by the budget.
+        L-BFGS iterations per window after Adam, scaled by the budget.
     lm_steps : int, optional
-        Levenberg-Marquardt (Gauss-Newton) iterations per window after L-BFGS (default 0),
-        scaled by the budget. Each forms the full Jacobian of the loss rows: worth it for
-        networks of a few thousand weights, where it reaches far smaller residuals.
+        Levenberg-Marquardt (Gauss-Newton) iterations per window after L-BFGS, scaled by the
+        budget. Each forms the full Jacobian of the loss rows: worth it for networks of a few
+        thousand weights, where it reaches far smaller residuals.
     resample_every : int, optional
-        Draw new Adam collocation points every this many steps (default 100).
+        Draw new Adam collocation points every this many steps.
+    lm_resample_every : int, optional
+        Draw new Levenberg-Marquardt points every this many iterations (0: one point set per
+        window, the generic default).
     dtype : {"float64", "float32"}, optional
         Floating-point type (default ``"float64"``).
     device : str, optional
@@ -120,8 +123,8 @@ class PeriodicPINN:
         Multiplier on the step counts; None reads the ``budget`` setting
         (:func:`sciTie.set_config`, default 1).
     eval_grid : tuple of int, optional
-        Grid sizes of :attr:`result_`, space first, then time (default ``(256, 101)`` in 1-D,
-        ``(64, 64, 11)`` in 2-D).
+        Grid sizes of :attr:`result_`, space first, then time (without a recommendation
+        ``(256, 101)`` in 1-D, ``(64, 64, 11)`` in 2-D).
     learn : dict of str to float, optional
         PDE coefficients to learn from observations (inverse problems), with their starting
         values, e.g. ``{"beta": 30.0}``; needs ``n_windows=1`` and ``fit(X, y)``.
@@ -130,6 +133,22 @@ class PeriodicPINN:
     noise_std : float, optional
         Standard deviation of the observation noise, if known; otherwise the uncertainty of
         learnt quantities uses the noise estimated from the misfit.
+    uncertainty_check : {"profile", None}, optional
+        Check the Laplace standard errors of learnt quantities against a second method: the
+        profile of the data misfit, each quantity held at its estimate plus and minus two
+        standard errors while the network is retrained (a few Gauss-Newton iterations).
+        A disagreement beyond a factor of 2, a fit that reproduces the data better than the
+        known noise allows, or a positive coefficient collapsed towards zero warns
+        (:class:`~sciTie.errors.IdentifiabilityWarning`). Default ``"profile"``; None skips
+        it (it costs about a quarter of the fit).
+
+    Settings left at None take the problem's recommendation,
+    ``recommended_settings(problem, mode=mode, inverse=...)`` (:func:`recommended_settings`):
+    what a bundled problem recommends, else the generic defaults (:data:`GENERIC
+    <sciTie.pinn._recipes.GENERIC>`: one window of a 2x32 tanh network with 2 harmonics, 500
+    Adam steps at 3e-3 then 40 Levenberg-Marquardt iterations, 1024 collocation and 256
+    initial points, initial-condition weight 10). The problem's recipe uses the same ones,
+    so a problem has one set of defaults; :attr:`settings_` holds those a fit used.
 
     Attributes
     ----------
@@ -148,6 +167,11 @@ class PeriodicPINN:
     uncertainty_ : LaplaceResult or None
         With observations: the learnt coefficients and periods with their Laplace covariance
         (the PDE as a tie); see :mod:`sciTie.pinn._uncertainty`.
+    settings_ : dict
+        Every setting the last ``fit`` used, the problem's recommendations filled in.
+    uncertainty_check_ : dict or None
+        The second uncertainty method's result for each learnt quantity (profile standard
+        error, its ratio to the Laplace one) and the warnings it raised.
     history_ : list of dict
         One record per Adam step, L-BFGS chunk or Levenberg-Marquardt iteration.
     group_ : sciTie.ParameterGroup
@@ -166,23 +190,28 @@ class PeriodicPINN:
         the honest measure of the work done.
     """
 
-    def __init__(self, problem: PDEProblem, *, mode: str = "hard", n_modes: int = 1,
+    def __init__(self, problem: PDEProblem, *, mode: str = "hard", n_modes: int | None = None,
                  trainable_frequency: bool = False, time_features: str | None = None,
                  n_time_features: int = 8, time_scale: float = 1.0,
-                 time_period: float | None = None, hidden: Sequence[int] = (64, 64, 64, 64),
-                 activation: str = "tanh", architecture: str = "mlp", n_windows: int = 1,
-                 warm_start: bool = True, causal_eps: float | None = None,
-                 n_causal_chunks: int = 16, n_collocation: int = 2048, n_initial: int = 256,
-                 n_boundary: int = 256, ic_weight: float = 10.0, bc_weight: float = 1.0,
-                 adam_steps: int = 2000, learning_rate: float = 1e-3, lr_decay: float = 0.9,
-                 lr_decay_steps: int = 500, lbfgs_steps: int = 0, lm_steps: int = 0,
-                 resample_every: int = 100, dtype: str = "float64", device: str | None = None,
+                 time_period: float | None = None, hidden: Sequence[int] | None = None,
+                 activation: str | None = None, architecture: str | None = None,
+                 n_windows: int | None = None, warm_start: bool = True,
+                 causal_eps: float | None = None, n_causal_chunks: int = 16,
+                 n_collocation: int | None = None, n_initial: int | None = None,
+                 n_boundary: int | None = None, ic_weight: float | None = None,
+                 bc_weight: float | None = None, adam_steps: int | None = None,
+                 learning_rate: float | None = None, lr_decay: float | None = None,
+                 lr_decay_steps: int | None = None, lbfgs_steps: int | None = None,
+                 lm_steps: int | None = None, resample_every: int | None = None,
+                 lm_resample_every: int | None = None,
+                 dtype: str = "float64", device: str | None = None,
                  n_threads: int | None = None, random_state: int = 0,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
                  progress: bool = False, budget: float | None = None,
                  eval_grid: tuple[int, ...] | None = None,
                  learn: dict[str, float] | None = None, data_weight: float = 1.0,
-                 noise_std: float | None = None) -> None:
+                 noise_std: float | None = None, uncertainty_check: str | None = "profile"
+                 ) -> None:
         self.problem = problem
         self.mode = mode
         self.n_modes = n_modes
@@ -210,6 +239,7 @@ class PeriodicPINN:
         self.lbfgs_steps = lbfgs_steps
         self.lm_steps = lm_steps
         self.resample_every = resample_every
+        self.lm_resample_every = lm_resample_every
         self.dtype = dtype
         self.device = device
         self.n_threads = n_threads
@@ -222,6 +252,7 @@ class PeriodicPINN:
         self.learn = learn
         self.data_weight = data_weight
         self.noise_std = noise_std
+        self.uncertainty_check = uncertainty_check
 
     # ------------------------------------------------------------------ parameters
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -262,6 +293,24 @@ class PeriodicPINN:
     def _default_grid(self) -> tuple[int, ...]:
         return (256, 101) if len(self.problem.space) == 1 else (64, 64, 11)
 
+    def _inverse(self) -> bool:
+        """Whether the settings are those of an inverse problem (something is learnt)."""
+        return bool(self.learn) or self.trainable_frequency is True
+
+    def _resolved_settings(self) -> dict[str, Any]:
+        """Every constructor setting, those left at None filled from the problem's
+        recommendation (:func:`recommended_settings`)."""
+        from ._recipes import RECOMMENDABLE, recommended_settings
+
+        out = {k: v for k, v in self.get_params().items() if k != "problem"}
+        if not any(out[k] is None for k in RECOMMENDABLE):
+            return out
+        rec = recommended_settings(self.problem, mode=self.mode, inverse=self._inverse())
+        for k in RECOMMENDABLE:
+            if out[k] is None:
+                out[k] = rec[k]
+        return out
+
     def _validate(self) -> TrainingPlan:
         """Check every setting; return the resolved plan. Nothing heavy happens before this."""
         if not isinstance(self.problem, PDEProblem):
@@ -276,30 +325,31 @@ class PeriodicPINN:
                 raise ValidationError(
                     f"mode={self.mode!r} compares the faces of each periodic coordinate, so its "
                     f"period must equal its interval; not so for {odd}: use mode='hard'")
+        for name in ("warm_start", "progress", "trainable_frequency"):
+            check_bool(getattr(self, name), name)
+        s = self._resolved_settings()
         if self.dtype not in ("float64", "float32"):
             raise ValidationError(f"dtype must be 'float64' or 'float32'; got {self.dtype!r}")
         for name in ("n_windows", "n_causal_chunks", "n_collocation", "n_initial", "n_boundary",
                      "resample_every", "checkpoint_every", "lr_decay_steps", "n_modes",
                      "n_time_features"):
-            check_positive_int(getattr(self, name), name)
+            check_positive_int(s[name], name)
         for name in ("n_collocation", "n_initial", "n_boundary"):
-            if getattr(self, name) > MAX_BATCH:
-                raise ValidationError(f"{name}={getattr(self, name)} points per batch is more "
+            if s[name] > MAX_BATCH:
+                raise ValidationError(f"{name}={s[name]} points per batch is more "
                                       f"than {MAX_BATCH} (each keeps its activations for the "
                                       "derivatives); use more steps instead")
-        _check_hidden(self.hidden)
-        for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
-            check_nonnegative_int(getattr(self, name), name)
+        s["hidden"] = _check_hidden(s["hidden"])
+        for name in ("adam_steps", "lbfgs_steps", "lm_steps", "lm_resample_every"):
+            check_nonnegative_int(s[name], name)
         for name in ("learning_rate", "lr_decay", "time_scale"):
-            check_positive_float(getattr(self, name), name)
-        if self.lr_decay > 1:
+            check_positive_float(s[name], name)
+        if s["lr_decay"] > 1:
             raise ValidationError(f"lr_decay must lie in (0, 1] (the rate is multiplied by it "
-                                  f"every lr_decay_steps); got {self.lr_decay!r}")
+                                  f"every lr_decay_steps); got {s['lr_decay']!r}")
         for name in ("ic_weight", "bc_weight", "data_weight"):
-            check_nonnegative_float(getattr(self, name), name)
-        for name in ("warm_start", "progress", "trainable_frequency"):
-            check_bool(getattr(self, name), name)
-        if self.trainable_frequency and self.n_windows != 1:
+            check_nonnegative_float(s[name], name)
+        if self.trainable_frequency and s["n_windows"] != 1:
             raise ValidationError("trainable_frequency needs n_windows=1 (one period, learnt "
                                   "by one network)")
         if self.trainable_frequency and self.mode != "hard":
@@ -309,31 +359,38 @@ class PeriodicPINN:
             check_positive_float(self.time_period, "time_period")
         if self.noise_std is not None:
             check_positive_float(self.noise_std, "noise_std")
+        if self.uncertainty_check not in (None, "profile"):
+            raise ValidationError(f"uncertainty_check must be 'profile' or None; got "
+                                  f"{self.uncertainty_check!r}")
         if self.time_features not in (None, "fourier", "periodic"):
             raise ValidationError("time_features must be None, 'fourier' or 'periodic'; "
                                   f"got {self.time_features!r}")
-        if self.activation not in ACTIVATIONS:
+        if s["activation"] not in ACTIVATIONS:
             raise ValidationError(f"activation must be one of {sorted(ACTIVATIONS)}; "
-                                  f"got {self.activation!r}")
-        if self.architecture not in ("mlp", "modified"):
+                                  f"got {s['activation']!r}")
+        if s["architecture"] not in ("mlp", "modified"):
             raise ValidationError(f"architecture must be 'mlp' or 'modified'; "
-                                  f"got {self.architecture!r}")
+                                  f"got {s['architecture']!r}")
+        if s["architecture"] == "modified" and len(set(s["hidden"])) != 1:
+            raise ValidationError(f"architecture='modified' needs equal hidden widths; got "
+                                  f"{list(s['hidden'])}")
         if self.causal_eps is not None:
             check_nonnegative_float(self.causal_eps, "causal_eps")
-            if self.n_collocation < self.n_causal_chunks:
+            if s["n_collocation"] < self.n_causal_chunks:
                 raise ValidationError("n_collocation must be at least n_causal_chunks "
-                                      f"({self.n_causal_chunks}); got {self.n_collocation}")
+                                      f"({self.n_causal_chunks}); got {s['n_collocation']}")
         check_seed(self.random_state)
-        self._check_learn()
-        grid = check_eval_grid(self.eval_grid if self.eval_grid is not None
-                               else self._default_grid(), len(p.coordinates), p.coordinates)
+        self._check_learn(s["n_windows"])
+        s["eval_grid"] = check_eval_grid(s["eval_grid"] if s["eval_grid"] is not None
+                                         else self._default_grid(), len(p.coordinates),
+                                         p.coordinates)
         device = self._torch_device()
         threads = resolve_threads(self.n_threads) if device.type == "cpu" else None
         mult = budget_multiplier(self.budget)
         for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
-            steps = getattr(self, name) * mult
+            steps = s[name] * mult
             if not math.isfinite(steps) or steps > MAX_STEPS:
-                raise ValidationError(f"{name}={getattr(self, name)} times the budget {mult:g} "
+                raise ValidationError(f"{name}={s[name]} times the budget {mult:g} "
                                       f"is {steps:.3g} steps; at most {MAX_STEPS:.0e}")
         checkpoint = None
         if self.checkpoint is not None:
@@ -341,12 +398,12 @@ class PeriodicPINN:
         t0, t1 = p.domain_t
         return TrainingPlan(
             dtype=torch.float64 if self.dtype == "float64" else torch.float32, device=device,
-            n_adam=int(round(self.adam_steps * mult)), n_lbfgs=int(round(self.lbfgs_steps * mult)),
-            n_lm=int(round(self.lm_steps * mult)), threads=threads,
-            window_edges=np.linspace(t0, t1, self.n_windows + 1), eval_grid=grid,
-            checkpoint=checkpoint)
+            n_adam=int(round(s["adam_steps"] * mult)),
+            n_lbfgs=int(round(s["lbfgs_steps"] * mult)), n_lm=int(round(s["lm_steps"] * mult)),
+            threads=threads, window_edges=np.linspace(t0, t1, s["n_windows"] + 1),
+            eval_grid=s["eval_grid"], checkpoint=checkpoint, settings=s)
 
-    def _check_learn(self) -> None:
+    def _check_learn(self, n_windows: int) -> None:
         if self.learn is None:
             return
         if not isinstance(self.learn, dict) or not self.learn:
@@ -361,7 +418,11 @@ class PeriodicPINN:
                     or not math.isfinite(float(value)):
                 raise ValidationError(f"learn[{name!r}] must be a finite starting value; "
                                       f"got {value!r}")
-        if self.n_windows != 1:
+            if name in self.problem.positive and not float(value) > 0:
+                raise ValidationError(f"learn[{name!r}] must be positive: {name} is a positive "
+                                      f"coefficient of problem {self.problem.name!r} (learnt "
+                                      f"through its logarithm); got {value!r}")
+        if n_windows != 1:
             raise ValidationError("learning coefficients needs n_windows=1 (one network sees "
                                   "all observations)")
 
@@ -374,16 +435,26 @@ class PeriodicPINN:
             raise ValidationError(f"device must be a torch device name ('cpu', 'cuda', "
                                   f"'cuda:0'); got {self.device!r}") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValidationError(f"device={self.device!r} but CUDA is not available")
+            raise ValidationError(f"device={self.device!r} but CUDA is not available (this "
+                                  "torch build or machine has no usable GPU); use 'cpu'")
+        if device.type == "meta":
+            raise ValidationError("device='meta' holds no values; use 'cpu' or 'cuda'")
+        try:  # torch reports a device it was not built for with AssertionError or RuntimeError
+            torch.zeros(1, device=device)
+        except (AssertionError, RuntimeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first if len(first) <= 120 else first[:117] + "..."
+            raise ValidationError(f"device={self.device!r} is not usable here ({first}); use "
+                                  "'cpu'") from None
         return device
 
-    def _settings_key(self) -> str:
-        key = {k: v for k, v in self.get_params().items() if k not in _NOT_IN_CHECKPOINT_KEY}
+    def _settings_key(self, settings: dict[str, Any]) -> str:
+        """What a checkpoint must match: every setting that changes training, and the
+        problem's fingerprint (coefficients, domains, periodicity, and the source of the
+        residual, initial and boundary functions)."""
+        key = {k: v for k, v in settings.items() if k not in _NOT_IN_CHECKPOINT_KEY}
         key["hidden"] = [int(h) for h in key["hidden"]]
-        p = self.problem
-        key["problem"] = [p.name, {k: float(v) for k, v in p.parameters.items()},
-                          [list(p.domain(c)) for c in p.coordinates], list(p.periodic),
-                          {k: float(v) for k, v in p.periods.items()}, list(p.outputs)]
+        key["problem"] = self.problem.fingerprint()
         return settings_key(key)
 
     def _observations(self, X: Any, y: Any, observed: Any,
@@ -434,11 +505,11 @@ class PeriodicPINN:
 
     # ------------------------------------------------------------------ networks
     def _make_network(self, w: int, gen: torch.Generator, plan: TrainingPlan) -> PINNNetwork:
-        p = self.problem
+        p, s = self.problem, plan.settings
         return PINNNetwork(
-            p.domain_x, plan.window(w), mode=self.mode, n_modes=self.n_modes,
-            time_features=self.time_features, hidden=self.hidden, activation=self.activation,
-            architecture=self.architecture, trainable_frequency=False,
+            p.domain_x, plan.window(w), mode=self.mode, n_modes=s["n_modes"],
+            time_features=self.time_features, hidden=s["hidden"], activation=s["activation"],
+            architecture=s["architecture"], trainable_frequency=False,
             n_time_features=self.n_time_features, time_scale=self.time_scale,
             time_period=self.time_period, generator=gen, domain_y=p.domain_y,
             periodic=p.periodic, periods=p.periods, n_outputs=len(p.outputs),
@@ -452,7 +523,7 @@ class PeriodicPINN:
         out = nn.ModuleDict()
         for c in p.periodic:
             domains = [p.domain(o) for o in p.space if o != c] + [plan.window(w)]
-            out[c] = BoundaryNetwork(domains, (32, 32), self.activation, gen,
+            out[c] = BoundaryNetwork(domains, (32, 32), plan.settings["activation"], gen,
                                      n_fields=len(p.outputs)).to(device=plan.device,
                                                                  dtype=plan.dtype)
         return out
@@ -497,12 +568,13 @@ class PeriodicPINN:
         check_bool(resume, "resume")
         check_bool(overwrite, "overwrite")
         observations = self._observations(X, y, observed, plan)
-        key = self._settings_key()
+        s = plan.settings
+        key = self._settings_key(s)
         state = prepare_checkpoint(plan.checkpoint, resume=resume, overwrite=overwrite,
                                    settings=key, n_windows=plan.n_windows)
         loss = PINNLoss(self.problem, self.mode,
-                        LossWeights(ic=float(self.ic_weight), bc=float(self.bc_weight),
-                                    data=float(self.data_weight),
+                        LossWeights(ic=float(s["ic_weight"]), bc=float(s["bc_weight"]),
+                                    data=float(s["data_weight"]),
                                     causal_eps=None if self.causal_eps is None
                                     else float(self.causal_eps),
                                     n_causal_chunks=int(self.n_causal_chunks)))
@@ -513,14 +585,15 @@ class PeriodicPINN:
             make_group=lambda w, boundary: self._make_group(w, boundary, plan),
             observations=observations,
             settings=dict(mode=self.mode, warm_start=self.warm_start,
-                          n_initial=int(self.n_initial), n_boundary=int(self.n_boundary),
+                          n_initial=int(s["n_initial"]), n_boundary=int(s["n_boundary"]),
                           causal_chunks=(int(self.n_causal_chunks)
                                          if self.causal_eps is not None else None),
                           checkpoint_every=int(self.checkpoint_every),
-                          adam=AdamSettings(float(self.learning_rate), float(self.lr_decay),
-                                            int(self.lr_decay_steps), int(self.resample_every),
-                                            int(self.n_collocation)),
-                          n_collocation=int(self.n_collocation), settings_key=key,
+                          adam=AdamSettings(float(s["learning_rate"]), float(s["lr_decay"]),
+                                            int(s["lr_decay_steps"]), int(s["resample_every"]),
+                                            int(s["n_collocation"])),
+                          n_collocation=int(s["n_collocation"]),
+                          lm_resample_every=int(s["lm_resample_every"]), settings_key=key,
                           seed=int(self.random_state)))
         bar = None
         if self.progress:
@@ -544,15 +617,17 @@ class PeriodicPINN:
         self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (plan.n_adam, plan.n_lbfgs,
                                                                      plan.n_lm)
         self._plan = plan
+        self.settings_ = dict(s)
         with torch.no_grad():
             last = self.tied_[-1].values()
             self.coefficients_ = {k: float(last[k]) for k in (self.learn or {})}
             self.periods_ = {c: float(last[f"period_{c}"]) for c in self.problem.periodic}
-        self.uncertainty_ = None
+        self.uncertainty_ = self.uncertainty_check_ = None
         if observations is not None and plan.n_windows == 1 and (
                 self.learn or self.trainable_frequency):
             with torch_threads(plan.threads):
-                self.uncertainty_ = self._laplace(trainer, observations)
+                self.uncertainty_, self.uncertainty_check_ = self._uncertainty(trainer,
+                                                                              observations)
         self._build_result(observations)
         self._warn_if_suspicious()
         return self
@@ -578,7 +653,7 @@ class PeriodicPINN:
     def _make_group(self, w: int, boundary: dict[str, nn.Module], plan: TrainingPlan):
         from ._tying import window_group
 
-        group = window_group(self.problem, mode=self.mode, n_modes=int(self.n_modes),
+        group = window_group(self.problem, mode=self.mode, n_modes=int(plan.settings["n_modes"]),
                              learn=dict(self.learn or {}), periods=dict(self.problem.periods),
                              trainable_periods=bool(self.trainable_frequency),
                              boundary=boundary,
@@ -610,7 +685,7 @@ class PeriodicPINN:
                                        ("Levenberg-Marquardt", plan.n_lm)) if n > 0]
         hist = self.history_
         ndata = (int(observations.points.shape[0]) if observations is not None
-                 else int(self.n_collocation) * plan.n_windows)
+                 else int(plan.settings["n_collocation"]) * plan.n_windows)
         self.result_ = build_result(
             group=self.group_, uncertainty=self.uncertainty_, data=data, ndata=ndata,
             method=" + ".join(stages) + f", {plan.n_windows} time window(s)",
@@ -621,9 +696,14 @@ class PeriodicPINN:
                             "numpy_version", "settings", "random_seed", "inputs")})
 
     # ------------------------------------------------------------------ results
-    def report(self) -> str:
+    def report(self, min_correl: float = 0.1) -> str:
         """The fit report: settings, figures of merit, coefficients and periods (learnt ones
-        with their standard errors).
+        with their standard errors, and the check of those standard errors).
+
+        Parameters
+        ----------
+        min_correl : float, optional
+            Smallest correlation listed (default 0.1).
 
         Returns
         -------
@@ -633,8 +713,20 @@ class PeriodicPINN:
         p = self.problem
         head = (f"Periodic PINN, problem {p.name!r} ({self.mode} periodicity in "
                 f"{', '.join(p.periodic) or 'no coordinate'}), {len(self.networks_)} time "
-                f"window(s), hidden {tuple(int(h) for h in self.hidden)}")
-        return head + "\n" + self.result_.report()
+                f"window(s), hidden {tuple(int(h) for h in self.settings_['hidden'])}")
+        text = head + "\n" + self.result_.report(min_correl=min_correl)
+        check = getattr(self, "uncertainty_check_", None)
+        if check:
+            lines = ["[[Uncertainty check]] (profile of the objective, networks retrained)"]
+            for name, q in check["quantities"].items():
+                lines.append(f"    {name}: Laplace stderr of {q['free']} "
+                             f"{q['laplace_stderr']:.3g}, profile {q['profile_stderr']:.3g} "
+                             f"({q['ratio']:.2f} times)")
+            if "misfit_ratio" in check:
+                lines.append(f"    misfit / known noise = {check['misfit_ratio']:.3f}")
+            lines += [f"    WARNING: {w}" for w in check["warnings"]]
+            text += "\n" + "\n".join(lines)
+        return text
 
     def to_xarray(self) -> xr.Dataset:
         """The result as one Dataset: fields, errors and loss history with the parameters,
@@ -663,25 +755,46 @@ class PeriodicPINN:
                                   f"{type(ax).__name__}")
         return self.result_.plot(ax=ax, **kwargs)
 
-    def _laplace(self, trainer: Trainer, observations: Observations):
+    def _uncertainty(self, trainer: Trainer, observations: Observations):
+        """The Laplace uncertainty of the learnt quantities and, with ``uncertainty_check``,
+        its check against the profile of the objective (see :mod:`sciTie.pinn._profile`)."""
         from ._functional import WindowParameters
+        from ._profile import profile_check
         from ._sampling import sample_batch
-        from ._uncertainty import laplace
+        from ._uncertainty import in_physical_terms, laplace
+        from ._window import bind
 
-        plan = trainer.plan
+        plan, p = trainer.plan, self.problem
         wp = WindowParameters(self.networks_[0], self.tied_[0], trainer.groups[0],
-                              trainer.templates[0], self.problem)
+                              trainer.templates[0], p)
         gen = torch.Generator().manual_seed(int(self.random_state) + 1)
-        batch = sample_batch(self.problem, plan.window(0), gen,
-                             n_collocation=2 * int(self.n_collocation),
-                             n_initial=int(self.n_initial),
-                             n_boundary=int(self.n_boundary), causal_chunks=None,
+        batch = sample_batch(p, plan.window(0), gen,
+                             n_collocation=2 * int(plan.settings["n_collocation"]),
+                             n_initial=int(plan.settings["n_initial"]),
+                             n_boundary=int(plan.settings["n_boundary"]), causal_chunks=None,
                              compare_faces=self.mode != "hard").to(plan.dtype, plan.device)
         batch.initial_target = trainer.initial_target(0, batch.initial)
-        # every free parameter of the group (coefficients, periods, boundary weights)
+        # every free parameter of the group (coefficients or their logarithms, periods' logs,
+        # boundary weights)
         quantities = [(name, wp.free_offset(name)) for name in wp.free_names]
-        return laplace(wp, trainer.loss, batch, observations, quantities=quantities,
+        free = laplace(wp, trainer.loss, batch, observations, quantities=quantities,
                        noise_std=self.noise_std)
+        learnt = {n: (f"log_{n}" if n in p.positive else n) for n in (self.learn or {})}
+        starts = {n: float(v) for n, v in (self.learn or {}).items()}
+        if self.trainable_frequency:
+            for c in p.periodic:
+                learnt[f"period_{c}"] = f"log_period_{c}"
+                starts[f"period_{c}"] = float(p.periods[c])
+        result = in_physical_terms(free, self.tied_[0], trainer.groups[0], list(learnt))
+        check = None
+        if self.uncertainty_check == "profile":
+            last = self.history_[-1] if self.history_ else {}
+            check = profile_check(
+                wp, lambda: bind(self.networks_[0], self.tied_[0], trainer.templates[0], p),
+                trainer.loss, batch, observations, free, learnt=learnt, starts=starts,
+                noise_known=self.noise_std is not None,
+                damping=float(last["lr"]) if last.get("stage") == 2 else 1e-3)
+        return result, check
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self, what: str) -> None:
@@ -762,7 +875,8 @@ class PeriodicPINN:
         if self.problem.space != ("x",) or len(self.problem.outputs) != 1:
             raise ValidationError("boundary_group describes 1-D problems with one output")
         n_times = check_positive_int(n_times, "n_times")
-        group = periodic_tie_group(self.mode, n_times, bc_weight=float(self.bc_weight or 1.0))
+        group = periodic_tie_group(self.mode, n_times,
+                                   bc_weight=float(self.settings_["bc_weight"] or 1.0))
         traces = self._traces(np.linspace(*self.problem.domain_t, n_times))
         free_keys = {"hard": ("u_left", "ux_left"), "shared": ("g", "gx"),
                      "soft": ("u_left", "u_right", "ux_left", "ux_right")}[self.mode]
@@ -790,11 +904,11 @@ class PeriodicPINN:
         """
         self._check_fitted("evaluate")
         p = self.problem
-        grid = check_eval_grid(sizes if sizes else (self.eval_grid or self._default_grid()),
+        grid = check_eval_grid(sizes if sizes else self.settings_["eval_grid"],
                                len(p.coordinates), p.coordinates)
         from ..provenance import provenance
 
-        settings = {k: v for k, v in self.get_params().items() if k != "problem"}
+        settings = dict(self.settings_)
         attrs: dict[str, Any] = {
             "mode": self.mode,
             "fit_seconds": float(getattr(self, "fit_seconds_", float("nan"))),

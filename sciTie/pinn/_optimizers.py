@@ -161,19 +161,24 @@ class _DampedSystem:
 
 def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
                             state: dict | None, bar: Any, *, damping: float = 1e-3,
-                            max_damping: float = 1e10) -> None:
+                            max_damping: float = 1e10, frozen: tuple[int, ...] = (),
+                            resample_every: int = 0) -> None:
     """Levenberg-Marquardt on the weighted loss rows, on a fixed point set.
 
     Each iteration forms the Jacobian of every row with respect to every trainable number
     (:class:`WindowParameters`), solves the damped Gauss-Newton system and accepts the step if
     the loss falls (then the damping shrinks by 3), else retries with 4 times the damping. It
-    stops early when no step within ``max_damping`` lowers the loss. The loss of a linear PDE
+    stops early when no step within ``max_damping`` lowers the loss. Entries of the trainable
+    vector listed in ``frozen`` are held where they are (their Jacobian columns are zeroed, so
+    the damped step leaves them exactly unchanged). With ``resample_every`` a new point set is
+    drawn every that many iterations (and when no step lowers the loss on the current one),
+    so that the network does not end up fitted to one set of points. The loss of a linear PDE
     is quadratic in the network output, so this is Newton's method in function space
     (the "energy natural gradient" of Müller & Zeinhofer 2023), which is why it reaches
     residuals that first-order methods do not on small networks.
     """
     wp = obj.window_parameters
-    done, batch = 0, None
+    done, batch, start_damping = 0, None, damping
     if state is not None:
         done = state["step"]
         if state["optimizer"] is not None:
@@ -183,6 +188,8 @@ def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
         batch = obj.new_batch(n_collocation)
     causal = None
     while done < n_iter:
+        if resample_every and done > 0 and done % resample_every == 0:
+            batch = obj.new_batch(n_collocation)
         losses = obj.losses(batch)
         obj.check(losses, "lm", done)
         if obj.loss.weights.causal_eps is not None:
@@ -191,6 +198,8 @@ def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
             causal = obj.loss.causal_weights((r ** 2).sum(dim=1))
         x = wp.flat()
         rows, jac = wp.rows(obj.loss, x, batch, obj.data, causal, jacobian=True)
+        if frozen:
+            jac[:, list(frozen)] = 0.0
         loss = float(rows @ rows)
         system = _DampedSystem(jac, rows)
         accepted = False
@@ -211,6 +220,10 @@ def run_levenberg_marquardt(obj: Objective, n_iter: int, n_collocation: int,
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3e}")
         if not accepted:  # no damping lowers the loss: converged for this point set
+            if resample_every and done < n_iter:
+                batch = obj.new_batch(n_collocation)
+                damping = start_damping
+                continue
             if bar is not None:
                 bar.update(n_iter - done)
             break

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -12,6 +12,8 @@ import torch
 from ..errors import ValidationError
 from ._etdrk4 import etdrk4_solve, fourier_interpolate
 from ._fields import Fields, check_output_names
+from ._recipes import settings_of
+from ._user import call_user, source_fingerprint, with_parameters
 
 __all__ = ["PDEProblem", "convection", "allen_cahn", "semilinear_reference"]
 
@@ -76,6 +78,22 @@ class PDEProblem:
     gauge : sequence of str, optional
         Outputs defined only up to a constant (pressure in incompressible flow): their errors
         are measured after removing the spatial mean at each time.
+    positive : sequence of str, optional
+        Coefficients that are positive by their physics (a diffusivity, a viscosity). Learnt
+        from observations, they are trained through their logarithm (``log_<name>`` is the
+        free parameter, ``<name> = exp(log_<name>)``), so they cannot change sign.
+    settings : dict or callable, optional
+        The :class:`PeriodicPINN` settings this problem recommends: a dict, or
+        ``settings(mode=..., quick=..., inverse=...) -> dict``. A ``PeriodicPINN`` uses them
+        for every setting it is not given, and the problem's recipe does the same, so a
+        problem has one set of defaults (see :func:`recommended_settings`).
+
+    Every function is called with the coordinates it needs; ``reference`` (and the ETDRK4
+    terms of :func:`semilinear_reference`) also receive ``parameters`` when they take them (a
+    parameter named ``parameters``, or one more positional parameter than the arrays), so a
+    changed coefficient changes residual and reference together. An exception raised inside
+    any of them is reported as a :class:`~sciTie.errors.ValidationError` naming the function
+    and the line.
     """
 
     residual: Callable[[Fields], Any]
@@ -94,6 +112,9 @@ class PDEProblem:
     units: dict[str, str] = field(default_factory=dict, kw_only=True)
     scored: tuple[str, ...] | None = field(default=None, kw_only=True)
     gauge: tuple[str, ...] = field(default=(), kw_only=True)
+    positive: tuple[str, ...] = field(default=(), kw_only=True)
+    settings: dict[str, Any] | Callable[..., dict[str, Any]] | None = field(default=None,
+                                                                          kw_only=True)
 
     def __post_init__(self) -> None:
         for what in ("residual", "initial"):
@@ -155,6 +176,21 @@ class PDEProblem:
             setattr(self, what, value)
         if self.scored is None:
             self.scored = self.outputs
+        positive = (self.positive,) if isinstance(self.positive, str) else tuple(self.positive)
+        bad = [c for c in positive if c not in self.parameters]
+        if bad:
+            raise ValidationError(f"positive names {bad}, which are not coefficients of the "
+                                  f"problem ({sorted(self.parameters)})")
+        for c in positive:
+            value = self.parameters[c]
+            if isinstance(value, (int, float)) and not value > 0:
+                raise ValidationError(f"coefficient {c!r} is declared positive but is "
+                                      f"{value!r}")
+        self.positive = positive
+        if self.settings is not None and not (isinstance(self.settings, dict)
+                                              or callable(self.settings)):
+            raise ValidationError(f"settings must be a dict or a callable; got "
+                                  f"{type(self.settings).__name__}")
 
     @property
     def space(self) -> tuple[str, ...]:
@@ -188,7 +224,7 @@ class PDEProblem:
     def initial_values(self, *space: np.ndarray) -> dict[str, np.ndarray]:
         """The initial condition as ``{output: values}`` (validated: one finite value per point)."""
         n = np.asarray(space[0]).shape[0]
-        out = self.initial(*space)
+        out = call_user(self.initial, f"problem {self.name!r}: initial", *space)
         if not isinstance(out, dict):
             if len(self.outputs) != 1:
                 raise ValidationError(f"problem {self.name!r}: initial must return a dict "
@@ -212,10 +248,14 @@ class PDEProblem:
         return values
 
     def reference_values(self, *axes: np.ndarray) -> dict[str, np.ndarray] | None:
-        """The reference on a grid as ``{output: array (t, x[, y])}``, or None without one."""
+        """The reference on a grid as ``{output: array (t, x[, y])}``, or None without one.
+
+        The reference receives the problem's ``parameters`` when it takes them.
+        """
         if self.reference is None:
             return None
-        out = self.reference(*axes)
+        out = with_parameters(self.reference, f"problem {self.name!r}: reference", axes,
+                              self.parameters)
         if not isinstance(out, dict):
             out = {self.outputs[0]: out}
         shape = (len(axes[-1]), *(len(a) for a in axes[:-1]))
@@ -227,6 +267,24 @@ class PDEProblem:
                                       f"{arr.shape} for {key!r}; expected {shape} (t, space)")
             values[key] = arr
         return values
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that defines the problem, as plain data (for checkpoints): name,
+        coefficients, domains, periodicity, outputs, and the source of the residual, initial
+        and boundary functions (hashed)."""
+        import hashlib
+
+        def digest(fn: Any) -> str:
+            return hashlib.sha256(source_fingerprint(fn).encode()).hexdigest()
+
+        return {"name": self.name,
+                "parameters": {k: float(v) for k, v in sorted(self.parameters.items())},
+                "domains": {c: list(self.domain(c)) for c in self.coordinates},
+                "periodic": list(self.periodic),
+                "periods": {k: float(v) for k, v in sorted(self.periods.items())},
+                "outputs": list(self.outputs), "positive": list(self.positive),
+                "residual": digest(self.residual), "initial": digest(self.initial),
+                "boundary": digest(self.boundary)}
 
 
 def _number(value, name: str) -> float:
@@ -257,33 +315,45 @@ def convection(beta: float = 30.0) -> PDEProblem:
     def residual(f: Fields) -> torch.Tensor:
         return f.u_t + f.parameters["beta"] * f.u_x
 
-    def reference(x: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return np.sin(np.asarray(x)[None, :] - beta * np.asarray(t)[:, None])
+    def reference(x: np.ndarray, t: np.ndarray,
+                  parameters: dict[str, float] | None = None) -> np.ndarray:
+        speed = beta if parameters is None else parameters["beta"]
+        return np.sin(np.asarray(x)[None, :] - speed * np.asarray(t)[:, None])
 
     return PDEProblem(residual, np.sin, (0.0, 2.0 * math.pi), (0.0, 1.0), reference,
                       name="convection", parameters={"beta": beta},
-                      reference_source="exact solution u = sin(x - beta t)")
+                      reference_source="exact solution u = sin(x - beta t)",
+                      settings=settings_of("convection"))
 
 
-def semilinear_reference(linear: Callable[..., np.ndarray],
-                         nonlinear: Callable[[np.ndarray], np.ndarray],
-                         initial: Callable[..., np.ndarray], domain_x: Sequence[float],
+def semilinear_reference(linear: Callable[..., Any], nonlinear: Callable[..., Any],
+                         initial: Callable[..., Any], domain_x: Sequence[float],
                          domain_t: Sequence[float] = (0.0, 1.0), *,
                          domain_y: Sequence[float] | None = None,
                          n_points: int | Sequence[int] = 2048, dt: float = 1e-3,
-                         oversample: int | None = None) -> Callable[..., np.ndarray]:
-    """A ``reference(x[, y], t)`` function backed by the ETDRK4 spectral solver.
+                         oversample: int | None = None,
+                         parameters: Mapping[str, Any] | None = None,
+                         fields: Sequence[str] | None = None) -> Callable[..., Any]:
+    """A ``reference(x[, y], t, parameters=None)`` function backed by the ETDRK4 solver.
 
-    Solutions are computed on first use for each time grid and cached. Times must form an
-    equally spaced grid from ``domain_t[0]`` (the snapshots then fall exactly on solver steps);
-    values in space use the trigonometric interpolant, so any ``x`` (and ``y``) is allowed.
+    Solutions are computed on first use for each time grid and set of coefficients, and
+    cached. Times must form an equally spaced grid from ``domain_t[0]`` (the snapshots then
+    fall exactly on solver steps); values in space use the trigonometric interpolant, so any
+    ``x`` (and ``y``) is allowed.
+
+    A :class:`PDEProblem` calls its reference with its own ``parameters``: written as
+    ``linear(k, parameters)`` and ``nonlinear(u, parameters)``, the solver's terms then follow
+    every change of a coefficient (a recipe's ``--set problem.parameters.nu=0.1``) together
+    with the residual. One-argument terms keep working; they see no coefficients.
 
     Parameters
     ----------
     linear, nonlinear : callable
-        Fourier symbol ``L(kx[, ky])`` and physical-space ``N(u)`` (see :func:`etdrk4_solve`).
+        Fourier symbol ``L(kx[, ky][, parameters])`` and physical-space
+        ``N(u[, parameters])`` (``N(u, v, ...)`` for several fields; see
+        :func:`etdrk4_solve`).
     initial : callable
-        ``u(x[, y], t0)``.
+        ``u(x[, y], t0)`` (a dict ``{field: values}`` for several fields).
     domain_x, domain_t : (float, float)
         Period interval of ``x`` and time interval.
     domain_y : (float, float), optional
@@ -294,11 +364,16 @@ def semilinear_reference(linear: Callable[..., np.ndarray],
         Largest time step (default 1e-3).
     oversample : int, optional
         Oversampling of the initial condition's projection (default 16 in 1-D, 4 in 2-D).
+    parameters : mapping, optional
+        Coefficients used when the reference is called without them.
+    fields : sequence of str, optional
+        Names of several coupled fields (the reference then returns ``{field: array}``).
 
     Returns
     -------
     callable
-        ``reference(x[, y], t) -> array (len(t), len(x)[, len(y)])``.
+        ``reference(x[, y], t, parameters=None) -> array (len(t), len(x)[, len(y)])`` (a
+        dict of them for several fields).
     """
     domains = [_interval(domain_x, "domain_x")]
     if domain_y is not None:
@@ -306,14 +381,17 @@ def semilinear_reference(linear: Callable[..., np.ndarray],
     t0, _ = _interval(domain_t, "domain_t")
     over = oversample if oversample is not None else (16 if len(domains) == 1 else 4)
     solver_domain = domains[0] if len(domains) == 1 else domains
+    default_parameters = dict(parameters or {})
+    names = ("u",) if fields is None else tuple(fields)
 
     @lru_cache(maxsize=4)
-    def solve(t_final: float, n_snap: int) -> np.ndarray:
-        return etdrk4_solve(linear, nonlinear, initial, domain=solver_domain, t_final=t_final,
-                            n_points=n_points, dt=dt, n_snapshots=n_snap,
-                            oversample=over)["u"].values
+    def solve(t_final: float, n_snap: int, params: tuple) -> dict[str, np.ndarray]:
+        ds = etdrk4_solve(linear, nonlinear, initial, domain=solver_domain, t_final=t_final,
+                          n_points=n_points, dt=dt, n_snapshots=n_snap, oversample=over,
+                          fields=names, parameters=dict(params))
+        return {f: ds[f].values for f in names}
 
-    def reference(*axes: np.ndarray) -> np.ndarray:
+    def reference(*axes: np.ndarray, parameters: Mapping[str, Any] | None = None) -> Any:
         if len(axes) != len(domains) + 1:
             raise ValidationError(f"reference takes {len(domains)} space grid(s) and the "
                                   f"times; got {len(axes)} arrays")
@@ -323,13 +401,34 @@ def semilinear_reference(linear: Callable[..., np.ndarray],
                 np.diff(t), t[-1] / (t.size - 1), rtol=1e-9, atol=1e-12):
             raise ValidationError("reference times must be an equally spaced grid starting at "
                                   f"t0={t0} with at least 2 points")
-        out = solve(round(float(t[-1]), 12), int(t.size))
-        for i, ((a, b), pts) in enumerate(zip(domains, space)):
-            out = fourier_interpolate(out, a, b - a, pts, axis=i + 1)
-        out[0] = initial(*np.meshgrid(*space, indexing="ij"))
-        return out
+        params = default_parameters if parameters is None else dict(parameters)
+        key = tuple(sorted((k, float(v)) for k, v in params.items()))
+        solution = solve(round(float(t[-1]), 12), int(t.size), key)
+        start = call_user(initial, "initial", *np.meshgrid(*space, indexing="ij"))
+        out = {}
+        for f in names:
+            values = solution[f]
+            for i, ((a, b), pts) in enumerate(zip(domains, space)):
+                values = fourier_interpolate(values, a, b - a, pts, axis=i + 1)
+            values[0] = start[f] if isinstance(start, dict) else start
+            out[f] = values
+        return out if fields is not None else out["u"]
 
     return reference
+
+
+def _positive(parameters: dict[str, float]) -> tuple[str, ...]:
+    """The coefficients of a bundled problem that are positive (learnt through their log)."""
+    return tuple(k for k, v in parameters.items() if v > 0)
+
+
+def _diffusion_symbol(*k: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
+    """``-eps |k|^2``: the Fourier symbol of ``eps`` times the Laplacian (1-D or 2-D)."""
+    return -parameters["eps"] * sum(kc ** 2 for kc in k)
+
+
+def _allen_cahn_reaction(u: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
+    return parameters["gamma"] * (u - u ** 3)
 
 
 def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, *, n_points: int = 2048,
@@ -365,11 +464,13 @@ def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, *, n_points: int = 2048,
     def initial(x: np.ndarray) -> np.ndarray:
         return x ** 2 * np.cos(np.pi * x)
 
-    ref = semilinear_reference(lambda k: -eps * k ** 2, lambda u: gamma * (u - u ** 3), initial,
-                               (-1.0, 1.0), (0.0, 1.0), n_points=n_points, dt=dt)
+    parameters = {"eps": eps, "gamma": gamma}
+    ref = semilinear_reference(_diffusion_symbol, _allen_cahn_reaction, initial, (-1.0, 1.0),
+                               (0.0, 1.0), n_points=n_points, dt=dt, parameters=parameters)
     return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn",
-                      parameters={"eps": eps, "gamma": gamma},
-                      reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}")
+                      parameters=parameters, positive=_positive(parameters),
+                      reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
+                      settings=settings_of("allen-cahn"))
 
 
 def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
@@ -411,10 +512,12 @@ def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
     def initial(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         return {"u": -np.cos(x) * np.sin(y), "v": np.sin(x) * np.cos(y)}
 
-    def reference(x: np.ndarray, y: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+    def reference(x: np.ndarray, y: np.ndarray, t: np.ndarray,
+                  parameters: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         X, Y = np.meshgrid(np.asarray(x, dtype=float), np.asarray(y, dtype=float),
                            indexing="ij")
-        F = np.exp(-2.0 * nu * np.asarray(t, dtype=float))[:, None, None]
+        visc = nu if parameters is None else parameters["nu"]
+        F = np.exp(-2.0 * visc * np.asarray(t, dtype=float))[:, None, None]
         return {"u": -np.cos(X) * np.sin(Y) * F, "v": np.sin(X) * np.cos(Y) * F,
                 "p": -0.25 * (np.cos(2 * X) + np.cos(2 * Y)) * F ** 2}
 
@@ -423,7 +526,8 @@ def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
                       name="taylor-green", parameters={"nu": nu},
                       reference_source="exact solution (Taylor & Green 1937)",
                       domain_y=(0.0, two_pi), outputs=("u", "v", "p"), scored=("u", "v"),
-                      gauge=("p",))
+                      gauge=("p",), positive=_positive({"nu": nu}),
+                      settings=settings_of("taylor-green"))
 
 
 def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
@@ -464,10 +568,168 @@ def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
     def initial(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return x ** 2 * np.cos(np.pi * x) + y ** 2 * np.cos(np.pi * y)
 
-    ref = semilinear_reference(lambda kx, ky: -eps * (kx ** 2 + ky ** 2),
-                               lambda u: gamma * (u - u ** 3), initial, (-1.0, 1.0), (0.0, 1.0),
-                               domain_y=(-1.0, 1.0), n_points=n_points, dt=dt)
+    parameters = {"eps": eps, "gamma": gamma}
+    ref = semilinear_reference(_diffusion_symbol, _allen_cahn_reaction, initial, (-1.0, 1.0),
+                               (0.0, 1.0), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
+                               parameters=parameters)
     return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn-2d",
-                      parameters={"eps": eps, "gamma": gamma},
+                      parameters=parameters, positive=_positive(parameters),
                       reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
-                      domain_y=(-1.0, 1.0))
+                      domain_y=(-1.0, 1.0), settings=settings_of("allen-cahn-2d"))
+
+
+def _ks_symbol(k: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
+    """Fourier symbol of ``-beta u_xx - gamma u_xxxx``."""
+    return parameters["beta"] * k ** 2 - parameters["gamma"] * k ** 4
+
+
+def _ks_advection(u: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
+    """``-alpha u u_x`` on a ``2 pi`` period (spectral derivative)."""
+    from ._etdrk4 import spectral_derivative
+
+    return -parameters["alpha"] * u * spectral_derivative(u, 2.0 * math.pi)
+
+
+def kuramoto_sivashinsky(alpha: float = 100.0 / 16.0, beta: float = 100.0 / 16.0 ** 2,
+                         gamma: float = 100.0 / 16.0 ** 4, *, t_final: float = 0.1,
+                         n_points: int = 256, dt: float = 2.5e-5) -> PDEProblem:
+    """Kuramoto-Sivashinsky ``u_t + alpha u u_x + beta u_xx + gamma u_xxxx = 0``.
+
+    JAXPI's chaotic case (``examples/ks_chaotic`` of PredictiveIntelligenceLab/jaxpi: its
+    README and ``data/gen_ks_chaotic.m``): ``x`` in ``[0, 2 pi]`` (periodic),
+    ``alpha = 100 / 16``, ``beta = 100 / 16^2``, ``gamma = 100 / 16^4``,
+    ``u(x, 0) = cos(x) (1 + sin(x))``; JAXPI solves it on ``t`` in ``[0, 1]`` and trains its
+    ablation study on the first tenth of that interval (``time_fraction = 0.1``), the default
+    ``t_final`` here. The fourth-order term is linear, so the reference comes from the ETDRK4
+    Fourier-spectral solver (:func:`etdrk4_solve`; 256 points and ``dt = 2.5e-5`` agree with
+    1024 points to 1e-11 up to ``t = 1``, and with ``dt = 1e-4`` to 2e-10 at ``t = 0.1``; the
+    flow is chaotic, so differences grow about tenfold per 0.1 of time after ``t = 0.4``).
+
+    Parameters
+    ----------
+    alpha, beta, gamma : float, optional
+        Coefficients of the advection, anti-diffusion and hyper-diffusion terms (JAXPI's
+        values by default; ``beta`` and ``gamma`` are positive by their physics).
+    t_final : float, optional
+        End of the time interval (default 0.1, JAXPI's first time window; up to 1 is JAXPI's
+        whole run).
+    n_points : int, optional
+        Spectral grid size of the reference (default 256).
+    dt : float, optional
+        Time step of the reference (default 2.5e-5).
+
+    Returns
+    -------
+    PDEProblem
+    """
+    alpha, beta, gamma = (_number(alpha, "alpha"), _number(beta, "beta"),
+                          _number(gamma, "gamma"))
+    if not (math.isfinite(alpha) and math.isfinite(beta) and math.isfinite(gamma)):
+        raise ValidationError(f"alpha, beta and gamma must be finite; got "
+                              f"{(alpha, beta, gamma)!r}")
+    if not gamma > 0:
+        raise ValidationError(f"gamma must be positive (the hyper-diffusion that makes the "
+                              f"problem well posed); got {gamma!r}")
+    t_final = _number(t_final, "t_final")
+    if not (math.isfinite(t_final) and t_final > 0):
+        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
+
+    def residual(f: Fields) -> torch.Tensor:
+        p = f.parameters
+        return f.u_t + p["alpha"] * f.u * f.u_x + p["beta"] * f.u_xx + p["gamma"] * f.u_xxxx
+
+    def initial(x: np.ndarray) -> np.ndarray:
+        return np.cos(x) * (1.0 + np.sin(x))
+
+    parameters = {"alpha": alpha, "beta": beta, "gamma": gamma}
+    ref = semilinear_reference(_ks_symbol, _ks_advection, initial, (0.0, 2.0 * math.pi),
+                               (0.0, t_final), n_points=n_points, dt=dt, parameters=parameters)
+    return PDEProblem(residual, initial, (0.0, 2.0 * math.pi), (0.0, t_final), ref,
+                      name="kuramoto-sivashinsky", parameters=parameters,
+                      positive=tuple(k for k in ("beta", "gamma") if parameters[k] > 0),
+                      reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
+                      settings=settings_of("kuramoto-sivashinsky"))
+
+
+def _gray_scott_symbols(kx: np.ndarray, ky: np.ndarray,
+                        parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Fourier symbols of ``eps1 Laplacian`` (u) and ``eps2 Laplacian`` (v)."""
+    k2 = kx ** 2 + ky ** 2
+    return -parameters["eps1"] * k2, -parameters["eps2"] * k2
+
+
+def _gray_scott_reaction(u: np.ndarray, v: np.ndarray,
+                         parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    p = parameters
+    uv2 = u * v * v
+    return p["b1"] * (1.0 - u) - p["c1"] * uv2, -p["b2"] * v + p["c2"] * uv2
+
+
+def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float = 1000.0,
+               b2: float = 100.0, c2: float = 1000.0, *, t_final: float = 2.0,
+               n_points: int = 128, dt: float = 5e-4) -> PDEProblem:
+    """The Gray-Scott reaction-diffusion system on the torus ``[-1, 1]^2``::
+
+        u_t = eps1 (u_xx + u_yy) + b1 (1 - u) - c1 u v^2
+        v_t = eps2 (v_xx + v_yy) - b2 v + c2 u v^2
+
+    JAXPI's Gray-Scott case (PredictiveIntelligenceLab/jaxpi, ``examples/grey_scott``, the
+    PirateNet paper's example: ``data/gen_grey_scott.m``): the coefficients above (the
+    chebfun "rolls" example with its reaction rates and time scaled by 1000), ``t`` in
+    ``[0, 2]``, ``u(x, y, 0) = 1 - exp(-10 ((x + 0.05)^2 + (y + 0.02)^2))`` and
+    ``v(x, y, 0) = exp(-10 ((x - 0.05)^2 + (y - 0.02)^2))``. Periodic in ``x`` and ``y`` (the
+    initial data are periodic to 1e-4 at the faces, as in JAXPI's spectral reference). The
+    reference for both fields comes from the 2-D ETDRK4 solver (:func:`etdrk4_solve` with two
+    fields).
+
+    Parameters
+    ----------
+    eps1, eps2 : float, optional
+        Diffusivities of ``u`` and ``v`` (positive).
+    b1, c1, b2, c2 : float, optional
+        Feed, reaction and decay rates.
+    t_final : float, optional
+        End of the time interval (default 2, JAXPI's).
+    n_points : int, optional
+        Spectral grid size per coordinate of the reference (default 128: within 3e-7 of a
+        256^2 grid up to ``t = 2``).
+    dt : float, optional
+        Time step of the reference (default 5e-4; steps of 1e-3 differ by 2e-6, and the
+        scheme is fourth order).
+
+    Returns
+    -------
+    PDEProblem
+    """
+    names = ("eps1", "eps2", "b1", "c1", "b2", "c2")
+    values = [_number(v, n) for v, n in zip((eps1, eps2, b1, c1, b2, c2), names)]
+    if not all(math.isfinite(v) for v in values):
+        raise ValidationError(f"the coefficients must be finite; got {dict(zip(names, values))}")
+    parameters = dict(zip(names, values))
+    if not (parameters["eps1"] > 0 and parameters["eps2"] > 0):
+        raise ValidationError(f"eps1 and eps2 must be positive; got {parameters['eps1']!r}, "
+                              f"{parameters['eps2']!r}")
+    t_final = _number(t_final, "t_final")
+    if not (math.isfinite(t_final) and t_final > 0):
+        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
+
+    def residual(f: Fields) -> tuple[torch.Tensor, torch.Tensor]:
+        p = f.parameters
+        u, v = f.u, f.v
+        uv2 = u * v * v
+        ru = f.u_t - p["eps1"] * (f.u_xx + f.u_yy) - p["b1"] * (1.0 - u) + p["c1"] * uv2
+        rv = f.v_t - p["eps2"] * (f.v_xx + f.v_yy) + p["b2"] * v - p["c2"] * uv2
+        return ru, rv
+
+    def initial(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        return {"u": 1.0 - np.exp(-10.0 * ((x + 0.05) ** 2 + (y + 0.02) ** 2)),
+                "v": np.exp(-10.0 * ((x - 0.05) ** 2 + (y - 0.02) ** 2))}
+
+    ref = semilinear_reference(_gray_scott_symbols, _gray_scott_reaction, initial, (-1.0, 1.0),
+                               (0.0, t_final), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
+                               parameters=parameters, fields=("u", "v"))
+    return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, t_final), ref, name="gray-scott",
+                      parameters=parameters, positive=_positive(parameters),
+                      reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
+                      domain_y=(-1.0, 1.0), outputs=("u", "v"),
+                      settings=settings_of("gray-scott"))

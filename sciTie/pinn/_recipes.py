@@ -1,45 +1,44 @@
-"""Settings measured to work on a 2-core CPU (see benchmarks/pinn_periodic.py)."""
+"""The one set of defaults of every problem: generic ones, and those the bundled problems
+recommend (measured to work on a 2-core CPU; see benchmarks/pinn_periodic.py and
+docs/pinn.rst). :class:`PeriodicPINN` and the ``pinn`` recipe both read them here."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..errors import ValidationError
 
-__all__ = ["recommended_settings", "RECIPE_PROBLEMS"]
+__all__ = ["recommended_settings", "bundled_settings", "RECIPE_PROBLEMS", "RECOMMENDABLE",
+           "GENERIC"]
 
-RECIPE_PROBLEMS = ("convection", "allen-cahn", "taylor-green", "allen-cahn-2d")
+RECIPE_PROBLEMS = ("convection", "allen-cahn", "taylor-green", "allen-cahn-2d",
+                   "kuramoto-sivashinsky", "gray-scott")
+
+#: Settings of a problem without recommendations of its own: one small network over the
+#: whole interval, a short Adam warm-up, then Levenberg-Marquardt (Gauss-Newton) iterations.
+GENERIC: dict[str, Any] = dict(
+    n_windows=1, hidden=(32, 32), n_modes=2, activation="tanh", architecture="mlp",
+    n_collocation=1024, n_initial=256, n_boundary=256, ic_weight=10.0, bc_weight=1.0,
+    adam_steps=500, learning_rate=3e-3, lr_decay=0.9, lr_decay_steps=500, lbfgs_steps=0,
+    lm_steps=40, resample_every=100, lm_resample_every=0, eval_grid=None)
+#: The generic settings shrunk for a demo (``--quick``; seconds, much lower accuracy).
+GENERIC_QUICK: dict[str, Any] = dict(hidden=(16, 16), adam_steps=100, lm_steps=5,
+                                     n_collocation=256, n_initial=64)
+
+#: The :class:`PeriodicPINN` settings a problem may recommend (their constructor default is
+#: None: "the problem's recommendation, else :data:`GENERIC`").
+RECOMMENDABLE = tuple(GENERIC)
 
 
-def recommended_settings(problem: str, *, mode: str = "hard", quick: bool = False,
-                         inverse: bool = False) -> dict[str, Any]:
-    """Keyword arguments for :class:`PeriodicPINN` that work for a bundled problem.
-
-    Forward problems use time marching (windows that each get their own small network, started
-    from the previous one's weights) with a short Adam warm-up followed by Levenberg-Marquardt
-    (Gauss-Newton) iterations in float64, and a large initial-condition weight: on networks of
-    a few thousand weights the Gauss-Newton steps reach residuals that Adam and L-BFGS do not.
-    Inverse problems (observations everywhere) use one window.
-
-    Parameters
-    ----------
-    problem : {"convection", "allen-cahn", "taylor-green", "allen-cahn-2d"}
-        Problem name.
-    mode : {"hard", "soft", "shared"}, optional
-        Periodicity mode (default ``"hard"``).
-    quick : bool, optional
-        A budget small enough for a demo (seconds); accuracy is then much lower.
-    inverse : bool, optional
-        Settings for learning coefficients from observations (one window).
-
-    Returns
-    -------
-    dict
-    """
+def bundled_settings(problem: str, *, mode: str = "hard", quick: bool = False,
+                     inverse: bool = False) -> dict[str, Any]:
+    """What a bundled problem recommends on top of :data:`GENERIC` (see
+    :func:`recommended_settings`)."""
     if problem not in RECIPE_PROBLEMS:
         raise ValidationError(f"problem must be one of {RECIPE_PROBLEMS}; got {problem!r}")
     if problem == "convection":
         # measured (hard, beta = 50): 7.2e-4 in 217 s of CPU (one thread; docs/pinn.rst)
-        kw: dict[str, Any] = dict(n_windows=10, hidden=(32, 32), adam_steps=200,
+        kw: dict[str, Any] = dict(n_windows=10, hidden=(32, 32), n_modes=1, adam_steps=200,
                                   learning_rate=3e-3, lm_steps=60, n_collocation=2000,
                                   n_initial=256, ic_weight=100.0)
         if quick:
@@ -67,20 +66,98 @@ def recommended_settings(problem: str, *, mode: str = "hard", quick: bool = Fals
         if quick:
             kw.update(hidden=(16, 16), n_modes=1, adam_steps=100, lm_steps=6,
                       n_collocation=300, n_initial=64, eval_grid=(24, 24, 5))
+    elif problem == "kuramoto-sivashinsky":
+        kw = dict(n_windows=5, hidden=(32, 32), n_modes=6, adam_steps=200, learning_rate=3e-3,
+                  lm_steps=30, n_collocation=1500, n_initial=512, ic_weight=100.0,
+                  eval_grid=(256, 101))
+        if quick:
+            kw.update(n_windows=2, hidden=(16, 16), n_modes=4, adam_steps=60, lm_steps=6,
+                      n_collocation=400, n_initial=128, eval_grid=(128, 21))
+        if inverse:
+            kw.update(n_windows=1, adam_steps=500, lm_steps=60)
+    elif problem == "gray-scott":
+        kw = dict(n_windows=10, hidden=(32, 32), n_modes=4, adam_steps=200, learning_rate=3e-3,
+                  lm_steps=20, n_collocation=2000, n_initial=1024, ic_weight=100.0,
+                  eval_grid=(64, 64, 21))
+        if quick:
+            kw.update(n_windows=2, hidden=(16, 16), n_modes=2, adam_steps=60, lm_steps=4,
+                      n_collocation=300, n_initial=128, eval_grid=(24, 24, 5))
     else:  # allen-cahn-2d
         kw = dict(n_windows=5, hidden=(32, 32), n_modes=4, adam_steps=300, learning_rate=3e-3,
                   lm_steps=30, n_collocation=2000, n_initial=512, ic_weight=100.0)
         if quick:
             kw.update(n_windows=2, hidden=(16, 16), n_modes=2, adam_steps=60, lm_steps=5,
                       n_collocation=300, n_initial=128, eval_grid=(24, 24, 5))
-    if inverse and problem in ("taylor-green", "allen-cahn-2d"):
+    if inverse and problem in ("taylor-green", "allen-cahn-2d", "gray-scott"):
         kw.update(n_windows=1)
     if quick and inverse:
         kw.update(adam_steps=150, lm_steps=10, n_collocation=400)
-    kw["mode"] = mode
     if mode != "hard":
         # convection (beta = 50) needs a periodicity penalty as strong as the initial condition
         # (Adam + L-BFGS recipe: weight 1 gave soft/shared 6.7e-2 / 1.6e-1, weight 100 gave
         # 5.3e-3 / 1.4e-2; for Allen-Cahn weight 100 made soft worse: 0.19 against 9.4e-2)
         kw["bc_weight"] = kw["ic_weight"] if problem == "convection" else 1.0
     return kw
+
+
+def settings_of(name: str) -> Any:
+    """The ``settings`` a bundled problem's factory attaches to its :class:`PDEProblem`."""
+    return partial(bundled_settings, name)
+
+
+def recommended_settings(problem: Any, *, mode: str = "hard", quick: bool = False,
+                         inverse: bool = False) -> dict[str, Any]:
+    """The settings :class:`PeriodicPINN` uses for a problem when it is not given them.
+
+    :data:`GENERIC` (one network, Adam then Levenberg-Marquardt), overridden by what the
+    problem recommends (:attr:`PDEProblem.settings`). The bundled problems recommend time
+    marching (windows that each get their own small network, started from the previous one's
+    weights) with a short Adam warm-up followed by Levenberg-Marquardt (Gauss-Newton)
+    iterations in float64, and a large initial-condition weight: on networks of a few
+    thousand weights the Gauss-Newton steps reach residuals that Adam and L-BFGS do not.
+    Inverse problems (observations everywhere) use one window. A recipe of the problem uses
+    exactly these settings (``[quick]`` asks for ``quick=True``).
+
+    Parameters
+    ----------
+    problem : PDEProblem or str
+        The problem, or the name of a bundled one (``"convection"``, ``"allen-cahn"``,
+        ``"taylor-green"``, ``"allen-cahn-2d"``).
+    mode : {"hard", "soft", "shared"}, optional
+        Periodicity mode (default ``"hard"``).
+    quick : bool, optional
+        A budget small enough for a demo (seconds); accuracy is then much lower.
+    inverse : bool, optional
+        Settings for learning coefficients or periods from observations (one window).
+
+    Returns
+    -------
+    dict
+        Keyword arguments for :class:`PeriodicPINN` (``mode`` included).
+    """
+    from ._problems import PDEProblem
+
+    base = dict(GENERIC)
+    if quick:
+        base.update(GENERIC_QUICK)
+    if isinstance(problem, str):
+        own = bundled_settings(problem, mode=mode, quick=quick, inverse=inverse)
+    elif isinstance(problem, PDEProblem):
+        spec = problem.settings
+        if spec is None:
+            own = {}
+        elif callable(spec):
+            own = spec(mode=mode, quick=quick, inverse=inverse)
+        else:
+            own = dict(spec)
+        if not isinstance(own, dict):
+            raise ValidationError(f"problem {problem.name!r}: settings must give a dict; got "
+                                  f"{type(own).__name__}")
+    else:
+        raise ValidationError(f"problem must be a PDEProblem or the name of a bundled problem "
+                              f"{RECIPE_PROBLEMS}; got {problem!r}")
+    unknown = sorted(set(own) - set(RECOMMENDABLE))
+    if unknown:
+        raise ValidationError(f"problem settings {unknown} are not settings a problem can "
+                              f"recommend ({', '.join(RECOMMENDABLE)})")
+    return {**base, **own, "mode": mode}

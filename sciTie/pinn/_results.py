@@ -50,8 +50,8 @@ def build_result(*, group: ParameterGroup, uncertainty: Any, data: xr.Dataset, n
     covar = np.zeros((0, 0)) if not free else None
     note = {}
     if uncertainty is not None and free:
-        order = [uncertainty.names.index(n) for n in free]
-        covar = uncertainty.covariance[np.ix_(order, order)]
+        order = [uncertainty.free_names.index(n) for n in free]
+        covar = uncertainty.free_covariance[np.ix_(order, order)]
     elif free:
         note["covar_note"] = ("no observations: the free parameters (shared boundary "
                               "networks) carry no statistical uncertainty")

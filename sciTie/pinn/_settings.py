@@ -188,6 +188,8 @@ class TrainingPlan:
         Evaluation grid sizes.
     checkpoint : Path or None
         Checkpoint file.
+    settings : dict
+        Every setting of the model, the problem's recommendations filled in.
     """
 
     dtype: torch.dtype
@@ -199,6 +201,7 @@ class TrainingPlan:
     window_edges: np.ndarray
     eval_grid: tuple[int, ...]
     checkpoint: Path | None
+    settings: dict[str, Any]
 
     @property
     def n_windows(self) -> int:

@@ -106,7 +106,7 @@ class Trainer:
     settings : dict
         ``mode``, ``warm_start``, ``n_initial``, ``n_boundary``, ``causal_chunks``,
         ``checkpoint_every``, ``adam`` (:class:`AdamSettings`), ``n_collocation``,
-        ``settings_key``, ``seed``.
+        ``lm_resample_every``, ``settings_key``, ``seed``.
     """
 
     def __init__(self, problem: Any, plan: TrainingPlan, loss: PINNLoss,
@@ -129,6 +129,7 @@ class Trainer:
         self.checkpoint_every = settings["checkpoint_every"]
         self.adam = settings["adam"]
         self.n_collocation = settings["n_collocation"]
+        self.lm_resample_every = settings.get("lm_resample_every", 0)
         self.settings_key = settings["settings_key"]
         self.checkpoint: Path | None = plan.checkpoint
         self.generator = torch.Generator().manual_seed(settings["seed"])
@@ -277,6 +278,8 @@ class Trainer:
             if w >= len(self.networks):
                 self._add_window(w)
             obj = WindowObjective(self, w)
+            if w == w0:
+                self.preflight(obj)
             first = STAGE_ORDER.index(stage0) if w == w0 else 0
             for i, stage in enumerate(STAGE_ORDER[first:], start=first):
                 st = resumed if (w == w0 and i == first) else None
@@ -289,6 +292,23 @@ class Trainer:
             else:
                 self.save(w, "done", 0, None, None)
 
+    def preflight(self, obj: WindowObjective) -> None:
+        """Evaluate the loss once on a handful of points before any training, so that a
+        residual (or initial or boundary function) that fails is reported at once, not
+        minutes later; pointwise too when the Gauss-Newton stage or the uncertainty of an
+        inverse problem will evaluate it under :func:`torch.vmap`."""
+        n = max(4, self.causal_chunks or 0)
+        batch = sample_batch(self.problem, self.plan.window(obj.w),
+                             torch.Generator().manual_seed(0), n_collocation=n, n_initial=4,
+                             n_boundary=4, causal_chunks=self.causal_chunks,
+                             compare_faces=self.mode != "hard").to(self.plan.dtype,
+                                                                   self.plan.device)
+        batch.initial_target = self.initial_target(obj.w, batch.initial)
+        obj.losses(batch)
+        if self.plan.n_lm > 0 or self.observations is not None:
+            wp = obj.window_parameters
+            wp.rows(self.loss, wp.flat(), batch, obj.data, None, jacobian=False)
+
     def _run_stage(self, stage: str, obj: WindowObjective, n: int, state: dict | None,
                    bar: Any) -> None:
         if stage == "adam":
@@ -296,4 +316,5 @@ class Trainer:
         elif stage == "lbfgs":
             run_lbfgs(obj, n, 2 * self.n_collocation, state, bar)
         else:
-            run_levenberg_marquardt(obj, n, self.n_collocation, state, bar)
+            run_levenberg_marquardt(obj, n, self.n_collocation, state, bar,
+                                    resample_every=self.lm_resample_every)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..core import ParameterGroup
+from ..errors import ValidationError
 
 __all__ = ["periodic_tie_group", "window_group"]
 
@@ -43,9 +44,9 @@ def periodic_tie_group(mode: str, n_times: int, *, bc_weight: float = 1.0,
     sciTie.ParameterGroup
     """
     if mode not in ("hard", "soft", "shared"):
-        raise ValueError(f"mode must be 'hard', 'soft' or 'shared'; got {mode!r}")
+        raise ValidationError(f"mode must be 'hard', 'soft' or 'shared'; got {mode!r}")
     if isinstance(n_times, bool) or int(n_times) != n_times or n_times < 1:
-        raise ValueError(f"n_times must be a positive integer; got {n_times!r}")
+        raise ValidationError(f"n_times must be a positive integer; got {n_times!r}")
     n = int(n_times)
     g = ParameterGroup(name)
     for key, what in (("u_left", "u(a, t_i)"), ("u_right", "u(b, t_i)"),
@@ -62,7 +63,7 @@ def periodic_tie_group(mode: str, n_times: int, *, bc_weight: float = 1.0,
             g.tie(f"ux_{end}", to="gx")
     else:
         if not (math.isfinite(bc_weight) and bc_weight > 0):
-            raise ValueError(f"bc_weight must be positive for mode='soft'; got {bc_weight!r}")
+            raise ValidationError(f"bc_weight must be positive for mode='soft'; got {bc_weight!r}")
         sigma = math.sqrt(n / bc_weight)
         for i in range(n):
             for jump, pre in (("jump", "u"), ("jump_x", "ux")):
@@ -82,9 +83,11 @@ def window_group(problem, *, mode: str, n_modes: int, learn: dict[str, float],
     tie exactly (the gradient of the free vector is ``G^T`` times the slot gradient).
 
     - every PDE coefficient (free when learnt from observations, ``learn``), read by the
-      residual as ``f.parameters[name]``;
-    - in hard mode, the period ``period_<c>`` of each periodic coordinate (free when
-      ``trainable_periods``) and the K harmonic frequencies of its embedding,
+      residual as ``f.parameters[name]``; a learnt coefficient the problem declares
+      ``positive`` is the expression ``exp(log_<name>)`` of a free ``log_<name>``;
+    - in hard mode, the period ``period_<c>`` of each periodic coordinate (when
+      ``trainable_periods``, ``exp(log_period_<c>)`` of a free ``log_period_<c>``: a period
+      cannot reach zero) and the K harmonic frequencies of its embedding,
       ``frequency_<c>[0] = 2 pi / period_<c>`` and ``frequency_<c>[k] = (k + 1)
       frequency_<c>[0]``: one free period shared by all the features of the coordinate;
     - in shared mode, the weights of the boundary network of each periodic coordinate
@@ -122,14 +125,31 @@ def window_group(problem, *, mode: str, n_modes: int, learn: dict[str, float],
     group = ParameterGroup(name, description=f"periodic PINN, problem {problem.name!r}")
     for name, value in problem.parameters.items():
         learnt = name in learn
-        group.add(Parameter(name, float(learn.get(name, value)), vary=learnt,
-                            unit=problem.units.get(name, ""),
+        unit = problem.units.get(name, "")
+        if learnt and name in problem.positive:
+            # positive by its physics: trained through its logarithm, so it cannot change sign
+            group.add(Parameter(f"log_{name}", math.log(float(learn[name])),
+                                description=f"natural logarithm of {name} (learnt)"))
+            group.add(Parameter(name, float(learn[name]), expr=f"exp(log_{name})", unit=unit,
+                                description="PDE coefficient (learnt, positive)"))
+            continue
+        group.add(Parameter(name, float(learn.get(name, value)), vary=learnt, unit=unit,
                             description="PDE coefficient" + (" (learnt)" if learnt else "")))
     if mode == "hard":
         for c in problem.periodic:
             p = f"period_{c}"
-            group.add(Parameter(p, float(periods[c]), vary=bool(trainable_periods), min=0.0,
-                                unit=problem.units.get(c, ""), description=f"period of {c}"))
+            if trainable_periods:
+                # a period is positive: trained through its logarithm, it cannot reach or cross
+                # zero (where the embedding's frequency 2 pi / period would flip sign)
+                group.add(Parameter(f"log_{p}", math.log(float(periods[c])),
+                                    description=f"natural logarithm of the period of {c}"))
+                group.add(Parameter(p, float(periods[c]), expr=f"exp(log_{p})",
+                                    unit=problem.units.get(c, ""),
+                                    description=f"period of {c} (learnt)"))
+            else:
+                group.add(Parameter(p, float(periods[c]), vary=False,
+                                    unit=problem.units.get(c, ""),
+                                    description=f"period of {c}"))
             w = 2.0 * math.pi / float(periods[c])
             group.add(Parameter(f"frequency_{c}", w * np.arange(1, n_modes + 1),
                                 description=f"harmonic frequencies of the {c} embedding"))

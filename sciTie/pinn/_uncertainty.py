@@ -22,7 +22,8 @@ compensate (representation error, not information) is projected out first.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from ._functional import WindowParameters
 from ._losses import Observations, PINNLoss
 from ._sampling import Batch
 
-__all__ = ["LaplaceResult", "laplace"]
+__all__ = ["LaplaceResult", "laplace", "in_physical_terms"]
 
 
 @dataclass
@@ -41,7 +42,7 @@ class LaplaceResult:
     Attributes
     ----------
     names : list of str
-        Free parameters of the window's group: ``"beta"``, ``"period_x"`` ...
+        The learnt quantities: coefficients and periods (``"beta"``, ``"period_x"`` ...).
     values : numpy.ndarray
         Estimates.
     covariance : numpy.ndarray
@@ -50,6 +51,17 @@ class LaplaceResult:
         The observation noise used (estimated from the data misfit unless given).
     n_observations : int
         Number of observations.
+    free_names : list of str
+        The free parameters of the window's group the approximation was computed for
+        (``"log_eps"`` for a positive coefficient, boundary-network weights ...).
+    free_values, free_covariance : numpy.ndarray
+        Their values and covariance; the quantities' covariance is ``J C J^T`` with
+        ``J = d quantities / d free`` (the group's tie matrix at the estimate).
+    physics_precision : float
+        ``mu``: the weight the physics rows were given (see :func:`laplace`).
+    misfit_std : float
+        ``sqrt(sum(data misfit**2) / (n - k))``: the noise the fit leaves (equal to
+        ``noise_std`` unless that was given).
     """
 
     names: list[str]
@@ -57,6 +69,11 @@ class LaplaceResult:
     covariance: np.ndarray
     noise_std: float
     n_observations: int
+    free_names: list[str] = field(default_factory=list)
+    free_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    free_covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    physics_precision: float = float("nan")
+    misfit_std: float = float("nan")
 
     @property
     def stderr(self) -> np.ndarray:
@@ -108,11 +125,8 @@ def laplace(wp: WindowParameters, loss: PINNLoss, batch: Batch, data: Observatio
     r_d, j_d = rows[-n_obs:] / scale_d, jac[-n_obs:] / scale_d
     j_r = jac[:-n_obs]
     k = len(quantities)
-    if noise_std is None:
-        dof = max(n_obs - k, 1)
-        sigma2 = float(r_d @ r_d) / dof
-    else:
-        sigma2 = float(noise_std) ** 2
+    misfit2 = float(r_d @ r_d) / max(n_obs - k, 1)
+    sigma2 = misfit2 if noise_std is None else float(noise_std) ** 2
     idx = [q[1] for q in quantities]
     # The physics rows must not inform theta by themselves: in function space every theta has
     # its solution, so whatever part of d r / d theta the network weights cannot compensate is
@@ -149,4 +163,33 @@ def laplace(wp: WindowParameters, loss: PINNLoss, batch: Batch, data: Observatio
     cov = (e.T @ inv @ e).cpu().double().numpy()
     values = x[idx].cpu().double().numpy().copy()
     names = [name for name, _ in quantities]
-    return LaplaceResult(names, values, 0.5 * (cov + cov.T), math.sqrt(sigma2), n_obs)
+    cov = 0.5 * (cov + cov.T)
+    return LaplaceResult(names, values, cov, math.sqrt(sigma2), n_obs, free_names=list(names),
+                         free_values=values.copy(), free_covariance=cov.copy(),
+                         physics_precision=float(mu), misfit_std=math.sqrt(misfit2))
+
+
+def in_physical_terms(result: LaplaceResult, tied: Any, group: Any,
+                      quantities: list[str]) -> LaplaceResult:
+    """The covariance of ``quantities`` (slots: coefficients, periods) from that of the free
+    parameters, through the group's tie map: ``J C J^T`` with ``J`` the rows of
+    ``G = d slots / d free`` (exact for linear ties; for ``exp(log_eps)`` the delta method).
+
+    Parameters
+    ----------
+    result : LaplaceResult
+        Computed for every free parameter of the group, in the free vector's order.
+    tied : sciTie.core.torch.TiedParameters
+        The trained group.
+    group : sciTie.ParameterGroup
+        The group it was built from (slot indices).
+    quantities : list of str
+        Names of the learnt quantities.
+    """
+    g = tied.tie_matrix()
+    rows = [int(group.slot_index(name)) for name in quantities]
+    jac = np.asarray(g[rows, :].todense(), dtype=float)
+    slots = tied.slots().detach().cpu().double().numpy()
+    cov = jac @ result.free_covariance @ jac.T
+    return replace(result, names=list(quantities), values=slots[rows].copy(),
+                   covariance=0.5 * (cov + cov.T))

@@ -67,7 +67,7 @@ def boundary_names(group: Any, templates: Mapping[str, nn.Module]) -> dict[str, 
                   for n, _ in module.named_parameters(remove_duplicate=False)}
         missing = [g for g in out[c].values() if g not in group]
         if missing:  # pragma: no cover - a naming change in the bridge
-            raise KeyError(f"boundary network {c}: {missing[:3]} not in the group")
+            raise RuntimeError(f"boundary network {c}: {missing[:3]} not in the group")
     return out
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..errors import ValidationError
 from ._etdrk4 import etdrk4_solve, fourier_interpolate
 
 __all__ = ["load_convection", "load_allen_cahn", "load_taylor_green", "load_allen_cahn_2d",
@@ -15,7 +16,7 @@ __all__ = ["load_convection", "load_allen_cahn", "load_taylor_green", "load_alle
 
 def _grid_size(value: int, what: str, minimum: int = 2) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}; got {value!r}")
+        raise ValidationError(f"{what} must be an integer >= {minimum}; got {value!r}")
     return int(value)
 
 
@@ -36,7 +37,7 @@ def load_convection(beta: float = 30.0, *, n_x: int = 256, n_t: int = 101) -> xr
     """
     beta = float(beta)
     if not math.isfinite(beta):
-        raise ValueError(f"beta must be finite; got {beta!r}")
+        raise ValidationError(f"beta must be finite; got {beta!r}")
     x = np.linspace(0.0, 2.0 * math.pi, _grid_size(n_x, "n_x"))
     t = np.linspace(0.0, 1.0, _grid_size(n_t, "n_t"))
     u = np.sin(x[None, :] - beta * t[:, None])

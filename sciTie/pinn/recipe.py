@@ -7,6 +7,7 @@ A bundled problem::
 
     [problem]
     name = "convection"             # convection | allen-cahn | taylor-green | allen-cahn-2d
+                                    # | kuramoto-sivashinsky | gray-scott
     parameters = { beta = 50.0 }
 
     [model]
@@ -45,9 +46,10 @@ import numpy as np
 
 from ..core.summary import RunSummary
 from ..recipes import Field, Option, Recipe, RecipeKind, Table, read_table
-from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection,
-                        semilinear_reference, taylor_green)
-from ._recipes import RECIPE_PROBLEMS, recommended_settings
+from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, gray_scott,
+                        kuramoto_sivashinsky, semilinear_reference, taylor_green)
+from ._recipes import recommended_settings
+from ._user import takes_parameters
 
 __all__ = ["KIND", "SCHEMA", "build_problem", "model_settings"]
 
@@ -57,7 +59,11 @@ BUILTIN: dict[str, tuple[Callable[..., PDEProblem], tuple[str, ...]]] = {
     "allen-cahn": (allen_cahn, ("eps", "gamma")),
     "taylor-green": (taylor_green, ("nu",)),
     "allen-cahn-2d": (allen_cahn_2d, ("eps", "gamma")),
+    "kuramoto-sivashinsky": (kuramoto_sivashinsky, ("alpha", "beta", "gamma")),
+    "gray-scott": (gray_scott, ("eps1", "eps2", "b1", "c1", "b2", "c2")),
 }
+#: bundled problems whose time interval ends where the recipe says (problem.t_final)
+WITH_T_FINAL = ("taylor-green", "kuramoto-sivashinsky", "gray-scott")
 
 _INTERVAL = "a pair [start, end] with end > start"
 
@@ -90,6 +96,8 @@ _MODEL_FIELDS = {
     "lr_decay_steps": Field("int", "steps per decay factor", minimum=1),
     "lbfgs_steps": Field("int", "L-BFGS iterations per window", minimum=0),
     "lm_steps": Field("int", "Levenberg-Marquardt iterations per window", minimum=0),
+    "lm_resample_every": Field("int", "Levenberg-Marquardt iterations between new points "
+                               "(0: one point set per window)", minimum=0),
     "resample_every": Field("int", "Adam steps between new collocation points", minimum=1),
     "causal_eps": Field("float", "causal weighting strength", minimum=0.0),
     "n_causal_chunks": Field("int", "causal time chunks", minimum=1),
@@ -111,6 +119,8 @@ SCHEMA = Table({
         "domain_x": Field("list[float]", "interval of x (one period if periodic)",
                           check=_interval_check),
         "domain_y": Field("list[float]", "interval of y (2-D problems)", check=_interval_check),
+        "t_final": Field("float", "end of the time interval of a bundled problem that takes "
+                         "one (" + ", ".join(WITH_T_FINAL) + ")", minimum=0.0),
         "domain_t": Field("list[float]", "time interval", default=[0.0, 1.0],
                           check=_interval_check),
         "periodic": Field("list[str]", "periodic coordinates (default: all spatial)"),
@@ -181,6 +191,26 @@ def _function(recipe: Recipe, module: ModuleType, key: str) -> Callable[..., Any
     return fn
 
 
+def _warn_if_blind(recipe: Recipe, parameters: dict[str, float],
+                   functions: dict[str, tuple[Callable[..., Any], int]]) -> None:
+    """Warn when no function of the reference can see the problem's coefficients: a changed
+    coefficient (``--set problem.parameters.nu=0.1``) would then change the residual but not
+    the reference, and the reported error would be against the wrong solution."""
+    if not parameters or any(takes_parameters(fn, n) for fn, n in functions.values()):
+        return
+    import warnings
+
+    from ..errors import FitWarning, location
+
+    names = ", ".join(functions)
+    where = location(recipe.path or f"<recipe {recipe.name}>", key="problem.parameters")
+    warnings.warn(f"{where}: {names} do(es) not take the "
+                  f"problem's parameters ({', '.join(parameters)}), so the reference ignores "
+                  "them and the reported error is against a solution that does not follow a "
+                  "changed coefficient. Give the function a last argument `parameters` (a "
+                  "dict: parameters['nu']) to use them.", FitWarning, stacklevel=2)
+
+
 def build_problem(recipe: Recipe) -> PDEProblem:
     """The :class:`PDEProblem` a recipe describes (bundled, or from the user's file)."""
     p = recipe.settings["problem"]
@@ -196,7 +226,14 @@ def build_problem(recipe: Recipe) -> PDEProblem:
             raise recipe.error(f"problem.parameters: {p['name']} has coefficients "
                                f"{', '.join(known)}; unknown {', '.join(unknown)}",
                                "problem.parameters")
-        problem = factory(**{k: float(v) for k, v in params.items()})
+        kwargs = {k: float(v) for k, v in params.items()}
+        if p["t_final"] is not None:
+            if p["name"] not in WITH_T_FINAL:
+                raise recipe.error(f"problem.t_final: {p['name']} has a fixed time interval "
+                                   f"(t_final is for {', '.join(WITH_T_FINAL)})",
+                                   "problem.t_final")
+            kwargs["t_final"] = float(p["t_final"])
+        problem = factory(**kwargs)
         if p["periods"]:
             problem = replace(problem, periods={k: float(v) for k, v in p["periods"].items()})
         return problem
@@ -205,21 +242,30 @@ def build_problem(recipe: Recipe) -> PDEProblem:
     initial = _function(recipe, module, "problem.initial")
     boundary = _function(recipe, module, "problem.boundary") if p["boundary"] else None
     reference, source = None, ""
+    parameters = {k: float(v) for k, v in params.items()}
+    n_space = 2 if p["domain_y"] else 1
     if p["reference"]:
         reference, source = _function(recipe, module, "problem.reference"), "exact solution " \
             f"({p['reference']} in {p['file']})"
+        _warn_if_blind(recipe, parameters, {"problem.reference": (reference, n_space + 1)})
     elif p["etdrk4"]["linear"] is not None:
         e = p["etdrk4"]
-        if p["periodic"] is not None and len(p["periodic"]) < (2 if p["domain_y"] else 1):
+        if p["periodic"] is not None and len(p["periodic"]) < n_space:
             raise recipe.error("problem.etdrk4 needs every spatial coordinate periodic",
                                "problem.etdrk4")
+        linear = _function(recipe, module, "problem.etdrk4.linear")
+        nonlinear = _function(recipe, module, "problem.etdrk4.nonlinear")
+        outputs = tuple(p["outputs"])
+        _warn_if_blind(recipe, parameters, {"problem.etdrk4.linear": (linear, n_space),
+                                            "problem.etdrk4.nonlinear": (nonlinear,
+                                                                         len(outputs))})
         reference = semilinear_reference(
-            _function(recipe, module, "problem.etdrk4.linear"),
-            _function(recipe, module, "problem.etdrk4.nonlinear"), initial, p["domain_x"],
-            p["domain_t"], domain_y=p["domain_y"], n_points=e["n_points"], dt=e["dt"])
+            linear, nonlinear, initial, p["domain_x"], p["domain_t"], domain_y=p["domain_y"],
+            n_points=e["n_points"], dt=e["dt"], parameters=parameters,
+            fields=outputs if len(outputs) > 1 else None)
         source = f"ETDRK4 Fourier spectral, {e['n_points']} points, dt={e['dt']}"
     return PDEProblem(residual, initial, tuple(p["domain_x"]), tuple(p["domain_t"]), reference,
-                      name=recipe.name, parameters={k: float(v) for k, v in params.items()},
+                      name=recipe.name, parameters=parameters,
                       reference_source=source,
                       domain_y=tuple(p["domain_y"]) if p["domain_y"] else None,
                       periodic=tuple(p["periodic"]) if p["periodic"] is not None else None,
@@ -227,21 +273,13 @@ def build_problem(recipe: Recipe) -> PDEProblem:
                       units=dict(p["units"]))
 
 
-def model_settings(recipe: Recipe, inverse: bool) -> dict[str, Any]:
-    """PeriodicPINN keyword arguments: the bundled problem's recipe (or generic settings),
+def model_settings(recipe: Recipe, problem: PDEProblem, inverse: bool) -> dict[str, Any]:
+    """PeriodicPINN keyword arguments: the problem's one set of defaults
+    (:func:`recommended_settings`, the same the Python API uses; ``[quick]`` shrinks them),
     with every ``[model]`` key the recipe sets on top."""
     m = recipe.settings["model"]
-    name = recipe.settings["problem"]["name"]
-    quick = recipe.settings["fit"]["quick"]
-    if name in RECIPE_PROBLEMS:
-        kw = recommended_settings(name, mode=m["mode"], quick=quick, inverse=inverse)
-    else:  # your own PDE: one network, Adam then Gauss-Newton
-        kw = dict(mode=m["mode"], hidden=(32, 32), n_modes=2, adam_steps=500,
-                  learning_rate=3e-3, lm_steps=40, n_collocation=1024, n_initial=256,
-                  ic_weight=10.0)
-        if quick:
-            kw.update(hidden=(16, 16), adam_steps=100, lm_steps=5, n_collocation=256,
-                      n_initial=64)
+    kw = recommended_settings(problem, mode=m["mode"], quick=recipe.settings["fit"]["quick"],
+                              inverse=inverse)
     for key, value in m.items():
         if key != "mode" and value is not None:
             kw[key] = tuple(value) if key in ("hidden", "eval_grid") else value
@@ -258,6 +296,9 @@ def check(recipe: Recipe) -> None:
                            "problem.file (your residual in a Python file)", "problem")
     if p["file"] is not None and p["domain_x"] is None:
         raise recipe.error("problem.domain_x is required with problem.file", "problem.domain_x")
+    if p["file"] is not None and p["t_final"] is not None:
+        raise recipe.error("problem.t_final is for a bundled problem; your own PDE's time "
+                           "interval is problem.domain_t", "problem.t_final")
     if p["name"] is not None:
         for key in ("residual", "initial", "boundary", "reference", "domain_x", "domain_y"):
             default = SCHEMA.fields["problem"].fields[key].default
@@ -270,8 +311,8 @@ def check(recipe: Recipe) -> None:
         problem = build_problem(recipe)
         from ._model import PeriodicPINN
 
-        PeriodicPINN(problem, **model_settings(recipe, bool(recipe.settings["inverse"]
-                                                            ["learn"])))._validate()
+        PeriodicPINN(problem, **model_settings(recipe, problem, bool(
+            recipe.settings["inverse"]["learn"])))._validate()
     except ValidationError as exc:
         raise recipe.error(str(exc), "model") from None
     _inverse_plan(recipe, problem, load=False)
@@ -356,7 +397,7 @@ def run(recipe: Recipe) -> RunSummary:
     problem = build_problem(recipe)
     plan = _inverse_plan(recipe, problem)
     f, inv = recipe.settings["fit"], recipe.settings["inverse"]
-    settings = model_settings(recipe, plan is not None)
+    settings = model_settings(recipe, problem, plan is not None)
     learner, fit_args = problem, {}
     if plan is not None:
         if plan["learn_period"]:
@@ -381,9 +422,9 @@ def run(recipe: Recipe) -> RunSummary:
                                                       "final_loss") if k in stats}
     metrics.update({k: v for k, v in stats.items() if k.startswith("rel_l2_")})
     metrics.update(fit_cpu_seconds=model.fit_cpu_seconds_,
-                   adam_steps=model.n_adam_steps_ * model.n_windows,
-                   lbfgs_steps=model.n_lbfgs_steps_ * model.n_windows,
-                   lm_steps=model.n_lm_steps_ * model.n_windows)
+                   adam_steps=model.n_adam_steps_ * len(model.networks_),
+                   lbfgs_steps=model.n_lbfgs_steps_ * len(model.networks_),
+                   lm_steps=model.n_lm_steps_ * len(model.networks_))
     lines = [model.report()]
     if model.uncertainty_ is not None:
         truth = {**problem.parameters, **{f"period_{c}": v for c, v in problem.periods.items()}}
@@ -397,6 +438,11 @@ def run(recipe: Recipe) -> RunSummary:
                 line += (f" (truth {truth[n]:.6g}, {(v - truth[n]) / s:+.2f} standard errors; "
                          f"{inv['n_obs']} synthetic observations, noise {inv['noise']:g})")
             lines.append(line)
+        check = model.uncertainty_check_
+        if check:
+            for n, q in check["quantities"].items():
+                metrics[f"learnt_{n}_profile_ratio"] = float(q["ratio"])
+            metrics["uncertainty_warnings"] = len(check["warnings"])
     if "rel_l2" in metrics:
         lines.append(f"  relative L2 {metrics['rel_l2']:.3e} against {problem.reference_source}")
     lines.append(f"  periodicity violation {metrics['periodicity_violation']:.1e}")
