@@ -20,7 +20,8 @@ n_threads      ``SCITIE_N_THREADS``    CPU threads a fit may use (torch during P
                                        training; restored afterwards). None: automatic
 hmm_threads    ``SCITIE_HMM_THREADS``  threads over sequences in the compiled HMM E-step
                                        (1: serial, measured faster on 2 shared cores)
-progress       ``SCITIE_PROGRESS``     show progress bars (true/false)
+progress       ``SCITIE_PROGRESS``     show progress bars on long fits (true/false; default:
+                                       whether standard error is a terminal)
 =============  ======================  =====================================================
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import contextvars
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -88,6 +90,14 @@ def _boolean(value: Any, what: str) -> bool:
     raise ValidationError(f"{what} must be true or false, got {value!r}")
 
 
+def _stderr_is_terminal() -> bool:
+    """Progress bars by default only where someone watches (not in pipes, logs or tests)."""
+    try:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
+
+
 def default_cache_dir() -> str:
     """The user's cache folder for sciTie, as each platform keeps them.
 
@@ -116,7 +126,7 @@ _SETTINGS: dict[str, tuple[tuple[str, ...], Any, Callable[[Any, str], Any]]] = {
     "budget": (("SCITIE_BUDGET", "SCITIE_PINN_BUDGET"), 1.0, _positive_float),
     "n_threads": (("SCITIE_N_THREADS",), None, _threads),
     "hmm_threads": (("SCITIE_HMM_THREADS",), 1, _positive_int),
-    "progress": (("SCITIE_PROGRESS",), False, _boolean),
+    "progress": (("SCITIE_PROGRESS",), lambda: _stderr_is_terminal(), _boolean),
 }
 
 _explicit: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar(

@@ -405,3 +405,23 @@ def test_partitions_hold_whole_sequences_and_balance_rows():
         expected = sorted(cuts | {0, lengths.size})
         assert [a for a, _ in ranges] + [ranges[-1][1]] == expected
         assert all(a < b for a, b in ranges)
+
+
+def test_the_hmm_threads_setting_travels_to_the_workers(monkeypatch):
+    """Settings are per process: the E-step task runs under the client's hmm_threads."""
+    import sciTie
+    from sciTie.hmm import _distributed
+
+    X = np.random.default_rng(0).normal(size=(200, 1))
+    model = TiedGaussianHMM(2, n_iter=1, random_state=0).fit(X)
+    with sciTie.config_context(hmm_threads=3):
+        skeleton = _distributed._shipped(model, with_params=False)
+    seen = []
+    monkeypatch.setattr(type(model), "_do_estep", lambda self, X, lengths: (
+        seen.append(sciTie.get_config()["hmm_threads"]) or
+        (self._initialize_sufficient_statistics(), 0.0)))
+    part = _distributed.HMMPartition(X=X, lengths=np.array([200]), start=0, first_sequence=0,
+                                     origin="rows 0-199")
+    assert sciTie.get_config()["hmm_threads"] == 1  # this process: the default
+    _distributed._estep(part, skeleton, _distributed._fitted_params(model))
+    assert seen == [3]

@@ -332,3 +332,40 @@ def test_the_report_says_maximum_likelihood_or_map():
     assert m.estimation() == "maximum likelihood"
     assert "maximum likelihood" in m.result_.method
     assert TiedPoissonHMM(2, lambdas_prior=1.0).estimation().startswith("MAP (lambdas_prior=1")
+
+
+# ---------------------------------------------------------------- the command line, as a user
+def test_the_command_line_holds_constant_means_and_reaches_the_maximum_likelihood(
+        tmp_path, monkeypatch):
+    """Issue 18's check: three means fixed at 0 by ``--tie``, ``covars_prior=0`` by ``--set``,
+    default starts: the means are exactly 0, 11 free parameters, maximum likelihood, and the
+    log-likelihood of a direct maximisation."""
+    import json
+
+    from sciTie.cli import main
+
+    s, T = _chain(3, 0.93)
+    em = dict(means=np.zeros((3, 1)), covars=np.array([[0.25], [2.25], [16.0]]))
+    kw = dict(n_components=3, ties=[f"means[{k}] = 0" for k in range(3)], covars_prior=0)
+    X, truth = _simulate(TiedGaussianHMM, kw, (s, T, em), 1500)
+    np.savetxt(tmp_path / "r.csv", X, header="r", comments="", delimiter=",")
+    monkeypatch.chdir(tmp_path)
+    argv = ["fit", "hmm", "--data", "r.csv", "--column", "r", "--family", "gaussian",
+            "--states", "3", *sum((["--tie", t] for t in kw["ties"]), []),
+            "--set", "model.covars_prior=0", "--json", "out.json"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    for k in range(3):
+        assert out["parameters"][f"means[{k},0]"] == {"value": 0.0, "stderr": 0.0, "unit": "",
+                                                       "status": "fixed"}
+    assert out["metrics"]["n_free_parameters"] == 11  # start 2, transitions 6, variances 3
+    assert out["metrics"]["estimation"] == "maximum likelihood"
+    # the same model through the API (default starts) holds the direct maximum
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = TiedGaussianHMM(**kw, random_state=0, n_iter=100, tol=1e-4).fit(X)
+    direct = _direct_maximum(m, X, truth)
+    assert out["metrics"]["log_likelihood"] >= direct - 1e-3
+    assert out["metrics"]["log_likelihood"] == pytest.approx(m.score(X), abs=1e-6)

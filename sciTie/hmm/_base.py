@@ -6,7 +6,9 @@ import time
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from .._progress import progress_bar
 from .._validation import check_choice, check_int, check_random_state
 from ..core import FitResult
 from ..core.maximize import maximize_through_ties
@@ -295,6 +297,9 @@ class TiedHMMMixin:
                 self._set_param(name, fixed)
 
     def _do_mstep(self, stats):
+        bar = getattr(self, "_progress", None)
+        if bar is not None:
+            bar.update(1)
         plan = self._plan
         if plan.transitions == "closed":
             self._hmmlearn_mstep(stats, "st")
@@ -377,6 +382,12 @@ class TiedHMMMixin:
 
     # ------------------------------------------------------------------ fit / score / decode
     def _init(self, X, lengths=None):
+        # the k-means starts are small problems: OpenMP threads only spin-wait on them (ten
+        # times slower on a busy two-core machine), so the start runs on one thread
+        with threadpool_limits(limits=1, user_api="openmp"):
+            self._init_start(X, lengths)
+
+    def _init_start(self, X, lengths) -> None:
         super()._init(X, lengths)
         # arrays the user set (letters outside init_params) are checked like hand-set models
         self._require_parameters("fit")
@@ -440,16 +451,29 @@ class TiedHMMMixin:
         self._validate_settings()
         wall, cpu = time.perf_counter(), time.process_time()
         seeds = restart_seeds(self.random_state, self._n_starts())
-        if len(seeds) == 1:
-            self._fit_once(X, lengths, client)
-            starts = None
-        else:
-            starts = self._fit_restarts(X, lengths, client, seeds)
+        self._progress = progress_bar(len(seeds) * self.n_iter,
+                                      f"{type(self).__name__} EM", unit="iteration")
+        try:
+            if len(seeds) == 1:
+                self._fit_once(X, lengths, client)
+                self.starts_ = [self._start_record(seeds[0])]
+            else:
+                self.starts_ = self._fit_restarts(X, lengths, client, seeds)
+                self.result_.statistics["starts"] = _starts_summary(self.starts_)
+        finally:
+            if self._progress is not None:
+                self._progress.close()
+            del self._progress
         self.fit_seconds_ = time.perf_counter() - wall
         self.fit_cpu_seconds_ = time.process_time() - cpu
-        if starts is not None:
-            self.result_.statistics["starts"] = starts
         return self
+
+    def _start_record(self, seed) -> dict:
+        """One start's outcome, for ``starts_``."""
+        return {"seed": seed if isinstance(seed, (int, np.integer)) or seed is None
+                else "RandomState", "log_likelihood": float(self.result_.log_likelihood),
+                "em_iterations": int(self.monitor_.iter),
+                "converged": bool(self.result_.success)}
 
     def _n_starts(self) -> int:
         """``n_init``, with "auto": one start untied (hmmlearn's fit), AUTO_STARTS with ties
@@ -473,11 +497,10 @@ class TiedHMMMixin:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     self._fit_once(X, lengths, client)
+                if self._progress is not None:  # a start that converged early: skip its rest
+                    self._progress.update((k + 1) * self.n_iter - self._progress.n)
                 ll = float(self.result_.log_likelihood)
-                runs.append({"seed": seed if isinstance(seed, (int, np.integer)) or seed is None
-                             else "RandomState", "log_likelihood": ll,
-                             "em_iterations": int(self.monitor_.iter),
-                             "converged": bool(self.result_.success)})
+                runs.append(self._start_record(seed))
                 if best is None or ll > best_ll:
                     # every start makes new arrays, group and result; only hmmlearn's
                     # monitor is reset in place, so it alone is copied
@@ -853,3 +876,12 @@ def _check_prior(value, name: str, *, positive: bool = False, nonnegative: bool 
                               f"{value!r}")
     if nonnegative and np.any(arr < 0):
         raise ValidationError(f"{name} must be >= 0, got {value!r}")
+
+
+def _starts_summary(starts: list[dict]) -> str:
+    """One report line on the starts: how many reached the best log-likelihood."""
+    lls = np.array([r["log_likelihood"] for r in starts])
+    best = lls.max()
+    near = int(np.sum(lls >= best - 1e-2 * max(1.0, abs(best) * 1e-6)))
+    return (f"{len(starts)} ({near} within 0.01 of the best; lowest log-likelihood "
+            f"{lls.min():.6g}; each start in starts_)")

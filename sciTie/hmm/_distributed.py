@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import _dask
 from .._array_files import array_file_shape, read_array_rows
+from .._config import config_context, get_config
 from ..errors import DataFormatError, ValidationError
 from . import _base
 from . import _forward_backward as fb
@@ -157,7 +158,9 @@ def _additive_part(stats: dict, base: dict) -> dict:
 def _estep(part: HMMPartition, skeleton, params: dict) -> dict:
     model = _restored(skeleton, params)
     try:
-        stats, log_prob = model._do_estep(part.X, part.lengths)
+        # the client's settings (hmm_threads), not the worker process's defaults
+        with config_context(**getattr(skeleton, "_worker_settings", {})):
+            stats, log_prob = model._do_estep(part.X, part.lengths)
     except fb.ImpossibleObservationError as err:
         _reraise_impossible(err, part)
     return {"stats": _additive_part(stats, model._initialize_sufficient_statistics()),
@@ -166,7 +169,8 @@ def _estep(part: HMMPartition, skeleton, params: dict) -> dict:
 
 def _loglik(part: HMMPartition, model) -> float:
     try:
-        return float(model._score(part.X, part.lengths, compute_posteriors=False)[0])
+        with config_context(**getattr(model, "_worker_settings", {})):
+            return float(model._score(part.X, part.lengths, compute_posteriors=False)[0])
     except fb.ImpossibleObservationError as err:
         _reraise_impossible(err, part)
 
@@ -379,6 +383,8 @@ def _shipped(model, *, with_params: bool = True):
         if key == "_workspace" or (fitted and (not with_params or not (
                 isinstance(value, np.ndarray) or _dask._is_number(value)))):
             delattr(out, key)
+    # settings are per process: the client's travel with the model to the workers
+    out._worker_settings = {"hmm_threads": get_config()["hmm_threads"]}
     return out
 
 

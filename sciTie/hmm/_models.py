@@ -66,7 +66,7 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         Groups of states that share one self-transition probability.
     n_init : int or "auto", default "auto"
         Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        is recorded in ``starts_``. "auto": one start for a model
         without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
         starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
     start_distribution : {"free", "stationary"}, default "free"
@@ -301,7 +301,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         Groups of states that share one self-transition probability.
     n_init : int or "auto", default "auto"
         Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        is recorded in ``starts_``. "auto": one start for a model
         without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
         starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
     start_distribution : {"free", "stationary"}, default "free"
@@ -440,7 +440,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         Groups of states that share one self-transition probability.
     n_init : int or "auto", default "auto"
         Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        is recorded in ``starts_``. "auto": one start for a model
         without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
         starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
     start_distribution : {"free", "stationary"}, default "free"
@@ -617,7 +617,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         Groups of states that share one self-transition probability.
     n_init : int or "auto", default "auto"
         Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``result_.statistics["starts"]``. "auto": one start for a model
+        is recorded in ``starts_``. "auto": one start for a model
         without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
         starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
     start_distribution : {"free", "stationary"}, default "free"

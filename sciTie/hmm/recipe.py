@@ -16,10 +16,15 @@
     family = "gaussian"           # gaussian | poisson | categorical | gmm
     n_components = 2              # or a list: compared by BIC
     ties = ["covars[1] = covars[0]"]
+    covars_prior = 0              # maximum likelihood (hmmlearn's default 0.01 is MAP)
 
     [fit]
-    restarts = 5
+    restarts = 5                  # the model's n_init (default: 1 untied, 10 with ties)
     random_state = 0
+
+Every model setting left out is the model class's default (hmmlearn's), so a recipe and the
+Python API fit the same model; only EM's stopping rule differs (``n_iter = 100``,
+``tol = 1e-4`` against hmmlearn's 10 and 1e-2, which stop short of the optimum).
 """
 from __future__ import annotations
 
@@ -63,6 +68,36 @@ _MODEL_FIELDS = {
     }, doc="a linear (C-C-O-O) or Erlang-chain topology; its zeros are structural"),
     "params": Field("str", "letters of the parameters to fit (hmmlearn's params)"),
     "init_params": Field("str", "letters initialised by fit (hmmlearn's init_params)"),
+    "start_distribution": Field("str", "'free' (fitted start probabilities) or 'stationary' "
+                                       "(the chain starts at the stationary distribution of "
+                                       "its transition matrix)", choices=("free", "stationary")),
+    **{name: Field("float", doc, minimum=minimum) for name, (doc, minimum) in {
+        "startprob_prior": ("Dirichlet prior of the start probabilities (1: none)", 0.0),
+        "transmat_prior": ("Dirichlet prior of the transition rows (1: none)", 0.0),
+        "means_prior": ("prior mean of the means (gaussian, gmm)", None),
+        "means_weight": ("weight of the means prior (0: none)", 0.0),
+        "covars_prior": ("prior scale of the (co)variances (0 with covars_weight 1: "
+                         "maximum likelihood; default hmmlearn's 0.01)", 0.0),
+        "covars_weight": ("weight of the covariance prior", None),
+        "min_covar": ("floor added to the variances at the start (gaussian, gmm)", 0.0),
+        "lambdas_prior": ("Gamma prior shape of the rates (poisson; 0: none)", 0.0),
+        "lambdas_weight": ("Gamma prior rate of the rates (poisson; 0: none)", 0.0),
+        "emissionprob_prior": ("Dirichlet prior of the emission rows (categorical; 1: none)",
+                               0.0),
+        "weights_prior": ("Dirichlet prior of the mixture weights (gmm; 1: none)", 0.0),
+    }.items()},
+}
+
+#: The recipe keys passed to the model as they are (None: the model class's default, which is
+#: hmmlearn's), and the families whose model takes each.
+MODEL_SETTINGS = {
+    "start_distribution": tuple(FAMILIES),
+    "startprob_prior": tuple(FAMILIES), "transmat_prior": tuple(FAMILIES),
+    "means_prior": ("gaussian", "gmm"), "means_weight": ("gaussian", "gmm"),
+    "covars_prior": ("gaussian", "gmm"), "covars_weight": ("gaussian", "gmm"),
+    "min_covar": ("gaussian", "gmm"),
+    "lambdas_prior": ("poisson",), "lambdas_weight": ("poisson",),
+    "emissionprob_prior": ("categorical",), "weights_prior": ("gmm",),
 }
 
 SCHEMA = Table({
@@ -86,11 +121,12 @@ SCHEMA = Table({
     }, doc="where the observations come from"),
     "model": Table(_MODEL_FIELDS, doc="the HMM and its ties"),
     "fit": Table({
-        "restarts": Field("int", "seeded restarts; the best log-likelihood is kept",
-                          default=1, minimum=1),
-        "n_iter": Field("int", "EM iterations at most", default=100, minimum=1),
-        "tol": Field("float", "EM convergence threshold on the log-likelihood gain",
-                     default=1e-4, minimum=0.0),
+        "restarts": Field("int", "starts of EM, the best log-likelihood kept (the model's "
+                                 "n_init; default 'auto': 1 untied, 10 with ties)", minimum=1),
+        "n_iter": Field("int", "EM iterations at most (100, not hmmlearn's 10: a recipe fits "
+                               "to convergence)", default=100, minimum=1),
+        "tol": Field("float", "EM convergence threshold on the log-likelihood gain (1e-4, not "
+                              "hmmlearn's 1e-2)", default=1e-4, minimum=0.0),
         "random_state": Field("int", "first seed", default=0, minimum=0),
         "uncertainties": Field("bool", "standard errors from the observed information",
                                default=True),
@@ -178,6 +214,11 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
         if spec["family"] is None:
             raise recipe.error("model.family is required (gaussian, poisson, categorical, gmm)",
                                "model.family")
+        for name, families in MODEL_SETTINGS.items():
+            if spec.get(name) is not None and spec["family"] not in families:
+                raise recipe.error(f"{key}.{name} does not apply to the {spec['family']} family "
+                                   f"(it is a setting of {', '.join(families)})",
+                                   f"{key}.{name}")
         if spec["scheme"]["type"] is not None:
             n = sum(spec["scheme"]["group_sizes"])
             if spec["n_components"] not in (None, n):
@@ -194,6 +235,9 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
     kw: dict[str, Any] = dict(n_iter=fit["n_iter"], tol=fit["tol"], random_state=seed,
                               ties=list(spec["ties"]) or None, tied_states=spec["tied_states"],
                               tied_transitions=spec["tied_transitions"])
+    kw.update({k: spec[k] for k in MODEL_SETTINGS if spec.get(k) is not None})
+    if spec["scheme"]["type"] is None and fit["restarts"] is not None:
+        kw["n_init"] = fit["restarts"]
     if spec["family"] in ("gaussian", "gmm"):
         kw["covariance_type"] = spec["covariance_type"]
     if spec["family"] == "gmm":
@@ -233,11 +277,19 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
 
 
 def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths):
-    """Best of ``fit.restarts`` seeded EM runs of one model spec (seeds random_state + i)."""
+    """One model spec fitted as the recipe says.
+
+    ``fit.restarts`` is the model's ``n_init`` (its own starts, the best kept); a
+    ``model.scheme``'s start is drawn here instead (perturbed exit probabilities, seeds
+    ``random_state + i``), since the model starts from the scheme the recipe gives it.
+    """
+    if spec["scheme"]["type"] is None:
+        return _make_model(spec, fit, fit["random_state"], perturb=False, X=X).fit(X, lengths)
+    restarts = fit["restarts"] or 1
     best, best_ll = None, -np.inf
-    for i in range(fit["restarts"]):
+    for i in range(restarts):
         seed = fit["random_state"] + i
-        model = _make_model(spec, fit, seed, perturb=fit["restarts"] > 1, X=X)
+        model = _make_model(spec, fit, seed, perturb=restarts > 1, X=X)
         model.fit(X, lengths)
         ll = model.result_.log_likelihood
         if ll > best_ll:
@@ -415,7 +467,9 @@ def run(recipe: Recipe) -> RunSummary:
     metrics: dict[str, Any] = {"log_likelihood": result.log_likelihood, "aic": result.aic,
                                "bic": result.bic, "n_free_parameters": result.nvarys,
                                "em_iterations": int(best.monitor_.iter),
-                               "converged": bool(result.success), "n_samples": int(X.shape[0])}
+                               "converged": bool(result.success), "n_samples": int(X.shape[0]),
+                               "estimation": best.estimation(),
+                               "starts": len(getattr(best, "starts_", [None]))}
     rows = []
     for label, key, m in fitted:
         r = m.result_
@@ -427,7 +481,7 @@ def run(recipe: Recipe) -> RunSummary:
         metrics["best_n_states_bic"] = int(best.n_components)
     truth_metrics, truth_lines = _truth(best, data["attrs"], dt)
     metrics.update(truth_metrics)
-    parameters = result.parameters(include_fixed=False)
+    parameters = result.parameters()  # fixed values too: "means[0] = 0" is a result
     if dt:
         for i, j in zip(*np.nonzero(~np.eye(best.n_components, dtype=bool))):
             name = f"transmat[{i},{j}]"
@@ -494,7 +548,11 @@ KIND = RecipeKind(
                help="number of states (several: compared by BIC)"),
         Option(("--tie",), "model.ties", action="append",
                help="a tie statement, e.g. 'covars[1] = covars[0]' (repeat for several)"),
-        Option(("--restarts",), "fit.restarts", type=int, help="seeded EM restarts"),
+        Option(("--restarts",), "fit.restarts", type=int,
+               help="starts of EM, the best kept (default: 1 untied, 10 with ties)"),
+        Option(("--start-distribution",), "model.start_distribution",
+               help="free (default) or stationary (the chain starts at the stationary "
+                    "distribution of its transitions)"),
         Option(("--n-iter",), "fit.n_iter", type=int, help="EM iterations at most"),
         Option(("--seed",), "fit.random_state", type=int, help="first seed"),
     ),

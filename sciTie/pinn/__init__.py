@@ -16,7 +16,6 @@ from ._plotting import plot_result
 from ._problems import (PDEProblem, allen_cahn, allen_cahn_2d, convection, gray_scott,
                         kuramoto_sivashinsky, semilinear_reference, taylor_green)
 from ._recipes import recommended_settings
-from ._settings import budget_multiplier
 from ._tying import periodic_tie_group, window_group
 
 __all__ = [
@@ -25,6 +24,6 @@ __all__ = [
     "wavenumbers", "Fields", "PINNNetwork", "BoundaryNetwork", "PDEProblem", "convection",
     "allen_cahn", "allen_cahn_2d", "taylor_green", "kuramoto_sivashinsky",
     "gray_scott", "semilinear_reference", "PeriodicPINN", "TrainingDivergedError",
-    "budget_multiplier", "periodic_tie_group", "window_group", "plot_result",
+    "periodic_tie_group", "window_group", "plot_result",
     "recommended_settings",
 ]

@@ -21,6 +21,7 @@ from ._losses import LossWeights, Observations, PINNLoss
 from ._network import ACTIVATIONS, MODES, BoundaryNetwork, PINNNetwork, _check_hidden
 from ._optimizers import AdamSettings
 from ._problems import PDEProblem
+from .._progress import progress_bar
 from ._settings import (MAX_BATCH, MAX_STEPS, TrainingPlan, budget_multiplier, check_bool,
                         check_eval_grid, check_nonnegative_float, check_nonnegative_int, check_positive_float,
                         check_positive_int, check_seed, resolve_threads, torch_threads)
@@ -118,7 +119,8 @@ class PeriodicPINN:
     checkpoint_every : int, optional
         Steps between checkpoints (default 500).
     progress : bool, optional
-        Show a tqdm progress bar (default False).
+        Show a progress bar; None (default) follows the ``progress`` setting (on in a
+        terminal, off in pipes and tests).
     budget : float, optional
         Multiplier on the step counts; None reads the ``budget`` setting
         (:func:`sciTie.set_config`, default 1).
@@ -207,7 +209,7 @@ class PeriodicPINN:
                  dtype: str = "float64", device: str | None = None,
                  n_threads: int | None = None, random_state: int = 0,
                  checkpoint: str | Path | None = None, checkpoint_every: int = 500,
-                 progress: bool = False, budget: float | None = None,
+                 progress: bool | None = None, budget: float | None = None,
                  eval_grid: tuple[int, ...] | None = None,
                  learn: dict[str, float] | None = None, data_weight: float = 1.0,
                  noise_std: float | None = None, uncertainty_check: str | None = "profile"
@@ -325,8 +327,10 @@ class PeriodicPINN:
                 raise ValidationError(
                     f"mode={self.mode!r} compares the faces of each periodic coordinate, so its "
                     f"period must equal its interval; not so for {odd}: use mode='hard'")
-        for name in ("warm_start", "progress", "trainable_frequency"):
+        for name in ("warm_start", "trainable_frequency"):
             check_bool(getattr(self, name), name)
+        if self.progress is not None:
+            check_bool(self.progress, "progress")
         s = self._resolved_settings()
         if self.dtype not in ("float64", "float32"):
             raise ValidationError(f"dtype must be 'float64' or 'float32'; got {self.dtype!r}")
@@ -595,11 +599,8 @@ class PeriodicPINN:
                           n_collocation=int(s["n_collocation"]),
                           lm_resample_every=int(s["lm_resample_every"]), settings_key=key,
                           seed=int(self.random_state)))
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=trainer.total_steps(),
-                       desc=f"PINN {self.problem.name} ({self.mode})")
+        bar = progress_bar(trainer.total_steps(), f"PINN {self.problem.name} ({self.mode})",
+                           progress=self.progress, unit="step")
         t_start, cpu_start = time.perf_counter(), time.process_time()
         try:
             with torch_threads(plan.threads):
