@@ -105,6 +105,15 @@ class TiedHMMMixin:
     def _n_features_of_fit(self) -> int | None:
         return None
 
+    def _frame_log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``log p(x_t | state)`` of every row, shape (n_samples, n_components).
+
+        hmmlearn's ``_compute_log_likelihood`` sees one sequence at a time; this hook sees
+        them all with their lengths, for families whose emissions read earlier rows of the
+        same sequence (autoregressive emissions).
+        """
+        return self._compute_log_likelihood(X)
+
     # ------------------------------------------------------------------ tie structure
     @property
     def state_groups_(self) -> list[list[int]]:
@@ -234,7 +243,7 @@ class TiedHMMMixin:
     # ------------------------------------------------------------------ E-step
     def _do_estep(self, X, lengths):
         X, lengths = np.asarray(X), np.asarray(lengths, dtype=np.int64)
-        log_frameprob = self._compute_log_likelihood(X)
+        log_frameprob = self._frame_log_likelihood(X, lengths)
         X_sums = X if self._fused_sums() else None
         log_prob, post, xi, sums = fb.forward_backward_stats(
             self.startprob_, self.transmat_, log_frameprob, lengths, X_sums,
@@ -246,7 +255,7 @@ class TiedHMMMixin:
             stats["start"] += post[starts].sum(axis=0)
         if "t" in self.params:
             stats["trans"] += xi
-        self._accumulate_emission_statistics(stats, X, post, sums)
+        self._accumulate_emission_statistics(stats, X, post, sums, lengths)
         return stats, log_prob
 
     def _fused_sums(self) -> bool:
@@ -405,7 +414,7 @@ class TiedHMMMixin:
         elif self._plan.emissions == "general" and initialised and not held:
             # any other tie: the untied start's clusters, matched to the tied states
             match_clusters_to_states(self, X, labels,
-                                     lambda post: self._fit_start_emissions(X, post),
+                                     lambda post: self._fit_start_emissions(X, post, lengths),
                                      self.random_state)
         self._init_slots = self._slots.copy()
         if self._plan.emissions == "pooled":
@@ -415,11 +424,12 @@ class TiedHMMMixin:
         return (self.ties is not None or self.tied_states is not None
                 or self.tied_transitions is not None)
 
-    def _fit_start_emissions(self, X, post) -> None:
+    def _fit_start_emissions(self, X, post, lengths=None) -> None:
         """The tied emission M-step on the statistics of hard posteriors ``post``."""
         stats = self._initialize_sufficient_statistics()
         stats["nobs"] = 1
-        self._accumulate_emission_statistics(stats, X, post, None)
+        self._accumulate_emission_statistics(stats, X, post, None,
+                                             check_lengths(lengths, len(X)))
         tm = self.group_.tie_map()
         idx = {name: np.asarray(tm.select(name)) for name, _, _ in self._emission_params()}
         self._general_mstep("emissions", self._emission_objective(stats, idx, tm.n_slots))
@@ -543,7 +553,7 @@ class TiedHMMMixin:
         # X is validated: the final log-likelihood needs only the forward pass
         return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
                                 lambda: fb.forward_loglik(self.startprob_, self.transmat_,
-                                                          self._compute_log_likelihood(X),
+                                                          self._frame_log_likelihood(X, lengths),
                                                           lengths))
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
@@ -613,7 +623,7 @@ class TiedHMMMixin:
     def _score(self, X, lengths=None, *, compute_posteriors):
         self._require_parameters("score")
         X, lengths = self._validate_X(X, lengths)
-        log_frameprob = self._compute_log_likelihood(X)
+        log_frameprob = self._frame_log_likelihood(X, lengths)
         if compute_posteriors:
             log_prob, post, _ = fb.forward_backward(self.startprob_, self.transmat_,
                                                     log_frameprob, lengths)
@@ -714,7 +724,7 @@ class TiedHMMMixin:
         X, lengths = self._validate_X(X, lengths)
         if algorithm == "viterbi":
             return fb.viterbi(self.startprob_, self.transmat_,
-                              self._compute_log_likelihood(X), lengths)
+                              self._frame_log_likelihood(X, lengths), lengths)
         _, post = self._score(X, lengths, compute_posteriors=True)
         return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
 

@@ -225,7 +225,7 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
             return out
         return super()._compute_log_likelihood(X)
 
-    def _accumulate_emission_statistics(self, stats, X, post, sums=None):
+    def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if sums is not None:
             stats["post"] += sums[0]
             stats["obs"] += sums[1]
@@ -382,7 +382,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     def _fused_sums(self):
         return "l" in self.params
 
-    def _accumulate_emission_statistics(self, stats, X, post, sums=None):
+    def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if sums is not None:
             stats["post"] += sums[0]
             stats["obs"] += sums[1]
@@ -528,7 +528,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                                  f"0..{int(n_feat) - 1} (n_features={int(n_feat)})")
         return X
 
-    def _accumulate_emission_statistics(self, stats, X, post, sums=None):
+    def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if "e" in self.params:
             sym = X[:, 0]
             for k in range(self.n_components):
@@ -769,7 +769,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         for name in ("weights_", "means_", "covars_"):
             _finite(getattr(self, name), name)
 
-    def _accumulate_emission_statistics(self, stats, X, post, sums=None):
+    def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         # hmmlearn's own GMM statistics, with its start/transition part switched off (the
         # compiled pass has already produced those)
         saved, nobs = self.params, stats["nobs"]
