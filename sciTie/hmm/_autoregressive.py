@@ -303,6 +303,8 @@ class TiedARHMM(ReportMixin, TiedHMMMixin, ARHMM):
         TiedARHMM(2, order=1, ties=["coefs[1] = coefs[0]"]).fit(X, lengths)
     """
 
+    family = "autoregressive"
+    _unit_powers = {"intercepts": 1, "coefs": 0, "covars": 2}
     _emission_letters = "mac"
     _emission_stats = ("post", "zz", "zy", "yy")
     #: variances are per state and feature (the group's bounds and ties read this)
@@ -325,6 +327,12 @@ class TiedARHMM(ReportMixin, TiedHMMMixin, ARHMM):
         self.start_distribution = start_distribution
 
     # -- the family's declarations ------------------------------------------------------------
+    def _placeholder_emissions(self, n_features: int) -> None:
+        K, p = self.n_components, self.order
+        self.intercepts_ = np.arange(K * n_features, dtype=float).reshape(K, n_features)
+        self.coefs_ = np.zeros((K, p, n_features))
+        self.covars_ = np.ones((K, n_features))
+
     def _emission_params(self):
         return [("intercepts", "m", "intercepts_"), ("coefs", "a", "coefs_"),
                 ("covars", "c", "covars_")]

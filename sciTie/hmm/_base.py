@@ -64,6 +64,10 @@ class TiedHMMMixin:
     the general M-step (:meth:`_emission_objective`).
     """
 
+    #: The family's name in recipes and on the command line (see :mod:`sciTie.hmm._family`).
+    family: str | None = None
+    #: Power of the observations' unit each emission parameter carries (reports, netCDF).
+    _unit_powers: dict[str, int] = {}
     _emission_letters: str = ""
     _emission_stats: tuple[str, ...] = ()
 
@@ -104,6 +108,11 @@ class TiedHMMMixin:
 
     def _n_features_of_fit(self) -> int | None:
         return None
+
+    def _placeholder_emissions(self, n_features: int) -> None:
+        """Emission arrays of the right shapes (any valid values), so that the group and
+        the ties of a model can be checked before data are fitted."""
+        raise NotImplementedError
 
     def _frame_log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """``log p(x_t | state)`` of every row, shape (n_samples, n_components).

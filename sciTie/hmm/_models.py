@@ -103,6 +103,8 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     True
     """
 
+    family = "gaussian"
+    _unit_powers = {"means": 1, "covars": 2}
     _emission_letters = "mc"
     _emission_stats = ("post", "obs", "obs**2", "obs*obs.T")
 
@@ -124,6 +126,14 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         self.tied_transitions = tied_transitions
         self.n_init = n_init
         self.start_distribution = start_distribution
+
+
+    def _placeholder_emissions(self, n_features: int) -> None:
+        K, D = self.n_components, n_features
+        self.means_ = np.arange(K * D, dtype=float).reshape(K, D)
+        self.covars_ = {"spherical": np.ones(K), "diag": np.ones((K, D)),
+                        "full": np.tile(np.eye(D), (K, 1, 1)),
+                        "tied": np.eye(D)}[self.covariance_type]
 
     def _emission_params(self):
         return [("means", "m", "means_"), ("covars", "c", "_covars_")]
@@ -320,6 +330,8 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         Rates, equal within each tied group.
     """
 
+    family = "poisson"
+    _unit_powers = {"lambdas": 1}
     _emission_letters = "l"
     _emission_stats = ("post", "obs")
 
@@ -339,6 +351,10 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         self.tied_transitions = tied_transitions
         self.n_init = n_init
         self.start_distribution = start_distribution
+
+
+    def _placeholder_emissions(self, n_features: int) -> None:
+        self.lambdas_ = np.ones((self.n_components, n_features))
 
     def _emission_params(self):
         return [("lambdas", "l", "lambdas_")]
@@ -459,6 +475,8 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         Symbol probabilities, equal within each tied group.
     """
 
+    family = "categorical"
+    _unit_powers = {"emissionprob": 0}
     _emission_letters = "e"
     _emission_stats = ("obs",)
 
@@ -478,6 +496,11 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         self.tied_transitions = tied_transitions
         self.n_init = n_init
         self.start_distribution = start_distribution
+
+
+    def _placeholder_emissions(self, n_features: int) -> None:
+        M = self.n_features or 2
+        self.emissionprob_ = np.full((self.n_components, M), 1.0 / M)
 
     def _emission_params(self):
         return [("emissionprob", "e", "emissionprob_")]
@@ -636,6 +659,8 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         Component covariances, equal within each tied group.
     """
 
+    family = "gmm"
+    _unit_powers = {"weights": 0, "means": 1, "covars": 2}
     _emission_letters = "mcw"
     _emission_stats = ("post_mix_sum", "post_sum", "m_n", "c_n")
 
@@ -658,6 +683,22 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         self.tied_transitions = tied_transitions
         self.n_init = n_init
         self.start_distribution = start_distribution
+
+
+    def _get_n_fit_scalars_per_param(self):
+        # hmmlearn 0.3.3 counts nm - 1 mixture weights for the whole model; every state has
+        # its own weights row: n_components * (n_mix - 1)
+        out = super()._get_n_fit_scalars_per_param()
+        out["w"] = self.n_components * (self.n_mix - 1)
+        return out
+
+    def _placeholder_emissions(self, n_features: int) -> None:
+        K, M, D = self.n_components, self.n_mix, n_features
+        self.weights_ = np.full((K, M), 1.0 / M)
+        self.means_ = np.zeros((K, M, D))
+        self.covars_ = {"spherical": np.ones((K, M)), "diag": np.ones((K, M, D)),
+                        "full": np.tile(np.eye(D), (K, M, 1, 1)),
+                        "tied": np.tile(np.eye(D), (K, 1, 1))}[self.covariance_type]
 
     def _emission_params(self):
         return [("weights", "w", "weights_"), ("means", "m", "means_"), ("covars", "c", "covars_")]

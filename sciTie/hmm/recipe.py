@@ -39,21 +39,20 @@ from ..core.summary import RunSummary
 from ..errors import SciTieError
 from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
 from ..recipes._data import FORMATS, lengths_from_labels, read_table
-from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM, TiedPoissonHMM
+from ._family import families
 from ._tying import erlang_chains, linear_scheme
 
 __all__ = ["KIND", "SCHEMA", "fit_recipe_models"]
 
-FAMILIES = {"gaussian": TiedGaussianHMM, "poisson": TiedPoissonHMM,
-            "categorical": TiedCategoricalHMM, "gmm": TiedGMMHMM}
-
 _MODEL_FIELDS = {
-    "family": Field("str", "emission family", choices=tuple(FAMILIES)),
+    "family": Field("str", "emission family: gaussian, poisson, categorical, gmm, "
+                           "autoregressive, or a family of your own (sciTie.hmm._family)"),
     "n_components": Field("int|list[int]", "number of states (a list: compared by BIC)",
                           minimum=1),
-    "covariance_type": Field("str", "Gaussian/GMM covariance", default="diag",
+    "covariance_type": Field("str", "Gaussian/GMM covariance (default diag)",
                              choices=("spherical", "diag", "full", "tied")),
-    "n_mix": Field("int", "mixture components per state (gmm)", default=1, minimum=1),
+    "n_mix": Field("int", "mixture components per state (gmm; default 1)", minimum=1),
+    "order": Field("int", "number of lags (autoregressive; default 1)", minimum=1),
     "n_features": Field("int", "number of symbols (categorical; default from the data)",
                         minimum=1),
     "ties": Field("list[str]", "tie statements, e.g. 'means[1] = means[0]'", default=[]),
@@ -88,17 +87,13 @@ _MODEL_FIELDS = {
     }.items()},
 }
 
-#: The recipe keys passed to the model as they are (None: the model class's default, which is
-#: hmmlearn's), and the families whose model takes each.
-MODEL_SETTINGS = {
-    "start_distribution": tuple(FAMILIES),
-    "startprob_prior": tuple(FAMILIES), "transmat_prior": tuple(FAMILIES),
-    "means_prior": ("gaussian", "gmm"), "means_weight": ("gaussian", "gmm"),
-    "covars_prior": ("gaussian", "gmm"), "covars_weight": ("gaussian", "gmm"),
-    "min_covar": ("gaussian", "gmm"),
-    "lambdas_prior": ("poisson",), "lambdas_weight": ("poisson",),
-    "emissionprob_prior": ("categorical",), "weights_prior": ("gmm",),
-}
+#: ``[model]`` keys passed to the model class as they are, when given (None: the class's
+#: default, which is hmmlearn's); a key the family's class does not take is refused.
+MODEL_SETTINGS = ("covariance_type", "n_mix", "n_features", "order", "start_distribution",
+                  "startprob_prior", "transmat_prior", "means_prior", "means_weight",
+                  "covars_prior", "covars_weight", "min_covar", "lambdas_prior",
+                  "lambdas_weight", "emissionprob_prior", "weights_prior")
+
 
 SCHEMA = Table({
     "data": Table({
@@ -212,13 +207,18 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
         specs.append((entry["label"], f"compare[{i}]", merged))
     for label, key, spec in specs:
         if spec["family"] is None:
-            raise recipe.error("model.family is required (gaussian, poisson, categorical, gmm)",
-                               "model.family")
-        for name, families in MODEL_SETTINGS.items():
-            if spec.get(name) is not None and spec["family"] not in families:
+            raise recipe.error("model.family is required (one of "
+                               f"{', '.join(sorted(families()))})", "model.family")
+        known = families()
+        if spec["family"] not in known:
+            raise recipe.error(f"{key}.family must be one of {', '.join(sorted(known))}; got "
+                               f"{spec['family']!r}", f"{key}.family")
+        takes = set(known[spec["family"]]._get_param_names())
+        for name in MODEL_SETTINGS:
+            if spec.get(name) is not None and name not in takes:
+                users = sorted(f for f, c in known.items() if name in c._get_param_names())
                 raise recipe.error(f"{key}.{name} does not apply to the {spec['family']} family "
-                                   f"(it is a setting of {', '.join(families)})",
-                                   f"{key}.{name}")
+                                   f"(it is a setting of {', '.join(users)})", f"{key}.{name}")
         if spec["scheme"]["type"] is not None:
             n = sum(spec["scheme"]["group_sizes"])
             if spec["n_components"] not in (None, n):
@@ -231,19 +231,13 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
 
 def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb: bool,
                 X: np.ndarray | None = None):
-    cls = FAMILIES[spec["family"]]
+    cls = families()[spec["family"]]
     kw: dict[str, Any] = dict(n_iter=fit["n_iter"], tol=fit["tol"], random_state=seed,
                               ties=list(spec["ties"]) or None, tied_states=spec["tied_states"],
                               tied_transitions=spec["tied_transitions"])
     kw.update({k: spec[k] for k in MODEL_SETTINGS if spec.get(k) is not None})
     if spec["scheme"]["type"] is None and fit["restarts"] is not None:
         kw["n_init"] = fit["restarts"]
-    if spec["family"] in ("gaussian", "gmm"):
-        kw["covariance_type"] = spec["covariance_type"]
-    if spec["family"] == "gmm":
-        kw["n_mix"] = spec["n_mix"]
-    if spec["family"] == "categorical" and spec["n_features"] is not None:
-        kw["n_features"] = spec["n_features"]
     scheme = spec["scheme"]
     structure = None
     if scheme["type"] is not None:
@@ -256,8 +250,8 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
                 kw["tied_transitions"] = structure.tied_transitions
         if kw["tied_states"] is None and not kw["ties"]:
             kw["tied_states"] = structure.tied_states
-    letters = {"gaussian": "stmc", "poisson": "stl", "categorical": "ste", "gmm": "stmcw"}
-    init = spec["init_params"] if spec["init_params"] is not None else letters[spec["family"]]
+    init = spec["init_params"] if spec["init_params"] is not None else \
+        "st" + cls._emission_letters
     if structure is not None:
         init = init.replace("s", "").replace("t", "")
     if spec["params"] is not None:
@@ -265,7 +259,7 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
     model = cls(spec["n_components"], init_params=init, **kw)
     if structure is not None:
         model.startprob_, model.transmat_ = structure.startprob, structure.transmat
-        if spec["family"] == "gaussian" and X is not None and "m" in init:
+        if cls.family == "gaussian" and X is not None and "m" in init:
             # one starting level per observable level, at the data's quantiles
             sizes = scheme["group_sizes"]
             q = np.quantile(X, (np.arange(len(sizes)) + 0.5) / len(sizes), axis=0)
@@ -305,25 +299,7 @@ def _placeholder(model, n_features: int) -> None:
         model.startprob_ = np.full(K, 1.0 / K)
     if not hasattr(model, "transmat_"):
         model.transmat_ = np.full((K, K), 1.0 / K)
-    D = n_features
-    if isinstance(model, TiedGaussianHMM):
-        model.means_ = np.arange(K * D, dtype=float).reshape(K, D)
-        ct = model.covariance_type
-        model.covars_ = {"spherical": np.ones(K), "diag": np.ones((K, D)),
-                         "full": np.tile(np.eye(D), (K, 1, 1)), "tied": np.eye(D)}[ct]
-    elif isinstance(model, TiedPoissonHMM):
-        model.lambdas_ = np.ones((K, D))
-    elif isinstance(model, TiedCategoricalHMM):
-        M = model.n_features or 2
-        model.emissionprob_ = np.full((K, M), 1.0 / M)
-    else:
-        M = model.n_mix
-        model.weights_ = np.full((K, M), 1.0 / M)
-        model.means_ = np.zeros((K, M, D))
-        ct = model.covariance_type
-        model.covars_ = {"spherical": np.ones((K, M)), "diag": np.ones((K, M, D)),
-                         "full": np.tile(np.eye(D), (K, M, 1, 1)),
-                         "tied": np.tile(np.eye(D), (K, 1, 1))}[ct]
+    model._placeholder_emissions(n_features)
 
 
 def _data(recipe: Recipe) -> dict[str, Any]:
@@ -334,24 +310,19 @@ def _data(recipe: Recipe) -> dict[str, Any]:
 
 
 def _n_free_untied(spec: dict[str, Any], n_features: int, n_symbols: int) -> dict[str, int]:
-    """Free scalars of an untied model (hmmlearn's count, by parameter letter)."""
-    K, D = spec["n_components"], n_features
-    family, ct = spec["family"], spec["covariance_type"]
-    tri = D * (D + 1) // 2
-    cov = {"spherical": K, "diag": K * D, "full": K * tri, "tied": tri}[ct]
-    M = spec["n_mix"]
-    counts = {"s": K - 1, "t": K * (K - 1)}
-    if family == "gaussian":
-        counts.update(m=K * D, c=cov)
-    elif family == "poisson":
-        counts.update(l=K * D)
-    elif family == "categorical":
-        counts.update(e=K * (max(spec["n_features"] or n_symbols, 2) - 1))
-    else:
-        counts.update(w=K * (M - 1), m=K * M * D,
-                      c=cov * M if ct != "tied" else K * tri)
-    letters = spec["params"] if spec["params"] is not None else "".join(counts)
-    return {k: v for k, v in counts.items() if k in letters}
+    """Free scalars of the untied model by parameter, counted arithmetically by the family's
+    own hmmlearn hook (``_get_n_fit_scalars_per_param``): no group, no K x K array."""
+    cls = families()[spec["family"]]
+    takes = set(cls._get_param_names())
+    model = cls(spec["n_components"], **{k: spec[k] for k in MODEL_SETTINGS
+                                          if spec.get(k) is not None and k in takes})
+    model.n_features = (spec.get("n_features") or max(n_symbols, 2)) \
+        if spec["family"] == "categorical" else n_features
+    per_letter = model._get_n_fit_scalars_per_param()
+    names = {"s": "startprob", "t": "transmat",
+             **{letter: name for name, letter, _ in model._emission_params()}}
+    letters = spec["params"] if spec["params"] is not None else "".join(per_letter)
+    return {names[k]: int(v) for k, v in per_letter.items() if k in letters}
 
 
 def _check_sizes(recipe: Recipe, key: str, spec: dict[str, Any], data: dict[str, Any]) -> None:
@@ -371,20 +342,15 @@ def _check_sizes(recipe: Recipe, key: str, spec: dict[str, Any], data: dict[str,
     values = n if spec["family"] == "categorical" else n * D
     counts = _n_free_untied(spec, D, int(X.max()) + 1 if spec["family"] == "categorical" else 0)
     if untied and sum(counts.values()) > values:
-        parts = ", ".join(f"{v} {_LETTER_NAMES[k]}" for k, v in counts.items() if v)
+        parts = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
         raise recipe.error(f"{where} = {K} gives {sum(counts.values())} free parameters ({parts}) "
                            f"for {values} observed values in {source!r}: the data cannot "
                            "identify them; use fewer states, tie them (model.ties, "
                            "model.tied_states), or give more data", where)
-    per_state = 4 * n + 4 * K + (n * spec["n_mix"] if spec["family"] == "gmm" else 0)
+    per_state = 4 * n + 4 * K + n * (spec["n_mix"] or 1 if spec["family"] == "gmm" else 0)
     check_memory(8.0 * K * per_state, where,
                  what=f"forward-backward arrays of {n} rows x {K} states and a {K} x {K} "
                       "transition matrix")
-
-
-_LETTER_NAMES = {"s": "start probabilities", "t": "transition probabilities", "m": "means",
-                 "c": "covariances", "l": "rates", "e": "emission probabilities",
-                 "w": "mixture weights"}
 
 
 def check(recipe: Recipe) -> None:
@@ -485,7 +451,7 @@ def run(recipe: Recipe) -> RunSummary:
     if dt:
         for i, j in zip(*np.nonzero(~np.eye(best.n_components, dtype=bool))):
             name = f"transmat[{i},{j}]"
-            if name in parameters:
+            if name in parameters and parameters[name]["status"] != "fixed":
                 p = parameters[name]
                 parameters[f"rate[{i},{j}]"] = {
                     "value": p["value"] / dt,
@@ -503,7 +469,7 @@ def run(recipe: Recipe) -> RunSummary:
     ds = best.to_xarray(X, lengths)
     unit = recipe.settings["data"]["unit"]
     if unit:
-        _apply_value_unit(ds, parameters, unit)
+        _apply_value_unit(ds, parameters, unit, type(best)._unit_powers)
     if time_values is not None:
         ds = ds.assign_coords(physical_time=("time", time_values))
         ds["physical_time"].attrs["units"] = recipe.settings["data"]["time_unit"]
@@ -543,7 +509,8 @@ KIND = RecipeKind(
                help="observation column / variable (repeat for several)"),
         Option(("--lengths-column",), "data.lengths_column", help="column of sequence labels"),
         Option(("--time-column",), "data.time_column", help="column with the time of each row"),
-        Option(("--family",), "model.family", help="gaussian, poisson, categorical or gmm"),
+        Option(("--family",), "model.family",
+               help="gaussian, poisson, categorical, gmm or autoregressive"),
         Option(("--states",), "model.n_components", type=int, nargs="+",
                help="number of states (several: compared by BIC)"),
         Option(("--tie",), "model.ties", action="append",
@@ -559,18 +526,17 @@ KIND = RecipeKind(
 )
 
 
-#: The power of the observation unit each emission parameter carries (weights are unitless).
-_EMISSION_POWER = {"means": 1, "lambdas": 1, "covars": 2}
-
-
-def _apply_value_unit(ds, parameters: dict, unit: str) -> None:
-    """Label observations and emission parameters with the data's unit (netCDF and JSON)."""
+def _apply_value_unit(ds, parameters: dict, unit: str, powers: dict[str, int]) -> None:
+    """Label observations and emission parameters with the data's unit (netCDF and JSON);
+    ``powers`` is the family's power of the unit per emission parameter."""
     def of(power: int) -> str:
-        return unit if power == 1 else f"({unit})^{power}"
+        return "" if power == 0 else unit if power == 1 else f"({unit})^{power}"
 
     if "X" in ds:
         ds["X"].attrs["units"] = unit
-    for name, power in _EMISSION_POWER.items():
+    for name, power in powers.items():
+        if power == 0:
+            continue
         if name in ds:
             ds[name].attrs["units"] = of(power)
         for key, entry in parameters.items():
