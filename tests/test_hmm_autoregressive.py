@@ -147,3 +147,32 @@ def test_bad_settings_and_data_are_named():
         TiedARHMM(2, order=0).fit(np.zeros((50, 1)))
     with pytest.raises(ValidationError, match="NaN"):
         TiedARHMM(2).fit(np.array([[0.0], [np.nan], [1.0]] * 10))
+
+
+def test_the_family_is_found_by_recipes_and_the_command_line(tmp_path, monkeypatch):
+    import json
+
+    from sciTie.cli import main
+    from sciTie.hmm._family import families
+
+    assert families()["autoregressive"] is TiedARHMM
+    X, _ = _truth().sample(500, random_state=4)
+    np.savetxt(tmp_path / "y.csv", X, header="y", comments="", delimiter=",")
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["fit", "hmm", "--data", "y.csv", "--column", "y", "--family",
+                   "autoregressive", "--states", "2", "--set", "model.order=1", "--tie",
+                   "coefs[1] = coefs[0]", "--json", "out.json"])
+        assert rc == 0
+        api = TiedARHMM(2, order=1, ties=["coefs[1] = coefs[0]"], n_iter=100, tol=1e-4,
+                        random_state=0).fit(X)
+    out = json.loads((tmp_path / "out.json").read_text())
+    p = out["parameters"]
+    assert p["coefs[1,0,0]"]["value"] == p["coefs[0,0,0]"]["value"]
+    assert out["metrics"]["n_free_parameters"] == 8
+    assert out["metrics"]["log_likelihood"] == pytest.approx(api.score(X), abs=1e-6)
+    # a key the family's class does not take is refused, naming the families that take it
+    rc = main(["fit", "hmm", "--data", "y.csv", "--column", "y", "--family", "autoregressive",
+               "--states", "2", "--set", "model.n_mix=2"])
+    assert rc == 2
