@@ -67,8 +67,10 @@ def sequences(n_seq=24, seed=0, D=2):
 @pytest.mark.parametrize("cov, tol", [("diag", 1e-2), ("full", 0.2)])
 def test_gaussian_fit_equals_in_process(client, cov, tol):
     X, lengths = sequences()
+    # one start, so that the E-step tasks below are those of one EM run (restarts on the
+    # cluster: test_restarts_on_the_cluster_equal_in_process)
     kw = dict(n_components=3, covariance_type=cov, tied_states=[[0, 1], [2]], random_state=0,
-              n_iter=40, tol=tol)
+              n_iter=40, tol=tol, n_init=1)
     ref = TiedGaussianHMM(**kw).fit(X, lengths)
     with distributed.get_task_stream(client) as stream:
         ours = TiedGaussianHMM(**kw).fit(X, lengths, client=client)
@@ -79,6 +81,17 @@ def test_gaussian_fit_equals_in_process(client, cov, tol):
     assert {t["worker"] for t in esteps} == set(client.scheduler_info()["workers"])
     n_parts = len(esteps) // ours.monitor_.iter
     assert n_parts >= 2 and len(esteps) == n_parts * ours.monitor_.iter
+
+
+def test_restarts_on_the_cluster_equal_in_process(client):
+    X, lengths = sequences(n_seq=6, seed=3)
+    kw = dict(n_components=3, tied_states=[[0, 1], [2]], random_state=0, n_iter=5, tol=-np.inf,
+              n_init=3)
+    ref = TiedGaussianHMM(**kw).fit(X, lengths)
+    ours = TiedGaussianHMM(**kw).fit(X, lengths, client=client)
+    assert_same_fit(ref, ours)
+    assert [r["log_likelihood"] for r in ours.starts_] == pytest.approx(
+        [r["log_likelihood"] for r in ref.starts_], rel=1e-12)
 
 
 @pytest.mark.slow

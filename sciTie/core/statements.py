@@ -148,6 +148,11 @@ def _known(group: Any, name: str, statement: str) -> bool:
 def syntax_hint(text: str, names: Iterable[str]) -> str:
     """A hint for a statement Python cannot parse: a keyword used as a parameter name
     (``lambda`` for ``lambdas``); ``names`` are the parameters the statement may name."""
+    try:  # a statement Python reads (a lambda, a comprehension) is refused elsewhere
+        ast.parse(text.replace("=", "==", 1) if "=" in text else text)
+        return ""
+    except SyntaxError:
+        pass
     for word in re.findall(r"[A-Za-z_]\w*", text):
         if keyword.iskeyword(word):
             close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)

@@ -411,7 +411,7 @@ class TiedHMMMixin:
         self._require_parameters("fit")
         initialised = set(self.init_params) & set(self._emission_letters)
         labels = untied_labels(self, X) if initialised and self._has_ties() else None
-        self.group_, self._plan = build_group(self)
+        self.group_, self._plan = self._tied_start_group()
         self._slots = self.group_.valuesdict().array
         partition = self._plan.partition
         held = user_held(self) - {"startprob", "transmat"}
@@ -428,6 +428,25 @@ class TiedHMMMixin:
         self._init_slots = self._slots.copy()
         if self._plan.emissions == "pooled":
             self._check_group_priors()
+
+    def _tied_start_group(self):
+        """The group at the start. A random start of the start and transition
+        probabilities, projected onto ties between them ("transmat[2,2] = transmat[0,0]"),
+        can leave a row's remaining entry negative; those arrays then start uniform (which
+        every linear tie between probabilities keeps feasible), and the other starts differ
+        in their emissions."""
+        try:
+            return build_group(self)
+        except ValidationError:
+            drawn = [(letter, attr) for letter, attr in (("s", "startprob_"), ("t", "transmat_"))
+                     if letter in self.init_params]
+            if not drawn:
+                raise
+            K = self.n_components
+            for letter, attr in drawn:
+                setattr(self, attr, np.full(K, 1.0 / K) if letter == "s"
+                        else np.full((K, K), 1.0 / K))
+            return build_group(self)
 
     def _has_ties(self) -> bool:
         return (self.ties is not None or self.tied_states is not None
