@@ -400,9 +400,9 @@ class TiedHMMMixin:
 
     # ------------------------------------------------------------------ fit / score / decode
     def _init(self, X, lengths=None):
-        # the k-means starts are small problems: OpenMP threads only spin-wait on them (ten
+        # the starts are small problems: OpenMP and BLAS threads only spin-wait on them (ten
         # times slower on a busy two-core machine), so the start runs on one thread
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with threadpool_limits(limits=1):
             self._init_start(X, lengths)
 
     def _init_start(self, X, lengths) -> None:
@@ -491,6 +491,10 @@ class TiedHMMMixin:
         seeds = restart_seeds(self.random_state, self._n_starts())
         self._progress = progress_bar(len(seeds) * self.n_iter,
                                       f"{type(self).__name__} EM", unit="iteration")
+        # BLAS calls in EM are on (n, D) and (K, K) arrays: threads only spin-wait on them
+        # (a fit three times slower on a busy two-core machine); the E-step's own threads are
+        # the hmm_threads setting
+        blas = threadpool_limits(limits=1, user_api="blas")
         try:
             if len(seeds) == 1:
                 self._fit_once(X, lengths, client)
@@ -499,6 +503,7 @@ class TiedHMMMixin:
                 self.starts_ = self._fit_restarts(X, lengths, client, seeds)
                 self.result_.statistics["starts"] = _starts_summary(self.starts_)
         finally:
+            blas.restore_original_limits()
             if self._progress is not None:
                 self._progress.close()
             del self._progress
