@@ -838,7 +838,6 @@ def _torch_cases():
 
     m = _tied()
     nan = torch.full_like(m.free, float("nan"))
-    pinn = pytest.mark.xfail(strict=True, reason=PINN)
     no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
     return [
         (lambda: _tied().load_state_dict(_other_state()), CheckpointError, "other slots or ties"),
@@ -857,16 +856,16 @@ def _torch_cases():
         pytest.param(lambda: _tied().load_state_dict(_other_state(), strict=False),
                      CheckpointError, "other slots or ties", id="strict-false-foreign"),
         pytest.param(lambda: _tied().load_state_dict(_state(free=nan)), ValidationError,
-                     "free", marks=pinn, id="state-with-nan"),
+                     "free", id="state-with-nan"),
         pytest.param(lambda: _tied().load_state_dict(_state(free=torch.zeros(2))),
-                     ValidationError, "free", marks=pinn, id="state-of-another-size"),
+                     ValidationError, "free", id="state-of-another-size"),
         pytest.param(lambda: _tied().load_state_dict([1, 2]), ValidationError, "state_dict",
-                     marks=pinn, id="state-not-a-mapping"),
+                     id="state-not-a-mapping"),
         pytest.param(lambda: _tied().load_state_dict(
             {k: v for k, v in _state().items() if k != "_extra_state"}), CheckpointError,
             "_extra_state", id="state-without-structure"),
         pytest.param(lambda: _tied(device="cuda"), ValidationError, "cuda",
-                     marks=[pinn, no_cuda], id="cuda-without-cuda"),
+                     marks=[no_cuda], id="cuda-without-cuda"),
     ]
 
 

@@ -340,6 +340,9 @@ class TiedParameters(nn.Module):
             device = torch.device(device) if device is not None else None
         except (RuntimeError, TypeError) as exc:
             raise ValidationError(f"device: {device!r} is not a torch device ({exc})") from None
+        if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+            raise ValidationError(f"device: {str(device)!r} asked for, but this torch has no "
+                                  "CUDA device (torch.cuda.is_available() is False); use 'cpu'")
         try:
             program = _compile_program(group)
         except ValueError as exc:
@@ -706,6 +709,15 @@ class TiedParameters(nn.Module):
         return self
 
     # -- checkpoints -----------------------------------------------------------------------------
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False):
+        """torch's ``load_state_dict``, checked first: the tie structure must be this
+        module's, and the free values of the right shape and finite."""
+        if not isinstance(state_dict, Mapping):
+            raise ValidationError(f"state_dict must be a mapping of names to tensors (what "
+                                  f"state_dict() returns), got {type(state_dict).__name__}")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def get_extra_state(self) -> dict[str, Any]:
         """What a checkpoint records about the tie structure (checked on load)."""
         p = self._program
@@ -737,6 +749,16 @@ def _check_state_first(module: "TiedParameters", state_dict: Mapping, prefix: st
     key = prefix + "_extra_state"
     if key in state_dict:
         module.set_extra_state(state_dict[key])
+        free = state_dict.get(prefix + "free")
+        if free is not None:
+            if not isinstance(free, torch.Tensor) or tuple(free.shape) != tuple(module.free.shape):
+                raise ValidationError(
+                    f"state {prefix}free must be a tensor of shape {tuple(module.free.shape)} "
+                    f"(this module's free parameters), got "
+                    f"{tuple(free.shape) if isinstance(free, torch.Tensor) else type(free).__name__}")
+            if not bool(torch.isfinite(free).all()):
+                raise ValidationError(f"state {prefix}free holds non-finite values (NaN or inf); "
+                                      "a checkpoint of a diverged run cannot be loaded")
     elif any(prefix + name in state_dict for name in ("free", "fixed")):
         # values without the structure record: whatever strict says, they cannot be checked
         # against this module's ties, so they are not loaded
