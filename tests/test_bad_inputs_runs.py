@@ -993,8 +993,6 @@ def test_cli_residual_that_raises_is_one_line_naming_the_file(user, capsys):
     assert rc == 2 and len(err) == 1 and "zero.py" in err[0], err
 
 
-@pytest.mark.xfail(strict=True, reason=PINN + ": fit.checkpoint is a file the run writes "
-                   "(its schema role 'output'), never one of its inputs")
 def test_cli_checkpoint_that_is_the_users_code_is_refused(user, capsys, monkeypatch):
     from sciTie import recipes
 

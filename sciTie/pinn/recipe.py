@@ -141,7 +141,7 @@ SCHEMA = Table({
         "random_state": Field("int", "seed", default=0, minimum=0),
         "n_threads": Field("int", "CPU threads for training", minimum=1),
         "device": Field("str", "torch device (default: cuda if available, else cpu)"),
-        "checkpoint": Field("path", "checkpoint file (saved during training)"),
+        "checkpoint": Field("path", "checkpoint file (saved during training)", role="output"),
         "resume": Field("bool", "continue from the checkpoint", default=False),
         "overwrite_checkpoint": Field("bool", "allow the checkpoint to replace a file that "
                                       "is not a checkpoint of this model", default=False),
