@@ -1027,8 +1027,6 @@ _SEMILINEAR = RESIDUAL + "\n\ndef linear(k):\n    return -0.01 * k**2\n\n\ndef n
                          "    return 0 * u\n"
 
 
-@pytest.mark.xfail(strict=True, reason=PINN + ": the spectral reference's grid and step count "
-                   "are sizes too (1e8 points x 1e9 steps passes the recipe check)")
 @pytest.mark.parametrize("n, dt", [(100_000_000, 1e-3), (512, 1e-9)])
 def test_cli_spectral_reference_sizes_are_checked_before_training(user, capsys, monkeypatch, n,
                                                                   dt):

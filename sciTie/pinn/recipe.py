@@ -191,6 +191,33 @@ def _function(recipe: Recipe, module: ModuleType, key: str) -> Callable[..., Any
     return fn
 
 
+#: Time steps of a reference solve a recipe accepts (ETDRK4 on a CPU does ~1e4-1e5 steps of
+#: a 512-point grid a second: 1e7 steps is already minutes to hours).
+MAX_REFERENCE_STEPS = 10_000_000
+
+
+def _check_reference_sizes(recipe: Recipe, e: dict, p: dict, n_space: int) -> None:
+    """The spectral grid and the step count are sizes too: refused before anything runs."""
+    from .._validation import check_memory
+    from ..errors import ValidationError
+
+    n, dt = int(e["n_points"]), float(e["dt"])
+    if dt <= 0:
+        raise recipe.error(f"problem.etdrk4.dt must be > 0, got {dt!r}", "problem.etdrk4.dt")
+    steps = (p["domain_t"][1] - p["domain_t"][0]) / dt
+    if steps > MAX_REFERENCE_STEPS:
+        raise recipe.error(f"problem.etdrk4.dt = {dt:g} over t in {list(p['domain_t'])} is "
+                           f"{steps:.3g} time steps (at most {MAX_REFERENCE_STEPS:.0e}); choose "
+                           "a larger dt", "problem.etdrk4.dt")
+    # the field, its transform and the ETDRK4 stages and coefficients: ~24 complex arrays
+    try:
+        check_memory(24 * 16.0 * float(n) ** n_space * max(1, len(p["outputs"])),
+                     "problem.etdrk4.n_points",
+                     what=f"a spectral grid of {n}^{n_space} points")
+    except ValidationError as exc:
+        raise recipe.error(str(exc), "problem.etdrk4.n_points") from None
+
+
 def _warn_if_blind(recipe: Recipe, parameters: dict[str, float],
                    functions: dict[str, tuple[Callable[..., Any], int]]) -> None:
     """Warn when no function of the reference can see the problem's coefficients: a changed
@@ -253,6 +280,7 @@ def build_problem(recipe: Recipe) -> PDEProblem:
         if p["periodic"] is not None and len(p["periodic"]) < n_space:
             raise recipe.error("problem.etdrk4 needs every spatial coordinate periodic",
                                "problem.etdrk4")
+        _check_reference_sizes(recipe, e, p, n_space)
         linear = _function(recipe, module, "problem.etdrk4.linear")
         nonlinear = _function(recipe, module, "problem.etdrk4.nonlinear")
         outputs = tuple(p["outputs"])
