@@ -210,8 +210,14 @@ class ReportMixin:
         return result
 
     # ------------------------------------------------------------------ text report
-    def report(self) -> str:
+    def report(self, *, min_correl: float = 0.1) -> str:
         """A readable summary: the ties, then the fit report of ``result_``.
+
+        Parameters
+        ----------
+        min_correl : float, optional
+            Correlations of the free parameters smaller than this (in magnitude) are not
+            listed (the same default in every sciTie estimator).
 
         Returns
         -------
@@ -228,7 +234,8 @@ class ReportMixin:
                  f"({'converged' if self._em_converged() else 'not converged'})",
                  f"    M-step             = transitions {plan.transitions}, "
                  f"emissions {plan.emissions}"]
-        return "\n".join(lines) + "\n" + self.result_.report(show_fixed=False)
+        return "\n".join(lines) + "\n" + self.result_.report(show_fixed=False,
+                                                              min_correl=min_correl)
 
     # ------------------------------------------------------------------ xarray
     def _provenance(self) -> dict[str, Any]:
