@@ -57,8 +57,11 @@ DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq")
 _PATTERN = Table({
     "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
                   required=True),
-    "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (2θ, I[, esd])"),
-    "instrument": Field("path", "GSAS instrument parameter file (.prm)"),
+    "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (x, I[, esd])"),
+    "instrument": Field("path", "instrument parameter file: GSAS .prm or GSAS-II .instprm"),
+    "instrument_type": Field("str", "peak profile without an instrument file: 'cw' (constant "
+                                    "wavelength, default) or 'tof' (time of flight)",
+                             choices=("cw", "tof")),
     "phases": Field("list[str]", "phases in this pattern (default: all)"),
     "radiation": Field("str", "radiation (default: from the .prm, else xray)",
                        choices=("xray", "neutron")),
@@ -69,14 +72,17 @@ _PATTERN = Table({
     "lam2": Field("float", "second wavelength (Å; 0: one wavelength)", minimum=0.0),
     "ratio": Field("float", "intensity ratio λ2/λ1", minimum=0.0),
     "polarization": Field("float", "X-ray polarisation term", minimum=0.0, maximum=1.0),
-    "fit_range": Field("list[float]", "2θ limits [lo, hi] (degrees)"),
-    "exclude": Field("list[list[float]]", "excluded 2θ regions [[lo, hi], ...]"),
-    "n_background": Field("int", "Chebyshev background terms", default=6, minimum=0),
+    "fit_range": Field("list[float]", "limits [lo, hi] on the pattern's axis (2θ degrees, "
+                                      "TOF µs)"),
+    "exclude": Field("list[list[float]]", "excluded regions [[lo, hi], ...]"),
+    "n_background": Field("int", "Chebyshev background terms (default 6)", minimum=0),
+    "background_points": Field("list[float]", "positions of a background of straight lines "
+                                              "between points (instead of Chebyshev terms)"),
     "background_peaks": Field("list[list[float]]",
                               "pseudo-Voigt background peaks [[pos, area, sigma2, gamma], ...]",
                               default=[]),
-    "profile": Field("table", "profile values overriding the .prm (U, V, W, P, X, Y, SL, HL, "
-                              "zero)", default={}),
+    "profile": Field("table", "instrument values overriding the file's (U, V, W, X, Y, SL, "
+                              "HL, zero ...; TOF: difc, alpha, beta0, sig1 ...)", default={}),
     "phase_values": Field("table", "starting per-phase terms {phase = {fraction, size, "
                                    "mustrain, mustrain_axial}}", default={}),
     "strain_axis": Field("table", "uniaxial microstrain axis per phase {phase = [h, k, l]}",
@@ -89,7 +95,8 @@ _PATTERN = Table({
     "refine_zero": Field("bool", "'zero' frees the zero shift", default=True),
     "refine_displacement": Field("bool", "'zero' also frees the sample displacement",
                                  default=False),
-    "refine_profile": Field("list[str]", "what 'profile' frees", default=["U", "V", "W"]),
+    "refine_profile": Field("list[str]", "what 'profile' frees (default: the profile's, "
+                                         "U, V, W for constant wavelength)"),
     "refine_profile_late": Field("list[str]", "what 'late_profile' frees", default=[]),
 }, doc="one powder pattern")
 
@@ -202,13 +209,13 @@ def _build_phases(recipe: Recipe) -> list:
     return phases
 
 
-def _read_data(recipe: Recipe, path: Path, key: str):
-    """A data file (GSAS STD/ESD/FXYE or xy(e)); reader errors name the recipe key too."""
-    from ._io import read_gsas_std, read_xye
+def _read_data(recipe: Recipe, path: Path, key: str, axis: str = "two_theta"):
+    """A data file (GSAS STD/ESD/FXYE or xy(e)) on ``axis``; reader errors name the recipe
+    key too."""
+    from ._io import read_data
 
     try:
-        return read_xye(path) if path.suffix.lower() in (".xye", ".xy", ".dat", ".txt") \
-            else read_gsas_std(path)
+        return read_data(path, axis=axis)
     except (SciTieError, OSError) as exc:
         raise recipe.error(f"{key}: {exc}", key) from None
 
@@ -465,24 +472,43 @@ def _joint(recipe: Recipe) -> JointRefinement:
     return ref
 
 
-def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
-    from ._io import read_gsas_prm
-    from ._pattern import instrument_options
+def _instrument(recipe: Recipe, p: dict, k: int):
+    """The pattern's instrument: its file's (or the profile's defaults), with the recipe's
+    values on top."""
+    from .._validation import check_float
+    from ._io import read_instrument
+    from .profiles import get_profile
 
-    opts: dict[str, Any] = {}
-    if p["instrument"]:
-        key = _pattern_key(recipe, k, "instrument")
-        try:
-            opts = instrument_options(read_gsas_prm(recipe.resolve(p["instrument"], key)))
-        except (SciTieError, OSError) as exc:
-            if getattr(exc, "key", None) == key:  # already a RecipeError about this key
-                raise
-            raise recipe.error(f"{key}: {exc}", key) from None
-    prof = dict(opts.get("profile", {}))
-    prof.update(p["profile"] or {})
-    for key in ("radiation", "geometry", "radius", "lam1", "lam2", "ratio", "polarization"):
-        if p[key] is not None:
-            opts[key] = p[key]
+    key = _pattern_key(recipe, k, "instrument")
+    overrides = {n: p[n] for n in ("radiation", "geometry", "radius", "lam1", "lam2", "ratio",
+                                   "polarization") if p[n] is not None}
+    try:
+        overrides.update({n: check_float(v, f"profile[{n!r}]")
+                          for n, v in (p["profile"] or {}).items()})
+        if p["instrument"]:
+            try:
+                inst = read_instrument(recipe.resolve(p["instrument"], key))
+            except (SciTieError, OSError) as exc:
+                if getattr(exc, "key", None) == key:  # already a RecipeError about this key
+                    raise
+                raise recipe.error(f"{key}: {exc}", key) from None
+            if p["instrument_type"] and p["instrument_type"] != inst.kind:
+                raise recipe.error(f"{key}: the file describes a {inst.kind!r} instrument, not "
+                                   f"instrument_type = {p['instrument_type']!r}", key)
+            return inst.replace(**overrides)
+        cls = get_profile(p["instrument_type"] or "cw")
+        if cls.kind == "cw":   # without a file: Cu Kα1 X-rays unless the recipe says otherwise
+            overrides = {"radiation": "xray", "lam1": 1.5405, **overrides}
+        return cls.from_values(**overrides)
+    except SciTieError as exc:
+        if getattr(exc, "key", None) is not None:
+            raise
+        raise recipe.error(f"patterns[{k}] ({p['name']!r}): {exc}",
+                           _pattern_key(recipe, k)) from None
+
+
+def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
+    opts: dict[str, Any] = {"instrument": _instrument(recipe, p, k)}
     if p["fit_range"] is not None:
         if len(p["fit_range"]) != 2:
             raise recipe.error(f"fit_range must be [lo, hi], got {p['fit_range']}",
@@ -495,13 +521,17 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     if unknown:
         raise recipe.error(f"unknown phases {unknown}; phases: {list(phase_names)}",
                            _pattern_key(recipe, k))
-    opts.update(profile=prof, n_background=p["n_background"],
-                background_peaks=[tuple(b) for b in p["background_peaks"]],
+    if p["background_points"] is not None:
+        opts["background_points"] = list(p["background_points"])
+    if p["n_background"] is not None or p["background_points"] is None:
+        opts["n_background"] = 6 if p["n_background"] is None else p["n_background"]
+    opts.update(background_peaks=[tuple(b) for b in p["background_peaks"]],
                 phase_values=p["phase_values"], strain_axis=p["strain_axis"],
                 scattering=p["scattering"] or None, tail_tolerance=p["tail_tolerance"],
                 cell_correction=p["cell_correction"], refine_zero=p["refine_zero"],
                 refine_displacement=p["refine_displacement"],
-                refine_profile=tuple(p["refine_profile"]),
+                refine_profile=tuple(p["refine_profile"]) if p["refine_profile"] is not None
+                else None,
                 refine_profile_late=tuple(p["refine_profile_late"]))
     return opts
 
@@ -515,7 +545,7 @@ def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
         raise recipe.error(f"patterns[{k}].phases names {missing}, which are not phases "
                            f"({list(by_name)})", _pattern_key(recipe, k, "phases"))
     opts = _pattern_options(recipe, p, k, names)
-    data = _read_data(recipe, file, _pattern_key(recipe, k, "file"))
+    data = _read_data(recipe, file, _pattern_key(recipe, k, "file"), opts["instrument"].axis)
     try:
         return PowderPattern(data, [by_name[n] for n in names], name=p["name"], **opts)
     except SciTieError as exc:
