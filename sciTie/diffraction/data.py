@@ -546,3 +546,11 @@ def synthetic_series_recipe(data: xr.Dataset | None = None, *, start: dict | Non
               ("structure", ("cell", "xyz"), ("scale", "bkg", "displacement"))]
     return SeriesRecipe(phases=[phase], pattern_options=opts, stages=stages,
                         continue_stages=1, constrain_fractions=False)
+
+
+# -- Si on SEPD (time of flight) -----------------------------------------------------------------
+from ._si_tof import (SI_TOF_EASYDIFFRACTION, SI_TOF_INSTRUMENT, SI_TOF_STAGES,  # noqa: E402
+                      load_si_tof, si_phase, si_tof_refinement)
+
+__all__ += ["load_si_tof", "si_phase", "si_tof_refinement", "SI_TOF_INSTRUMENT",
+            "SI_TOF_STAGES", "SI_TOF_EASYDIFFRACTION"]

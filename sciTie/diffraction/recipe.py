@@ -32,8 +32,8 @@
 A ``[series]`` table turns the same description into a sequential or parametric refinement
 of many files (``files`` or a glob; temperatures from the files' headers or ``temperatures``),
 with ``laws`` and ``[[series.ties]]`` over part of the series. ``[data] dataset`` names a
-dataset sciTie knows (``pbso4``, ``diffraction-synthetic``, ``cucr2o4-seq``) and sets all of
-that up as the published protocols do.
+dataset sciTie knows (``pbso4``, ``diffraction-synthetic``, ``cucr2o4-seq``, ``si-tof``) and
+sets all of that up as the published protocols do.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ from ._refine import STAGES, JointRefinement
 
 __all__ = ["KIND", "SCHEMA", "summarize_joint", "run_series"]
 
-DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq")
+DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq", "si-tof")
 
 _PATTERN = Table({
     "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
@@ -242,6 +242,8 @@ def _pattern_names(recipe: Recipe) -> list[str]:
     d = recipe.settings["data"]["dataset"]
     if d in ("pbso4", "diffraction-synthetic"):
         return ["xray", "neutron"]
+    if d == "si-tof":
+        return ["sepd"]
     return [p["name"] for p in _phases_and_patterns(recipe)[1]]
 
 
@@ -251,6 +253,8 @@ def _phase_names(recipe: Recipe) -> list[str]:
         return ["PbSO4"]
     if d == "diffraction-synthetic":
         return ["TiO2"]
+    if d == "si-tof":
+        return ["Si"]
     return [ph.name for ph in _build_phases(recipe)]
 
 
@@ -428,7 +432,7 @@ def summarize_joint(ref: JointRefinement, name: str, dataset: str, seconds: floa
                "bragg_r": {k: v["bragg_r"] for k, v in st.items() if k != "total"},
                "rwp_total": st["total"]["wrp"], "gof": st["total"]["gof"],
                "chi2": st["total"]["chi2"], "n_free": ref.result_.nvarys,
-               "n_points": st["total"]["npoints"]}
+               "n_points": st["total"]["npoints"], "reduced_chi2": st["total"]["gof"] ** 2}
     if any(len(p.phases) > 1 for p in ref.patterns):
         metrics["fractions"] = {p.name: ref.phase_fractions(p.name) for p in ref.patterns
                                 if len(p.phases) > 1}
@@ -451,6 +455,9 @@ def _joint(recipe: Recipe) -> JointRefinement:
         return pbso4_refinement(recipe.resolve(d["path"], "data.path") if d["path"] else None)
     if d["dataset"] == "diffraction-synthetic":
         return synthetic_refinement(load_synthetic(d["seed"]))
+    if d["dataset"] == "si-tof":
+        from .data import si_tof_refinement
+        return si_tof_refinement(recipe.resolve(d["path"], "data.path") if d["path"] else None)
     _, patterns_t = _phases_and_patterns(recipe)
     phases = _build_phases(recipe)
     by_name = {ph.name: ph for ph in phases}
@@ -573,11 +580,33 @@ def _run_joint(recipe: Recipe) -> RunSummary:
                         patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile",
                                         "late_profile"]})
         ref.fit(max_nfev=30 if quick else budget)
+    elif recipe.settings["data"]["dataset"] == "si-tof":
+        return _run_si_tof(recipe, ref, budget, t0)
     else:
         ref.refine_stages(_stages(recipe), max_nfev=budget)
     seconds = time.perf_counter() - t0
     return summarize_joint(ref, recipe.name, recipe.settings["data"]["dataset"] or recipe.name,
                            seconds)
+
+
+def _run_si_tof(recipe: Recipe, ref: JointRefinement, budget, t0: float) -> RunSummary:
+    """EasyDiffraction's Si protocol: its free parameters, then the widths (see
+    :mod:`._si_tof`); the reduced χ² with its free parameters alone is reported too."""
+    from .data import SI_TOF_EASYDIFFRACTION, SI_TOF_STAGES
+
+    stages = SI_TOF_STAGES
+    ref.refine_stages(stages[:2], max_nfev=budget)
+    same = ref.statistics_["total"]["gof"] ** 2
+    last = stages[2][1]
+    ref.set_refined(structure=list(last["structure"]), patterns={"*": list(last["pattern"])})
+    ref.fit(max_nfev=budget)
+    summary = summarize_joint(ref, recipe.name, "si-tof", time.perf_counter() - t0)
+    summary.metrics["reduced_chi2_easydiffraction_parameters"] = same
+    summary.metrics["easydiffraction_reduced_chi2"] = SI_TOF_EASYDIFFRACTION["reduced_chi2"]
+    summary.report = (f"reduced chi2 {summary.metrics['reduced_chi2']:.4f} (EasyDiffraction "
+                      f"{SI_TOF_EASYDIFFRACTION['reduced_chi2']}; {same:.4f} with its free "
+                      f"parameters alone, before freeing alpha, beta0, sig2)\n" + summary.report)
+    return summary
 
 
 def _series_setup(recipe: Recipe):

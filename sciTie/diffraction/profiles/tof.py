@@ -419,16 +419,17 @@ class TimeOfFlight(PeakProfile):
         return prm[:, 0], prm[:, 1], fwhm, eta
 
     def d_min(self, fit_range, values, size, mu, tolerance):
+        # the tails of reflections below the range reach up into it; like the 180° limit of
+        # constant wavelength, the reach stops at half the lowest TOF (a Lorentzian-rich
+        # window can be wider than the pattern, and the reflections multiply as 1/d³)
         lo = fit_range[0]
+        bottom = 0.5 * lo
         if tolerance > 0:
             d = self.d_of(lo, values)
             alpha, beta, fwhm, eta = self._peak_at(d, values, size, mu)
             prm = np.column_stack([alpha, beta])
             half, _ = self.tails(prm, fwhm, eta, np.zeros(1), tolerance)
-            bottom = lo - 1.5 * float(half[0]) - 1.0
-        else:
-            bottom = 0.5 * lo
-        bottom = max(bottom, 0.05 * lo)
+            bottom = max(lo - 1.5 * float(half[0]) - 1.0, bottom)
         return float(self.d_of(bottom, values)[0])
 
     # -- instrument files --------------------------------------------------------------------------
