@@ -58,6 +58,9 @@ _SQRT2 = math.sqrt(2.0)
 _TWO_SQRTPI = 2.0 / math.sqrt(math.pi)
 _S_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))   # Gaussian σ per FWHM
 _MIN_RATE = 1e-6                                             # α, β below this are clipped
+#: Smallest d-spacing listed (Å): Rietveld data rarely reach below, and the reflections
+#: multiply as 1/d³.
+MIN_D = 0.1
 #: Far-field radius: this many decay lengths 1/min(α, β) beyond CORE_FWHM FWHM
 #: (the slower exponential is down to e^-8 there).
 PULSE_CORE = 8.0
@@ -66,30 +69,34 @@ PULSE_CORE = 8.0
 @njit(cache=True, nogil=True)
 def exp_e1(z):
     """``e^z E1(z)`` for complex ``z`` off the negative real axis (principal branch)."""
-    r = abs(z)
-    if r > 40.0:
-        # asymptotic series (1/z) Σ k!/(-z)^k, summed up to its smallest term
+    r2 = z.real * z.real + z.imag * z.imag
+    if r2 > 1600.0:
+        # asymptotic series (1/z) Σ k!/(-z)^k, summed while its terms shrink (k < |z|)
+        w = 1.0 / z
         s = 1.0 + 0.0j
         term = 1.0 + 0.0j
-        for k in range(1, 60):
-            nxt = term * (-k / z)
-            if abs(nxt) >= abs(term):
-                break
-            term = nxt
+        kmax = math.sqrt(r2)
+        k = 1.0
+        while k < kmax:
+            term = term * (-k * w)
             s += term
-            if abs(term) < 1e-17:
+            if term.real * term.real + term.imag * term.imag < 1e-34:
                 break
-        return s / z
+            k += 1.0
+        return s * w
+    r = math.sqrt(r2)
     if r <= 4.0 or r + z.real < 8.0:
         # power series; along the negative axis its terms grow like e^|z| but e^z shrinks
         # the cancellation error back to rounding
         s = 0.0 + 0.0j
         term = 1.0 + 0.0j
+        mz = -z
         for k in range(1, 400):
-            term = term * (-z) / k
-            add = term / k
+            term = term * mz * (1.0 / k)
+            add = term * (1.0 / k)
             s += add
-            if abs(add) <= 1e-17 * abs(s):
+            if (add.real * add.real + add.imag * add.imag
+                    <= 1e-34 * (s.real * s.real + s.imag * s.imag)):
                 break
         return cmath.exp(z) * (-_EULER - cmath.log(z) - s)
     # continued fraction 1/(z+1 - 1/(z+3 - 4/(z+5 - ...))), modified Lentz
@@ -104,7 +111,8 @@ def exp_e1(z):
         C = b + a / C
         dl = C * D
         h = h * dl
-        if abs(dl - 1.0) < 1e-16:
+        e = dl - 1.0
+        if e.real * e.real + e.imag * e.imag < 1e-32:
             break
     return h
 
@@ -430,7 +438,7 @@ class TimeOfFlight(PeakProfile):
             prm = np.column_stack([alpha, beta])
             half, _ = self.tails(prm, fwhm, eta, np.zeros(1), tolerance)
             bottom = max(lo - 1.5 * float(half[0]) - 1.0, bottom)
-        return float(self.d_of(bottom, values)[0])
+        return max(float(self.d_of(bottom, values)[0]), MIN_D)
 
     # -- instrument files --------------------------------------------------------------------------
     @classmethod
