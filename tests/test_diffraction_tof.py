@@ -388,3 +388,46 @@ def test_si_tof_dataset_loads_with_its_instrument(si_tof_dir):
     assert isinstance(pat.instrument, TimeOfFlight) and pat.n_background == 7
     assert pat.group["bkg"].value.tolist() == [200.0] * 7
     assert pat.reflections_in_range()["Si"] > 100
+
+
+@pytest.mark.parametrize("how", ["instprm", "values"])
+def test_tof_recipe_from_files(tmp_path, how):
+    """A ``rietveld`` recipe with a TOF pattern (xye on the TOF axis) and its instrument from
+    an ``.instprm`` file or from ``instrument_type = "tof"`` and profile values: the cell of
+    the Poisson data is recovered within 3 esd, through the command line."""
+    import json
+
+    from sciTie.cli import main
+    from sciTie.diffraction import write_xye
+
+    inst = TimeOfFlight(two_theta=144.845, difc=7476.91, difa=-1.54, zero=-9.29, alpha=0.5971,
+                        beta0=0.04221, beta1=0.00946, sig0=4.2, sig1=45.8, sig2=1.1)
+    pat = PowderPattern(_tof_grid(6000.0, 16000.0, 8.0), synthetic_phase(), inst,
+                        n_background=2)
+    pat.group["scale"].value = 2e5
+    pat.group["bkg"].value = [50.0, 5.0]
+    y, _ = pat.calc()
+    counts = np.random.default_rng(3).poisson(y).astype(float)
+    write_xye(make_pattern(pat.x, counts, np.maximum(counts, 1.0), axis="tof"),
+              tmp_path / "t.xye")
+    (tmp_path / "rutile.cif").write_text(synthetic_phase({"a": 4.60, "c": 2.955}).to_cif())
+    if how == "instprm":
+        (tmp_path / "t.instprm").write_text(INSTPRM)
+        instrument = 'instrument = "t.instprm"'
+    else:
+        values = ", ".join(f"{k} = {getattr(inst, k)}" for k in
+                           ("two_theta", "difc", "difa", "zero", "alpha", "beta0", "beta1",
+                            "sig0", "sig1", "sig2"))
+        instrument = f'instrument_type = "tof"\nprofile = {{{values}}}'
+    (tmp_path / "fit.toml").write_text(
+        'kind = "rietveld"\nname = "tof"\n[[phases]]\ncif = "rutile.cif"\n'
+        f'[[patterns]]\nname = "bank"\nfile = "t.xye"\n{instrument}\nn_background = 2\n'
+        '[[stages]]\npattern = ["scale", "bkg"]\n'
+        '[[stages]]\nstructure = ["cell"]\npattern = ["scale", "bkg"]\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert main(["fit", str(tmp_path / "fit.toml"), "--json", str(tmp_path / "r.json")]) \
+            == 0
+    p = json.loads((tmp_path / "r.json").read_text())["parameters"]
+    for name, true in (("a", 4.5937), ("c", 2.9587)):
+        assert abs(p[name]["value"] - true) < 3 * p[name]["stderr"], name
