@@ -4,6 +4,7 @@ import warnings
 import gemmi
 import numpy as np
 import pytest
+from diffraction_checks import fd_check
 from scipy.integrate import quad
 
 from sciTie.diffraction import (Atom, ConstantWavelength, JointRefinement, Phase, PowderPattern,
@@ -122,23 +123,6 @@ def test_far_field_agrees_with_direct_evaluation_of_the_same_windows():
     assert np.abs(y - yd).max() < 5e-5 * y.max()
 
 
-def _fd_check(pat, v, names, tol):
-    y, J = pat.evaluate(v)
-    checked = []
-    for j, name in enumerate(names):
-        h = 1e-9 if name.split(".")[-1].startswith("D") else 1e-6 * max(1.0, abs(v[j]))
-        vp, vm = v.copy(), v.copy()
-        vp[j] += h
-        vm[j] -= h
-        fd = (pat.evaluate(vp, grad=False)[0] - pat.evaluate(vm, grad=False)[0]) / (2 * h)
-        scale = max(np.abs(fd).max(), np.abs(J[:, j]).max())
-        if scale * max(1.0, abs(v[j])) <= 1e-9 * np.abs(y).max():
-            continue                     # no effect (e.g. a coordinate on a mirror plane)
-        assert np.abs(fd - J[:, j]).max() / scale < tol, name
-        checked.append(name)
-    return checked
-
-
 def test_jacobian_with_far_field_tails_matches_finite_differences():
     """Windows frozen for a fit make the model smooth: the analytic Jacobian (core, far-field
     bands, switch, taper, FCJ nodes) agrees with central differences."""
@@ -150,7 +134,7 @@ def test_jacobian_with_far_field_tails_matches_finite_differences():
     v[pat.layout.pattern][:3] = [1e3, 0.01, 30.0]          # scale, zero, shift
     pat.refresh_windows(v)
     assert pat.windows.grids.base.max() >= 0
-    checked = _fd_check(pat, v, pat.local_names(), 1e-4)
+    checked = fd_check(pat, v, pat.local_names(), 1e-4)
     assert {"TiO2.a", "TiO2.O.x", "pattern.SL", "pattern.X", "pattern.U", "pattern.TiO2.size",
             "pattern.bkpk.pos[0]", "pattern.bkpk.sigma2[0]", "pattern.bkpk.gamma[0]",
             "pattern.bkpk.area[0]"} <= set(checked)
@@ -192,7 +176,7 @@ def test_two_phase_jacobian_matches_finite_differences():
     v = pat.local_vector()
     v[pat.layout.bkg] = [20.0, 3.0]
     v[pat.layout.pattern][0] = 1e4 / pat.evaluate(v, grad=False)[0].max()   # peaks ~1e4
-    checked = _fd_check(pat, v, pat.local_names(), 2e-5)
+    checked = fd_check(pat, v, pat.local_names(), 2e-5)
     assert {"TiO2.a", "NaCl.a", "NaCl.Na.uiso", "pattern.TiO2.fraction",
             "pattern.NaCl.fraction", "pattern.NaCl.size", "pattern.bkpk.area[0]"} <= set(checked)
 
