@@ -23,7 +23,7 @@ from ..errors import ArgumentTypeError, DataFormatError, ValidationError
 __all__ = ["read_gsas_std", "read_instrument", "read_xye", "read_data", "write_xye",
            "write_gsas_std", "make_pattern", "AXES"]
 
-#: The axes a pattern can be on: name -> (what it is, units, the domain check).
+#: The axes a pattern can be on: name -> (its label in messages, its units).
 AXES = {"two_theta": ("2theta", "degrees"), "tof": ("TOF", "microseconds")}
 
 
