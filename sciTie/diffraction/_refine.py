@@ -15,7 +15,9 @@ from ..core import ParameterGroup, ResidualTerm, fit_least_squares
 from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
                       UnknownNameError, ValidationError, not_fitted)
 from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, cell_volume, format_esd
-from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
+from ._background import BACKGROUND_PEAK_PARAMS
+from ._pattern import PowderPattern
+from ._pattern_layout import PHASE_PARAMS
 
 __all__ = ["JointRefinement", "STAGES", "pattern_statistics", "weight_fractions"]
 
@@ -270,7 +272,7 @@ class JointRefinement:
             for a in ph.atoms:
                 _set(ph.group, [f"{a.name}.{q}" for q in ATOM_PARAMS], False)
         for p in self.patterns:
-            names = [*INSTRUMENT_PARAMS, "bkg"]
+            names = [*p.instrument_names, "bkg"]
             names += [f"{ph.name}.{n}" for ph in p.phases for n in PHASE_PARAMS]
             if len(p.background_peaks):
                 names += [f"bkpk.{n}" for n in BACKGROUND_PEAK_PARAMS]
@@ -294,9 +296,9 @@ class JointRefinement:
                 if p.refine_zero:
                     pn.append("zero")
                 if p.refine_displacement:
-                    pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
+                    pn += p.instrument.displacement_names()
             elif item == "displacement":
-                pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
+                pn += p.instrument.displacement_names()
             elif item in ("fraction", "size", "mustrain"):
                 pn += per_phase(item) if len(p.phases) > 1 or item != "fraction" else []
                 if item == "mustrain":
@@ -689,9 +691,10 @@ class JointRefinement:
         """Observed, calculated, background and difference per pattern, plus the parameters.
 
         Each pattern ``<name>`` has variables ``<name>_obs``, ``<name>_calc``,
-        ``<name>_background``, ``<name>_sigma`` on dim ``two_theta_<name>``, and per phase
-        the reflections in its range (``<name>_<phase>_hkl``, ``_F2``, ``_intensity`` with
-        d, 2θ and multiplicity coordinates) on dim ``refl_<name>_<phase>``; the fit
+        ``<name>_background``, ``<name>_sigma`` on dim ``<axis>_<name>`` (``two_theta_`` or
+        ``tof_``), and per phase the reflections in its range (``<name>_<phase>_hkl``,
+        ``_F2``, ``_intensity`` with d, position and multiplicity coordinates) on dim
+        ``refl_<name>_<phase>``; the fit
         parameters come from ``FitResult.to_xarray()`` (dims ``param``, ``cov_i``,
         ``cov_j``). Figures of merit, the instrument of each pattern (``<name>_radiation``,
         ``_wavelength``, ``_geometry`` ...) and provenance are in ``attrs``.
@@ -700,8 +703,10 @@ class JointRefinement:
         data = {}
         for p_name, (y, info) in self.calculate().items():
             p = self.pattern(p_name)
-            dim = f"two_theta_{p_name}"
-            coords = {dim: (dim, p.x, {"units": "degree", "long_name": "2θ"})}
+            axis = p.instrument.axis
+            dim = f"{axis}_{p_name}"
+            coords = {dim: (dim, p.x, {"units": p.instrument.axis_units,
+                                       "long_name": p.instrument.axis_label.split(" (")[0]})}
             for k, v, ln in (("obs", p.obs, "observed"), ("calc", y, "calculated"),
                              ("background", info["ybkg"], "background"),
                              ("sigma", p.sigma, "standard uncertainty"),
@@ -714,7 +719,7 @@ class JointRefinement:
                 keep = (pos >= p.x[0]) & (pos <= p.x[-1])
                 rdim = f"refl_{p_name}_{ph.name}"
                 rc = {rdim: np.flatnonzero(keep),
-                      f"{rdim}_two_theta": (rdim, pos[keep], {"units": "degree"}),
+                      f"{rdim}_{axis}": (rdim, pos[keep], {"units": p.instrument.axis_units}),
                       f"{rdim}_d": (rdim, 1 / np.sqrt(pi["q"][keep]), {"units": "angstrom"}),
                       f"{rdim}_multiplicity": (rdim, pi["mult"][keep])}
                 data[f"{p_name}_{ph.name}_hkl"] = xr.DataArray(
@@ -856,7 +861,7 @@ class JointRefinement:
         st = self.statistics_.get(p.name, {})
         ax.set_title(f"{p.name}: wRp = {st.get('wrp', float('nan')):.2f} %, "
                      f"Rp = {st.get('rp', float('nan')):.2f} %")
-        ax.set_xlabel("2θ (degrees)")
+        ax.set_xlabel(p.instrument.axis_label)
         ax.set_ylabel("√intensity (√counts)" if sqrt else "intensity (counts)")
         ax.legend(loc="upper right", fontsize=8)
         if path is not None:
@@ -877,14 +882,12 @@ class _RietveldPlotter:
 
 
 def instrument_metadata(p: PowderPattern) -> dict:
-    """netCDF-safe description of a pattern's instrument: radiation, wavelength(s),
-    Kα2/Kα1 ratio, polarisation, geometry, goniometer radius, fit range."""
+    """netCDF-safe description of a pattern's instrument (its profile's metadata at the
+    current values: radiation, wavelengths, geometry ... or the TOF bank) and fit range."""
     v = p.group.valuesdict()
-    return {"radiation": p.radiation, "wavelength": float(v["lam1"]),
-            "wavelength2": float(v["lam2"]), "wavelength_units": "angstrom",
-            "ratio": float(v["ratio"]), "polarization": float(v["polarization"]),
-            "geometry": p.geometry, "radius_mm": float(p.radius),
-            "fit_range": np.asarray(p.fit_range, dtype=float)}
+    out = p.instrument.metadata({n: float(v[n]) for n in p.instrument_names})
+    out["fit_range"] = np.asarray(p.fit_range, dtype=float)
+    return out
 
 
 def bragg_r(p: PowderPattern, y: np.ndarray, info: dict) -> tuple[float, dict]:
@@ -937,9 +940,9 @@ def constrain_fractions(p: PowderPattern, total: float = 1.0) -> None:
 def initialize_pattern(p: PowderPattern, v: np.ndarray) -> None:
     """Starting scale, Chebyshev background and background-peak areas of ``p`` at local
     vector ``v``, by linear least squares (written into the pattern's group)."""
-    lay = p._layout
+    lay = p.layout
     v = np.array(v, dtype=float)
-    v[lay.pattern.start + INSTRUMENT_PARAMS.index("scale")] = 1.0
+    v[lay.columns()["scale"]] = 1.0
     v[lay.bkg] = 0.0
     nbp = len(p.background_peaks)
     area = slice(lay.bkpk.start + nbp, lay.bkpk.start + 2 * nbp)
@@ -948,7 +951,7 @@ def initialize_pattern(p: PowderPattern, v: np.ndarray) -> None:
     cols = np.arange(area.start, area.stop)
     ypk, J = p.evaluate(v, grad=nbp > 0, cols=cols if nbp else None)
     cols_bp = J[:, cols] if nbp else np.zeros((p.x.size, 0))
-    A = np.column_stack([ypk, p.cheb, cols_bp]) / p.sigma[:, None]
+    A = np.column_stack([ypk, p.background_basis, cols_bp]) / p.sigma[:, None]
     coef, *_ = np.linalg.lstsq(A, p.obs / p.sigma, rcond=None)
     scale = coef[0] if coef[0] > 0 else np.sum(p.obs) / max(np.sum(ypk), 1e-300)
     if not np.isfinite(scale) or scale <= 0:
