@@ -9,6 +9,7 @@ the peak profile of the instrument kind they describe maps the records onto its 
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -281,9 +282,44 @@ def read_gsas_std(path: str | os.PathLike, *, name: str | None = None,
                                "nchan": nchan, "n_detectors_max": float(ncount.max())})
 
 
+def _fxye_block(lines, bank_line: int, nchan: int) -> np.ndarray | None:
+    """The ``nchan`` points after the BANK line parsed in one go, or None when the block is
+    anything but plain rows of 2 or 3 numbers with positive esds (the line-by-line reader
+    then names the offending line)."""
+    block = lines[bank_line:bank_line + nchan]
+    if len(block) < nchan:
+        return None
+    text = "\n".join(block)
+    if "#" in text or "bank" in text.lower():
+        return None
+    try:
+        arr = np.loadtxt(io.StringIO(text), ndmin=2)
+    except ValueError:
+        return None
+    if arr.shape[0] != nchan or arr.shape[1] not in (2, 3) \
+            or (arr.shape[1] == 3 and not np.all(arr[:, 2] > 0)):
+        return None
+    return arr
+
+
 def _read_fxye(path, lines, bank_line, nchan, title, name, axis):
     """FXYE / FXY bank: one point per line, x (2θ in centidegrees, TOF in µs), intensity[,
     esd]."""
+    arr = _fxye_block(lines, bank_line, nchan)
+    if arr is not None:
+        where = bank_line + 1 + np.arange(nchan)
+    else:
+        arr, where = _fxye_lines(path, lines, bank_line, nchan, axis)
+    var = arr[:, 2] ** 2 if arr.shape[1] == 3 else np.maximum(arr[:, 1], 1.0)
+    x = arr[:, 0] / 100.0 if axis == "two_theta" else arr[:, 0]
+    _check_points(path, x, arr[:, 1], var, where, axis)
+    return make_pattern(x, arr[:, 1], var, name=name or path.stem, axis=axis,
+                        attrs={"title": title, "source_file": str(path), "format": "GSAS FXYE",
+                               "nchan": nchan})
+
+
+def _fxye_lines(path, lines, bank_line, nchan, axis):
+    """The points of an FXYE bank read line by line, failing with the line of a bad one."""
     rows = []
     where = []
     last = bank_line
@@ -310,13 +346,7 @@ def _read_fxye(path, lines, bank_line, nchan, title, name, axis):
         where.append(i)
     if len(rows) < nchan:
         _fail(path, last + 1, f"file ends after {len(rows)} points but NCHAN={nchan}")
-    arr = np.asarray(rows)
-    var = arr[:, 2] ** 2 if arr.shape[1] == 3 else np.maximum(arr[:, 1], 1.0)
-    x = arr[:, 0] / 100.0 if axis == "two_theta" else arr[:, 0]
-    _check_points(path, x, arr[:, 1], var, where, axis)
-    return make_pattern(x, arr[:, 1], var, name=name or path.stem, axis=axis,
-                        attrs={"title": title, "source_file": str(path), "format": "GSAS FXYE",
-                               "nchan": nchan})
+    return np.asarray(rows), where
 
 
 def write_gsas_std(pattern: xr.DataArray, path: str | os.PathLike, *,

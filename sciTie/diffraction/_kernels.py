@@ -8,15 +8,18 @@ a first-class C function so that this kernel serves every profile and stays cach
 ``m`` is ``1 - s`` (core) or ``s`` (far-field band) of the smooth switch of
 :func:`sciTie.diffraction._tails.switch` (``m = 1`` for a radius <= 0: no switch). The
 Jacobian rows of an item (``dI, dc``, one per width slot, and ``dp`` when the switch centre
-differs from the profile centre) are stacked in ``DD[row, term, column]`` and combined per
-point, so no pair arrays are ever stored.
+differs from the profile centre) are stacked in ``DD[row, term, entry]``, each term holding
+only the columns where it is not zero (a phase's cell reaches neither the other phase's
+peaks nor the background), and combined per point, so no pair arrays are ever stored.
+Far-field bands are drawn on coarse grids and added to the data points by
+:func:`interpolate_add`.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["render_items", "item_sums"]
+__all__ = ["render_items", "interpolate_add", "item_sums"]
 
 
 @njit(cache=True, nogil=True)
@@ -80,14 +83,15 @@ def _indices(lo, hi, lo2, hi2):
 
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc", "arcp", "nsz"})
 def render_items(shape, n_width, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius, far, scale,
-                 last, taper, drow, DD, has_p, grad, y, J):
-    """Add every item's profile to ``y`` (and its Jacobian over the columns of DD to ``J``).
+                 last, taper, drow, DD, cols, ncols, has_p, grad, y, J):
+    """Add every item's profile to ``y`` (and its Jacobian to ``J``).
 
     Item ``i`` covers the grid indices ``[lo[i], hi[i])`` and ``[lo2[i], hi2[i])``; its shape
     parameters are ``prm[i]`` and its derivative rows ``DD[drow[i]]``: the terms ``dI, dc``,
-    the ``n_width`` width slots and, when ``has_p``, ``dp``.
+    the ``n_width`` width slots and, when ``has_p``, ``dp``. Term ``t`` is not zero in the
+    columns ``cols[t, :ncols[t]]`` of ``J`` only, and ``DD[:, t, q]`` holds its entry in
+    column ``cols[t, q]``.
     """
-    ncol = J.shape[1]
     nterm = DD.shape[1]
     out = np.empty(n_width + 1)
     e = np.empty(nterm)
@@ -115,8 +119,20 @@ def render_items(shape, n_width, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius,
                 e[1] += ep
             for t in range(nterm):
                 et = e[t]
-                for q in range(ncol):
-                    J[k, q] += et * DD[d, t, q]
+                for q in range(ncols[t]):
+                    J[k, cols[t, q]] += et * DD[d, t, q]
+
+
+@njit(cache=True, nogil=True)
+def interpolate_add(index, weight, start, stop, offset, src, dst):
+    """``dst[k] += (1 - w) src[offset + j] + w src[offset + j + 1]`` (rows, every column) for
+    the points ``start <= k < stop``, with ``j = index[k]``, ``w = weight[k]``."""
+    ncol = dst.shape[1]
+    for k in range(start, stop):
+        j = offset + index[k]
+        w = weight[k]
+        for q in range(ncol):
+            dst[k, q] += (1.0 - w) * src[j, q] + w * src[j + 1, q]
 
 
 @njit(cache=True, nogil=True)

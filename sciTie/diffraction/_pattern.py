@@ -337,12 +337,14 @@ class PowderPattern:
         peaks : bool
             Also return per-reflection information (for Bragg R and tick marks).
         cols : ndarray of int, optional
-            Compute only these local Jacobian columns (the others are returned as zero).
+            Compute only these local Jacobian columns: ``jac`` then has one column per entry
+            of ``cols``, in that order.
 
         Returns
         -------
         ycalc : ndarray
         jac : ndarray or None
+            ``(n_points, n_local)``, or ``(n_points, len(cols))``.
         info : dict (only with ``peaks=True``)
         """
         v = np.asarray(v, dtype=float)
@@ -361,12 +363,11 @@ class PowderPattern:
         ypk, yb, Jc, core = render_pattern(self, v, r, grad, sel_cols)
         jac = None
         if grad:
-            jac = np.zeros((self.x.size, lay.n))
-            jac[:, sel_cols] = Jc
+            jac = Jc
             if self.n_background:
-                b = np.arange(lay.bkg.start, lay.bkg.stop)
-                keep = np.isin(b, sel_cols)
-                jac[:, b[keep]] += self.background_basis[:, keep]
+                pos = sel_cols - lay.bkg.start
+                here = np.flatnonzero((pos >= 0) & (pos < self.n_background))
+                jac[:, here] += self.background_basis[:, pos[here]]
         ycalc = ypk + yb
         if not peaks:
             return ycalc, jac

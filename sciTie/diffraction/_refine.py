@@ -30,6 +30,38 @@ STAGES = (
 )
 
 
+class _PatternTerm:
+    """A pattern's weighted residual and its Jacobian over ``slots`` (a subset of the slots
+    of its local vector ``idx``), from one evaluation when both are asked at one point."""
+
+    def __init__(self, pattern: PowderPattern, idx: np.ndarray, slots: np.ndarray) -> None:
+        self.pattern = pattern
+        self.idx = idx
+        self.slots = slots
+        self.cols = np.flatnonzero(np.isin(idx, slots))
+        self._kept: tuple[np.ndarray, np.ndarray] | None = None
+
+    def residual(self, vals) -> np.ndarray:
+        v = vals.array[self.idx]
+        if self._kept is not None and np.array_equal(self._kept[0], v):
+            return self._kept[1]
+        p = self.pattern
+        y, _ = p.evaluate(v, grad=False)
+        return (p.obs - y) / p.sigma
+
+    def jacobian(self, vals) -> np.ndarray:
+        p = self.pattern
+        v = vals.array[self.idx]
+        y, J = p.evaluate(v, grad=True, cols=self.cols)
+        self._kept = (v.copy(), (p.obs - y) / p.sigma)
+        J /= -p.sigma[:, None]
+        return J
+
+    def term(self, weight: float) -> ResidualTerm:
+        return ResidualTerm(self.pattern.name, self.residual, self.jacobian, weight=weight,
+                            slots=self.slots)
+
+
 def pattern_statistics(obs, calc, sigma, n_params: int = 0) -> dict:
     """Rp, wRp (percent), chi-square and GOF of one pattern (or of concatenated patterns)."""
     obs = check_array(obs, "obs", ndim=1)
@@ -405,26 +437,14 @@ class JointRefinement:
         return self
 
     def _terms(self):
+        """One residual term per pattern; its Jacobian covers the pattern's slots that the
+        free parameters reach, and the residual computed with it is kept for the call that
+        follows at the same point (one evaluation for both)."""
         G = self.group.tie_matrix()
         active_slots = np.flatnonzero(np.asarray(abs(G).sum(axis=1)).ravel() > 0)
-        terms = []
-        n_slots = self.group.n_slots
-        for p, idx in zip(self.patterns, self._index()):
-            cols = np.flatnonzero(np.isin(idx, active_slots))
-
-            def residual(vals, p=p, idx=idx):
-                y, _ = p.evaluate(vals.array[idx], grad=False)
-                return (p.obs - y) / p.sigma
-
-            def jacobian(vals, p=p, idx=idx, cols=cols):
-                _, J = p.evaluate(vals.array[idx], grad=True, cols=cols)
-                out = np.zeros((p.x.size, n_slots))
-                out[:, idx] = -J / p.sigma[:, None]
-                return out
-
-            terms.append(ResidualTerm(p.name, residual, jacobian,
-                                      weight=float(self.weights.get(p.name, 1.0))))
-        return terms
+        return [_PatternTerm(p, idx, idx[np.isin(idx, active_slots)]).term(
+                    float(self.weights.get(p.name, 1.0)))
+                for p, idx in zip(self.patterns, self._index())]
 
     def fit(self, *, max_nfev: int | None = None, ftol: float = 1e-8, xtol: float = 1e-8,
             gtol: float = 1e-8, method: str | None = None) -> "JointRefinement":
@@ -436,16 +456,16 @@ class JointRefinement:
             Evaluation budget.
         ftol, xtol, gtol : float
             Convergence tolerances of :func:`scipy.optimize.least_squares`.
-        method : {'lm', 'trf', 'dogbox'}, optional
-            Default: Levenberg-Marquardt ('lm') unless a free parameter has bounds.
+        method : {'marquardt', 'lm', 'trf', 'dogbox'}, optional
+            The solver of :func:`~sciTie.fit_least_squares`; default 'marquardt' (sciTie's
+            Levenberg-Marquardt on the normal equations, bounds by projection).
 
         Returns
         -------
         self
         """
         if method is None:
-            lo, hi = self.group.bounds()
-            method = "trf" if (np.any(np.isfinite(lo)) or np.any(np.isfinite(hi))) else "lm"
+            method = "marquardt"
         t0 = time.perf_counter()
         for attempt in range(3):
             vals = self.group.valuesdict()
@@ -950,7 +970,7 @@ def initialize_pattern(p: PowderPattern, v: np.ndarray) -> None:
     p.refresh_windows(v)
     cols = np.arange(area.start, area.stop)
     ypk, J = p.evaluate(v, grad=nbp > 0, cols=cols if nbp else None)
-    cols_bp = J[:, cols] if nbp else np.zeros((p.x.size, 0))
+    cols_bp = J if nbp else np.zeros((p.x.size, 0))
     A = np.column_stack([ypk, p.background_basis, cols_bp]) / p.sigma[:, None]
     coef, *_ = np.linalg.lstsq(A, p.obs / p.sigma, rcond=None)
     scale = coef[0] if coef[0] > 0 else np.sum(p.obs) / max(np.sum(ypk), 1e-300)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._kernels import item_sums as _item_sums_kernel
-from ._kernels import render_items
+from ._kernels import interpolate_add, render_items
 from ._pseudo_voigt import PV_SHAPE, pv_params
 from ._tails import CORE_FWHM, WINDOW_MARGIN, TailGrids, window_fwhm
 
@@ -116,30 +116,18 @@ def criterion_windows(pattern, v: np.ndarray):
     return w_rows, w_bk, r_rows, CORE_FWHM * fw_bk
 
 
-def _windows(pattern, it: _Items):
-    """Per grid level: the grid, the items on it and their index windows ``[lo, hi)``."""
-    out = []
-    levels = np.unique(it.level) if it.mask == "far" else [-1]
-    for ell in levels:
-        sel = np.flatnonzero(it.level == ell) if it.mask == "far" else np.arange(len(it.c))
-        if not len(sel):
-            continue
-        sub = it.take(sel)
-        if ell < 0:
-            xs, P = pattern.x, None
-        else:
-            xs, P = pattern.windows.grids.grid(int(ell))
-        lo = np.searchsorted(xs, sub.p - sub.half, side="left")
-        hi = np.searchsorted(xs, sub.p + sub.half, side="right")
-        if it.mask == "far":           # a band has two sides, outside its inner edge
-            lo_in = np.searchsorted(xs, sub.p - sub.inner, side="left")
-            hi_in = np.searchsorted(xs, sub.p + sub.inner, side="right")
-            lo, hi, lo2, hi2 = lo, np.minimum(lo_in, hi), np.maximum(hi_in, lo), hi
-        else:
-            lo2 = hi2 = np.zeros_like(lo)
-        win = [np.asarray(a, dtype=np.int64) for a in (lo, hi, lo2, hi2)]
-        out.append((P, xs, sub, win))
-    return out
+def _windows(xs: np.ndarray, sub: _Items) -> list[np.ndarray]:
+    """Index windows of items on the grid ``xs``: ``[lo, hi)`` and, for a far-field band,
+    the second side ``[lo2, hi2)`` (a band lies outside its inner edge)."""
+    lo = np.searchsorted(xs, sub.p - sub.half, side="left")
+    hi = np.searchsorted(xs, sub.p + sub.half, side="right")
+    if sub.mask == "far":
+        lo_in = np.searchsorted(xs, sub.p - sub.inner, side="left")
+        hi_in = np.searchsorted(xs, sub.p + sub.inner, side="right")
+        lo, hi, lo2, hi2 = lo, np.minimum(lo_in, hi), np.maximum(hi_in, lo), hi
+    else:
+        lo2 = hi2 = np.zeros_like(lo)
+    return [np.asarray(a, dtype=np.int64) for a in (lo, hi, lo2, hi2)]
 
 
 def _kernel_args(sub: _Items):
@@ -152,41 +140,83 @@ def _kernel_args(sub: _Items):
     return radius, scale, last, taper
 
 
+def _derivative_rows(it: _Items, sel_cols: np.ndarray, grad: bool):
+    """The items' derivative rows for the kernel: ``DD[row, term, entry]`` with each term's
+    columns (positions in ``sel_cols``) where it is not zero, and whether ``dp`` is a term."""
+    if not grad:
+        return np.zeros((1, 1, 0)), np.zeros((1, 0), dtype=np.int64), np.zeros(1, np.int64), False
+    terms = [it.D[0], it.D[1], *it.D[2]]
+    has_p = it.D[3] is not None
+    if has_p:
+        terms.append(it.D[3])
+    parts = [a[:, sel_cols] for a in terms]
+    nonzero = [np.flatnonzero(np.any(a != 0, axis=0)) for a in parts]
+    width = max(1, max(z.size for z in nonzero))
+    DD = np.zeros((parts[0].shape[0], len(parts), width))
+    cols = np.zeros((len(parts), width), dtype=np.int64)
+    for t, (a, z) in enumerate(zip(parts, nonzero)):
+        DD[:, t, :z.size] = a[:, z]
+        cols[t, :z.size] = z
+    return DD, cols, np.array([z.size for z in nonzero], dtype=np.int64), has_p
+
+
+def _draw(shape, n_width: int, xs: np.ndarray, sub: _Items, win, deriv, grad: bool,
+          y: np.ndarray, J: np.ndarray) -> None:
+    """One compiled call: the items ``sub`` on the grid ``xs`` into ``y`` and ``J``."""
+    DD, cols, ncols, has_p = deriv
+    radius, scale, last, taper = _kernel_args(sub)
+    drow = sub.drow.astype(np.int64) if grad else np.zeros(len(sub.c), dtype=np.int64)
+    render_items(shape, n_width, xs, *win, sub.c, sub.p, sub.I, np.ascontiguousarray(sub.prm),
+                 radius, sub.mask == "far", scale, last, taper, drow, DD, cols, ncols, has_p,
+                 grad, y, J)
+
+
 def _render(pattern, it: _Items, shape, n_width: int, grad: bool, sel_cols: np.ndarray,
             y: np.ndarray, Jc: np.ndarray | None, profile=None) -> None:
     """Add the items' profiles to ``y`` and their Jacobian columns ``sel_cols`` to ``Jc``,
-    on the data points (core) or on coarse grids interpolated onto them (far field)."""
-    has_p = False
-    if grad:
-        terms = [it.D[0], it.D[1], *it.D[2]]
-        has_p = it.D[3] is not None
-        if has_p:
-            terms.append(it.D[3])
-        DD = np.ascontiguousarray(np.stack([a[:, sel_cols] for a in terms], axis=1))
-        ncol = sel_cols.size
-    else:
-        DD = np.zeros((1, 1, 0))
-        ncol = 0
+    on the data points (core, and far-field bands coarser than the data) or on coarse grids
+    interpolated onto them (far field: every grid level in one compiled call)."""
+    deriv = _derivative_rows(it, sel_cols, grad)
     if profile is not None and profile.all_terms_column is not None:
         # which items must evaluate every term of their shape (the others skip some)
         prm = it.prm.copy()
-        rows = [DD[it.drow, 2 + j, :] for j in range(n_width)] if grad else None
+        rows = [deriv[0][it.drow, 2 + j, :] for j in range(n_width)] if grad else None
         prm[:, profile.all_terms_column] = profile.needs_all_terms(prm, rows)
         it = dataclasses.replace(it, prm=prm)
-    for P, xs, sub, win in _windows(pattern, it):
-        radius, scale, last, taper = _kernel_args(sub)
-        drow = sub.drow.astype(np.int64) if grad else np.zeros(len(sub.c), dtype=np.int64)
-        args = (shape, n_width, xs, *win, sub.c, sub.p, sub.I, np.ascontiguousarray(sub.prm),
-                radius, sub.mask == "far", scale, last, taper, drow, DD, has_p, grad)
-        if P is None:
-            render_items(*args, y, Jc if grad else np.zeros((0, ncol)))
+    J = Jc if grad else np.zeros((0, 0))
+    direct = np.ones(len(it.c), dtype=bool) if it.mask == "core" else it.level < 0
+    if np.any(direct):
+        sub = it if direct.all() else it.take(np.flatnonzero(direct))
+        _draw(shape, n_width, pattern.x, sub, _windows(pattern.x, sub), deriv, grad, y, J)
+    if direct.all():
+        return
+    sub = it.take(np.flatnonzero(~direct))
+    grids = pattern.windows.grids
+    levels = np.unique(sub.level)
+    xs, starts = grids.stack(levels)
+    win = [np.zeros(len(sub.c), dtype=np.int64) for _ in range(4)]
+    members = []
+    for ell, start in zip(levels, starts):
+        sel = np.flatnonzero(sub.level == ell)
+        members.append(sel)
+        for w, part in zip(win, _windows(grids.grid(int(ell))[0], sub.take(sel))):
+            w[sel] = part + start
+    yl = np.zeros(xs.size)
+    Jl = np.zeros((xs.size, J.shape[1])) if grad else J
+    _draw(shape, n_width, xs, sub, win, deriv, grad, yl, Jl)
+    for ell, start, sel in zip(levels, starts, members):
+        index, weight = grids.grid(int(ell))[1]
+        lo, hi, lo2, hi2 = (w[sel] - start for w in win)
+        used = np.concatenate([lo[hi > lo], lo2[hi2 > lo2]])
+        if not used.size:
             continue
-        yl = np.zeros(xs.size)
-        Jl = np.zeros((xs.size, ncol)) if grad else np.zeros((0, 0))
-        render_items(*args, yl, Jl)
-        y += P @ yl
+        top = np.concatenate([hi[hi > lo], hi2[hi2 > lo2]]).max() - 1
+        # the data points that read a grid value these items wrote
+        k0 = int(np.searchsorted(index, used.min() - 1, side="left"))
+        k1 = int(np.searchsorted(index, top, side="right"))
+        interpolate_add(index, weight, k0, k1, int(start), yl[:, None], y[:, None])
         if grad:
-            Jc += P @ Jl
+            interpolate_add(index, weight, k0, k1, int(start), Jl, J)
 
 
 def _bands(pattern, far: _Items, index: np.ndarray) -> _Items:
@@ -330,11 +360,9 @@ def item_sums(pattern, info: dict, weights: np.ndarray) -> np.ndarray:
     """Σ over the data points of each reflection row's (core) contribution × ``weights``."""
     it = info["core_items"]
     out = np.zeros(len(info["refl_index"]))
-    shape = pattern.instrument.shape
-    for _, xs, sub, win in _windows(pattern, it):
-        radius, scale, last, taper = _kernel_args(sub)
-        s = _item_sums_kernel(shape, xs, *win, sub.c, sub.p, sub.I,
-                              np.ascontiguousarray(sub.prm), radius, False, scale, last, taper,
-                              np.asarray(weights, dtype=float))
-        np.add.at(out, sub.row, s)
+    radius, scale, last, taper = _kernel_args(it)
+    s = _item_sums_kernel(pattern.instrument.shape, pattern.x, *_windows(pattern.x, it), it.c,
+                          it.p, it.I, np.ascontiguousarray(it.prm), radius, False, scale, last,
+                          taper, np.asarray(weights, dtype=float))
+    np.add.at(out, it.row, s)
     return out
