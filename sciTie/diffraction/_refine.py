@@ -105,7 +105,7 @@ def _set(group: ParameterGroup, names, vary: bool) -> None:
     """Fix or free ``names``, skipping slots that are tied or constrained."""
     for n in names:
         try:
-            group._set_vary([n], vary)
+            (group.free if vary else group.fix)(n)
         except ValueError as exc:
             if "tied or constrained" not in str(exc):
                 raise

@@ -153,7 +153,6 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
         cols.append(local_of[np.concatenate([r._shared, loc])])
     if any(np.any(c < 0) for c in cols):
         raise RuntimeError("a pattern's columns are not in its partition's group")
-    group._cache = None   # compiled again on the worker
     return SeriesPartition(a, [_light(p) for p in r.patterns[a:b]], group, free_index, rows,
                            cols, r._shared)
 
