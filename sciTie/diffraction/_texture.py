@@ -171,7 +171,9 @@ def _solid_harmonics(l: int) -> np.ndarray:
 
 def _eval_monomials(v: np.ndarray, exps: np.ndarray) -> np.ndarray:
     """Monomials of the rows of ``v`` (n, 3): (n, n_monomials)."""
-    return np.prod(v[:, None, :] ** exps[None, :, :], axis=-1)
+    top = int(exps.max()) + 1 if exps.size else 1
+    pw = v[:, :, None] ** np.arange(top)                   # (n, 3, top)
+    return pw[:, 0, exps[:, 0]] * pw[:, 1, exps[:, 1]] * pw[:, 2, exps[:, 2]]
 
 
 def _sphere_rule(l: int):
@@ -212,8 +214,8 @@ def laue_rotations(rot: np.ndarray, cell) -> np.ndarray:
 
 
 def symmetric_harmonics(S: np.ndarray, l: int) -> np.ndarray:
-    """Coefficients (n_ν, n_monomials of degree l) of the real spherical harmonics of degree
-    l invariant under the Cartesian rotations ``S``, orthonormal on the sphere.
+    """Coefficients (n_ν, n_monomials of degree l) of the real spherical harmonics of even
+    degree l invariant under the Cartesian rotations ``S``, orthonormal on the sphere.
 
     The invariant subspace is the range of the group average of the rotation matrices of the
     degree-l harmonics (computed exactly with a product quadrature); its basis is made
@@ -224,10 +226,11 @@ def symmetric_harmonics(S: np.ndarray, l: int) -> np.ndarray:
     exps = _monomials(l)
     pts, w = _sphere_rule(l)
     Yp = _eval_monomials(pts, exps) @ Y.T                       # (npts, 2l+1)
+    proper = [Sg for Sg in S if np.linalg.det(Sg) > 0]       # -1 acts as 1 on even l
     P = np.zeros((2 * l + 1, 2 * l + 1))
-    for Sg in S:
+    for Sg in proper:
         P += (Yp * w[:, None]).T @ (_eval_monomials(pts @ Sg.T, exps) @ Y.T)
-    P /= len(S)
+    P /= len(proper)
     vals, vecs = np.linalg.eigh(0.5 * (P + P.T))
     B = vecs[:, vals > 0.5].T                                   # rows span the subspace
     if not len(B):
