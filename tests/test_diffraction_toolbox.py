@@ -13,7 +13,7 @@ import pytest
 from sciTie.diffraction import (Atom, ConstantWavelength, JointRefinement, Phase,
                                 PowderPattern, TimeOfFlight, make_pattern)
 from sciTie.diffraction._absorption import cylinder_transmission, suortti_roughness
-from sciTie.diffraction._adp import (B_PER_U, iso_uij, site_uij_relations, ueq, uij_tensor)
+from sciTie.diffraction._adp import B_PER_U, iso_uij, ueq, uij_tensor
 from sciTie.diffraction._crystal import metric_derivatives, metric_tensor
 from sciTie.diffraction._texture import laue_rotations, symmetric_harmonics, texture_index
 from sciTie.diffraction.data import synthetic_phase
@@ -269,35 +269,10 @@ def test_ueq_equals_a_third_of_the_trace_of_the_cartesian_tensor():
 
 
 def test_anisotropic_structure_factors_agree_with_gemmi(tmp_path):
-    """gemmi's calculator turns each U^ij with the symmetry operations itself."""
+    """gemmi's calculator, reading the CIF, turns each U^ij with the symmetry operations
+    itself."""
     cif = tmp_path / "a.cif"
-    cif.write_text("""data_a
-_cell_length_a 5.1
-_cell_length_b 6.2
-_cell_length_c 7.3
-_cell_angle_alpha 90
-_cell_angle_beta 101
-_cell_angle_gamma 90
-_symmetry_space_group_name_H-M 'P 1 21/c 1'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_U_iso_or_equiv
-Pb1 Pb 0.11 0.23 0.31 0.01
-O1 O 0.30 0.10 0.20 0.02
-loop_
-_atom_site_aniso_label
-_atom_site_aniso_U_11
-_atom_site_aniso_U_22
-_atom_site_aniso_U_33
-_atom_site_aniso_U_12
-_atom_site_aniso_U_13
-_atom_site_aniso_U_23
-Pb1 0.010 0.014 0.018 0.002 0.003 -0.001
-""")
+    cif.write_text(_monoclinic().to_cif())
     st = gemmi.read_small_structure(str(cif))
     st.change_occupancies_to_crystallographic()
     ph = Phase.from_cif(cif)
@@ -314,8 +289,8 @@ Pb1 0.010 0.014 0.018 0.002 0.003 -0.001
     # B form in the file: the same U
     text = cif.read_text().replace("aniso_U_", "aniso_B_")
     rows = text.splitlines()
-    rows[-1] = "Pb1 " + " ".join(f"{B_PER_U * x:.10f}" for x in
-                                 (0.010, 0.014, 0.018, 0.002, 0.003, -0.001))
+    rows[-1] = "Pb " + " ".join(f"{B_PER_U * x:.10f}" for x in
+                                (0.010, 0.014, 0.018, 0.002, 0.003, -0.001))
     cif_b = tmp_path / "b.cif"
     cif_b.write_text("\n".join(rows) + "\n")
     np.testing.assert_allclose(Phase.from_cif(cif_b).atoms[0].uij, ph.atoms[0].uij, rtol=1e-9)
@@ -422,7 +397,7 @@ def test_cylinder_published_values_and_branch_step():
 
 def test_absorption_derivatives_against_finite_differences():
     for x in (0.7, 4.0):
-        A, dx, dth = cylinder_transmission(x, np.array([12.0, 40.0, 77.0]))
+        _, dx, dth = cylinder_transmission(x, np.array([12.0, 40.0, 77.0]))
         h = 1e-6
         np.testing.assert_allclose(dx, (cylinder_transmission(x + h, [12, 40, 77])[0]
                                         - cylinder_transmission(x - h, [12, 40, 77])[0]) / (2 * h),
@@ -430,7 +405,7 @@ def test_absorption_derivatives_against_finite_differences():
         np.testing.assert_allclose(dth, (cylinder_transmission(x, [12 + h, 40 + h, 77 + h])[0]
                                          - cylinder_transmission(x, [12 - h, 40 - h, 77 - h])[0])
                                    / (2 * h), rtol=2e-5)
-    S, dp, dq, dth = suortti_roughness(0.8, 0.3, np.array([15.0, 30.0, 60.0]))
+    _, dp, dq, dth = suortti_roughness(0.8, 0.3, np.array([15.0, 30.0, 60.0]))
     h = 1e-7
     th = np.array([15.0, 30.0, 60.0])
     np.testing.assert_allclose(dp, (suortti_roughness(0.8 + h, 0.3, th)[0]
@@ -590,3 +565,79 @@ def test_refinement_recovers_uij_and_absorption():
         assert abs(P[key]["value"] - true) < 3 * P[key]["stderr"], (n, P[key])
     ueq_true = (2 * 0.012 + 0.005) / 3
     assert abs(P["TiO2.O.uiso"]["value"] - ueq_true) < 3 * P["TiO2.O.uiso"]["stderr"]
+
+
+# -- recipes --------------------------------------------------------------------------------------
+def test_recipe_refines_every_correction_and_lists_its_keys(tmp_path, capsys):
+    """A neutron capillary pattern simulated with anisotropic O (from the CIF), anisotropic
+    Ti (from ``anisotropic``), March-Dollase along [001] and μR: the recipe's stage items
+    free them and the fit returns the truth within 3 esd."""
+    import json
+
+    from sciTie.cli import main
+    from sciTie.diffraction import write_xye
+
+    truth = synthetic_phase().with_anisotropic()
+    for n, val in {"O.U11": 0.011, "O.U33": 0.005, "O.U12": 0.003, "Ti.U11": 0.007,
+                   "Ti.U33": 0.004}.items():
+        truth.group[n].value = val
+    truth.group.update()
+    inst = _cw("neutron", "debye-scherrer", U=4.0, V=-4.0, W=8.0, X=0.0)
+    po = {"TiO2": {"model": "march-dollase", "axis": [0, 0, 1], "ratio": 0.85}}
+    pat = PowderPattern(_blank(10, 150, 0.08), truth, inst, n_background=1,
+                        preferred_orientation=po, absorption={"model": "cylinder", "muR": 0.9})
+    pat.group["scale"].value = 3e4
+    pat.group["bkg"].value = [40.0]
+    y, _ = pat.calc()
+    counts = np.random.default_rng(2).poisson(y).astype(float)
+    write_xye(make_pattern(pat.x, counts, np.maximum(counts, 1.0)), tmp_path / "n.xye")
+    start = synthetic_phase().with_anisotropic(["O"])     # the CIF carries O's U^ij only
+    (tmp_path / "rutile.cif").write_text(start.to_cif())
+    recipe = """kind = "rietveld"
+name = "toolbox"
+[[phases]]
+cif = "rutile.cif"
+anisotropic = ["Ti"]
+[[patterns]]
+name = "neutron"
+file = "n.xye"
+radiation = "neutron"
+lam1 = 1.6
+geometry = "debye-scherrer"
+n_background = 1
+profile = {U = 4.0, V = -4.0, W = 8.0, X = 0.0}
+preferred_orientation = {TiO2 = {model = "march-dollase", axis = [0, 0, 1]}}
+absorption = {model = "cylinder", muR = 0.5}
+[[stages]]
+pattern = ["scale", "bkg"]
+[[stages]]
+structure = ["uiso"]
+pattern = ["scale", "bkg", "preferred_orientation", "absorption"]
+"""
+    (tmp_path / "fit.toml").write_text(recipe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert main(["fit", str(tmp_path / "fit.toml"), "--json", str(tmp_path / "r.json")]) == 0
+    P = json.loads((tmp_path / "r.json").read_text())["parameters"]
+    printed = capsys.readouterr().out
+    expect = {"O.U11": 0.011, "O.U33": 0.005, "O.U12": 0.003, "Ti.U11": 0.007,
+              "Ti.U33": 0.004, "neutron.TiO2.po_ratio": 0.85, "neutron.muR": 0.9}
+    for n, val in expect.items():
+        assert abs(P[n]["value"] - val) < 3 * P[n]["stderr"], (n, P[n])
+    assert abs(P["O.uiso"]["value"] - (2 * 0.011 + 0.005) / 3) < 3 * P["O.uiso"]["stderr"]
+    cif = printed.split("data_TiO2")[1]
+    assert "_atom_site_aniso_U_11" in cif and "Ti " in cif.split("_atom_site_aniso_U_23")[1]
+    # every key is documented
+    assert main(["recipe", "rietveld", "--keys"]) == 0
+    keys = capsys.readouterr().out
+    for k in ("phases.anisotropic", "patterns.preferred_orientation", "patterns.absorption"):
+        assert k in keys
+    # a correction the geometry cannot have is refused naming the pattern
+    (tmp_path / "bad.toml").write_text(recipe.replace('"debye-scherrer"', '"bragg-brentano"'))
+    assert main(["fit", str(tmp_path / "bad.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "patterns[0]" in err and "Debye-Scherrer" in err
+    (tmp_path / "bad2.toml").write_text(recipe.replace('anisotropic = ["Ti"]',
+                                                       'anisotropic = ["Zr"]'))
+    assert main(["fit", str(tmp_path / "bad2.toml")]) == 2
+    assert "phases[0].anisotropic" in capsys.readouterr().err

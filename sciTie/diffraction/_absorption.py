@@ -156,7 +156,9 @@ class Absorption:
     def names(self) -> tuple:
         return _PARAMS[self.model]
 
-    units = {"muR": "", "rough_p": "", "rough_q": ""}
+    @property
+    def units(self) -> dict:
+        return {n: "" for n in self.names}                     # all dimensionless
 
     def factor(self, comp, q, dq, values: dict, col: dict, grad: bool):
         """Factor of a component's peaks and its derivative rows (None without ``grad``)."""

@@ -457,8 +457,14 @@ class Phase:
                               stacklevel=2)
             # no (or zero) displacement in the file: a typical starting value
             u = s.u_iso if math.isfinite(s.u_iso) and s.u_iso > 0 else 0.01
-            atoms.append(Atom(s.label, s.element.name, xyz, uiso=u, occ=s.occ,
-                              uij=aniso.get(s.label)))
+            uij = aniso.get(s.label)
+            if uij is not None:
+                try:
+                    uij = _adp.check_uij(uij, f"atom {s.label!r}")
+                except ValidationError as exc:
+                    raise DataFormatError(str(exc), path=path,
+                                          line=_cif_lineno(path, "_atom_site_aniso")) from None
+            atoms.append(Atom(s.label, s.element.name, xyz, uiso=u, occ=s.occ, uij=uij))
         if name is None:
             pd_name = blk.find_value("_pd_phase_name")
             name = gemmi.cif.as_string(pd_name).strip() if pd_name else ""

@@ -39,7 +39,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .._validation import check_choice, check_float, check_int
+from .._validation import check_choice, check_float, check_int, check_mapping
 from ..errors import ArgumentTypeError, ValidationError
 
 __all__ = ["MarchDollase", "SphericalHarmonics", "check_preferred_orientation",
@@ -361,16 +361,8 @@ def check_preferred_orientation(value, phases, instrument) -> list:
     "spherical-harmonics", "order": 4, "psi": 0.0, "coefficients": {"sh4_1": 0.0}}``
     (``psi`` defaults to 0 for a Bragg-Brentano pattern, 90° otherwise).
     """
-    if value is None:
-        return [None] * len(phases)
-    names = [ph.name for ph in phases]
-    if not isinstance(value, dict):
-        raise ArgumentTypeError(f"preferred_orientation must be a dict {{phase name: "
-                                f"{{'model': ..., ...}}}}, got {type(value).__name__}")
-    unknown = [k for k in value if k not in names]
-    if unknown:
-        raise ValidationError(f"preferred_orientation: unknown phases {unknown}; phases: "
-                              f"{names}")
+    value = check_mapping(value, "preferred_orientation", [ph.name for ph in phases],
+                          what="phases", example="{phase name: {'model': ...}}")
     out = []
     for ph in phases:
         spec = value.get(ph.name)
