@@ -641,3 +641,15 @@ pattern = ["scale", "bkg", "preferred_orientation", "absorption"]
                                                        'anisotropic = ["Zr"]'))
     assert main(["fit", str(tmp_path / "bad2.toml")]) == 2
     assert "phases[0].anisotropic" in capsys.readouterr().err
+
+
+def test_refinement_recovers_surface_roughness():
+    """Bragg-Brentano X-ray data with Suortti's p = 0.6, q = 0.4 (started at 0.9, 0.1)."""
+    def make(data=None):
+        return PowderPattern(data if data is not None else _blank(15, 150, 0.04),
+                             synthetic_phase(), _cw(), n_background=1,
+                             absorption={"model": "suortti", "rough_p": 0.9, "rough_q": 0.1})
+    P = _poisson_fit(make, {"rough_p": 0.6, "rough_q": 0.4}, [], ["absorption"], scale=5e4)
+    for n, true in (("rough_p", 0.6), ("rough_q", 0.4)):
+        c = P[f"pattern.{n}"]
+        assert abs(c["value"] - true) < 3 * c["stderr"] and c["stderr"] < 0.01, n

@@ -262,13 +262,13 @@ def phase_structure_factors(ph, hkl, q, atoms, uij, scat, cell, dGs, grad: bool)
     dF2_dat[:, aniso, 3] = 0.0
     dl = dlogT[:, :, aniso]                                    # ∂F2/∂ln T, (n, g, n_aniso)
     dF2_du = -np.einsum("nga,ngk->nak", dl, W)
-    # a*_m enters W: ∂(W·u)/∂a*_m = 4π² p_m (U p)_m / a*_m, ∂a*_m/∂cell = ∂G*_mm/(2 a*_m)
+    # a*_m enters W: ∂(W·u)/∂a*_m = 4π² p_m (U p)_m / a*_m, ∂a*_m/∂cell = ∂G*_mm/(2 a*_m);
+    # summed over atoms first (U weighted by ∂F²/∂ln T), so no (n, g, atoms, 3) array
     p = hR * astar
-    Up = np.einsum("akl,ngl->ngak", _tensors(uij), p)
-    S = p[:, :, None, :] * Up                                   # (n, g, a, 3)
+    Uw = np.einsum("nga,akl->ngkl", dl, _tensors(uij))          # (n, g, 3, 3)
+    S = np.einsum("ngm,ngml,ngl->nm", p, Uw, p)                  # Σ_g p_m (Uw p)_m
     dA = np.einsum("cmm->cm", dGs) / astar ** 2                # (6, 3)
-    dexpo_dcell = _TWO_PI2 * np.einsum("ngam,cm->ngac", S, dA)
-    dF2_dcell = -np.einsum("nga,ngac->nc", dl, dexpo_dcell)
+    dF2_dcell = -_TWO_PI2 * S @ dA.T
     return F2, dF2_dq, dF2_dat, dF2_du, dF2_dcell
 
 

@@ -256,9 +256,12 @@ class Phase:
     ----------
     group : ParameterGroup
         Named after the phase. Slots ``a, b, c, alpha, beta, gamma`` and, per atom, a child
-        group ``<label>`` with ``x, y, z, uiso, occ``. Lattice constraints of the crystal
-        system and site-symmetry constraints on coordinates are ties / fixes in this group.
-        Occupancies start fixed.
+        group ``<label>`` with ``x, y, z, uiso, occ`` (and ``U11 ... U23`` for an
+        anisotropic atom, whose ``uiso`` is then tied to their Ueq). Lattice constraints of
+        the crystal system and site-symmetry constraints on coordinates and U^{ij} are ties /
+        fixes in this group. Occupancies start fixed.
+    aniso : list of int
+        Indices of the anisotropic atoms.
     """
 
     def __init__(self, name: str, cell, spacegroup, atoms: list[Atom]) -> None:
