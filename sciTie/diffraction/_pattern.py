@@ -30,6 +30,7 @@ import xarray as xr
 
 from .._validation import check_bool, check_float, check_int
 from ..errors import ArgumentTypeError, ValidationError
+from ._absorption import check_absorption
 from ._background import (background_basis, check_background_peaks,
                           check_background_points)
 from ._crystal import Phase, check_scattering_table
@@ -39,6 +40,7 @@ from ._pattern_setup import (check_data, check_phase_values, check_phases, check
                              check_strain_axis, fit_points, make_group)
 from ._render import PeakWindows, item_sums, render_pattern
 from ._rows import largest_d, reflections_in_range, rows, setup
+from ._texture import check_preferred_orientation
 from .profiles import PeakProfile
 
 __all__ = ["PowderPattern"]
@@ -110,6 +112,16 @@ class PowderPattern:
     refine_profile_late : tuple of str
         Profile parameters freed only with the atoms (``"late_profile"`` in
         :meth:`JointRefinement.set_refined`).
+    preferred_orientation : dict, optional
+        Phase name -> model, ``{"model": "march-dollase", "axis": (0, 0, 1), "ratio":
+        1.0}`` or ``{"model": "spherical-harmonics", "order": 4, "psi": 0.0}`` (see
+        :mod:`._texture`); the parameters (``po_ratio``, ``sh4_1`` ...) join the phase's
+        child group of the pattern, fixed until freed (``"preferred_orientation"``).
+    absorption : dict or str, optional
+        ``{"model": "cylinder", "muR": 0.5}`` (Debye-Scherrer or time of flight) or
+        ``{"model": "suortti", "rough_p": 1.0, "rough_q": 0.0}`` (Bragg-Brentano surface
+        roughness), see :mod:`._absorption`; the parameters join the pattern's own, fixed
+        until freed (``"absorption"``).
 
     Attributes
     ----------
@@ -135,7 +147,8 @@ class PowderPattern:
                  anomalous: bool = True, tail_tolerance: float = 1e-3,
                  cell_correction: bool = False, refine_zero: bool = True,
                  refine_displacement: bool = False, refine_profile=None,
-                 refine_profile_late=()) -> None:
+                 refine_profile_late=(), preferred_orientation: dict | None = None,
+                 absorption: dict | str | None = None) -> None:
         if not isinstance(instrument, PeakProfile):
             raise ArgumentTypeError(f"instrument must be a peak profile such as "
                                     f"ConstantWavelength(...) or TimeOfFlight(...) (or "
@@ -143,8 +156,11 @@ class PowderPattern:
         if not isinstance(name, str):
             raise ArgumentTypeError(f"name must be a str, got {type(name).__name__}")
         self.instrument = instrument
-        pattern_names = ("scale",) + instrument.params
+        self.absorption = check_absorption(absorption, instrument)
+        pattern_names = ("scale",) + instrument.params \
+            + (self.absorption.names if self.absorption else ())
         phases = check_phases(phases, pattern_names + ("bkg", "bkpk"))
+        self.texture = check_preferred_orientation(preferred_orientation, phases, instrument)
         pnames = [p.name for p in phases]
         tail_tolerance = check_float(tail_tolerance, "tail_tolerance (a lost fraction of the "
                                      "peak intensity)", minimum=0.0, maximum=0.5,
@@ -186,7 +202,8 @@ class PowderPattern:
         phase_values = check_phase_values(phase_values, pnames)
         self.strain_axis = check_strain_axis(strain_axis, pnames)
         self.layout: Layout = make_layout(phases, pattern_names, self.n_background,
-                                          len(self.background_peaks))
+                                          len(self.background_peaks),
+                                          [t.names if t else () for t in self.texture])
         self.group, self._allowed_D = make_group(self, phase_values)
         elements = {e for ph in phases for e in ph.elements}
         radiation = instrument.radiation
@@ -245,6 +262,17 @@ class PowderPattern:
             instrument = read_instrument(instrument, bank=bank)
         data = read_data(data_path, axis=instrument.axis)
         return cls(data, phases, instrument, **kwargs)
+
+    @property
+    def preferred_orientation_names(self) -> list[str]:
+        """The preferred-orientation parameters of every phase (``PbSO4.po_ratio``)."""
+        return [f"{ph.name}.{n}" for ph, t in zip(self.phases, self.texture) if t
+                for n in t.names]
+
+    @property
+    def absorption_names(self) -> list[str]:
+        """The absorption parameters (``muR``; ``rough_p``, ``rough_q``)."""
+        return list(self.absorption.names) if self.absorption is not None else []
 
     @property
     def cell_correction_names(self) -> list[str]:

@@ -1,9 +1,11 @@
 """Where each slot of a pattern lives in its local vector, and the vector's names.
 
 A pattern's *local vector* holds every slot its calculation reads: per phase the cell (6)
-and the atoms (5 each: x, y, z, occ, uiso), then the pattern's own parameters (``scale``
-and the instrument's), per phase the pattern's terms (:data:`PHASE_PARAMS`), the background
-coefficients and the background peaks. Derivative columns follow the same order.
+and the atoms (5 each: x, y, z, occ, uiso), then the pattern's own parameters (``scale``,
+the instrument's and the absorption's), per phase the pattern's terms (:data:`PHASE_PARAMS`),
+the background coefficients and the background peaks; last, per phase, the U^{ij} of its
+anisotropic atoms (6 each) and the preferred-orientation terms it has in this pattern.
+Derivative columns follow the same order.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ArgumentTypeError, UnknownNameError
+from ._adp import UIJ_NAMES
 from ._background import BACKGROUND_PEAK_PARAMS
 from ._crystal import ATOM_PARAMS, CELL_NAMES
 
@@ -26,8 +29,9 @@ PHASE_PARAMS = ("fraction", "size", "mustrain", "mustrain_axial", "D11", "D22", 
 @dataclass
 class Layout:
     """Slices of the local vector: per phase ``cell``, ``atoms`` and ``hap`` (the pattern's
-    terms of the phase), the pattern's parameters, ``bkg`` and ``bkpk``; ``names`` are the
-    pattern's parameters in order, ``n`` the length."""
+    terms of the phase), the pattern's parameters, ``bkg`` and ``bkpk``, per phase ``adp``
+    (U^{ij} of anisotropic atoms) and ``po`` (preferred orientation, named ``po_names``);
+    ``names`` are the pattern's parameters in order, ``n`` the length."""
 
     cell: list = field(default_factory=list)
     atoms: list = field(default_factory=list)
@@ -35,6 +39,9 @@ class Layout:
     hap: list = field(default_factory=list)
     bkg: slice = field(default_factory=lambda: slice(0, 0))
     bkpk: slice = field(default_factory=lambda: slice(0, 0))
+    adp: list = field(default_factory=list)
+    po: list = field(default_factory=list)
+    po_names: list = field(default_factory=list)
     names: tuple = ()
     n: int = 0
 
@@ -43,9 +50,12 @@ class Layout:
         return {n: self.pattern.start + i for i, n in enumerate(self.names)}
 
 
-def make_layout(phases, pattern_names, n_background: int, n_peaks: int) -> Layout:
-    """The layout of a pattern of ``phases`` with these pattern parameters and background."""
-    lay = Layout(names=tuple(pattern_names))
+def make_layout(phases, pattern_names, n_background: int, n_peaks: int,
+                po_names=None) -> Layout:
+    """The layout of a pattern of ``phases`` with these pattern parameters and background
+    (``po_names``: the preferred-orientation parameters of each phase, default none)."""
+    lay = Layout(names=tuple(pattern_names),
+                 po_names=[tuple(n) for n in (po_names or [()] * len(phases))])
     o = 0
     for ph in phases:
         lay.cell.append(slice(o, o + 6))
@@ -61,6 +71,12 @@ def make_layout(phases, pattern_names, n_background: int, n_peaks: int) -> Layou
     o += n_background
     lay.bkpk = slice(o, o + 4 * n_peaks)
     o += 4 * n_peaks
+    for ph in phases:
+        lay.adp.append(slice(o, o + 6 * len(ph.aniso)))
+        o += 6 * len(ph.aniso)
+    for names in lay.po_names:
+        lay.po.append(slice(o, o + len(names)))
+        o += len(names)
     lay.n = o
     return lay
 
@@ -103,6 +119,12 @@ def local_vector(pattern, values=None) -> np.ndarray:
     if len(pattern.background_peaks):
         out[lay.bkpk] = np.concatenate([np.asarray(pv[f"bkpk.{n}"], dtype=float).reshape(-1)
                                         for n in BACKGROUND_PEAK_PARAMS])
+    for k, ph in enumerate(pattern.phases):
+        if ph.aniso:
+            sv = source(ph.group)
+            out[lay.adp[k]] = [sv[f"{ph.atoms[i].name}.{u}"] for i in ph.aniso
+                               for u in UIJ_NAMES]
+        out[lay.po[k]] = [pv[f"{ph.name}.{n}"] for n in lay.po_names[k]]
     return out
 
 
@@ -122,6 +144,12 @@ def local_names(pattern, structures: dict | None = None, prefix: str | None = No
     names += [f"{prefix}.bkg[{i}]" for i in range(pattern.n_background)]
     for n in BACKGROUND_PEAK_PARAMS:
         names += [f"{prefix}.bkpk.{n}[{i}]" for i in range(len(pattern.background_peaks))]
+    for ph in pattern.phases:
+        s = structures.get(ph.name, ph.name)
+        s = f"{s}." if s else ""
+        names += [f"{s}{ph.atoms[i].name}.{u}" for i in ph.aniso for u in UIJ_NAMES]
+    for ph, po in zip(pattern.phases, pattern.layout.po_names):
+        names += [f"{prefix}.{ph.name}.{n}" for n in po]
     return names
 
 
@@ -130,7 +158,9 @@ def split_vector(pattern, v: np.ndarray) -> dict:
     lay = pattern.layout
     return {"phases": {ph.name: {"cell": v[lay.cell[k]],
                                  "atoms": v[lay.atoms[k]].reshape(-1, 5),
-                                 "terms": dict(zip(PHASE_PARAMS, v[lay.hap[k]]))}
+                                 "uij": v[lay.adp[k]].reshape(-1, 6),
+                                 "terms": {**dict(zip(PHASE_PARAMS, v[lay.hap[k]])),
+                                           **dict(zip(lay.po_names[k], v[lay.po[k]]))}}
                        for k, ph in enumerate(pattern.phases)},
             "pattern": dict(zip(lay.names, v[lay.pattern])),
             "bkg": v[lay.bkg], "bkpk": v[lay.bkpk].reshape(4, -1)}

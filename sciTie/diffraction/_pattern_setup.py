@@ -150,9 +150,13 @@ def make_group(pattern, phase_values: dict) -> tuple[ParameterGroup, dict]:
     and the cell-correction terms each phase's crystal system allows."""
     inst = pattern.instrument
     start = {"scale": 1.0, **inst.start_values()}
+    units = dict(inst.units)
+    if pattern.absorption is not None:
+        start.update(pattern.absorption.start)
+        units.update(pattern.absorption.units)
     g = ParameterGroup(pattern.name, description=f"{inst.radiation} {inst.kind} pattern")
     for n in pattern.layout.names:
-        g.add(n, start[n], vary=(n == "scale"), unit=inst.units.get(n, ""))
+        g.add(n, start[n], vary=(n == "scale"), unit=units.get(n, ""))
     g.add("bkg", np.zeros(pattern.n_background), unit="counts",
           description="background coefficients")
     if len(pattern.background_peaks):
@@ -182,5 +186,10 @@ def make_group(pattern, phase_values: dict) -> tuple[ParameterGroup, dict]:
         if system in ("hexagonal", "trigonal"):
             hg.tie("D12", to="D11")
         allowed[ph.name] = _ALLOWED_D.get(system, ["D11", "D22", "D33", "D12", "D13", "D23"])
+        texture = pattern.texture[pattern.phases.index(ph)]
+        if texture is not None:
+            for n, v in texture.start().items():
+                hg.add(n, v, vary=False, **({"min": 1e-3} if n == "po_ratio" else {}),
+                       description="preferred orientation")
         g.add_group(hg)
     return g, allowed

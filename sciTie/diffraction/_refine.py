@@ -303,9 +303,11 @@ class JointRefinement:
             _set(ph.group, CELL_NAMES, False)
             for a in ph.atoms:
                 _set(ph.group, [f"{a.name}.{q}" for q in ATOM_PARAMS], False)
+            _set(ph.group, ph.refinable_uij, False)
         for p in self.patterns:
             names = [*p.instrument_names, "bkg"]
             names += [f"{ph.name}.{n}" for ph in p.phases for n in PHASE_PARAMS]
+            names += p.preferred_orientation_names
             if len(p.background_peaks):
                 names += [f"bkpk.{n}" for n in BACKGROUND_PEAK_PARAMS]
             _set(p.group, names, False)
@@ -338,6 +340,10 @@ class JointRefinement:
             elif item == "background_peaks":
                 if len(p.background_peaks):
                     pn.append("bkpk.area")
+            elif item == "preferred_orientation":
+                pn += p.preferred_orientation_names
+            elif item == "absorption":
+                pn += p.absorption_names
             else:
                 pn.append(item)
         return pn
@@ -350,7 +356,9 @@ class JointRefinement:
         structure : iterable of str, or dict of phase name to iterable of str
             Slot names of the structure groups (for every phase, or per phase with a dict),
             or the keywords ``"cell"`` (lattice parameters allowed by the crystal system),
-            ``"xyz"`` (coordinates allowed by site symmetry), ``"uiso"`` and ``"occ"``.
+            ``"xyz"`` (coordinates allowed by site symmetry), ``"uiso"`` (Uiso of isotropic
+            atoms and the U^{ij} the site allows of anisotropic ones), ``"uij"``
+            (anisotropic atoms only) and ``"occ"``.
         patterns : dict
             Pattern name (or ``"*"`` for all) to an iterable of parameter names or the
             keywords ``"profile"`` (the pattern's ``refine_profile``), ``"late_profile"``
@@ -360,8 +368,10 @@ class JointRefinement:
             ``"cell_correction"`` (the D terms allowed by each phase's crystal system, for
             patterns created with ``cell_correction=True``), ``"fraction"`` (the phase
             fractions of a multi-phase pattern; tied ones stay tied), ``"size"`` and
-            ``"mustrain"`` (every phase; with ``mustrain_axial`` for a uniaxial strain) and
-            ``"background_peaks"`` (their areas). Per-phase items may also be named
+            ``"mustrain"`` (every phase; with ``mustrain_axial`` for a uniaxial strain),
+            ``"background_peaks"`` (their areas), ``"preferred_orientation"`` (``po_ratio``
+            or the spherical-harmonic coefficients of every phase that has a model) and
+            ``"absorption"`` (``muR``, or ``rough_p`` and ``rough_q``). Per-phase items may also be named
             ``"CuO.mustrain"``.
         """
         if isinstance(structure, dict):
@@ -378,12 +388,13 @@ class JointRefinement:
         # every name is checked before anything changes: a typo leaves the refined set as it was
         for ph in self.phases:
             _check_names(ph.group, ph.structure_names(items.get(ph.name, ())),
-                         f"structure item for phase {ph.name!r}", "cell, xyz, uiso, occ")
+                         f"structure item for phase {ph.name!r}", "cell, xyz, uiso, uij, occ")
         for key, its in patterns.items():
             for p in (self.patterns if key == "*" else [self.pattern(key)]):
                 _check_names(p.group, self.pattern_names(p, its), f"pattern item for {p.name!r}",
                              "profile, late_profile, zero, displacement, cell_correction, "
-                             "fraction, size, mustrain, background_peaks")
+                             "fraction, size, mustrain, background_peaks, "
+                             "preferred_orientation, absorption")
         self.fix_all()
         counts = {p.name: p.reflections_in_range() for p in self.patterns}
         seen = {ph.name for p in self.patterns for ph in p.phases}

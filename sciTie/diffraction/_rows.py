@@ -2,17 +2,22 @@
 
 For each phase the reflections reaching the fit range are listed once (:func:`setup`); at
 each evaluation every reflection gets ``q = 1/d²`` (cell and cell corrections), its
-structure factor, microstrain and crystallite size, and the profile turns those into one
-row per peak (one per wavelength of a doublet): intensity, position and width slots, each
-with its derivative row over the local vector (:func:`rows`).
+structure factor (anisotropic atoms: :mod:`._adp`), microstrain and crystallite size, and
+the profile turns those into one row per peak (one per wavelength of a doublet): intensity,
+position and width slots, each with its derivative row over the local vector (:func:`rows`).
+The sample corrections, preferred orientation (:mod:`._texture`) and absorption
+(:mod:`._absorption`), multiply the intensities.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ValidationError
+from ._absorption import absorption_rows
+from ._adp import phase_structure_factors
 from ._crystal import cell_volume, metric_derivatives, metric_tensor
 from ._pattern_layout import PHASE_PARAMS
+from ._texture import texture_rows
 from .profiles import ReflectionContext
 
 __all__ = ["setup", "rows", "reflections_in_range", "largest_d", "strain"]
@@ -43,7 +48,9 @@ def setup(pat) -> list[dict]:
         hh = np.column_stack([h * h, kk * kk, l * l, h * kk, h * l, kk * l]).astype(float)
         q = _q(hkl, cell) if len(hkl) else np.zeros(0)
         nq = pat.instrument.node_counts(q, values, size, mu, refining)
-        out.append({"hkl": hkl, "mult": mult, "hh": hh, "nq": np.asarray(nq, dtype=int)})
+        po = pat.texture[k].prepare(hkl) if pat.texture[k] is not None else None
+        out.append({"hkl": hkl, "mult": mult, "hh": hh, "nq": np.asarray(nq, dtype=int),
+                    "po": po})
     return out
 
 
@@ -141,7 +148,12 @@ def phase_rows(pat, k: int, v: np.ndarray, grad: bool) -> dict:
                               "gives non-positive 1/d² (degenerate cell)")
     dGs = -np.einsum("ij,cjk,kl->cil", Gs, metric_derivatives(cell), Gs)
     V, dV = cell_volume(cell, grad=True)
-    F2, dF2_dq, dF2_dat = ph.structure_factor2(hkl, q, atoms, pat.scattering[k], grad=grad)
+    dF2_duij = dF2_dcell = None
+    if ph.aniso:
+        F2, dF2_dq, dF2_dat, dF2_duij, dF2_dcell = phase_structure_factors(
+            ph, hkl, q, atoms, v[lay.adp[k]].reshape(-1, 6), pat.scattering[k], cell, dGs, grad)
+    else:
+        F2, dF2_dq, dF2_dat = ph.structure_factor2(hkl, q, atoms, pat.scattering[k], grad=grad)
     size = hap[_HAP["size"]]
     if not size > 0:
         raise ValidationError(f"{pat.name}.{ph.name}.size must be > 0 µm, got {size:g}")
@@ -160,6 +172,11 @@ def phase_rows(pat, k: int, v: np.ndarray, grad: bool) -> dict:
                             size_col=o_h + _HAP["size"], mu=mus, dmu=dmu, n_local=nL,
                             grad=grad)
     comps = pat.instrument.components(ctx)
+    po, dpo = texture_rows(pat, k, R, cell, Gs, dGs, v, grad)
+    if po is not None:
+        for comp in comps:
+            comp.multiply(po, dpo)
+    absorption_rows(pat, comps, q, dq, v, grad)
     scale = values["scale"]
     vf = hap[_HAP["fraction"]] / V ** 2            # volume fraction per cell volume squared
     base = R["mult"] * F2 * vf                     # without scale and the profile's factor
@@ -180,6 +197,10 @@ def phase_rows(pat, k: int, v: np.ndarray, grad: bool) -> dict:
         dIm += (scale * R["mult"] * vf * comp.corr * dF2_dq)[:, None] * dq
         dIm[:, o_a:o_a + atoms.size] += ((scale * vf * comp.corr * R["mult"])[:, None]
                                          * dF2_dat.reshape(nr, atoms.size))
+        if dF2_duij is not None:
+            dIm[:, lay.adp[k]] += ((scale * vf * comp.corr * R["mult"])[:, None]
+                                   * dF2_duij.reshape(nr, -1))
+            dIm[:, o_c:o_c + 6] += (scale * vf * comp.corr * R["mult"])[:, None] * dF2_dcell
         dIm[:, col["scale"]] += base * comp.corr
         dIm[:, o_h + _HAP["fraction"]] += R["mult"] * F2 * scale * comp.corr / V ** 2
         dIm[:, o_c:o_c + 6] += np.outer(I * (-2.0 / V), dV)

@@ -20,6 +20,8 @@
     n_background = 6
     background_peaks = [[5.25, 5.0, 2000.0, 0.0]]   # pos, area, sigma2, gamma
     strain_axis = {CuCr2O4 = [0, 1, 0]}
+    preferred_orientation = {CuO = {model = "march-dollase", axis = [0, 0, 1]}}
+    absorption = {model = "cylinder", muR = 0.3}
 
     [model]
     constrain_fractions = true
@@ -28,6 +30,9 @@
     [[stages]]                     # each stage lists everything it refines
     structure = ["cell"]
     pattern = ["scale", "bkg", "fraction"]
+    [[stages]]
+    structure = ["cell", "uiso"]
+    pattern = ["scale", "bkg", "fraction", "preferred_orientation", "absorption"]
 
 A ``[series]`` table turns the same description into a sequential or parametric refinement
 of many files (``files`` or a glob; temperatures from the files' headers or ``temperatures``),
@@ -110,6 +115,18 @@ _PATTERN = Table({
     "refine_profile": Field("list[str]", "what 'profile' frees (default: the profile's, "
                                          "U, V, W for constant wavelength)"),
     "refine_profile_late": Field("list[str]", "what 'late_profile' frees", default=[]),
+    "preferred_orientation": Field(
+        "table", "preferred orientation per phase: {phase = {model = 'march-dollase', axis = "
+                 "[h, k, l], ratio = 1.0}} or {phase = {model = 'spherical-harmonics', order = "
+                 "4, psi = 0.0, coefficients = {sh4_1 = 0.0}}} (psi: angle of the sample axis "
+                 "to the scattering vector, default 0 Bragg-Brentano, 90 otherwise); stage "
+                 "item 'preferred_orientation' refines po_ratio or the sh coefficients",
+        default={}),
+    "absorption": Field(
+        "table", "sample absorption: {model = 'cylinder', muR = 0.5} (Debye-Scherrer "
+                 "capillary or time of flight, Lobanov & Alte da Veiga as GSAS-II) or {model "
+                 "= 'suortti', rough_p = 1.0, rough_q = 0.0} (Bragg-Brentano surface "
+                 "roughness); stage item 'absorption' refines them", default={}),
 }, doc="one powder pattern")
 
 SCHEMA = Table({
@@ -142,6 +159,10 @@ SCHEMA = Table({
                                "atom: {O1 = 0.95}", default={}),
         "adp": Field("str", "displacements in the output CIF: U_iso or B_iso (default: as the "
                             "phase's CIF gives them)", choices=("U", "B")),
+        "anisotropic": Field("list[str]", "atom labels refined with anisotropic U^ij (['*']: "
+                                          "all), starting from their Uiso; the site symmetry "
+                                          "ties them; atoms with U^ij in the CIF are "
+                                          "anisotropic anyway", default=[]),
     }), doc="crystal phases"),
     "patterns": ArrayOfTables(_PATTERN, doc="powder patterns (one template for a series)"),
     "model": Table({
@@ -154,10 +175,12 @@ SCHEMA = Table({
     }),
     "stages": ArrayOfTables(Table({
         "label": Field("str", "name shown in reports", default=""),
-        "structure": Field("list[str]", "structure items (cell, xyz, uiso (or biso), occ, "
-                                        "or slot names like 'CuCr2O4.O.x')", default=[]),
+        "structure": Field("list[str]", "structure items (cell, xyz, uiso or biso (with the "
+                                        "U^ij of anisotropic atoms), uij, occ, or slot names "
+                                        "like 'CuCr2O4.O.x')", default=[]),
         "pattern": Field("list[str]", "pattern items (scale, bkg, zero, profile, fraction, "
-                                      "mustrain ... or names like 'xray.X')", default=[]),
+                                      "mustrain, preferred_orientation, absorption ... or "
+                                      "names like 'xray.X')", default=[]),
     }), doc="the staged refinement; each stage lists everything it refines"),
     "series": Table({
         "mode": Field("str", "pattern by pattern, or one fit with laws in temperature",
@@ -227,10 +250,18 @@ def _build_phases(recipe: Recipe) -> list:
         key = _phase_key(recipe, k)
         path = recipe.resolve(p["cif"], key)
         try:
-            phases.append(Phase.from_cif(path, block=p["block"] or 0, name=p["name"]))
+            phase = Phase.from_cif(path, block=p["block"] or 0, name=p["name"])
         except (SciTieError, OSError) as exc:
             raise recipe.error(f"{key}: {exc}", key) from None
-        _displacements(recipe, k, p, phases[-1])
+        _displacements(recipe, k, p, phase)
+        aniso = p.get("anisotropic") or []
+        if aniso:
+            try:
+                phase = phase.with_anisotropic(None if "*" in aniso else list(aniso))
+            except SciTieError as exc:
+                key = f"phases[{k}].anisotropic"
+                raise recipe.error(f"{key}: {exc}", key) from None
+        phases.append(phase)
     names = [ph.name for ph in phases]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -244,7 +275,8 @@ def _displacements(recipe: Recipe, k: int, p: dict, phase) -> None:
     form of the displacements."""
     from ._crystal import B_PER_U
 
-    labels = {a.label: a.name for a in phase.atoms}
+    labels = {a.label: a.name for a in phase.atoms if a.uij is None}
+    aniso = [a.label for a in phase.atoms if a.uij is not None]
     tables = {form: dict(p.get(form) or {}) for form in ("uiso", "biso")}
     both = sorted(set(tables["uiso"]) & set(tables["biso"]))
     if both:
@@ -254,6 +286,10 @@ def _displacements(recipe: Recipe, k: int, p: dict, phase) -> None:
     for form, table in tables.items():
         key = f"phases[{k}].{form}"
         for label, value in table.items():
+            if label in aniso:
+                raise recipe.error(f"{key}: atom {label!r} of phase {phase.name!r} is "
+                                   "anisotropic (U^ij in its CIF): its Uiso is their Ueq, not "
+                                   "a starting value", key)
             if label != "*" and label not in labels:
                 raise recipe.error(f"{key}: {label!r} is not an atom of phase {phase.name!r}; "
                                    f"atoms: {', '.join(labels)} (or '*' for all)", key)
@@ -617,7 +653,7 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     if p["exclude"]:
         opts["exclude"] = [tuple(r) for r in p["exclude"]]
     unknown = [n for n in list(p["strain_axis"]) + list(p["phase_values"])
-               if n not in phase_names]
+               + list(p["preferred_orientation"] or {}) if n not in phase_names]
     if unknown:
         raise recipe.error(f"unknown phases {unknown}; phases: {list(phase_names)}",
                            _pattern_key(recipe, k))
@@ -633,6 +669,10 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
                 refine_profile=tuple(p["refine_profile"]) if p["refine_profile"] is not None
                 else None,
                 refine_profile_late=tuple(p["refine_profile_late"]))
+    if p["preferred_orientation"]:
+        opts["preferred_orientation"] = dict(p["preferred_orientation"])
+    if p["absorption"]:
+        opts["absorption"] = dict(p["absorption"])
     return opts
 
 

@@ -89,6 +89,13 @@ class Component:
     dcorr: np.ndarray | None = None
     dwidths: list | None = None
 
+    def multiply(self, factor: np.ndarray, dfactor: np.ndarray | None) -> None:
+        """Multiply the intensity correction by ``factor`` (a sample correction such as
+        preferred orientation or absorption), with its derivative rows ``dfactor``."""
+        if self.dcorr is not None:
+            self.dcorr = self.dcorr * factor[:, None] + self.corr[:, None] * dfactor
+        self.corr = self.corr * factor
+
 
 @dataclass
 class Asymmetry:
