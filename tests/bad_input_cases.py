@@ -93,7 +93,7 @@ def small_pattern() -> dict:
     instrument and profile values."""
     import numpy as np
 
-    from sciTie.diffraction import PowderPattern, make_pattern
+    from sciTie.diffraction import ConstantWavelength, PowderPattern, make_pattern
     from sciTie.diffraction.data import _SYN_INSTRUMENT, synthetic_phase
 
     ph = synthetic_phase()
@@ -101,7 +101,8 @@ def small_pattern() -> dict:
     inst = {k: _SYN_INSTRUMENT["xray"][k] for k in ("lam1", "lam2", "ratio", "polarization")}
     prof = {k: _SYN_INSTRUMENT["xray"][k] for k in ("U", "V", "W", "X", "Y")}
     flat = make_pattern(tth, np.ones_like(tth), np.ones_like(tth))
-    pat = PowderPattern(flat, ph, n_background=2, profile=prof, **inst)
+    pat = PowderPattern(flat, ph, ConstantWavelength(radiation="xray", **inst, **prof),
+                        n_background=2)
     pat.group["scale"].value = 2e3
     y = pat.calc()[0] + 50.0
     obs = np.random.default_rng(0).poisson(y).astype(float)

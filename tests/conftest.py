@@ -52,6 +52,16 @@ def cucr2o4_dir(shared_data_dir):
 
 
 @pytest.fixture(scope="session")
+def si_tof_dir(shared_data_dir):
+    """The si_sepd_tof folder of the shared datasets; skip (with the reason) when absent."""
+    folder = shared_data_dir / "si_sepd_tof"
+    if not (folder / "si_sepd.xye").is_file():
+        pytest.skip(f"Si SEPD TOF data not found in {folder}: set SCITIE_DATA_DIR to the folder "
+                    "holding si_sepd_tof/ (../shared/datasets in a sciTie checkout)")
+    return folder
+
+
+@pytest.fixture(scope="session")
 def dask_client():
     """A small LocalCluster (two in-process workers, one thread each), closed at the end."""
     distributed = pytest.importorskip("distributed")

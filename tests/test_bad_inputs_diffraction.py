@@ -6,6 +6,7 @@ generated here; the real-data cases skip when the data folder is absent.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -17,11 +18,11 @@ from bad_input_cases import PRM, cases, check, rietveld_recipe, small_pattern
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sciTie.diffraction import (Atom, JointRefinement, PatternSpec, Phase, PowderPattern,
-                                SequentialRefinement, SeriesRecipe, SeriesTie, make_pattern,
-                                pattern_statistics, read_gsas_prm, read_gsas_std, read_xye,
-                                refine_one, specs_from_dataset, weight_fractions,
-                                write_gsas_std, write_xye)
+from sciTie.diffraction import (Atom, ConstantWavelength, JointRefinement, PatternSpec, Phase,
+                                PowderPattern, SequentialRefinement, SeriesRecipe, SeriesTie,
+                                TimeOfFlight, make_pattern, pattern_statistics, read_gsas_std,
+                                read_instrument, read_xye, refine_one, specs_from_dataset,
+                                weight_fractions, write_gsas_std, write_xye)
 from sciTie.diffraction.data import _SYN_INSTRUMENT, synthetic_phase
 from sciTie.errors import (ArgumentTypeError, DataFormatError, FitWarning, OutputExistsError,
                            RecipeError, UnknownNameError, ValidationError)
@@ -94,21 +95,21 @@ FILE_CASES = [
     (read_gsas_std, "a.fxye", FXYE.replace("BANK 1 3 3", "BANK 1 0 3"), 2, "NCHAN and NREC"),
     (read_gsas_std, "a.fxye", FXYE.replace("BANK 1 3 3", "BANK 1 -2 3"), 2, "NCHAN and NREC"),
     (read_gsas_std, "a.fxye", FXYE[:-10], 5, "file ends after 2 points"),
-    (read_gsas_prm, "a.prm", PRM.replace("1.540500", "     nan"), 5, "finite numbers"),
-    (read_gsas_prm, "a.prm", PRM.replace("1.540500", "-1.54050"), 5, "lambda1 must be > 0"),
-    (read_gsas_prm, "a.prm", PRM.replace("1.544300", "-1.54430"), 5, "lambda2 must be >= 0"),
-    (read_gsas_prm, "a.prm", PRM.replace("       0.0 ", "       inf "), 5, "finite numbers"),
-    (read_gsas_prm, "a.prm", PRM.replace("       0.7", "       5.0"), 5, "polarisation"),
-    (read_gsas_prm, "a.prm", PRM.replace("1.540500", "   1.5x0"), 5, "non-numeric"),
-    (read_gsas_prm, "a.prm", PRM.replace("2.000000E+00", "         nan", 1), 7,
+    (read_instrument, "a.prm", PRM.replace("1.540500", "     nan"), 5, "finite numbers"),
+    (read_instrument, "a.prm", PRM.replace("1.540500", "-1.54050"), 5, "lambda1 must be > 0"),
+    (read_instrument, "a.prm", PRM.replace("1.544300", "-1.54430"), 5, "lambda2 must be >= 0"),
+    (read_instrument, "a.prm", PRM.replace("       0.0 ", "       inf "), 5, "finite numbers"),
+    (read_instrument, "a.prm", PRM.replace("       0.7", "       5.0"), 5, "polarisation"),
+    (read_instrument, "a.prm", PRM.replace("1.540500", "   1.5x0"), 5, "non-numeric"),
+    (read_instrument, "a.prm", PRM.replace("2.000000E+00", "         nan", 1), 7,
      "profile coefficients must be finite"),
-    (read_gsas_prm, "a.prm", PRM.replace("2.000000E+00", "        abcd", 1), 7,
+    (read_instrument, "a.prm", PRM.replace("2.000000E+00", "        abcd", 1), 7,
      "non-numeric profile coefficient"),
-    (read_gsas_prm, "a.prm", PRM.replace("PRCF1     3", "PRCF1     7"), 6,
+    (read_instrument, "a.prm", PRM.replace("PRCF1     3", "PRCF1     7"), 6,
      "profile type 7 is not supported"),
-    (read_gsas_prm, "a.prm", PRM.replace("PRCF1     3", "PRCF1     x"), 6, "bad profile type"),
-    (read_gsas_prm, "a.prm", "", None, "no 'INS  1 ICONS'"),
-    (read_gsas_prm, "a.prm", "\x00\xff junk\n", None, "no 'INS  1 ICONS'"),
+    (read_instrument, "a.prm", PRM.replace("PRCF1     3", "PRCF1     x"), 6, "bad profile type"),
+    (read_instrument, "a.prm", "", None, "no 'INS  1 ICONS'"),
+    (read_instrument, "a.prm", "\x00\xff junk\n", None, "no 'INS  1 ICONS'"),
 ]
 
 
@@ -121,14 +122,14 @@ def test_readers_name_file_and_line(tmp_path, reader, name, content, line, fragm
     assert str(err).startswith(f"{path}:{line}" if line else str(path))
 
 
-@pytest.mark.parametrize("reader", [read_xye, read_gsas_std, read_gsas_prm, Phase.from_cif])
+@pytest.mark.parametrize("reader", [read_xye, read_gsas_std, read_instrument, Phase.from_cif])
 def test_readers_say_which_file_is_missing_or_a_folder(tmp_path, reader):
     check(lambda: reader(tmp_path / "nowhere.dat"), FileNotFoundError, "nowhere.dat")
     (tmp_path / "afolder").mkdir()
     check(lambda: reader(tmp_path / "afolder"), IsADirectoryError, "afolder")
 
 
-@pytest.mark.parametrize("reader", [read_xye, read_gsas_std, read_gsas_prm, Phase.from_cif])
+@pytest.mark.parametrize("reader", [read_xye, read_gsas_std, read_instrument, Phase.from_cif])
 @pytest.mark.parametrize("path", [3, None, "", "a\x00b"])
 def test_readers_refuse_what_is_not_a_path(reader, path):
     check(lambda: reader(path), ValidationError, "path")
@@ -142,9 +143,8 @@ def test_good_files_still_read(tmp_path):
         pat = reader(tmp_path / name)
         assert np.all(np.diff(pat["two_theta"].values) > 0) and pat.size >= 3
     (tmp_path / "a.prm").write_text(PRM)
-    prm = read_gsas_prm(tmp_path / "a.prm")
-    assert (prm["lam1"], prm["lam2"], prm["polarization"], prm["U"]) == (1.5405, 1.5443, 0.7,
-                                                                         2.0)
+    prm = read_instrument(tmp_path / "a.prm")
+    assert (prm.lam1, prm.lam2, prm.polarization, prm.U) == (1.5405, 1.5443, 0.7, 2.0)
 
 
 @pytest.mark.parametrize("bank, exc, fragment", [("1", ArgumentTypeError, "bank"),
@@ -154,7 +154,7 @@ def test_good_files_still_read(tmp_path):
                                                  (2, DataFormatError, "bank 2")])
 def test_prm_bank_argument(tmp_path, bank, exc, fragment):
     (tmp_path / "a.prm").write_text(PRM)
-    check(lambda: read_gsas_prm(tmp_path / "a.prm", bank=bank), exc, fragment)
+    check(lambda: read_instrument(tmp_path / "a.prm", bank=bank), exc, fragment)
 
 
 # ---------------------------------------------------------------- generated malformed files
@@ -217,12 +217,12 @@ def test_prm_reader_on_generated_malformed_files(tmp_path, cut, insert, at):
     path = tmp_path / "gen.prm"
     path.write_text(text)
     try:
-        prm = read_gsas_prm(path)
+        prm = read_instrument(path)
     except DataFormatError as exc:
         assert exc.path == str(path)
         return
-    assert prm["lam1"] > 0 and prm["lam2"] >= 0 and 0 <= prm["polarization"] <= 1
-    assert all(math.isfinite(v) for v in prm.values() if isinstance(v, float))
+    assert prm.lam1 > 0 and prm.lam2 >= 0 and 0 <= prm.polarization <= 1
+    assert all(math.isfinite(v) for v in prm.start_values().values())
 
 
 _CIF = synthetic_phase().to_cif()
@@ -440,9 +440,18 @@ def small():
     return small_pattern()
 
 
+_INSTRUMENT_KEYS = {f.name for f in dataclasses.fields(ConstantWavelength)}
+
+
+def _instrument(small, **kw):
+    return ConstantWavelength(**{"radiation": "xray", **small["inst"], **small["prof"], **kw})
+
+
 def _pattern(small, phase=None, **kw):
-    opts = {"n_background": 2, "profile": dict(small["prof"]), **small["inst"], **kw}
-    return PowderPattern(small["data"], phase or synthetic_phase(), **opts)
+    inst = {k: kw.pop(k) for k in list(kw) if k in _INSTRUMENT_KEYS}
+    opts = {"n_background": 2, **kw}
+    return PowderPattern(small["data"], phase or synthetic_phase(), _instrument(small, **inst),
+                         **opts)
 
 
 PATTERN_CASES = [
@@ -500,11 +509,10 @@ PATTERN_CASES = [
     ({"exclude": [(np.nan, 30)]}, ValidationError, "exclude[0][0]"),
     ({"exclude": "30-40"}, ArgumentTypeError, "exclude"),
     ({"exclude": [(0, 179)]}, ValidationError, "leave 0 points"),
-    ({"profile": {"u": 3.0}}, UnknownNameError, "profile: unknown keys ['u']"),
-    ({"profile": {"U": np.nan}}, ValidationError, "profile['U']"),
-    ({"profile": {"U": "3"}}, ArgumentTypeError, "profile['U']"),
-    ({"profile": {"SL": -0.01}}, ValidationError, "SL and HL must be >= 0"),
-    ({"profile": [1, 2]}, ArgumentTypeError, "profile must be a dict"),
+    ({"U": np.nan}, ValidationError, "ConstantWavelength.U"),
+    ({"U": "3"}, ArgumentTypeError, "ConstantWavelength.U"),
+    ({"SL": -0.01}, ValidationError, "SL and HL must be >= 0"),
+    ({"instrument_": 1}, TypeError, "instrument_"),
     ({"phase_values": {"Nope": {"size": 1.0}}}, UnknownNameError, "unknown phases ['Nope']"),
     ({"phase_values": {"TiO2": {"sizes": 1.0}}}, ValidationError, "unknown keys ['sizes']"),
     ({"phase_values": {"TiO2": {"size": np.nan}}}, ValidationError, "['size']"),
@@ -543,21 +551,32 @@ def test_powder_pattern_bad_inputs(small, kw, exc, fragment):
 def test_powder_pattern_data_and_phases(small, data, phases, exc, fragment):
     d = small["data"] if data is None else data
     p = synthetic_phase() if phases is None else phases
-    check(lambda: PowderPattern(d, p), exc, fragment)
+    check(lambda: PowderPattern(d, p, _instrument(small)), exc, fragment)
+
+
+def test_the_instrument_argument(small):
+    check(lambda: PowderPattern(small["data"], synthetic_phase(), {"lam1": 1.54}),
+          ArgumentTypeError, "instrument must be a peak profile")
+    check(lambda: _instrument(small).replace(u=3.0), UnknownNameError, "unknown keys ['u']")
+    tof = TimeOfFlight(two_theta=144.8, difc=7476.9)
+    check(lambda: PowderPattern(small["data"], synthetic_phase(), tof), ValidationError,
+          "'tof' and 'variance' coordinates")
+    check(lambda: TimeOfFlight(two_theta=144.8, difc=-1.0), ValidationError, "difc must be > 0")
+    check(lambda: TimeOfFlight(two_theta=190.0, difc=7000.0), ValidationError, "two_theta")
 
 
 def test_from_files_arguments(tmp_path, small):
     write_xye(small["data"], tmp_path / "p.xye")
     (tmp_path / "a.prm").write_text(PRM)
     ph = synthetic_phase()
-    check(lambda: PowderPattern.from_files(tmp_path / "p.xye", None, ph, profile=[1.0]),
-          ArgumentTypeError, "profile must be a dict")
-    check(lambda: PowderPattern.from_files(tmp_path / "nope.xye", None, ph), FileNotFoundError,
-          "nope.xye")
+    check(lambda: PowderPattern.from_files(tmp_path / "p.xye", None, ph), ValidationError,
+          "path")
+    check(lambda: PowderPattern.from_files(tmp_path / "nope.xye", tmp_path / "a.prm", ph),
+          FileNotFoundError, "nope.xye")
     check(lambda: PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "nope.prm", ph),
           FileNotFoundError, "nope.prm")
     check(lambda: PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "a.prm", ph,
-                                           profile={"UU": 1.0}), UnknownNameError, "['UU']")
+                                           bogus=1.0), TypeError, "bogus")
     pat = PowderPattern.from_files(tmp_path / "p.xye", tmp_path / "a.prm", ph, n_background=2)
     assert pat.group["lam1"].value == 1.5405 and pat.group["U"].value == 2.0
 
@@ -570,8 +589,8 @@ def test_from_files_arguments(tmp_path, small):
 def test_hand_built_data_get_the_reader_checks(small, change, fragment):
     """A DataArray built without make_pattern (negative variances, NaN, 2θ reversed) used to
     reach the fit as NaN weights."""
-    check(lambda: PowderPattern(change(small["data"]), synthetic_phase()), ValidationError,
-          fragment)
+    check(lambda: PowderPattern(change(small["data"]), synthetic_phase(), _instrument(small)),
+          ValidationError, fragment)
 
 
 def test_phases_with_equal_names_are_refused(small):
@@ -608,7 +627,7 @@ def test_calc_honours_the_values_it_is_given(small):
     y0 = pat.calc()[0]
     pat.group["scale"].value = 3.0 * pat.group["scale"].value
     np.testing.assert_allclose(pat.calc(before)[0], y0, rtol=1e-12)
-    bkg = pat.cheb @ np.asarray(pat.group["bkg"].value)
+    bkg = pat.background_basis @ np.asarray(pat.group["bkg"].value)
     np.testing.assert_allclose(pat.calc()[0] - bkg, 3.0 * (y0 - bkg), rtol=1e-10)
 
 
@@ -1209,7 +1228,7 @@ def test_real_pbso4_files_broken_on_purpose(tmp_path):
     line = next(i for i, t in enumerate(prm.splitlines(), 1) if "ICONS" in t)
     broken = tmp_path / "inst.prm"
     broken.write_text(prm.replace("1.540500", "     nan", 1))
-    err = check(lambda: read_gsas_prm(broken), DataFormatError, "finite numbers")
+    err = check(lambda: read_instrument(broken), DataFormatError, "finite numbers")
     assert err.line == line
 
 

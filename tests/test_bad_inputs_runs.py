@@ -742,27 +742,27 @@ PROFILE_CASES = [
 @pytest.mark.parametrize("profile, fragment", cases(PROFILE_CASES))
 def test_negative_gaussian_width_anywhere_in_the_fitted_range_is_refused(_pattern_files,
                                                                          profile, fragment):
-    from sciTie.diffraction import PowderPattern
+    from sciTie.diffraction import ConstantWavelength, PowderPattern
     from sciTie.diffraction.data import synthetic_phase
 
     small, _ = _pattern_files
-    prof = {**small["prof"], **profile}
-    check(lambda: PowderPattern(small["data"], synthetic_phase(), profile=prof,
-                                **small["inst"]), ValidationError, fragment)
+    inst = ConstantWavelength(radiation="xray", **small["inst"], **{**small["prof"], **profile})
+    check(lambda: PowderPattern(small["data"], synthetic_phase(), inst), ValidationError,
+          fragment)
 
 
 def test_negative_width_outside_the_fitted_range_is_not_refused(_pattern_files):
     """V < 0 makes U tan²θ + V tanθ + W negative only at high angles: outside 20-30° the
     profile is valid, and the check looks at the fitted points only."""
-    from sciTie.diffraction import PowderPattern
+    from sciTie.diffraction import ConstantWavelength, PowderPattern
     from sciTie.diffraction.data import synthetic_phase
 
     small, _ = _pattern_files
-    prof = {"U": 0.0, "V": -20.0, "W": 5.0}  # zero at tanθ = 0.25, 2θ ≈ 28°
+    # zero at tanθ = 0.25, 2θ ≈ 28°
+    inst = ConstantWavelength(radiation="xray", **small["inst"], U=0.0, V=-20.0, W=5.0)
     with pytest.raises(ValidationError):
-        PowderPattern(small["data"], synthetic_phase(), profile=prof, **small["inst"])
-    ok = PowderPattern(small["data"], synthetic_phase(), profile=prof, fit_range=(20.0, 28.0),
-                       **small["inst"])
+        PowderPattern(small["data"], synthetic_phase(), inst)
+    ok = PowderPattern(small["data"], synthetic_phase(), inst, fit_range=(20.0, 28.0))
     assert ok.group["W"].value == 5.0
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from sciTie import datasets
 from sciTie.cli import main
-from sciTie.diffraction import B_PER_U, Phase, make_pattern
+from sciTie.diffraction import B_PER_U, Phase, make_pattern, read_instrument
 from sciTie.diffraction.conventions import (fwhm, profile_from_easydiffraction,
                                             profile_from_fullprof, profile_to_easydiffraction,
                                             profile_to_fullprof,
@@ -223,8 +223,11 @@ def test_easydiffraction_names_and_experiment_file(tmp_path):
                   + "_instr.wavelength 1.494\n")
     with pytest.warns(UserWarning, match="empirical asymmetry"):
         inst = read_easydiffraction_instrument(expt)
-    assert inst["radiation"] == "neutron" and inst["lam1"] == 1.494
-    assert inst["W"] == pytest.approx(prof["W"]) and inst["zero"] == pytest.approx(0.6264)
+    assert inst.radiation == "neutron" and inst.lam1 == 1.494 and inst.lam2 == 0.0
+    assert inst.W == pytest.approx(prof["W"]) and inst.zero == pytest.approx(0.6264)
+    assert inst.source_file == str(expt)
+    with pytest.warns(UserWarning, match="empirical asymmetry"):
+        assert read_instrument(expt) == inst      # an instrument file like a .prm
     tof = _write(tmp_path, "tof.cif", "data_t\n_expt_type.beam_mode 'time-of-flight'\n")
     with pytest.raises(DataFormatError, match="only constant-wavelength"):
         read_easydiffraction_instrument(tof)

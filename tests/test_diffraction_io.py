@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from sciTie.diffraction import (Phase, PowderPattern, make_pattern, read_gsas_prm, read_gsas_std,
-                                read_xye, write_gsas_std, write_xye)
+from sciTie.diffraction import (ConstantWavelength, Phase, PowderPattern, make_pattern,
+                                read_gsas_std, read_instrument, read_xye, write_gsas_std,
+                                write_xye)
 
 STD = """Test pattern
 BANK 1 12 2 CONST 1000 5 0 0 STD
@@ -100,19 +101,20 @@ def test_prm_reader_and_bad_wavelength(tmp_path):
             "INS  1PRCF1     3    8      0.01\n"
             "INS  1PRCF11   2.000000E+00  -2.000000E+00   5.000000E+00   0.100000E+00\n"
             "INS  1PRCF12   1.000000E+00   3.000000E+00   0.150000E-01   0.250000E-01\n")
-    inst = read_gsas_prm(_write(tmp_path, "x.prm", text))
-    assert inst["radiation"] == "xray" and inst["lam1"] == 1.5405 and inst["lam2"] == 1.5443
-    assert inst["zero"] == pytest.approx(0.02) and inst["polarization"] == 0.7
-    assert (inst["U"], inst["V"], inst["W"], inst["P"]) == (2, -2, 5, 0.1)
-    assert (inst["X"], inst["Y"], inst["SL"], inst["HL"]) == (1, 3, 0.015, 0.025)
+    inst = read_instrument(_write(tmp_path, "x.prm", text))
+    assert inst.kind == "cw" and inst.source_file.endswith("x.prm")
+    assert inst.radiation == "xray" and inst.lam1 == 1.5405 and inst.lam2 == 1.5443
+    assert inst.zero == pytest.approx(0.02) and inst.polarization == 0.7
+    assert (inst.U, inst.V, inst.W, inst.P) == (2, -2, 5, 0.1)
+    assert (inst.X, inst.Y, inst.SL, inst.HL) == (1, 3, 0.015, 0.025)
     # an 11-BM file: one wavelength, the fourth ICONS field left blank, polarisation 0.99
     sync = _write(tmp_path, "s.prm", "INS  1 ICONS 0.4132630    0.0000    0.0000               "
                                      "0.990    0     0.500   \n")
-    inst = read_gsas_prm(sync)
-    assert inst["lam1"] == 0.413263 and inst["lam2"] == 0 and inst["polarization"] == 0.99
+    inst = read_instrument(sync)
+    assert inst.lam1 == 0.413263 and inst.lam2 == 0 and inst.polarization == 0.99
     bad = _write(tmp_path, "b.prm", text.replace("1.540500", "0.000000"))
     with pytest.raises(ValueError, match=r"b.prm:3: wavelength lambda1 must be > 0"):
-        read_gsas_prm(bad)
+        read_instrument(bad)
 
 
 def test_cif_errors(tmp_path):
@@ -139,9 +141,10 @@ def test_pattern_rejects_bad_wavelength():
     pat = make_pattern(tth, np.ones_like(tth), np.ones_like(tth))
     from sciTie.diffraction.data import synthetic_phase
     with pytest.raises(ValueError, match="lam1"):
-        PowderPattern(pat, synthetic_phase(), lam1=0.0)
+        ConstantWavelength(radiation="xray", lam1=0.0)
     with pytest.raises(ValueError, match="fit_range"):
-        PowderPattern(pat, synthetic_phase(), fit_range=(40, 20))
+        PowderPattern(pat, synthetic_phase(), ConstantWavelength(radiation="xray", lam1=1.54),
+                      fit_range=(40, 20))
 
 
 def test_pbso4_files(pbso4_dir):
@@ -154,4 +157,4 @@ def test_pbso4_files(pbso4_dir):
     # D1A detector counts 1..10: sigma is not sqrt(I)
     ncount = cwn.values / cwn["variance"].values
     assert ncount.min() == pytest.approx(1) and ncount.max() == pytest.approx(10)
-    assert read_gsas_prm(folder / "inst_d1a.prm")["radiation"] == "neutron"
+    assert read_instrument(folder / "inst_d1a.prm").radiation == "neutron"

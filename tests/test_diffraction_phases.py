@@ -4,11 +4,14 @@ import warnings
 import gemmi
 import numpy as np
 import pytest
+from diffraction_checks import fd_check
 from scipy.integrate import quad
 
-from sciTie.diffraction import (Atom, JointRefinement, Phase, PowderPattern, lost_fraction,
-                                make_pattern, pseudo_voigt, weight_fractions, window_fwhm)
+from sciTie.diffraction import (Atom, ConstantWavelength, JointRefinement, Phase, PowderPattern,
+                                lost_fraction, make_pattern, pseudo_voigt, weight_fractions,
+                                window_fwhm)
 from sciTie.diffraction._refine import constrain_fractions
+from sciTie.diffraction._rows import strain
 from sciTie.diffraction.data import synthetic_phase
 from sciTie.errors import DataFormatError, FitWarning, ValidationError
 
@@ -18,6 +21,11 @@ def _rocksalt(a=5.64):
     return Phase("NaCl", (a, a, a, 90, 90, 90), "F m -3 m",
                  [Atom("Na", "Na", (0, 0, 0), uiso=0.012), Atom("Cl", "Cl", (0.5, 0.5, 0.5),
                                                                uiso=0.010)])
+
+
+def _cu(**values):
+    """A Cu Kα1 X-ray diffractometer (other settings and starting values in ``values``)."""
+    return ConstantWavelength(**{"radiation": "xray", "lam1": 1.5405, **values})
 
 
 def _grid(lo=15.0, hi=80.0, step=0.02):
@@ -54,10 +62,9 @@ def _single_reflection_pattern(tolerance, X=5.0):
     ph = Phase("Ni", (2.5, 2.5, 2.5, 90, 90, 90), "P m -3 m", [Atom("Ni", "Ni", (0, 0, 0))])
     tth = np.arange(1.0, 179.0, 0.004)
     data = make_pattern(tth, np.ones_like(tth), np.ones_like(tth))
-    return PowderPattern(data, ph, radiation="neutron", lam1=4.0, n_background=0,
-                         geometry="debye-scherrer",
-                         profile={"U": 0.0, "V": 0.0, "W": 4.0, "X": X, "Y": 0.0},
-                         tail_tolerance=tolerance)
+    inst = _cu(radiation="neutron", lam1=4.0, geometry="debye-scherrer", U=0.0, V=0.0, W=4.0,
+               X=X, Y=0.0)
+    return PowderPattern(data, ph, inst, n_background=0, tail_tolerance=tolerance)
 
 
 @pytest.mark.parametrize("tolerance", [1e-3, 1e-2])
@@ -69,7 +76,7 @@ def test_pattern_peak_loses_less_than_the_tolerance(tolerance):
     I = info["refl_I"][0]
     eta = pat._rows(pat.local_vector(), False)["eta"][0]
     assert eta > 0.6
-    window = pat._tails["w_rows"][0]             # frozen window: tapers from W/2 to W
+    window = pat.windows.w_rows[0]             # frozen window: tapers from W/2 to W
     assert 1.0 < info["refl_pos"][0] - window and info["refl_pos"][0] + window < 179.0
     lost = 1.0 - np.trapezoid(y, pat.x) / I
     assert 0 <= lost < tolerance
@@ -87,13 +94,13 @@ def test_pattern_peak_loses_less_than_the_tolerance(tolerance):
 def test_reflections_above_the_range_reach_in_with_their_tails():
     """Peaks above the fit range are generated when their windows reach into it."""
     phase = synthetic_phase()
-    pat = PowderPattern(_grid(20.0, 60.0), phase, n_background=0,
-                        profile={"U": 0.0, "V": 0.0, "W": 2.0, "X": 25.0, "Y": 0.0})
+    pat = PowderPattern(_grid(20.0, 60.0), phase, _cu(U=0.0, V=0.0, W=2.0, X=25.0, Y=0.0),
+                        n_background=0)
     pos = pat.evaluate(pat.local_vector(), grad=False, peaks=True)[2]["refl_pos"]
     assert pos.max() > 62.0
     y_tail = pat.evaluate(pat.local_vector(), grad=False)[0]
-    cut = PowderPattern(_grid(20.0, 60.0), phase, n_background=0, tail_tolerance=0.0,
-                        profile={"U": 0.0, "V": 0.0, "W": 2.0, "X": 25.0, "Y": 0.0})
+    cut = PowderPattern(_grid(20.0, 60.0), phase, _cu(U=0.0, V=0.0, W=2.0, X=25.0, Y=0.0),
+                        n_background=0, tail_tolerance=0.0)
     y_all = cut.evaluate(cut.local_vector(), grad=False)[0]
     # the tail model agrees with the exact one to the tolerance of the peaks' intensity
     assert np.abs(y_tail - y_all).max() < 2e-3 * y_all.max()
@@ -101,13 +108,13 @@ def test_reflections_above_the_range_reach_in_with_their_tails():
 
 def test_far_field_agrees_with_direct_evaluation_of_the_same_windows():
     phase = synthetic_phase()
-    pat = PowderPattern(_grid(15.0, 140.0, 0.01), phase, lam2=1.5444, n_background=2,
-                        profile={"U": 1.0, "V": -1.0, "W": 2.0, "X": 6.0, "Y": 4.0,
-                                 "SL": 0.02, "HL": 0.02})
+    pat = PowderPattern(_grid(15.0, 140.0, 0.01), phase,
+                        _cu(lam2=1.5444, U=1.0, V=-1.0, W=2.0, X=6.0, Y=4.0, SL=0.02, HL=0.02),
+                        n_background=2)
     v = pat.local_vector()
     pat.refresh_windows(v)
     y, _ = pat.evaluate(v, grad=False)
-    grids = pat._tails["grids"]
+    grids = pat.windows.grids
     assert grids.base.max() >= 0                  # the far field is on coarse grids here
     base = grids.base.copy()
     grids.base[:] = -10 ** 6                      # every band on the data points instead
@@ -116,36 +123,18 @@ def test_far_field_agrees_with_direct_evaluation_of_the_same_windows():
     assert np.abs(y - yd).max() < 5e-5 * y.max()
 
 
-def _fd_check(pat, v, names, tol):
-    y, J = pat.evaluate(v)
-    checked = []
-    for j, name in enumerate(names):
-        h = 1e-9 if name.split(".")[-1].startswith("D") else 1e-6 * max(1.0, abs(v[j]))
-        vp, vm = v.copy(), v.copy()
-        vp[j] += h
-        vm[j] -= h
-        fd = (pat.evaluate(vp, grad=False)[0] - pat.evaluate(vm, grad=False)[0]) / (2 * h)
-        scale = max(np.abs(fd).max(), np.abs(J[:, j]).max())
-        if scale * max(1.0, abs(v[j])) <= 1e-9 * np.abs(y).max():
-            continue                     # no effect (e.g. a coordinate on a mirror plane)
-        assert np.abs(fd - J[:, j]).max() / scale < tol, name
-        checked.append(name)
-    return checked
-
-
 def test_jacobian_with_far_field_tails_matches_finite_differences():
     """Windows frozen for a fit make the model smooth: the analytic Jacobian (core, far-field
     bands, switch, taper, FCJ nodes) agrees with central differences."""
     phase = synthetic_phase()
-    pat = PowderPattern(_grid(20.0, 90.0, 0.02), phase, lam2=1.5444, n_background=2,
-                        background_peaks=[(30.0, 50.0, 800.0, 20.0)],
-                        profile={"U": 1.0, "V": -1.0, "W": 2.0, "X": 6.0, "Y": 4.0,
-                                 "SL": 0.02, "HL": 0.02})
+    pat = PowderPattern(_grid(20.0, 90.0, 0.02), phase,
+                        _cu(lam2=1.5444, U=1.0, V=-1.0, W=2.0, X=6.0, Y=4.0, SL=0.02, HL=0.02),
+                        n_background=2, background_peaks=[(30.0, 50.0, 800.0, 20.0)])
     v = pat.local_vector()
-    v[pat._layout.pattern][:3] = [1e3, 0.01, 30.0]          # scale, zero, shift
+    v[pat.layout.pattern][:3] = [1e3, 0.01, 30.0]          # scale, zero, shift
     pat.refresh_windows(v)
-    assert pat._tails["grids"].base.max() >= 0
-    checked = _fd_check(pat, v, pat.local_names(), 1e-4)
+    assert pat.windows.grids.base.max() >= 0
+    checked = fd_check(pat, v, pat.local_names(), 1e-4)
     assert {"TiO2.a", "TiO2.O.x", "pattern.SL", "pattern.X", "pattern.U", "pattern.TiO2.size",
             "pattern.bkpk.pos[0]", "pattern.bkpk.sigma2[0]", "pattern.bkpk.gamma[0]",
             "pattern.bkpk.area[0]"} <= set(checked)
@@ -154,10 +143,11 @@ def test_jacobian_with_far_field_tails_matches_finite_differences():
 # -- several phases ----------------------------------------------------------------------------
 def _two_phase(fractions=(0.7, 0.3), tolerance=1e-3, **kw):
     ti, na = synthetic_phase(), _rocksalt()
-    pat = PowderPattern(_grid(), [ti, na], n_background=2, tail_tolerance=tolerance,
-                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0},
+    pat = PowderPattern(_grid(), [ti, na], _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0), n_background=2,
+                        tail_tolerance=tolerance,
                         phase_values={"TiO2": {"fraction": fractions[0]},
-                                      "NaCl": {"fraction": fractions[1]}}, **kw)
+                                      "NaCl": {"fraction": fractions[1]}},
+                        **kw)
     return ti, na, pat
 
 
@@ -166,13 +156,12 @@ def test_two_phase_pattern_is_the_sum_of_its_phases():
     y2, _ = pat.calc()
     singles = []
     for ph, f in ((ti, 0.7), (na, 0.3)):
-        one = PowderPattern(_grid(), ph, n_background=2,
-                            profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0},
+        one = PowderPattern(_grid(), ph, _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0), n_background=2,
                             phase_values={ph.name: {"fraction": f}})
         singles.append(one.calc()[0])
     np.testing.assert_allclose(y2, singles[0] + singles[1], rtol=1e-12, atol=1e-12)
     # intensity per phase scales as fraction / V²: doubling NaCl's cell volume quarters it
-    lay = pat._layout
+    lay = pat.layout
     v = pat.local_vector()
     v[lay.bkg] = 0.0
     v[lay.hap[0]][0] = 0.0
@@ -185,9 +174,9 @@ def test_two_phase_jacobian_matches_finite_differences():
     ti, na, pat = _two_phase(tolerance=0.0, background_peaks=[{"pos": 25.0, "area": 30.0,
                                                                  "sigma2": 400.0, "gamma": 5.0}])
     v = pat.local_vector()
-    v[pat._layout.bkg] = [20.0, 3.0]
-    v[pat._layout.pattern][0] = 1e4 / pat.evaluate(v, grad=False)[0].max()   # peaks ~1e4
-    checked = _fd_check(pat, v, pat.local_names(), 2e-5)
+    v[pat.layout.bkg] = [20.0, 3.0]
+    v[pat.layout.pattern][0] = 1e4 / pat.evaluate(v, grad=False)[0].max()   # peaks ~1e4
+    checked = fd_check(pat, v, pat.local_names(), 2e-5)
     assert {"TiO2.a", "NaCl.a", "NaCl.Na.uiso", "pattern.TiO2.fraction",
             "pattern.NaCl.fraction", "pattern.NaCl.size", "pattern.bkpk.area[0]"} <= set(checked)
 
@@ -242,8 +231,7 @@ def test_two_phase_refinement_recovers_known_fractions():
     counts = rng.poisson(y).astype(float)
     data = make_pattern(pat.x, counts, np.maximum(counts, 1.0))
     ti2, na2 = synthetic_phase(), _rocksalt(5.645)
-    fit = PowderPattern(data, [ti2, na2], n_background=2,
-                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0},
+    fit = PowderPattern(data, [ti2, na2], _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0), n_background=2,
                         phase_values={"TiO2": {"fraction": 0.5}, "NaCl": {"fraction": 0.5}})
     ref = JointRefinement([ti2, na2], [fit])
     ref.constrain_fractions()
@@ -267,8 +255,8 @@ def test_a_phase_without_reflections_in_range_is_not_refined():
     pattern: its structure, its own terms and the fractions it would trade against stay
     fixed, with a FitWarning (not a run-away cell and a negative fraction)."""
     ti, small = synthetic_phase(), _rocksalt(3.0)     # (111) of the small cell at 52.8°
-    pat = PowderPattern(_grid(15.0, 40.0), [ti, small], n_background=2,
-                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0})
+    pat = PowderPattern(_grid(15.0, 40.0), [ti, small], _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0),
+                        n_background=2)
     counts = pat.reflections_in_range()
     assert counts["NaCl"] == 0 and counts["TiO2"] == 3          # (110), (101), (200)
     ref = JointRefinement([ti, small], [pat])
@@ -318,22 +306,24 @@ def test_scattering_table_errors_name_the_problem():
     with pytest.raises(ValidationError, match="9 finite numbers"):
         ph.scattering("xray", 1.5, table={"O": {"f0": [1, 2]}})
     with pytest.raises(ValidationError, match=r"elements \['Cu'\] are in no phase"):
-        PowderPattern(_grid(), ph, scattering={"Cu": {"fp": 1.0}})
+        PowderPattern(_grid(), ph, _cu(), scattering={"Cu": {"fp": 1.0}})
 
 
 def test_pattern_input_errors():
     ph = synthetic_phase()
     with pytest.raises(ValidationError, match="names must be unique"):
-        PowderPattern(_grid(), [ph, synthetic_phase()])
+        PowderPattern(_grid(), [ph, synthetic_phase()], _cu())
     with pytest.raises(ValidationError, match="tail_tolerance"):
-        PowderPattern(_grid(), ph, tail_tolerance=0.7)
+        PowderPattern(_grid(), ph, _cu(), tail_tolerance=0.7)
     with pytest.raises(ValidationError, match=r"background_peaks\[0\]"):
-        PowderPattern(_grid(), ph, background_peaks=[(5.0, 1.0, -3.0, 0.0)])
+        PowderPattern(_grid(), ph, _cu(), background_peaks=[(5.0, 1.0, -3.0, 0.0)])
     with pytest.raises(ValidationError, match="clash with pattern parameters"):
-        PowderPattern(_grid(), Phase("U", (3, 3, 3, 90, 90, 90), "P m -3 m",
-                                     [Atom("U", "U", (0, 0, 0))]))
+        PowderPattern(_grid(),
+                      Phase("U", (3, 3, 3, 90, 90, 90), "P m -3 m",
+                                     [Atom("U", "U", (0, 0, 0))]),
+                      _cu())
     with pytest.raises(ValidationError, match="phase_values: unknown phases"):
-        PowderPattern(_grid(), ph, phase_values={"NaCl": {"fraction": 1.0}})
+        PowderPattern(_grid(), ph, _cu(), phase_values={"NaCl": {"fraction": 1.0}})
 
 
 def test_cif_setting_from_the_symmetry_loop_and_phase_name(tmp_path):
@@ -362,7 +352,7 @@ def test_cif_setting_from_the_symmetry_loop_and_phase_name(tmp_path):
 def test_uniaxial_strain_follows_the_angle_to_the_axis():
     """μ(h) = μe μa / sqrt(μe² cos²φ + μa² sin²φ): μa along the axis, μe across it."""
     na = _rocksalt()
-    pat = PowderPattern(_grid(), na, strain_axis={"NaCl": (0, 0, 1)},
+    pat = PowderPattern(_grid(), na, _cu(), strain_axis={"NaCl": (0, 0, 1)},
                         phase_values={"NaCl": {"mustrain": 300.0, "mustrain_axial": 900.0}})
     hkl = np.array([[0, 0, 2], [2, 0, 0], [1, 1, 1], [2, 2, 0]])
     Gs = np.eye(3) / 5.64 ** 2
@@ -370,13 +360,13 @@ def test_uniaxial_strain_follows_the_angle_to_the_axis():
     cell = np.array([5.64, 5.64, 5.64, 90, 90, 90])
     dGs = -np.einsum("ij,cjk,kl->cil", Gs, metric_derivatives(cell), Gs)
     assert np.allclose(np.linalg.inv(metric_tensor(cell)), Gs)
-    mu, *_ = pat._strain(0, hkl, Gs, dGs, pat.local_vector()[pat._layout.hap[0]])
+    mu, *_ = strain(pat, 0, hkl, Gs, dGs, pat.local_vector()[pat.layout.hap[0]])
     c2 = np.array([1.0, 0.0, 1 / 3, 0.0])
     want = 300 * 900 / np.sqrt(300 ** 2 * c2 + 900 ** 2 * (1 - c2))
     np.testing.assert_allclose(mu, want, rtol=1e-12)
     assert mu[0] == pytest.approx(900.0) and mu[1] == pytest.approx(300.0)
     with pytest.raises(ValidationError, match="strain_axis"):
-        PowderPattern(_grid(), na, strain_axis={"NaCl": (0, 0, 0)})
+        PowderPattern(_grid(), na, _cu(), strain_axis={"NaCl": (0, 0, 0)})
 
 
 def test_suspicious_fits_are_reported():
@@ -390,8 +380,7 @@ def test_suspicious_fits_are_reported():
     data = make_pattern(pat.x, np.random.default_rng(2).poisson(y).astype(float),
                         np.maximum(y, 1.0))
     only = synthetic_phase()
-    fit = PowderPattern(data, only, n_background=2,
-                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0})
+    fit = PowderPattern(data, only, _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0), n_background=2)
     ref = JointRefinement(only, [fit])
     ref.initialize()
     ref.set_refined(patterns={"*": ["scale", "bkg"]})
@@ -399,8 +388,8 @@ def test_suspicious_fits_are_reported():
         ref.fit()
     # pure rutile data, but the rutile fraction may not exceed 0.95: it ends on that bound
     ti2, na2 = synthetic_phase(), _rocksalt()
-    pure = PowderPattern(_rutile_only_data(), [ti2, na2], n_background=2,
-                         profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0},
+    pure = PowderPattern(_rutile_only_data(), [ti2, na2], _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0),
+                         n_background=2,
                          phase_values={"TiO2": {"fraction": 0.9}, "NaCl": {"fraction": 0.1}})
     pure.group["TiO2.fraction"].max = 0.99
     ref2 = JointRefinement([ti2, na2], [pure])
@@ -416,8 +405,8 @@ def test_suspicious_fits_are_reported():
 
 
 def _rutile_only_data():
-    pat = PowderPattern(_grid(), synthetic_phase(), n_background=2,
-                        profile={"U": 2.0, "V": -1.0, "W": 3.0, "X": 2.0, "Y": 1.0})
+    pat = PowderPattern(_grid(), synthetic_phase(), _cu(U=2.0, V=-1.0, W=3.0, X=2.0, Y=1.0),
+                        n_background=2)
     pat.group["scale"].value = 3e2
     pat.group["bkg"].value = [40.0, 5.0]
     y, _ = pat.calc()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sciTie.cli import main
-from sciTie.diffraction import (JointRefinement, PowderPattern, SequentialRefinement,
-                                specs_from_dataset, write_xye)
+from sciTie.diffraction import (ConstantWavelength, JointRefinement, PowderPattern,
+                                SequentialRefinement, specs_from_dataset, write_xye)
 from sciTie.diffraction.data import (_SYN_INSTRUMENT, load_synthetic, make_synthetic_series,
                                      synthetic_phase)
 
@@ -64,11 +64,11 @@ def test_recipe_from_files_matches_the_python_api(files, tmp_path):
     # the same fit through the Python API
     from sciTie.diffraction import Phase
     phase = Phase.from_cif(files / "rutile.cif")
-    pat = PowderPattern.from_files(files / "x.xye", None, phase, name="xray", lam1=INST["lam1"],
-                                   lam2=INST["lam2"], ratio=INST["ratio"],
-                                   polarization=INST["polarization"], geometry="bragg-brentano",
-                                   radius=INST["radius"], n_background=3,
-                                   profile={k: INST[k] for k in "U V W X Y SL HL".split()})
+    inst = ConstantWavelength(radiation="xray", geometry="bragg-brentano",
+                              **{k: INST[k] for k in ("lam1", "lam2", "ratio", "polarization",
+                                                      "radius", "U", "V", "W", "X", "Y", "SL",
+                                                      "HL")})
+    pat = PowderPattern.from_files(files / "x.xye", inst, phase, name="xray", n_background=3)
     ref = JointRefinement(phase, [pat])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)

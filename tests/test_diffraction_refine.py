@@ -203,7 +203,7 @@ def test_asymmetry_is_refinable_from_a_small_start():
     data = load_synthetic(0)
     phase = synthetic_phase({"O.x": 0.30, "a": 4.60})
     xray = pattern_from_dataset(data["xray"], phase, name="xray", n_background=3,
-                                profile={"SL": 0.005, "HL": 0.005},
+                                instrument_values={"SL": 0.005, "HL": 0.005},
                                 refine_profile=("U", "V", "W", "X", "Y", "SL"))
     xray.group.tie("HL", to="SL")
     ref = JointRefinement(phase, [xray])

@@ -616,6 +616,11 @@ class ParameterGroup(Mapping):
             setattr(new, k, None if k == "_cache" else copy.deepcopy(v, memo))
         return new
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a pickle (a Dask worker's copy) carries the tree, not its compiled tie map: the
+        # copy compiles its own on first use
+        return {k: (None if k == "_cache" else v) for k, v in self.__dict__.items()}
+
     def copy(self) -> "ParameterGroup":
         """Deep copy (shared children stay shared within the copy)."""
         return copy.deepcopy(self)

@@ -19,6 +19,7 @@ from .._validation import check_bool, check_choice, check_float, check_int
 from ..errors import ArgumentTypeError, FitWarning, ValidationError
 from .tiemap import SlotValues, TieMap
 from .group import ParameterGroup
+from .marquardt import DenseNormalEquations, levenberg_marquardt
 from .result import FitResult
 from .statistics import covariance_from_jacobian
 
@@ -44,12 +45,22 @@ class ResidualTerm:
         the free vector.
     weight : float, default 1
         Multiplies the residual (and Jacobian), like lmfit's weights.
+    slots : array_like of int, optional
+        The slots the residual depends on (indices into the group's slot vector): the
+        Jacobian then has one column per entry, ``(n_residuals, len(slots))``, instead of one
+        per slot of the group (a dataset that reads a few slots of a large tree).
+
+    Notes
+    -----
+    Where a fitter needs both at one point it asks for the Jacobian first, then the
+    residual: a model that computes them in one pass may keep the residual for that call.
     """
 
     name: str
     residual: ResidualFn
     jacobian: JacobianFn | None = None
     weight: float = 1.0
+    slots: Any = None
 
 
 class _Problem:
@@ -67,6 +78,18 @@ class _Problem:
         self.nfev = 0
         self.njev = 0
         self.x0 = self.c.pack()
+        n_slots = len(self.c.names)
+        self.term_slots = []
+        for t in self.terms:
+            if t.slots is None:
+                self.term_slots.append(None)
+                continue
+            idx = np.asarray(t.slots)
+            if idx.ndim != 1 or idx.dtype.kind not in "iu" or np.any(idx < 0) \
+                    or np.any(idx >= n_slots):
+                raise ValidationError(f"slots of term {t.name!r} must be slot indices (ints in "
+                                      f"[0, {n_slots})), got {t.slots!r:.80}")
+            self.term_slots.append(idx.astype(np.intp))
 
     def values(self, x: np.ndarray) -> SlotValues:
         return SlotValues(self.c.evaluate(x), self.c)
@@ -123,6 +146,7 @@ class _Problem:
             if term.jacobian is None:
                 blocks.append(self._finite_difference(term, x, size, k))
                 continue
+            cols = self.term_slots[k]
             J = term.jacobian(vals)
             if not sp.issparse(J):
                 try:
@@ -132,10 +156,17 @@ class _Problem:
                 except (TypeError, ValueError):
                     raise ArgumentTypeError(f"jacobian of term {term.name!r} must return an array "
                                             f"of real numbers, got {type(J).__name__}") from None
-            if J.shape != (size, n_slots):
+            width = n_slots if cols is None else cols.size
+            if J.shape != (size, width):
                 raise ValidationError(f"jacobian of term {term.name!r} must have shape "
-                                 f"({size}, {n_slots}) (residuals x slots), got {J.shape}")
-            Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ J.T).T)
+                                      f"({size}, {width}) (residuals x "
+                                      f"{'slots' if cols is None else 'its slots'}), got "
+                                      f"{J.shape}")
+            if cols is not None:
+                Gc = G[cols].toarray()
+                Jf = (J @ Gc) if not sp.issparse(J) else np.asarray(J @ Gc)
+            else:
+                Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ J.T).T)
             if not np.all(np.isfinite(Jf)):
                 cols = np.flatnonzero(~np.all(np.isfinite(Jf), axis=0))
                 raise ValidationError(f"jacobian of term {term.name!r} is not finite for "
@@ -208,15 +239,16 @@ def _normalise_terms(residual: Any, jacobian: Any) -> list[ResidualTerm]:
 def _check_options(method: Any, ftol: Any, xtol: Any, gtol: Any, max_nfev: Any,
                    tr_solver: Any, scale_covar: Any, verbose: Any) -> None:
     """Refuse bad optimiser settings before any work (scipy would hang on max_nfev=2.5)."""
-    check_choice(method, "method", ("trf", "dogbox", "lm"))
+    check_choice(method, "method", ("trf", "dogbox", "lm", "marquardt"))
     eps = float(np.finfo(float).eps)
     for name, tol in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
-        if tol is None and method != "lm":
+        if tol is None and method not in ("lm", "marquardt"):
             continue  # scipy: None switches this stopping rule off
         value = check_float(tol, name)
         if not eps <= value < 1.0:
+            off = "" if method in ("lm", "marquardt") else " or be None to disable it"
             raise ValidationError(f"{name} must lie in [{eps:.3g}, 1) (machine epsilon to 1)"
-                                  f"{'' if method == 'lm' else ' or be None to disable it'}, "
+                                  f"{off}, "
                                   f"got {tol!r}")
     check_int(max_nfev, "max_nfev", minimum=1, allow_none=True)
     check_choice(tr_solver, "tr_solver", (None, "exact", "lsmr"))
@@ -256,11 +288,17 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
         :class:`ResidualTerm` per dataset; their residuals are concatenated.
     jacobian : callable, optional
         With a single callable residual: ``jacobian(values) -> (n_res, n_slots)``.
-    method : {'trf', 'dogbox', 'lm'}
-        Passed to :func:`scipy.optimize.least_squares`; 'lm' ignores bounds, so it is refused
-        when any are set.
+    method : {'trf', 'dogbox', 'lm', 'marquardt'}
+        'trf', 'dogbox', 'lm': :func:`scipy.optimize.least_squares` ('lm' ignores bounds, so it
+        is refused when any are set). 'marquardt': sciTie's Levenberg-Marquardt on the normal
+        equations (:func:`sciTie.core.marquardt.levenberg_marquardt`: bounds by projection,
+        Jacobian and residual in one pass where a step is expected to succeed, no
+        evaluation of a step predicted to change χ² by less than ``ftol·χ²``); cheap when
+        the free parameters are few and each evaluation is costly (Rietveld).
     ftol, xtol, gtol, max_nfev, x_scale, verbose
-        Passed to :func:`scipy.optimize.least_squares`.
+        Passed to :func:`scipy.optimize.least_squares`; for 'marquardt' see
+        :func:`~sciTie.core.marquardt.levenberg_marquardt` (``x_scale``, ``verbose`` and
+        ``tr_solver`` do not apply).
     tr_solver : {None, 'exact', 'lsmr'}
         Trust-region subproblem solver for 'trf'/'dogbox'; 'lsmr' avoids a dense SVD per
         iteration on large problems (many residuals and free parameters) with bounds.
@@ -302,14 +340,23 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
         raise ValidationError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
                               f"parameters ({x0.size})")
     t0 = time.perf_counter()
-    opt = least_squares(problem.residual, x0, jac=problem.jacobian,
-                        bounds=(lo, hi) if bounded else (-np.inf, np.inf), method=method,
-                        ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev, x_scale=x_scale,
-                        verbose=verbose, **({} if tr_solver is None or method == "lm"
-                                            else {"tr_solver": tr_solver}))
+    final = None
+    if method == "marquardt":
+        opt = levenberg_marquardt(DenseNormalEquations(problem.residual, problem.jacobian), x0,
+                                  lower=lo, upper=hi, ftol=ftol, xtol=xtol, gtol=gtol,
+                                  max_nfev=max_nfev)
+        final = (opt.linearization.state["r"], opt.linearization.state["J"])
+    else:
+        opt = least_squares(problem.residual, x0, jac=problem.jacobian,
+                            bounds=(lo, hi) if bounded else (-np.inf, np.inf), method=method,
+                            ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
+                            x_scale=x_scale, verbose=verbose,
+                            **({} if tr_solver is None or method == "lm"
+                               else {"tr_solver": tr_solver}))
     seconds = time.perf_counter() - t0
     _warn_at_bounds(problem, opt)
-    return _result(problem, opt, x0, method=method, scale_covar=scale_covar, seconds=seconds)
+    return _result(problem, opt, x0, method=method, scale_covar=scale_covar, seconds=seconds,
+                   final=final)
 
 
 def _warn_at_bounds(problem: _Problem, opt: Any) -> None:
@@ -326,11 +373,16 @@ def _warn_at_bounds(problem: _Problem, opt: Any) -> None:
 
 
 def _result(problem: _Problem, opt: Any, x0: np.ndarray, *, method: str, scale_covar: bool,
-            seconds: float) -> FitResult:
-    """The FitResult of a finished least-squares run: covariance ``(JᵀJ)⁻¹ χ²_ν``."""
+            seconds: float, final: tuple | None = None) -> FitResult:
+    """The FitResult of a finished least-squares run: covariance ``(JᵀJ)⁻¹ χ²_ν``.
+
+    ``final``: the residual and Jacobian at ``opt.x`` when the solver has them."""
     x = opt.x
-    r = problem.residual(x)
-    J = problem.jacobian(x)
+    if final is None:
+        r = problem.residual(x)
+        J = problem.jacobian(x)
+    else:
+        r, J = final
     chisqr = float(r @ r)
     names = [problem.c.names[i] for i in problem.c.free_index]
     cov, _ = covariance_from_jacobian(J, names)

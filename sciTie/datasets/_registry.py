@@ -80,6 +80,17 @@ REGISTRY: dict[str, DatasetEntry] = {
             source="GSAS-II sequential-refinement tutorial (SeqTut.zip), 11-BM, APS",
         ),
         DatasetEntry(
+            "si-tof",
+            "Si time-of-flight neutron powder pattern, SEPD (IPNS) 144.8° bank (external)",
+            loader="sciTie.diffraction.data:load_si_tof",
+            bundled=False,
+            external_folder="si_sepd_tof",
+            source="EasyDiffraction tutorial data: si_sepd.xye = easyscience/data "
+                   "diffraction/ed-7.xye, sha256 b798ebf3ad0b845e27d3f3ff95a5497899e60b7bee7d"
+                   "21771d06925a98127eab, https://raw.githubusercontent.com/easyscience/data/"
+                   "refs/heads/master/diffraction/ed-7.xye",
+        ),
+        DatasetEntry(
             "convection",
             "1-D periodic convection u_t + beta u_x = 0, analytic reference",
             loader="sciTie.pinn.data:load_convection",

@@ -6,7 +6,7 @@ cryspy and recent IUCr dictionaries write them.
 Cell parameters that the crystal system fixes may be left out (EasyDiffraction writes only
 ``_cell.length_a`` for a cubic phase); one it does not fix is an error that names the tag.
 Displacements are read as U (``U_iso_or_equiv``) or B (``B_iso_or_equiv``, B = 8π²U), as
-``adp_type`` says.
+``adp_type`` says, and anisotropic ones from the ``_atom_site_aniso`` loop (U^{ij} or B^{ij}).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from ..errors import DataFormatError, location
-from ._crystal import B_PER_U
+from ..errors import DataFormatError, ValidationError, location
+from ._adp import B_PER_U, check_uij, read_cif_uij
 
 __all__ = ["CifStructure", "read_cif_structure", "cif_tags"]
 
@@ -45,7 +45,8 @@ class CifStructure:
         a, b, c, alpha, beta, gamma with the values the crystal system fixes filled in.
     spacegroup : gemmi.SpaceGroup
     atoms : list of dict
-        ``label, element, xyz, uiso, occ, line``.
+        ``label, element, xyz, uiso, occ, uij, line`` (``uij``: the six U^{ij} of an
+        anisotropic atom, else None).
     adp : {'U', 'B'}
         How the file gives displacements (``B`` when any atom has a B and no U).
     dotted : bool
@@ -215,6 +216,19 @@ def _site_line(r: _Reader, label: str) -> int | None:
     return r.line_of(label)
 
 
+def _aniso(r: _Reader) -> dict:
+    """``{label: (U11, ..., U23)}`` of the anisotropic atoms (``_atom_site_aniso`` loop, U or
+    B form, CIF1 or CIF2 tags), each checked (a tensor that is not positive definite names
+    the atom and the loop)."""
+    out = read_cif_uij(r.block, r.path)
+    for label, uij in out.items():
+        try:
+            out[label] = check_uij(uij, f"atom {label!r}")
+        except ValidationError as exc:
+            r.fail(str(exc), near="_atom_site_aniso")
+    return out
+
+
 def _atoms(r: _Reader) -> tuple[list[dict], str]:
     labels, _ = r.column(cif_tags("atom_site", "label"))
     if not labels:
@@ -235,6 +249,7 @@ def _atoms(r: _Reader) -> tuple[list[dict], str]:
     occ = col("occupancy")
     u_col, b_col = col("U_iso_or_equiv"), col("B_iso_or_equiv")
     kind = col("adp_type", "_atom_site_thermal_displace_type")
+    aniso = _aniso(r)                  # anisotropic atoms stay anisotropic
     atoms, used_b = [], False
     for i in range(n):
         label = gemmi.cif.as_string(labels[i]).strip()
@@ -261,7 +276,7 @@ def _atoms(r: _Reader) -> tuple[list[dict], str]:
             used_b = True
         else:
             given, value, uiso = "U_iso", u, u
-        if math.isfinite(value) and value < 0:
+        if math.isfinite(value) and value < 0 and label not in aniso:
             # refined structures sometimes end with a slightly negative value: not a physical
             # start, so start from the typical value, and say so
             warnings.warn(f"{location(r.path, line)}: atom {label!r} has {given} {value:g} < 0; "
@@ -269,7 +284,7 @@ def _atoms(r: _Reader) -> tuple[list[dict], str]:
         # no (or zero) displacement in the file: a typical starting value
         uiso = uiso if math.isfinite(uiso) and uiso > 0 else 0.01
         atoms.append({"label": label, "element": element, "xyz": point, "uiso": uiso,
-                      "occ": o, "line": line})
+                      "occ": o, "uij": aniso.get(label), "line": line})
     return atoms, ("B" if used_b else "U")
 
 

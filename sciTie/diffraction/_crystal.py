@@ -21,6 +21,7 @@ from .._validation import check_float
 from ..io import as_path
 from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
+from . import _adp
 
 __all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume",
            "B_PER_U", "biso_from_uiso", "uiso_from_biso"]
@@ -28,9 +29,8 @@ __all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cel
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 ATOM_PARAMS = ("x", "y", "z", "uiso", "occ")
 _TOL = 2e-3
-#: B = 8π² U: the isotropic displacement parameter B (Å², FullProf, EasyDiffraction, most
-#: papers) per U (Å², GSAS-II, SHELX, sciTie's slots).
-B_PER_U = 8.0 * math.pi ** 2
+#: B = 8π² U (defined with the anisotropic displacements, :mod:`._adp`).
+B_PER_U = _adp.B_PER_U
 
 
 def format_esd(value: float, stderr: float | None) -> str:
@@ -76,6 +76,10 @@ class Atom:
         The same displacement as B = 8π²U (Å²), for values quoted that way; give U or B.
         A :class:`Phase` that reads the atom converts it into ``uiso`` (and sets ``biso``
         back to None, so ``uiso`` alone holds the value).
+    uij : tuple of 6 float, optional
+        Anisotropic displacement ``(U11, U22, U33, U12, U13, U23)`` (Å², the CIF's
+        U^{ij}); None: isotropic. An anisotropic atom refines the U^{ij} its site allows
+        and its ``uiso`` slot is their Ueq (see :mod:`._adp`).
     """
 
     label: str
@@ -84,6 +88,7 @@ class Atom:
     uiso: float | None = None
     occ: float = 1.0
     biso: float | None = None
+    uij: tuple | None = None
     # filled by Phase
     name: str = field(default="", repr=False)
 
@@ -247,6 +252,8 @@ def _check_atom(at, i: int) -> "Atom":
     uiso = 0.01 if uiso is None else uiso
     occ = check_float(at.occ, f"{what} occ", minimum=0.0, maximum=1.0)
     at.xyz, at.uiso, at.biso, at.occ = xyz, uiso, None, occ
+    if at.uij is not None:
+        at.uij = _adp.check_uij(at.uij, what)
     return at
 
 
@@ -275,9 +282,12 @@ class Phase:
     ----------
     group : ParameterGroup
         Named after the phase. Slots ``a, b, c, alpha, beta, gamma`` and, per atom, a child
-        group ``<label>`` with ``x, y, z, uiso, occ``. Lattice constraints of the crystal
-        system and site-symmetry constraints on coordinates are ties / fixes in this group.
-        Occupancies start fixed.
+        group ``<label>`` with ``x, y, z, uiso, occ`` (and ``U11 ... U23`` for an
+        anisotropic atom, whose ``uiso`` is then tied to their Ueq). Lattice constraints of
+        the crystal system and site-symmetry constraints on coordinates and U^{ij} are ties /
+        fixes in this group. Occupancies start fixed.
+    aniso : list of int
+        Indices of the anisotropic atoms.
     adp : {'U', 'B'}
         How displacements are written by :meth:`to_cif` (and listed first in reports): 'U'
         (``_atom_site_U_iso_or_equiv``), or 'B' for a phase read from a CIF that gave B_iso.
@@ -327,10 +337,14 @@ class Phase:
         self.refinable_cell = [n for n in self.group.free_names if n in CELL_NAMES]
         self.refinable_atoms = [n for n in self.group.free_names
                                 if n.split(".")[-1] in ("x", "y", "z", "uiso")]
+        self.refinable_uij = [n for n in self.group.free_names
+                              if n.split(".")[-1] in _adp.UIJ_NAMES]
 
     def structure_names(self, items) -> list[str]:
         """Slot names (relative to :attr:`group`) for the keywords ``"cell"``, ``"xyz"``,
-        ``"uiso"``, ``"occ"`` or explicit names (``"O.x"``)."""
+        ``"uiso"`` (the displacement of every atom: Uiso of isotropic atoms, the free U^{ij}
+        of anisotropic ones), ``"uij"`` (anisotropic atoms only), ``"occ"`` or explicit
+        names (``"O.x"``)."""
         names: list[str] = []
         for item in items:
             if item == "cell":
@@ -339,11 +353,46 @@ class Phase:
                 names += [n for n in self.refinable_atoms if n.split(".")[-1] in "xyz"]
             elif item == "uiso":
                 names += [n for n in self.refinable_atoms if n.endswith(".uiso")]
+                names += self.refinable_uij
+            elif item == "uij":
+                names += self.refinable_uij
             elif item == "occ":
                 names += [f"{a.name}.occ" for a in self.atoms]
             else:
                 names.append(item)
         return names
+
+    def with_anisotropic(self, labels=None) -> "Phase":
+        """A copy of the phase (current values) whose atoms ``labels`` (default: all) are
+        anisotropic, starting from the U^{ij} of their Uiso (atoms already anisotropic keep
+        their U^{ij})."""
+        known = [a.label for a in self.atoms]
+        if labels is None:
+            labels = known
+        if isinstance(labels, str) or not isinstance(labels, (list, tuple, set)):
+            raise ArgumentTypeError(f"labels must be a list of atom labels, got {labels!r}")
+        unknown = [lb for lb in labels if lb not in known]
+        if unknown:
+            raise ValidationError(f"anisotropic: no atoms {unknown} in phase {self.name}; "
+                                  f"atoms: {known}")
+        vals = self.group.valuesdict()
+        cell = self.cell_values()
+        atoms = []
+        for i, at in enumerate(self.atoms):
+            xyz = tuple(float(vals[f"{at.name}.{c}"]) for c in "xyz")
+            uiso, occ = float(vals[f"{at.name}.uiso"]), float(vals[f"{at.name}.occ"])
+            if at.uij is not None:
+                uij = tuple(float(vals[f"{at.name}.{n}"]) for n in _adp.UIJ_NAMES)
+            elif at.label in labels:
+                uij = tuple(_adp.iso_uij(uiso, cell))
+            else:
+                uij = None
+            atoms.append(Atom(at.label, at.element, xyz, uiso=uiso, occ=occ, uij=uij))
+        out = Phase(self.name, cell, self.spacegroup, atoms)
+        out.adp = self.adp
+        if hasattr(self, "source_file"):
+            out.source_file = self.source_file
+        return out
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -389,7 +438,8 @@ class Phase:
         except (ValidationError, ArgumentTypeError) as exc:
             raise DataFormatError(str(exc), path=path,
                                   line=_cif_lineno(path, "_cell")) from None
-        atoms = [Atom(a["label"], a["element"], a["xyz"], uiso=a["uiso"], occ=a["occ"])
+        atoms = [Atom(a["label"], a["element"], a["xyz"], uiso=a["uiso"], occ=a["occ"],
+                      uij=a["uij"])
                  for a in cs.atoms]
         try:
             phase = cls(name if name is not None else cs.name, cs.cell, cs.spacegroup, atoms)
@@ -403,6 +453,7 @@ class Phase:
         n_ops = len(self.rot)
         self.site_order = np.zeros(len(self.atoms), dtype=int)
         self.site_projector = []
+        self.site_rotations = []
         for at in self.atoms:
             x = np.array(at.xyz, dtype=float)
             images = np.einsum("gij,j->gi", self.rot, x) + self.tran
@@ -410,12 +461,15 @@ class Phase:
             diff -= np.round(diff)
             on = np.all(np.abs(diff) < _TOL, axis=1)
             self.site_order[self.atoms.index(at)] = int(on.sum())
+            self.site_rotations.append(self.rot[on])
             P = self.rot[on].mean(axis=0)
             # symmetrise the starting position onto the special position
             img = images[on] - np.round(images[on] - x)
             at.xyz = tuple(float(v) for v in img.mean(axis=0))
             self.site_projector.append(P)
         self.multiplicity = n_ops // self.site_order
+        #: Indices of the anisotropic atoms (their U^{ij} follow the atoms in local vectors).
+        self.aniso = [i for i, at in enumerate(self.atoms) if at.uij is not None]
 
     def _scattering_setup(self) -> None:
         self.z = np.array([gemmi.Element(a.element).atomic_number for a in self.atoms])
@@ -474,7 +528,12 @@ class Phase:
             ag.add("occ", float(at.occ), vary=False, min=0.0, unit="",
                    description="site occupancy")
             self._site_ties(ag, i)
+            if at.uij is not None:
+                _adp.add_uij_parameters(ag, at.uij, self.site_rotations[i], cell)
             g.add_group(ag)
+            if at.uij is not None:
+                angles_fixed = not any(n in g.free_names for n in CELL_NAMES[3:])
+                _adp.link_ueq(g, ag, cell, angles_fixed)
         return g
 
     def _site_ties(self, ag: ParameterGroup, i: int) -> None:
@@ -596,7 +655,7 @@ class Phase:
                 "fp": fp, "fpp": fpp}
 
     def structure_factor2(self, hkl: np.ndarray, q: np.ndarray, atoms: np.ndarray,
-                          scat: dict, *, grad: bool = True):
+                          scat: dict, *, grad: bool = True, images: np.ndarray | None = None):
         """Squared structure factor (Friedel-averaged) with derivatives.
 
         Parameters
@@ -610,12 +669,18 @@ class Phase:
             From :meth:`scattering`.
         grad : bool
             Also return derivatives.
+        images : (n, n_ops, n_atoms), optional
+            A factor on each symmetry image of each atom (the anisotropic Debye-Waller
+            factors of :mod:`._adp`).
 
         Returns
         -------
         F2 : (n,)
         dF2_dq : (n,)
         dF2_datoms : (n, n_atoms, 5)
+        dF2_dlog_images : (n, n_ops, n_atoms)
+            Only with ``images``: derivatives with respect to the logarithm of each factor
+            (None without ``grad``).
         """
         s2 = q / 4.0
         if scat["kind"] == "xray":
@@ -639,6 +704,8 @@ class Phase:
         ht = hkl @ self.tran.T                                    # (n, g)
         phase = 2 * np.pi * (np.einsum("ngj,aj->nga", hR, xyz) + ht[:, :, None])
         cs, sn = np.cos(phase), np.sin(phase)
+        if images is not None:
+            cs, sn = cs * images, sn * images
         Gr, Gi = cs.sum(1), sn.sum(1)                             # (n, na)
         # F(h) = sum w (fr + i fi)(Gr + i Gi);  F(-h) = sum w (fr + i fi)(Gr - i Gi)
         Ap = (w * (fr * Gr - fi * Gi)).sum(1)
@@ -647,7 +714,7 @@ class Phase:
         Bm = (w * (fi * Gr - fr * Gi)).sum(1)
         F2 = 0.5 * (Ap ** 2 + Bp ** 2 + Am ** 2 + Bm ** 2)
         if not grad:
-            return F2, None, None
+            return (F2, None, None) + ((None,) if images is not None else ())
         # derivative helpers: dF2 = Ap dAp + Bp dBp + Am dAm + Bm dBm
         # w.r.t. w_a (per atom, per reflection)
         dF2_dw = (Ap[:, None] * (fr * Gr - fi * Gi) + Bp[:, None] * (fr * Gi + fi * Gr)
@@ -666,6 +733,8 @@ class Phase:
         out[:, :, 4] = dF2_dw * (site * T)
         dw_ds2 = w * (-8.0 * np.pi ** 2 * U)
         dF2_ds2 = (dF2_dw * dw_ds2 + dF2_dfr * df0_ds2).sum(1)
+        if images is not None:
+            return F2, dF2_ds2 / 4.0, out, dF2_dGr[:, None] * cs + dF2_dGi[:, None] * sn
         return F2, dF2_ds2 / 4.0, out
 
     # -- output --------------------------------------------------------------------------------
@@ -712,5 +781,6 @@ class Phase:
             cols = [fmt(f"{at.name}.{p}", vals[f"{at.name}.{p}"],
                         B_PER_U if (p == "uiso" and adp == "B") else 1.0) for p in ATOM_PARAMS]
             lines.append(f"{at.label} {at.element} " + " ".join(cols[:3]) + f" {cols[3]} "
-                         f"{cols[4]} {m} {adp}iso")
+                         f"{cols[4]} {m} {adp}{'ani' if at.uij is not None else 'iso'}")
+        lines += _adp.cif_aniso_loop(self, vals, fmt, adp)
         return "\n".join(lines) + "\n"

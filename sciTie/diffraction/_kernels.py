@@ -1,24 +1,25 @@
 """Compiled loops of the pattern model: profile sums and their Jacobian, peak by peak.
 
-A peak ("item") has a profile centre ``c``, a window/switch centre ``p``, an intensity, the
-TCH width and mixing (with their derivatives with respect to the Gaussian variance and the
-Lorentzian width) and a window of grid indices ``[lo, hi)``. Its contribution at a grid
-point is ``I · pV(x - c) · m(|x - p| / radius)`` where ``m`` is ``1 - s`` (core) or ``s``
-(far-field band) of the smooth switch of :func:`sciTie.diffraction._tails.switch` (``m = 1``
-for a radius <= 0: no switch). The Jacobian rows of the item (``dI, dc, ds2, dg`` and, when the switch
-centre differs from the profile centre, ``dp``) are combined per point, so no pair arrays
-are ever stored.
+A peak ("item") has a profile centre ``c``, a window/switch centre ``p``, an intensity, a
+row of precomputed shape parameters and a window of grid indices ``[lo, hi)``. Its
+contribution at a grid point is ``I · shape(x - c) · m(|x - p| / radius)``, where ``shape``
+is the profile's compiled peak shape (signature :data:`~._pseudo_voigt.SHAPE_SIG`, passed as
+a first-class C function so that this kernel serves every profile and stays cached) and
+``m`` is ``1 - s`` (core) or ``s`` (far-field band) of the smooth switch of
+:func:`sciTie.diffraction._tails.switch` (``m = 1`` for a radius <= 0: no switch). The
+Jacobian rows of an item (``dI, dc``, one per width slot, and ``dp`` when the switch centre
+differs from the profile centre) are stacked in ``DD[row, term, entry]``, each term holding
+only the columns where it is not zero (a phase's cell reaches neither the other phase's
+peaks nor the background), and combined per point, so no pair arrays are ever stored.
+Far-field bands are drawn on coarse grids and added to the data points by
+:func:`interpolate_add`.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["render_items", "item_sums"]
-
-_AG = 2.0 * np.sqrt(np.log(2.0) / np.pi)
-_BG = 4.0 * np.log(2.0)
-_TWO_PI = 2.0 / np.pi
+__all__ = ["render_items", "interpolate_add", "item_sums"]
 
 
 @njit(cache=True, nogil=True)
@@ -81,68 +82,71 @@ def _indices(lo, hi, lo2, hi2):
 
 
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc", "arcp", "nsz"})
-def render_items(xs, lo, hi, lo2, hi2, c, p, inten, fwhm, eta, df_ds2, df_dg, de_ds2, de_dg,
-                 radius, far, scale, last, taper, drow, DI, DC, DS, DG, DP, has_p, grad, y, J):
-    """Add every item's profile to ``y`` (and its Jacobian over the columns of D to ``J``).
+def render_items(shape, n_width, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius, far, scale,
+                 last, taper, drow, DD, cols, ncols, has_p, grad, y, J):
+    """Add every item's profile to ``y`` (and its Jacobian to ``J``).
 
-    Item ``i`` covers the grid indices ``[lo[i], hi[i])`` and ``[lo2[i], hi2[i])``; its
-    derivative rows are row ``drow[i]`` of DI, DC, DS, DG (and DP when ``has_p``).
+    Item ``i`` covers the grid indices ``[lo[i], hi[i])`` and ``[lo2[i], hi2[i])``; its shape
+    parameters are ``prm[i]`` and its derivative rows ``DD[drow[i]]``: the terms ``dI, dc``,
+    the ``n_width`` width slots and, when ``has_p``, ``dp``. Term ``t`` is not zero in the
+    columns ``cols[t, :ncols[t]]`` of ``J`` only, and ``DD[:, t, q]`` holds its entry in
+    column ``cols[t, q]``.
     """
-    ncol = DI.shape[1]
+    nterm = DD.shape[1]
+    out = np.empty(n_width + 1)
+    e = np.empty(nterm)
+    flag = 1 if grad else 0
     for i in range(c.size):
-        inv = 1.0 / fwhm[i]
-        e = eta[i]
         Ii = inten[i]
         ci = c[i]
         d = drow[i]
+        row = prm[i]
         for k in _indices(lo[i], hi[i], lo2[i], hi2[i]):
-            dx = xs[k] - ci
-            u = (dx * inv) * (dx * inv)
-            den = 1.0 / (1.0 + 4.0 * u)
-            lor = _TWO_PI * inv * den
-            g = _AG * inv * np.exp(-_BG * u) if u < 60.0 else 0.0
-            val = e * lor + (1.0 - e) * g
+            val = shape(xs[k] - ci, row.ctypes, out.ctypes, flag)
             m, dmdp = _weight(xs[k], p[i], radius[i], far, scale[i], last[i], taper[i])
             y[k] += Ii * val * m
             if not grad:
                 continue
-            dg_dx = g * (-2.0 * _BG * dx * inv * inv)
-            dl_dx = lor * (-8.0 * dx * inv * inv) * den
-            d_pos = -(e * dl_dx + (1.0 - e) * dg_dx)
-            dg_df = g * (-inv + 2.0 * _BG * u * inv)
-            dl_df = lor * (-inv + 8.0 * u * inv * den)
-            d_f = e * dl_df + (1.0 - e) * dg_df
-            d_e = lor - g
-            eI = val * m
-            ec = Ii * d_pos * m
-            es2 = Ii * m * (d_f * df_ds2[i] + d_e * de_ds2[i])
-            eg = Ii * m * (d_f * df_dg[i] + d_e * de_dg[i])
+            Im = Ii * m
+            e[0] = val * m
+            e[1] = Im * out[0]
+            for j in range(n_width):
+                e[2 + j] = Im * out[1 + j]
             ep = Ii * val * dmdp
             if has_p:
-                for q in range(ncol):
-                    J[k, q] += (eI * DI[d, q] + ec * DC[d, q] + es2 * DS[d, q] + eg * DG[d, q]
-                                + ep * DP[d, q])
+                e[2 + n_width] = ep
             else:
-                ec += ep
-                for q in range(ncol):
-                    J[k, q] += eI * DI[d, q] + ec * DC[d, q] + es2 * DS[d, q] + eg * DG[d, q]
+                e[1] += ep
+            for t in range(nterm):
+                et = e[t]
+                for q in range(ncols[t]):
+                    J[k, cols[t, q]] += et * DD[d, t, q]
 
 
 @njit(cache=True, nogil=True)
-def item_sums(xs, lo, hi, lo2, hi2, c, p, inten, fwhm, eta, radius, far, scale, last, taper,
+def interpolate_add(index, weight, start, stop, offset, src, dst):
+    """``dst[k] += (1 - w) src[offset + j] + w src[offset + j + 1]`` (rows, every column) for
+    the points ``start <= k < stop``, with ``j = index[k]``, ``w = weight[k]``."""
+    ncol = dst.shape[1]
+    for k in range(start, stop):
+        j = offset + index[k]
+        w = weight[k]
+        for q in range(ncol):
+            dst[k, q] += (1.0 - w) * src[j, q] + w * src[j + 1, q]
+
+
+@njit(cache=True, nogil=True)
+def item_sums(shape, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius, far, scale, last, taper,
               weights):
     """Σ over each item's points of ``contribution · weights[point]`` (Bragg R)."""
     out = np.zeros(c.size)
+    buf = np.empty(1)
     for i in range(c.size):
-        inv = 1.0 / fwhm[i]
-        e = eta[i]
         acc = 0.0
+        row = prm[i]
         for k in _indices(lo[i], hi[i], lo2[i], hi2[i]):
-            dx = xs[k] - c[i]
-            u = (dx * inv) * (dx * inv)
-            lor = _TWO_PI * inv / (1.0 + 4.0 * u)
-            g = _AG * inv * np.exp(-_BG * u) if u < 60.0 else 0.0
+            val = shape(xs[k] - c[i], row.ctypes, buf.ctypes, 0)
             m, _ = _weight(xs[k], p[i], radius[i], far, scale[i], last[i], taper[i])
-            acc += inten[i] * (e * lor + (1.0 - e) * g) * m * weights[k]
+            acc += inten[i] * val * m * weights[k]
         out[i] = acc
     return out

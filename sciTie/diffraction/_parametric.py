@@ -125,7 +125,7 @@ def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.
     active = np.flatnonzero(np.any(G_rows != 0, axis=1))
     y, J = pattern.evaluate(v, grad=True, cols=active)
     r = (pattern.obs - y) / pattern.sigma
-    Jf = -(J[:, active] / pattern.sigma[:, None]) @ G_rows[active]
+    Jf = -(J / pattern.sigma[:, None]) @ G_rows[active]
     ns = len(shared)
     return pattern_blocks(Jf[:, :ns], Jf[:, ns:], r)
 

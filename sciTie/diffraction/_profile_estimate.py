@@ -16,7 +16,7 @@ from scipy.optimize import nnls
 from scipy.signal import find_peaks, peak_widths
 
 from ..errors import ValidationError
-from ._profile import LN2
+from ._pseudo_voigt import LN2
 
 __all__ = ["estimate_profile"]
 

@@ -15,7 +15,9 @@ from ..core import ParameterGroup, ResidualTerm, fit_least_squares
 from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
                       UnknownNameError, ValidationError, not_fitted)
 from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, cell_volume, format_esd
-from ._pattern import BACKGROUND_PEAK_PARAMS, INSTRUMENT_PARAMS, PHASE_PARAMS, PowderPattern
+from ._background import BACKGROUND_PEAK_PARAMS
+from ._pattern import PowderPattern
+from ._pattern_layout import PHASE_PARAMS
 
 __all__ = ["JointRefinement", "STAGES", "pattern_statistics", "weight_fractions"]
 
@@ -26,6 +28,38 @@ STAGES = (
     ("profile", {"pattern": ("profile",)}),
     ("atoms", {"structure": ("xyz", "uiso"), "pattern": ("late_profile",)}),
 )
+
+
+class _PatternTerm:
+    """A pattern's weighted residual and its Jacobian over ``slots`` (a subset of the slots
+    of its local vector ``idx``), from one evaluation when both are asked at one point."""
+
+    def __init__(self, pattern: PowderPattern, idx: np.ndarray, slots: np.ndarray) -> None:
+        self.pattern = pattern
+        self.idx = idx
+        self.slots = slots
+        self.cols = np.flatnonzero(np.isin(idx, slots))
+        self._kept: tuple[np.ndarray, np.ndarray] | None = None
+
+    def residual(self, vals) -> np.ndarray:
+        v = vals.array[self.idx]
+        if self._kept is not None and np.array_equal(self._kept[0], v):
+            return self._kept[1]
+        p = self.pattern
+        y, _ = p.evaluate(v, grad=False)
+        return (p.obs - y) / p.sigma
+
+    def jacobian(self, vals) -> np.ndarray:
+        p = self.pattern
+        v = vals.array[self.idx]
+        y, J = p.evaluate(v, grad=True, cols=self.cols)
+        self._kept = (v.copy(), (p.obs - y) / p.sigma)
+        J /= -p.sigma[:, None]
+        return J
+
+    def term(self, weight: float) -> ResidualTerm:
+        return ResidualTerm(self.pattern.name, self.residual, self.jacobian, weight=weight,
+                            slots=self.slots)
 
 
 def pattern_statistics(obs, calc, sigma, n_params: int = 0) -> dict:
@@ -71,7 +105,7 @@ def _set(group: ParameterGroup, names, vary: bool) -> None:
     """Fix or free ``names``, skipping slots that are tied or constrained."""
     for n in names:
         try:
-            group._set_vary([n], vary)
+            (group.free if vary else group.fix)(n)
         except ValueError as exc:
             if "tied or constrained" not in str(exc):
                 raise
@@ -269,9 +303,11 @@ class JointRefinement:
             _set(ph.group, CELL_NAMES, False)
             for a in ph.atoms:
                 _set(ph.group, [f"{a.name}.{q}" for q in ATOM_PARAMS], False)
+            _set(ph.group, ph.refinable_uij, False)
         for p in self.patterns:
-            names = [*INSTRUMENT_PARAMS, "bkg"]
+            names = [*p.instrument_names, "bkg"]
             names += [f"{ph.name}.{n}" for ph in p.phases for n in PHASE_PARAMS]
+            names += p.preferred_orientation_names
             if len(p.background_peaks):
                 names += [f"bkpk.{n}" for n in BACKGROUND_PEAK_PARAMS]
             _set(p.group, names, False)
@@ -294,9 +330,9 @@ class JointRefinement:
                 if p.refine_zero:
                     pn.append("zero")
                 if p.refine_displacement:
-                    pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
+                    pn += p.instrument.displacement_names()
             elif item == "displacement":
-                pn += (["shift"] if p.geometry == "bragg-brentano" else ["disp_x", "disp_y"])
+                pn += p.instrument.displacement_names()
             elif item in ("fraction", "size", "mustrain"):
                 pn += per_phase(item) if len(p.phases) > 1 or item != "fraction" else []
                 if item == "mustrain":
@@ -304,6 +340,10 @@ class JointRefinement:
             elif item == "background_peaks":
                 if len(p.background_peaks):
                     pn.append("bkpk.area")
+            elif item == "preferred_orientation":
+                pn += p.preferred_orientation_names
+            elif item == "absorption":
+                pn += p.absorption_names
             else:
                 pn.append(item)
         return pn
@@ -316,7 +356,9 @@ class JointRefinement:
         structure : iterable of str, or dict of phase name to iterable of str
             Slot names of the structure groups (for every phase, or per phase with a dict),
             or the keywords ``"cell"`` (lattice parameters allowed by the crystal system),
-            ``"xyz"`` (coordinates allowed by site symmetry), ``"uiso"`` and ``"occ"``.
+            ``"xyz"`` (coordinates allowed by site symmetry), ``"uiso"`` (Uiso of isotropic
+            atoms and the U^{ij} the site allows of anisotropic ones), ``"uij"``
+            (anisotropic atoms only) and ``"occ"``.
         patterns : dict
             Pattern name (or ``"*"`` for all) to an iterable of parameter names or the
             keywords ``"profile"`` (the pattern's ``refine_profile``), ``"late_profile"``
@@ -326,8 +368,10 @@ class JointRefinement:
             ``"cell_correction"`` (the D terms allowed by each phase's crystal system, for
             patterns created with ``cell_correction=True``), ``"fraction"`` (the phase
             fractions of a multi-phase pattern; tied ones stay tied), ``"size"`` and
-            ``"mustrain"`` (every phase; with ``mustrain_axial`` for a uniaxial strain) and
-            ``"background_peaks"`` (their areas). Per-phase items may also be named
+            ``"mustrain"`` (every phase; with ``mustrain_axial`` for a uniaxial strain),
+            ``"background_peaks"`` (their areas), ``"preferred_orientation"`` (``po_ratio``
+            or the spherical-harmonic coefficients of every phase that has a model) and
+            ``"absorption"`` (``muR``, or ``rough_p`` and ``rough_q``). Per-phase items may also be named
             ``"CuO.mustrain"``.
         """
         if isinstance(structure, dict):
@@ -344,12 +388,13 @@ class JointRefinement:
         # every name is checked before anything changes: a typo leaves the refined set as it was
         for ph in self.phases:
             _check_names(ph.group, ph.structure_names(items.get(ph.name, ())),
-                         f"structure item for phase {ph.name!r}", "cell, xyz, uiso, occ")
+                         f"structure item for phase {ph.name!r}", "cell, xyz, uiso, uij, occ")
         for key, its in patterns.items():
             for p in (self.patterns if key == "*" else [self.pattern(key)]):
                 _check_names(p.group, self.pattern_names(p, its), f"pattern item for {p.name!r}",
                              "profile, late_profile, zero, displacement, cell_correction, "
-                             "fraction, size, mustrain, background_peaks")
+                             "fraction, size, mustrain, background_peaks, "
+                             "preferred_orientation, absorption")
         self.fix_all()
         counts = {p.name: p.reflections_in_range() for p in self.patterns}
         seen = {ph.name for p in self.patterns for ph in p.phases}
@@ -403,26 +448,14 @@ class JointRefinement:
         return self
 
     def _terms(self):
+        """One residual term per pattern; its Jacobian covers the pattern's slots that the
+        free parameters reach, and the residual computed with it is kept for the call that
+        follows at the same point (one evaluation for both)."""
         G = self.group.tie_matrix()
         active_slots = np.flatnonzero(np.asarray(abs(G).sum(axis=1)).ravel() > 0)
-        terms = []
-        n_slots = self.group.n_slots
-        for p, idx in zip(self.patterns, self._index()):
-            cols = np.flatnonzero(np.isin(idx, active_slots))
-
-            def residual(vals, p=p, idx=idx):
-                y, _ = p.evaluate(vals.array[idx], grad=False)
-                return (p.obs - y) / p.sigma
-
-            def jacobian(vals, p=p, idx=idx, cols=cols):
-                _, J = p.evaluate(vals.array[idx], grad=True, cols=cols)
-                out = np.zeros((p.x.size, n_slots))
-                out[:, idx] = -J / p.sigma[:, None]
-                return out
-
-            terms.append(ResidualTerm(p.name, residual, jacobian,
-                                      weight=float(self.weights.get(p.name, 1.0))))
-        return terms
+        return [_PatternTerm(p, idx, idx[np.isin(idx, active_slots)]).term(
+                    float(self.weights.get(p.name, 1.0)))
+                for p, idx in zip(self.patterns, self._index())]
 
     def fit(self, *, max_nfev: int | None = None, ftol: float = 1e-8, xtol: float = 1e-8,
             gtol: float = 1e-8, method: str | None = None) -> "JointRefinement":
@@ -434,16 +467,16 @@ class JointRefinement:
             Evaluation budget.
         ftol, xtol, gtol : float
             Convergence tolerances of :func:`scipy.optimize.least_squares`.
-        method : {'lm', 'trf', 'dogbox'}, optional
-            Default: Levenberg-Marquardt ('lm') unless a free parameter has bounds.
+        method : {'marquardt', 'lm', 'trf', 'dogbox'}, optional
+            The solver of :func:`~sciTie.fit_least_squares`; default 'marquardt' (sciTie's
+            Levenberg-Marquardt on the normal equations, bounds by projection).
 
         Returns
         -------
         self
         """
         if method is None:
-            lo, hi = self.group.bounds()
-            method = "trf" if (np.any(np.isfinite(lo)) or np.any(np.isfinite(hi))) else "lm"
+            method = "marquardt"
         t0 = time.perf_counter()
         for attempt in range(3):
             vals = self.group.valuesdict()
@@ -689,9 +722,10 @@ class JointRefinement:
         """Observed, calculated, background and difference per pattern, plus the parameters.
 
         Each pattern ``<name>`` has variables ``<name>_obs``, ``<name>_calc``,
-        ``<name>_background``, ``<name>_sigma`` on dim ``two_theta_<name>``, and per phase
-        the reflections in its range (``<name>_<phase>_hkl``, ``_F2``, ``_intensity`` with
-        d, 2θ and multiplicity coordinates) on dim ``refl_<name>_<phase>``; the fit
+        ``<name>_background``, ``<name>_sigma`` on dim ``<axis>_<name>`` (``two_theta_`` or
+        ``tof_``), and per phase the reflections in its range (``<name>_<phase>_hkl``,
+        ``_F2``, ``_intensity`` with d, position and multiplicity coordinates) on dim
+        ``refl_<name>_<phase>``; the fit
         parameters come from ``FitResult.to_xarray()`` (dims ``param``, ``cov_i``,
         ``cov_j``). Figures of merit, the instrument of each pattern (``<name>_radiation``,
         ``_wavelength``, ``_geometry`` ...) and provenance are in ``attrs``.
@@ -700,8 +734,10 @@ class JointRefinement:
         data = {}
         for p_name, (y, info) in self.calculate().items():
             p = self.pattern(p_name)
-            dim = f"two_theta_{p_name}"
-            coords = {dim: (dim, p.x, {"units": "degree", "long_name": "2θ"})}
+            axis = p.instrument.axis
+            dim = f"{axis}_{p_name}"
+            coords = {dim: (dim, p.x, {"units": p.instrument.axis_units,
+                                       "long_name": p.instrument.axis_label.split(" (")[0]})}
             for k, v, ln in (("obs", p.obs, "observed"), ("calc", y, "calculated"),
                              ("background", info["ybkg"], "background"),
                              ("sigma", p.sigma, "standard uncertainty"),
@@ -714,7 +750,7 @@ class JointRefinement:
                 keep = (pos >= p.x[0]) & (pos <= p.x[-1])
                 rdim = f"refl_{p_name}_{ph.name}"
                 rc = {rdim: np.flatnonzero(keep),
-                      f"{rdim}_two_theta": (rdim, pos[keep], {"units": "degree"}),
+                      f"{rdim}_{axis}": (rdim, pos[keep], {"units": p.instrument.axis_units}),
                       f"{rdim}_d": (rdim, 1 / np.sqrt(pi["q"][keep]), {"units": "angstrom"}),
                       f"{rdim}_multiplicity": (rdim, pi["mult"][keep])}
                 data[f"{p_name}_{ph.name}_hkl"] = xr.DataArray(
@@ -856,7 +892,7 @@ class JointRefinement:
         st = self.statistics_.get(p.name, {})
         ax.set_title(f"{p.name}: wRp = {st.get('wrp', float('nan')):.2f} %, "
                      f"Rp = {st.get('rp', float('nan')):.2f} %")
-        ax.set_xlabel("2θ (degrees)")
+        ax.set_xlabel(p.instrument.axis_label)
         ax.set_ylabel("√intensity (√counts)" if sqrt else "intensity (counts)")
         ax.legend(loc="upper right", fontsize=8)
         if path is not None:
@@ -877,14 +913,12 @@ class _RietveldPlotter:
 
 
 def instrument_metadata(p: PowderPattern) -> dict:
-    """netCDF-safe description of a pattern's instrument: radiation, wavelength(s),
-    Kα2/Kα1 ratio, polarisation, geometry, goniometer radius, fit range."""
+    """netCDF-safe description of a pattern's instrument (its profile's metadata at the
+    current values: radiation, wavelengths, geometry ... or the TOF bank) and fit range."""
     v = p.group.valuesdict()
-    return {"radiation": p.radiation, "wavelength": float(v["lam1"]),
-            "wavelength2": float(v["lam2"]), "wavelength_units": "angstrom",
-            "ratio": float(v["ratio"]), "polarization": float(v["polarization"]),
-            "geometry": p.geometry, "radius_mm": float(p.radius),
-            "fit_range": np.asarray(p.fit_range, dtype=float)}
+    out = p.instrument.metadata({n: float(v[n]) for n in p.instrument_names})
+    out["fit_range"] = np.asarray(p.fit_range, dtype=float)
+    return out
 
 
 def bragg_r(p: PowderPattern, y: np.ndarray, info: dict) -> tuple[float, dict]:
@@ -937,9 +971,9 @@ def constrain_fractions(p: PowderPattern, total: float = 1.0) -> None:
 def initialize_pattern(p: PowderPattern, v: np.ndarray) -> None:
     """Starting scale, Chebyshev background and background-peak areas of ``p`` at local
     vector ``v``, by linear least squares (written into the pattern's group)."""
-    lay = p._layout
+    lay = p.layout
     v = np.array(v, dtype=float)
-    v[lay.pattern.start + INSTRUMENT_PARAMS.index("scale")] = 1.0
+    v[lay.columns()["scale"]] = 1.0
     v[lay.bkg] = 0.0
     nbp = len(p.background_peaks)
     area = slice(lay.bkpk.start + nbp, lay.bkpk.start + 2 * nbp)
@@ -947,8 +981,8 @@ def initialize_pattern(p: PowderPattern, v: np.ndarray) -> None:
     p.refresh_windows(v)
     cols = np.arange(area.start, area.stop)
     ypk, J = p.evaluate(v, grad=nbp > 0, cols=cols if nbp else None)
-    cols_bp = J[:, cols] if nbp else np.zeros((p.x.size, 0))
-    A = np.column_stack([ypk, p.cheb, cols_bp]) / p.sigma[:, None]
+    cols_bp = J if nbp else np.zeros((p.x.size, 0))
+    A = np.column_stack([ypk, p.background_basis, cols_bp]) / p.sigma[:, None]
     coef, *_ = np.linalg.lstsq(A, p.obs / p.sigma, rcond=None)
     scale = coef[0] if coef[0] > 0 else np.sum(p.obs) / max(np.sum(ypk), 1e-300)
     if not np.isfinite(scale) or scale <= 0:

@@ -22,7 +22,6 @@ on from where it was, with the same numbers.
 """
 from __future__ import annotations
 
-import copy
 import uuid
 from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
@@ -129,15 +128,7 @@ class PartitionBlocks:
 
 def _light(pattern):
     """A copy of a pattern that shares its data but not its caches (small to pickle)."""
-    out = copy.copy(pattern)
-    tails = getattr(pattern, "_tails", None)
-    if isinstance(tails, dict):
-        tails = dict(tails)
-        grids = tails.get("grids")
-        if grids is not None:
-            tails["grids"] = type(grids).build(grids.x, grids.radius)
-        out._tails = tails
-    return out
+    return pattern.light_copy()
 
 
 def make_partition(refinement, a: int, b: int) -> SeriesPartition:
@@ -162,7 +153,6 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
         cols.append(local_of[np.concatenate([r._shared, loc])])
     if any(np.any(c < 0) for c in cols):
         raise RuntimeError("a pattern's columns are not in its partition's group")
-    group._cache = None   # compiled again on the worker
     return SeriesPartition(a, [_light(p) for p in r.patterns[a:b]], group, free_index, rows,
                            cols, r._shared)
 

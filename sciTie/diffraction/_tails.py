@@ -26,11 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import erfc
 
 __all__ = ["lost_fraction", "window_fwhm", "switch", "CORE_FWHM", "MIN_WINDOW_FWHM",
-           "WINDOW_MARGIN", "interpolation_matrix", "TailGrids"]
+           "WINDOW_MARGIN", "interpolation_weights", "TailGrids"]
 
 #: Half-width (in FWHM) where the far-field evaluation starts (the Gaussian part is below
 #: 1e-43 of its peak there, the Lorentzian tail 0.7 % of its peak).
@@ -75,14 +74,12 @@ def switch(u: np.ndarray):
     return s, ds
 
 
-def interpolation_matrix(x: np.ndarray, grid: np.ndarray) -> sp.csr_matrix:
-    """Sparse ``(len(x), len(grid))`` matrix of linear interpolation from ``grid`` to ``x``."""
+def interpolation_weights(x: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation from ``grid`` to ``x``: each point's left grid index ``j`` and its
+    weight ``t`` on ``grid[j + 1]`` (``1 - t`` on ``grid[j]``)."""
     j = np.clip(np.searchsorted(grid, x, side="right") - 1, 0, grid.size - 2)
     t = (x - grid[j]) / (grid[j + 1] - grid[j])
-    rows = np.repeat(np.arange(x.size), 2)
-    cols = np.column_stack([j, j + 1]).ravel()
-    vals = np.column_stack([1.0 - t, t]).ravel()
-    return sp.csr_matrix((vals, (rows, cols)), shape=(x.size, grid.size))
+    return j.astype(np.int64), t
 
 
 @dataclass
@@ -94,7 +91,8 @@ class TailGrids:
     1/8 of ``2^j C``), or on the data points themselves when that level is negative (data
     coarser than the band needs). Frozen between refreshes so that the model is a smooth
     function of the parameters during one least-squares run; grids are made when first
-    needed.
+    needed, and the grids of several levels are stacked end to end (:meth:`stack`) so that
+    one compiled call renders every band.
     """
 
     x: np.ndarray
@@ -118,11 +116,21 @@ class TailGrids:
         lev = self.base[index] + band
         return np.where(lev < 0, -1, lev)
 
-    def grid(self, level: int) -> tuple[np.ndarray, sp.csr_matrix]:
-        """The uniform grid of ``level`` over the data range and its interpolation matrix."""
+    def grid(self, level: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """The uniform grid of ``level`` over the data range and the interpolation from it
+        to the data points (:func:`interpolation_weights`)."""
         if level not in self.grids:
             h = self.step * 2.0 ** level
             grid = np.arange(self.x[0] - h, self.x[-1] + 2.0 * h, h)
             self.grids[level] = grid
-            self.interp[level] = interpolation_matrix(self.x, grid)
+            self.interp[level] = interpolation_weights(self.x, grid)
         return self.grids[level], self.interp[level]
+
+    def stack(self, levels) -> tuple[np.ndarray, np.ndarray]:
+        """The grids of ``levels`` end to end, and where each starts in the stack."""
+        key = ("stack",) + tuple(int(v) for v in levels)
+        if key not in self.grids:
+            parts = [self.grid(int(v))[0] for v in levels]
+            starts = np.cumsum([0] + [g.size for g in parts[:-1]]).astype(np.int64)
+            self.grids[key] = (np.concatenate(parts) if parts else np.zeros(0), starts)
+        return self.grids[key]

@@ -43,7 +43,7 @@ import numpy as np
 
 from .._validation import check_float
 from ..errors import DataFormatError, ValidationError
-from ._profile import LN2, tch
+from ._pseudo_voigt import LN2, tch
 
 __all__ = ["profile_from_fullprof", "profile_to_fullprof", "profile_from_easydiffraction",
            "profile_to_easydiffraction", "fwhm", "read_easydiffraction_instrument",
@@ -153,14 +153,21 @@ def fwhm(profile: dict, two_theta) -> tuple[np.ndarray, np.ndarray]:
     return width, eta
 
 
-def read_easydiffraction_instrument(path: str | os.PathLike) -> dict:
-    """The instrument of an EasyDiffraction experiment CIF, as :func:`read_gsas_prm` gives it.
+def read_easydiffraction_instrument(path: str | os.PathLike):
+    """The instrument of an EasyDiffraction experiment CIF, as :func:`read_instrument` gives
+    it for a GSAS file.
 
     Reads ``_expt_type.radiation_probe`` (neutron or X-ray), ``_instr.wavelength``,
     ``_instr.2theta_offset`` and the ``_peak.broad_*`` terms (converted by
     :func:`profile_from_easydiffraction`). Non-zero empirical asymmetry terms
     (``_peak.asym_empir_*``) have no sciTie equivalent and are reported with a warning.
-    So ``--instrument experiment.cif`` works where a GSAS ``.prm`` file would.
+    So ``--instrument experiment.cif`` (and :func:`~sciTie.diffraction.read_instrument`)
+    works where a GSAS ``.prm`` file would.
+
+    Returns
+    -------
+    ConstantWavelength
+        One wavelength, unpolarised; its ``source_file`` attribute names the file.
 
     Raises
     ------
@@ -170,6 +177,7 @@ def read_easydiffraction_instrument(path: str | os.PathLike) -> dict:
     import gemmi
 
     from ..io import as_path
+    from .profiles import ConstantWavelength
 
     path = as_path(path, "path")
     try:
@@ -210,7 +218,7 @@ def read_easydiffraction_instrument(path: str | os.PathLike) -> dict:
                       "models axial divergence by S/L, H/L): ignored", UserWarning,
                       stacklevel=2)
     prof = profile_from_easydiffraction(params)
-    return {"lam1": lam, "lam2": 0.0, "ratio": 0.0, "polarization": 0.5,
-            "radiation": radiation, "source_file": str(path), "profile_type": 3,
-            "U": prof["U"], "V": prof["V"], "W": prof["W"], "P": prof["P"], "X": prof["X"],
-            "Y": prof["Y"], "SL": 0.0, "HL": 0.0, "zero": prof["zero"]}
+    inst = ConstantWavelength(radiation=radiation, lam1=lam, lam2=0.0, ratio=0.0,
+                              polarization=0.5, **prof)
+    inst.source_file = str(path)
+    return inst

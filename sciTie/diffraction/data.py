@@ -1,8 +1,9 @@
 """Datasets of :mod:`sciTie.diffraction`: the PbSO4 round-robin data and a synthetic pair.
 
-Both loaders return ``{"xray": Dataset, "neutron": Dataset}``; each Dataset has the variable
-``intensity`` on dim ``two_theta`` with a ``variance`` coordinate, and the instrument
-description (wavelengths, profile coefficients, geometry) in ``attrs``, so
+The PbSO4 and synthetic loaders return ``{"xray": Dataset, "neutron": Dataset}``; each Dataset
+has the variable ``intensity`` on the pattern's axis (``two_theta``, or ``tof`` for the Si
+time-of-flight pattern) with a ``variance`` coordinate, and the instrument in ``attrs``
+(:meth:`PeakProfile.to_attrs`: the profile kind, its settings and starting values), so
 :func:`pattern_from_dataset` can rebuild a :class:`PowderPattern`.
 """
 from __future__ import annotations
@@ -16,11 +17,13 @@ import xarray as xr
 
 from ..errors import DataFormatError, ValidationError
 from ._crystal import Atom, Phase, cell_volume
-from ._io import make_pattern, read_gsas_prm, read_gsas_std
+from ._io import make_pattern, read_gsas_std, read_instrument
 from ._pattern import PowderPattern
 from ._refine import JointRefinement
+from .profiles import ConstantWavelength, PeakProfile, get_profile
 
 __all__ = ["load_pbso4", "load_synthetic", "make_synthetic", "pattern_from_dataset",
+           "instrument_from_attrs",
            "pbso4_refinement", "synthetic_phase", "synthetic_refinement", "PBSO4_PUBLISHED",
            "SYNTHETIC_TRUTH", "load_cucr2o4_seq", "cucr2o4_recipe", "CUCR2O4_STAGES",
            "CUCR2O4_LAWS", "make_synthetic_series", "synthetic_series_recipe",
@@ -37,34 +40,37 @@ PBSO4_PUBLISHED = {
     "O3.uiso": (0.0173, 3e-4),
 }
 
-_INSTRUMENT_KEYS = ("radiation", "lam1", "lam2", "ratio", "polarization", "geometry", "radius")
-
-
 def _dataset(pattern: xr.DataArray, attrs: dict) -> xr.Dataset:
     ds = xr.Dataset({"intensity": pattern.rename(None)})
-    ds["two_theta"].attrs["units"] = "degree"
+    axis = pattern.dims[0]
+    ds[axis].attrs["units"] = "degree" if axis == "two_theta" else "microsecond"
     ds.attrs.update({k: v for k, v in pattern.attrs.items() if isinstance(v, (str, int, float))})
     ds.attrs.update(attrs)
     return ds
 
 
-def pattern_from_dataset(ds: xr.Dataset, phases, *, name: str, **kwargs) -> PowderPattern:
+def instrument_from_attrs(attrs: dict) -> PeakProfile:
+    """The instrument a loader stored in a Dataset's ``attrs`` (see
+    :meth:`PeakProfile.to_attrs`)."""
+    if "profile" not in attrs:
+        raise ValidationError("attrs: no 'profile' entry; expected a Dataset from one of "
+                              "sciTie's loaders (its instrument in attrs)")
+    return get_profile(str(attrs["profile"])).from_attrs(attrs)
+
+
+def pattern_from_dataset(ds: xr.Dataset, phases, *, name: str,
+                         instrument_values: dict | None = None, **kwargs) -> PowderPattern:
     """Build a :class:`PowderPattern` from a loader's Dataset (instrument from ``attrs``).
 
-    ``phases`` is a :class:`Phase` or a list of them. Keyword arguments override the stored
-    instrument values and are passed on (fit_range, exclude, n_background, cell_correction,
-    refine_profile ...).
+    ``phases`` is a :class:`Phase` or a list of them. ``instrument_values`` override the
+    stored instrument's settings or starting values (``{"SL": 0.001}``); keyword arguments
+    are passed on (fit_range, exclude, n_background, cell_correction, refine_profile ...).
     """
     if "intensity" not in ds or "variance" not in ds.coords:
         raise ValidationError(f"ds: expected a Dataset with 'intensity' and a 'variance' "
                               f"coordinate, got variables {list(ds.data_vars)}")
-    opts = {k: ds.attrs[k] for k in _INSTRUMENT_KEYS if k in ds.attrs}
-    prof = {k: float(ds.attrs[k]) for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")
-            if k in ds.attrs}
-    prof.update(kwargs.pop("profile", {}) or {})
-    opts.update(kwargs)
-    opts["profile"] = prof
-    return PowderPattern(ds["intensity"], phases, name=name, **opts)
+    instrument = instrument_from_attrs(ds.attrs).replace(**(instrument_values or {}))
+    return PowderPattern(ds["intensity"], phases, instrument, name=name, **kwargs)
 
 
 # -- PbSO4 -----------------------------------------------------------------------------------------
@@ -94,11 +100,7 @@ def load_pbso4(path: str | os.PathLike | None = None) -> dict:
             if not (folder / f).exists():
                 raise FileNotFoundError(f"pbso4 dataset folder {folder} lacks {f}")
         pat = read_gsas_std(folder / dat, name=key)
-        inst = read_gsas_prm(folder / prm)
-        attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
-        attrs["geometry"] = "bragg-brentano" if inst["radiation"] == "xray" else "debye-scherrer"
-        if inst["radiation"] == "neutron":
-            attrs["polarization"] = 0.5
+        attrs = read_instrument(folder / prm).to_attrs()
         attrs.update({"dataset": "pbso4", "cif": str(folder / "PbSO4-Wyckoff.cif"),
                       "instrument_file": str(folder / prm),
                       "reference": "R. J. Hill, J. Appl. Cryst. 25 (1992) 589-610; GSAS-II "
@@ -142,12 +144,13 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
                                          refine_profile=("X", "Y"),
                                          refine_profile_late=("U", "V", "W"),
                                          n_background=n_background,
-                                         profile=asym, refine_zero=False,
+                                         instrument_values=asym, refine_zero=False,
                                          refine_displacement=True))
     if "neutron" in patterns:
         pats.append(pattern_from_dataset(
             data["neutron"], phase, name="neutron", fit_range=neutron_range,
-            cell_correction="xray" in patterns, n_background=n_background, profile=asym,
+            cell_correction="xray" in patterns, n_background=n_background,
+            instrument_values=asym,
             refine_profile=("U", "V", "W", "X"), refine_zero=False, refine_displacement=True))
     if not pats:
         raise ValidationError(f"patterns must name 'xray' and/or 'neutron', got {patterns!r}")
@@ -158,6 +161,9 @@ def pbso4_refinement(path: str | os.PathLike | None = None, *, data: dict | None
 #: Truth of the synthetic set: rutile-type TiO2 (P4_2/mnm), O on (x, x, 0).
 SYNTHETIC_TRUTH = {"a": 4.5937, "c": 2.9587, "O.x": 0.30478, "Ti.uiso": 0.0060,
                    "O.uiso": 0.0080}
+#: Instrument keys of the synthetic set (the rest: range, scale, background, cell corrections).
+_SYN_KEYS = ("radiation", "lam1", "lam2", "ratio", "polarization", "geometry", "radius", "U", "V",
+             "W", "P", "X", "Y", "SL", "HL", "zero")
 _SYN_INSTRUMENT = {
     "xray": {"radiation": "xray", "lam1": 1.5406, "lam2": 1.5444, "ratio": 0.5,
              "polarization": 0.7, "geometry": "bragg-brentano", "radius": 240.0,
@@ -208,11 +214,8 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
         lo, hi, step = inst["range"]
         tth = np.round(np.arange(lo, hi + step / 2, step), 6)
         dummy = make_pattern(tth, np.ones_like(tth), np.ones_like(tth), name=key)
-        prof = {k: inst[k] for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")}
-        pat = PowderPattern(dummy, phase, name=key, radiation=inst["radiation"],
-                            lam1=inst["lam1"], lam2=inst["lam2"], ratio=inst["ratio"],
-                            polarization=inst["polarization"], geometry=inst["geometry"],
-                            radius=inst["radius"], profile=prof, n_background=3)
+        instrument = ConstantWavelength(**{k: inst[k] for k in _SYN_KEYS})
+        pat = PowderPattern(dummy, phase, instrument, name=key, n_background=3)
         g = pat.group
         # intensities scale as scale * fraction / V²: the instrument's scale is per unit cell
         g["scale"].value = inst["scale"] * counts_scale * volume ** 2
@@ -223,6 +226,7 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
         y, _ = pat.calc()
         counts = rng.poisson(np.maximum(y, 0)).astype(float)
         attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
+        attrs.update(instrument.to_attrs())
         attrs.update({f"true_{k}": float(v) for k, v in SYNTHETIC_TRUTH.items()})
         gv = g.valuesdict()
         attrs.update({"true_scale": float(gv["scale"]), "true_zero": float(gv["zero"])})
@@ -318,9 +322,9 @@ def load_cucr2o4_seq(path: str | os.PathLike | None = None) -> xr.Dataset:
             raise DataFormatError(f"its 2θ grid differs from {files[0].name}'s; a series needs "
                                   "one grid", path=f)
     temps = [_temperature(f) for f in files]
-    inst = read_gsas_prm(folder / "OH_00.prm")
-    attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
-    attrs.update({"dataset": "cucr2o4-seq", "geometry": "debye-scherrer", "radius": 1000.0,
+    attrs = read_instrument(folder / "OH_00.prm").replace(geometry="debye-scherrer",
+                                                          radius=1000.0).to_attrs()
+    attrs.update({"dataset": "cucr2o4-seq",
                   "cif_CuCr2O4": str(folder / "CuCr2O4.cif"), "cif_CuO": str(folder / "CuO.cif"),
                   "instrument_file": str(folder / "OH_00.prm"),
                   "reference": "11-BM (APS) data of the GSAS-II sequential-refinement tutorial; "
@@ -379,16 +383,11 @@ def cucr2o4_recipe(data: xr.Dataset, *, fit_range=(4.5, 26.1), tie_above: float 
         Refine the CuCr2O4 Uiso in the last stage (default). Below about 12° 2θ
         (sin θ/λ < 0.25 Å⁻¹) they are not determined and their fit crawls: use False.
     """
-    from ._pattern import instrument_options
     from ._series import SeriesRecipe, SeriesTie
 
     phases = [Phase.from_cif(data.attrs["cif_CuCr2O4"], name="CuCr2O4"),
               Phase.from_cif(data.attrs["cif_CuO"], name="CuO")]
-    inst = {k: data.attrs[k] for k in ("radiation", "lam1", "lam2", "ratio", "polarization",
-                                        "zero", "U", "V", "W", "P", "X", "Y", "SL", "HL")
-            if k in data.attrs}
-    opts = instrument_options(inst)
-    opts.update(geometry="debye-scherrer", radius=float(data.attrs.get("radius", 1000.0)),
+    opts = dict(instrument=instrument_from_attrs(data.attrs).replace(geometry="debye-scherrer"),
                 fit_range=tuple(fit_range), n_background=6,
                 background_peaks=[(5.25, 5.0, 2000.0, 0.0)],
                 strain_axis={"CuCr2O4": (0, 1, 0)}, refine_zero=False,
@@ -492,11 +491,8 @@ def make_synthetic_series(n_patterns: int = 200, *, seed: int = 0, temperatures=
         return expr.evaluate({**coefs, "T": t})
 
     phase = synthetic_phase()
-    prof = {k: inst[k] for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")}
-    pat = PowderPattern(dummy, phase, name="series", radiation="xray", lam1=inst["lam1"],
-                        lam2=inst["lam2"], ratio=inst["ratio"], polarization=inst["polarization"],
-                        geometry=inst["geometry"], radius=inst["radius"], profile=prof,
-                        n_background=3)
+    instrument = ConstantWavelength(**{k: inst[k] for k in _SYN_KEYS})
+    pat = PowderPattern(dummy, phase, instrument, name="series", n_background=3)
     counts, truth = [], {"a": [], "c": [], "scale": [], "shift": []}
     for t in T:
         a, c = law("TiO2.a", t), law("TiO2.c", t)
@@ -509,13 +505,14 @@ def make_synthetic_series(n_patterns: int = 200, *, seed: int = 0, temperatures=
         pat.group["shift"].value = shift
         pat.group["bkg"].value = (np.array(inst["bkg"]) * counts_scale
                                   * (1 + 0.1 * rng.uniform(-1, 1, 3)))
-        pat._tails = None                      # windows from this pattern's widths
+        pat.reset_windows()                    # windows from this pattern's widths
         y, _ = pat.calc()
         counts.append(rng.poisson(np.maximum(y, 0)).astype(float))
         for k2, val in (("a", a), ("c", c), ("scale", scale), ("shift", shift)):
             truth[k2].append(val)
     counts = np.array(counts)
     attrs = {k: v for k, v in inst.items() if isinstance(v, (int, float, str))}
+    attrs.update(instrument.to_attrs())
     attrs.update({"dataset": "diffraction-synthetic-series", "seed": int(seed),
                   "generator": "sciTie.diffraction.data.make_synthetic_series",
                   "laws": repr({k: e for k, (e, _) in SYNTHETIC_SERIES_LAWS.items()})})
@@ -545,13 +542,18 @@ def synthetic_series_recipe(data: xr.Dataset | None = None, *, start: dict | Non
     s = {"a": 4.60, "c": 2.96, "O.x": 0.302}
     s.update(start or {})
     phase = synthetic_phase(s)
-    prof = {k: inst[k] for k in ("U", "V", "W", "P", "X", "Y", "SL", "HL", "zero")}
-    opts = {"radiation": "xray", "lam1": inst["lam1"], "lam2": inst["lam2"],
-            "ratio": inst["ratio"], "polarization": inst["polarization"],
-            "geometry": inst["geometry"], "radius": inst["radius"], "profile": prof,
+    opts = {"instrument": ConstantWavelength(**{k: inst[k] for k in _SYN_KEYS}),
             "n_background": 3, "refine_zero": False, "refine_displacement": True}
     stages = [("scale+background", (), ("scale", "bkg")),
               ("cell", ("cell",), ("scale", "bkg", "displacement")),
               ("structure", ("cell", "xyz"), ("scale", "bkg", "displacement"))]
     return SeriesRecipe(phases=[phase], pattern_options=opts, stages=stages,
                         continue_stages=1, constrain_fractions=False)
+
+
+# -- Si on SEPD (time of flight) -----------------------------------------------------------------
+from ._si_tof import (SI_TOF_EASYDIFFRACTION, SI_TOF_INSTRUMENT, SI_TOF_STAGES,  # noqa: E402
+                      load_si_tof, si_phase, si_tof_refinement)
+
+__all__ += ["load_si_tof", "si_phase", "si_tof_refinement", "SI_TOF_INSTRUMENT",
+            "SI_TOF_STAGES", "SI_TOF_EASYDIFFRACTION"]

@@ -20,6 +20,8 @@
     n_background = 6
     background_peaks = [[5.25, 5.0, 2000.0, 0.0]]   # pos, area, sigma2, gamma
     strain_axis = {CuCr2O4 = [0, 1, 0]}
+    preferred_orientation = {CuO = {model = "march-dollase", axis = [0, 0, 1]}}
+    absorption = {model = "cylinder", muR = 0.3}
 
     [model]
     constrain_fractions = true
@@ -28,12 +30,15 @@
     [[stages]]                     # each stage lists everything it refines
     structure = ["cell"]
     pattern = ["scale", "bkg", "fraction"]
+    [[stages]]
+    structure = ["cell", "uiso"]
+    pattern = ["scale", "bkg", "fraction", "preferred_orientation", "absorption"]
 
 A ``[series]`` table turns the same description into a sequential or parametric refinement
 of many files (``files`` or a glob; temperatures from the files' headers or ``temperatures``),
 with ``laws`` and ``[[series.ties]]`` over part of the series. ``[data] dataset`` names a
-dataset sciTie knows (``pbso4``, ``diffraction-synthetic``, ``cucr2o4-seq``) and sets all of
-that up as the published protocols do.
+dataset sciTie knows (``pbso4``, ``diffraction-synthetic``, ``cucr2o4-seq``, ``si-tof``) and
+sets all of that up as the published protocols do.
 """
 from __future__ import annotations
 
@@ -53,7 +58,7 @@ from ._refine import STAGES, JointRefinement
 
 __all__ = ["KIND", "SCHEMA", "summarize_joint", "run_series"]
 
-DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq")
+DATASETS = ("pbso4", "diffraction-synthetic", "cucr2o4-seq", "si-tof")
 
 def _values_are(table: dict, kind, expected: str) -> str | None:
     """A schema check: every value of a table is of ``kind`` (never a bool for numbers)."""
@@ -66,9 +71,12 @@ def _values_are(table: dict, kind, expected: str) -> str | None:
 _PATTERN = Table({
     "name": Field("str", "name of the pattern's group (xray, neutron, pattern ...)",
                   required=True),
-    "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (2θ, I[, esd])"),
-    "instrument": Field("path", "GSAS instrument parameter file (.prm), or an EasyDiffraction "
-                                "experiment CIF (constant wavelength)"),
+    "file": Field("path", "data file: GSAS STD/ESD/FXYE, or 2-3 columns (x, I[, esd])"),
+    "instrument": Field("path", "instrument parameter file: GSAS .prm, GSAS-II .instprm, or "
+                                "an EasyDiffraction experiment CIF (constant wavelength)"),
+    "instrument_type": Field("str", "peak profile without an instrument file: 'cw' (constant "
+                                    "wavelength, default) or 'tof' (time of flight)",
+                             choices=("cw", "tof")),
     "phases": Field("list[str]", "phases in this pattern (default: all)"),
     "radiation": Field("str", "radiation (default: from the .prm; without an instrument "
                               "file it must be given, with lam1)", choices=("xray", "neutron")),
@@ -79,15 +87,19 @@ _PATTERN = Table({
     "lam2": Field("float", "second wavelength (Å; 0: one wavelength)", minimum=0.0),
     "ratio": Field("float", "intensity ratio λ2/λ1", minimum=0.0),
     "polarization": Field("float", "X-ray polarisation term", minimum=0.0, maximum=1.0),
-    "fit_range": Field("list[float]", "2θ limits [lo, hi] (degrees)"),
-    "exclude": Field("list[list[float]]", "excluded 2θ regions [[lo, hi], ...]"),
-    "n_background": Field("int", "Chebyshev background terms", default=6, minimum=0),
+    "fit_range": Field("list[float]", "limits [lo, hi] on the pattern's axis (2θ degrees, "
+                                      "TOF µs)"),
+    "exclude": Field("list[list[float]]", "excluded regions [[lo, hi], ...]"),
+    "n_background": Field("int", "Chebyshev background terms (default 6)", minimum=0),
+    "background_points": Field("list[float]", "positions of a background of straight lines "
+                                              "between points (instead of Chebyshev terms)"),
     "background_peaks": Field("list[list[float]]",
                               "pseudo-Voigt background peaks [[pos, area, sigma2, gamma], ...]",
                               default=[]),
-    "profile": Field("table", "profile values overriding the .prm (U, V, W, P, X, Y, SL, HL, "
-                              "zero); without a .prm and without U, V, W the Gaussian widths "
-                              "are measured on the data", default={}),
+    "profile": Field("table", "instrument values overriding the file's (U, V, W, X, Y, SL, "
+                              "HL, zero ...; TOF: difc, alpha, beta0, sig1 ...); constant "
+                              "wavelength without an instrument file and without U, V, W: "
+                              "the Gaussian widths are measured on the data", default={}),
     "phase_values": Field("table", "starting per-phase terms {phase = {fraction, size, "
                                    "mustrain, mustrain_axial}}", default={}),
     "strain_axis": Field("table", "uniaxial microstrain axis per phase {phase = [h, k, l]}",
@@ -100,8 +112,21 @@ _PATTERN = Table({
     "refine_zero": Field("bool", "'zero' frees the zero shift", default=True),
     "refine_displacement": Field("bool", "'zero' also frees the sample displacement",
                                  default=False),
-    "refine_profile": Field("list[str]", "what 'profile' frees", default=["U", "V", "W"]),
+    "refine_profile": Field("list[str]", "what 'profile' frees (default: the profile's, "
+                                         "U, V, W for constant wavelength)"),
     "refine_profile_late": Field("list[str]", "what 'late_profile' frees", default=[]),
+    "preferred_orientation": Field(
+        "table", "preferred orientation per phase: {phase = {model = 'march-dollase', axis = "
+                 "[h, k, l], ratio = 1.0}} or {phase = {model = 'spherical-harmonics', order = "
+                 "4, psi = 0.0, coefficients = {sh4_1 = 0.0}}} (psi: angle of the sample axis "
+                 "to the scattering vector, default 0 Bragg-Brentano, 90 otherwise); stage "
+                 "item 'preferred_orientation' refines po_ratio or the sh coefficients",
+        default={}),
+    "absorption": Field(
+        "table", "sample absorption: {model = 'cylinder', muR = 0.5} (Debye-Scherrer "
+                 "capillary or time of flight, Lobanov & Alte da Veiga as GSAS-II) or {model "
+                 "= 'suortti', rough_p = 1.0, rough_q = 0.0} (Bragg-Brentano surface "
+                 "roughness); stage item 'absorption' refines them", default={}),
 }, doc="one powder pattern")
 
 SCHEMA = Table({
@@ -134,6 +159,10 @@ SCHEMA = Table({
                                "atom: {O1 = 0.95}", default={}),
         "adp": Field("str", "displacements in the output CIF: U_iso or B_iso (default: as the "
                             "phase's CIF gives them)", choices=("U", "B")),
+        "anisotropic": Field("list[str]", "atom labels refined with anisotropic U^ij (['*']: "
+                                          "all), starting from their Uiso; the site symmetry "
+                                          "ties them; atoms with U^ij in the CIF are "
+                                          "anisotropic anyway", default=[]),
     }), doc="crystal phases"),
     "patterns": ArrayOfTables(_PATTERN, doc="powder patterns (one template for a series)"),
     "model": Table({
@@ -146,10 +175,12 @@ SCHEMA = Table({
     }),
     "stages": ArrayOfTables(Table({
         "label": Field("str", "name shown in reports", default=""),
-        "structure": Field("list[str]", "structure items (cell, xyz, uiso (or biso), occ, "
-                                        "or slot names like 'CuCr2O4.O.x')", default=[]),
+        "structure": Field("list[str]", "structure items (cell, xyz, uiso or biso (with the "
+                                        "U^ij of anisotropic atoms), uij, occ, or slot names "
+                                        "like 'CuCr2O4.O.x')", default=[]),
         "pattern": Field("list[str]", "pattern items (scale, bkg, zero, profile, fraction, "
-                                      "mustrain ... or names like 'xray.X')", default=[]),
+                                      "mustrain, preferred_orientation, absorption ... or "
+                                      "names like 'xray.X')", default=[]),
     }), doc="the staged refinement; each stage lists everything it refines"),
     "series": Table({
         "mode": Field("str", "pattern by pattern, or one fit with laws in temperature",
@@ -219,10 +250,18 @@ def _build_phases(recipe: Recipe) -> list:
         key = _phase_key(recipe, k)
         path = recipe.resolve(p["cif"], key)
         try:
-            phases.append(Phase.from_cif(path, block=p["block"] or 0, name=p["name"]))
+            phase = Phase.from_cif(path, block=p["block"] or 0, name=p["name"])
         except (SciTieError, OSError) as exc:
             raise recipe.error(f"{key}: {exc}", key) from None
-        _displacements(recipe, k, p, phases[-1])
+        _displacements(recipe, k, p, phase)
+        aniso = p.get("anisotropic") or []
+        if aniso:
+            try:
+                phase = phase.with_anisotropic(None if "*" in aniso else list(aniso))
+            except SciTieError as exc:
+                key = f"phases[{k}].anisotropic"
+                raise recipe.error(f"{key}: {exc}", key) from None
+        phases.append(phase)
     names = [ph.name for ph in phases]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -236,7 +275,8 @@ def _displacements(recipe: Recipe, k: int, p: dict, phase) -> None:
     form of the displacements."""
     from ._crystal import B_PER_U
 
-    labels = {a.label: a.name for a in phase.atoms}
+    labels = {a.label: a.name for a in phase.atoms if a.uij is None}
+    aniso = [a.label for a in phase.atoms if a.uij is not None]
     tables = {form: dict(p.get(form) or {}) for form in ("uiso", "biso")}
     both = sorted(set(tables["uiso"]) & set(tables["biso"]))
     if both:
@@ -246,6 +286,10 @@ def _displacements(recipe: Recipe, k: int, p: dict, phase) -> None:
     for form, table in tables.items():
         key = f"phases[{k}].{form}"
         for label, value in table.items():
+            if label in aniso:
+                raise recipe.error(f"{key}: atom {label!r} of phase {phase.name!r} is "
+                                   "anisotropic (U^ij in its CIF): its Uiso is their Ueq, not "
+                                   "a starting value", key)
             if label != "*" and label not in labels:
                 raise recipe.error(f"{key}: {label!r} is not an atom of phase {phase.name!r}; "
                                    f"atoms: {', '.join(labels)} (or '*' for all)", key)
@@ -285,13 +329,13 @@ def _biso_items(items) -> tuple:
                  for i in items)
 
 
-def _read_data(recipe: Recipe, path: Path, key: str):
-    """A data file (GSAS STD/ESD/FXYE or xy(e)); reader errors name the recipe key too."""
-    from ._io import read_gsas_std, read_xye
+def _read_data(recipe: Recipe, path: Path, key: str, axis: str = "two_theta"):
+    """A data file (GSAS STD/ESD/FXYE or xy(e)) on ``axis``; reader errors name the recipe
+    key too."""
+    from ._io import read_data
 
     try:
-        return read_xye(path) if path.suffix.lower() in (".xye", ".xy", ".dat", ".txt") \
-            else read_gsas_std(path)
+        return read_data(path, axis=axis)
     except (SciTieError, OSError) as exc:
         raise recipe.error(f"{key}: {exc}", key) from None
 
@@ -328,6 +372,8 @@ def _pattern_names(recipe: Recipe) -> list[str]:
     d = recipe.settings["data"]["dataset"]
     if d in ("pbso4", "diffraction-synthetic"):
         return ["xray", "neutron"]
+    if d == "si-tof":
+        return ["sepd"]
     return [p["name"] for p in _phases_and_patterns(recipe)[1]]
 
 
@@ -337,6 +383,8 @@ def _phase_names(recipe: Recipe) -> list[str]:
         return ["PbSO4"]
     if d == "diffraction-synthetic":
         return ["TiO2"]
+    if d == "si-tof":
+        return ["Si"]
     return [ph.name for ph in _build_phases(recipe)]
 
 
@@ -514,7 +562,7 @@ def summarize_joint(ref: JointRefinement, name: str, dataset: str, seconds: floa
                "bragg_r": {k: v["bragg_r"] for k, v in st.items() if k != "total"},
                "rwp_total": st["total"]["wrp"], "gof": st["total"]["gof"],
                "chi2": st["total"]["chi2"], "n_free": ref.result_.nvarys,
-               "n_points": st["total"]["npoints"]}
+               "n_points": st["total"]["npoints"], "reduced_chi2": st["total"]["gof"] ** 2}
     if any(len(p.phases) > 1 for p in ref.patterns):
         metrics["fractions"] = {p.name: ref.phase_fractions(p.name) for p in ref.patterns
                                 if len(p.phases) > 1}
@@ -537,6 +585,9 @@ def _joint(recipe: Recipe) -> JointRefinement:
         return pbso4_refinement(recipe.resolve(d["path"], "data.path") if d["path"] else None)
     if d["dataset"] == "diffraction-synthetic":
         return synthetic_refinement(load_synthetic(d["seed"]))
+    if d["dataset"] == "si-tof":
+        from .data import si_tof_refinement
+        return si_tof_refinement(recipe.resolve(d["path"], "data.path") if d["path"] else None)
     _, patterns_t = _phases_and_patterns(recipe)
     phases = _build_phases(recipe)
     by_name = {ph.name: ph for ph in phases}
@@ -558,30 +609,42 @@ def _joint(recipe: Recipe) -> JointRefinement:
     return ref
 
 
-def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
-    from ._io import read_gsas_prm
-    from ._pattern import instrument_options
+def _instrument(recipe: Recipe, p: dict, k: int):
+    """The pattern's instrument: its file's (or the profile's defaults), with the recipe's
+    values on top."""
+    from .._validation import check_float
+    from ._io import read_instrument
+    from .profiles import get_profile
 
-    opts: dict[str, Any] = {}
     _require_instrument(recipe, p, k)
-    if p["instrument"]:
-        key = _pattern_key(recipe, k, "instrument")
-        try:
-            path = recipe.resolve(p["instrument"], key)
-            if path.suffix.lower() == ".cif":       # an EasyDiffraction experiment
-                from .conventions import read_easydiffraction_instrument
-                opts = instrument_options(read_easydiffraction_instrument(path))
-            else:
-                opts = instrument_options(read_gsas_prm(path))
-        except (SciTieError, OSError) as exc:
-            if getattr(exc, "key", None) == key:  # already a RecipeError about this key
-                raise
-            raise recipe.error(f"{key}: {exc}", key) from None
-    prof = dict(opts.get("profile", {}))
-    prof.update(p["profile"] or {})
-    for key in ("radiation", "geometry", "radius", "lam1", "lam2", "ratio", "polarization"):
-        if p[key] is not None:
-            opts[key] = p[key]
+    key = _pattern_key(recipe, k, "instrument")
+    overrides = {n: p[n] for n in ("radiation", "geometry", "radius", "lam1", "lam2", "ratio",
+                                   "polarization") if p[n] is not None}
+    try:
+        overrides.update({n: check_float(v, f"profile[{n!r}]")
+                          for n, v in (p["profile"] or {}).items()})
+        if p["instrument"]:
+            try:
+                inst = read_instrument(recipe.resolve(p["instrument"], key))
+            except (SciTieError, OSError) as exc:
+                if getattr(exc, "key", None) == key:  # already a RecipeError about this key
+                    raise
+                raise recipe.error(f"{key}: {exc}", key) from None
+            if p["instrument_type"] and p["instrument_type"] != inst.kind:
+                raise recipe.error(f"{key}: the file describes a {inst.kind!r} instrument, not "
+                                   f"instrument_type = {p['instrument_type']!r}", key)
+            return inst.replace(**overrides)
+        cls = get_profile(p["instrument_type"] or "cw")
+        return cls.from_values(**overrides)
+    except SciTieError as exc:
+        if getattr(exc, "key", None) is not None:
+            raise
+        raise recipe.error(f"patterns[{k}] ({p['name']!r}): {exc}",
+                           _pattern_key(recipe, k)) from None
+
+
+def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
+    opts: dict[str, Any] = {"instrument": _instrument(recipe, p, k)}
     if p["fit_range"] is not None:
         if len(p["fit_range"]) != 2:
             raise recipe.error(f"fit_range must be [lo, hi], got {p['fit_range']}",
@@ -590,25 +653,33 @@ def _pattern_options(recipe: Recipe, p: dict, k: int, phase_names) -> dict:
     if p["exclude"]:
         opts["exclude"] = [tuple(r) for r in p["exclude"]]
     unknown = [n for n in list(p["strain_axis"]) + list(p["phase_values"])
-               if n not in phase_names]
+               + list(p["preferred_orientation"] or {}) if n not in phase_names]
     if unknown:
         raise recipe.error(f"unknown phases {unknown}; phases: {list(phase_names)}",
                            _pattern_key(recipe, k))
-    opts.update(profile=prof, n_background=p["n_background"],
-                background_peaks=[tuple(b) for b in p["background_peaks"]],
+    if p["background_points"] is not None:
+        opts["background_points"] = list(p["background_points"])
+    if p["n_background"] is not None or p["background_points"] is None:
+        opts["n_background"] = 6 if p["n_background"] is None else p["n_background"]
+    opts.update(background_peaks=[tuple(b) for b in p["background_peaks"]],
                 phase_values=p["phase_values"], strain_axis=p["strain_axis"],
                 scattering=p["scattering"] or None, tail_tolerance=p["tail_tolerance"],
                 cell_correction=p["cell_correction"], refine_zero=p["refine_zero"],
                 refine_displacement=p["refine_displacement"],
-                refine_profile=tuple(p["refine_profile"]),
+                refine_profile=tuple(p["refine_profile"]) if p["refine_profile"] is not None
+                else None,
                 refine_profile_late=tuple(p["refine_profile_late"]))
+    if p["preferred_orientation"]:
+        opts["preferred_orientation"] = dict(p["preferred_orientation"])
+    if p["absorption"]:
+        opts["absorption"] = dict(p["absorption"])
     return opts
 
 
 def _require_instrument(recipe: Recipe, p: dict, k: int) -> None:
-    """No silent default radiation: a pattern without an instrument file names its radiation
-    and wavelength."""
-    if p["instrument"]:
+    """No silent default radiation: a constant-wavelength pattern without an instrument file
+    names its radiation and wavelength (a time-of-flight one is checked by its profile)."""
+    if p["instrument"] or p["instrument_type"] == "tof":
         return
     quick = k >= len(recipe.settings["patterns"])
     # the quick form is the command line's: it speaks in flags only
@@ -628,11 +699,12 @@ def _require_instrument(recipe: Recipe, p: dict, k: int) -> None:
 
 
 def _starting_profile(recipe: Recipe, p: dict, k: int, opts: dict, data) -> None:
-    """Without an instrument file and without U, V, W, measure the Gaussian widths on the
-    data (the staged refinement refines them)."""
+    """Constant wavelength without an instrument file and without U, V, W: measure the
+    Gaussian widths on the data (the staged refinement refines them)."""
     from ._profile_estimate import estimate_profile
 
-    if p["instrument"] or any(n in (p["profile"] or {}) for n in ("U", "V", "W")):
+    if p["instrument"] or opts["instrument"].kind != "cw" \
+            or any(n in (p["profile"] or {}) for n in ("U", "V", "W")):
         return
     rng = opts.get("fit_range")
     if rng is not None and not (len(rng) == 2 and 0 < rng[0] < rng[1] < 180):
@@ -640,10 +712,10 @@ def _starting_profile(recipe: Recipe, p: dict, k: int, opts: dict, data) -> None
     try:
         est = estimate_profile(data, fit_range=rng)
     except SciTieError as exc:
-        warnings.warn(f"{p['name']!r}: {exc}; starting from PowderPattern's default profile",
+        warnings.warn(f"{p['name']!r}: {exc}; starting from the profile's default widths",
                       FitWarning, stacklevel=2)
         return
-    opts["profile"] = {**opts.get("profile", {}), "U": est["U"], "V": est["V"], "W": est["W"]}
+    opts["instrument"] = opts["instrument"].replace(U=est["U"], V=est["V"], W=est["W"])
 
 
 def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
@@ -655,7 +727,7 @@ def _pattern(recipe: Recipe, p: dict, k: int, by_name: dict, file: Path):
         raise recipe.error(f"patterns[{k}].phases names {missing}, which are not phases "
                            f"({list(by_name)})", _pattern_key(recipe, k, "phases"))
     opts = _pattern_options(recipe, p, k, names)
-    data = _read_data(recipe, file, _pattern_key(recipe, k, "file"))
+    data = _read_data(recipe, file, _pattern_key(recipe, k, "file"), opts["instrument"].axis)
     _starting_profile(recipe, p, k, opts, data)
     try:
         return PowderPattern(data, [by_name[n] for n in names], name=p["name"], **opts)
@@ -684,11 +756,33 @@ def _run_joint(recipe: Recipe) -> RunSummary:
                         patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile",
                                         "late_profile"]})
         ref.fit(max_nfev=30 if quick else budget)
+    elif recipe.settings["data"]["dataset"] == "si-tof":
+        return _run_si_tof(recipe, ref, budget, t0)
     else:
         ref.refine_stages(_stages(recipe), max_nfev=budget)
     seconds = time.perf_counter() - t0
     return summarize_joint(ref, recipe.name, recipe.settings["data"]["dataset"] or recipe.name,
                            seconds)
+
+
+def _run_si_tof(recipe: Recipe, ref: JointRefinement, budget, t0: float) -> RunSummary:
+    """EasyDiffraction's Si protocol: its free parameters, then the widths (see
+    :mod:`._si_tof`); the reduced χ² with its free parameters alone is reported too."""
+    from .data import SI_TOF_EASYDIFFRACTION, SI_TOF_STAGES
+
+    stages = SI_TOF_STAGES
+    ref.refine_stages(stages[:2], max_nfev=budget)
+    same = ref.statistics_["total"]["gof"] ** 2
+    last = stages[2][1]
+    ref.set_refined(structure=list(last["structure"]), patterns={"*": list(last["pattern"])})
+    ref.fit(max_nfev=budget)
+    summary = summarize_joint(ref, recipe.name, "si-tof", time.perf_counter() - t0)
+    summary.metrics["reduced_chi2_easydiffraction_parameters"] = same
+    summary.metrics["easydiffraction_reduced_chi2"] = SI_TOF_EASYDIFFRACTION["reduced_chi2"]
+    summary.report = (f"reduced chi2 {summary.metrics['reduced_chi2']:.4f} (EasyDiffraction "
+                      f"{SI_TOF_EASYDIFFRACTION['reduced_chi2']}; {same:.4f} with its free "
+                      f"parameters alone, before freeing alpha, beta0, sig2)\n" + summary.report)
+    return summary
 
 
 def _series_setup(recipe: Recipe):
@@ -728,11 +822,7 @@ def _series_setup(recipe: Recipe):
         specs.append(PatternSpec(f.stem, float(T), data["two_theta"].values, data.values,
                                  data["variance"].values, str(f)))
     if specs:
-        from ._io import make_pattern
-
-        first = specs[0]
-        _starting_profile(recipe, template, 0, opts,
-                          make_pattern(first.two_theta, first.intensity, first.variance))
+        _starting_profile(recipe, template, 0, opts, specs[0].data())
     stages = [(lab, tuple(spec.get("structure", ())), tuple(spec.get("pattern", ())))
               for lab, spec in _stages(recipe)]
     ties = []

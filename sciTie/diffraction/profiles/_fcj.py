@@ -1,7 +1,7 @@
-"""Peak shapes: Thompson-Cox-Hastings pseudo-Voigt and Finger-Cox-Jephcoat axial asymmetry.
+"""Finger-Cox-Jephcoat axial-divergence asymmetry of constant-wavelength peaks.
 
-Widths follow GSAS: the Gaussian variance ``sigma2`` is in centidegree² and the Lorentzian
-FWHM ``gamma`` in centidegrees, so the coefficients of a GSAS ``.prm`` file map directly.
+The FCJ convolution integral over the axial angle, evaluated by Gauss-Legendre quadrature:
+each asymmetric peak becomes a weighted set of shifted copies (see :func:`fcj_nodes`).
 """
 from __future__ import annotations
 
@@ -9,83 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["tch", "pseudo_voigt", "fcj_nodes", "LN2"]
-
-LN2 = np.log(2.0)
-_TCH = np.array([1.0, 2.69269, 2.42843, 4.47163, 0.07842, 1.0])
-_ETA = np.array([1.36603, -0.47719, 0.11116])
-_AG = 2.0 * np.sqrt(LN2 / np.pi)
-_BG = 4.0 * LN2
-
-
-def tch(sigma2: np.ndarray, gamma: np.ndarray):
-    """Total FWHM and mixing of the TCH pseudo-Voigt, with derivatives.
-
-    Parameters
-    ----------
-    sigma2 : ndarray
-        Gaussian variance (centideg²); values below 1e-6 are clipped (zero derivative).
-    gamma : ndarray
-        Lorentzian FWHM (centideg); negative values are clipped to 0 (zero derivative below
-        0; the one-sided derivative at exactly 0, so a Lorentzian term can start at 0).
-
-    Returns
-    -------
-    fwhm : ndarray
-        Total FWHM in degrees.
-    eta : ndarray
-        Lorentzian fraction.
-    dfwhm_ds2, dfwhm_dg, deta_ds2, deta_dg : ndarray
-        Derivatives (fwhm in degrees per centideg² / centideg).
-    """
-    s2c = np.maximum(sigma2, 1e-6)
-    gc = np.maximum(gamma, 0.0)
-    gg = np.sqrt(8.0 * LN2 * s2c)                     # Gaussian FWHM, centideg
-    dgg_ds2 = np.where(sigma2 > 1e-6, 4.0 * LN2 / gg, 0.0)
-    dgc_dg = np.where(gamma >= 0.0, 1.0, 0.0)
-    powg = [gg ** k for k in range(6)]
-    powl = [gc ** k for k in range(6)]
-    G5 = sum(_TCH[m] * powg[5 - m] * powl[m] for m in range(6))
-    G = G5 ** 0.2
-    dG5_dgg = sum(_TCH[m] * (5 - m) * powg[4 - m] * powl[m] for m in range(5))
-    dG5_dgl = sum(_TCH[m] * m * powg[5 - m] * powl[m - 1] for m in range(1, 6))
-    dG_dG5 = 0.2 * G / G5
-    dG_dgg = dG_dG5 * dG5_dgg
-    dG_dgl = dG_dG5 * dG5_dgl
-    r = gc / G
-    eta = _ETA[0] * r + _ETA[1] * r ** 2 + _ETA[2] * r ** 3
-    deta_dr = _ETA[0] + 2 * _ETA[1] * r + 3 * _ETA[2] * r ** 2
-    dr_dgg = -gc / G ** 2 * dG_dgg
-    dr_dgl = 1.0 / G - gc / G ** 2 * dG_dgl
-    fwhm = G / 100.0
-    return (fwhm, eta, dG_dgg * dgg_ds2 / 100.0, dG_dgl * dgc_dg / 100.0,
-            deta_dr * dr_dgg * dgg_ds2, deta_dr * dr_dgl * dgc_dg)
-
-
-def pseudo_voigt(dx: np.ndarray, fwhm: np.ndarray, eta: np.ndarray, *, grad: bool = True):
-    """Unit-area pseudo-Voigt at offsets ``dx = x - position`` (degrees).
-
-    Returns
-    -------
-    value, d_dpos, d_dfwhm, d_deta : ndarray
-        Value and derivatives with respect to the position, the FWHM and eta.
-    """
-    inv = 1.0 / fwhm
-    u = (dx * inv) ** 2
-    g = _AG * inv * np.exp(-_BG * u)
-    den = 1.0 / (1.0 + 4.0 * u)
-    lor = (2.0 / np.pi) * inv * den
-    val = eta * lor + (1.0 - eta) * g
-    if not grad:
-        return val, None, None, None
-    # d/dx
-    dg_dx = g * (-2.0 * _BG * dx * inv * inv)
-    dl_dx = lor * (-8.0 * dx * inv * inv) * den
-    d_dpos = -(eta * dl_dx + (1.0 - eta) * dg_dx)
-    dg_df = g * (-inv + 2.0 * _BG * u * inv)
-    dl_df = lor * (-inv + 8.0 * u * inv * den)
-    d_df = eta * dl_df + (1.0 - eta) * dg_df
-    return val, d_dpos, d_df, lor - g
+__all__ = ["fcj_nodes"]
 
 
 def _fcj_core(psi, S, H, t, gw):
