@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 
 from .._validation import check_float, check_int
 from ..errors import ValidationError
-from ._base import TiedHMMMixin, check_lengths
+from ._base import TiedHMMMixin, check_lengths, shares_tie_docs
 from ._objectives import _FAIL, _Accumulator
 from ._report import ReportMixin
 
@@ -286,14 +286,21 @@ def ar_objective(beta_idx: np.ndarray, var_idx: np.ndarray, stats: dict, n_slots
     return objective
 
 
+@shares_tie_docs
 class TiedARHMM(ReportMixin, TiedHMMMixin, ARHMM):
     """Markov-switching autoregression whose parameters can be tied.
 
-    Accepts every argument of :class:`ARHMM` plus ``ties``, ``tied_states``,
-    ``tied_transitions``, ``n_init`` and ``start_distribution`` (see
-    :class:`~sciTie.hmm.TiedGaussianHMM` for their meaning). The emission parameters are
-    ``intercepts`` (K, D), ``coefs`` (K, order, D) and ``covars`` (K, D). The likelihood is
-    conditional on the first ``order`` observations of each sequence.
+    The emission parameters are ``intercepts`` (K, D), ``coefs`` (K, order, D) and
+    ``covars`` (K, D). The likelihood is conditional on the first ``order`` observations of
+    each sequence.
+
+    Parameters
+    ----------
+    n_components, order, min_covar, startprob_prior, transmat_prior, algorithm, random_state, \
+n_iter, tol, verbose, params, init_params, implementation
+        As in :class:`ARHMM` (``params`` letters ``s``, ``t``, ``m`` intercepts, ``a``
+        coefficients, ``c`` variances).
+    %(tie_parameters)s
 
     Examples
     --------
@@ -320,11 +327,8 @@ class TiedARHMM(ReportMixin, TiedHMMMixin, ARHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
-        self.ties = ties
-        self.tied_states = tied_states
-        self.tied_transitions = tied_transitions
-        self.n_init = n_init
-        self.start_distribution = start_distribution
+        self._store_tie_arguments(ties, tied_states, tied_transitions, n_init,
+                                  start_distribution)
 
     # -- the family's declarations ------------------------------------------------------------
     def _placeholder_emissions(self, n_features: int) -> None:

@@ -56,6 +56,40 @@ def _first_bad_rows(mask: np.ndarray, limit: int = 5) -> str:
     return shown + (f", ... ({len(rows)} rows)" if len(rows) > limit else "")
 
 
+#: The tie arguments every tied HMM takes, for the classes' docstrings (``%(tie_parameters)s``).
+TIE_PARAMETERS_DOC = """ties : str, sequence of str or ParameterGroup, optional
+    Ties on any parameter, as statements in the core's syntax over the model's own
+    names (``startprob``, ``transmat`` and the emission parameters below), e.g.
+    ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
+    a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
+    parameters named like the model's. Each M-step maximises the expected
+    log-likelihood under the ties through the model's group (``group_``).
+tied_states : sequence of sequences of int, optional
+    A partition of the states into groups that share their whole emission distribution,
+    e.g. ``[[0, 1, 2], [3, 4]]``. Default (None): every state alone, exactly hmmlearn.
+tied_transitions : sequence of sequences of int, optional
+    Groups of states that share one self-transition probability.
+n_init : int or "auto", default "auto"
+    Number of starts; the fit with the highest log-likelihood is kept and every start's
+    is recorded in ``starts_``. "auto": one start for a model
+    without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
+    starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
+start_distribution : {"free", "stationary"}, default "free"
+    "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
+    in the stationary distribution of ``transmat_`` (regime-switching models in
+    econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
+    the M-step maximises the start term through it."""
+
+
+def shares_tie_docs(cls: type) -> type:
+    """Class decorator: the docstring's ``%(tie_parameters)s`` becomes
+    :data:`TIE_PARAMETERS_DOC`, indented as a numpydoc parameter list."""
+    text = "\n".join("    " + line if line else line
+                     for line in TIE_PARAMETERS_DOC.splitlines())
+    cls.__doc__ = (cls.__doc__ or "").replace("    %(tie_parameters)s", text)
+    return cls
+
+
 class TiedHMMMixin:
     """Ties on any parameter of an hmmlearn HMM class, through one ParameterGroup.
 
@@ -70,6 +104,15 @@ class TiedHMMMixin:
     _unit_powers: dict[str, int] = {}
     _emission_letters: str = ""
     _emission_stats: tuple[str, ...] = ()
+
+    def _store_tie_arguments(self, ties, tied_states, tied_transitions, n_init,
+                             start_distribution) -> None:
+        """``__init__``'s part for the arguments every tied HMM adds (stored as given)."""
+        self.ties = ties
+        self.tied_states = tied_states
+        self.tied_transitions = tied_transitions
+        self.n_init = n_init
+        self.start_distribution = start_distribution
 
     # ------------------------------------------------------------------ family hooks
     def _emission_params(self) -> list[tuple[str, str, str]]:

@@ -8,7 +8,7 @@ from sklearn import cluster
 
 from .._validation import check_choice, check_float, check_int
 from ..errors import ValidationError
-from ._base import TiedHMMMixin, _check_prior
+from ._base import TiedHMMMixin, _check_prior, shares_tie_docs
 from ._forward_backward import gaussian_diag_loglik
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
                           probability_objective, sum_objectives)
@@ -16,6 +16,7 @@ from ._report import ReportMixin
 
 __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM"]
 
+@shares_tie_docs
 class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     """Gaussian HMM whose states can share emission distributions.
 
@@ -52,28 +53,7 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         Letters of the parameters updated / initialised: 's', 't', 'm', 'c'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
-    ties : str, sequence of str or ParameterGroup, optional
-        Ties on any parameter, as statements in the core's syntax over the model's own
-        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
-        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
-        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
-        parameters named like the model's. Each M-step maximises the expected
-        log-likelihood under the ties through the model's group (``group_``).
-    tied_states : sequence of sequences of int, optional
-        A partition of the states into groups that share one emission distribution, e.g.
-        ``[[0, 1, 2], [3, 4]]``. Default (None): every state alone, exactly hmmlearn.
-    tied_transitions : sequence of sequences of int, optional
-        Groups of states that share one self-transition probability.
-    n_init : int or "auto", default "auto"
-        Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``starts_``. "auto": one start for a model
-        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
-        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
-    start_distribution : {"free", "stationary"}, default "free"
-        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
-        in the stationary distribution of ``transmat_`` (regime-switching models in
-        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
-        the M-step maximises the start term through it.
+    %(tie_parameters)s
 
     Attributes
     ----------
@@ -121,11 +101,8 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
-        self.ties = ties
-        self.tied_states = tied_states
-        self.tied_transitions = tied_transitions
-        self.n_init = n_init
-        self.start_distribution = start_distribution
+        self._store_tie_arguments(ties, tied_states, tied_transitions, n_init,
+                                  start_distribution)
 
 
     def _placeholder_emissions(self, n_features: int) -> None:
@@ -270,6 +247,7 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
             **priors)
 
 
+@shares_tie_docs
 class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     """Poisson HMM whose states can share emission rates.
 
@@ -298,27 +276,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         Letters of the parameters updated / initialised: 's', 't', 'l'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
-    ties : str, sequence of str or ParameterGroup, optional
-        Ties on any parameter, as statements in the core's syntax over the model's own
-        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
-        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
-        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
-        parameters named like the model's. Each M-step maximises the expected
-        log-likelihood under the ties through the model's group (``group_``).
-    tied_states : sequence of sequences of int, optional
-        A partition of the states into groups that share one rate vector.
-    tied_transitions : sequence of sequences of int, optional
-        Groups of states that share one self-transition probability.
-    n_init : int or "auto", default "auto"
-        Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``starts_``. "auto": one start for a model
-        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
-        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
-    start_distribution : {"free", "stationary"}, default "free"
-        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
-        in the stationary distribution of ``transmat_`` (regime-switching models in
-        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
-        the M-step maximises the start term through it.
+    %(tie_parameters)s
 
     Attributes
     ----------
@@ -346,11 +304,8 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
                          random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
                          params=params, init_params=init_params,
                          implementation=implementation)
-        self.ties = ties
-        self.tied_states = tied_states
-        self.tied_transitions = tied_transitions
-        self.n_init = n_init
-        self.start_distribution = start_distribution
+        self._store_tie_arguments(ties, tied_states, tied_transitions, n_init,
+                                  start_distribution)
 
 
     def _placeholder_emissions(self, n_features: int) -> None:
@@ -413,6 +368,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
                                  lambdas_weight=self.lambdas_weight, n_slots=n_slots)
 
 
+@shares_tie_docs
 class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
     """Categorical HMM whose states can share emission distributions.
 
@@ -443,27 +399,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         Letters of the parameters updated / initialised: 's', 't', 'e'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
-    ties : str, sequence of str or ParameterGroup, optional
-        Ties on any parameter, as statements in the core's syntax over the model's own
-        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
-        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
-        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
-        parameters named like the model's. Each M-step maximises the expected
-        log-likelihood under the ties through the model's group (``group_``).
-    tied_states : sequence of sequences of int, optional
-        A partition of the states into groups that share one emission distribution.
-    tied_transitions : sequence of sequences of int, optional
-        Groups of states that share one self-transition probability.
-    n_init : int or "auto", default "auto"
-        Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``starts_``. "auto": one start for a model
-        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
-        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
-    start_distribution : {"free", "stationary"}, default "free"
-        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
-        in the stationary distribution of ``transmat_`` (regime-switching models in
-        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
-        the M-step maximises the start term through it.
+    %(tie_parameters)s
 
     Attributes
     ----------
@@ -491,11 +427,8 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
                          algorithm=algorithm, random_state=random_state, n_iter=n_iter,
                          tol=tol, verbose=verbose, params=params, init_params=init_params,
                          implementation=implementation)
-        self.ties = ties
-        self.tied_states = tied_states
-        self.tied_transitions = tied_transitions
-        self.n_init = n_init
-        self.start_distribution = start_distribution
+        self._store_tie_arguments(ties, tied_states, tied_transitions, n_init,
+                                  start_distribution)
 
 
     def _placeholder_emissions(self, n_features: int) -> None:
@@ -592,6 +525,7 @@ def _rows(mask, limit=5):
     return shown + (f", ... ({len(rows)} rows)" if len(rows) > limit else "")
 
 
+@shares_tie_docs
 class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
     """Gaussian-mixture HMM whose states can share one mixture distribution.
 
@@ -627,27 +561,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         Letters of the parameters updated / initialised: 's', 't', 'm', 'c', 'w'.
     implementation : {"log", "scaling"}
         Accepted for compatibility; both use sciTie's guarded scaled forward-backward.
-    ties : str, sequence of str or ParameterGroup, optional
-        Ties on any parameter, as statements in the core's syntax over the model's own
-        names (``startprob``, ``transmat`` and the emission parameters below), e.g.
-        ``["means[1] = means[0]"]`` or ``["covars[1] = phi * means[1]"]`` (a name that is not
-        a parameter, ``phi``, becomes a new free parameter), or a ParameterGroup with
-        parameters named like the model's. Each M-step maximises the expected
-        log-likelihood under the ties through the model's group (``group_``).
-    tied_states : sequence of sequences of int, optional
-        A partition of the states into groups that share one mixture.
-    tied_transitions : sequence of sequences of int, optional
-        Groups of states that share one self-transition probability.
-    n_init : int or "auto", default "auto"
-        Number of starts; the fit with the highest log-likelihood is kept and every start's
-        is recorded in ``starts_``. "auto": one start for a model
-        without ties (exactly hmmlearn's fit), ``AUTO_STARTS`` (10) with ties. A tied model
-        starts in the tied space (see :mod:`sciTie.hmm` and the docs, "How a fit starts").
-    start_distribution : {"free", "stationary"}, default "free"
-        "free": ``startprob_`` is fitted (hmmlearn's model). "stationary": the chain starts
-        in the stationary distribution of ``transmat_`` (regime-switching models in
-        econometrics); ``startprob`` is then a function of ``transmat`` in ``group_`` and
-        the M-step maximises the start term through it.
+    %(tie_parameters)s
 
     Attributes
     ----------
@@ -678,11 +592,8 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
                          covariance_type=covariance_type, random_state=random_state,
                          n_iter=n_iter, tol=tol, verbose=verbose, params=params,
                          init_params=init_params, implementation=implementation)
-        self.ties = ties
-        self.tied_states = tied_states
-        self.tied_transitions = tied_transitions
-        self.n_init = n_init
-        self.start_distribution = start_distribution
+        self._store_tie_arguments(ties, tied_states, tied_transitions, n_init,
+                                  start_distribution)
 
 
     def _get_n_fit_scalars_per_param(self):
