@@ -1,6 +1,7 @@
 """What every tied HMM shares: its ParameterGroup, the compiled E-step, the M-step through G."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 import warnings
@@ -157,6 +158,55 @@ class TiedHMMMixin:
         the ties of a model can be checked before data are fitted."""
         raise NotImplementedError
 
+    def _log_frames(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The frame log-likelihoods the forward-backward pass uses: the family's, with
+        ``-inf`` for every other state on rows whose state is known (``known_states``)."""
+        out = self._frame_log_likelihood(X, lengths)
+        known = getattr(self, "_known", None)
+        if known is None:
+            return out
+        if len(known) != len(out):
+            raise ValidationError(f"known_states has {len(known)} entries but X has {len(out)} "
+                                  "rows; give one state (or -1) per row")
+        rows = np.flatnonzero(known >= 0)
+        out = np.array(out, dtype=float, copy=True)
+        keep = out[rows, known[rows]]
+        out[rows] = -np.inf
+        out[rows, known[rows]] = keep
+        return out
+
+    @contextlib.contextmanager
+    def _states_known(self, known_states, client=None):
+        """``known_states`` (one state per row, -1 where unknown) in force for one call."""
+        if known_states is None:
+            yield
+            return
+        if client is not None:
+            raise ValidationError("known_states are not supported with client= yet (the "
+                                  "E-step on the workers does not see them); fit in process")
+        z = np.asarray(known_states)
+        if z.ndim != 1 or not (np.issubdtype(z.dtype, np.integer)
+                               or (np.issubdtype(z.dtype, np.floating)
+                                   and np.all(z == np.round(z)))):
+            raise ValidationError("known_states must be a 1-D array of integers (a state "
+                                  f"index, or -1 where the state is unknown), got shape "
+                                  f"{z.shape} and dtype {z.dtype}")
+        z = z.astype(np.int64)
+        bad = (z < -1) | (z >= self.n_components)
+        if bad.any():
+            raise ValidationError(f"known_states must be -1 (unknown) or a state index "
+                                  f"0..{self.n_components - 1}; rows {_first_bad_rows(bad)} "
+                                  f"hold {sorted(set(z[bad].tolist()))[:5]}")
+        self._known = z
+        try:
+            yield
+        except fb.ImpossibleObservationError as exc:
+            raise ValidationError(f"the known states are impossible under this model ({exc}); "
+                                  "a known state needs a non-zero start or transition "
+                                  "probability from its neighbours' states") from None
+        finally:
+            del self._known
+
     def _frame_log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """``log p(x_t | state)`` of every row, shape (n_samples, n_components).
 
@@ -295,7 +345,7 @@ class TiedHMMMixin:
     # ------------------------------------------------------------------ E-step
     def _do_estep(self, X, lengths):
         X, lengths = np.asarray(X), np.asarray(lengths, dtype=np.int64)
-        log_frameprob = self._frame_log_likelihood(X, lengths)
+        log_frameprob = self._log_frames(X, lengths)
         X_sums = X if self._fused_sums() else None
         log_prob, post, xi, sums = fb.forward_backward_stats(
             self.startprob_, self.transmat_, log_frameprob, lengths, X_sums,
@@ -508,7 +558,7 @@ class TiedHMMMixin:
     def _init_grouped(self, X, lengths, partition) -> None:
         """Re-initialise emissions for tied groups of states (default: keep hmmlearn's)."""
 
-    def fit(self, X, lengths=None, *, client=None):
+    def fit(self, X, lengths=None, *, known_states=None, client=None):
         """Estimate the parameters with Baum-Welch; every M-step runs through ``group_``.
 
         Parameters
@@ -519,6 +569,10 @@ class TiedHMMMixin:
             unless ``lengths`` is given).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (summing to ``n_samples``).
+        known_states : array-like of int, shape (n_samples,), optional
+            The state of each row where it is known, -1 where it is not (partially labelled
+            sequences): the E-step gives the known rows all their weight in their state, so
+            the fit maximises the likelihood of the observations and the known states.
         client : dask.distributed.Client, optional
             Run the E-step on this Dask cluster, where the sequences live; the M-step and
             the convergence monitor run here and give the in-process result to rounding.
@@ -538,7 +592,9 @@ class TiedHMMMixin:
         # (a fit three times slower on a busy two-core machine); the E-step's own threads are
         # the hmm_threads setting
         blas = threadpool_limits(limits=1, user_api="blas")
+        known = self._states_known(known_states, client)
         try:
+            known.__enter__()
             if len(seeds) == 1:
                 self._fit_once(X, lengths, client)
                 self.starts_ = [self._start_record(seeds[0])]
@@ -546,6 +602,7 @@ class TiedHMMMixin:
                 self.starts_ = self._fit_restarts(X, lengths, client, seeds)
                 self.result_.statistics["starts"] = _starts_summary(self.starts_)
         finally:
+            known.__exit__(None, None, None)
             blas.restore_original_limits()
             if self._progress is not None:
                 self._progress.close()
@@ -629,7 +686,7 @@ class TiedHMMMixin:
         # X is validated: the final log-likelihood needs only the forward pass
         return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
                                 lambda: fb.forward_loglik(self.startprob_, self.transmat_,
-                                                          self._frame_log_likelihood(X, lengths),
+                                                          self._log_frames(X, lengths),
                                                           lengths))
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
@@ -699,7 +756,7 @@ class TiedHMMMixin:
     def _score(self, X, lengths=None, *, compute_posteriors):
         self._require_parameters("score")
         X, lengths = self._validate_X(X, lengths)
-        log_frameprob = self._frame_log_likelihood(X, lengths)
+        log_frameprob = self._log_frames(X, lengths)
         if compute_posteriors:
             log_prob, post, _ = fb.forward_backward(self.startprob_, self.transmat_,
                                                     log_frameprob, lengths)
@@ -707,7 +764,7 @@ class TiedHMMMixin:
         log_prob = fb.forward_loglik(self.startprob_, self.transmat_, log_frameprob, lengths)
         return log_prob, np.empty((0, self.n_components))
 
-    def score(self, X, lengths=None, *, client=None):
+    def score(self, X, lengths=None, *, known_states=None, client=None):
         """Log-likelihood of ``X`` under the model.
 
         Parameters
@@ -716,6 +773,8 @@ class TiedHMMMixin:
             Observations; with ``client``, also a dask array or a list of files.
         lengths : array-like of int, optional
             Sequence lengths.
+        known_states : array-like of int, shape (n_samples,), optional
+            States known at some rows (-1 elsewhere): the paths are constrained to them.
         client : dask.distributed.Client, optional
             Compute on this Dask cluster.
 
@@ -726,10 +785,12 @@ class TiedHMMMixin:
         """
         if client is not None:
             from . import _distributed
-            return _distributed.score(self, X, lengths, client=client)
-        return super().score(X, lengths)
+            with self._states_known(known_states, client):
+                return _distributed.score(self, X, lengths, client=client)
+        with self._states_known(known_states, client):
+            return super().score(X, lengths)
 
-    def predict(self, X, lengths=None, *, client=None):
+    def predict(self, X, lengths=None, *, known_states=None, client=None):
         """Most likely states (the model's ``algorithm``: Viterbi or posterior maxima).
 
         Parameters
@@ -738,6 +799,8 @@ class TiedHMMMixin:
             Observations; with ``client``, also a dask array or a list of files.
         lengths : array-like of int, optional
             Sequence lengths.
+        known_states : array-like of int, shape (n_samples,), optional
+            States known at some rows (-1 elsewhere): the paths are constrained to them.
         client : dask.distributed.Client, optional
             Decode on this Dask cluster; the result is then a dask array kept there.
 
@@ -748,10 +811,12 @@ class TiedHMMMixin:
         """
         if client is not None:
             from . import _distributed
-            return _distributed.predict(self, X, lengths, client=client)
-        return super().predict(X, lengths)
+            with self._states_known(known_states, client):
+                return _distributed.predict(self, X, lengths, client=client)
+        with self._states_known(known_states, client):
+            return super().predict(X, lengths)
 
-    def predict_proba(self, X, lengths=None, *, client=None):
+    def predict_proba(self, X, lengths=None, *, known_states=None, client=None):
         """State posteriors ``P(state_t | X)``.
 
         Parameters
@@ -760,6 +825,8 @@ class TiedHMMMixin:
             Observations; with ``client``, also a dask array or a list of files.
         lengths : array-like of int, optional
             Sequence lengths.
+        known_states : array-like of int, shape (n_samples,), optional
+            States known at some rows (-1 elsewhere): the paths are constrained to them.
         client : dask.distributed.Client, optional
             Compute on this Dask cluster; the result is then a dask array kept there.
 
@@ -770,8 +837,10 @@ class TiedHMMMixin:
         """
         if client is not None:
             from . import _distributed
-            return _distributed.predict_proba(self, X, lengths, client=client)
-        return super().predict_proba(X, lengths)
+            with self._states_known(known_states, client):
+                return _distributed.predict_proba(self, X, lengths, client=client)
+        with self._states_known(known_states, client):
+            return super().predict_proba(X, lengths)
 
     def decode(self, X, lengths=None, algorithm=None):
         """Most likely state sequence (Viterbi, log space) or per-step posterior maxima.
@@ -799,8 +868,12 @@ class TiedHMMMixin:
             raise ValidationError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
         X, lengths = self._validate_X(X, lengths)
         if algorithm == "viterbi":
-            return fb.viterbi(self.startprob_, self.transmat_,
-                              self._frame_log_likelihood(X, lengths), lengths)
+            log_prob, path = fb.viterbi(self.startprob_, self.transmat_,
+                                        self._log_frames(X, lengths), lengths)
+            if getattr(self, "_known", None) is not None and not np.isfinite(log_prob):
+                raise fb.ImpossibleObservationError("no state path passes through the known "
+                                                    "states")
+            return log_prob, path
         _, post = self._score(X, lengths, compute_posteriors=True)
         return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
 

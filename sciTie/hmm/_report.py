@@ -60,7 +60,7 @@ class ReportMixin:
                                   "spherical Gaussian, Poisson and categorical emissions")
         Xv, lengths = self._validate_X(X, lengths)
         pg = self.group_
-        lp = self._compute_log_likelihood(Xv)
+        lp = self._log_frames(Xv, lengths)
         Xs = None if hasattr(self, "emissionprob_") else np.asarray(Xv, dtype=float)
         _, post, xi, sums = fb.forward_backward_stats(self.startprob_, self.transmat_, lp,
                                                       lengths, Xs)
@@ -97,7 +97,7 @@ class ReportMixin:
         return grad
 
     # ------------------------------------------------------------------ uncertainties
-    def uncertainties(self, X, lengths=None, *, rel_step: float = 1e-4,
+    def uncertainties(self, X, lengths=None, *, known_states=None, rel_step: float = 1e-4,
                       boundary: float = 1e-6) -> FitResult:
         """Standard errors from the observed information (numerical Hessian of log L).
 
@@ -118,6 +118,9 @@ class ReportMixin:
             The data the model was fitted to.
         lengths : array-like of int, optional
             Sequence lengths.
+        known_states : array-like of int, optional
+            The known states the model was fitted with (the information is then that of the
+            observations and the known states).
         rel_step : float, optional
             Relative finite-difference step.
         boundary : float, optional
@@ -128,6 +131,10 @@ class ReportMixin:
         sciTie.FitResult
             ``result_`` with the covariance (also stored as the new ``result_``).
         """
+        with self._states_known(known_states):
+            return self._observed_information(X, lengths, rel_step, boundary)
+
+    def _observed_information(self, X, lengths, rel_step, boundary) -> FitResult:
         from .._validation import check_float
 
         self._require_fitted("uncertainties")

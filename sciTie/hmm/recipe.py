@@ -107,6 +107,8 @@ SCHEMA = Table({
                          minimum=1),
         "lengths_column": Field("str", "column of sequence labels (contiguous runs)"),
         "time_column": Field("str", "column or coordinate with the time of each row"),
+        "known_states_column": Field("str", "column with the state of rows where it is known "
+                                            "(-1 where it is not): partially labelled data"),
         "time_unit": Field("str", "unit of the time column", default="samples"),
         "unit": Field("str", "unit of the observed values (means and rates are reported in "
                       "it, variances in its square)", default=""),
@@ -139,7 +141,7 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
     if bool(d["dataset"]) == bool(d["file"]):
         raise recipe.error("give exactly one of data.dataset (bundled) or data.file", "data")
     columns = list(d["columns"])
-    extra = [c for c in (d["lengths_column"], d["time_column"]) if c]
+    extra = [c for c in (d["lengths_column"], d["time_column"], d["known_states_column"]) if c]
     inputs: list[Path] = []
     if d["dataset"]:
         from .. import datasets
@@ -179,8 +181,16 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
         lengths = lengths_from_labels(table[d["lengths_column"]],
                                       path=inputs[0] if inputs else None, key=d["lengths_column"])
     time_values = table[d["time_column"]] if d["time_column"] else None
+    known = None
+    if d["known_states_column"]:
+        known = np.asarray(table[d["known_states_column"]], dtype=float)
+        if np.any(known != np.round(known)) or np.any(known < -1):
+            raise recipe.error(f"data.known_states_column {d['known_states_column']!r} must hold "
+                               "state indices, or -1 where the state is unknown",
+                               "data.known_states_column")
+        known = known.astype(np.int64)
     return {"X": X, "lengths": lengths, "time": time_values, "attrs": attrs, "inputs": inputs,
-            "columns": columns}
+            "columns": columns, "known_states": known}
 
 
 # ------------------------------------------------------------------ models
@@ -270,7 +280,8 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
     return model
 
 
-def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths):
+def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths,
+                      known_states=None):
     """One model spec fitted as the recipe says.
 
     ``fit.restarts`` is the model's ``n_init`` (its own starts, the best kept); a
@@ -278,13 +289,14 @@ def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths):
     ``random_state + i``), since the model starts from the scheme the recipe gives it.
     """
     if spec["scheme"]["type"] is None:
-        return _make_model(spec, fit, fit["random_state"], perturb=False, X=X).fit(X, lengths)
+        return _make_model(spec, fit, fit["random_state"], perturb=False, X=X).fit(
+            X, lengths, known_states=known_states)
     restarts = fit["restarts"] or 1
     best, best_ll = None, -np.inf
     for i in range(restarts):
         seed = fit["random_state"] + i
         model = _make_model(spec, fit, seed, perturb=restarts > 1, X=X)
-        model.fit(X, lengths)
+        model.fit(X, lengths, known_states=known_states)
         ll = model.result_.log_likelihood
         if ll > best_ll:
             best, best_ll = model, ll
@@ -422,13 +434,16 @@ def run(recipe: Recipe) -> RunSummary:
     fit = recipe.settings["fit"]
     specs = _model_specs(recipe)
     t0 = time.perf_counter()
-    fitted = [(label, key, fit_recipe_models(spec, fit, X, lengths)) for label, key, spec in specs]
+    fitted = [(label, key, fit_recipe_models(spec, fit, X, lengths, data["known_states"]))
+              for label, key, spec in specs]
     seconds = time.perf_counter() - t0
     main = [(label, m) for label, key, m in fitted if key == "model"]
     best_label, best = min(main, key=lambda lm: lm[1].result_.bic)
-    if fit["order_states"] and not best._plan.statements:
+    if fit["order_states"] and not best._plan.statements and data["known_states"] is None:
+        # (known states name states by index: their labels stay)
         best.permute_states(np.argsort(best._state_level()))
-    result = best.uncertainties(X, lengths) if fit["uncertainties"] else best.result_
+    result = best.uncertainties(X, lengths, known_states=data["known_states"]) \
+        if fit["uncertainties"] else best.result_
     dt = recipe.settings["data"]["dt"]
     metrics: dict[str, Any] = {"log_likelihood": result.log_likelihood, "aic": result.aic,
                                "bic": result.bic, "n_free_parameters": result.nvarys,
@@ -509,6 +524,8 @@ KIND = RecipeKind(
                help="observation column / variable (repeat for several)"),
         Option(("--lengths-column",), "data.lengths_column", help="column of sequence labels"),
         Option(("--time-column",), "data.time_column", help="column with the time of each row"),
+        Option(("--known-states-column",), "data.known_states_column",
+               help="column with known states (-1 where unknown)"),
         Option(("--family",), "model.family",
                help="gaussian, poisson, categorical, gmm or autoregressive"),
         Option(("--states",), "model.n_components", type=int, nargs="+",
