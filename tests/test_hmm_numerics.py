@@ -198,22 +198,30 @@ def test_impossible_observation_is_reported():
         m.score(np.array([[0], [1], [2]]))
 
 
-def test_threaded_sequences_match_serial(monkeypatch):
+@pytest.mark.parametrize("n_seq", [4, 150])  # one block per sequence; grouped blocks
+def test_threaded_sequences_equal_serial_bitwise(monkeypatch, n_seq):
     from sciTie.hmm._forward_backward import forward_backward_stats
 
     rng = np.random.default_rng(8)
     K = 4
     sp, A = rng.dirichlet(np.ones(K)), rng.dirichlet(np.ones(K), size=K)
-    X = rng.normal(size=(900, 2))
-    lp = rng.normal(size=(900, K)) * 3
-    lengths = [100, 300, 1, 499]
+    lengths = rng.integers(1, 40, size=n_seq)
+    lengths[:4] = [10, 30, 1, 49]
+    T = int(lengths.sum())
+    X = rng.normal(size=(T, 2))
+    lp = rng.normal(size=(T, K)) * 3
     monkeypatch.setenv("SCITIE_HMM_THREADS", "1")
     serial = forward_backward_stats(sp, A, lp, lengths, X)
     monkeypatch.setenv("SCITIE_HMM_THREADS", "2")
     threaded = forward_backward_stats(sp, A, lp, lengths, X)
-    assert threaded[0] == pytest.approx(serial[0], rel=1e-13)
-    for a, b in zip(serial[1:3] + serial[3], threaded[1:3] + threaded[3]):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    lp[450] = -np.inf
-    with pytest.raises(ValueError, match="row 450"):
+    assert threaded.log_prob == serial.log_prob
+    for a, b in [(serial.posteriors, threaded.posteriors), (serial.xi_sum, threaded.xi_sum),
+                 (serial.start_sum, threaded.start_sum), *zip(serial.sums, threaded.sums)]:
+        np.testing.assert_array_equal(a, b)
+    # and both are the log-space result
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ref_ll = sum(_hmmc.forward_log(sp, A, lp[a:b])[0] for a, b in zip(offsets, offsets[1:]))
+    assert serial.log_prob == pytest.approx(ref_ll, rel=1e-12)
+    lp[450 % T] = -np.inf
+    with pytest.raises(ValueError, match=f"row {450 % T}"):
         forward_backward_stats(sp, A, lp, lengths, X)
