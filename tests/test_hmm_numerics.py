@@ -198,22 +198,80 @@ def test_impossible_observation_is_reported():
         m.score(np.array([[0], [1], [2]]))
 
 
-def test_threaded_sequences_match_serial(monkeypatch):
+@pytest.mark.parametrize("n_seq", [4, 150])  # one block per sequence; grouped blocks
+def test_threaded_sequences_equal_serial_bitwise(monkeypatch, n_seq):
     from sciTie.hmm._forward_backward import forward_backward_stats
 
     rng = np.random.default_rng(8)
     K = 4
     sp, A = rng.dirichlet(np.ones(K)), rng.dirichlet(np.ones(K), size=K)
-    X = rng.normal(size=(900, 2))
-    lp = rng.normal(size=(900, K)) * 3
-    lengths = [100, 300, 1, 499]
+    lengths = rng.integers(1, 40, size=n_seq)
+    lengths[:4] = [10, 30, 1, 49]
+    T = int(lengths.sum())
+    X = rng.normal(size=(T, 2))
+    lp = rng.normal(size=(T, K)) * 3
     monkeypatch.setenv("SCITIE_HMM_THREADS", "1")
     serial = forward_backward_stats(sp, A, lp, lengths, X)
     monkeypatch.setenv("SCITIE_HMM_THREADS", "2")
     threaded = forward_backward_stats(sp, A, lp, lengths, X)
-    assert threaded[0] == pytest.approx(serial[0], rel=1e-13)
-    for a, b in zip(serial[1:3] + serial[3], threaded[1:3] + threaded[3]):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-    lp[450] = -np.inf
-    with pytest.raises(ValueError, match="row 450"):
+    assert threaded.log_prob == serial.log_prob
+    for a, b in [(serial.posteriors, threaded.posteriors), (serial.xi_sum, threaded.xi_sum),
+                 (serial.start_sum, threaded.start_sum), *zip(serial.sums, threaded.sums)]:
+        np.testing.assert_array_equal(a, b)
+    # and both are the log-space result
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ref_ll = sum(_hmmc.forward_log(sp, A, lp[a:b])[0] for a, b in zip(offsets, offsets[1:]))
+    assert serial.log_prob == pytest.approx(ref_ll, rel=1e-12)
+    lp[450 % T] = -np.inf
+    with pytest.raises(ValueError, match=f"row {450 % T}"):
         forward_backward_stats(sp, A, lp, lengths, X)
+
+
+# ---------------------------------------------------------------- E-step statistics
+def _random_gaussian_pair(ctype, rng, K=4, D=3):
+    """The same random Gaussian HMM as ours and as hmmlearn's log-space reference."""
+    ours = TiedGaussianHMM(K, covariance_type=ctype, init_params="", params="stmc")
+    ref = hmm.GaussianHMM(K, covariance_type=ctype, init_params="", params="stmc",
+                          implementation="log")
+    covars = {"spherical": rng.uniform(0.5, 2.0, size=K),
+              "diag": rng.uniform(0.5, 2.0, size=(K, D))}
+    if ctype in ("full", "tied"):
+        L = rng.normal(size=(K, D, D)) * 0.4 + np.eye(D)
+        full = L @ L.transpose(0, 2, 1) + 0.2 * np.eye(D)
+        covars["full"], covars["tied"] = full, full[0]
+    params = dict(startprob_=rng.dirichlet(np.ones(K)),
+                  transmat_=rng.dirichlet(np.ones(K), size=K),
+                  means_=rng.normal(scale=2.0, size=(K, D)), covars_=covars[ctype])
+    for m in (ours, ref):
+        for name, value in params.items():
+            setattr(m, name, value.copy())
+        m.n_features = D  # set by fit; the E-step is called directly here
+    return ours, ref
+
+
+@pytest.mark.parametrize("ctype", ["diag", "spherical", "full", "tied"])
+def test_estep_statistics_equal_hmmlearn(ctype):
+    # the fused compiled E-step against hmmlearn's per-sequence log-space forward/backward
+    # and _accumulate_sufficient_statistics, over sequences of length 1 and more, with an
+    # observation far out in the tails (log-densities near -2000) in one of them
+    rng = np.random.default_rng(11)
+    ours, ref = _random_gaussian_pair(ctype, rng)
+    lengths = np.array([1, 57, 300, 2, 143])
+    X = rng.normal(scale=2.5, size=(lengths.sum(), 3))
+    X[100] = [60.0, -55.0, 58.0]
+    stats, log_prob = ours._do_estep(X, lengths)
+    ref_stats = ref._initialize_sufficient_statistics()
+    ref_log_prob = 0.0
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for a, b in zip(offsets, offsets[1:]):
+        lp = ref._compute_log_likelihood(X[a:b])
+        ll, fwd = _hmmc.forward_log(ref.startprob_, ref.transmat_, lp)
+        bwd = _hmmc.backward_log(ref.startprob_, ref.transmat_, lp)
+        post = ref._compute_posteriors_log(fwd, bwd)
+        ref._accumulate_sufficient_statistics(ref_stats, X[a:b], lp, post, fwd, bwd)
+        ref_log_prob += ll
+    assert log_prob == pytest.approx(ref_log_prob, rel=1e-12)
+    assert set(ref_stats) <= set(stats)
+    for key, value in ref_stats.items():
+        np.testing.assert_allclose(stats[key], value, rtol=1e-10, atol=1e-10 * np.max(
+            np.abs(value)), err_msg=f"{ctype}: {key}")

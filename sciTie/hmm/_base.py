@@ -345,24 +345,32 @@ class TiedHMMMixin:
     # ------------------------------------------------------------------ E-step
     def _do_estep(self, X, lengths):
         X, lengths = np.asarray(X), np.asarray(lengths, dtype=np.int64)
-        log_frameprob = self._log_frames(X, lengths)
-        X_sums = X if self._fused_sums() else None
-        log_prob, post, xi, sums = fb.forward_backward_stats(
-            self.startprob_, self.transmat_, log_frameprob, lengths, X_sums,
+        n_moments = self._fused_moments()
+        emissions = self._emissions(X, lengths)
+        needs_X = n_moments or isinstance(emissions, fb.DiagonalGaussian)
+        est = fb.forward_backward_stats(
+            self.startprob_, self.transmat_, emissions, lengths, X if needs_X else None,
+            n_moments=n_moments, posteriors=not n_moments,
             workspace=getattr(self, "_workspace", None))
         stats = self._initialize_sufficient_statistics()
         stats["nobs"] = len(lengths)
         if "s" in self.params or self.start_distribution == "stationary":
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            stats["start"] += post[starts].sum(axis=0)
+            stats["start"] += est.start_sum
         if "t" in self.params:
-            stats["trans"] += xi
-        self._accumulate_emission_statistics(stats, X, post, sums, lengths)
-        return stats, log_prob
+            stats["trans"] += est.xi_sum
+        self._accumulate_emission_statistics(stats, X, est.posteriors, est.sums, lengths)
+        return stats, est.log_prob
 
-    def _fused_sums(self) -> bool:
-        """Whether the backward pass should accumulate weighted sums of X and X**2."""
-        return False
+    def _emissions(self, X, lengths):
+        """What the compiled pass evaluates: the log-probability table by default (with the
+        known states, :meth:`_log_frames`), or an emission description it evaluates itself
+        (:class:`~._forward_backward.DiagonalGaussian`)."""
+        return self._log_frames(X, lengths)
+
+    def _fused_moments(self) -> int:
+        """Posterior-weighted moments of X the backward pass accumulates (0: none, the
+        posteriors are returned instead; 1: x; 2: x and x**2)."""
+        return 0
 
     # ------------------------------------------------------------------ M-step
     def _hmmlearn_mstep(self, stats, letters: str) -> None:
@@ -686,8 +694,7 @@ class TiedHMMMixin:
         # X is validated: the final log-likelihood needs only the forward pass
         return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
                                 lambda: fb.forward_loglik(self.startprob_, self.transmat_,
-                                                          self._log_frames(X, lengths),
-                                                          lengths))
+                                                          self._emissions(X, lengths), lengths, X))
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
                     stacklevel: int = 3) -> "TiedHMMMixin":
@@ -756,12 +763,12 @@ class TiedHMMMixin:
     def _score(self, X, lengths=None, *, compute_posteriors):
         self._require_parameters("score")
         X, lengths = self._validate_X(X, lengths)
-        log_frameprob = self._log_frames(X, lengths)
+        emissions = self._emissions(X, lengths)
         if compute_posteriors:
-            log_prob, post, _ = fb.forward_backward(self.startprob_, self.transmat_,
-                                                    log_frameprob, lengths)
+            log_prob, post, _ = fb.forward_backward(self.startprob_, self.transmat_, emissions,
+                                                    lengths, X)
             return log_prob, post
-        log_prob = fb.forward_loglik(self.startprob_, self.transmat_, log_frameprob, lengths)
+        log_prob = fb.forward_loglik(self.startprob_, self.transmat_, emissions, lengths, X)
         return log_prob, np.empty((0, self.n_components))
 
     def score(self, X, lengths=None, *, known_states=None, client=None):

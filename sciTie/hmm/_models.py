@@ -9,7 +9,7 @@ from sklearn import cluster
 from .._validation import check_choice, check_float, check_int
 from ..errors import ValidationError
 from ._base import TiedHMMMixin, _check_prior, shares_tie_docs
-from ._forward_backward import gaussian_diag_loglik
+from ._forward_backward import DiagonalGaussian, gaussian_diag_loglik
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
                           probability_objective, sum_objectives)
 from ._report import ReportMixin
@@ -195,21 +195,24 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                             n_init=10).fit(X)
         self.means_ = km.cluster_centers_[s2g].copy()
 
-    def _fused_sums(self):
-        return (self.covariance_type in ("spherical", "diag")
-                and ("m" in self.params or "c" in self.params))
+    def _fused_moments(self):
+        diagonal = self.covariance_type in ("spherical", "diag")
+        return 2 if diagonal and ("m" in self.params or "c" in self.params) else 0
+
+    def _diagonal_variances(self):
+        means = np.asarray(self.means_, dtype=np.float64)
+        return means, np.broadcast_to(np.asarray(self._covars_, dtype=np.float64).reshape(
+            self.n_components, -1), means.shape)
+
+    def _emissions(self, X, lengths):
+        # evaluated inside the pass, unless known states mask the table
+        if self.covariance_type in ("spherical", "diag") and getattr(self, "_known", None) is None:
+            return DiagonalGaussian(*self._diagonal_variances())
+        return super()._emissions(X, lengths)
 
     def _compute_log_likelihood(self, X):
         if self.covariance_type in ("spherical", "diag"):
-            means = np.asarray(self.means_, dtype=np.float64)
-            var = np.broadcast_to(np.asarray(self._covars_, dtype=np.float64).reshape(
-                self.n_components, -1), means.shape)
-            work = getattr(self, "_workspace", None)
-            out = gaussian_diag_loglik(X, means, var,
-                                       None if work is None else work.get("lp"))
-            if work is not None:
-                work["lp"] = out
-            return out
+            return gaussian_diag_loglik(X, *self._diagonal_variances())
         return super()._compute_log_likelihood(X)
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
@@ -350,8 +353,8 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
                                   "observations must be non-negative integer counts")
         return X if np.issubdtype(np.asarray(X).dtype, np.integer) else Xf
 
-    def _fused_sums(self):
-        return "l" in self.params
+    def _fused_moments(self):
+        return 1 if "l" in self.params else 0
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if sums is not None:

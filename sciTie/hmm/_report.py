@@ -60,10 +60,10 @@ class ReportMixin:
                                   "spherical Gaussian, Poisson and categorical emissions")
         Xv, lengths = self._validate_X(X, lengths)
         pg = self.group_
-        lp = self._log_frames(Xv, lengths)
         Xs = None if hasattr(self, "emissionprob_") else np.asarray(Xv, dtype=float)
-        _, post, xi, sums = fb.forward_backward_stats(self.startprob_, self.transmat_, lp,
-                                                      lengths, Xs)
+        est = fb.forward_backward_stats(self.startprob_, self.transmat_,
+                                        self._emissions(Xv, lengths), lengths, Xs)
+        post, xi, sums = est.posteriors, est.xi_sum, est.sums
         grad = np.zeros(pg.n_slots)
 
         def put(name, values):
@@ -73,8 +73,7 @@ class ReportMixin:
             den = np.asarray(den, dtype=float)
             return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
 
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        put("startprob", ratio(post[starts].sum(axis=0), self.startprob_))
+        put("startprob", ratio(est.start_sum, self.startprob_))
         put("transmat", ratio(xi, self.transmat_))
         if hasattr(self, "lambdas_"):
             occ, obs = sums[0], sums[1]
