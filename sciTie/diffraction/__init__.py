@@ -26,7 +26,7 @@ from ._pseudo_voigt import pseudo_voigt, tch
 from .profiles import (PROFILES, ConstantWavelength, PeakProfile, TimeOfFlight, get_profile)
 from .profiles._fcj import fcj_nodes
 from .profiles.tof import tof_peak
-from ._parametric import Law, ParametricRefinement, parametric_pattern_blocks
+from ._parametric import Law, ParametricRefinement
 from ._refine import STAGES, JointRefinement, pattern_statistics, weight_fractions
 from ._series import (PatternSpec, SequentialRefinement, SeriesRecipe, SeriesTie, refine_one,
                       series_dataset, specs_from_dataset, tie_transition)
@@ -43,7 +43,7 @@ __all__ = ["Atom", "Phase", "PowderPattern", "JointRefinement", "STAGES", "patte
            "lost_fraction", "window_fwhm", "PatternSpec", "SeriesRecipe", "SeriesTie",
            "SequentialRefinement", "ParametricRefinement", "Law", "refine_one",
            "specs_from_dataset", "series_dataset", "tie_transition",
-           "parametric_pattern_blocks", "plot_series_parameters", "plot_series_image",
+           "plot_series_parameters", "plot_series_image",
            "plot_tie_test", "B_PER_U", "biso_from_uiso", "uiso_from_biso", "estimate_profile",
            "conventions", "UIJ_NAMES", "iso_uij", "ueq", "site_uij_relations",
            "cylinder_transmission", "suortti_roughness", "texture_index"]

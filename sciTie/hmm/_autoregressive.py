@@ -21,7 +21,8 @@ from sklearn.utils import check_random_state
 
 from .._validation import check_float, check_int
 from ..errors import ValidationError
-from ._base import TiedHMMMixin, check_lengths, shares_tie_docs
+from ._base import TiedHMMMixin, shares_tie_docs
+from ._sequences import check_lengths
 from ._objectives import _FAIL, _Accumulator
 from ._report import ReportMixin
 

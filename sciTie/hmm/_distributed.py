@@ -28,7 +28,7 @@ from .. import _dask
 from .._array_files import array_file_shape, read_array_rows
 from .._config import config_context, get_config
 from ..errors import DataFormatError, ValidationError
-from . import _base
+from ._sequences import check_lengths
 from . import _forward_backward as fb
 
 __all__ = ["fit", "score", "predict", "predict_proba", "decoding", "HMMPartition",
@@ -310,7 +310,7 @@ def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
     n = int(X.shape[0])
     if n == 0:
         raise ValidationError("X is empty (0 samples)")
-    lv = _base.check_lengths(lengths, n)
+    lv = check_lengths(lengths, n)
     n_parts = _n_partitions(n, int(X.shape[1]), model.n_components, lv.size, threads)
     plans = _plans(lv, _split_sequences(lv, n_parts))
     X = X.rechunk((tuple(p.stop - p.start for p in plans), X.shape[1]))
@@ -343,7 +343,7 @@ def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
     if lengths is None:
         lv = rows.copy()
     else:
-        lv = _base.check_lengths(lengths, int(rows.sum()))
+        lv = check_lengths(lengths, int(rows.sum()))
     seq_end = np.cumsum(lv)
     cut = np.searchsorted(seq_end, file_start[1:], side="left")
     for f, (c, end) in enumerate(zip(cut, file_start[1:])):
