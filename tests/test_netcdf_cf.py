@@ -94,8 +94,7 @@ def test_hmm_recipes_write_cf_files(tmp_path):
     assert eq["slot_value"].attrs["units"] == "mixed"
 
 
-@pytest.mark.slow
-def test_ion_channel_recipe_writes_cf_files(tmp_path):  # ~20 s of CPU
+def test_ion_channel_recipe_writes_cf_files(tmp_path):
     ds = _run("ion-channel", tmp_path)["ion-channel"]
     assert ds["time"].attrs["units"] == "ms"
     assert ds["means"].attrs["units"] == "pA" and ds["covars"].attrs["units"] == "(pA)^2"
