@@ -28,8 +28,8 @@ def test_earthquakes_recipe_reproduces_the_published_fits(tmp_path):
     written = s.write(tmp_path)
     assert sorted(q.name for q in written) == ["earthquakes.nc", "earthquakes.png"]
     ds = xr.open_dataset(tmp_path / "earthquakes.nc")
-    assert ds.sizes["time"] == 107 and int(ds["physical_time"][0]) == 1900
-    assert ds["physical_time"].attrs["units"] == "year"
+    assert ds.sizes["time"] == 107 and int(ds["time"][0]) == 1900 and int(ds["sample"][0]) == 0
+    assert ds["time"].attrs["units"] == "year"
     # one labelling everywhere: JSON, netCDF and report agree on state 0
     assert float(ds["lambdas"][0, 0]) == pytest.approx(p["lambdas[0,0]"]["value"], rel=1e-12)
     assert float(ds["slot_value"].sel(slot="lambdas[0,0]")) == pytest.approx(

@@ -5,7 +5,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["format_report", "result_dataset", "plot_parameters"]
+__all__ = ["format_report", "result_dataset", "plot_parameters", "cf_units", "shared_units",
+           "label_parameter_units", "MIXED_UNITS", "UNSTATED_UNITS"]
+
+#: The ``units`` of a variable whose elements carry different units (parameters of several
+#: kinds side by side); each element's unit is then in a companion variable.
+MIXED_UNITS = "mixed"
+#: The ``units`` of parameters whose model states no unit (an empty ``Parameter.unit``): not
+#: claimed dimensionless, since an unstated unit may be a dimensional one.
+UNSTATED_UNITS = "unstated"
 
 _LABELS = {"ndata": "# data points", "nvarys": "# variables", "chisqr": "chi-square",
            "redchi": "reduced chi-square", "log_likelihood": "log-likelihood",
@@ -94,8 +102,69 @@ def _attr_value(value: Any) -> Any:
     return str(value)
 
 
+def cf_units(unit: str) -> str:
+    """A unit as the CF conventions write it: ``"1"`` for a dimensionless (empty) unit."""
+    return str(unit).strip() or "1"
+
+
+def shared_units(units: Any, power: int = 1) -> str:
+    """The CF ``units`` of a variable holding parameters of the given (``Parameter.unit``)
+    ``units``, raised to ``power`` (2 for a covariance): their one unit; :data:`MIXED_UNITS`
+    when they differ; :data:`UNSTATED_UNITS` when none is stated (an empty unit is unstated,
+    not dimensionless: dimensionless parameters say ``"1"``)."""
+    distinct = {str(u).strip() for u in units}
+    if not distinct:
+        return "1"
+    if len(distinct) > 1:
+        return MIXED_UNITS
+    unit = distinct.pop()
+    if not unit:
+        return UNSTATED_UNITS
+    return unit if unit == "1" or power == 1 else f"({unit})^{power}"
+
+
+def _attrs(long_name: str, units: str, companion: str | None = None) -> dict[str, str]:
+    """CF attributes; a mixed-unit variable names the variable holding its per-element units."""
+    attrs = {"long_name": long_name, "units": units}
+    if units in (MIXED_UNITS, UNSTATED_UNITS) and companion:
+        attrs["comment"] = f"the unit of each element is in {companion!r} (empty: not stated)"
+    return attrs
+
+
+_PARAM_VARIABLES = {"value": ("unit", 1), "stderr": ("unit", 1), "init_value": ("unit", 1),
+                    "covariance": ("unit", 2), "slot_value": ("slot_unit", 1),
+                    "slot_stderr": ("slot_unit", 1)}
+
+
+def label_parameter_units(ds: Any, units: Any) -> Any:
+    """State the unit of parameters in a :func:`result_dataset` layout after the fit (a model
+    that knows its slots' units only then, e.g. from the data): ``units`` maps a slot name or a
+    callable ``name -> unit or None`` to units; ``unit``/``slot_unit`` and the ``units`` of the
+    value, error and covariance variables follow. Returns ``ds`` (changed in place)."""
+    unit_of = units if callable(units) else units.get
+    for var, dim in (("unit", "param"), ("slot_unit", "slot")):
+        if var not in ds:
+            continue
+        new = [unit_of(str(name)) for name in ds[dim].values]
+        old = ds[var].values
+        ds[var].values = np.array([o if n is None else n for o, n in zip(old, new)], dtype=str)
+    for var, (companion, power) in _PARAM_VARIABLES.items():
+        if var in ds and companion in ds:
+            keep = ds[var].attrs.get("long_name", var)
+            ds[var].attrs.pop("comment", None)
+            ds[var].attrs.update(_attrs(keep, shared_units(ds[companion].values, power),
+                                        companion))
+    return ds
+
+
 def result_dataset(result: Any) -> Any:
-    """The xarray layout of a result (see :meth:`FitResult.to_xarray`)."""
+    """The xarray layout of a result (see :meth:`FitResult.to_xarray`).
+
+    Every variable and coordinate carries CF ``long_name`` and ``units`` (``"1"`` for
+    dimensionless ones; :data:`MIXED_UNITS` where parameters of different units share a
+    variable, each one's unit then in ``unit``/``slot_unit``); text variables (names, units,
+    status) carry a ``long_name`` only, since a unit describes a quantity.
+    """
     import xarray as xr
 
     r = result
@@ -103,30 +172,45 @@ def result_dataset(result: Any) -> Any:
     cov = r.covar if r.covar is not None else np.full((n, n), np.nan)
     cor = r.correl if r.correl is not None else np.full((n, n), np.nan)
     unit_of = dict(zip(r.slot_names, r.slot_units))
+    free_units = [unit_of[p] for p in r.free_names]
+    free = shared_units(free_units)
+    slots = shared_units(r.slot_units)
     ds = xr.Dataset(
         {
-            "value": ("param", r.x, {"long_name": "fitted value of each free parameter"}),
-            "stderr": ("param", r.stderr, {"long_name": "standard error"}),
-            "init_value": ("param", r.init_values, {"long_name": "starting value"}),
-            "unit": ("param", np.array([unit_of[p] for p in r.free_names], dtype=str)),
+            "value": ("param", r.x, _attrs("fitted value of each free parameter", free,
+                                           "unit")),
+            "stderr": ("param", r.stderr, _attrs("standard error", free, "unit")),
+            "init_value": ("param", r.init_values, _attrs("starting value", free, "unit")),
+            "unit": ("param", np.array(free_units, dtype=str),
+                     {"long_name": "unit of each free parameter (empty: dimensionless)"}),
             "covariance": (("cov_i", "cov_j"), cov,
-                           {"long_name": "covariance of the free parameters"}),
+                           _attrs("covariance of the free parameters",
+                                  shared_units(free_units, 2), "unit")),
             "correlation": (("cov_i", "cov_j"), cor,
-                            {"long_name": "correlation of the free parameters"}),
-            "slot_value": ("slot", r.slot_values, {"long_name": "value of every model slot"}),
+                            _attrs("correlation of the free parameters", "1")),
+            "slot_value": ("slot", r.slot_values,
+                           _attrs("value of every model slot", slots, "slot_unit")),
             "slot_stderr": ("slot", r.slot_stderr,
-                            {"long_name": "standard error propagated through the ties "
-                                          "(G Σ Gᵀ)"}),
-            "slot_status": ("slot", np.array(r.slot_status, dtype=str)),
-            "slot_unit": ("slot", np.array(r.slot_units, dtype=str)),
+                            _attrs("standard error propagated through the ties (G Σ Gᵀ)",
+                                   slots, "slot_unit")),
+            "slot_status": ("slot", np.array(r.slot_status, dtype=str),
+                            {"long_name": "status of each slot: free, fixed, or the tie that sets it"}),
+            "slot_unit": ("slot", np.array(r.slot_units, dtype=str),
+                          {"long_name": "unit of each slot (empty: dimensionless)"}),
         },
-        coords={"param": list(r.free_names), "cov_i": list(r.free_names),
-                "cov_j": list(r.free_names), "slot": list(r.slot_names)},
+        coords={"param": ("param", list(r.free_names), {"long_name": "free parameter"}),
+                "cov_i": ("cov_i", list(r.free_names), {"long_name": "free parameter (row)"}),
+                "cov_j": ("cov_j", list(r.free_names),
+                          {"long_name": "free parameter (column)"}),
+                "slot": ("slot", list(r.slot_names), {"long_name": "model slot"})},
     )
     if r.term_chisqr:  # per dataset, on a 'term' dimension (names need not be identifiers)
-        ds["term_chisqr"] = ("term", np.array(list(r.term_chisqr.values())))
-        ds["term_ndata"] = ("term", np.array(list(r.term_ndata.values())))
-        ds = ds.assign_coords(term=list(r.term_chisqr))
+        ds["term_chisqr"] = ("term", np.array(list(r.term_chisqr.values())),
+                             _attrs("chi-square of each term of the objective", "1"))
+        ds["term_ndata"] = ("term", np.array(list(r.term_ndata.values())),
+                            _attrs("number of data points of each term", "1"))
+        ds = ds.assign_coords(term=("term", list(r.term_chisqr),
+                                    {"long_name": "term of the objective (data set)"}))
     attrs = {"model": r.model, "method": r.method, "success": int(r.success),
              "message": r.message, "nfev": int(r.nfev), "fit_seconds": float(r.seconds)}
     attrs.update({k: _attr_value(v) for k, v in r.summary_statistics().items()

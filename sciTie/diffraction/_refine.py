@@ -749,18 +749,32 @@ class JointRefinement:
                 pos = pi["pos"]
                 keep = (pos >= p.x[0]) & (pos <= p.x[-1])
                 rdim = f"refl_{p_name}_{ph.name}"
-                rc = {rdim: np.flatnonzero(keep),
-                      f"{rdim}_{axis}": (rdim, pos[keep], {"units": p.instrument.axis_units}),
-                      f"{rdim}_d": (rdim, 1 / np.sqrt(pi["q"][keep]), {"units": "angstrom"}),
-                      f"{rdim}_multiplicity": (rdim, pi["mult"][keep])}
+                units = p.instrument.axis_units
+                rc = {rdim: (rdim, np.flatnonzero(keep),
+                             {"long_name": f"reflection of {ph.name} (index)", "units": "1"}),
+                      f"{rdim}_{axis}": (rdim, pos[keep], {
+                          "units": units, "long_name": f"reflection position, "
+                                                       f"{p.instrument.axis_label.split(' (')[0]}"}),
+                      f"{rdim}_d": (rdim, 1 / np.sqrt(pi["q"][keep]),
+                                    {"units": "angstrom", "long_name": "d-spacing"}),
+                      f"{rdim}_multiplicity": (rdim, pi["mult"][keep],
+                                               {"units": "1", "long_name": "multiplicity"})}
+                # |F|²: form factors in electrons (X-rays), scattering lengths in fm (neutrons)
+                f2_units = "fm^2" if p.instrument.radiation == "neutron" else "1"
                 data[f"{p_name}_{ph.name}_hkl"] = xr.DataArray(
                     pi["hkl"][keep], dims=(rdim, "miller"),
-                    coords={**rc, "miller": ["h", "k", "l"]},
-                    attrs={"long_name": f"Miller indices of {ph.name}"})
-                data[f"{p_name}_{ph.name}_F2"] = xr.DataArray(pi["F2"][keep], dims=(rdim,),
-                                                              coords=rc)
-                data[f"{p_name}_{ph.name}_intensity"] = xr.DataArray(pi["I"][keep],
-                                                                     dims=(rdim,), coords=rc)
+                    coords={**rc, "miller": ("miller", ["h", "k", "l"],
+                                             {"long_name": "Miller index"})},
+                    attrs={"long_name": f"Miller indices of {ph.name}", "units": "1"})
+                data[f"{p_name}_{ph.name}_F2"] = xr.DataArray(
+                    pi["F2"][keep], dims=(rdim,), coords=rc,
+                    attrs={"long_name": f"squared structure factor |F|² of {ph.name}"
+                                        + ("" if f2_units == "fm^2" else " (electrons²)"),
+                           "units": f2_units})
+                data[f"{p_name}_{ph.name}_intensity"] = xr.DataArray(
+                    pi["I"][keep], dims=(rdim,), coords=rc,
+                    attrs={"long_name": f"integrated intensity of each {ph.name} reflection",
+                           "units": f"counts {units}"})
         ds = xr.Dataset(data)
         if self.result_ is not None:
             ds = xr.merge([ds, self.result_.to_xarray()], combine_attrs="override")

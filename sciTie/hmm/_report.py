@@ -8,6 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..core import FitResult
+from ..core.report import label_parameter_units
 from ..core.statistics import covariance_from_information
 from ..errors import ValidationError
 from ..provenance import provenance
@@ -282,20 +283,34 @@ class ReportMixin:
         self._require_fitted("to_xarray")
         K = self.n_components
         s2g = self.state_to_group_
-        ds = xr.Dataset(coords={"state": np.arange(K), "group": np.arange(self.n_groups_),
-                                "state_to": np.arange(K)})
-        ds["state_group"] = ("state", s2g, {"long_name": "emission group of each state"})
+        ds = xr.Dataset(coords={
+            "state": ("state", np.arange(K), {"long_name": "hidden state", "units": "1"}),
+            "group": ("group", np.arange(self.n_groups_),
+                      {"long_name": "emission group (states sharing their emissions)",
+                       "units": "1"}),
+            "state_to": ("state_to", np.arange(K),
+                         {"long_name": "hidden state at the next step", "units": "1"})})
+        ds["state_group"] = ("state", s2g, {"long_name": "emission group of each state",
+                                            "units": "1"})
         ds["startprob"] = ("state", np.asarray(self.startprob_),
-                           {"long_name": "start probability"})
+                           {"long_name": "start probability", "units": "1"})
         ds["transmat"] = (("state", "state_to"), np.asarray(self.transmat_),
-                          {"long_name": "transition probability per step"})
+                          {"long_name": "transition probability per step", "units": "1"})
+        dimensionless = {"startprob", "transmat"}
         for name, _, _ in self._emission_params():
             arr = self._get_param(name)
             dims = self._emission_dims(name, arr.ndim)
-            ds[name] = (dims, arr, {"long_name": f"emission {name} of each state"})
-        for dim in ("feature", "feature_j", "mix", "symbol"):
+            attrs = {"long_name": f"emission {name} of each state"}
+            if self._unit_powers.get(name) == 0:  # the data's unit is known to the recipe only
+                attrs["units"] = "1"
+                dimensionless.add(name)
+            ds[name] = (dims, arr, attrs)
+        index_names = {"feature": "observed feature", "feature_j": "observed feature (column)",
+                       "mix": "mixture component", "symbol": "observed symbol"}
+        for dim, long_name in index_names.items():
             if dim in ds.dims:
-                ds = ds.assign_coords({dim: np.arange(ds.sizes[dim])})
+                ds = ds.assign_coords({dim: (dim, np.arange(ds.sizes[dim]),
+                                             {"long_name": long_name, "units": "1"})})
         if X is None:
             decoding = xr.Dataset()
         elif client is not None:
@@ -303,8 +318,10 @@ class ReportMixin:
             decoding = _distributed.decoding(self, X, lengths, client=client)
         else:
             decoding = self._decoding(X, lengths)
-        result = self.result_.to_xarray()
-        out = xr.merge([ds, decoding, result], combine_attrs="drop")
+        result = label_parameter_units(
+            self.result_.to_xarray(),
+            lambda slot: "1" if slot.split("[")[0] in dimensionless else None)
+        out = xr.merge([ds, decoding, result], combine_attrs="drop_conflicts")
         out.attrs = {**result.attrs, **decoding.attrs}
         out.attrs.update({"ties": str(self._plan.statements),
                           "tied_states": str(self.state_groups_),
@@ -352,21 +369,23 @@ class ReportMixin:
         """The decoding part of :meth:`to_xarray` from per-time arrays (numpy or dask)."""
         Xv = arrays["X"]
         n = Xv.shape[0]
-        ds = xr.Dataset(coords={"time": np.arange(n)})
+        ds = xr.Dataset(coords={"time": ("time", np.arange(n),
+                                         {"long_name": "sample index", "units": "1"})})
         if hasattr(self, "emissionprob_"):
-            ds["X"] = ("time", Xv[:, 0], {"long_name": "observed symbol"})
-        else:
+            ds["X"] = ("time", Xv[:, 0], {"long_name": "observed symbol", "units": "1"})
+        else:  # the data's unit is known to the recipe (or the caller) only
             ds["X"] = (("time", "feature"), Xv.astype(float, copy=False),
                        {"long_name": "observations"})
-        ds["sequence"] = ("time", arrays["sequence"], {"long_name": "index of the sequence"})
+        ds["sequence"] = ("time", arrays["sequence"],
+                          {"long_name": "index of the sequence", "units": "1"})
         ds["state_posterior"] = (("time", "state"), arrays["state_posterior"],
-                                 {"long_name": "P(state | all observations)"})
+                                 {"long_name": "P(state | all observations)", "units": "1"})
         ds["group_posterior"] = (("time", "group"), arrays["group_posterior"],
-                                 {"long_name": "P(tied group | all observations)"})
+                                 {"long_name": "P(tied group | all observations)", "units": "1"})
         ds["viterbi_state"] = ("time", arrays["viterbi_state"],
-                               {"long_name": "Viterbi state path"})
+                               {"long_name": "Viterbi state path", "units": "1"})
         ds["viterbi_group"] = ("time", arrays["viterbi_group"],
-                               {"long_name": "group of the Viterbi state"})
+                               {"long_name": "group of the Viterbi state", "units": "1"})
         ds.attrs.update({"decoded_log_likelihood": float(log_prob),
                          "viterbi_log_prob": float(viterbi_log_prob), "n_samples": int(n),
                          "n_sequences": int(n_sequences)})

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.report import label_parameter_units
 from ..core.summary import RunSummary
 from ..errors import SciTieError
 from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
@@ -485,9 +486,12 @@ def run(recipe: Recipe) -> RunSummary:
     unit = recipe.settings["data"]["unit"]
     if unit:
         _apply_value_unit(ds, parameters, unit, type(best)._unit_powers)
-    if time_values is not None:
-        ds = ds.assign_coords(physical_time=("time", time_values))
-        ds["physical_time"].attrs["units"] = recipe.settings["data"]["time_unit"]
+    if time_values is not None:  # the physical time is the time coordinate
+        ds = ds.assign_coords(
+            time=("time", np.asarray(time_values),
+                  {"long_name": f"time ({recipe.settings['data']['time_column']})",
+                   "units": recipe.settings["data"]["time_unit"]}),
+            sample=("time", ds["time"].values, dict(ds["time"].attrs)))
     ds.attrs.update(provenance(model=type(best).__name__, settings=recipe.settings,
                                seed=fit["random_state"], inputs=data["inputs"],
                                recipe=recipe.source,
@@ -559,3 +563,5 @@ def _apply_value_unit(ds, parameters: dict, unit: str, powers: dict[str, int]) -
         for key, entry in parameters.items():
             if key.startswith(f"{name}["):
                 entry["unit"] = of(power)
+    dimensional = {name: of(power) for name, power in powers.items() if power}
+    label_parameter_units(ds, lambda slot: dimensional.get(slot.split("[")[0]))

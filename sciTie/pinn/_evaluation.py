@@ -249,15 +249,21 @@ def evaluation_dataset(solution: WindowedSolution, sizes: Sequence[int],
         keys = sorted({k for h in history for k in h})
         n = len(history)
         iters = np.cumsum([h.get("iterations", 1) for h in history])
-        coords["record"] = ("record", np.arange(n))
+        coords["record"] = ("record", np.arange(n),
+                            {"long_name": "record of the training history", "units": "1"})
         coords["iteration"] = ("record", iters.astype(float),
-                               {"long_name": "optimiser iterations so far"})
+                               {"long_name": "optimiser iterations so far", "units": "1"})
+        # a loss is a weighted mean square of residuals: dimensionless only when the problem is
+        loss_units = ("1" if all(units.get(c, "") == "1" for c in
+                                 (*problem.coordinates, *problem.outputs)) else "unstated")
         for k in keys:
             if k == "iterations":
                 continue
             name = k if k.startswith("loss") or k == "causal_min_weight" else f"history_{k}"
             data[name] = (("record",), np.array([h.get(k, np.nan) for h in history],
-                                                dtype=float))
+                                                dtype=float),
+                          {"long_name": f"training history: {k.replace('_', ' ')}",
+                           "units": loss_units if k.startswith("loss") else "1"})
     out_attrs.update(attrs)
     return xr.Dataset(data, coords=coords, attrs=out_attrs)
 

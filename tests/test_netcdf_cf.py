@@ -1,0 +1,119 @@
+"""The netCDF files sciTie writes describe themselves (CF conventions, issue 21 item 4).
+
+Every data variable and coordinate of every dataset a recipe run writes carries ``long_name``
+and ``units`` (``"1"`` for dimensionless quantities). Text variables (parameter names, their
+units, their tie status) are labels, not quantities: CF gives them no unit, so they need a
+``long_name`` only. The files are checked as read back from disk, since that is what a
+scientist keeps; spot checks make sure the units written are the true ones, not a default.
+"""
+import numpy as np
+import pytest
+import xarray as xr
+
+import sciTie
+from sciTie.core import FitResult, ParameterGroup, fit_least_squares
+from sciTie.recipes import load_recipe, run_recipe
+
+
+def cf_problems(ds: xr.Dataset) -> list[str]:
+    """Every coordinate or data variable of ``ds`` lacking a CF ``long_name`` or ``units``
+    (text variables need no ``units``), and every dimension without a coordinate."""
+    problems = []
+    for name, var in [*ds.coords.items(), *ds.data_vars.items()]:
+        text = var.dtype.kind in "USO"
+        missing = [a for a in ("long_name", "units")
+                   if not str(var.attrs.get(a, "")).strip() and not (a == "units" and text)]
+        if missing:
+            problems.append(f"{name}{var.dims} lacks {' and '.join(missing)}")
+    problems += [f"dimension {d!r} has no coordinate" for d in ds.dims if d not in ds.coords]
+    return problems
+
+
+def _written(summary, tmp_path) -> dict[str, xr.Dataset]:
+    """The datasets of a run as read back from the netCDF files it writes."""
+    summary.write(tmp_path)
+    return {name: xr.load_dataset(tmp_path / f"{name}.nc") for name in summary.datasets}
+
+
+def _run(name, tmp_path, **config):
+    with sciTie.config_context(**config):
+        summary = run_recipe(load_recipe(name, quick=True))
+    files = _written(summary, tmp_path)
+    for key, ds in files.items():
+        assert cf_problems(ds) == [], f"{name}: {key}.nc"
+    return files
+
+
+def test_cf_problems_names_what_is_missing():
+    ds = xr.Dataset({"a": ("x", [1.0, 2.0], {"long_name": "a", "units": "m"}),
+                     "b": ("x", [1.0, 2.0], {"units": "1"}),
+                     "label": ("x", ["p", "q"], {"long_name": "a label"})},
+                    coords={"x": ("x", [0, 1], {"long_name": "index"}), "y": [5]})
+    assert cf_problems(ds) == ["x('x',) lacks units", "y('y',) lacks long_name and units",
+                               "b('x',) lacks long_name"]
+    assert cf_problems(xr.Dataset({"c": ("z", [1.0], {"long_name": "c", "units": "1"})})) == [
+        "dimension 'z' has no coordinate"]
+
+
+def _line_fit(unit_a: str, unit_b: str) -> xr.Dataset:
+    """A straight-line fit (intercept a, slope b) as ``FitResult.to_xarray()``."""
+    g = ParameterGroup("line")
+    g.add("a", 1.0, unit=unit_a)
+    g.add("b", 2.0, unit=unit_b)
+    x = np.linspace(0.0, 1.0, 11)
+    y = 1.5 + 0.5 * x + 0.01 * np.sin(7 * x)
+    result = fit_least_squares(g, lambda p: (p["a"] + p["b"] * x - y) / 0.01)
+    assert isinstance(result, FitResult)
+    return result.to_xarray()
+
+
+def test_fit_result_to_xarray_states_its_units():
+    ds = _line_fit("m", "m")
+    assert cf_problems(ds) == []
+    assert ds["value"].attrs["units"] == "m" and ds["covariance"].attrs["units"] == "(m)^2"
+    assert ds["correlation"].attrs["units"] == "1" and ds["term_chisqr"].attrs["units"] == "1"
+    # parameters of different units share a variable: 'mixed', each one's unit beside it
+    ds = _line_fit("m", "m/s")
+    assert cf_problems(ds) == []
+    assert ds["value"].attrs["units"] == "mixed" and "'unit'" in ds["value"].attrs["comment"]
+    assert ds["unit"].sel(param="b") == "m/s" and ds["slot_unit"].sel(slot="a") == "m"
+    # an unstated unit is not claimed dimensionless; "1" states that it is
+    assert _line_fit("", "")["value"].attrs["units"] == "unstated"
+    assert _line_fit("1", "1")["covariance"].attrs["units"] == "1"
+
+
+def test_hmm_recipes_write_cf_files(tmp_path):
+    eq = _run("earthquakes", tmp_path / "eq")["earthquakes"]
+    # the physical time is the dimension coordinate, the sample index beside it
+    assert eq["time"].attrs["units"] == "year" and int(eq["time"][0]) == 1900
+    assert eq["sample"].attrs["units"] == "1" and int(eq["sample"][-1]) == eq.sizes["time"] - 1
+    assert eq["lambdas"].attrs["units"] == "earthquakes/year"
+    assert eq["transmat"].attrs["units"] == "1" and eq["state_posterior"].attrs["units"] == "1"
+    assert eq["slot_unit"].sel(slot="lambdas[0,0]") == "earthquakes/year"
+    assert eq["slot_unit"].sel(slot="transmat[0,1]") == "1"
+    assert eq["slot_value"].attrs["units"] == "mixed"
+
+
+def test_ion_channel_recipe_writes_cf_files(tmp_path):
+    ds = _run("ion-channel", tmp_path)["ion-channel"]
+    assert ds["time"].attrs["units"] == "ms"
+    assert ds["means"].attrs["units"] == "pA" and ds["covars"].attrs["units"] == "(pA)^2"
+    assert ds["X"].attrs["units"] == "pA"
+
+
+@pytest.mark.parametrize("name", ["diffraction-synthetic", "pbso4"])
+def test_rietveld_recipes_write_cf_files(name, tmp_path):
+    files = _run(name, tmp_path)
+    for ds in files.values():
+        two_theta = [c for c in ds.dims if str(c).startswith("two_theta")]
+        assert two_theta
+        for dim in two_theta:  # the pattern's dimension coordinate is the angle itself
+            assert ds[dim].attrs["units"] == "degree"
+
+
+@pytest.mark.xfail(strict=True, reason="bundled PINN problems state no units of x, t, u "
+                   "(and ignore [problem] units): left for the pinn owner")
+def test_pinn_recipe_writes_cf_files(tmp_path):
+    files = _run("convection", tmp_path, budget=0.02)
+    for ds in files.values():
+        assert ds["u_pred"].attrs["units"] == ds["u_ref"].attrs["units"]
