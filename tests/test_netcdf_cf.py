@@ -111,8 +111,6 @@ def test_rietveld_recipes_write_cf_files(name, tmp_path):
             assert ds[dim].attrs["units"] == "degree"
 
 
-@pytest.mark.xfail(strict=True, reason="bundled PINN problems state no units of x, t, u "
-                   "(and ignore [problem] units): left for the pinn owner")
 def test_pinn_recipe_writes_cf_files(tmp_path):
     files = _run("convection", tmp_path, budget=0.02)
     for ds in files.values():

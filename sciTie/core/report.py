@@ -198,9 +198,12 @@ def result_dataset(result: Any) -> Any:
             "slot_unit": ("slot", np.array(r.slot_units, dtype=str),
                           {"long_name": "unit of each slot (empty: dimensionless)"}),
         },
-        coords={"param": ("param", list(r.free_names), {"long_name": "free parameter"}),
-                "cov_i": ("cov_i", list(r.free_names), {"long_name": "free parameter (row)"}),
-                "cov_j": ("cov_j", list(r.free_names),
+        # names as a str array even when empty (a float coordinate would need units)
+        coords={"param": ("param", np.array(r.free_names, dtype=str),
+                          {"long_name": "free parameter"}),
+                "cov_i": ("cov_i", np.array(r.free_names, dtype=str),
+                          {"long_name": "free parameter (row)"}),
+                "cov_j": ("cov_j", np.array(r.free_names, dtype=str),
                           {"long_name": "free parameter (column)"}),
                 "slot": ("slot", list(r.slot_names), {"long_name": "model slot"})},
     )

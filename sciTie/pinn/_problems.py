@@ -294,6 +294,14 @@ def _number(value, name: str) -> float:
     return float(value)
 
 
+def _nondimensional(problem: PDEProblem) -> PDEProblem:
+    """A bundled problem is written in nondimensional variables: every coordinate and field
+    without a stated unit is "1" (CF's dimensionless unit) in result files."""
+    names = ["x", "t", *(["y"] if problem.domain_y is not None else []), *problem.outputs]
+    problem.units = {**{n: "1" for n in names}, **problem.units}
+    return problem
+
+
 def convection(beta: float = 30.0) -> PDEProblem:
     """``u_t + beta u_x = 0`` on ``[0, 2 pi] x [0, 1]``, ``u(x, 0) = sin x``.
 
@@ -320,10 +328,10 @@ def convection(beta: float = 30.0) -> PDEProblem:
         speed = beta if parameters is None else parameters["beta"]
         return np.sin(np.asarray(x)[None, :] - speed * np.asarray(t)[:, None])
 
-    return PDEProblem(residual, np.sin, (0.0, 2.0 * math.pi), (0.0, 1.0), reference,
+    return _nondimensional(PDEProblem(residual, np.sin, (0.0, 2.0 * math.pi), (0.0, 1.0), reference,
                       name="convection", parameters={"beta": beta},
                       reference_source="exact solution u = sin(x - beta t)",
-                      settings=settings_of("convection"))
+                      settings=settings_of("convection")))
 
 
 def semilinear_reference(linear: Callable[..., Any], nonlinear: Callable[..., Any],
@@ -467,10 +475,10 @@ def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, *, n_points: int = 2048,
     parameters = {"eps": eps, "gamma": gamma}
     ref = semilinear_reference(_diffusion_symbol, _allen_cahn_reaction, initial, (-1.0, 1.0),
                                (0.0, 1.0), n_points=n_points, dt=dt, parameters=parameters)
-    return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn",
+    return _nondimensional(PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn",
                       parameters=parameters, positive=_positive(parameters),
                       reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
-                      settings=settings_of("allen-cahn"))
+                      settings=settings_of("allen-cahn")))
 
 
 def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
@@ -522,12 +530,12 @@ def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
                 "p": -0.25 * (np.cos(2 * X) + np.cos(2 * Y)) * F ** 2}
 
     two_pi = 2.0 * math.pi
-    return PDEProblem(residual, initial, (0.0, two_pi), (0.0, float(t_final)), reference,
+    return _nondimensional(PDEProblem(residual, initial, (0.0, two_pi), (0.0, float(t_final)), reference,
                       name="taylor-green", parameters={"nu": nu},
                       reference_source="exact solution (Taylor & Green 1937)",
                       domain_y=(0.0, two_pi), outputs=("u", "v", "p"), scored=("u", "v"),
                       gauge=("p",), positive=_positive({"nu": nu}),
-                      settings=settings_of("taylor-green"))
+                      settings=settings_of("taylor-green")))
 
 
 def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
@@ -572,10 +580,10 @@ def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
     ref = semilinear_reference(_diffusion_symbol, _allen_cahn_reaction, initial, (-1.0, 1.0),
                                (0.0, 1.0), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
                                parameters=parameters)
-    return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn-2d",
+    return _nondimensional(PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn-2d",
                       parameters=parameters, positive=_positive(parameters),
                       reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
-                      domain_y=(-1.0, 1.0), settings=settings_of("allen-cahn-2d"))
+                      domain_y=(-1.0, 1.0), settings=settings_of("allen-cahn-2d")))
 
 
 def _ks_symbol(k: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
@@ -644,11 +652,11 @@ def kuramoto_sivashinsky(alpha: float = 100.0 / 16.0, beta: float = 100.0 / 16.0
     parameters = {"alpha": alpha, "beta": beta, "gamma": gamma}
     ref = semilinear_reference(_ks_symbol, _ks_advection, initial, (0.0, 2.0 * math.pi),
                                (0.0, t_final), n_points=n_points, dt=dt, parameters=parameters)
-    return PDEProblem(residual, initial, (0.0, 2.0 * math.pi), (0.0, t_final), ref,
+    return _nondimensional(PDEProblem(residual, initial, (0.0, 2.0 * math.pi), (0.0, t_final), ref,
                       name="kuramoto-sivashinsky", parameters=parameters,
                       positive=tuple(k for k in ("beta", "gamma") if parameters[k] > 0),
                       reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
-                      settings=settings_of("kuramoto-sivashinsky"))
+                      settings=settings_of("kuramoto-sivashinsky")))
 
 
 def _gray_scott_symbols(kx: np.ndarray, ky: np.ndarray,
@@ -728,8 +736,8 @@ def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float
     ref = semilinear_reference(_gray_scott_symbols, _gray_scott_reaction, initial, (-1.0, 1.0),
                                (0.0, t_final), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
                                parameters=parameters, fields=("u", "v"))
-    return PDEProblem(residual, initial, (-1.0, 1.0), (0.0, t_final), ref, name="gray-scott",
+    return _nondimensional(PDEProblem(residual, initial, (-1.0, 1.0), (0.0, t_final), ref, name="gray-scott",
                       parameters=parameters, positive=_positive(parameters),
                       reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
                       domain_y=(-1.0, 1.0), outputs=("u", "v"),
-                      settings=settings_of("gray-scott"))
+                      settings=settings_of("gray-scott")))
