@@ -224,7 +224,7 @@ class _Curvature:
 def levenberg_marquardt(system: NormalEquations, x0: Any, *, lower: Any = None,
                         upper: Any = None, ftol: float = 1e-8, xtol: float = 1e-8,
                         gtol: float = 1e-8, max_nfev: int | None = None,
-                        lambda0: float = 1e-3,
+                        lambda0: float = 1e-2,
                         callback: Callable[[dict], None] | None = None) -> MarquardtResult:
     """Minimise χ² of ``system`` from ``x0`` by Levenberg-Marquardt (see the module docstring).
 
@@ -245,7 +245,11 @@ def levenberg_marquardt(system: NormalEquations, x0: Any, *, lower: Any = None,
     max_nfev : int, optional
         Most model evaluations (default ``100 · (n_free + 1)``).
     lambda0 : float
-        Starting damping, relative to the diagonal of ``A``.
+        Starting damping, relative to the diagonal of ``A``. The default damps the first
+        steps enough that a start whose peaks sit off by about their width is not carried
+        over a neighbouring minimum: with 1e-3 the 7 K CuCr2O4 refinement's
+        displacement/broadening stage jumps to the minimum with b and c swapped
+        (χ² 2766 instead of 2558, where 'trf' and 'lm' end).
     callback : callable, optional
         Called with the history entry after every accepted step.
 
