@@ -597,10 +597,14 @@ class TiedHMMMixin:
         self.fit_cpu_seconds_ = time.process_time() - cpu
         return self
 
+    @staticmethod
+    def _start_record_seed(seed):
+        return seed if isinstance(seed, (int, np.integer)) or seed is None else "RandomState"
+
     def _start_record(self, seed) -> dict:
         """One start's outcome, for ``starts_``."""
-        return {"seed": seed if isinstance(seed, (int, np.integer)) or seed is None
-                else "RandomState", "log_likelihood": float(self.result_.log_likelihood),
+        return {"seed": self._start_record_seed(seed),
+                "log_likelihood": float(self.result_.log_likelihood),
                 "em_iterations": int(self.monitor_.iter),
                 "converged": bool(self.result_.success)}
 
@@ -617,7 +621,7 @@ class TiedHMMMixin:
         """Fit from every seed, keep the highest log-likelihood; the starts' summary."""
         saved = self.random_state
         hyper = set(self.get_params(deep=False))
-        best, best_ll, runs = None, -np.inf, []
+        best, best_ll, runs, failure = None, -np.inf, [], None
         try:
             for k, seed in enumerate(seeds):
                 self.random_state = seed
@@ -625,7 +629,15 @@ class TiedHMMMixin:
                     self._forget_initialised()
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    self._fit_once(X, lengths, client)
+                    try:
+                        self._fit_once(X, lengths, client)
+                    except fb.DegenerateStateError as exc:
+                        # this start collapsed a state: recorded, and the others go on
+                        runs.append({"seed": self._start_record_seed(seed),
+                                     "log_likelihood": None, "em_iterations": None,
+                                     "converged": False, "failed": str(exc)})
+                        failure = exc
+                        continue
                 if self._progress is not None:  # a start that converged early: skip its rest
                     self._progress.update((k + 1) * self.n_iter - self._progress.n)
                 ll = float(self.result_.log_likelihood)
@@ -638,6 +650,9 @@ class TiedHMMMixin:
                     best_ll, best = ll, (state, caught)
         finally:
             self.random_state = saved
+        if best is None:
+            raise fb.DegenerateStateError(f"every one of the {len(seeds)} starts collapsed a "
+                                          f"state; the last: {failure}")
         state, caught = best
         self.__dict__.update(state)
         for w in caught:  # the chosen start's warnings only
@@ -1024,8 +1039,10 @@ def _check_prior(value, name: str, *, positive: bool = False, nonnegative: bool 
 
 def _starts_summary(starts: list[dict]) -> str:
     """One report line on the starts: how many reached the best log-likelihood."""
-    lls = np.array([r["log_likelihood"] for r in starts])
+    lls = np.array([r["log_likelihood"] for r in starts if r["log_likelihood"] is not None])
+    failed = len(starts) - lls.size
     best = lls.max()
     near = int(np.sum(lls >= best - 1e-2 * max(1.0, abs(best) * 1e-6)))
     return (f"{len(starts)} ({near} within 0.01 of the best; lowest log-likelihood "
-            f"{lls.min():.6g}; each start in starts_)")
+            f"{lls.min():.6g}" + (f"; {failed} collapsed a state" if failed else "")
+            + "; each start in starts_)")

@@ -60,6 +60,21 @@ class ImpossibleObservationError(ValidationError):
     """An observation has probability zero under every state."""
 
 
+class DegenerateStateError(ValidationError):
+    """A state's variance is zero (EM collapsed it onto a single value: the likelihood is
+    unbounded there)."""
+
+
+def _check_variances(var: np.ndarray) -> None:
+    if not np.all(np.isfinite(var)) or np.any(var <= 0):
+        k = int(np.argwhere(~(np.isfinite(var) & (var > 0)))[0][0])
+        raise DegenerateStateError(
+            f"the variance of state {k} is {np.ravel(var[k]).tolist()}: a variance must be "
+            "positive and finite. EM collapses a state onto a single value when the variance "
+            "prior is zero (the likelihood is unbounded there); give covars_prior > 0 "
+            "(hmmlearn's default is 0.01), fewer states, or ties that keep the state spread")
+
+
 def _float_array(value, name):
     try:
         arr = np.asarray(value)
@@ -86,8 +101,9 @@ def _checked_emissions(emissions, X):
         if var.shape != means.shape:
             raise ValidationError(f"variances must have the shape of means {means.shape}, got "
                                   f"{var.shape}")
-        if not (np.all(np.isfinite(means)) and np.all(np.isfinite(var)) and np.all(var > 0)):
-            raise ValidationError("means must be finite and variances finite and positive")
+        if not np.all(np.isfinite(means)):
+            raise ValidationError("means must be finite")
+        _check_variances(var)
         if X is None:
             raise ValidationError("X is needed to evaluate Gaussian emissions")
         X = _contiguous(X, "X")
@@ -395,6 +411,7 @@ def gaussian_diag_loglik(X, means, variances, out=None):
     X = np.ascontiguousarray(_float_array(X, "X"))
     means = np.ascontiguousarray(_float_array(means, "means"))
     variances = np.ascontiguousarray(_float_array(variances, "variances"))
+    _check_variances(variances)
     if X.ndim != 2 or means.ndim != 2 or means.shape[1] != X.shape[1]:
         raise ValidationError(f"X has shape {X.shape} but means has shape {means.shape}; both "
                               "must be 2-D with the same number of features")

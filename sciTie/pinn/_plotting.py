@@ -62,15 +62,18 @@ def plot_loss(ds: xr.Dataset, ax: Any) -> Any:
     return ax
 
 
+def _with_units(text: str, attrs) -> str:
+    """``text [units]``; a dimensionless quantity ("1") is shown without brackets."""
+    units = attrs.get("units")
+    return f"{text} [{units}]" if units and units != "1" else text
+
+
 def _label(ds: xr.Dataset, key: str) -> str:
-    attrs = ds[key].attrs
-    text = attrs.get("long_name", key)
-    return f"{text} [{attrs['units']}]" if "units" in attrs else text
+    return _with_units(ds[key].attrs.get("long_name", key), ds[key].attrs)
 
 
 def _coord_label(ds: xr.Dataset, c: str) -> str:
-    attrs = ds[c].attrs
-    return f"{c} [{attrs['units']}]" if "units" in attrs else c
+    return _with_units(c, ds[c].attrs)
 
 
 def _field_panel(fig: Any, ax: Any, ds: xr.Dataset, key: str, title: str) -> None:
