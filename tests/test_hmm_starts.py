@@ -379,3 +379,28 @@ def test_the_command_line_holds_constant_means_and_reaches_the_maximum_likelihoo
     direct = _direct_maximum(m, X, truth)
     assert out["metrics"]["log_likelihood"] >= direct - 1e-3
     assert out["metrics"]["log_likelihood"] == pytest.approx(m.score(X), abs=1e-6)
+
+
+def test_a_state_collapsing_onto_one_value_is_named_not_a_numba_error():
+    """Without a variance prior, a state that takes exactly repeated values has variance 0
+    (an unbounded likelihood): a sciTie error with the remedy, for one start or all."""
+    from sciTie.errors import ValidationError
+
+    rng = np.random.default_rng(0)
+    X = np.r_[np.zeros(60), rng.normal(5.0, 1.0, 200)][:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValidationError, match="covars_prior > 0"):
+            TiedGaussianHMM(2, covars_prior=0, n_iter=20, random_state=0).fit(X)
+        # with restarts, a start that collapses is recorded and the others go on
+        r = TiedGaussianHMM(2, covars_prior=0, n_iter=20, random_state=0, n_init=3,
+                            ties=["transmat[1,1] = transmat[0,0]"]).fit(X)
+    failed = [s for s in r.starts_ if "failed" in s]
+    assert failed and all("covars_prior > 0" in s["failed"] for s in failed)
+    assert len(failed) < 3 and np.all(r.covars_ > 0)
+    assert f"{len(failed)} collapsed a state" in r.report()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # hmmlearn's default prior keeps the state spread: the same data fit
+        m = TiedGaussianHMM(2, n_iter=20, random_state=0).fit(X)
+    assert np.all(m.covars_ > 0)
