@@ -149,7 +149,7 @@ def syntax_hint(text: str, names: Iterable[str]) -> str:
     """A hint for a statement Python cannot parse: a keyword used as a parameter name
     (``lambda`` for ``lambdas``); ``names`` are the parameters the statement may name."""
     try:  # a statement Python reads (a lambda, a comprehension) is refused elsewhere
-        ast.parse(text.replace("=", "==", 1) if "=" in text else text)
+        ast.parse(text)
         return ""
     except SyntaxError:
         pass

@@ -141,8 +141,22 @@ class ARHMM(BaseHMM):
         X = np.asarray(X, dtype=float)
         return self._log_likelihood_rows(X, np.array([len(X)], dtype=np.int64))
 
+    def _design(self, X, lengths):
+        """``lag_design`` of ``X``, built once while a fit passes the same array: the
+        E-step's densities and its statistics both read it. The fit's scratch
+        ``_workspace`` holds the array itself, so identity cannot be a reused address."""
+        work = getattr(self, "_workspace", None)
+        lengths = np.asarray(lengths)
+        if work is None:
+            return lag_design(X, lengths, self.order)
+        hit = work.get("ar_X") is X and np.array_equal(work.get("ar_lengths"), lengths)
+        if not hit:
+            work["ar_X"], work["ar_lengths"] = X, lengths.copy()
+            work["ar_design"] = lag_design(X, lengths, self.order)
+        return work["ar_design"]
+
     def _log_likelihood_rows(self, X, lengths):
-        Z, cond = lag_design(X, lengths, self.order)
+        Z, cond = self._design(X, lengths)
         beta = self._beta()
         mean = np.einsum("tdi,kdi->tkd", Z, beta)
         var = np.asarray(self.covars_, dtype=float)
@@ -365,7 +379,7 @@ n_iter, tol, verbose, params, init_params, implementation
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if set("mac") & set(self.params):
             X = np.asarray(X, dtype=float)
-            Z, cond = lag_design(X, check_lengths(lengths, len(X)), self.order)
+            Z, cond = self._design(X, check_lengths(lengths, len(X)))
             _accumulate(stats, X, Z, cond, post)
 
     def _emission_objective(self, stats, idx, n_slots):

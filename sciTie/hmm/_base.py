@@ -577,19 +577,16 @@ class TiedHMMMixin:
         # BLAS calls in EM are on (n, D) and (K, K) arrays: threads only spin-wait on them
         # (a fit three times slower on a busy two-core machine); the E-step's own threads are
         # the hmm_threads setting
-        blas = threadpool_limits(limits=1, user_api="blas")
-        known = self._states_known(known_states, client)
         try:
-            known.__enter__()
-            if len(seeds) == 1:
-                self._fit_once(X, lengths, client)
-                self.starts_ = [self._start_record(seeds[0])]
-            else:
-                self.starts_ = self._fit_restarts(X, lengths, client, seeds)
-                self.result_.statistics["starts"] = _starts_summary(self.starts_)
+            with threadpool_limits(limits=1, user_api="blas"), \
+                    self._states_known(known_states, client):
+                if len(seeds) == 1:
+                    self._fit_once(X, lengths, client)
+                    self.starts_ = [self._start_record(seeds[0])]
+                else:
+                    self.starts_ = self._fit_restarts(X, lengths, client, seeds)
+                    self.result_.statistics["starts"] = _starts_summary(self.starts_)
         finally:
-            known.__exit__(None, None, None)
-            blas.restore_original_limits()
             if self._progress is not None:
                 self._progress.close()
             del self._progress
