@@ -164,7 +164,7 @@ class _Problem:
                                       f"{J.shape}")
             if cols is not None:
                 Gc = G[cols].toarray()
-                Jf = (J @ Gc) if not sp.issparse(J) else np.asarray(J @ Gc)
+                Jf = np.asarray(J @ Gc)  # Gc is dense: the product is dense either way
             else:
                 Jf = (J @ G).toarray() if sp.issparse(J) else np.asarray((G.T @ J.T).T)
             if not np.all(np.isfinite(Jf)):

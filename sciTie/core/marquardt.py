@@ -17,9 +17,9 @@ How the normal equations are formed and solved depends on the problem. A model h
 * optionally ``curvature_secant(old, new)`` and a ``curvature`` argument of ``step`` (below).
 
 :class:`DenseNormalEquations` is the system of a dense Jacobian (what
-:func:`~sciTie.fit_least_squares` uses with ``method="marquardt"``); a series of powder
-patterns whose Jacobian is block-arrow shaped solves the same steps through the Schur
-complement (:mod:`sciTie.diffraction`), in this process or on a cluster.
+:func:`~sciTie.fit_least_squares` uses with ``method="marquardt"``). The parametric series
+refinement (block-arrow Jacobian, Schur complement) shares this module's damped factors
+(:func:`damped`, :func:`cholesky`) but still runs its own damping loop.
 
 The loop updates λ from the ratio of actual to predicted χ² decrease (Nielsen's rule), keeps
 the free parameters inside their bounds by projection, evaluates the Jacobian together with

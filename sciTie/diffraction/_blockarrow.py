@@ -29,7 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, LinAlgError
+from scipy.linalg import cho_solve
+
+from ..core.marquardt import cholesky, damped
 
 __all__ = ["PatternBlocks", "pattern_blocks", "reduce_blocks", "schur_step", "dense_step",
            "block_covariance", "assemble_dense"]
@@ -71,21 +73,6 @@ def reduce_blocks(blocks: list[PatternBlocks]) -> tuple[np.ndarray, np.ndarray, 
     return A_ss, g_s, float(sum(b.chi2 for b in blocks)), int(sum(b.n for b in blocks))
 
 
-def _damped(A: np.ndarray, D: np.ndarray, lam: float) -> np.ndarray:
-    out = A.copy()
-    out[np.diag_indices_from(out)] += lam * D
-    return out
-
-
-def _factor(A: np.ndarray):
-    try:
-        return cho_factor(A, lower=True, check_finite=False)
-    except LinAlgError:
-        # not positive definite (a parameter without information): a tiny ridge
-        ridge = 1e-12 * max(float(np.max(np.abs(np.diag(A)))), 1e-300)
-        return cho_factor(A + ridge * np.eye(len(A)), lower=True, check_finite=False)
-
-
 def schur_step(blocks: list[PatternBlocks], lam: float, D_s: np.ndarray,
                D_l: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """The damped Gauss-Newton step by the Schur complement on the shared block.
@@ -94,19 +81,19 @@ def schur_step(blocks: list[PatternBlocks], lam: float, D_s: np.ndarray,
     the normal matrix). Returns ``δs`` and the ``δl_i``.
     """
     A_ss, g_s, _, _ = reduce_blocks(blocks)
-    S = _damped(A_ss, D_s, lam)
+    S = damped(A_ss, D_s, lam)
     rhs = -g_s.copy()
     facs = []
     for b, d in zip(blocks, D_l):
         if b.A_ll.size == 0:
             facs.append(None)
             continue
-        f = _factor(_damped(b.A_ll, d, lam))
+        f = cholesky(damped(b.A_ll, d, lam))
         facs.append(f)
         X = cho_solve(f, np.column_stack([b.A_ls, b.g_l]), check_finite=False)
         S -= b.A_ls.T @ X[:, :-1]
         rhs += b.A_ls.T @ X[:, -1]
-    ds = cho_solve(_factor(S), rhs, check_finite=False) if S.size else np.zeros(0)
+    ds = cho_solve(cholesky(S), rhs, check_finite=False) if S.size else np.zeros(0)
     dl = []
     for b, f in zip(blocks, facs):
         if f is None:
@@ -141,7 +128,7 @@ def dense_step(blocks: list[PatternBlocks], lam: float, D_s: np.ndarray,
     """The same step from the dense normal equations of size ``p_s + Σ p_l`` (reference)."""
     A, g = assemble_dense(blocks)
     D = np.concatenate([D_s] + list(D_l))
-    delta = cho_solve(_factor(_damped(A, D, lam)), -g, check_finite=False)
+    delta = cho_solve(cholesky(damped(A, D, lam)), -g, check_finite=False)
     p_s = len(D_s)
     out, o = [], p_s
     for d in D_l:
@@ -195,7 +182,7 @@ def block_covariance(blocks: list[PatternBlocks]):
             W.append(np.zeros((0, A_ss.shape[0])))
             facs.append(None)
             continue
-        f = _factor(b.A_ll)
+        f = cholesky(b.A_ll)
         facs.append(f)
         Wi = cho_solve(f, b.A_ls, check_finite=False)
         W.append(Wi)

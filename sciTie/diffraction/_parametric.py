@@ -485,7 +485,7 @@ class ParametricRefinement:
                 converged, message = True, "no step lowers chi-square (converged)"
                 break
             rel = (chi2 - chi2n) / chi2
-            step = np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-8 + np.abs(xn - x) * 0))
+            step = np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-8))
             x, chi2 = xn, chi2n
             lam = max(lam / 10.0, 1e-12)
             lin = engine.linearize(x)

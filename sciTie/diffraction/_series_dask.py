@@ -31,8 +31,9 @@ import numpy as np
 from scipy.linalg import cho_solve
 
 from .. import _dask
+from ..core.marquardt import cholesky, damped
 from ..errors import ValidationError
-from ._blockarrow import PatternBlocks, _damped, _factor
+from ._blockarrow import PatternBlocks
 from ._series import refine_one
 
 __all__ = ["sequential_fits", "ClusterEngine", "MAX_PATTERNS_PER_PARTITION",
@@ -194,7 +195,7 @@ def _schur_part(pb: PartitionBlocks, D_l: list, lam: float) -> dict:
     for b, d in zip(pb.blocks, D_l):
         if b.A_ll.size == 0:
             continue
-        f = _factor(_damped(b.A_ll, d, lam))
+        f = cholesky(damped(b.A_ll, d, lam))
         X = cho_solve(f, np.column_stack([b.A_ls, b.g_l]), check_finite=False)
         S += b.A_ls.T @ X[:, :-1]
         rhs += b.A_ls.T @ X[:, -1]
@@ -208,7 +209,7 @@ def _back_part(pb: PartitionBlocks, D_l: list, lam: float, ds: np.ndarray) -> li
         if b.A_ll.size == 0:
             out.append(np.zeros(0))
             continue
-        f = _factor(_damped(b.A_ll, d, lam))
+        f = cholesky(damped(b.A_ll, d, lam))
         out.append(-cho_solve(f, b.g_l + b.A_ls @ ds, check_finite=False))
     return out
 
@@ -385,9 +386,9 @@ class ClusterEngine:
         d_args = self._split(D_l)
         parts = self._on_blocks(lambda blk: self._submit_reduce(
             _schur_part, blk, d_args, (lam,), self._name("schur")))
-        S = _damped(lin.A_ss, D_s, lam) - parts["S"]
+        S = damped(lin.A_ss, D_s, lam) - parts["S"]
         rhs = -lin.g_s + parts["rhs"]
-        ds = cho_solve(_factor(S), rhs, check_finite=False) if S.size else np.zeros(0)
+        ds = cho_solve(cholesky(S), rhs, check_finite=False) if S.size else np.zeros(0)
         local = self._on_blocks(lambda blk: self.client.gather(self._submit_map(
             _back_part, blk, d_args, (lam, ds), self._name("back"))))
         return ds, [d for part in local for d in part]

@@ -214,10 +214,6 @@ class PeakProfile:
         return {k: v for k, v in self.to_attrs().items() if k == "profile" or k in self.settings}
 
     # -- the staged-refinement vocabulary ----------------------------------------------------
-    def zero_names(self, displacement: bool) -> list[str]:
-        """What the ``"zero"`` item frees (with the sample displacement when asked)."""
-        return ["zero"] + (self.displacement_names() if displacement else [])
-
     def displacement_names(self) -> list[str]:
         """What the ``"displacement"`` item frees (none by default)."""
         return []
