@@ -170,12 +170,22 @@ def test_failed_checkpoint_write_keeps_previous_file(tmp_path, monkeypatch):
     before = ck.read_bytes()
     from sciTie.pinn import _checkpoint
 
-    def failing_write(path, data):
-        with open(path, "wb") as fh:  # half-written, then the disk "fails"
-            fh.write(data[:10])
-        raise OSError("disk full")
+    import contextlib
 
-    monkeypatch.setattr(_checkpoint, "_write_bytes", failing_write)
+    from sciTie import io as sciTie_io
+
+    real = sciTie_io.atomic_open
+
+    @contextlib.contextmanager
+    def failing_open(path, mode, **kw):
+        with real(path, mode, **kw) as fh:
+            class HalfWritten:  # half-written, then the disk "fails"
+                def write(self, data):
+                    fh.write(data[:10])
+                    raise OSError("disk full")
+            yield HalfWritten()
+
+    monkeypatch.setattr(sciTie_io, "atomic_open", failing_open)
     with pytest.raises(OSError, match="disk full"):
         _tiny(checkpoint=ck).fit()
     assert ck.read_bytes() == before

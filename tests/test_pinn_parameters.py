@@ -176,3 +176,28 @@ def test_fitted_settings_are_recorded():
     assert m.settings_["hidden"] == (6,) and m.settings_["ic_weight"] == 100.0
     assert m.get_params()["ic_weight"] is None  # scikit-learn: __init__ stores arguments
     assert json.loads(m.result_.data.attrs["settings"])["ic_weight"] == 100.0
+
+
+def test_the_documented_defaults_table_is_what_problems_get():
+    """docs/pinn.rst states every problem's defaults in a table; the API must use them."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "pinn.rst").read_text()
+    head = text.index("problem                 windows")
+    rows = [r for r in text[head:].split("\n\n")[0].splitlines()[2:] if not r.startswith("==")]
+    keys = ("n_windows", "hidden", "n_modes", "adam_steps", "learning_rate", "lm_steps",
+            "n_collocation", "n_initial", "ic_weight")
+    seen = set()
+    for row in rows:
+        name, rest = row[:24].strip(), row[24:].split()
+        rest = [rest[0], " ".join(rest[1:3])] + rest[3:]       # "32, 32" is one column
+        documented = dict(zip(keys, rest))
+        got = GENERIC if name.startswith("generic") else recommended_settings(name)
+        assert str(got["n_windows"]) == documented["n_windows"], name
+        assert ", ".join(map(str, got["hidden"])) == documented["hidden"], name
+        for k in ("n_modes", "adam_steps", "lm_steps", "n_collocation", "n_initial"):
+            assert got[k] == int(documented[k]), (name, k)
+        for k in ("learning_rate", "ic_weight"):
+            assert got[k] == float(documented[k]), (name, k)
+        seen.add(name)
+    assert len(seen) == 7

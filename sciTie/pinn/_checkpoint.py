@@ -54,14 +54,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     The file is replaced in one step (temporary file, fsync, rename): a crash never leaves a
     half-written checkpoint, and the previous one stays until the new one is complete.
     """
-    data = encode(state)
-    with io.atomic_path(path, overwrite=True, what="checkpoint") as tmp:
-        _write_bytes(tmp, data)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
+    io.write_bytes(path, encode(state), overwrite=True, what="checkpoint")
 
 
 def _fail(path: Path, message: str) -> CheckpointError:

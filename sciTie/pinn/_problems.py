@@ -13,6 +13,7 @@ from ..errors import ValidationError
 from ._etdrk4 import etdrk4_solve, fourier_interpolate
 from ._fields import Fields, check_output_names
 from ._recipes import settings_of
+from ._settings import check_positive_float
 from ._user import call_user, source_fingerprint, with_parameters
 
 __all__ = ["PDEProblem", "convection", "allen_cahn", "semilinear_reference"]
@@ -328,10 +329,11 @@ def convection(beta: float = 30.0) -> PDEProblem:
         speed = beta if parameters is None else parameters["beta"]
         return np.sin(np.asarray(x)[None, :] - speed * np.asarray(t)[:, None])
 
-    return _nondimensional(PDEProblem(residual, np.sin, (0.0, 2.0 * math.pi), (0.0, 1.0), reference,
-                      name="convection", parameters={"beta": beta},
-                      reference_source="exact solution u = sin(x - beta t)",
-                      settings=settings_of("convection")))
+    problem = PDEProblem(residual, np.sin, (0.0, 2.0 * math.pi), (0.0, 1.0), reference,
+                         name="convection", parameters={"beta": beta},
+                         reference_source="exact solution u = sin(x - beta t)",
+                         settings=settings_of("convection"))
+    return _nondimensional(problem)
 
 
 def semilinear_reference(linear: Callable[..., Any], nonlinear: Callable[..., Any],
@@ -475,10 +477,11 @@ def allen_cahn(eps: float = 1e-4, gamma: float = 5.0, *, n_points: int = 2048,
     parameters = {"eps": eps, "gamma": gamma}
     ref = semilinear_reference(_diffusion_symbol, _allen_cahn_reaction, initial, (-1.0, 1.0),
                                (0.0, 1.0), n_points=n_points, dt=dt, parameters=parameters)
-    return _nondimensional(PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn",
-                      parameters=parameters, positive=_positive(parameters),
-                      reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
-                      settings=settings_of("allen-cahn")))
+    problem = PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn",
+                         parameters=parameters, positive=_positive(parameters),
+                         reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
+                         settings=settings_of("allen-cahn"))
+    return _nondimensional(problem)
 
 
 def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
@@ -530,12 +533,13 @@ def taylor_green(nu: float = 0.1, *, t_final: float = 1.0) -> PDEProblem:
                 "p": -0.25 * (np.cos(2 * X) + np.cos(2 * Y)) * F ** 2}
 
     two_pi = 2.0 * math.pi
-    return _nondimensional(PDEProblem(residual, initial, (0.0, two_pi), (0.0, float(t_final)), reference,
-                      name="taylor-green", parameters={"nu": nu},
-                      reference_source="exact solution (Taylor & Green 1937)",
-                      domain_y=(0.0, two_pi), outputs=("u", "v", "p"), scored=("u", "v"),
-                      gauge=("p",), positive=_positive({"nu": nu}),
-                      settings=settings_of("taylor-green")))
+    problem = PDEProblem(residual, initial, (0.0, two_pi), (0.0, float(t_final)), reference,
+                         name="taylor-green", parameters={"nu": nu},
+                         reference_source="exact solution (Taylor & Green 1937)",
+                         domain_y=(0.0, two_pi), outputs=("u", "v", "p"), scored=("u", "v"),
+                         gauge=("p",), positive=_positive({"nu": nu}),
+                         settings=settings_of("taylor-green"))
+    return _nondimensional(problem)
 
 
 def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
@@ -580,10 +584,11 @@ def allen_cahn_2d(eps: float = 0.01, gamma: float = 5.0, *, n_points: int = 128,
     ref = semilinear_reference(_diffusion_symbol, _allen_cahn_reaction, initial, (-1.0, 1.0),
                                (0.0, 1.0), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
                                parameters=parameters)
-    return _nondimensional(PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn-2d",
-                      parameters=parameters, positive=_positive(parameters),
-                      reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
-                      domain_y=(-1.0, 1.0), settings=settings_of("allen-cahn-2d")))
+    problem = PDEProblem(residual, initial, (-1.0, 1.0), (0.0, 1.0), ref, name="allen-cahn-2d",
+                         parameters=parameters, positive=_positive(parameters),
+                         reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
+                         domain_y=(-1.0, 1.0), settings=settings_of("allen-cahn-2d"))
+    return _nondimensional(problem)
 
 
 def _ks_symbol(k: np.ndarray, parameters: dict[str, float]) -> np.ndarray:
@@ -638,9 +643,7 @@ def kuramoto_sivashinsky(alpha: float = 100.0 / 16.0, beta: float = 100.0 / 16.0
     if not gamma > 0:
         raise ValidationError(f"gamma must be positive (the hyper-diffusion that makes the "
                               f"problem well posed); got {gamma!r}")
-    t_final = _number(t_final, "t_final")
-    if not (math.isfinite(t_final) and t_final > 0):
-        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
+    t_final = check_positive_float(t_final, "t_final")
 
     def residual(f: Fields) -> torch.Tensor:
         p = f.parameters
@@ -652,11 +655,12 @@ def kuramoto_sivashinsky(alpha: float = 100.0 / 16.0, beta: float = 100.0 / 16.0
     parameters = {"alpha": alpha, "beta": beta, "gamma": gamma}
     ref = semilinear_reference(_ks_symbol, _ks_advection, initial, (0.0, 2.0 * math.pi),
                                (0.0, t_final), n_points=n_points, dt=dt, parameters=parameters)
-    return _nondimensional(PDEProblem(residual, initial, (0.0, 2.0 * math.pi), (0.0, t_final), ref,
-                      name="kuramoto-sivashinsky", parameters=parameters,
-                      positive=tuple(k for k in ("beta", "gamma") if parameters[k] > 0),
-                      reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
-                      settings=settings_of("kuramoto-sivashinsky")))
+    problem = PDEProblem(residual, initial, (0.0, 2.0 * math.pi), (0.0, t_final), ref,
+                         name="kuramoto-sivashinsky", parameters=parameters,
+                         positive=tuple(k for k in ("beta", "gamma") if parameters[k] > 0),
+                         reference_source=f"ETDRK4 Fourier spectral, {n_points} points, dt={dt}",
+                         settings=settings_of("kuramoto-sivashinsky"))
+    return _nondimensional(problem)
 
 
 def _gray_scott_symbols(kx: np.ndarray, ky: np.ndarray,
@@ -717,9 +721,7 @@ def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float
     if not (parameters["eps1"] > 0 and parameters["eps2"] > 0):
         raise ValidationError(f"eps1 and eps2 must be positive; got {parameters['eps1']!r}, "
                               f"{parameters['eps2']!r}")
-    t_final = _number(t_final, "t_final")
-    if not (math.isfinite(t_final) and t_final > 0):
-        raise ValidationError(f"t_final must be a positive finite number; got {t_final!r}")
+    t_final = check_positive_float(t_final, "t_final")
 
     def residual(f: Fields) -> tuple[torch.Tensor, torch.Tensor]:
         p = f.parameters
@@ -736,8 +738,9 @@ def gray_scott(eps1: float = 0.2, eps2: float = 0.1, b1: float = 40.0, c1: float
     ref = semilinear_reference(_gray_scott_symbols, _gray_scott_reaction, initial, (-1.0, 1.0),
                                (0.0, t_final), domain_y=(-1.0, 1.0), n_points=n_points, dt=dt,
                                parameters=parameters, fields=("u", "v"))
-    return _nondimensional(PDEProblem(residual, initial, (-1.0, 1.0), (0.0, t_final), ref, name="gray-scott",
-                      parameters=parameters, positive=_positive(parameters),
-                      reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
-                      domain_y=(-1.0, 1.0), outputs=("u", "v"),
-                      settings=settings_of("gray-scott")))
+    problem = PDEProblem(residual, initial, (-1.0, 1.0), (0.0, t_final), ref, name="gray-scott",
+                         parameters=parameters, positive=_positive(parameters),
+                         reference_source=f"ETDRK4 Fourier spectral, {n_points}^2 points, dt={dt}",
+                         domain_y=(-1.0, 1.0), outputs=("u", "v"),
+                         settings=settings_of("gray-scott"))
+    return _nondimensional(problem)
