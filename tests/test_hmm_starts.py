@@ -220,13 +220,63 @@ def test_default_starts_reach_the_tied_maximum(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(c, marks=pytest.mark.xfail(
-        strict=True, reason="known gap: from seed 0 no default start of the partial mixture "
-        "tie reaches the maximum (-3330.5 against -3220.5)")) if c == "gmm_partial" else c
-    for c in CASES])
+@pytest.mark.parametrize("name", CASES)
 def test_every_kind_of_tie_reaches_the_maximum_from_three_seeds(name):
     _check_case(name, [0, 1, 2])
+
+
+def _partial_mean_fit(X, first_state):
+    """A tied fit from the true arrays with the chain started in ``first_state``."""
+    T = np.full((3, 3), 0.05)
+    np.fill_diagonal(T, 0.9)
+    m = TiedGaussianHMM(3, ties=["means[1] = means[0]"], covars_prior=0, init_params="",
+                        n_iter=500, tol=1e-9)
+    m.startprob_, m.transmat_ = np.eye(3)[first_state], T
+    m.means_, m.covars_ = np.array([[0.0], [0.0], [4.0]]), np.array([[0.3], [3.0], [0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return m.fit(X).score(X)
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_one_sequence_tries_the_other_first_states(seed, monkeypatch):
+    """With one sequence EM keeps the first state its early iterations chose; the fit then
+    tries the others, so every start reaches the best of the three EM runs made without
+    that search (each from one first state)."""
+    import sciTie.hmm._base as base
+
+    s, T = _chain(3)
+    X, _ = _peer(TiedGaussianHMM, dict(n_components=3), (s, T, dict(
+        means=np.array([[0.0], [0.0], [4.0]]), covars=np.array([[0.3], [3.0], [0.5]])))
+    ).sample(400, random_state=seed)
+    with_search = [_partial_mean_fit(X, k) for k in range(3)]
+    monkeypatch.setattr(base, "FIRST_STATE_MARGIN", -np.inf)
+    without = [_partial_mean_fit(X, k) for k in range(3)]
+    assert max(without) - min(without) > 1.0  # the first state matters on these data
+    np.testing.assert_allclose(with_search, max(without), atol=1e-5)
+
+
+def test_mean_group_start_gives_a_class_its_centres_and_spread_covariances():
+    from sciTie.hmm._start import mean_group_start
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.3, (300, 1)), rng.normal(2, 0.3, (300, 1)),
+                        rng.normal(8, 0.5, (300, 1))])
+    start = mean_group_start(X, [[0, 1], [2]], 3, 2, 1e-3, 0)
+    np.testing.assert_array_equal(start.means[0], start.means[1])
+    # states 0 and 1 share the two sub-clusters at -2 and 2; state 2 splits the one at 8
+    np.testing.assert_allclose(np.sort(start.means[0].ravel()), [-2, 2], atol=0.1)
+    np.testing.assert_allclose(start.means[2].ravel(), 8, atol=1.0)
+    ratio = start.covars[1] / start.covars[0]
+    np.testing.assert_allclose(sorted([ratio.ravel()[0], 1 / ratio.ravel()[0]]),
+                               [np.exp(-2), np.exp(2)], rtol=1e-12)
+    np.testing.assert_allclose(start.weights.sum(axis=1), 1.0)
+    # unscaled (the geometric mean of the two states'), each sub-cluster's own variance
+    own = np.sqrt(start.covars[0] * start.covars[1]).ravel()
+    np.testing.assert_allclose(own, [X[:300].var(ddof=1) + 1e-3, X[300:600].var(ddof=1) + 1e-3]
+                               if start.means[0, 0, 0] < 0 else
+                               [X[300:600].var(ddof=1) + 1e-3, X[:300].var(ddof=1) + 1e-3],
+                               rtol=1e-10)
 
 
 # ---------------------------------------------------------------- constants, groups, counts

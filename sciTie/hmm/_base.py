@@ -23,6 +23,9 @@ from ._start import match_clusters_to_states, restart_seeds, untied_labels
 
 __all__ = ["TiedHMMMixin", "AUTO_STARTS"]
 
+#: A first state whose likelihood, the other parameters held, is within this many log-units
+#: of the best is tried by EM after the fit of one sequence (``_other_first_states``).
+FIRST_STATE_MARGIN = 10.0
 #: Starts a model with ties gets from ``n_init="auto"`` (an untied model gets one: hmmlearn's).
 AUTO_STARTS = 10
 
@@ -500,10 +503,16 @@ class TiedHMMMixin:
             self.group_, self._plan = build_group(self)
             self._slots = self.group_.valuesdict().array
         elif self._plan.emissions == "general" and initialised and not held:
-            # any other tie: the untied start's clusters, matched to the tied states
-            match_clusters_to_states(self, X, labels,
-                                     lambda post: self._fit_start_emissions(X, post, lengths),
-                                     self.random_state)
+            groups = self._mean_groups() if self._start_index % 2 else None
+            if groups is not None and self._init_mean_groups(X, groups):
+                # every second restart: states with equal means from their class's clusters
+                self.group_, self._plan = build_group(self)
+                self._slots = self.group_.valuesdict().array
+            else:
+                # any other tie: the untied start's clusters, matched to the tied states
+                match_clusters_to_states(self, X, labels,
+                                         lambda post: self._fit_start_emissions(X, post, lengths),
+                                         self.random_state)
         self._init_slots = self._slots.copy()
         if self._plan.emissions == "pooled":
             self._check_group_priors()
@@ -543,6 +552,25 @@ class TiedHMMMixin:
 
     def _init_grouped(self, X, lengths, partition) -> None:
         """Re-initialise emissions for tied groups of states (default: keep hmmlearn's)."""
+
+    #: Which restart is being made (0: the model's own seed); set by ``_fit_restarts``.
+    _start_index = 0
+
+    def _mean_groups(self) -> list[list[int]] | None:
+        """Classes of states whose means the tie makes equal, when some class has several
+        states and ``init_params`` starts the means; None otherwise."""
+        if "m" not in self.init_params or "means" not in {
+                name for name, _, _ in self._emission_params()}:
+            return None
+        tm = self.group_.tie_map()
+        means = np.asarray(tm.select("means")).reshape(self.n_components, -1)
+        groups = tm.equal_blocks(list(means))
+        return groups if len(groups) < self.n_components else None
+
+    def _init_mean_groups(self, X, groups) -> bool:
+        """Start the emissions from the mean groups (``_start.mean_group_start``); False
+        when the family has no such start or the clusters are too small."""
+        return False
 
     def fit(self, X, lengths=None, *, known_states=None, client=None):
         """Estimate the parameters with Baum-Welch; every M-step runs through ``group_``.
@@ -585,6 +613,9 @@ class TiedHMMMixin:
                     self.starts_ = [self._start_record(seeds[0])]
                 else:
                     self.starts_ = self._fit_restarts(X, lengths, client, seeds)
+                if client is None:
+                    self._other_first_states(X, lengths)
+                if len(seeds) > 1:
                     self.result_.statistics["starts"] = _starts_summary(self.starts_)
         finally:
             if self._progress is not None:
@@ -621,7 +652,7 @@ class TiedHMMMixin:
         best, best_ll, runs, failure = None, -np.inf, [], None
         try:
             for k, seed in enumerate(seeds):
-                self.random_state = seed
+                self.random_state, self._start_index = seed, k
                 if k:  # what fit initialises is made anew (hmmlearn would warn of overwriting)
                     self._forget_initialised()
                 with warnings.catch_warnings(record=True) as caught:
@@ -636,17 +667,19 @@ class TiedHMMMixin:
                         failure = exc
                         continue
                 if self._progress is not None:  # a start that converged early: skip its rest
-                    self._progress.update((k + 1) * self.n_iter - self._progress.n)
+                    self._progress.update(max(0, (k + 1) * self.n_iter - self._progress.n))
                 ll = float(self.result_.log_likelihood)
                 runs.append(self._start_record(seed))
                 if best is None or ll > best_ll:
                     # every start makes new arrays, group and result; only hmmlearn's
                     # monitor is reset in place, so it alone is copied
-                    state = {k: v for k, v in self.__dict__.items() if k not in hyper}
+                    state = {k: v for k, v in self.__dict__.items()
+                             if k not in hyper and k != "_start_index"}
                     state["monitor_"] = copy.deepcopy(self.monitor_)
                     best_ll, best = ll, (state, caught)
         finally:
             self.random_state = saved
+            self.__dict__.pop("_start_index", None)
         if best is None:
             raise fb.DegenerateStateError(f"every one of the {len(seeds)} starts collapsed a "
                                           f"state; the last: {failure}")
@@ -685,6 +718,55 @@ class TiedHMMMixin:
         return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
                                 lambda: fb.forward_loglik(self.startprob_, self.transmat_,
                                                           self._emissions(X, lengths), lengths, X))
+
+    def _other_first_states(self, X, lengths) -> None:
+        """After EM on one sequence: EM again from each other first state that is nearly as
+        likely, keeping the best fit.
+
+        With one sequence the start distribution's maximum is a vertex (the likelihood is
+        linear in it), and EM settles on the first state its early iterations favour; when
+        two states share parameters through a tie (``means[1] = means[0]``), the fit that
+        starts the chain in the other one can be a better optimum that EM cannot reach by
+        moving the start probabilities, since every other parameter has adapted to the first
+        choice. Each first state whose likelihood with the other parameters held is within
+        ``FIRST_STATE_MARGIN`` of the best is tried. Only for tied models (an untied one
+        gives hmmlearn's result) whose start probabilities are free and untied.
+        """
+        lengths = check_lengths(lengths, len(X))
+        if not (len(lengths) == 1 and self._has_ties() and "s" in self.params
+                and self.start_distribution == "free" and self._plan.transitions == "closed"):
+            return
+        K = self.n_components
+        frames = self._log_frames(X, lengths)
+        given = np.full(K, -np.inf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # log of a zero probability
+            for k in range(K):
+                with contextlib.suppress(fb.ImpossibleObservationError):
+                    given[k] = fb.forward_loglik(np.eye(K)[k], self.transmat_, frames, lengths)
+        current = int(np.argmax(self.startprob_))
+        others = [k for k in np.argsort(-given) if k != current
+                  and given[k] >= given.max() - FIRST_STATE_MARGIN]
+        if not others:
+            return
+        hyper = set(self.get_params(deep=False))
+        best = copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in hyper})
+        best_ll, init = float(self.result_.log_likelihood), self.init_params
+        for k in others:
+            self.__dict__.update(copy.deepcopy(best))
+            self.startprob_ = np.eye(K)[k]
+            self.init_params = ""  # EM from the fitted arrays, nothing drawn anew
+            try:
+                self._fit_once(X, lengths, None)
+            except fb.DegenerateStateError:
+                continue
+            finally:
+                self.init_params = init
+            if float(self.result_.log_likelihood) > best_ll + self.tol:
+                best_ll = float(self.result_.log_likelihood)
+                best = copy.deepcopy({k: v for k, v in self.__dict__.items()
+                                      if k not in hyper})
+        self.__dict__.update(best)
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
                     stacklevel: int = 3) -> "TiedHMMMixin":

@@ -13,8 +13,19 @@ from ._forward_backward import DiagonalGaussian, gaussian_diag_loglik
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
                           probability_objective, sum_objectives)
 from ._report import ReportMixin
+from ._start import mean_group_start
 
 __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM"]
+
+
+def covariances_of_type(full: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Full covariance matrices (last two axes) in hmmlearn's layout for ``covariance_type``
+    ("full", "diag" or "spherical")."""
+    if covariance_type == "full":
+        return full
+    diagonal = np.diagonal(full, axis1=-2, axis2=-1)
+    return diagonal if covariance_type == "diag" else diagonal.mean(axis=-1)
+
 
 @shares_tie_docs
 class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
@@ -194,6 +205,16 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         km = cluster.KMeans(n_clusters=len(partition), random_state=self.random_state,
                             n_init=10).fit(X)
         self.means_ = km.cluster_centers_[s2g].copy()
+
+    def _init_mean_groups(self, X, groups) -> bool:
+        start = mean_group_start(X, groups, self.n_components, 1, self.min_covar,
+                                 self.random_state)
+        if start is None:
+            return False
+        self.means_ = start.means[:, 0]
+        if "c" in self.init_params and self.covariance_type != "tied":
+            self.covars_ = covariances_of_type(start.covars[:, 0], self.covariance_type)
+        return True
 
     def _fused_moments(self):
         diagonal = self.covariance_type in ("spherical", "diag")
@@ -605,6 +626,18 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         out = super()._get_n_fit_scalars_per_param()
         out["w"] = self.n_components * (self.n_mix - 1)
         return out
+
+    def _init_mean_groups(self, X, groups) -> bool:
+        start = mean_group_start(X, groups, self.n_components, self.n_mix, self.min_covar,
+                                 self.random_state)
+        if start is None:
+            return False
+        self.means_ = start.means
+        if "w" in self.init_params:
+            self.weights_ = start.weights
+        if "c" in self.init_params and self.covariance_type != "tied":
+            self.covars_ = covariances_of_type(start.covars, self.covariance_type)
+        return True
 
     def _placeholder_emissions(self, n_features: int) -> None:
         K, M, D = self.n_components, self.n_mix, n_features

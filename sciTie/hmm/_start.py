@@ -16,18 +16,29 @@ values:
    cluster's log-likelihood under each state, alternated with the fit, from several
    assignments).
 
+When the tie makes some states' means equal while their other parameters stay free
+(``means[1] = means[0]``: two regimes around one level, one narrow and one wide), no clustering
+of the rows can tell those states apart, and matching clusters to them gives the shared level
+to rows it does not describe. Every second restart of such a model therefore starts from the
+*mean groups* instead: k-means with one cluster per class of equal means (sub-clusters, one per
+mixture component, for a mixture), each state of a class given its class's centres and a
+covariance spread by a factor between e^-1 and e, so that the states of a class differ from the
+start (:func:`mean_group_start`).
+
 Only emission blocks with user ties are started this way; an untied model keeps hmmlearn's
 start exactly (a drop-in gives hmmlearn's result). Restarts (``n_init``) repeat everything from
 other seeds and keep the best log-likelihood.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["untied_labels", "match_clusters_to_states", "restart_seeds", "MAX_MATCH_ROUNDS"]
+__all__ = ["untied_labels", "match_clusters_to_states", "mean_group_start", "MeanGroupStart",
+           "restart_seeds", "MAX_MATCH_ROUNDS"]
 
 #: Rounds of matching and refitting at most (it stops as soon as the matching repeats).
 MAX_MATCH_ROUNDS = 20
@@ -145,6 +156,69 @@ def _assignment(cost: np.ndarray, occupied: np.ndarray) -> np.ndarray:
     perm = np.empty(K, dtype=np.intp)
     perm[rows] = cols
     return perm
+
+
+@dataclass
+class MeanGroupStart:
+    """Emission starts from the mean groups (:func:`mean_group_start`).
+
+    Attributes
+    ----------
+    means : ndarray, shape (n_states, n_sub, n_features)
+        Centres; the states of one class share theirs.
+    covars : ndarray, shape (n_states, n_sub, n_features, n_features)
+        Each sub-cluster's covariance, times the state's spread factor.
+    weights : ndarray, shape (n_states, n_sub)
+        Each sub-cluster's share of its class's rows.
+    """
+
+    means: np.ndarray
+    covars: np.ndarray
+    weights: np.ndarray
+
+
+def mean_group_start(X: np.ndarray, groups: list[list[int]], n_states: int, n_sub: int,
+                     min_covar: float, random_state: Any) -> MeanGroupStart | None:
+    """Centres and covariances for states whose means the tie makes equal.
+
+    k-means puts the rows in one cluster per class of ``groups`` (which class gets which
+    cluster is drawn), then each cluster in ``n_sub`` sub-clusters; every state of a class
+    takes its class's sub-cluster centres, shares and covariances, the covariances scaled by
+    a factor drawn between e^-1 and e (spread evenly within a class, in drawn order).
+
+    Returns
+    -------
+    MeanGroupStart or None
+        None when a cluster has fewer rows than it needs (two per sub-cluster).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.utils import check_random_state
+
+    rng = check_random_state(random_state)
+    D = X.shape[1]
+    top = KMeans(n_clusters=len(groups), n_init=10,
+                 random_state=rng.randint(2**31 - 1)).fit(X)
+    means = np.empty((n_states, n_sub, D))
+    covars = np.empty((n_states, n_sub, D, D))
+    weights = np.empty((n_states, n_sub))
+    for cluster, group in zip(rng.permutation(len(groups)), groups):
+        rows = X[top.labels_ == cluster]
+        if len(rows) < 2 * n_sub:
+            return None
+        sub = KMeans(n_clusters=n_sub, n_init=10, random_state=rng.randint(2**31 - 1)).fit(rows)
+        parts = [rows[sub.labels_ == j] for j in range(n_sub)]
+        if min(len(p) for p in parts) < 2:
+            return None
+        cov = np.array([np.atleast_2d(np.cov(p, rowvar=False)) + min_covar * np.eye(D)
+                        for p in parts])
+        share = np.array([len(p) for p in parts], dtype=float) / len(rows)
+        factors = rng.permutation(np.exp(np.linspace(-1.0, 1.0, len(group)))
+                                  if len(group) > 1 else np.ones(1))
+        for state, factor in zip(group, factors):
+            means[state] = sub.cluster_centers_
+            covars[state] = cov * factor
+            weights[state] = share
+    return MeanGroupStart(means, covars, weights)
 
 
 def restart_seeds(random_state: Any, n_init: int) -> list[Any]:
