@@ -503,7 +503,8 @@ class TiedHMMMixin:
             self.group_, self._plan = build_group(self)
             self._slots = self.group_.valuesdict().array
         elif self._plan.emissions == "general" and initialised and not held:
-            groups = self._mean_groups() if self._start_index % 2 else None
+            groups = (self._mean_groups() if self._start_index % 2 and "m" in self.init_params
+                      else None)
             if groups is not None and self._init_mean_groups(X, groups):
                 # every second restart: states with equal means from their class's clusters
                 self.group_, self._plan = build_group(self)
@@ -558,9 +559,8 @@ class TiedHMMMixin:
 
     def _mean_groups(self) -> list[list[int]] | None:
         """Classes of states whose means the tie makes equal, when some class has several
-        states and ``init_params`` starts the means; None otherwise."""
-        if "m" not in self.init_params or "means" not in {
-                name for name, _, _ in self._emission_params()}:
+        states; None otherwise (or when the family has no means)."""
+        if "means" not in {name for name, _, _ in self._emission_params()}:
             return None
         tm = self.group_.tie_map()
         means = np.asarray(tm.select("means")).reshape(self.n_components, -1)
@@ -729,12 +729,15 @@ class TiedHMMMixin:
         starts the chain in the other one can be a better optimum that EM cannot reach by
         moving the start probabilities, since every other parameter has adapted to the first
         choice. Each first state whose likelihood with the other parameters held is within
-        ``FIRST_STATE_MARGIN`` of the best is tried. Only for tied models (an untied one
-        gives hmmlearn's result) whose start probabilities are free and untied.
+        ``FIRST_STATE_MARGIN`` of the best is tried. Only after a converged fit (a fit cut
+        off by ``n_iter`` has not settled on anything) of a model whose tie makes some states'
+        means equal and whose start probabilities are free and untied (any other model gives
+        hmmlearn's result).
         """
         lengths = check_lengths(lengths, len(X))
-        if not (len(lengths) == 1 and self._has_ties() and "s" in self.params
-                and self.start_distribution == "free" and self._plan.transitions == "closed"):
+        if not (len(lengths) == 1 and self.result_.success and "s" in self.params
+                and self.start_distribution == "free" and self._plan.transitions == "closed"
+                and self._mean_groups() is not None):
             return
         K = self.n_components
         frames = self._log_frames(X, lengths)
