@@ -27,8 +27,10 @@ from ._blockarrow import (SingularSharedBlock, block_covariance, dense_step, pat
                           schur_step)
 from ._pattern import PowderPattern
 from ._refine import JointRefinement, _set, constrain_fractions
-from ._series import (SeriesRecipe, SequentialRefinement, _check_specs,
-                      apply_values, series_dataset, sequence_entries)
+from .._estimator import EstimatorParams
+from ._series import SeriesRecipe, SequentialRefinement, _check_specs, apply_values
+from ._series_result import (pattern_arrays, plot_series, sequence_entries, series_dataset,
+                             series_report, set_block_uncertainties)
 
 __all__ = ["Law", "ParametricRefinement", "parametric_pattern_blocks"]
 
@@ -175,7 +177,7 @@ class _LocalEngine:
         self.blocks = None
 
 
-class ParametricRefinement:
+class ParametricRefinement(EstimatorParams):
     """Refine a whole series at once, with laws in the series variable shared by all patterns.
 
     Parameters
@@ -204,18 +206,27 @@ class ParametricRefinement:
     max_dense_covariance : int
         Assemble the full covariance of the free parameters (for ``result_``) when there are
         at most this many; per-pattern esds are computed block-wise in any case.
+    verbose : bool
+        Print χ² and λ after every iteration.
+
+    The patterns stay on the refinement, as on :class:`JointRefinement` (see "The estimator
+    contract" in :doc:`/concepts`). Nothing is random: there is no ``random_state``.
 
     Attributes
     ----------
     group_ : ParameterGroup
         ``laws`` and one container per pattern.
     result_ : FitResult
-        The whole fit (χ², free-parameter count, every slot with its esd).
+        The whole fit (χ², free-parameter count, every slot with its esd); its
+        ``to_xarray()`` carries the per-pattern figures on ``temperature``.
     laws_ : dict
         Coefficient -> ``{"value", "stderr"}``.
-    series_ : xarray.Dataset
-        Per-pattern values and esds (laws evaluated at each temperature), wRp, GOF, fractions
-        — the layout of :class:`SequentialRefinement`'s result.
+    fits_ : list of dict
+        Per pattern: values and esds (laws evaluated at its temperature), wRp, GOF,
+        fractions (the layout of :func:`refine_one`'s); :meth:`to_xarray` is them as one
+        Dataset.
+    fit_seconds_, fit_cpu_seconds_ : float
+        Wall time of :meth:`fit` (with the start), and CPU time of this process.
     history_ : list of dict
         χ², λ and time per iteration.
     x0_ : ndarray
@@ -502,7 +513,6 @@ class ParametricRefinement:
                 message = ("relative chi-square change below ftol" if rel < self.ftol
                            else "relative step below xtol")
                 break
-        self.seconds_ = time.perf_counter() - t0
         self._x = x
         self._converged, self._message, self._nfev, self._njev = converged, message, nfev, njev
         root.set_free(x)
@@ -518,6 +528,7 @@ class ParametricRefinement:
             summed, the shared block is solved here (see :doc:`/distributed`). The default
             start (a sequential refinement) runs there too. None: in this process.
         """
+        t0, cpu = time.perf_counter(), time.process_time()
         specs = _check_specs(self.specs)
         if not isinstance(self.recipe, SeriesRecipe):
             raise ValidationError("recipe must be a SeriesRecipe")
@@ -554,7 +565,9 @@ class ParametricRefinement:
         self.cluster_ = None if client is None else {
             "workers": len(client.scheduler_info()["workers"]),
             "partitions": engine.n_partitions, "recovered": engine.n_recovered}
+        self.fit_seconds_ = time.perf_counter() - t0
         self._results(specs, ycalc)
+        self.fit_cpu_seconds_ = time.process_time() - cpu
         return self
 
     # -- results -------------------------------------------------------------------------------
@@ -592,7 +605,6 @@ class ParametricRefinement:
         law_rows = np.array([c.select(f"laws.{n}") for n in root["laws"].parameters], dtype=int)
         Gl = G[law_rows][:, sh].toarray()
         slot_err[law_rows] = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", Gl, C_ss, Gl), 0, None))
-        slot_err = np.where(c.kind == SlotKind.FIXED, 0.0, slot_err)          # fixed slots
         full = None
         if nfree <= self.max_dense_covariance:
             full = np.zeros((nfree, nfree))
@@ -607,23 +619,12 @@ class ParametricRefinement:
             root, self._x, covar=None, ndata=ndata, model="sciTie.diffraction.ParametricRefinement",
             method=f"Levenberg-Marquardt, {self.solver} normal equations",
             success=self._converged, message=self._message, nfev=self._nfev, njev=self._njev,
-            seconds=self.seconds_, chisqr=chi2,
+            seconds=self.fit_seconds_, chisqr=chi2,
             statistics={"patterns": len(specs), "laws": len(self.laws),
                         "shared parameters": int(len(sh))})
         # uncertainties block-wise: the dense slot covariance G Σ Gᵀ of a whole series would
         # be (N · slots)², so each pattern's block is propagated on its own
-        res.stderr = stderr
-        res.slot_stderr = slot_err
-        if full is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res.covar = full
-                res.correl = full / np.outer(stderr, stderr)
-        slot_of = res.params.tie_map().parameters
-        for name, par in res.params.items():
-            idx = slot_of[name]
-            s = slot_err[idx]
-            par.stderr = float(s) if np.ndim(idx) == 0 else s.copy()
-        self.result_ = res
+        self.result_ = set_block_uncertainties(res, stderr, slot_err, full)
         self.laws_ = {n: {"value": float(root["laws"][n].value),
                           "stderr": float(slot_err[c.select(f"laws.{n}")])}
                       for n in root["laws"].parameters}
@@ -697,18 +698,37 @@ class ParametricRefinement:
                            extra={"chi2": float(self.result_.chisqr),
                                   "nvarys": int(self.result_.nvarys),
                                   "ndata": int(self.result_.ndata),
-                                  "redchi": float(redchi), "seconds": self.seconds_,
+                                  "redchi": float(redchi), "seconds": self.fit_seconds_,
                                   "laws_fitted": dict(self.laws_),
                                   **({"dask": dict(self.cluster_)} if self.cluster_ else {})})
         self.fits_ = fits
-        self.series_ = series_dataset(fits, specs, attrs=attrs)
+        self._series = series_dataset(fits, specs, attrs=attrs)
+        self.result_.data = pattern_arrays(self._series)
+        self.result_.attrs.update(attrs)
+        self.result_.plotter = lambda result, ax=None, **kw: self.plot(ax, **kw)
 
     def sequence(self) -> list[dict]:
         """Per pattern: file, temperature, rwp, gof and parameters (laws evaluated)."""
-        if not hasattr(self, "series_"):
+        return sequence_entries(self.to_xarray())
+
+    def to_xarray(self):
+        """The series as one Dataset (laws evaluated at each pattern's temperature), in the
+        layout of :meth:`SequentialRefinement.to_xarray`; provenance and the fitted laws in
+        ``attrs``."""
+        if not hasattr(self, "result_"):
             from ..errors import not_fitted
-            raise not_fitted(self, "sequence")
-        return sequence_entries(self.series_)
+            raise not_fitted(self, "to_xarray")
+        return self._series
+
+    def report(self, *, min_correl: float = 0.1) -> str:
+        """One line per pattern, then the fit's report (the law coefficients with esds)."""
+        return series_report(self, "Parametric refinement", min_correl=min_correl)
+
+    def plot(self, ax=None, *, names=None, **kwargs):
+        """The parameters against temperature, each law drawn with its ±1 esd band."""
+        laws = {slot: (lambda T, slot=slot: self.law_curve(slot, T)) for slot in self.laws}
+        return plot_series(self, ax, names=names if names is not None else list(self.laws),
+                           laws=laws, **kwargs)
 
     def dense_terms(self) -> list[ResidualTerm]:
         """The same problem as core residual terms on ``group_`` (one per pattern, each with

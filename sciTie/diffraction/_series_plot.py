@@ -31,7 +31,7 @@ def plot_series_parameters(ds: xr.Dataset, names: Sequence[str], ax: Any = None,
     Parameters
     ----------
     ds : xarray.Dataset
-        A series result (``value``/``stderr`` on ``(pattern, param)``, ``temperature``).
+        A series result (``value``/``stderr`` on ``(temperature, param)``).
     names : list of str
         Parameters (``"CuCr2O4.a"``), or ``"a-b"`` for the difference of two with its esd
         (ignoring their correlation, an upper bound for independent fits).
