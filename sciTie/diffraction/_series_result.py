@@ -234,7 +234,7 @@ def series_report(refinement, title: str, *, min_correl: float = 0.1) -> str:
 def plot_series(refinement, ax=None, *, names=None, **kwargs):
     """The refined structure parameters of a series refinement against temperature
     (:func:`~sciTie.diffraction.plot_series_parameters`); ``names`` default: the refined
-    slots of the recipe's phases, at most four."""
+    slots of the recipe's phases (any refined slots when none is), at most four."""
     from ._series_plot import plot_series_parameters
 
     if not hasattr(refinement, "result_"):
@@ -243,5 +243,6 @@ def plot_series(refinement, ax=None, *, names=None, **kwargs):
     ds = refinement.to_xarray()
     if names is None:
         phases = tuple(f"{ph.name}." for ph in refinement.recipe.phases)
-        names = [str(n) for n in ds["param"].values if str(n).startswith(phases)][:4]
+        refined = [str(n) for n in ds["param"].values]
+        names = ([n for n in refined if n.startswith(phases)] or refined)[:4]
     return plot_series_parameters(ds, list(names), ax, **kwargs)
