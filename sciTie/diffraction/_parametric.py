@@ -405,29 +405,30 @@ class ParametricRefinement(EstimatorParams):
 
     # -- the fit -------------------------------------------------------------------------------
     def _layout(self):
-        """Shared and local columns of the free vector; each pattern's rows of G."""
+        """Shared and local columns of the free vector, decided from the tie map: a column is
+        local to pattern k when every slot it reaches lies in k's container, and shared
+        otherwise (the laws' coefficients, or anything tied across patterns); each
+        pattern's rows of G."""
         root = self.group_
         c = root.tie_map()
-        G = root.tie_matrix().tocsr()
-        law_prefix = "laws."
-        free = root.free_names
-        shared = np.array([j for j, n in enumerate(free) if n.startswith(law_prefix)], dtype=int)
-        idx, local = [], []
-        owner = -np.ones(len(free), dtype=int)
-        for k, (pat, label) in enumerate(zip(self.patterns, self.labels)):
+        G = c.matrix().tocsc()
+        container = np.full(c.n_slots, -1)
+        for k in range(len(self.patterns)):
+            container[self._container_rows(k)] = k
+        owner = np.full(c.n_free, -1)
+        for j in range(c.n_free):
+            reached = np.unique(container[G.indices[G.indptr[j]:G.indptr[j + 1]]])
+            if reached.size == 1:
+                owner[j] = reached[0]
+        idx = []
+        for pat, label in zip(self.patterns, self.labels):
             structs = {ph.name: f"{label}.{ph.name}" for ph in self.recipe.phases}
             names = pat.local_names(structures=structs, prefix=f"{label}.pattern")
-            ii = np.array([c.select(n) for n in names], dtype=int)
-            cols = np.unique(G[ii].indices)
-            mine = np.setdiff1d(cols, shared)
-            if np.any(owner[mine] >= 0):
-                raise ValidationError("a free parameter is shared by several patterns without "
-                                      "a law; give it a law (a constant one: 'c0')")
-            owner[mine] = k
-            idx.append(ii)
-            local.append(mine)
-        self._shared, self._idx, self._local = shared, idx, local
-        self._n_free = len(free)
+            idx.append(np.array([c.select(n) for n in names], dtype=int))
+        self._shared = np.flatnonzero(owner < 0)
+        self._local = [np.flatnonzero(owner == k) for k in range(len(self.patterns))]
+        self._idx = idx
+        self._n_free = c.n_free
 
     def _slots(self, x: np.ndarray) -> np.ndarray:
         return self.group_.tie_map().evaluate(x)

@@ -569,7 +569,7 @@ class JointRefinement(EstimatorParams):
         if not res.success:
             warnings.warn(f"the refinement stopped before converging ({res.message}"
                           f"{'; max_nfev=%d' % max_nfev if max_nfev else ''}); its values and "
-                          "esds are not at a minimum", ConvergenceWarning, stacklevel=3)
+                          "esds are not at a minimum", ConvergenceWarning, stacklevel=4)
         for name, s in self.statistics_.items():
             if name == "total":
                 continue
@@ -579,7 +579,7 @@ class JointRefinement(EstimatorParams):
                 warnings.warn(f"pattern {name!r}: wRp {s['wrp']:.2f} % is far above the "
                               f"{expected:.2f} % the counting statistics allow (GOF "
                               f"{s['gof']:.2f}): a false minimum or a missing part of the "
-                              "model (phase, background, profile)", FitWarning, stacklevel=3)
+                              "model (phase, background, profile)", FitWarning, stacklevel=4)
         lo, hi = self.group.bounds()
         x = res.x
         span = np.maximum(np.abs(x), 1e-12)
@@ -587,7 +587,7 @@ class JointRefinement(EstimatorParams):
               if (np.isfinite(a) and v - a <= 1e-9 * s) or (np.isfinite(b) and b - v <= 1e-9 * s)]
         if at:
             warnings.warn(f"parameters at their bounds: {', '.join(at)}; their esds assume an "
-                          "interior minimum", FitWarning, stacklevel=3)
+                          "interior minimum", FitWarning, stacklevel=4)
 
     def refine_stages(self, stages=STAGES, *, verbose: bool = False) -> "JointRefinement":
         """Staged refinement as crystallographers do it; each stage adds to the refined set.
