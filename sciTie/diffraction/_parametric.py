@@ -23,8 +23,8 @@ from ..core import Expression, ParameterGroup, ResidualTerm, SlotKind, fit_least
 from ..core.result import FitResult
 from ..errors import (ArgumentTypeError, ConvergenceWarning, IdentifiabilityWarning,
                       ValidationError)
-from ._blockarrow import (SingularSharedBlock, block_covariance, dense_step, pattern_blocks,
-                          schur_step)
+from ._blockarrow import SingularSharedBlock, block_covariance, dense_step, schur_step
+from ._parametric_blocks import Linearization, parametric_pattern_blocks
 from ._pattern import PowderPattern
 from ._refine import JointRefinement, _set, constrain_fractions
 from .._estimator import EstimatorParams
@@ -32,7 +32,7 @@ from ._series import SeriesRecipe, SequentialRefinement, _check_specs, apply_val
 from ._series_result import (pattern_arrays, plot_series, sequence_entries, series_dataset,
                              series_report, set_block_uncertainties)
 
-__all__ = ["Law", "ParametricRefinement", "parametric_pattern_blocks"]
+__all__ = ["Law", "ParametricRefinement"]
 
 
 @dataclass
@@ -116,22 +116,6 @@ def _check_enough_values(laws: dict, described: dict[str, set]) -> None:
                 "law applies): give more patterns or laws with fewer coefficients")
 
 
-def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.ndarray,
-                              shared: np.ndarray, local: np.ndarray):
-    """One pattern's normal-equation blocks at its local vector ``v``.
-
-    ``G_rows`` is the pattern's rows of the tie map restricted to its columns (the shared ones
-    ``shared`` first, then its own ``local``), shape ``(n_local_slots, len(shared) +
-    len(local))``. A plain function of picklable objects: the unit of work a cluster maps.
-    """
-    active = np.flatnonzero(np.any(G_rows != 0, axis=1))
-    y, J = pattern.evaluate(v, grad=True, cols=active)
-    r = (pattern.obs - y) / pattern.sigma
-    Jf = -(J / pattern.sigma[:, None]) @ G_rows[active]
-    ns = len(shared)
-    return pattern_blocks(Jf[:, :ns], Jf[:, ns:], r)
-
-
 class _LocalEngine:
     """The solver's operations in this process (the reference for :class:`ClusterEngine`)."""
 
@@ -146,7 +130,6 @@ class _LocalEngine:
         pass
 
     def linearize(self, x: np.ndarray):
-        from ._series_dask import Linearization
         self.blocks = blocks = self.ref._blocks(x)
         return Linearization(sum(b.A_ss for b in blocks), sum(b.g_s for b in blocks),
                              sum(b.chi2 for b in blocks), int(sum(b.n for b in blocks)),

@@ -15,7 +15,8 @@ from .._validation import check_array, check_bool, check_float, check_mapping
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
 from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
                       UnknownNameError, ValidationError, not_fitted)
-from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, cell_volume, format_esd
+from ._cell import cell_volume
+from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, format_esd
 from ._background import BACKGROUND_PEAK_PARAMS
 from ._pattern import PowderPattern
 from ._pattern_layout import PHASE_PARAMS

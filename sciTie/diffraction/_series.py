@@ -540,7 +540,7 @@ class SequentialRefinement(EstimatorParams):
         fits: list[dict] = []
         if client is not None:
             from ._series_dask import sequential_fits
-            fits = sequential_fits(client, specs, self.recipe, mode=self.mode,
+            fits = sequential_fits(client, refine_one, specs, self.recipe, mode=self.mode,
                                    start=self.start, tie_test=self.tie_test)
         elif self.mode == "previous":
             start = self.start
