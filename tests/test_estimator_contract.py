@@ -78,7 +78,7 @@ def _series(kind):
         if kind == "sequential":
             return SequentialRefinement(specs, recipe)
         return ParametricRefinement(specs, recipe, laws={"TiO2.a": "a0"}, start="initialize",
-                                    max_iter=3)
+                                    max_nfev=4)
 
     return make, lambda: ((), {}), {"mode": "sideways"} if kind == "sequential" \
         else {"solver": "qr"}

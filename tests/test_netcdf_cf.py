@@ -171,7 +171,7 @@ def test_series_results_write_cf_files(tmp_path):
         warnings.simplefilter("ignore")  # a six-evaluation fit does not converge
         seq = SequentialRefinement(specs, recipe).fit()
         par = ParametricRefinement(specs, recipe, laws={"TiO2.a": "a0"}, start=seq,
-                                   max_iter=2).fit()
+                                   max_nfev=3).fit()
     for name, est in (("seq", seq), ("par", par)):
         _check_series_files(_round_trip(est.to_xarray(), tmp_path / f"{name}.nc"),
                             _round_trip(est.result_.to_xarray(), tmp_path / f"{name}_r.nc"),

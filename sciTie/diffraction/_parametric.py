@@ -25,6 +25,8 @@ from ..errors import (ArgumentTypeError, ConvergenceWarning, IdentifiabilityWarn
                       ValidationError)
 from ._blockarrow import SingularSharedBlock, block_covariance, dense_step, schur_step
 from ._parametric_blocks import Linearization, parametric_pattern_blocks
+from .._validation import check_bool, check_float, check_int
+from ..core.marquardt import Linearization as CoreLinearization, levenberg_marquardt
 from ._pattern import PowderPattern
 from ._refine import JointRefinement, _set, constrain_fractions
 from .._estimator import EstimatorParams
@@ -133,7 +135,7 @@ class _LocalEngine:
         self.blocks = blocks = self.ref._blocks(x)
         return Linearization(sum(b.A_ss for b in blocks), sum(b.g_s for b in blocks),
                              sum(b.chi2 for b in blocks), int(sum(b.n for b in blocks)),
-                             [np.diag(b.A_ll) for b in blocks])
+                             [np.diag(b.A_ll) for b in blocks], [b.g_l for b in blocks])
 
     def step(self, lin, lam: float, D_s: np.ndarray, D_l: list):
         return self.ref._step(self.blocks, lam, D_s, D_l)
@@ -160,6 +162,52 @@ class _LocalEngine:
         self.blocks = None
 
 
+class _BlockArrowSystem:
+    """The block-arrow normal equations as the core's Levenberg-Marquardt asks for them
+    (:class:`~sciTie.core.marquardt.NormalEquations`): the engine linearises and solves the
+    damped steps pattern block by pattern block; this scatters its shared and local pieces
+    into the free vector. The engine keeps the blocks of its latest linearisation only, so a
+    step asked at an earlier point (the trial the core linearised was rejected) linearises
+    that point again."""
+
+    def __init__(self, engine, shared: np.ndarray, local: list, n_free: int) -> None:
+        self.engine = engine
+        self.shared = shared
+        self.local = local
+        self.n_free = n_free
+        self._current = None
+
+    def _scatter(self, shared_part, local_parts) -> np.ndarray:
+        out = np.zeros(self.n_free)
+        out[self.shared] = shared_part
+        for cols, part in zip(self.local, local_parts):
+            out[cols] = part
+        return out
+
+    def linearize(self, x: np.ndarray) -> CoreLinearization:
+        lin = self.engine.linearize(x)
+        state = {"x": np.array(x, copy=True), "lin": lin}
+        self._current = state
+        return CoreLinearization(float(lin.chi2), self._scatter(lin.g_s, lin.g_l),
+                                 self._scatter(np.diag(lin.A_ss), lin.diag_ll), int(lin.n),
+                                 state=state)
+
+    def settle(self, lin: CoreLinearization) -> None:
+        """Make the engine's blocks those of ``lin`` (linearise its point again if not)."""
+        if lin.state is not self._current:
+            lin.state["lin"] = self.engine.linearize(lin.state["x"])
+            self._current = lin.state
+
+    def step(self, lin: CoreLinearization, lam: float, D: np.ndarray) -> np.ndarray:
+        self.settle(lin)
+        ds, dl = self.engine.step(lin.state["lin"], lam, D[self.shared],
+                                  [D[cols] for cols in self.local])
+        return self._scatter(ds, dl)
+
+    def chi2(self, x: np.ndarray) -> float:
+        return self.engine.chi2(x)
+
+
 class ParametricRefinement(EstimatorParams):
     """Refine a whole series at once, with laws in the series variable shared by all patterns.
 
@@ -181,11 +229,14 @@ class ParametricRefinement(EstimatorParams):
     solver : {'schur', 'dense'}
         Solve the damped normal equations through the Schur complement on the shared block
         (default) or as one dense system of size ``p_shared + Σ p_local`` (for comparison).
-    max_iter : int
-        Most Levenberg-Marquardt iterations.
-    ftol, xtol : float
-        Convergence: relative χ² decrease of an accepted step below ``ftol`` (GSAS-II's
-        default is 1e-3), or largest relative parameter step below ``xtol``.
+    max_nfev : int
+        Most model evaluations of the Levenberg-Marquardt run (each a pass over every
+        pattern).
+    ftol, xtol, gtol : float
+        Convergence tolerances of the core's Levenberg-Marquardt
+        (:func:`~sciTie.core.marquardt.levenberg_marquardt`, the solver of every refinement):
+        a relative χ² decrease (predicted or achieved) below ``ftol`` (GSAS-II's default is
+        1e-3), a scaled step below ``xtol``, a scaled gradient below ``gtol``.
     max_dense_covariance : int
         Assemble the full covariance of the free parameters (for ``result_``) when there are
         at most this many; per-pattern esds are computed block-wise in any case.
@@ -221,8 +272,9 @@ class ParametricRefinement(EstimatorParams):
     """
 
     def __init__(self, specs, recipe: SeriesRecipe, *, laws: dict, start: Any = None,
-                 variable: str = "T", solver: str = "schur", max_iter: int = 60,
-                 ftol: float = 1e-6, xtol: float = 1e-8, max_dense_covariance: int = 4000,
+                 variable: str = "T", solver: str = "schur", max_nfev: int = 200,
+                 ftol: float = 1e-8, xtol: float = 1e-8, gtol: float = 1e-8,
+                 max_dense_covariance: int = 4000,
                  verbose: bool = False) -> None:
         self.specs = specs
         self.recipe = recipe
@@ -230,9 +282,10 @@ class ParametricRefinement(EstimatorParams):
         self.start = start
         self.variable = variable
         self.solver = solver
-        self.max_iter = max_iter
+        self.max_nfev = max_nfev
         self.ftol = ftol
         self.xtol = xtol
+        self.gtol = gtol
         self.max_dense_covariance = max_dense_covariance
         self.verbose = verbose
 
@@ -442,64 +495,35 @@ class ParametricRefinement(EstimatorParams):
         return dense_step(blocks, lam, D_s, D_l)
 
     def _solve(self, engine) -> None:
-        """Levenberg-Marquardt on the block-arrow normal equations; ``engine`` computes the
-        blocks, the steps and χ² (in this process, or on a Dask cluster)."""
+        """The core's Levenberg-Marquardt (:func:`~sciTie.core.marquardt.levenberg_marquardt`)
+        on the block-arrow normal equations; ``engine`` computes the blocks, the steps and χ²
+        (in this process, or on a Dask cluster)."""
         root = self.group_
         x = root.pack()
         lo, hi = root.bounds()
-        sh = self._shared
-        loc = self._local
         slots = self._slots(x)
         for pat, ii in zip(self.patterns, self._idx):
             pat.refresh_windows(slots[ii])
         engine.start()
-        lin = engine.linearize(x)
-        chi2 = lin.chi2
-        D_s = np.maximum(np.diag(lin.A_ss).copy(), 1e-300)
-        D_l = [np.maximum(d.copy(), 1e-300) for d in lin.diag_ll]
-        lam = 1e-3
-        self.history_ = [{"chi2": chi2, "lambda": lam, "seconds": 0.0}]
+        system = _BlockArrowSystem(engine, self._shared, self._local, x.size)
         t0 = time.perf_counter()
-        converged, message, nfev, njev = False, "maximum number of iterations reached", 1, 1
-        for it in range(self.max_iter):
-            accepted = False
-            for _ in range(12):
-                ds, dl = engine.step(lin, lam, D_s, D_l)
-                dx = np.zeros_like(x)
-                dx[sh] = ds
-                for cols, d in zip(loc, dl):
-                    dx[cols] = d
-                xn = np.clip(x + dx, lo, hi)
-                chi2n = engine.chi2(xn)
-                nfev += int(np.isfinite(chi2n))
-                if chi2n < chi2:
-                    accepted = True
-                    break
-                lam *= 10.0
-            if not accepted:
-                converged, message = True, "no step lowers chi-square (converged)"
-                break
-            rel = (chi2 - chi2n) / chi2
-            step = np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-8))
-            x, chi2 = xn, chi2n
-            lam = max(lam / 10.0, 1e-12)
-            lin = engine.linearize(x)
-            njev += 1
-            for d, new in zip(D_l, lin.diag_ll):
-                np.maximum(d, new, out=d)
-            np.maximum(D_s, np.diag(lin.A_ss), out=D_s)
-            self.history_.append({"chi2": chi2, "lambda": lam,
-                                  "seconds": time.perf_counter() - t0})
+        self.history_ = []
+
+        def record(entry: dict) -> None:
+            self.history_.append(entry)
             if self.verbose:
-                print(f"  iteration {it + 1}: chi2 {chi2:.10g} (lambda {lam:.1e})")
-            if rel < self.ftol or step < self.xtol:
-                converged = True
-                message = ("relative chi-square change below ftol" if rel < self.ftol
-                           else "relative step below xtol")
-                break
-        self._x = x
-        self._converged, self._message, self._nfev, self._njev = converged, message, nfev, njev
-        root.set_free(x)
+                print(f"  iteration {len(self.history_) - 1}: chi2 {entry['chi2']:.10g} "
+                      f"(lambda {entry['lambda']:.1e})")
+
+        res = levenberg_marquardt(system, x, lower=lo, upper=hi, ftol=self.ftol,
+                                  xtol=self.xtol, gtol=self.gtol, max_nfev=self.max_nfev,
+                                  callback=record)
+        self.history_.insert(0, res.history[0])
+        system.settle(res.linearization)       # the engine's blocks at the solution
+        self._x = res.x
+        self._converged, self._message = res.success, res.message
+        self._nfev, self._njev = res.nfev, res.njev
+        root.set_free(res.x)
 
     def fit(self, *, client=None) -> "ParametricRefinement":
         """Build the joint group, solve, and compute esds; returns self.
@@ -518,6 +542,10 @@ class ParametricRefinement(EstimatorParams):
             raise ValidationError("recipe must be a SeriesRecipe")
         if self.solver not in ("schur", "dense"):
             raise ValidationError(f"solver must be 'schur' or 'dense', got {self.solver!r}")
+        check_int(self.max_nfev, "max_nfev", minimum=1)
+        for name in ("ftol", "xtol", "gtol"):
+            check_float(getattr(self, name), name, minimum=0.0)
+        check_bool(self.verbose, "verbose")
         if client is not None:
             from .._dask import check_client
             check_client(client)
@@ -540,8 +568,9 @@ class ParametricRefinement(EstimatorParams):
                 if engine.windows_ok(self._x):
                     break
             if not self._converged:
-                warnings.warn(f"parametric refinement stopped after {self.max_iter} "
-                              "iterations without converging", ConvergenceWarning, stacklevel=2)
+                warnings.warn(f"parametric refinement stopped before converging "
+                              f"({self._message}; max_nfev={self.max_nfev})",
+                              ConvergenceWarning, stacklevel=2)
             self._final_blocks = engine.final_blocks()
             ycalc = engine.calc(self._x)
         finally:

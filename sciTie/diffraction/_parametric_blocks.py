@@ -33,10 +33,12 @@ def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.
 
 @dataclass
 class Linearization:
-    """The shared sums of the normal equations at one point, and each pattern's diagonal."""
+    """The shared sums of the normal equations at one point, and each pattern's diagonal
+    and gradient (its own parameters)."""
 
     A_ss: np.ndarray
     g_s: np.ndarray
     chi2: float
     n: int
     diag_ll: list
+    g_l: list

@@ -174,7 +174,8 @@ def _linearize(part: SeriesPartition, x: np.ndarray) -> PartitionBlocks:
         g_s = g_s + b.g_s
     summary = {"A_ss": A_ss, "g_s": g_s, "chi2": float(sum(b.chi2 for b in blocks)),
                "n": int(sum(b.n for b in blocks)),
-               "diag_ll": [np.diag(b.A_ll).copy() for b in blocks]}
+               "diag_ll": [np.diag(b.A_ll).copy() for b in blocks],
+               "g_l": [b.g_l for b in blocks]}
     return PartitionBlocks(blocks, summary)
 
 
@@ -183,10 +184,17 @@ def _summary(pb: PartitionBlocks) -> dict:
 
 
 def _combine_summaries(*parts: dict) -> dict:
-    """Sum of linearisation summaries; the per-pattern diagonals are kept in pattern order."""
-    out = _dask.add_additive(*({k: v for k, v in p.items() if k != "diag_ll"} for p in parts))
-    out["diag_ll"] = [d for p in parts for d in p["diag_ll"]]
+    """Sum of linearisation summaries; the per-pattern diagonals and gradients are kept in
+    pattern order."""
+    out = _dask.add_additive(*({k: v for k, v in p.items() if k not in _PER_PATTERN}
+                               for p in parts))
+    for key in _PER_PATTERN:
+        out[key] = [d for p in parts for d in p[key]]
     return out
+
+
+#: Summary entries kept per pattern (not summed).
+_PER_PATTERN = ("diag_ll", "g_l")
 
 
 def _schur_part(pb: PartitionBlocks, D_l: list, lam: float) -> dict:
@@ -371,7 +379,7 @@ class ClusterEngine:
                 self.client, _summary, blk, name=self._name("summary"),
                 combine=_combine_summaries, max_recoveries=0))
         return Linearization(total["A_ss"], total["g_s"], float(total["chi2"]),
-                             int(total["n"]), total["diag_ll"])
+                             int(total["n"]), total["diag_ll"], total["g_l"])
 
     def step(self, lin: Linearization, lam: float, D_s: np.ndarray, D_l: list):
         d_args = self._split(D_l)
