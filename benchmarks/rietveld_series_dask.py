@@ -70,9 +70,10 @@ class TimedRefinement(ParametricRefinement):
 
 
 def refinement(specs, iters):
-    # ftol = xtol = 0: exactly `iters` iterations (unless no step lowers chi2)
-    return TimedRefinement(specs, synthetic_series_recipe(), laws=LAWS,
-                           start="initialize", max_iter=iters, ftol=0.0, xtol=0.0)
+    # ftol = xtol = gtol = 0: `iters` evaluations of the series (one per accepted step
+    # while steps succeed), unless no step lowers chi2
+    return TimedRefinement(specs, synthetic_series_recipe(), laws=LAWS, start="initialize",
+                           max_nfev=iters + 1, ftol=0.0, xtol=0.0, gtol=0.0)
 
 
 def fit(specs, iters, client=None):

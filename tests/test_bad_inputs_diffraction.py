@@ -639,14 +639,14 @@ def joint(small):
 
 
 JOINT_CASES = [
-    (lambda r: r.fit(max_nfev=0), ValidationError, "max_nfev"),
-    (lambda r: r.fit(max_nfev=2.5), ValidationError, "max_nfev"),
-    (lambda r: r.fit(max_nfev="10"), ArgumentTypeError, "max_nfev"),
-    (lambda r: r.fit(max_nfev=True), ArgumentTypeError, "max_nfev"),
-    (lambda r: r.fit(ftol=np.nan), ValidationError, "ftol"),
-    (lambda r: r.fit(xtol=-1.0), ValidationError, "xtol"),
-    (lambda r: r.fit(gtol="x"), ArgumentTypeError, "gtol"),
-    (lambda r: r.fit(method="bogus"), ValidationError, "method"),
+    (lambda r: r.set_params(max_nfev=0).fit(), ValidationError, "max_nfev"),
+    (lambda r: r.set_params(max_nfev=2.5).fit(), ValidationError, "max_nfev"),
+    (lambda r: r.set_params(max_nfev="10").fit(), ArgumentTypeError, "max_nfev"),
+    (lambda r: r.set_params(max_nfev=True).fit(), ArgumentTypeError, "max_nfev"),
+    (lambda r: r.set_params(ftol=np.nan).fit(), ValidationError, "ftol"),
+    (lambda r: r.set_params(xtol=-1.0).fit(), ValidationError, "xtol"),
+    (lambda r: r.set_params(gtol="x").fit(), ArgumentTypeError, "gtol"),
+    (lambda r: r.set_params(method="bogus").fit(), ValidationError, "method"),
     (lambda r: r.set_refined(structure=["nope"]), UnknownNameError, "'nope'"),
     (lambda r: r.set_refined(structure="cell"), ArgumentTypeError, "structure must be a list"),
     (lambda r: r.set_refined(structure={"Nope": ["cell"]}), UnknownNameError, "['Nope']"),
@@ -666,11 +666,11 @@ JOINT_CASES = [
      "stages[0]['pattern']"),
     (lambda r: r.refine_stages([("x", {"structure": ["nope"]})]), UnknownNameError, "'nope'"),
     (lambda r: r.refine_stages(verbose="yes"), ArgumentTypeError, "verbose"),
-    (lambda r: r.refine_stages(max_nfev=-1), ValidationError, "max_nfev"),
+    (lambda r: r.set_params(max_nfev=-1).refine_stages(), ValidationError, "max_nfev"),
     (lambda r: r.pattern("nope"), UnknownNameError, "no pattern named 'nope'"),
     (lambda r: r.phase_named("nope"), UnknownNameError, "no phase named 'nope'"),
     (lambda r: r.to_cif("nope"), UnknownNameError, "no phase named 'nope'"),
-    (lambda r: r.plot("nope"), UnknownNameError, "no pattern named 'nope'"),
+    (lambda r: r.plot(pattern="nope"), UnknownNameError, "no pattern named 'nope'"),
     (lambda r: r.constrain_fractions(total=np.nan), ValidationError, "total"),
     (lambda r: r.constrain_fractions(total=0.0), ValidationError, "total"),
     (lambda r: r.constrain_fractions(total="1"), ArgumentTypeError, "total"),
@@ -718,7 +718,7 @@ def test_joint_refinement_bad_inputs(joint, call, exc, fragment):
 def test_joint_refinement_weights(small, kw, exc, fragment):
     ph = synthetic_phase()
     pat = _pattern(small, phase=ph, name="xray")
-    check(lambda: JointRefinement(ph, [pat], **kw), exc, fragment)
+    check(lambda: JointRefinement(ph, [pat], **kw).fit(), exc, fragment)
 
 
 @pytest.mark.parametrize("patterns, exc, fragment", [
@@ -728,7 +728,7 @@ def test_joint_refinement_weights(small, kw, exc, fragment):
     ("xray", ArgumentTypeError, "patterns must be a PowderPattern"),
 ])
 def test_joint_refinement_patterns(patterns, exc, fragment):
-    check(lambda: JointRefinement(synthetic_phase(), patterns), exc, fragment)
+    check(lambda: JointRefinement(synthetic_phase(), patterns).fit(), exc, fragment)
 
 
 def test_refused_set_refined_leaves_the_refined_set_as_it_was(joint):
@@ -748,7 +748,7 @@ def test_false_minimum_warns_and_the_claim_holds(small):
     ref.initialize()
     ref.set_refined(patterns={"*": ["scale", "bkg"]})
     with pytest.warns(FitWarning, match=r"pattern 'xray': wRp \d+\.\d+ % is far above"):
-        ref.fit(max_nfev=50)
+        ref.set_params(max_nfev=50).fit()
     # the warning's claim, recomputed from the residuals: GOF far above 1
     p = ref.patterns[0]
     y, _ = p.calc()
@@ -765,7 +765,7 @@ def test_refinement_out_of_evaluations_warns(small):
     ref.initialize()
     ref.set_refined(structure=["cell"], patterns={"*": ["scale", "bkg"]})
     with pytest.warns(FitWarning) as record:  # also the wRp warning: far from the minimum
-        ref.fit(max_nfev=1)
+        ref.set_params(max_nfev=1).fit()
     assert any(isinstance(w.message, ConvergenceWarning) and "max_nfev=1" in str(w.message)
                for w in record)
     assert not ref.result_.success
@@ -779,7 +779,7 @@ def test_good_fit_does_not_warn(small):
     ref.set_refined(patterns={"*": ["scale", "bkg"]})
     with warnings.catch_warnings():
         warnings.simplefilter("error", FitWarning)
-        ref.fit(max_nfev=50)
+        ref.set_params(max_nfev=50).fit()
     assert ref.statistics_["xray"]["gof"] < 2.0
 
 

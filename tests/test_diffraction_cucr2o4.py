@@ -132,7 +132,7 @@ def test_tie_test_locates_the_transition(series):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         seq = SequentialRefinement(specs_from_dataset(ds), recipe, tie_test=True).fit()
-    S = seq.series_
+    S = seq.to_xarray()
     tie = str(S["tie"].values[0])
     T = S["temperature"].values
     p = S["tie_p"].sel(tie=tie).values

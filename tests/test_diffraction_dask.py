@@ -94,7 +94,7 @@ def assert_same_parametric(ref, ours, tol=1e-8):
     for k, v in ref.laws_.items():
         assert ours.laws_[k]["value"] == pytest.approx(v["value"], rel=tol), k
         assert ours.laws_[k]["stderr"] == pytest.approx(v["stderr"], rel=tol), k
-    a, b = ref.series_, ours.series_
+    a, b = ref.to_xarray(), ours.to_xarray()
     assert list(a["param"].values) == list(b["param"].values)
     np.testing.assert_allclose(b["value"].values, a["value"].values, rtol=tol, atol=1e-12)
     np.testing.assert_allclose(b["stderr"].values, a["stderr"].values, rtol=tol, atol=1e-12)
@@ -118,9 +118,9 @@ def test_sequential_fits_as_tasks_equal_in_process(cluster2, series):
     assert len(tasks_named(stream, "series-first-")) == 1
     assert len(tasks_named(stream, "series-fit-")) == 2
     for name in ("value", "stderr", "chi2", "wrp", "nfev"):
-        np.testing.assert_allclose(ours.series_[name].values, ref.series_[name].values,
+        np.testing.assert_allclose(ours.to_xarray()[name].values, ref.to_xarray()[name].values,
                                    rtol=1e-10, equal_nan=True, err_msg=name)
-    assert ours.series_.attrs["dask_workers"] == 2 and "dask_workers" not in ref.series_.attrs
+    assert ours.to_xarray().attrs["dask_workers"] == 2 and "dask_workers" not in ref.to_xarray().attrs
     # mode="previous": a chain of tasks, each from the previous result
     start = ref.fits_[0]["values"]
     chain_ref = SequentialRefinement(specs[1:], recipe, start=start).fit()
@@ -132,7 +132,7 @@ def test_sequential_fits_as_tasks_equal_in_process(cluster2, series):
     # the second link waits for the first (times from two processes: allow clock offsets)
     assert computes[1][0]["start"] > computes[0][-1]["stop"] - 0.05
     for name in ("value", "stderr", "chi2"):
-        np.testing.assert_allclose(chain.series_[name].values, chain_ref.series_[name].values,
+        np.testing.assert_allclose(chain.to_xarray()[name].values, chain_ref.to_xarray()[name].values,
                                    rtol=1e-10, equal_nan=True, err_msg=name)
 
 
@@ -145,7 +145,7 @@ def test_sequential_fit_survives_a_lost_worker(cluster2, series):
     ours = SequentialRefinement(specs[1:3], recipe, mode="start", start=start).fit(
         client=client)
     assert not (folder / "fit").exists()  # a worker died running a fit; it was re-run
-    np.testing.assert_allclose(ours.series_["value"].values, ref.series_["value"].values,
+    np.testing.assert_allclose(ours.to_xarray()["value"].values, ref.to_xarray()["value"].values,
                                rtol=1e-10, equal_nan=True)
 
 
@@ -197,8 +197,8 @@ def test_parametric_on_the_cluster_equals_in_process(cluster2, series, reference
     blocks = tasks_named(stream, "series-blocks-")
     assert {t["worker"] for t in blocks} == set(client.scheduler_info()["workers"])
     assert len(blocks) == 2 * ours._njev
-    assert json.loads(ours.series_.attrs["dask"]) == ours.cluster_
-    assert "dask" not in reference.series_.attrs and reference.cluster_ is None
+    assert json.loads(ours.to_xarray().attrs["dask"]) == ours.cluster_
+    assert "dask" not in reference.to_xarray().attrs and reference.cluster_ is None
 
 
 def test_parametric_survives_a_lost_worker(cluster2, series, reference):

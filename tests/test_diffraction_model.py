@@ -216,11 +216,11 @@ def test_lattice_ties_by_crystal_system():
 def test_refinement_rejects_bad_input():
     pat = _pattern()
     with pytest.raises(ValidationError, match="phases must be a Phase"):
-        JointRefinement(3, [pat])
+        JointRefinement(3, [pat]).fit()
     with pytest.raises(ValueError, match="another Phase"):
-        JointRefinement(synthetic_phase(), [pat])
+        JointRefinement(synthetic_phase(), [pat]).fit()
     with pytest.raises(ValueError, match="unique"):
-        JointRefinement(pat.phase, [pat, pat])
+        JointRefinement(pat.phase, [pat, pat]).fit()
 
 
 def test_late_profile_parameters_are_freed_only_with_late_profile():

@@ -129,7 +129,7 @@ def test_series_recipe_from_files_matches_the_python_api(tmp_path):
     assert [e["temperature"] for e in d["sequence"]] == pytest.approx(list(ds["temperature"].values))
     from sciTie.diffraction.data import synthetic_series_recipe
     seq = SequentialRefinement(specs_from_dataset(ds), synthetic_series_recipe()).fit()
-    S = seq.series_
+    S = seq.to_xarray()
     for k, e in enumerate(d["sequence"]):
         for name in ("TiO2.a", "TiO2.c", "pattern.shift"):
             v = float(S["value"].sel(param=name).values[k])

@@ -110,7 +110,7 @@ def test_outputs(synthetic_fit, tmp_path):
     P = ref.parameters()
     assert back.group.valuesdict()["a"] == pytest.approx(P["a"]["value"], abs=1e-5)
     assert back.atoms[1].xyz[0] == pytest.approx(P["O.x"]["value"], abs=1e-5)
-    ref.plot("xray", path=tmp_path / "x.png")
+    ref.plot(pattern="xray", path=tmp_path / "x.png")
     assert (tmp_path / "x.png").stat().st_size > 10000
     text = ref.report()
     assert "R_Bragg" in text and "TiO2.O.y" in text
@@ -136,7 +136,7 @@ def test_result_plot_metadata_and_not_fitted(synthetic_fit, tmp_path):
     assert "×4" in " ".join(labels) and sum(t.isdigit() for t in labels) == 10
     plt.close(ax.figure)
     with pytest.raises(ValidationError, match="magnify"):
-        ref.plot("xray", magnify=(90.0, -1.0))
+        ref.plot(pattern="xray", magnify=(90.0, -1.0))
     ds = ref.to_xarray()
     assert ds.attrs["xray_wavelength"] == pytest.approx(1.5406)
     assert ds.attrs["neutron_radiation"] == "neutron"

@@ -121,8 +121,8 @@ def sequential_small(small_series):
 
 def test_sequential_result_layout_and_recovery(small_series, sequential_small):
     ds, specs, recipe = small_series
-    S = sequential_small.series_
-    assert S.sizes["pattern"] == 5 and "param" in S.dims
+    S = sequential_small.to_xarray()
+    assert S.sizes["temperature"] == 5 and "param" in S.dims
     assert S["temperature"].attrs["units"] == "K"
     np.testing.assert_allclose(S["temperature"].values, ds["temperature"].values)
     for name in ("TiO2.a", "TiO2.c", "TiO2.O.x", "pattern.scale", "pattern.shift"):
@@ -149,12 +149,12 @@ def test_independent_fits_agree_across_modes_and_processes(small_series, sequent
     start = sequential_small.fits_[0]["values"]
     one = SequentialRefinement(specs[:3], recipe, mode="start", start=start).fit()
     two = SequentialRefinement(specs[:3], recipe, mode="start", start=start, n_jobs=2).fit()
-    np.testing.assert_allclose(one.series_["value"].values, two.series_["value"].values,
+    np.testing.assert_allclose(one.to_xarray()["value"].values, two.to_xarray()["value"].values,
                                rtol=1e-12, equal_nan=True)
     # from one start or from the previous pattern: the same minimum
-    a_prev = sequential_small.series_["value"].sel(param="TiO2.a").values[:3]
-    a_start = one.series_["value"].sel(param="TiO2.a").values
-    err = sequential_small.series_["stderr"].sel(param="TiO2.a").values[:3]
+    a_prev = sequential_small.to_xarray()["value"].sel(param="TiO2.a").values[:3]
+    a_start = one.to_xarray()["value"].sel(param="TiO2.a").values
+    err = sequential_small.to_xarray()["stderr"].sel(param="TiO2.a").values[:3]
     assert np.all(np.abs(a_prev - a_start) < 0.01 * err)
     # the unit of work pickles (a cluster can run it)
     blob = pickle.dumps((refine_one, specs[0], recipe, start))
@@ -179,12 +179,12 @@ def test_parametric_schur_equals_dense_and_recovers_the_laws(small_series, seque
     for k, v in par.laws_.items():
         assert abs(v["value"] - truth[k]) < 3 * v["stderr"], (k, v, truth[k])
     # fewer parameters than the sequential fits, and chi2 no lower (a restriction of them)
-    n_seq = int(sequential_small.series_["nvarys"].sum())
+    n_seq = int(sequential_small.to_xarray()["nvarys"].sum())
     assert par.result_.nvarys == n_seq - 3 * 5 + 7
-    chi_seq = float(sequential_small.series_["chi2"].sum())
+    chi_seq = float(sequential_small.to_xarray()["chi2"].sum())
     assert par.result_.chisqr >= chi_seq * (1 - 1e-6)
     # per-pattern results carry the laws evaluated at each temperature, with esds
-    S = par.series_
+    S = par.to_xarray()
     a = S["value"].sel(param="TiO2.a").values
     v, e = par.law_curve("TiO2.a", S["temperature"].values)
     np.testing.assert_allclose(a, v, rtol=1e-12)
@@ -242,7 +242,7 @@ def test_a_few_hundred_patterns_recover_the_laws():
     truth["ox"] = ds.attrs["true_O.x"]
     z = {k: (v["value"] - truth[k]) / v["stderr"] for k, v in par.laws_.items()}
     assert all(abs(v) < 3 for v in z.values()), z
-    S = par.series_
+    S = par.to_xarray()
     for name, key in (("pattern.shift", "true_shift"), ("pattern.scale", "true_scale")):
         zz = (S["value"].sel(param=name) - ds[key].values) / S["stderr"].sel(param=name)
         assert np.mean(np.abs(zz.values) < 3) > 0.98, name
@@ -322,7 +322,7 @@ def test_undetermined_law_coefficients_warn_and_keep_the_values():
         par.fit()
     assert np.isnan(par.laws_["a1"]["stderr"]) and np.isnan(par.laws_["c0"]["stderr"])
     # the law's values still reach the per-pattern results, each one the law at its T
-    a = par.series_["value"].sel(param="TiO2.a").values
-    T = par.series_["temperature"].values
+    a = par.to_xarray()["value"].sel(param="TiO2.a").values
+    T = par.to_xarray()["temperature"].values
     coef = {k: v["value"] for k, v in par.laws_.items()}
     np.testing.assert_allclose(a, coef["a0"] + (coef["a1"] + coef["a2"]) * T, rtol=1e-12)

@@ -14,7 +14,7 @@ from sciTie.diffraction import (Atom, ConstantWavelength, JointRefinement, Phase
                                 PowderPattern, TimeOfFlight, make_pattern)
 from sciTie.diffraction._absorption import cylinder_transmission, suortti_roughness
 from sciTie.diffraction._adp import B_PER_U, iso_uij, ueq, uij_tensor
-from sciTie.diffraction._crystal import metric_derivatives, metric_tensor
+from sciTie.diffraction._cell import metric_derivatives, metric_tensor
 from sciTie.diffraction._texture import laue_rotations, symmetric_harmonics, texture_index
 from sciTie.diffraction.data import synthetic_phase
 from sciTie.errors import ValidationError

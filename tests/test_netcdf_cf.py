@@ -115,3 +115,73 @@ def test_pinn_recipe_writes_cf_files(tmp_path):
     files = _run("convection", tmp_path, budget=0.02)
     for ds in files.values():
         assert ds["u_pred"].attrs["units"] == ds["u_ref"].attrs["units"]
+
+
+def test_si_tof_recipe_writes_cf_files(tmp_path):
+    ds = _run("si-tof", tmp_path)["si-tof"]
+    tof = [d for d in ds.dims if str(d).startswith("tof")]
+    assert tof and all(ds[d].attrs["units"] == "microsecond" for d in tof)
+    assert ds["sepd_obs"].attrs["units"] == "counts"
+
+
+def _round_trip(ds: xr.Dataset, path) -> xr.Dataset:
+    """``ds`` as read back from netCDF (structured attributes stored as JSON text, as the
+    command line writes them)."""
+    import json
+
+    out = ds.copy()
+    out.attrs = {k: v if isinstance(v, (int, float, str)) else json.dumps(v, default=str)
+                 for k, v in ds.attrs.items()}
+    out.to_netcdf(path)
+    return xr.load_dataset(path)
+
+
+def _check_series_files(ds: xr.Dataset, result: xr.Dataset, temperatures) -> None:
+    for d in (ds, result):
+        assert cf_problems(d) == []
+        # the physical series variable is the dimension coordinate, the labels beside it
+        assert d["temperature"].dims == ("temperature",)
+        assert d["temperature"].attrs["units"] == "K"
+        np.testing.assert_allclose(d["temperature"].values, temperatures)
+        assert d["pattern"].dims == ("temperature",)
+    assert ds["value"].dims == ("temperature", "param")
+    # each refined slot's unit is the one the fitted group states for it
+    for name in ds["param"].values:
+        assert str(ds["unit"].sel(param=name).values) == str(
+            result["slot_unit"].sel(slot=f"p000.{name}").values)
+    assert ds["wrp"].attrs["units"] == "%" and ds["gof"].attrs["units"] == "1"
+
+
+def test_series_results_write_cf_files(tmp_path):
+    """A sequential and a parametric refinement of a small synthetic series: their series
+    Dataset and their one FitResult both describe themselves, temperature in kelvin as the
+    dimension coordinate."""
+    import warnings
+    from dataclasses import replace
+
+    from sciTie.diffraction import ParametricRefinement, SequentialRefinement, specs_from_dataset
+    from sciTie.diffraction.data import make_synthetic_series, synthetic_series_recipe
+
+    data = make_synthetic_series(2, seed=3)
+    full = synthetic_series_recipe()
+    recipe = replace(full, stages=full.stages[:1], continue_stages=1, max_nfev=6)
+    specs = specs_from_dataset(data)
+    T = data["temperature"].values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a six-evaluation fit does not converge
+        seq = SequentialRefinement(specs, recipe).fit()
+        par = ParametricRefinement(specs, recipe, laws={"TiO2.a": "a0"}, start=seq,
+                                   max_nfev=3).fit()
+    for name, est in (("seq", seq), ("par", par)):
+        _check_series_files(_round_trip(est.to_xarray(), tmp_path / f"{name}.nc"),
+                            _round_trip(est.result_.to_xarray(), tmp_path / f"{name}_r.nc"),
+                            T)
+
+
+@pytest.mark.slow
+def test_series_recipe_writes_cf_files(tmp_path):
+    files = _run("cucr2o4-seq", tmp_path)
+    ds = files["cucr2o4-seq"]
+    assert ds["temperature"].dims == ("temperature",) and ds["temperature"].attrs["units"] == "K"
+    assert ds["two_theta"].attrs["units"] == "degree"
+    assert ds["tie_difference"].attrs["units"] == "Å"

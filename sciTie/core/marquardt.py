@@ -18,8 +18,9 @@ How the normal equations are formed and solved depends on the problem. A model h
 
 :class:`DenseNormalEquations` is the system of a dense Jacobian (what
 :func:`~sciTie.fit_least_squares` uses with ``method="marquardt"``). The parametric series
-refinement (block-arrow Jacobian, Schur complement) shares this module's damped factors
-(:func:`damped`, :func:`cholesky`) but still runs its own damping loop.
+refinement hands this loop its block-arrow system (Schur complement on the shared block,
+the blocks computed in this process or on a Dask cluster), so joint, sequential and
+parametric refinement run one Levenberg-Marquardt.
 
 The loop updates λ from the ratio of actual to predicted χ² decrease (Nielsen's rule), keeps
 the free parameters inside their bounds by projection, evaluates the Jacobian together with

@@ -37,7 +37,8 @@ from .tiemap import FunctionRelation, LinearRelation
 from .group import ParameterGroup
 from .parameter import check_name
 
-__all__ = ["TiedParameters", "TiedSlotValues", "group_from_module", "TORCH_FUNCTIONS"]
+__all__ = ["TiedParameters", "TiedSlotValues", "group_from_module", "module_parameter_name",
+           "TORCH_FUNCTIONS"]
 
 _STATE_FORMAT = "sciTie.TiedParameters/1"
 # where a slot's value starts before its chain of linear ties is applied
@@ -447,12 +448,12 @@ class TiedParameters(nn.Module):
         if not isinstance(prefix, str):
             raise ValidationError(f"prefix: expected a str, got {type(prefix).__name__}")
         lead = f"{prefix}." if prefix else ""
-        names = {n: lead + _group_name(n) for n, _ in module.named_parameters(
+        names = {n: lead + module_parameter_name(n) for n, _ in module.named_parameters(
             remove_duplicate=False)}
         known = self._layout().parameters
         missing = [g for g in names.values() if g not in known]
         if missing:
-            plain = [_group_name(n) for n in names]
+            plain = [module_parameter_name(n) for n in names]
             hint = sorted({k[:-len(plain[0]) - 1] for k in known if k.endswith("." + plain[0])})
             hint_text = (f"; the module's weights are under prefix={hint[0]!r}" if hint else
                          "; build the group with group_from_module(module)")
@@ -779,7 +780,7 @@ def _difference(a: _Program, b: _Program) -> str:
     return "the same slots are tied differently"
 
 
-def _group_name(module_name: str) -> str:
+def module_parameter_name(module_name: str) -> str:
     """Group name of a module parameter: index parts join their parent (``layers.0`` ->
     ``layers_0``); an index at the top becomes ``layer_0`` (an ``nn.Sequential``)."""
     out: list[str] = []
@@ -832,7 +833,7 @@ def group_from_module(module: nn.Module, name: str = "model") -> ParameterGroup:
     shared: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     for full, tensor in module.named_parameters(remove_duplicate=False):
-        target = _group_name(full)
+        target = module_parameter_name(full)
         if target in seen:
             raise ValidationError(f"module: parameters {seen[target]!r} and {full!r} would both "
                                   f"be named {target!r} in the group; rename a submodule")

@@ -29,7 +29,8 @@ from .profiles.tof import tof_peak
 from ._parametric import Law, ParametricRefinement
 from ._refine import STAGES, JointRefinement, pattern_statistics, weight_fractions
 from ._series import (PatternSpec, SequentialRefinement, SeriesRecipe, SeriesTie, refine_one,
-                      series_dataset, specs_from_dataset, tie_transition)
+                      specs_from_dataset, tie_transition)
+from ._series_result import series_dataset
 from ._series_plot import plot_series_image, plot_series_parameters, plot_tie_test
 from ._tails import lost_fraction, window_fwhm
 from ._texture import texture_index

@@ -36,6 +36,7 @@ import gemmi
 import numpy as np
 
 from ..errors import DataFormatError, ValidationError
+from ._cell import metric_tensor
 
 __all__ = ["UIJ_NAMES", "B_PER_U", "uij_tensor", "uij_vector", "iso_uij", "ueq",
            "ueq_coefficients", "site_uij_relations", "symmetrise_uij", "check_uij",
@@ -67,7 +68,6 @@ def uij_vector(U) -> np.ndarray:
 
 
 def _reciprocal_lengths(cell) -> np.ndarray:
-    from ._crystal import metric_tensor
 
     return np.sqrt(np.diag(np.linalg.inv(metric_tensor(np.asarray(cell, dtype=float)))))
 
@@ -75,7 +75,6 @@ def _reciprocal_lengths(cell) -> np.ndarray:
 def iso_uij(uiso: float, cell) -> np.ndarray:
     """The U^{ij} of an isotropic displacement ``uiso``: ``U^{ij} = uiso G*_ij/(a*_i a*_j)``
     (a sphere; diagonal only for orthogonal axes)."""
-    from ._crystal import metric_tensor
 
     Gs = np.linalg.inv(metric_tensor(np.asarray(cell, dtype=float)))
     n = np.sqrt(np.diag(Gs))
@@ -84,7 +83,6 @@ def iso_uij(uiso: float, cell) -> np.ndarray:
 
 def ueq_coefficients(cell) -> np.ndarray:
     """``c`` with ``Ueq = c · (U11, U22, U33, U12, U13, U23)`` at this cell (angles only)."""
-    from ._crystal import metric_tensor
 
     G = metric_tensor(np.asarray(cell, dtype=float))
     n = _reciprocal_lengths(cell)
@@ -274,7 +272,6 @@ def phase_structure_factors(ph, hkl, q, atoms, uij, scat, cell, dGs, grad: bool)
 
 
 def _metric(cell):
-    from ._crystal import metric_tensor
 
     return metric_tensor(np.asarray(cell, dtype=float))
 

@@ -18,12 +18,13 @@ import gemmi
 import numpy as np
 
 from .._validation import check_float
+from ._cell import metric_tensor
 from ..io import as_path
 from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
 from . import _adp
 
-__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS", "cell_volume",
+__all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS",
            "B_PER_U", "biso_from_uiso", "uiso_from_biso"]
 
 CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
@@ -128,49 +129,6 @@ def check_cell(cell, name: str = "cell") -> np.ndarray:
                               "give no positive volume (each angle must be less than the sum "
                               "of the other two, and all three less than 360 degrees)")
     return arr
-
-
-def metric_tensor(cell: np.ndarray) -> np.ndarray:
-    """Direct-space metric tensor of ``(a, b, c, alpha, beta, gamma)`` (degrees)."""
-    a, b, c = cell[:3]
-    ca, cb, cg = np.cos(np.radians(cell[3:6]))
-    return np.array([[a * a, a * b * cg, a * c * cb],
-                     [a * b * cg, b * b, b * c * ca],
-                     [a * c * cb, b * c * ca, c * c]])
-
-
-def cell_volume(cell: np.ndarray, *, grad: bool = False):
-    """Cell volume (Å³) of ``(a, b, c, alpha, beta, gamma)``; with ``grad`` also dV/dcell.
-
-    ``V = sqrt(det G)``, so ``dV/dp = V/2 · tr(G⁻¹ dG/dp)`` (angles per degree).
-    """
-    cell = np.asarray(cell, dtype=float)
-    G = metric_tensor(cell)
-    det = np.linalg.det(G)
-    if not det > 0:
-        raise ValidationError(f"cell {cell.tolist()} has no positive volume")
-    V = float(np.sqrt(det))
-    if not grad:
-        return V
-    Gi = np.linalg.inv(G)
-    dG = metric_derivatives(cell)
-    return V, 0.5 * V * np.einsum("ij,cji->c", Gi, dG)
-
-
-def metric_derivatives(cell: np.ndarray) -> np.ndarray:
-    """d G / d cell parameter, shape (6, 3, 3); angles per degree."""
-    a, b, c = cell[:3]
-    ang = np.radians(cell[3:6])
-    ca, cb, cg = np.cos(ang)
-    sa, sb, sg = np.sin(ang) * (np.pi / 180.0)
-    d = np.zeros((6, 3, 3))
-    d[0] = [[2 * a, b * cg, c * cb], [b * cg, 0, 0], [c * cb, 0, 0]]
-    d[1] = [[0, a * cg, 0], [a * cg, 2 * b, c * ca], [0, c * ca, 0]]
-    d[2] = [[0, 0, a * cb], [0, 0, b * ca], [a * cb, b * ca, 2 * c]]
-    d[3] = [[0, 0, 0], [0, 0, -b * c * sa], [0, -b * c * sa, 0]]
-    d[4] = [[0, 0, -a * c * sb], [0, 0, 0], [-a * c * sb, 0, 0]]
-    d[5] = [[0, -a * b * sg, 0], [-a * b * sg, 0, 0], [0, 0, 0]]
-    return d
 
 
 def _cif_lineno(path: Path, tag: str) -> int | None:

@@ -23,14 +23,18 @@ from ..core import Expression, ParameterGroup, ResidualTerm, SlotKind, fit_least
 from ..core.result import FitResult
 from ..errors import (ArgumentTypeError, ConvergenceWarning, IdentifiabilityWarning,
                       ValidationError)
-from ._blockarrow import (SingularSharedBlock, block_covariance, dense_step, pattern_blocks,
-                          schur_step)
+from ._blockarrow import SingularSharedBlock, block_covariance, dense_step, schur_step
+from ._parametric_blocks import Linearization, parametric_pattern_blocks
+from .._validation import check_bool, check_float, check_int
+from ..core.marquardt import Linearization as CoreLinearization, levenberg_marquardt
 from ._pattern import PowderPattern
 from ._refine import JointRefinement, _set, constrain_fractions
-from ._series import (SeriesRecipe, SequentialRefinement, _check_specs,
-                      apply_values, series_dataset, sequence_entries)
+from .._estimator import EstimatorParams
+from ._series import SeriesRecipe, SequentialRefinement, _check_specs, apply_values
+from ._series_result import (pattern_arrays, plot_series, sequence_entries, series_dataset,
+                             series_report, set_block_uncertainties)
 
-__all__ = ["Law", "ParametricRefinement", "parametric_pattern_blocks"]
+__all__ = ["Law", "ParametricRefinement"]
 
 
 @dataclass
@@ -114,22 +118,6 @@ def _check_enough_values(laws: dict, described: dict[str, set]) -> None:
                 "law applies): give more patterns or laws with fewer coefficients")
 
 
-def parametric_pattern_blocks(pattern: PowderPattern, v: np.ndarray, G_rows: np.ndarray,
-                              shared: np.ndarray, local: np.ndarray):
-    """One pattern's normal-equation blocks at its local vector ``v``.
-
-    ``G_rows`` is the pattern's rows of the tie map restricted to its columns (the shared ones
-    ``shared`` first, then its own ``local``), shape ``(n_local_slots, len(shared) +
-    len(local))``. A plain function of picklable objects: the unit of work a cluster maps.
-    """
-    active = np.flatnonzero(np.any(G_rows != 0, axis=1))
-    y, J = pattern.evaluate(v, grad=True, cols=active)
-    r = (pattern.obs - y) / pattern.sigma
-    Jf = -(J / pattern.sigma[:, None]) @ G_rows[active]
-    ns = len(shared)
-    return pattern_blocks(Jf[:, :ns], Jf[:, ns:], r)
-
-
 class _LocalEngine:
     """The solver's operations in this process (the reference for :class:`ClusterEngine`)."""
 
@@ -144,11 +132,10 @@ class _LocalEngine:
         pass
 
     def linearize(self, x: np.ndarray):
-        from ._series_dask import Linearization
         self.blocks = blocks = self.ref._blocks(x)
         return Linearization(sum(b.A_ss for b in blocks), sum(b.g_s for b in blocks),
                              sum(b.chi2 for b in blocks), int(sum(b.n for b in blocks)),
-                             [np.diag(b.A_ll) for b in blocks])
+                             [np.diag(b.A_ll) for b in blocks], [b.g_l for b in blocks])
 
     def step(self, lin, lam: float, D_s: np.ndarray, D_l: list):
         return self.ref._step(self.blocks, lam, D_s, D_l)
@@ -175,7 +162,53 @@ class _LocalEngine:
         self.blocks = None
 
 
-class ParametricRefinement:
+class _BlockArrowSystem:
+    """The block-arrow normal equations as the core's Levenberg-Marquardt asks for them
+    (:class:`~sciTie.core.marquardt.NormalEquations`): the engine linearises and solves the
+    damped steps pattern block by pattern block; this scatters its shared and local pieces
+    into the free vector. The engine keeps the blocks of its latest linearisation only, so a
+    step asked at an earlier point (the trial the core linearised was rejected) linearises
+    that point again."""
+
+    def __init__(self, engine, shared: np.ndarray, local: list, n_free: int) -> None:
+        self.engine = engine
+        self.shared = shared
+        self.local = local
+        self.n_free = n_free
+        self._current = None
+
+    def _scatter(self, shared_part, local_parts) -> np.ndarray:
+        out = np.zeros(self.n_free)
+        out[self.shared] = shared_part
+        for cols, part in zip(self.local, local_parts):
+            out[cols] = part
+        return out
+
+    def linearize(self, x: np.ndarray) -> CoreLinearization:
+        lin = self.engine.linearize(x)
+        state = {"x": np.array(x, copy=True), "lin": lin}
+        self._current = state
+        return CoreLinearization(float(lin.chi2), self._scatter(lin.g_s, lin.g_l),
+                                 self._scatter(np.diag(lin.A_ss), lin.diag_ll), int(lin.n),
+                                 state=state)
+
+    def settle(self, lin: CoreLinearization) -> None:
+        """Make the engine's blocks those of ``lin`` (linearise its point again if not)."""
+        if lin.state is not self._current:
+            lin.state["lin"] = self.engine.linearize(lin.state["x"])
+            self._current = lin.state
+
+    def step(self, lin: CoreLinearization, lam: float, D: np.ndarray) -> np.ndarray:
+        self.settle(lin)
+        ds, dl = self.engine.step(lin.state["lin"], lam, D[self.shared],
+                                  [D[cols] for cols in self.local])
+        return self._scatter(ds, dl)
+
+    def chi2(self, x: np.ndarray) -> float:
+        return self.engine.chi2(x)
+
+
+class ParametricRefinement(EstimatorParams):
     """Refine a whole series at once, with laws in the series variable shared by all patterns.
 
     Parameters
@@ -196,26 +229,38 @@ class ParametricRefinement:
     solver : {'schur', 'dense'}
         Solve the damped normal equations through the Schur complement on the shared block
         (default) or as one dense system of size ``p_shared + Σ p_local`` (for comparison).
-    max_iter : int
-        Most Levenberg-Marquardt iterations.
-    ftol, xtol : float
-        Convergence: relative χ² decrease of an accepted step below ``ftol`` (GSAS-II's
-        default is 1e-3), or largest relative parameter step below ``xtol``.
+    max_nfev : int
+        Most model evaluations of the Levenberg-Marquardt run (each a pass over every
+        pattern).
+    ftol, xtol, gtol : float
+        Convergence tolerances of the core's Levenberg-Marquardt
+        (:func:`~sciTie.core.marquardt.levenberg_marquardt`, the solver of every refinement):
+        a relative χ² decrease (predicted or achieved) below ``ftol`` (GSAS-II's default is
+        1e-3), a scaled step below ``xtol``, a scaled gradient below ``gtol``.
     max_dense_covariance : int
         Assemble the full covariance of the free parameters (for ``result_``) when there are
         at most this many; per-pattern esds are computed block-wise in any case.
+    verbose : bool
+        Print χ² and λ after every iteration.
+
+    The patterns stay on the refinement, as on :class:`JointRefinement` (see "The estimator
+    contract" in :doc:`/concepts`). Nothing is random: there is no ``random_state``.
 
     Attributes
     ----------
     group_ : ParameterGroup
         ``laws`` and one container per pattern.
     result_ : FitResult
-        The whole fit (χ², free-parameter count, every slot with its esd).
+        The whole fit (χ², free-parameter count, every slot with its esd); its
+        ``to_xarray()`` carries the per-pattern figures on ``temperature``.
     laws_ : dict
         Coefficient -> ``{"value", "stderr"}``.
-    series_ : xarray.Dataset
-        Per-pattern values and esds (laws evaluated at each temperature), wRp, GOF, fractions
-        — the layout of :class:`SequentialRefinement`'s result.
+    fits_ : list of dict
+        Per pattern: values and esds (laws evaluated at its temperature), wRp, GOF,
+        fractions (the layout of :func:`refine_one`'s); :meth:`to_xarray` is them as one
+        Dataset.
+    fit_seconds_, fit_cpu_seconds_ : float
+        Wall time of :meth:`fit` (with the start), and CPU time of this process.
     history_ : list of dict
         χ², λ and time per iteration.
     x0_ : ndarray
@@ -227,8 +272,9 @@ class ParametricRefinement:
     """
 
     def __init__(self, specs, recipe: SeriesRecipe, *, laws: dict, start: Any = None,
-                 variable: str = "T", solver: str = "schur", max_iter: int = 60,
-                 ftol: float = 1e-6, xtol: float = 1e-8, max_dense_covariance: int = 4000,
+                 variable: str = "T", solver: str = "schur", max_nfev: int = 200,
+                 ftol: float = 1e-8, xtol: float = 1e-8, gtol: float = 1e-8,
+                 max_dense_covariance: int = 4000,
                  verbose: bool = False) -> None:
         self.specs = specs
         self.recipe = recipe
@@ -236,9 +282,10 @@ class ParametricRefinement:
         self.start = start
         self.variable = variable
         self.solver = solver
-        self.max_iter = max_iter
+        self.max_nfev = max_nfev
         self.ftol = ftol
         self.xtol = xtol
+        self.gtol = gtol
         self.max_dense_covariance = max_dense_covariance
         self.verbose = verbose
 
@@ -394,29 +441,30 @@ class ParametricRefinement:
 
     # -- the fit -------------------------------------------------------------------------------
     def _layout(self):
-        """Shared and local columns of the free vector; each pattern's rows of G."""
+        """Shared and local columns of the free vector, decided from the tie map: a column is
+        local to pattern k when every slot it reaches lies in k's container, and shared
+        otherwise (the laws' coefficients, or anything tied across patterns); each
+        pattern's rows of G."""
         root = self.group_
         c = root.tie_map()
-        G = root.tie_matrix().tocsr()
-        law_prefix = "laws."
-        free = root.free_names
-        shared = np.array([j for j, n in enumerate(free) if n.startswith(law_prefix)], dtype=int)
-        idx, local = [], []
-        owner = -np.ones(len(free), dtype=int)
-        for k, (pat, label) in enumerate(zip(self.patterns, self.labels)):
+        G = c.matrix().tocsc()
+        container = np.full(c.n_slots, -1)
+        for k in range(len(self.patterns)):
+            container[self._container_rows(k)] = k
+        owner = np.full(c.n_free, -1)
+        for j in range(c.n_free):
+            reached = np.unique(container[G.indices[G.indptr[j]:G.indptr[j + 1]]])
+            if reached.size == 1:
+                owner[j] = reached[0]
+        idx = []
+        for pat, label in zip(self.patterns, self.labels):
             structs = {ph.name: f"{label}.{ph.name}" for ph in self.recipe.phases}
             names = pat.local_names(structures=structs, prefix=f"{label}.pattern")
-            ii = np.array([c.select(n) for n in names], dtype=int)
-            cols = np.unique(G[ii].indices)
-            mine = np.setdiff1d(cols, shared)
-            if np.any(owner[mine] >= 0):
-                raise ValidationError("a free parameter is shared by several patterns without "
-                                      "a law; give it a law (a constant one: 'c0')")
-            owner[mine] = k
-            idx.append(ii)
-            local.append(mine)
-        self._shared, self._idx, self._local = shared, idx, local
-        self._n_free = len(free)
+            idx.append(np.array([c.select(n) for n in names], dtype=int))
+        self._shared = np.flatnonzero(owner < 0)
+        self._local = [np.flatnonzero(owner == k) for k in range(len(self.patterns))]
+        self._idx = idx
+        self._n_free = c.n_free
 
     def _slots(self, x: np.ndarray) -> np.ndarray:
         return self.group_.tie_map().evaluate(x)
@@ -447,65 +495,35 @@ class ParametricRefinement:
         return dense_step(blocks, lam, D_s, D_l)
 
     def _solve(self, engine) -> None:
-        """Levenberg-Marquardt on the block-arrow normal equations; ``engine`` computes the
-        blocks, the steps and χ² (in this process, or on a Dask cluster)."""
+        """The core's Levenberg-Marquardt (:func:`~sciTie.core.marquardt.levenberg_marquardt`)
+        on the block-arrow normal equations; ``engine`` computes the blocks, the steps and χ²
+        (in this process, or on a Dask cluster)."""
         root = self.group_
         x = root.pack()
         lo, hi = root.bounds()
-        sh = self._shared
-        loc = self._local
         slots = self._slots(x)
         for pat, ii in zip(self.patterns, self._idx):
             pat.refresh_windows(slots[ii])
         engine.start()
-        lin = engine.linearize(x)
-        chi2 = lin.chi2
-        D_s = np.maximum(np.diag(lin.A_ss).copy(), 1e-300)
-        D_l = [np.maximum(d.copy(), 1e-300) for d in lin.diag_ll]
-        lam = 1e-3
-        self.history_ = [{"chi2": chi2, "lambda": lam, "seconds": 0.0}]
+        system = _BlockArrowSystem(engine, self._shared, self._local, x.size)
         t0 = time.perf_counter()
-        converged, message, nfev, njev = False, "maximum number of iterations reached", 1, 1
-        for it in range(self.max_iter):
-            accepted = False
-            for _ in range(12):
-                ds, dl = engine.step(lin, lam, D_s, D_l)
-                dx = np.zeros_like(x)
-                dx[sh] = ds
-                for cols, d in zip(loc, dl):
-                    dx[cols] = d
-                xn = np.clip(x + dx, lo, hi)
-                chi2n = engine.chi2(xn)
-                nfev += int(np.isfinite(chi2n))
-                if chi2n < chi2:
-                    accepted = True
-                    break
-                lam *= 10.0
-            if not accepted:
-                converged, message = True, "no step lowers chi-square (converged)"
-                break
-            rel = (chi2 - chi2n) / chi2
-            step = np.max(np.abs(xn - x) / np.maximum(np.abs(x), 1e-8))
-            x, chi2 = xn, chi2n
-            lam = max(lam / 10.0, 1e-12)
-            lin = engine.linearize(x)
-            njev += 1
-            for d, new in zip(D_l, lin.diag_ll):
-                np.maximum(d, new, out=d)
-            np.maximum(D_s, np.diag(lin.A_ss), out=D_s)
-            self.history_.append({"chi2": chi2, "lambda": lam,
-                                  "seconds": time.perf_counter() - t0})
+        self.history_ = []
+
+        def record(entry: dict) -> None:
+            self.history_.append(entry)
             if self.verbose:
-                print(f"  iteration {it + 1}: chi2 {chi2:.10g} (lambda {lam:.1e})")
-            if rel < self.ftol or step < self.xtol:
-                converged = True
-                message = ("relative chi-square change below ftol" if rel < self.ftol
-                           else "relative step below xtol")
-                break
-        self.seconds_ = time.perf_counter() - t0
-        self._x = x
-        self._converged, self._message, self._nfev, self._njev = converged, message, nfev, njev
-        root.set_free(x)
+                print(f"  iteration {len(self.history_) - 1}: chi2 {entry['chi2']:.10g} "
+                      f"(lambda {entry['lambda']:.1e})")
+
+        res = levenberg_marquardt(system, x, lower=lo, upper=hi, ftol=self.ftol,
+                                  xtol=self.xtol, gtol=self.gtol, max_nfev=self.max_nfev,
+                                  callback=record)
+        self.history_.insert(0, res.history[0])
+        system.settle(res.linearization)       # the engine's blocks at the solution
+        self._x = res.x
+        self._converged, self._message = res.success, res.message
+        self._nfev, self._njev = res.nfev, res.njev
+        root.set_free(res.x)
 
     def fit(self, *, client=None) -> "ParametricRefinement":
         """Build the joint group, solve, and compute esds; returns self.
@@ -518,11 +536,16 @@ class ParametricRefinement:
             summed, the shared block is solved here (see :doc:`/distributed`). The default
             start (a sequential refinement) runs there too. None: in this process.
         """
+        t0, cpu = time.perf_counter(), time.process_time()
         specs = _check_specs(self.specs)
         if not isinstance(self.recipe, SeriesRecipe):
             raise ValidationError("recipe must be a SeriesRecipe")
         if self.solver not in ("schur", "dense"):
             raise ValidationError(f"solver must be 'schur' or 'dense', got {self.solver!r}")
+        check_int(self.max_nfev, "max_nfev", minimum=1)
+        for name in ("ftol", "xtol", "gtol"):
+            check_float(getattr(self, name), name, minimum=0.0)
+        check_bool(self.verbose, "verbose")
         if client is not None:
             from .._dask import check_client
             check_client(client)
@@ -545,8 +568,9 @@ class ParametricRefinement:
                 if engine.windows_ok(self._x):
                     break
             if not self._converged:
-                warnings.warn(f"parametric refinement stopped after {self.max_iter} "
-                              "iterations without converging", ConvergenceWarning, stacklevel=2)
+                warnings.warn(f"parametric refinement stopped before converging "
+                              f"({self._message}; max_nfev={self.max_nfev})",
+                              ConvergenceWarning, stacklevel=2)
             self._final_blocks = engine.final_blocks()
             ycalc = engine.calc(self._x)
         finally:
@@ -554,7 +578,9 @@ class ParametricRefinement:
         self.cluster_ = None if client is None else {
             "workers": len(client.scheduler_info()["workers"]),
             "partitions": engine.n_partitions, "recovered": engine.n_recovered}
+        self.fit_seconds_ = time.perf_counter() - t0
         self._results(specs, ycalc)
+        self.fit_cpu_seconds_ = time.process_time() - cpu
         return self
 
     # -- results -------------------------------------------------------------------------------
@@ -592,7 +618,6 @@ class ParametricRefinement:
         law_rows = np.array([c.select(f"laws.{n}") for n in root["laws"].parameters], dtype=int)
         Gl = G[law_rows][:, sh].toarray()
         slot_err[law_rows] = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", Gl, C_ss, Gl), 0, None))
-        slot_err = np.where(c.kind == SlotKind.FIXED, 0.0, slot_err)          # fixed slots
         full = None
         if nfree <= self.max_dense_covariance:
             full = np.zeros((nfree, nfree))
@@ -607,23 +632,12 @@ class ParametricRefinement:
             root, self._x, covar=None, ndata=ndata, model="sciTie.diffraction.ParametricRefinement",
             method=f"Levenberg-Marquardt, {self.solver} normal equations",
             success=self._converged, message=self._message, nfev=self._nfev, njev=self._njev,
-            seconds=self.seconds_, chisqr=chi2,
+            seconds=self.fit_seconds_, chisqr=chi2,
             statistics={"patterns": len(specs), "laws": len(self.laws),
                         "shared parameters": int(len(sh))})
         # uncertainties block-wise: the dense slot covariance G Σ Gᵀ of a whole series would
         # be (N · slots)², so each pattern's block is propagated on its own
-        res.stderr = stderr
-        res.slot_stderr = slot_err
-        if full is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res.covar = full
-                res.correl = full / np.outer(stderr, stderr)
-        slot_of = res.params.tie_map().parameters
-        for name, par in res.params.items():
-            idx = slot_of[name]
-            s = slot_err[idx]
-            par.stderr = float(s) if np.ndim(idx) == 0 else s.copy()
-        self.result_ = res
+        self.result_ = set_block_uncertainties(res, stderr, slot_err, full)
         self.laws_ = {n: {"value": float(root["laws"][n].value),
                           "stderr": float(slot_err[c.select(f"laws.{n}")])}
                       for n in root["laws"].parameters}
@@ -697,18 +711,37 @@ class ParametricRefinement:
                            extra={"chi2": float(self.result_.chisqr),
                                   "nvarys": int(self.result_.nvarys),
                                   "ndata": int(self.result_.ndata),
-                                  "redchi": float(redchi), "seconds": self.seconds_,
+                                  "redchi": float(redchi), "seconds": self.fit_seconds_,
                                   "laws_fitted": dict(self.laws_),
                                   **({"dask": dict(self.cluster_)} if self.cluster_ else {})})
         self.fits_ = fits
-        self.series_ = series_dataset(fits, specs, attrs=attrs)
+        self._series = series_dataset(fits, specs, attrs=attrs)
+        self.result_.data = pattern_arrays(self._series)
+        self.result_.attrs.update(attrs)
+        self.result_.plotter = lambda result, ax=None, **kw: self.plot(ax, **kw)
 
     def sequence(self) -> list[dict]:
         """Per pattern: file, temperature, rwp, gof and parameters (laws evaluated)."""
-        if not hasattr(self, "series_"):
+        return sequence_entries(self.to_xarray())
+
+    def to_xarray(self):
+        """The series as one Dataset (laws evaluated at each pattern's temperature), in the
+        layout of :meth:`SequentialRefinement.to_xarray`; provenance and the fitted laws in
+        ``attrs``."""
+        if not hasattr(self, "result_"):
             from ..errors import not_fitted
-            raise not_fitted(self, "sequence")
-        return sequence_entries(self.series_)
+            raise not_fitted(self, "to_xarray")
+        return self._series
+
+    def report(self, *, min_correl: float = 0.1) -> str:
+        """One line per pattern, then the fit's report (the law coefficients with esds)."""
+        return series_report(self, "Parametric refinement", min_correl=min_correl)
+
+    def plot(self, ax=None, *, names=None, **kwargs):
+        """The parameters against temperature, each law drawn with its ±1 esd band."""
+        laws = {slot: (lambda T, slot=slot: self.law_curve(slot, T)) for slot in self.laws}
+        return plot_series(self, ax, names=names if names is not None else list(self.laws),
+                           laws=laws, **kwargs)
 
     def dense_terms(self) -> list[ResidualTerm]:
         """The same problem as core residual terms on ``group_`` (one per pattern, each with

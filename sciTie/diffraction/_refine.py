@@ -10,11 +10,13 @@ import numpy as np
 import xarray as xr
 
 from .. import io as sio
+from .._estimator import EstimatorParams
 from .._validation import check_array, check_bool, check_float, check_mapping
 from ..core import ParameterGroup, ResidualTerm, fit_least_squares
 from ..errors import (ArgumentTypeError, ConvergenceWarning, FitWarning, IdentifiabilityWarning,
                       UnknownNameError, ValidationError, not_fitted)
-from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, cell_volume, format_esd
+from ._cell import cell_volume
+from ._crystal import ATOM_PARAMS, B_PER_U, CELL_NAMES, Phase, format_esd
 from ._background import BACKGROUND_PEAK_PARAMS
 from ._pattern import PowderPattern
 from ._pattern_layout import PHASE_PARAMS
@@ -193,19 +195,81 @@ def weight_fractions(group: ParameterGroup, pattern: PowderPattern, *, covarianc
             for k, (ph, _) in enumerate(phases)}
 
 
-class JointRefinement:
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _checked_parts(phases, patterns, weights) -> tuple[list, list, dict]:
+    """The arguments of :class:`JointRefinement` checked: phases, patterns, weights."""
+    if isinstance(phases, Phase):
+        phases = [phases]
+    elif isinstance(phases, (list, tuple)) and phases \
+            and all(isinstance(p, Phase) for p in phases):
+        phases = list(phases)
+    else:
+        raise ValidationError(f"phases must be a Phase or a non-empty list of Phase, got "
+                              f"{phases!r:.80}")
+    if isinstance(patterns, PowderPattern):
+        patterns = [patterns]
+    if not isinstance(patterns, (list, tuple)):
+        raise ArgumentTypeError(f"patterns must be a PowderPattern or a list of them, got "
+                                f"{type(patterns).__name__}")
+    patterns = list(patterns)
+    if not patterns:
+        raise ValidationError("patterns: need at least one PowderPattern")
+    for p in patterns:
+        if not isinstance(p, PowderPattern):
+            raise ValidationError(f"patterns must be PowderPattern objects, got "
+                                  f"{type(p).__name__}")
+        for ph in p.phases:
+            if not any(ph is q for q in phases):
+                raise ValidationError(f"pattern {p.name!r} was built for another Phase "
+                                      f"object ({ph.name!r}); pass that phase to "
+                                      "JointRefinement")
+    names = [p.name for p in patterns]
+    pnames = [ph.name for ph in phases]
+    if len(set(names)) != len(names) or set(names) & set(pnames) \
+            or len(set(pnames)) != len(pnames):
+        raise ValidationError(f"pattern names must be unique and differ from the phase "
+                              f"names {pnames}, got {names}")
+    weights = check_mapping(weights, "weights", names, what="patterns",
+                            example="{pattern name: weight}")
+    weights = {k: check_float(v, f"weights[{k!r}]", minimum=0.0, low_open=True)
+               for k, v in weights.items()}
+    return phases, patterns, weights
+
+
+class JointRefinement(EstimatorParams):
     """Rietveld refinement of several powder patterns sharing one or more phases.
+
+    The patterns stay on the refinement, as :class:`~sciTie.pinn.PeriodicPINN` keeps its
+    problem: each :class:`PowderPattern` carries its own parameters (scale, instrument,
+    background, per-phase terms), and the phases and patterns together are the tie map that
+    is edited (:meth:`set_refined`, :meth:`constrain_fractions`, ``group.tie``) before
+    :meth:`fit` (see "The estimator contract" in :doc:`/concepts`).
 
     Parameters
     ----------
     phases : Phase or sequence of Phase
         The structures; each :attr:`Phase.group` (cell, atoms) is shared by every pattern
         that contains the phase.
-    patterns : list of PowderPattern
+    patterns : PowderPattern or list of PowderPattern
         Each keeps its own group (scale, instrument, background, per-phase terms). Pattern
         names must be unique and differ from the phase names.
     weights : dict, optional
         Extra weight per pattern name (default 1).
+    max_nfev : int, optional
+        Evaluation budget of each least-squares run (of each stage in
+        :meth:`refine_stages`).
+    ftol, xtol, gtol : float
+        Convergence tolerances of :func:`~sciTie.fit_least_squares`.
+    method : {'marquardt', 'lm', 'trf', 'dogbox'}
+        The solver of :func:`~sciTie.fit_least_squares`: 'marquardt' (sciTie's
+        Levenberg-Marquardt on the normal equations, bounds by projection) by default.
+
+    Nothing is random: the same refinement gives the same numbers every run, so there is no
+    ``random_state``. The arguments are stored as given and checked when the joint group is
+    first assembled (by :attr:`group`, :meth:`set_refined` or :meth:`fit`).
 
     Attributes
     ----------
@@ -219,6 +283,8 @@ class JointRefinement:
         Per pattern and ``"total"``: Rp, wRp, Bragg R (percent; also per phase), chi2, GOF.
         The total GOF is ``sqrt(chi2 / (N - P))``; a pattern's GOF is ``sqrt(chi2 / N)``
         (the parameters are shared, so they are not split between patterns).
+    fit_seconds_, fit_cpu_seconds_ : float
+        Wall and CPU time of the last :meth:`fit` (of all stages for :meth:`refine_stages`).
 
     Examples
     --------
@@ -227,84 +293,81 @@ class JointRefinement:
     >>> print(ref.report())                                  # doctest: +SKIP
     """
 
-    def __init__(self, phases, patterns, *, weights: dict | None = None) -> None:
-        if isinstance(phases, Phase):
-            phases = [phases]
-        elif isinstance(phases, (list, tuple)) and phases \
-                and all(isinstance(p, Phase) for p in phases):
-            phases = list(phases)
-        else:
-            raise ValidationError(f"phases must be a Phase or a non-empty list of Phase, got "
-                                  f"{phases!r:.80}")
-        if isinstance(patterns, PowderPattern):
-            patterns = [patterns]
-        if not isinstance(patterns, (list, tuple)):
-            raise ArgumentTypeError(f"patterns must be a PowderPattern or a list of them, got "
-                                    f"{type(patterns).__name__}")
-        patterns = list(patterns)
-        if not patterns:
-            raise ValidationError("patterns: need at least one PowderPattern")
-        for p in patterns:
-            if not isinstance(p, PowderPattern):
-                raise ValidationError(f"patterns must be PowderPattern objects, got "
-                                      f"{type(p).__name__}")
-            for ph in p.phases:
-                if not any(ph is q for q in phases):
-                    raise ValidationError(f"pattern {p.name!r} was built for another Phase "
-                                          f"object ({ph.name!r}); pass that phase to "
-                                          "JointRefinement")
-        names = [p.name for p in patterns]
-        pnames = [ph.name for ph in phases]
-        if len(set(names)) != len(names) or set(names) & set(pnames) \
-                or len(set(pnames)) != len(pnames):
-            raise ValidationError(f"pattern names must be unique and differ from the phase "
-                                  f"names {pnames}, got {names}")
-        weights = check_mapping(weights, "weights", names, what="patterns",
-                                example="{pattern name: weight}")
-        weights = {k: check_float(v, f"weights[{k!r}]", minimum=0.0, low_open=True)
-                   for k, v in weights.items()}
+    def __init__(self, phases, patterns, *, weights: dict | None = None,
+                 max_nfev: int | None = None, ftol: float = 1e-8, xtol: float = 1e-8,
+                 gtol: float = 1e-8, method: str = "marquardt") -> None:
         self.phases = phases
         self.patterns = patterns
         self.weights = weights
-        self.group = ParameterGroup("joint", description="joint Rietveld refinement")
+        self.max_nfev = max_nfev
+        self.ftol = ftol
+        self.xtol = xtol
+        self.gtol = gtol
+        self.method = method
+
+    # -- assembly ---------------------------------------------------------------------------------
+    def _assembly(self) -> tuple[list[Phase], list[PowderPattern], dict, ParameterGroup]:
+        """The checked phases, patterns, weights and the joint group, built once for the
+        objects given (again after ``set_params`` replaces them)."""
+        key = (id(self.phases), id(self.patterns), id(self.weights),
+               *map(id, _as_list(self.phases)), *map(id, _as_list(self.patterns)))
+        kept = self.__dict__.get("_assembled")
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        phases, patterns, weights = _checked_parts(self.phases, self.patterns, self.weights)
+        group = ParameterGroup("joint", description="joint Rietveld refinement")
         for ph in phases:
-            self.group.add_group(ph.group)
+            group.add_group(ph.group)
         for p in patterns:
-            self.group.add_group(p.group)
-        self.result_ = None
-        self.statistics_: dict = {}
-        self.fit_seconds_ = 0.0
+            group.add_group(p.group)
+        self.__dict__["_assembled"] = (key, (phases, patterns, weights, group))
+        return phases, patterns, weights, group
+
+    @property
+    def group(self) -> ParameterGroup:
+        """The joint group (phases' and patterns' groups as children)."""
+        return self._assembly()[3]
+
+    @property
+    def phase_list(self) -> list[Phase]:
+        """The phases as a list (``phases`` may be one Phase)."""
+        return self._assembly()[0]
+
+    @property
+    def pattern_list(self) -> list[PowderPattern]:
+        """The patterns as a list (``patterns`` may be one PowderPattern)."""
+        return self._assembly()[1]
 
     @property
     def phase(self) -> Phase:
         """The first (main) phase."""
-        return self.phases[0]
+        return self.phase_list[0]
 
     # -- choosing what varies ------------------------------------------------------------------
     def pattern(self, name: str) -> PowderPattern:
         """The pattern called ``name``."""
-        for p in self.patterns:
+        for p in self.pattern_list:
             if p.name == name:
                 return p
         raise UnknownNameError(f"no pattern named {name!r}; patterns: "
-                               f"{[p.name for p in self.patterns]}")
+                               f"{[p.name for p in self.pattern_list]}")
 
     def phase_named(self, name: str) -> Phase:
         """The phase called ``name``."""
-        for ph in self.phases:
+        for ph in self.phase_list:
             if ph.name == name:
                 return ph
         raise UnknownNameError(f"no phase named {name!r}; phases: "
-                               f"{[ph.name for ph in self.phases]}")
+                               f"{[ph.name for ph in self.phase_list]}")
 
     def fix_all(self) -> None:
         """Fix every parameter of the structures and of every pattern (ties stay)."""
-        for ph in self.phases:
+        for ph in self.phase_list:
             _set(ph.group, CELL_NAMES, False)
             for a in ph.atoms:
                 _set(ph.group, [f"{a.name}.{q}" for q in ATOM_PARAMS], False)
             _set(ph.group, ph.refinable_uij, False)
-        for p in self.patterns:
+        for p in self.pattern_list:
             names = [*p.instrument_names, "bkg"]
             names += [f"{ph.name}.{n}" for ph in p.phases for n in PHASE_PARAMS]
             names += p.preferred_orientation_names
@@ -375,32 +438,32 @@ class JointRefinement:
             ``"CuO.mustrain"``.
         """
         if isinstance(structure, dict):
-            check_mapping(structure, "structure", [ph.name for ph in self.phases],
+            check_mapping(structure, "structure", [ph.name for ph in self.phase_list],
                           what="phases")
             items = {k: _items(v, f"structure[{k!r}]") for k, v in structure.items()}
         else:
-            items = {ph.name: _items(structure, "structure") for ph in self.phases}
+            items = {ph.name: _items(structure, "structure") for ph in self.phase_list}
         patterns = {} if patterns is None else patterns
         if not isinstance(patterns, dict):
             raise ArgumentTypeError(f"patterns must be a dict {{pattern name or '*': [items]}}, "
                                     f"got {type(patterns).__name__}")
         patterns = {key: _items(its, f"patterns[{key!r}]") for key, its in patterns.items()}
         # every name is checked before anything changes: a typo leaves the refined set as it was
-        for ph in self.phases:
+        for ph in self.phase_list:
             _check_names(ph.group, ph.structure_names(items.get(ph.name, ())),
                          f"structure item for phase {ph.name!r}", "cell, xyz, uiso, uij, occ")
         for key, its in patterns.items():
-            for p in (self.patterns if key == "*" else [self.pattern(key)]):
+            for p in (self.pattern_list if key == "*" else [self.pattern(key)]):
                 _check_names(p.group, self.pattern_names(p, its), f"pattern item for {p.name!r}",
                              "profile, late_profile, zero, displacement, cell_correction, "
                              "fraction, size, mustrain, background_peaks, "
                              "preferred_orientation, absorption")
         self.fix_all()
-        counts = {p.name: p.reflections_in_range() for p in self.patterns}
-        seen = {ph.name for p in self.patterns for ph in p.phases}
-        absent = [ph.name for ph in self.phases if ph.name in seen
-                  and all(counts[p.name].get(ph.name, 0) == 0 for p in self.patterns)]
-        for ph in self.phases:
+        counts = {p.name: p.reflections_in_range() for p in self.pattern_list}
+        seen = {ph.name for p in self.pattern_list for ph in p.phases}
+        absent = [ph.name for ph in self.phase_list if ph.name in seen
+                  and all(counts[p.name].get(ph.name, 0) == 0 for p in self.pattern_list)]
+        for ph in self.phase_list:
             names = ph.structure_names(items.get(ph.name, ()))
             if ph.name in absent and names:
                 warnings.warn(f"phase {ph.name!r} has no reflection inside the fit range of "
@@ -409,7 +472,7 @@ class JointRefinement:
                 continue
             _set(ph.group, names, True)
         for key, its in patterns.items():
-            targets = self.patterns if key == "*" else [self.pattern(key)]
+            targets = self.pattern_list if key == "*" else [self.pattern(key)]
             for p in targets:
                 names = self.pattern_names(p, its)
                 empty = [n for n, c in counts[p.name].items() if c == 0]
@@ -431,19 +494,19 @@ class JointRefinement:
         The last phase's fraction becomes ``total - Σ others`` (a linear tie in the core's
         tie map, so its value and esd follow the free ones exactly).
         """
-        for p in (self.patterns if patterns is None else [self.pattern(n) for n in patterns]):
+        for p in (self.pattern_list if patterns is None else [self.pattern(n) for n in patterns]):
             constrain_fractions(p, total)
 
     # -- fitting ----------------------------------------------------------------------------------
     def _index(self):
         """Each pattern's local vector as positions in the joint slot vector."""
         pos = {n: i for i, n in enumerate(self.group.slot_names)}   # one compiled view
-        return [np.array([pos[n] for n in p.local_names()], dtype=int) for p in self.patterns]
+        return [np.array([pos[n] for n in p.local_names()], dtype=int) for p in self.pattern_list]
 
     def initialize(self) -> "JointRefinement":
         """Starting scale, background and background-peak areas by linear least squares."""
         vals = self.group.valuesdict()
-        for p, idx in zip(self.patterns, self._index()):
+        for p, idx in zip(self.pattern_list, self._index()):
             initialize_pattern(p, vals.array[idx])
         return self
 
@@ -454,42 +517,41 @@ class JointRefinement:
         G = self.group.tie_matrix()
         active_slots = np.flatnonzero(np.asarray(abs(G).sum(axis=1)).ravel() > 0)
         return [_PatternTerm(p, idx, idx[np.isin(idx, active_slots)]).term(
-                    float(self.weights.get(p.name, 1.0)))
-                for p, idx in zip(self.patterns, self._index())]
+                    float(self._assembly()[2].get(p.name, 1.0)))
+                for p, idx in zip(self.pattern_list, self._index())]
 
-    def fit(self, *, max_nfev: int | None = None, ftol: float = 1e-8, xtol: float = 1e-8,
-            gtol: float = 1e-8, method: str | None = None) -> "JointRefinement":
+    def fit(self) -> "JointRefinement":
         """Refine the currently free parameters; values are written back into the groups.
 
-        Parameters
-        ----------
-        max_nfev : int, optional
-            Evaluation budget.
-        ftol, xtol, gtol : float
-            Convergence tolerances of :func:`scipy.optimize.least_squares`.
-        method : {'marquardt', 'lm', 'trf', 'dogbox'}, optional
-            The solver of :func:`~sciTie.fit_least_squares`; default 'marquardt' (sciTie's
-            Levenberg-Marquardt on the normal equations, bounds by projection).
+        The solver and its tolerances are the constructor's ``method``, ``max_nfev``,
+        ``ftol``, ``xtol`` and ``gtol``; :meth:`refine_stages` is the staged route.
 
         Returns
         -------
         self
         """
-        if method is None:
-            method = "marquardt"
-        t0 = time.perf_counter()
-        for attempt in range(3):
-            vals = self.group.valuesdict()
-            for p, idx in zip(self.patterns, self._index()):
-                p.refresh_windows(vals.array[idx])
-            res = fit_least_squares(self.group, self._terms(), max_nfev=max_nfev, ftol=ftol,
-                                    xtol=xtol, gtol=gtol, method=method)
-            self.group.set_free(res.x)
-            vals = self.group.valuesdict()
-            # peak windows are frozen during a run; widths that grew past them: run again
-            if all(p.windows_ok(vals.array[idx]) for p, idx in zip(self.patterns, self._index())):
-                break
+        t0, cpu = time.perf_counter(), time.process_time()
+        self._run()
         self.fit_seconds_ = time.perf_counter() - t0
+        self.fit_cpu_seconds_ = time.process_time() - cpu
+        return self
+
+    def _run(self) -> None:
+        """One least-squares run of the free parameters (again while peaks outgrow their
+        windows); sets ``result_`` and ``statistics_``."""
+        group = self.group
+        for attempt in range(3):
+            vals = group.valuesdict()
+            for p, idx in zip(self.pattern_list, self._index()):
+                p.refresh_windows(vals.array[idx])
+            res = fit_least_squares(group, self._terms(), max_nfev=self.max_nfev,
+                                    ftol=self.ftol, xtol=self.xtol, gtol=self.gtol,
+                                    method=self.method)
+            group.set_free(res.x)
+            vals = group.valuesdict()
+            # peak windows are frozen during a run; widths that grew past them: run again
+            if all(p.windows_ok(vals.array[idx]) for p, idx in zip(self.pattern_list, self._index())):
+                break
         self._statistics(res.nvarys)
         stats = {f"wRp[{k}]": s["wrp"] for k, s in self.statistics_.items() if k != "total"}
         stats.update({"wRp": self.statistics_["total"]["wrp"],
@@ -498,9 +560,7 @@ class JointRefinement:
         res.statistics.update(stats)
         res.plotter = _RietveldPlotter(self)
         self.result_ = res
-        self.group_ = self.group
-        self._warn_suspicious(res, max_nfev)
-        return self
+        self._warn_suspicious(res, self.max_nfev)
 
     #: GOF above which a fit is reported as suspicious (wRp far above counting statistics).
     GOF_WARNING = 3.0
@@ -510,7 +570,7 @@ class JointRefinement:
         if not res.success:
             warnings.warn(f"the refinement stopped before converging ({res.message}"
                           f"{'; max_nfev=%d' % max_nfev if max_nfev else ''}); its values and "
-                          "esds are not at a minimum", ConvergenceWarning, stacklevel=3)
+                          "esds are not at a minimum", ConvergenceWarning, stacklevel=4)
         for name, s in self.statistics_.items():
             if name == "total":
                 continue
@@ -520,7 +580,7 @@ class JointRefinement:
                 warnings.warn(f"pattern {name!r}: wRp {s['wrp']:.2f} % is far above the "
                               f"{expected:.2f} % the counting statistics allow (GOF "
                               f"{s['gof']:.2f}): a false minimum or a missing part of the "
-                              "model (phase, background, profile)", FitWarning, stacklevel=3)
+                              "model (phase, background, profile)", FitWarning, stacklevel=4)
         lo, hi = self.group.bounds()
         x = res.x
         span = np.maximum(np.abs(x), 1e-12)
@@ -528,10 +588,9 @@ class JointRefinement:
               if (np.isfinite(a) and v - a <= 1e-9 * s) or (np.isfinite(b) and b - v <= 1e-9 * s)]
         if at:
             warnings.warn(f"parameters at their bounds: {', '.join(at)}; their esds assume an "
-                          "interior minimum", FitWarning, stacklevel=3)
+                          "interior minimum", FitWarning, stacklevel=4)
 
-    def refine_stages(self, stages=STAGES, *, max_nfev: int | None = None,
-                      verbose: bool = False) -> "JointRefinement":
+    def refine_stages(self, stages=STAGES, *, verbose: bool = False) -> "JointRefinement":
         """Staged refinement as crystallographers do it; each stage adds to the refined set.
 
         Parameters
@@ -539,10 +598,15 @@ class JointRefinement:
         stages : sequence of (label, dict)
             Each dict has ``"structure"`` and/or ``"pattern"`` items (see
             :meth:`set_refined`; ``"pattern"`` items apply to every pattern).
-        max_nfev : int, optional
-            Evaluation budget per stage.
         verbose : bool
             Print wRp after every stage.
+
+        Returns
+        -------
+        self
+            ``result_`` is the last stage's; ``fit_seconds_`` and ``fit_cpu_seconds_``
+            cover all stages; ``stage_log_`` lists each stage's label, free-parameter count
+            and wRp per pattern.
         """
         if isinstance(stages, (str, bytes, dict)) or not isinstance(stages, (list, tuple)) \
                 or not stages:
@@ -560,6 +624,7 @@ class JointRefinement:
             for k, v in stage[1].items():
                 _items(v, f"stages[{i}][{k!r}]")
         verbose = check_bool(verbose, "verbose")
+        t0, cpu = time.perf_counter(), time.process_time()
         self.initialize()
         st: list[str] = []
         pt: list[str] = []
@@ -574,12 +639,14 @@ class JointRefinement:
                     # badly on purpose: only the last stage is judged
                     warnings.simplefilter("ignore", IdentifiabilityWarning)
                     warnings.simplefilter("ignore", FitWarning)
-                self.fit(max_nfev=max_nfev)
+                self._run()
             self.stage_log_.append((label, self.result_.nvarys,
                                     {k: v["wrp"] for k, v in self.statistics_.items()}))
             if verbose:
                 print(label, self.result_.nvarys, {k: round(v["wrp"], 3)
                                                    for k, v in self.statistics_.items()})
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.fit_cpu_seconds_ = time.process_time() - cpu
         return self
 
     # -- results ----------------------------------------------------------------------------------
@@ -589,7 +656,7 @@ class JointRefinement:
             self.pattern(name)  # an UnknownNameError listing the patterns
         vals = self.group.valuesdict()
         out = {}
-        for p, idx in zip(self.patterns, self._index()):
+        for p, idx in zip(self.pattern_list, self._index()):
             if name is not None and p.name != name:
                 continue
             y, _, info = p.evaluate(vals.array[idx], grad=False, peaks=True)
@@ -598,7 +665,7 @@ class JointRefinement:
 
     def _statistics(self, nvar: int | None = None) -> None:
         if nvar is None:
-            nvar = self.result_.nvarys if self.result_ is not None else 0
+            nvar = self.result_.nvarys if hasattr(self, "result_") else 0
         stats = {}
         allo, allc, alls = [], [], []
         for p_name, (y, info) in self.calculate().items():
@@ -630,12 +697,12 @@ class JointRefinement:
         if structure_prefix is not None:
             structure_prefix = check_bool(structure_prefix, "structure_prefix")
         if structure_prefix is None:
-            structure_prefix = len(self.phases) > 1
+            structure_prefix = len(self.phase_list) > 1
         r = self.result_
         free = set(r.free_names)
         G = self.group.tie_matrix()
         moving = np.asarray(abs(G).sum(axis=1)).ravel() > 0
-        prefixes = tuple(f"{ph.name}." for ph in self.phases)
+        prefixes = tuple(f"{ph.name}." for ph in self.phase_list)
         out = {}
         for i, (n, v, s) in enumerate(zip(r.slot_names, r.slot_values, r.slot_stderr)):
             is_struct = n.startswith(prefixes)
@@ -656,7 +723,7 @@ class JointRefinement:
         r = self.result_
         index = {n: i for i, n in enumerate(r.slot_names)}
         out = {}
-        for ph in self.phases:
+        for ph in self.phase_list:
             for at in ph.atoms:
                 i = index[f"{ph.name}.{at.name}.uiso"]
                 u, e = float(r.slot_values[i]), float(r.slot_stderr[i])
@@ -670,11 +737,11 @@ class JointRefinement:
         See :func:`weight_fractions`. ``pattern`` defaults to the first one.
         """
         self._check_fitted("phase_fractions")
-        p = self.patterns[0] if pattern is None else self.pattern(pattern)
+        p = self.pattern_list[0] if pattern is None else self.pattern(pattern)
         return weight_fractions(self.group, p, covariance=self.result_.slot_covar)
 
     def _check_fitted(self, what: str) -> None:
-        if self.result_ is None:
+        if not hasattr(self, "result_"):
             raise not_fitted(self, what)
 
     def slot_stderr(self) -> dict:
@@ -683,7 +750,7 @@ class JointRefinement:
         r = self.result_
         return dict(zip(r.slot_names, r.slot_stderr))
 
-    def report(self, *, min_correl: float = 0.5) -> str:
+    def report(self, *, min_correl: float = 0.1) -> str:
         """Text report: figures of merit per pattern and total, then the fit report.
 
         Parameters
@@ -693,8 +760,8 @@ class JointRefinement:
         """
         self._check_fitted("report")
         lines = ["[[Joint Rietveld refinement]]",
-                 f"    phases: {', '.join(ph.name for ph in self.phases)}",
-                 f"    patterns: {', '.join(p.name for p in self.patterns)}",
+                 f"    phases: {', '.join(ph.name for ph in self.phase_list)}",
+                 f"    patterns: {', '.join(p.name for p in self.pattern_list)}",
                  f"    free parameters: {self.result_.nvarys if self.result_ else 0}",
                  f"    {'pattern':<10} {'points':>7} {'Rp %':>7} {'wRp %':>7} {'chi2':>11} "
                  f"{'GOF':>6} {'R_Bragg %':>9}"]
@@ -702,15 +769,15 @@ class JointRefinement:
             rb = s.get("bragg_r", float("nan"))
             lines.append(f"    {k:<10} {s['npoints']:>7d} {s['rp']:>7.3f} {s['wrp']:>7.3f} "
                          f"{s['chi2']:>11.1f} {s['gof']:>6.3f} {rb:>9.3f}")
-        multi = [p for p in self.patterns if len(p.phases) > 1]
-        if multi and self.result_ is not None:
+        multi = [p for p in self.pattern_list if len(p.phases) > 1]
+        if multi and hasattr(self, "result_"):
             lines.append("    phase fractions (volume, weight):")
             for p in multi:
                 for ph, f in self.phase_fractions(p.name).items():
                     lines.append(f"      {p.name}.{ph}: {f['volume']:.4f} +/- "
                                  f"{f['volume_stderr']:.4f}, {f['weight']:.4f} +/- "
                                  f"{f['weight_stderr']:.4f}")
-        if self.result_ is not None:
+        if hasattr(self, "result_"):
             lines.append("    displacements (B = 8π²U, Å²):")
             for atom, d in self.displacements().items():
                 lines.append(f"      {atom:<16} Uiso {format_esd(d['uiso'], d['uiso_stderr']):>13}"
@@ -776,7 +843,7 @@ class JointRefinement:
                     attrs={"long_name": f"integrated intensity of each {ph.name} reflection",
                            "units": f"counts {units}"})
         ds = xr.Dataset(data)
-        if self.result_ is not None:
+        if hasattr(self, "result_"):
             ds = xr.merge([ds, self.result_.to_xarray()], combine_attrs="override")
         attrs = {}
         for k, s in self.statistics_.items():
@@ -785,12 +852,12 @@ class JointRefinement:
                     attrs[f"{k}_{m}"] = float(s[m])
             for ph, r in s.get("bragg_r_phase", {}).items():
                 attrs[f"{k}_bragg_r_{ph}"] = float(r)
-        for p in self.patterns:
+        for p in self.pattern_list:
             attrs.update({f"{p.name}_{k}": v for k, v in instrument_metadata(p).items()})
         from ..provenance import provenance
-        files = [str(p.data.attrs["source_file"]) for p in self.patterns
+        files = [str(p.data.attrs["source_file"]) for p in self.pattern_list
                  if os.path.isfile(str(p.data.attrs.get("source_file", "")))]
-        files += [ph.source_file for ph in self.phases
+        files += [ph.source_file for ph in self.phase_list
                   if os.path.isfile(str(getattr(ph, "source_file", "")))]
         ds.attrs = {**provenance(model="sciTie.diffraction.JointRefinement", inputs=files),
                     **attrs}
@@ -804,7 +871,7 @@ class JointRefinement:
         """
         ph = self.phase if phase is None else self.phase_named(phase)
         se = {}
-        if self.result_ is not None:
+        if hasattr(self, "result_"):
             pre = f"{ph.name}."
             for n, s in self.slot_stderr().items():
                 if n.startswith(pre):
@@ -818,7 +885,7 @@ class JointRefinement:
         return sio.write_text(path, self.to_cif(phase, adp=adp), overwrite=overwrite,
                               what="CIF")
 
-    def plot(self, name: str | None = None, ax=None, *, sqrt: bool = False,
+    def plot(self, ax=None, *, pattern: str | None = None, sqrt: bool = False,
              magnify: tuple[float, float] | None = None, hkl: bool | int = False,
              path: str | os.PathLike | None = None, overwrite: bool = False):
         """Rietveld plot of pattern ``name``: observed, calculated, background, difference
@@ -826,9 +893,9 @@ class JointRefinement:
 
         Parameters
         ----------
-        name : str, optional
-            The pattern (default: the first).
         ax : matplotlib Axes, optional
+        pattern : str, optional
+            The pattern's name (default: the first).
         sqrt : bool
             Intensities on a square-root scale (weak high-angle peaks become visible).
         magnify : (float, float), optional
@@ -847,7 +914,7 @@ class JointRefinement:
         """
         import matplotlib.pyplot as plt
 
-        p = self.patterns[0] if name is None else self.pattern(name)
+        p = self.pattern_list[0] if pattern is None else self.pattern(pattern)
         sqrt = check_bool(sqrt, "sqrt")
         if not isinstance(hkl, (bool, np.bool_)):
             from .._validation import check_int
@@ -923,7 +990,7 @@ class _RietveldPlotter:
         self.refinement = refinement
 
     def __call__(self, result, ax=None, *, pattern: str | None = None, **kwargs):
-        return self.refinement.plot(pattern, ax=ax, **kwargs)
+        return self.refinement.plot(ax, pattern=pattern, **kwargs)
 
 
 def instrument_metadata(p: PowderPattern) -> dict:

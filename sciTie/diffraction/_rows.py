@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ValidationError
 from ._absorption import absorption_rows
 from ._adp import phase_structure_factors
-from ._crystal import cell_volume, metric_derivatives, metric_tensor
+from ._cell import cell_volume, metric_derivatives, metric_tensor
 from ._pattern_layout import PHASE_PARAMS
 from ._texture import texture_rows
 from .profiles import ReflectionContext

@@ -34,10 +34,13 @@ from ..core import ParameterGroup
 from ._crystal import Phase
 from ._io import make_pattern
 from ._pattern import PowderPattern
+from .._estimator import EstimatorParams
 from ._refine import JointRefinement, weight_fractions
+from ._series_result import (pattern_arrays, plot_series, sequence_entries, series_dataset,
+                             series_report, series_result)
 
 __all__ = ["PatternSpec", "SeriesTie", "SeriesRecipe", "refine_one", "SequentialRefinement",
-           "specs_from_dataset", "series_dataset", "tie_transition"]
+           "specs_from_dataset", "tie_transition"]
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def build_refinement(spec: PatternSpec, recipe: SeriesRecipe, *,
     """
     phases = [copy.deepcopy(ph) for ph in recipe.phases]
     pat = PowderPattern(spec.data(), phases, name="pattern", **recipe.pattern_options)
-    ref = JointRefinement(phases, [pat])
+    ref = JointRefinement(phases, [pat], max_nfev=recipe.max_nfev)
     if recipe.constrain_fractions:
         ref.constrain_fractions()
     if ties is None:
@@ -225,14 +228,14 @@ def apply_values(group: ParameterGroup, values: dict) -> None:
     group.update()
 
 
-def _stage_fit(ref: JointRefinement, stage, *, quiet: bool, max_nfev: int | None = None) -> None:
+def _stage_fit(ref: JointRefinement, stage, *, quiet: bool) -> None:
     _, structure, items = stage
     ref.set_refined(structure=structure, patterns={"*": list(items)})
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore", IdentifiabilityWarning)
             warnings.simplefilter("ignore", FitWarning)
-        ref.fit(max_nfev=max_nfev)
+        ref.fit()
 
 
 def _fit(ref: JointRefinement, recipe: SeriesRecipe, start: dict | None) -> None:
@@ -243,7 +246,7 @@ def _fit(ref: JointRefinement, recipe: SeriesRecipe, start: dict | None) -> None
         apply_values(ref.group, start)
         stages = recipe.stages[-recipe.continue_stages:]
     for k, stage in enumerate(stages):
-        _stage_fit(ref, stage, quiet=k < len(stages) - 1, max_nfev=recipe.max_nfev)
+        _stage_fit(ref, stage, quiet=k < len(stages) - 1)
 
 
 def _moving(result) -> list[str]:
@@ -271,7 +274,7 @@ def _summary(ref: JointRefinement, spec: PatternSpec, seconds: float) -> dict:
         "stderr": dict(zip(names, map(float, r.slot_stderr))),
         "units": dict(zip(names, r.slot_units)),
         "refined": _moving(r), "free": list(r.free_names),
-        "fractions": fr, "calc": calc,
+        "fractions": fr, "calc": calc, "covar": r.covar, "group": r.params,
     }
 
 
@@ -300,7 +303,9 @@ def refine_one(spec: PatternSpec, recipe: SeriesRecipe, start: dict | None = Non
     -------
     dict
         ``label, file, temperature, success, message, nfev, seconds, wrp, rp, gof, chi2,
-        npoints, nvarys, values, stderr, units, refined, fractions, calc`` and, with
+        npoints, nvarys, values, stderr, units, refined, free, fractions, calc``, the
+        covariance of the free parameters ``covar`` (None when undetermined), the fitted
+        ``group`` and, with
         ``tie_test``, ``ties``: per tie ``{applied, delta_chi2, f, p, difference,
         difference_stderr, chi2_tied, chi2_free}`` (``difference`` = slot - (scale·to +
         offset) in the untied fit).
@@ -325,7 +330,7 @@ def _tie_test(spec: PatternSpec, recipe: SeriesRecipe, tie: SeriesTie,
     others = [t for t in recipe.ties if t is not tie and t.applies(spec.temperature)]
     alt = build_refinement(spec, recipe, ties=others + ([] if applied else [tie]))
     apply_values(alt.group, dict(zip(first.result_.slot_names, first.result_.slot_values)))
-    _stage_fit(alt, recipe.final_stage, quiet=False, max_nfev=recipe.max_nfev)
+    _stage_fit(alt, recipe.final_stage, quiet=False)
     tied, free = (first, alt) if applied else (alt, first)
     chi_t, chi_f = tied.result_.chisqr, free.result_.chisqr
     k = free.result_.nvarys - tied.result_.nvarys
@@ -431,107 +436,6 @@ def _check_start(start: Any, name: str = "start") -> dict | None:
     return start
 
 
-def series_dataset(results: list[dict], specs: list[PatternSpec], *, attrs: dict | None = None,
-                   params: list[str] | None = None) -> xr.Dataset:
-    """One Dataset for a series of per-pattern results (from :func:`refine_one`).
-
-    Dims ``pattern``, ``param`` (every refined slot, union over patterns), ``phase`` and
-    ``two_theta`` (when all patterns share one grid); ``temperature`` (K) and ``file`` on
-    ``pattern``. Variables: ``value``/``stderr`` (pattern, param), ``wrp``/``rp`` (%),
-    ``gof``, ``chi2``, ``npoints``, ``nvarys``, ``nfev``, ``success``, volume and weight
-    fractions with esds (pattern, phase), ``obs``/``calc`` (pattern, two_theta), and the tie
-    tests (pattern, tie) when present.
-    """
-    if params is None:
-        params = []
-        for r in results:
-            params += [n for n in r["refined"] if n not in params]
-    labels = [r["label"] for r in results]
-    P = len(params)
-    val = np.full((len(results), P), np.nan)
-    err = np.full((len(results), P), np.nan)
-    units = [""] * P
-    for k, r in enumerate(results):
-        for j, n in enumerate(params):
-            if n in r["values"] and (n in r["refined"] or r["stderr"].get(n, 0) == 0):
-                val[k, j] = r["values"][n]
-                err[k, j] = r["stderr"][n] if n in r["refined"] else 0.0
-            units[j] = units[j] or r.get("units", {}).get(n, "")
-    coords = {"pattern": labels,
-              "temperature": ("pattern", [r["temperature"] for r in results],
-                              {"units": "K", "long_name": "temperature"}),
-              "file": ("pattern", [r.get("file", "") for r in results]),
-              "param": params, "unit": ("param", units)}
-    data = {"value": (("pattern", "param"), val, {"long_name": "refined value"}),
-            "stderr": (("pattern", "param"), err, {"long_name": "standard uncertainty (esd)"})}
-    for key, ln, unit in (("wrp", "weighted profile R", "%"), ("rp", "profile R", "%"),
-                          ("gof", "goodness of fit", ""), ("chi2", "chi-square", ""),
-                          ("npoints", "points in the fit", ""),
-                          ("nvarys", "refined parameters", ""), ("nfev", "evaluations", ""),
-                          ("success", "converged", ""), ("bragg_r", "Bragg R", "%")):
-        if all(key in r for r in results):
-            data[key] = ("pattern", np.array([r[key] for r in results]),
-                         {"long_name": ln, "units": unit})
-    phases = []
-    for r in results:
-        phases += [p for p in r.get("fractions", {}) if p not in phases]
-    if phases:
-        coords["phase"] = phases
-        for key in ("volume", "weight"):
-            for suffix in ("", "_stderr"):
-                arr = np.array([[r.get("fractions", {}).get(ph, {}).get(key + suffix, np.nan)
-                                 for ph in phases] for r in results])
-                data[f"{key}_fraction{suffix}"] = (("pattern", "phase"), arr, {
-                    "long_name": f"{key} fraction" + (" esd" if suffix else "")})
-    tth = specs[0].two_theta
-    if all(s.two_theta.shape == tth.shape and np.array_equal(s.two_theta, tth) for s in specs):
-        coords["two_theta"] = ("two_theta", tth, {"units": "degree", "long_name": "2θ"})
-        data["obs"] = (("pattern", "two_theta"), np.array([s.intensity for s in specs]),
-                       {"units": "counts", "long_name": "observed"})
-        data["calc"] = (("pattern", "two_theta"),
-                        np.array([r.get("calc", np.full(tth.shape, np.nan)) for r in results]),
-                        {"units": "counts", "long_name": "calculated (NaN outside the fit)"})
-    ties = []
-    for r in results:
-        ties += [t for t in r.get("ties", {}) if t not in ties]
-    if ties:
-        coords["tie"] = ties
-        for key, ln in (("applied", "tie applied in the main fit"),
-                        ("delta_chi2", "chi2(tied) - chi2(free)"), ("f", "F statistic"),
-                        ("p", "p-value of the F-test"),
-                        ("difference", "tied quantity measured without the tie"),
-                        ("difference_stderr", "its esd")):
-            arr = np.array([[r.get("ties", {}).get(t, {}).get(key, np.nan) for t in ties]
-                            for r in results], dtype=float)
-            data[f"tie_{key}"] = (("pattern", "tie"), arr, {"long_name": ln})
-    ds = xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))
-    return ds
-
-
-def sequence_entries(ds: xr.Dataset) -> list[dict]:
-    """The ``sequence`` of the command line's JSON: per pattern file, temperature, rwp (%),
-    gof and every refined parameter as ``{name: {"value", "stderr"}}``."""
-    out = []
-    for k in range(ds.sizes["pattern"]):
-        params = {}
-        for j, n in enumerate(ds["param"].values):
-            v = float(ds["value"].values[k, j])
-            if np.isfinite(v):
-                s = float(ds["stderr"].values[k, j])
-                params[str(n)] = {"value": v, "stderr": s if np.isfinite(s) else None}
-        entry = {"label": str(ds["pattern"].values[k]), "file": str(ds["file"].values[k]),
-                 "temperature": float(ds["temperature"].values[k]),
-                 "rwp": float(ds["wrp"].values[k]), "gof": float(ds["gof"].values[k]),
-                 "parameters": params}
-        if "weight_fraction" in ds:
-            entry["weight_fractions"] = {
-                str(ph): {"value": float(ds["weight_fraction"].values[k, i]),
-                          "stderr": float(ds["weight_fraction_stderr"].values[k, i])}
-                for i, ph in enumerate(ds["phase"].values)}
-        out.append(entry)
-    return out
-
-
 def _executor(n_jobs: int):
     import multiprocessing
 
@@ -539,8 +443,12 @@ def _executor(n_jobs: int):
                                mp_context=multiprocessing.get_context("spawn"))
 
 
-class SequentialRefinement:
+class SequentialRefinement(EstimatorParams):
     """Refine a series pattern by pattern.
+
+    The patterns stay on the refinement, as on :class:`JointRefinement` and
+    :class:`~sciTie.diffraction.ParametricRefinement` (see "The estimator contract" in
+    :doc:`/concepts`); :meth:`fit` takes only where to compute.
 
     Parameters
     ----------
@@ -566,15 +474,20 @@ class SequentialRefinement:
     tie_test : bool
         Test every recipe tie on every pattern (see :func:`refine_one`).
 
+    Nothing is random: the same series gives the same numbers in any process layout, so
+    there is no ``random_state``.
+
     Attributes
     ----------
+    result_ : FitResult
+        The whole series as one result (see :func:`series_result`): every pattern's group as
+        ``p000``, ``p001`` ..., χ² and points summed, esds from each pattern's fit; its
+        ``to_xarray()`` carries the per-pattern figures on ``temperature``.
     fits_ : list of dict
         The per-pattern results of :func:`refine_one`.
-    series_ : xarray.Dataset
-        See :func:`series_dataset`; provenance in ``attrs``.
-    result_ : xarray.Dataset
-        The same Dataset (a series of independent fits has no single ``FitResult``).
-    seconds_ : float
+    fit_seconds_, fit_cpu_seconds_ : float
+        Wall time of :meth:`fit`, and CPU time of this process (work done in other
+        processes or on a cluster is not in it).
     """
 
     def __init__(self, specs, recipe: SeriesRecipe, *, mode: str = "previous",
@@ -623,11 +536,11 @@ class SequentialRefinement:
                 raise ValidationError("client: the fits run on the Dask cluster; leave "
                                       f"executor (got {type(self.executor).__name__}) and "
                                       f"n_jobs (got {self.n_jobs}) at their defaults")
-        t0 = time.perf_counter()
+        t0, cpu = time.perf_counter(), time.process_time()
         fits: list[dict] = []
         if client is not None:
             from ._series_dask import sequential_fits
-            fits = sequential_fits(client, specs, self.recipe, mode=self.mode,
+            fits = sequential_fits(client, refine_one, specs, self.recipe, mode=self.mode,
                                    start=self.start, tie_test=self.tie_test)
         elif self.mode == "previous":
             start = self.start
@@ -644,7 +557,7 @@ class SequentialRefinement:
                 start = first["values"]
                 rest = specs[1:]
             fits += self._map(rest, start)
-        self.seconds_ = time.perf_counter() - t0
+        self.fit_seconds_ = time.perf_counter() - t0
         self.fits_ = fits
         from ..provenance import provenance
         attrs = provenance(model="sciTie.diffraction.SequentialRefinement",
@@ -654,11 +567,18 @@ class SequentialRefinement:
                                      "stages": [list(map(str, s)) for s in self.recipe.stages],
                                      "ties": [t.name for t in self.recipe.ties]},
                            inputs=[s.file for s in specs if s.file and os.path.isfile(s.file)],
-                           extra={"seconds": self.seconds_, **(
+                           extra={"seconds": self.fit_seconds_, **(
                                {} if client is None else
                                {"dask_workers": len(client.scheduler_info()["workers"])})})
-        self.series_ = series_dataset(fits, specs, attrs=attrs)
-        self.result_ = self.series_
+        self._series = series_dataset(fits, specs, attrs=attrs)
+        self.result_ = series_result(
+            fits, specs, data=pattern_arrays(self._series), seconds=self.fit_seconds_,
+            model="sciTie.diffraction.SequentialRefinement", attrs=attrs,
+            method="Levenberg-Marquardt, pattern by pattern",
+            plotter=lambda result, ax=None, **kw: self.plot(ax, **kw),
+            statistics={"patterns": len(fits),
+                        "wRp (largest)": float(np.max([f["wrp"] for f in fits]))})
+        self.fit_cpu_seconds_ = time.process_time() - cpu
         return self
 
     def _map(self, specs: list[PatternSpec], start: dict) -> list[dict]:
@@ -677,7 +597,24 @@ class SequentialRefinement:
 
     def sequence(self) -> list[dict]:
         """Per pattern: file, temperature, rwp, gof and the refined parameters (JSON-ready)."""
-        if not hasattr(self, "series_"):
+        return sequence_entries(self.to_xarray())
+
+    def to_xarray(self) -> xr.Dataset:
+        """The series as one Dataset: the patterns along ``temperature`` (K), each refined
+        slot's value and esd on ``param``, figures of merit, fractions, observed and
+        calculated patterns, tie tests (see :func:`series_dataset`)."""
+        if not hasattr(self, "result_"):
             from ..errors import not_fitted
-            raise not_fitted(self, "sequence")
-        return sequence_entries(self.series_)
+            raise not_fitted(self, "to_xarray")
+        return self._series
+
+    def report(self, *, min_correl: float = 0.1) -> str:
+        """A table of the patterns (temperature, wRp, GOF, free parameters), then the
+        series result's report (correlations above ``min_correl``, within patterns)."""
+        return series_report(self, "Sequential refinement", min_correl=min_correl)
+
+    def plot(self, ax=None, *, names: Sequence[str] | None = None, **kwargs):
+        """The refined parameters against temperature with their esds
+        (:func:`plot_series_parameters`; ``names`` default: the structure parameters that
+        were refined)."""
+        return plot_series(self, ax, names=names, **kwargs)

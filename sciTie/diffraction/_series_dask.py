@@ -34,7 +34,7 @@ from .. import _dask
 from ..core.marquardt import cholesky, damped
 from ..errors import ValidationError
 from ._blockarrow import PatternBlocks
-from ._series import refine_one
+from ._parametric_blocks import Linearization, parametric_pattern_blocks
 
 __all__ = ["sequential_fits", "ClusterEngine", "MAX_PATTERNS_PER_PARTITION",
            "SeriesPartition", "make_partition", "n_partitions"]
@@ -45,14 +45,17 @@ MAX_PATTERNS_PER_PARTITION = 32
 
 
 # ---------------------------------------------------------------------- sequential
-def _refine_after(spec, recipe, previous: dict, *, tie_test: bool) -> dict:
-    """:func:`refine_one` started from the previous pattern's result (a link of a chain)."""
+def _refine_after(refine_one, spec, recipe, previous: dict, *, tie_test: bool) -> dict:
+    """``refine_one`` started from the previous pattern's result (a link of a chain)."""
     return refine_one(spec, recipe, previous["values"], tie_test=tie_test)
 
 
-def sequential_fits(client, specs, recipe, *, mode: str, start: dict | None,
+def sequential_fits(client, refine_one, specs, recipe, *, mode: str, start: dict | None,
                     tie_test: bool) -> list[dict]:
     """The per-pattern results of a sequential refinement, computed on ``client``'s cluster.
+
+    ``refine_one`` is :func:`~sciTie.diffraction.refine_one` (passed in: this module sits
+    below the series module).
 
     ``mode="start"``: every pattern from ``start`` (default: the full refinement of the
     first pattern, run first), all at once. ``mode="previous"``: a chain, pattern ``k``
@@ -67,7 +70,7 @@ def sequential_fits(client, specs, recipe, *, mode: str, start: dict | None,
                 fut = client.submit(refine_one, spec, recipe_f, start, tie_test=tie_test,
                                     pure=False, key=(f"series-chain-{token}", k))
             else:
-                fut = client.submit(_refine_after, spec, recipe_f, futures[-1],
+                fut = client.submit(_refine_after, refine_one, spec, recipe_f, futures[-1],
                                     tie_test=tie_test, pure=False,
                                     key=(f"series-chain-{token}", k))
             futures.append(fut)
@@ -160,7 +163,6 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
 
 def _linearize(part: SeriesPartition, x: np.ndarray) -> PartitionBlocks:
     """Every pattern's normal-equation pieces at the partition's free vector ``x``."""
-    from ._parametric import parametric_pattern_blocks
 
     blocks = []
     for pat, cols, (v, G_rows) in zip(part.patterns, part.cols, part.tie_rows(x)):
@@ -172,7 +174,8 @@ def _linearize(part: SeriesPartition, x: np.ndarray) -> PartitionBlocks:
         g_s = g_s + b.g_s
     summary = {"A_ss": A_ss, "g_s": g_s, "chi2": float(sum(b.chi2 for b in blocks)),
                "n": int(sum(b.n for b in blocks)),
-               "diag_ll": [np.diag(b.A_ll).copy() for b in blocks]}
+               "diag_ll": [np.diag(b.A_ll).copy() for b in blocks],
+               "g_l": [b.g_l for b in blocks]}
     return PartitionBlocks(blocks, summary)
 
 
@@ -181,10 +184,17 @@ def _summary(pb: PartitionBlocks) -> dict:
 
 
 def _combine_summaries(*parts: dict) -> dict:
-    """Sum of linearisation summaries; the per-pattern diagonals are kept in pattern order."""
-    out = _dask.add_additive(*({k: v for k, v in p.items() if k != "diag_ll"} for p in parts))
-    out["diag_ll"] = [d for p in parts for d in p["diag_ll"]]
+    """Sum of linearisation summaries; the per-pattern diagonals and gradients are kept in
+    pattern order."""
+    out = _dask.add_additive(*({k: v for k, v in p.items() if k not in _PER_PATTERN}
+                               for p in parts))
+    for key in _PER_PATTERN:
+        out[key] = [d for p in parts for d in p[key]]
     return out
+
+
+#: Summary entries kept per pattern (not summed).
+_PER_PATTERN = ("diag_ll", "g_l")
 
 
 def _schur_part(pb: PartitionBlocks, D_l: list, lam: float) -> dict:
@@ -250,17 +260,6 @@ def n_partitions(n_patterns: int, threads: int) -> int:
     """At least one partition per worker thread, more when they would exceed
     :data:`MAX_PATTERNS_PER_PARTITION` patterns; never more than patterns."""
     return int(min(n_patterns, max(threads, -(-n_patterns // MAX_PATTERNS_PER_PARTITION))))
-
-
-@dataclass
-class Linearization:
-    """The shared sums of the normal equations at one point, and each pattern's diagonal."""
-
-    A_ss: np.ndarray
-    g_s: np.ndarray
-    chi2: float
-    n: int
-    diag_ll: list
 
 
 class ClusterEngine:
@@ -380,7 +379,7 @@ class ClusterEngine:
                 self.client, _summary, blk, name=self._name("summary"),
                 combine=_combine_summaries, max_recoveries=0))
         return Linearization(total["A_ss"], total["g_s"], float(total["chi2"]),
-                             int(total["n"]), total["diag_ll"])
+                             int(total["n"]), total["diag_ll"], total["g_l"])
 
     def step(self, lin: Linearization, lam: float, D_s: np.ndarray, D_l: list):
         d_args = self._split(D_l)

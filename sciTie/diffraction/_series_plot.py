@@ -31,7 +31,7 @@ def plot_series_parameters(ds: xr.Dataset, names: Sequence[str], ax: Any = None,
     Parameters
     ----------
     ds : xarray.Dataset
-        A series result (``value``/``stderr`` on ``(pattern, param)``, ``temperature``).
+        A series result (``value``/``stderr`` on ``(temperature, param)``).
     names : list of str
         Parameters (``"CuCr2O4.a"``), or ``"a-b"`` for the difference of two with its esd
         (ignoring their correlation, an upper bound for independent fits).
@@ -90,7 +90,7 @@ def plot_series_image(ds: xr.Dataset, ax: Any = None, *, what: str = "obs",
     Parameters
     ----------
     ds : xarray.Dataset
-        A series result (``series_`` of a sequential or parametric refinement, with ``obs``
+        A series result (``to_xarray()`` of a sequential or parametric refinement, with ``obs``
         and ``calc``) or the loaded series itself (``intensity`` against ``two_theta``, as
         :func:`~sciTie.diffraction.data.load_cucr2o4_seq` returns it: ``what='obs'`` only).
     what : {'obs', 'calc', 'difference'}

@@ -26,6 +26,7 @@ import xarray as xr
 
 from ._crystal import Atom, Phase
 from ._io import read_xye
+from ._loaded import pattern_dataset, pattern_from_dataset
 from ._refine import JointRefinement
 from .profiles import TimeOfFlight
 
@@ -76,7 +77,6 @@ def load_si_tof(path: str | os.PathLike | None = None) -> xr.Dataset:
         :data:`SI_TOF_INSTRUMENT` and the provenance in ``attrs``.
     """
     from ..datasets import data_dir
-    from .data import _dataset
 
     folder = data_dir("si-tof", path)
     f = folder / "si_sepd.xye"
@@ -86,7 +86,7 @@ def load_si_tof(path: str | os.PathLike | None = None) -> xr.Dataset:
     attrs.update({"dataset": "si-tof", "instrument_file": "",
                   "reference": "SEPD (IPNS, Argonne); EasyDiffraction tutorial data ed-7 "
                                "(easyscience/data, diffraction/ed-7.xye)"})
-    return _dataset(read_xye(f, name="sepd", axis="tof"), attrs)
+    return pattern_dataset(read_xye(f, name="sepd", axis="tof"), attrs)
 
 
 def si_tof_refinement(path: str | os.PathLike | None = None, *,
@@ -94,7 +94,6 @@ def si_tof_refinement(path: str | os.PathLike | None = None, *,
                       ) -> JointRefinement:
     """EasyDiffraction's Si set-up (not yet refined): its start, background points and
     instrument; run :data:`SI_TOF_STAGES` with :meth:`JointRefinement.refine_stages`."""
-    from .data import pattern_from_dataset
 
     data = data if data is not None else load_si_tof(path)
     phase = si_phase()

@@ -16,11 +16,13 @@ import numpy as np
 import xarray as xr
 
 from ..errors import DataFormatError, ValidationError
-from ._crystal import Atom, Phase, cell_volume
+from ._cell import cell_volume
+from ._crystal import Atom, Phase
 from ._io import make_pattern, read_gsas_std, read_instrument
+from ._loaded import pattern_dataset, instrument_from_attrs, pattern_from_dataset
 from ._pattern import PowderPattern
 from ._refine import JointRefinement
-from .profiles import ConstantWavelength, PeakProfile, get_profile
+from .profiles import ConstantWavelength
 
 __all__ = ["load_pbso4", "load_synthetic", "make_synthetic", "pattern_from_dataset",
            "instrument_from_attrs",
@@ -40,40 +42,6 @@ PBSO4_PUBLISHED = {
     "O3.uiso": (0.0173, 3e-4),
 }
 
-def _dataset(pattern: xr.DataArray, attrs: dict) -> xr.Dataset:
-    ds = xr.Dataset({"intensity": pattern.rename(None)})
-    axis = pattern.dims[0]
-    ds[axis].attrs["units"] = "degree" if axis == "two_theta" else "microsecond"
-    ds.attrs.update({k: v for k, v in pattern.attrs.items() if isinstance(v, (str, int, float))})
-    ds.attrs.update(attrs)
-    return ds
-
-
-def instrument_from_attrs(attrs: dict) -> PeakProfile:
-    """The instrument a loader stored in a Dataset's ``attrs`` (see
-    :meth:`PeakProfile.to_attrs`)."""
-    if "profile" not in attrs:
-        raise ValidationError("attrs: no 'profile' entry; expected a Dataset from one of "
-                              "sciTie's loaders (its instrument in attrs)")
-    return get_profile(str(attrs["profile"])).from_attrs(attrs)
-
-
-def pattern_from_dataset(ds: xr.Dataset, phases, *, name: str,
-                         instrument_values: dict | None = None, **kwargs) -> PowderPattern:
-    """Build a :class:`PowderPattern` from a loader's Dataset (instrument from ``attrs``).
-
-    ``phases`` is a :class:`Phase` or a list of them. ``instrument_values`` override the
-    stored instrument's settings or starting values (``{"SL": 0.001}``); keyword arguments
-    are passed on (fit_range, exclude, n_background, cell_correction, refine_profile ...).
-    """
-    if "intensity" not in ds or "variance" not in ds.coords:
-        raise ValidationError(f"ds: expected a Dataset with 'intensity' and a 'variance' "
-                              f"coordinate, got variables {list(ds.data_vars)}")
-    instrument = instrument_from_attrs(ds.attrs).replace(**(instrument_values or {}))
-    return PowderPattern(ds["intensity"], phases, instrument, name=name, **kwargs)
-
-
-# -- PbSO4 -----------------------------------------------------------------------------------------
 def load_pbso4(path: str | os.PathLike | None = None) -> dict:
     """The PbSO4 X-ray (Cu Kα) and D1A neutron patterns of the IUCr round robin.
 
@@ -105,7 +73,7 @@ def load_pbso4(path: str | os.PathLike | None = None) -> dict:
                       "instrument_file": str(folder / prm),
                       "reference": "R. J. Hill, J. Appl. Cryst. 25 (1992) 589-610; GSAS-II "
                                    "combined-refinement tutorial"})
-        out[key] = _dataset(pat, attrs)
+        out[key] = pattern_dataset(pat, attrs)
     return out
 
 
@@ -234,7 +202,7 @@ def make_synthetic(seed: int = 0, *, counts_scale: float = 1.0) -> dict:
         attrs.update({"dataset": "diffraction-synthetic", "seed": int(seed),
                       "structure": "rutile-type TiO2, P4_2/mnm, Ti 2a (0,0,0), O 4f (x,x,0)",
                       "generator": "sciTie.diffraction.data.make_synthetic"})
-        out[key] = _dataset(make_pattern(tth, counts, np.maximum(counts, 1.0), name=key), attrs)
+        out[key] = pattern_dataset(make_pattern(tth, counts, np.maximum(counts, 1.0), name=key), attrs)
     return out
 
 

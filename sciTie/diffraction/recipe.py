@@ -563,17 +563,17 @@ def summarize_joint(ref: JointRefinement, name: str, dataset: str, seconds: floa
                "rwp_total": st["total"]["wrp"], "gof": st["total"]["gof"],
                "chi2": st["total"]["chi2"], "n_free": ref.result_.nvarys,
                "n_points": st["total"]["npoints"], "reduced_chi2": st["total"]["gof"] ** 2}
-    if any(len(p.phases) > 1 for p in ref.patterns):
-        metrics["fractions"] = {p.name: ref.phase_fractions(p.name) for p in ref.patterns
+    if any(len(p.phases) > 1 for p in ref.pattern_list):
+        metrics["fractions"] = {p.name: ref.phase_fractions(p.name) for p in ref.pattern_list
                                 if len(p.phases) > 1}
-    figures = {f"{name}_{p.name}": (lambda path, n=p.name: _save(ref.plot(n), path))
-               for p in ref.patterns}
-    cif = "\n".join(ref.to_cif(ph.name) for ph in ref.phases)
+    figures = {f"{name}_{p.name}": (lambda path, n=p.name: _save(ref.plot(pattern=n), path))
+               for p in ref.pattern_list}
+    cif = "\n".join(ref.to_cif(ph.name) for ph in ref.phase_list)
     return RunSummary(dataset=dataset, model="sciTie.diffraction.JointRefinement",
                       seconds=seconds, metrics=metrics, parameters=ref.parameters(biso=True),
                       report=ref.report() + "\n\n" + cif,
                       datasets={name: _netcdf_safe(ref.to_xarray())}, figures=figures,
-                      texts={f"{name}_{ph.name}.cif": ref.to_cif(ph.name) for ph in ref.phases})
+                      texts={f"{name}_{ph.name}.cif": ref.to_cif(ph.name) for ph in ref.phase_list})
 
 
 def _joint(recipe: Recipe) -> JointRefinement:
@@ -595,8 +595,9 @@ def _joint(recipe: Recipe) -> JointRefinement:
     for k, p in enumerate(patterns_t):
         key = _pattern_key(recipe, k, "file")
         patterns.append(_pattern(recipe, p, k, by_name, recipe.resolve(p["file"], key)))
+    ref = JointRefinement(phases, patterns)
     try:
-        ref = JointRefinement(phases, patterns)
+        ref.group  # the arguments are checked when the joint group is assembled
     except SciTieError as exc:
         raise recipe.error(f"patterns: {exc}", "patterns") from None
     if s["model"]["constrain_fractions"]:
@@ -751,15 +752,15 @@ def _run_joint(recipe: Recipe) -> RunSummary:
     budget = recipe.settings["fit"]["max_nfev"] or (20 if quick else None)
     t0 = time.perf_counter()
     if recipe.settings["data"]["dataset"] in ("pbso4", "diffraction-synthetic"):
-        ref.refine_stages(STAGES[:-1], max_nfev=budget)
+        ref.set_params(max_nfev=budget).refine_stages(STAGES[:-1])
         ref.set_refined(structure=["cell", "xyz", "uiso"],
                         patterns={"*": ["scale", "bkg", "zero", "cell_correction", "profile",
                                         "late_profile"]})
-        ref.fit(max_nfev=30 if quick else budget)
+        ref.set_params(max_nfev=30 if quick else budget).fit()
     elif recipe.settings["data"]["dataset"] == "si-tof":
         return _run_si_tof(recipe, ref, budget, t0)
     else:
-        ref.refine_stages(_stages(recipe), max_nfev=budget)
+        ref.set_params(max_nfev=budget).refine_stages(_stages(recipe))
     seconds = time.perf_counter() - t0
     return summarize_joint(ref, recipe.name, recipe.settings["data"]["dataset"] or recipe.name,
                            seconds)
@@ -771,11 +772,11 @@ def _run_si_tof(recipe: Recipe, ref: JointRefinement, budget, t0: float) -> RunS
     from .data import SI_TOF_EASYDIFFRACTION, SI_TOF_STAGES
 
     stages = SI_TOF_STAGES
-    ref.refine_stages(stages[:2], max_nfev=budget)
+    ref.set_params(max_nfev=budget).refine_stages(stages[:2])
     same = ref.statistics_["total"]["gof"] ** 2
     last = stages[2][1]
     ref.set_refined(structure=list(last["structure"]), patterns={"*": list(last["pattern"])})
-    ref.fit(max_nfev=budget)
+    ref.fit()
     summary = summarize_joint(ref, recipe.name, "si-tof", time.perf_counter() - t0)
     summary.metrics["reduced_chi2_easydiffraction_parameters"] = same
     summary.metrics["easydiffraction_reduced_chi2"] = SI_TOF_EASYDIFFRACTION["reduced_chi2"]
@@ -870,7 +871,7 @@ def run_series(recipe: Recipe) -> RunSummary:
         laws_out = par.laws_
         law_curves = {k: (lambda T, k=k: par.law_curve(k, T)) for k in laws}
     seconds = time.perf_counter() - t0
-    S = result.series_
+    S = result.to_xarray()
     entries = sequence_entries(S)
     metrics: dict[str, Any] = {
         "rwp": {e["label"]: e["rwp"] for e in entries},
@@ -879,14 +880,14 @@ def run_series(recipe: Recipe) -> RunSummary:
         "n_points": int(np.sum(S["npoints"].values)), "n_patterns": len(specs)}
     if ser["mode"] == "parametric":
         metrics["n_free"] = int(result.result_.nvarys)
-        metrics["n_free_sequential"] = int(np.sum(seq.series_["nvarys"].values))
-        metrics["chi2_sequential"] = float(np.sum(seq.series_["chi2"].values))
+        metrics["n_free_sequential"] = int(np.sum(seq.to_xarray()["nvarys"].values))
+        metrics["chi2_sequential"] = float(np.sum(seq.to_xarray()["chi2"].values))
     else:
         metrics["n_free"] = int(np.sum(S["nvarys"].values))
-    tested = "tie" in seq.series_.dims
+    tested = "tie" in seq.to_xarray().dims
     if tested:
-        for t in seq.series_["tie"].values:
-            metrics[f"tie[{t}]"] = tie_transition(seq.series_, str(t))
+        for t in seq.to_xarray()["tie"].values:
+            metrics[f"tie[{t}]"] = tie_transition(seq.to_xarray(), str(t))
     cells = [p for p in S["param"].values if str(p).split(".")[-1] in ("a", "b", "c", "beta")
              and not str(p).startswith("pattern.")][:6]
     lines = [f"[[{n}: {ser['mode']} refinement of {len(specs)} patterns]]",
@@ -925,11 +926,11 @@ def run_series(recipe: Recipe) -> RunSummary:
                                                                 two_theta=window), path),
     }
     if tested:
-        tname = str(seq.series_["tie"].values[0])
-        figures[f"{n}_tie"] = lambda path: _save(plot_tie_test(seq.series_, tname)[0], path)
+        tname = str(seq.to_xarray()["tie"].values[0])
+        figures[f"{n}_tie"] = lambda path: _save(plot_tie_test(seq.to_xarray(), tname)[0], path)
     datasets = {n: _netcdf_safe(S)}
     if ser["mode"] == "parametric":
-        datasets[f"{n}_sequential"] = _netcdf_safe(seq.series_)
+        datasets[f"{n}_sequential"] = _netcdf_safe(seq.to_xarray())
     return RunSummary(dataset=recipe.settings["data"]["dataset"] or n, model=model,
                       seconds=seconds, metrics=metrics,
                       parameters={k: dict(v) for k, v in laws_out.items()},

@@ -1,7 +1,6 @@
 """The ``PeriodicPINN`` estimator: settings, ``fit``, prediction and results."""
 from __future__ import annotations
 
-import inspect
 import math
 import time
 import warnings
@@ -21,6 +20,7 @@ from ._losses import LossWeights, Observations, PINNLoss
 from ._network import ACTIVATIONS, MODES, BoundaryNetwork, PINNNetwork, _check_hidden
 from ._optimizers import AdamSettings
 from ._problems import PDEProblem
+from .._estimator import EstimatorParams
 from .._progress import progress_bar
 from ._settings import (MAX_BATCH, MAX_STEPS, TrainingPlan, budget_multiplier, check_bool,
                         check_eval_grid, check_nonnegative_float, check_nonnegative_int, check_positive_float,
@@ -39,7 +39,7 @@ _NOT_IN_CHECKPOINT_KEY = {"problem", "checkpoint", "checkpoint_every", "progress
 SUSPICIOUS_REL_L2 = 0.5
 
 
-class PeriodicPINN:
+class PeriodicPINN(EstimatorParams):
     """Physics-informed network for a time-dependent PDE, periodic in some space coordinates.
 
     Parameters
@@ -255,41 +255,6 @@ class PeriodicPINN:
         self.data_weight = data_weight
         self.noise_std = noise_std
         self.uncertainty_check = uncertainty_check
-
-    # ------------------------------------------------------------------ parameters
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor arguments (scikit-learn convention).
-
-        Parameters
-        ----------
-        deep : bool, optional
-            Ignored; kept for scikit-learn compatibility.
-
-        Returns
-        -------
-        dict
-        """
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
-    def set_params(self, **params: Any) -> "PeriodicPINN":
-        """Set constructor arguments; returns ``self``.
-
-        Parameters
-        ----------
-        **params
-            Names and values of constructor arguments.
-
-        Returns
-        -------
-        PeriodicPINN
-        """
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise ValidationError(f"unknown parameter {k!r}; valid: {sorted(valid)}")
-            setattr(self, k, v)
-        return self
 
     # ------------------------------------------------------------------ validation
     def _default_grid(self) -> tuple[int, ...]:

@@ -138,14 +138,13 @@ def recommended_settings(problem: Any, *, mode: str = "hard", quick: bool = Fals
     dict
         Keyword arguments for :class:`PeriodicPINN` (``mode`` included).
     """
-    from ._problems import PDEProblem
-
     base = dict(GENERIC)
     if quick:
         base.update(GENERIC_QUICK)
     if isinstance(problem, str):
         own = bundled_settings(problem, mode=mode, quick=quick, inverse=inverse)
-    elif isinstance(problem, PDEProblem):
+    elif hasattr(problem, "settings") and hasattr(problem, "residual"):
+        # a PDEProblem, told by what it has (the problems module builds on this one)
         spec = problem.settings
         if spec is None:
             own = {}

@@ -59,11 +59,11 @@ def boundary_names(group: Any, templates: Mapping[str, nn.Module]) -> dict[str, 
     """For each boundary network: its parameter names -> their names in the group, named as
     :func:`sciTie.core.torch.group_from_module` names them (the rule
     :meth:`TiedParameters.functional_call` reads them by)."""
-    from ..core.torch import _group_name  # the bridge's own naming rule, not a second copy
+    from ..core.torch import module_parameter_name  # the bridge's own rule, not a copy
 
     out = {}
     for c, module in templates.items():
-        out[c] = {n: f"boundary_{c}.{_group_name(n)}"
+        out[c] = {n: f"boundary_{c}.{module_parameter_name(n)}"
                   for n, _ in module.named_parameters(remove_duplicate=False)}
         missing = [g for g in out[c].values() if g not in group]
         if missing:  # pragma: no cover - a naming change in the bridge
