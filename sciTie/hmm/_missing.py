@@ -26,7 +26,7 @@ from scipy.special import gammaln, xlogy
 from ..errors import ValidationError
 
 __all__ = ["missing_mask", "start_data", "diagonal_gaussian_loglik", "diagonal_moments",
-           "gaussian_marginal_loglik", "gaussian_conditional_moments", "poisson_loglik"]
+           "gaussian_marginal_loglik", "gaussian_conditional_moments", "poisson_loglik", "symbol_counts"]
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -163,3 +163,14 @@ def gaussian_conditional_moments(X: np.ndarray, mask: np.ndarray, post: np.ndarr
                 outer[k][np.ix_(m, m)] += weight * C
                 s2[k, m] += weight * np.diag(C)
     return occ, s1, s2, outer
+
+
+def symbol_counts(X: np.ndarray, post: np.ndarray, n_symbols: int) -> np.ndarray:
+    """Posterior-weighted counts of each symbol per state, (n_states, n_symbols), over the
+    rows whose symbol is observed."""
+    sym = X[:, 0]
+    if sym.dtype.kind == "f":  # missing symbols (NaN) count nowhere
+        seen = ~np.isnan(sym)
+        sym, post = sym[seen].astype(np.int64), post[seen]
+    return np.stack([np.bincount(sym, weights=post[:, k], minlength=n_symbols)
+                     for k in range(post.shape[1])])

@@ -608,23 +608,12 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if "e" in self.params:
-            stats["obs"] += _symbol_counts(X, post, self.n_features)
+            stats["obs"] += _missing.symbol_counts(X, post, self.n_features)
 
     def _emission_objective(self, stats, idx, n_slots):
         counts = np.maximum(self.emissionprob_prior - 1 + stats["obs"], 0)
         counts = np.where(np.asarray(self.emissionprob_) == 0, 0, counts)
         return probability_objective([(idx["emissionprob"], counts)], n_slots)
-
-
-def _symbol_counts(X: np.ndarray, post: np.ndarray, n_symbols: int) -> np.ndarray:
-    """Posterior-weighted counts of each symbol per state, (n_states, n_symbols), over the
-    rows whose symbol is observed."""
-    sym = X[:, 0]
-    if sym.dtype.kind == "f":  # missing symbols (NaN) count nowhere
-        seen = ~np.isnan(sym)
-        sym, post = sym[seen].astype(np.int64), post[seen]
-    return np.stack([np.bincount(sym, weights=post[:, k], minlength=n_symbols)
-                     for k in range(post.shape[1])])
 
 
 def _finite(value, name: str) -> np.ndarray:
