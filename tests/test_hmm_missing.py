@@ -129,6 +129,33 @@ def test_poisson_and_categorical_score_equal_a_numpy_forward_pass():
     assert path.shape == (len(X),)
 
 
+@pytest.mark.parametrize("cov", ["diag", "spherical", "full", "tied"])
+def test_gmm_score_and_em_with_gaps(cov):
+    from sciTie.hmm._missing import mixture_covariances
+
+    rng = np.random.default_rng(23)
+    X = np.r_[rng.normal(0, 1, (150, 2)), rng.normal(4, 0.5, (150, 2)),
+              rng.normal([0, 5], 0.7, (150, 2))]
+    X = knock_out(X, 0.2, seed=24)
+    X[40] = np.nan
+    m = TiedGMMHMM(2, n_mix=2, covariance_type=cov, n_iter=60, tol=1e-9, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m.fit(X)
+    _monotone(m)
+    covs = mixture_covariances(m)
+    log_e = np.zeros((len(X), 2))
+    for t, x in enumerate(X):
+        o = ~np.isnan(x)
+        if o.any():
+            for k in range(2):
+                log_e[t, k] = logsumexp([np.log(m.weights_[k, j]) + stats.multivariate_normal(
+                    m.means_[k, j][o], covs[k, j][np.ix_(o, o)]).logpdf(x[o]) for j in range(2)])
+    assert m.score(X) == pytest.approx(forward_loglik(m.startprob_, m.transmat_, log_e,
+                                                      [len(X)]), abs=1e-8)
+    assert not np.isnan(m.sample(20, random_state=0)[0]).any()
+
+
 # ---------------------------------------------------------------- EM
 def _monotone(model):
     h = np.asarray(model.monitor_.history)
@@ -293,8 +320,6 @@ def test_what_cannot_be_missing_is_named():
     with pytest.raises(ValidationError, match=r"X contains NaN .* rows 3.*TiedARHMM does not "
                                               r"support missing.*lag"):
         TiedARHMM(2, order=1).fit(X)
-    with pytest.raises(ValidationError, match=r"X contains NaN .*TiedGMMHMM does not support"):
-        TiedGMMHMM(2, n_mix=2).fit(X)
     X[:, 1] = np.nan
     with pytest.raises(ValidationError, match="feature 1 is missing .* in every row"):
         TiedGaussianHMM(2).fit(X)

@@ -10,9 +10,10 @@ the density of its observed features under each state.
   that treats only the states as latent stays in closed form with **per-feature
   occupancies**: a missing feature adds nothing to that feature's statistics, and its mean,
   variance or rate divides by the posterior mass of the rows where it was observed.
-* Full and tied covariances: the observed block is Gaussian with the observed rows and
-  columns of the covariance; the exact EM also treats the missing entries as latent, so the
-  statistics hold their conditional expectations ``E[x_m | x_o, state]`` and the conditional
+* Full and tied covariances, and Gaussian mixtures (any covariance): the observed block is
+  Gaussian with the observed rows and columns of the covariance (a mixture of such blocks);
+  the exact EM also treats the missing entries as latent, so the statistics hold their
+  conditional expectations ``E[x_m | x_o, state (, component)]`` and the conditional
   covariance ``Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om``, and the complete-data M-step applies unchanged.
 
 Everything here runs on the rows' missingness patterns; data without NaN never come here.
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
-from scipy.special import gammaln, xlogy
+from scipy.special import gammaln, logsumexp, xlogy
 
 from ..errors import ValidationError
 
 __all__ = ["missing_mask", "start_data", "diagonal_gaussian_loglik", "diagonal_moments",
-           "gaussian_marginal_loglik", "gaussian_conditional_moments", "poisson_loglik", "symbol_counts"]
+           "gaussian_marginal_loglik", "gaussian_conditional_moments", "poisson_loglik", "symbol_counts",
+           "mixture_covariances", "mixture_loglik", "mixture_statistics"]
 
 _LOG_2PI = np.log(2 * np.pi)
 
@@ -102,12 +104,13 @@ def _patterns(mask: np.ndarray):
         yield np.flatnonzero(~key), np.flatnonzero(key), order[bounds[p]:bounds[p + 1]]
 
 
-def _cholesky(S: np.ndarray, k: int):
+def _cholesky(S: np.ndarray, u: int):
     try:
         return cho_factor(S, lower=True)
     except LinAlgError:
-        raise ValidationError(f"the covariance of state {k} is not positive definite on the "
-                              "observed features of some rows; check covars_") from None
+        raise ValidationError(f"the covariance of Gaussian unit {u} (a state, or a state's "
+                              "mixture component in state-major order) is not positive definite "
+                              "on the observed features of some rows; check covars_") from None
 
 
 def gaussian_marginal_loglik(X: np.ndarray, mask: np.ndarray, means: np.ndarray,
@@ -127,6 +130,30 @@ def gaussian_marginal_loglik(X: np.ndarray, mask: np.ndarray, means: np.ndarray,
     return out
 
 
+def _conditional_fills(X: np.ndarray, mask: np.ndarray, means: np.ndarray, covs: np.ndarray):
+    """For every missingness pattern and Gaussian unit ``u`` (a state, or a mixture
+    component): ``(u, rows, x̂, missing indices, C)`` with ``x̂`` the rows with their missing
+    entries replaced by ``E[x_m | x_o]`` under the unit, and ``C`` the conditional covariance
+    ``Σ_mm - Σ_mo Σ_oo⁻¹ Σ_om`` of the missing block (None when nothing is missing)."""
+    for o, m, rows in _patterns(mask):
+        xo = X[np.ix_(rows, o)]
+        for u in range(means.shape[0]):
+            xh = np.empty((rows.size, means.shape[1]))
+            xh[:, o] = xo
+            C = None
+            if m.size:
+                S = covs[u]
+                if o.size:
+                    factor = _cholesky(S[np.ix_(o, o)], u)
+                    B = cho_solve(factor, S[np.ix_(o, m)]).T        # Σ_mo Σ_oo⁻¹
+                    xh[:, m] = means[u, m] + (xo - means[u, o]) @ B.T
+                    C = S[np.ix_(m, m)] - B @ S[np.ix_(o, m)]
+                else:
+                    xh[:, m] = means[u, m]
+                    C = S[np.ix_(m, m)]
+            yield u, rows, xh, m, C
+
+
 def gaussian_conditional_moments(X: np.ndarray, mask: np.ndarray, post: np.ndarray,
                                  means: np.ndarray, covs: np.ndarray):
     """Expected complete-data statistics of full-covariance Gaussian emissions.
@@ -137,32 +164,77 @@ def gaussian_conditional_moments(X: np.ndarray, mask: np.ndarray, post: np.ndarr
     K, D = means.shape
     occ, s1, s2 = np.zeros(K), np.zeros((K, D)), np.zeros((K, D))
     outer = np.zeros((K, D, D))
-    for o, m, rows in _patterns(mask):
-        xo = X[np.ix_(rows, o)]
-        for k in range(K):
-            g = post[rows, k]
-            weight = g.sum()
-            xh = np.empty((rows.size, D))
-            xh[:, o] = xo
-            C = None
-            if m.size:
-                S = covs[k]
-                if o.size:
-                    factor = _cholesky(S[np.ix_(o, o)], k)
-                    B = cho_solve(factor, S[np.ix_(o, m)]).T        # Σ_mo Σ_oo⁻¹
-                    xh[:, m] = means[k, m] + (xo - means[k, o]) @ B.T
-                    C = S[np.ix_(m, m)] - B @ S[np.ix_(o, m)]
-                else:
-                    xh[:, m] = means[k, m]
-                    C = S[np.ix_(m, m)]
-            occ[k] += weight
-            s1[k] += g @ xh
-            s2[k] += g @ (xh * xh)
-            outer[k] += (xh * g[:, None]).T @ xh
-            if C is not None:
-                outer[k][np.ix_(m, m)] += weight * C
-                s2[k, m] += weight * np.diag(C)
+    for k, rows, xh, m, C in _conditional_fills(X, mask, means, covs):
+        g = post[rows, k]
+        weight = g.sum()
+        occ[k] += weight
+        s1[k] += g @ xh
+        s2[k] += g @ (xh * xh)
+        outer[k] += (xh * g[:, None]).T @ xh
+        if C is not None:
+            outer[k][np.ix_(m, m)] += weight * C
+            s2[k, m] += weight * np.diag(C)
     return occ, s1, s2, outer
+
+
+def mixture_covariances(model) -> np.ndarray:
+    """Every component's full covariance matrix, (n_states, n_mix, D, D), of a GMM HMM."""
+    K, M, D = np.shape(model.means_)
+    cov = np.asarray(model.covars_, dtype=float)
+    kind = model.covariance_type
+    if kind == "full":
+        return cov
+    if kind == "tied":
+        return np.broadcast_to(cov[:, None], (K, M, D, D))
+    var = cov[..., None] * np.ones(D) if kind == "spherical" else cov
+    return var[..., :, None] * np.eye(D)
+
+
+def mixture_loglik(X, mask, weights, means, covs):
+    """``log p(x_o | state)`` of a Gaussian mixture per state, and the log of each weighted
+    component's density ``(n, K, M)``."""
+    K, M, D = means.shape
+    dens = gaussian_marginal_loglik(X, mask, means.reshape(K * M, D),
+                                    covs.reshape(K * M, D, D)).reshape(-1, K, M)
+    with np.errstate(divide="ignore"):
+        dens = dens + np.log(weights)
+    return logsumexp(dens, axis=2), dens
+
+
+def mixture_statistics(stats: dict, X, mask, post, model) -> None:
+    """hmmlearn's GMM statistics (``post_mix_sum``, ``post_sum``, ``m_n``, ``c_n``) with the
+    missing entries' conditional expectations under each component (exact EM)."""
+    weights = np.asarray(model.weights_, dtype=float)
+    means = np.asarray(model.means_, dtype=float)
+    covs = mixture_covariances(model)
+    K, M, D = means.shape
+    total, dens = mixture_loglik(X, mask, weights, means, covs)
+    with np.errstate(under="ignore", invalid="ignore"):
+        resp = np.exp(dens - total[:, :, None])
+    post_mix = post[:, :, None] * np.nan_to_num(resp)
+    stats["post_mix_sum"] += post_mix.sum(axis=0)
+    stats["post_sum"] += post.sum(axis=0)
+    kind = model.covariance_type
+    for u, rows, xh, m, C in _conditional_fills(X, mask, means.reshape(K * M, D),
+                                                covs.reshape(K * M, D, D)):
+        k, j = divmod(u, M)
+        g = post_mix[rows, k, j]
+        weight = g.sum()
+        if "m" in model.params:
+            stats["m_n"][k, j] += g @ xh
+        if "c" not in model.params:
+            continue
+        centered = xh - means[k, j]  # about the current means, as hmmlearn's c_n
+        extra = np.zeros((D, D))
+        if C is not None:
+            extra[np.ix_(m, m)] = weight * C
+        if kind in ("full", "tied"):
+            scatter = (centered * g[:, None]).T @ centered + extra
+            stats["c_n"][k if kind == "tied" else (k, j)] += scatter
+        elif kind == "diag":
+            stats["c_n"][k, j] += g @ (centered * centered) + np.diag(extra)
+        else:
+            stats["c_n"][k, j] += g @ (centered * centered).sum(axis=1) + np.trace(extra)
 
 
 def symbol_counts(X: np.ndarray, post: np.ndarray, n_symbols: int) -> np.ndarray:

@@ -840,7 +840,22 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         for name in ("weights_", "means_", "covars_"):
             _finite(getattr(self, name), name)
 
+    def _supports_missing(self):
+        return True
+
+    def _compute_log_likelihood(self, X):
+        mask = self._missing_mask(X)
+        if mask is None:
+            return super()._compute_log_likelihood(X)
+        return _missing.mixture_loglik(X, mask, np.asarray(self.weights_, dtype=float),
+                                       np.asarray(self.means_, dtype=float),
+                                       _missing.mixture_covariances(self))[0]
+
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
+        mask = self._missing_mask(X)
+        if mask is not None:
+            _missing.mixture_statistics(stats, X, mask, post, self)
+            return
         # hmmlearn's own GMM statistics, with its start/transition part switched off (the
         # compiled pass has already produced those)
         saved, nobs = self.params, stats["nobs"]
