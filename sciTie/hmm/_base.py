@@ -600,9 +600,10 @@ class TiedHMMMixin:
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-            Observations of all sequences, stacked. With ``client``, also a dask array or a
-            list of ``.npy``/netCDF/zarr files that the workers read (one sequence per file
-            unless ``lengths`` is given).
+            Observations of all sequences, stacked; NaN marks a missing value (see the docs,
+            "Missing observations"). With ``client``, also a dask array or a list of
+            ``.npy``/netCDF/zarr files that the workers read (one sequence per file unless
+            ``lengths`` is given).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (summing to ``n_samples``).
         known_states : array-like of int, shape (n_samples,), optional
