@@ -207,6 +207,18 @@ class TiedHMMMixin:
             work["missing_X"], work["missing"] = X, mask
         return mask
 
+    def _compute_log_likelihood(self, X):
+        mask = self._missing_mask(X) if self._supports_missing() else None
+        if mask is not None:
+            return self._observed_log_likelihood(X, mask)
+        return super()._compute_log_likelihood(X)
+
+    def _observed_log_likelihood(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``log p(observed entries of x_t | state)``, (n_samples, n_components), of X with
+        missing entries ``mask`` (a row with nothing observed: 0); families that support
+        missing values implement it."""
+        raise NotImplementedError
+
     def _start_data(self, X: np.ndarray) -> np.ndarray:
         """The data a fit starts from: X, with missing entries filled by their feature's
         mean over the observed rows (only the start sees them; EM uses the observed data)."""
@@ -360,6 +372,9 @@ class TiedHMMMixin:
     def _initialize_sufficient_statistics(self):
         stats = super()._initialize_sufficient_statistics()
         stats["n_missing"] = 0  # missing entries seen by the E-step (they change the M-step)
+        if "post_feature" in self._emission_stats:
+            # per-feature occupancies: the posterior mass of the rows where each feature is seen
+            stats["post_feature"] = np.zeros((self.n_components, self.n_features))
         return stats
 
     def _do_estep(self, X, lengths):

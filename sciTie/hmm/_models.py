@@ -208,12 +208,6 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     def _supports_missing(self):
         return True
 
-    def _initialize_sufficient_statistics(self):
-        stats = super()._initialize_sufficient_statistics()
-        # per-feature occupancies: the posterior mass of the rows where each feature is seen
-        stats["post_feature"] = np.zeros((self.n_components, self.n_features))
-        return stats
-
     def _emissions(self, X, lengths):
         # evaluated inside the pass, unless known states mask the table or values are missing
         if (self.covariance_type in ("spherical", "diag") and getattr(self, "_known", None) is None
@@ -222,16 +216,15 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         return super()._emissions(X, lengths)
 
     def _compute_log_likelihood(self, X):
-        mask = self._missing_mask(X)
-        diagonal = self.covariance_type in ("spherical", "diag")
-        if mask is not None:
-            if diagonal:
-                return _missing.diagonal_gaussian_loglik(X, mask, *self._diagonal_variances())
-            return _missing.gaussian_marginal_loglik(X, mask, np.asarray(self.means_, float),
-                                                     np.asarray(self.covars_, float))
-        if diagonal:
+        if self.covariance_type in ("spherical", "diag") and self._missing_mask(X) is None:
             return gaussian_diag_loglik(X, *self._diagonal_variances())
         return super()._compute_log_likelihood(X)
+
+    def _observed_log_likelihood(self, X, mask):
+        if self.covariance_type in ("spherical", "diag"):
+            return _missing.diagonal_gaussian_loglik(X, mask, *self._diagonal_variances())
+        return _missing.gaussian_marginal_loglik(X, mask, np.asarray(self.means_, float),
+                                                 np.asarray(self.covars_, float))
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if not ("m" in self.params or "c" in self.params):
@@ -422,15 +415,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     def _supports_missing(self):
         return True
 
-    def _initialize_sufficient_statistics(self):
-        stats = super()._initialize_sufficient_statistics()
-        stats["post_feature"] = np.zeros((self.n_components, self.n_features))
-        return stats
-
-    def _compute_log_likelihood(self, X):
-        mask = self._missing_mask(X)
-        if mask is None:
-            return super()._compute_log_likelihood(X)
+    def _observed_log_likelihood(self, X, mask):
         return _missing.poisson_loglik(X, mask, np.asarray(self.lambdas_, dtype=float))
 
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
@@ -595,10 +580,7 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         mask = _missing.missing_mask(np.asarray(X))
         return X if mask is None else _missing.start_data(X, mask, fill="mode").astype(np.int64)
 
-    def _compute_log_likelihood(self, X):
-        mask = self._missing_mask(X)
-        if mask is None:
-            return super()._compute_log_likelihood(X)
+    def _observed_log_likelihood(self, X, mask):
         seen = ~mask[:, 0]
         out = np.zeros((X.shape[0], self.n_components))  # a missing symbol: no term
         with np.errstate(divide="ignore"):
@@ -843,10 +825,7 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
     def _supports_missing(self):
         return True
 
-    def _compute_log_likelihood(self, X):
-        mask = self._missing_mask(X)
-        if mask is None:
-            return super()._compute_log_likelihood(X)
+    def _observed_log_likelihood(self, X, mask):
         return _missing.mixture_loglik(X, mask, np.asarray(self.weights_, dtype=float),
                                        np.asarray(self.means_, dtype=float),
                                        _missing.mixture_covariances(self))[0]
