@@ -299,17 +299,21 @@ def test_ties_hold_exactly_with_gaps():
     _monotone(p)
 
 
-def test_complete_rows_take_the_unchanged_path():
-    # no NaN: the same numbers as before (the fused compiled E-step), bit for bit
+def test_complete_data_take_the_fused_path():
+    from sciTie.hmm._forward_backward import DiagonalGaussian
+
+    # no NaN: the fused compiled E-step (emissions evaluated inside the pass); a NaN: the
+    # table of the observed entries' densities
     m = _gaussian_model("diag")
     X = m.sample(400, random_state=16)[0]
-    a = TiedGaussianHMM(2, n_iter=20, random_state=0).fit(X)
+    lengths = np.array([400])
+    assert isinstance(m._emissions(X, lengths), DiagonalGaussian)
     Xn = X.copy()
     Xn[5, 1] = np.nan
-    b = TiedGaussianHMM(2, n_iter=20, random_state=0).fit(Xn)
-    assert a.score(X) != b.score(Xn)  # (the gap is used: a different model)
-    assert m.score(X) == pytest.approx(forward_loglik(
-        m.startprob_, m.transmat_, gaussian_marginals(X, m.means_, m.covars_), [400]),
+    table = m._emissions(Xn, lengths)
+    assert isinstance(table, np.ndarray) and table.shape == (400, 2)
+    assert m.score(Xn) == pytest.approx(forward_loglik(
+        m.startprob_, m.transmat_, gaussian_marginals(Xn, m.means_, m.covars_), [400]),
         abs=1e-9)
 
 
@@ -399,3 +403,23 @@ def test_known_states_on_dask_equal_in_process(dask_client):
     assert np.array_equal(path[known >= 0], known[known >= 0])
     with pytest.raises(ValidationError, match="known_states has 5 entries"):
         ours.score(X, lengths, known_states=known[:5], client=dask_client)
+
+
+def test_a_state_that_never_sees_a_feature_is_defined_or_named():
+    # feature 1 is missing whenever the chain is in its first state: that state's feature-1
+    # parameters rest on (almost) no data
+    rng = np.random.default_rng(25)
+    z = np.repeat([0, 1, 0, 1], 100)
+    X = np.c_[np.where(z == 0, rng.normal(0, 1, 400), rng.normal(5, 1, 400)),
+              rng.normal(2, 1, 400)]
+    X[z == 0, 1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = TiedGaussianHMM(2, n_iter=50, random_state=0).fit(X)  # covars_prior=1e-2
+    assert np.all(np.isfinite(m.means_)) and np.all(np.isfinite(m.covars_))
+    assert np.isfinite(m.score(X))
+    # without a prior its variance collapses (the likelihood is unbounded there): named
+    with pytest.raises(ValidationError, match="variance of state"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            TiedGaussianHMM(2, n_iter=200, tol=1e-10, covars_prior=0, random_state=0).fit(X)

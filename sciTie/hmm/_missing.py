@@ -25,6 +25,8 @@ from scipy.linalg import LinAlgError, cho_factor, cho_solve, solve_triangular
 from scipy.special import gammaln, logsumexp, xlogy
 
 from ..errors import ValidationError
+from ._forward_backward import DegenerateStateError
+from ._forward_backward import _check_variances as check_variances
 
 __all__ = ["missing_mask", "start_data", "diagonal_gaussian_loglik", "diagonal_moments",
            "gaussian_marginal_loglik", "gaussian_conditional_moments", "poisson_loglik", "symbol_counts",
@@ -62,6 +64,7 @@ def start_data(X: np.ndarray, mask: np.ndarray, *, fill: str = "mean") -> np.nda
 def diagonal_gaussian_loglik(X: np.ndarray, mask: np.ndarray, means: np.ndarray,
                              variances: np.ndarray) -> np.ndarray:
     """``log N(x_o | means[k]_o, diag(variances[k])_o)`` of each row's observed features."""
+    check_variances(variances)  # a collapsed state is named, as on the complete-data path
     observed = (~mask).astype(float)
     Xz = np.where(mask, 0.0, X)
     out = np.empty((X.shape[0], means.shape[0]))
@@ -107,8 +110,8 @@ def _patterns(mask: np.ndarray):
 def _cholesky(S: np.ndarray, u: int):
     try:
         return cho_factor(S, lower=True)
-    except LinAlgError:
-        raise ValidationError(f"the covariance of Gaussian unit {u} (a state, or a state's "
+    except (LinAlgError, ValueError):  # not positive definite, or not finite
+        raise DegenerateStateError(f"the covariance of Gaussian unit {u} (a state, or a state's "
                               "mixture component in state-major order) is not positive definite "
                               "on the observed features of some rows; check covars_") from None
 
