@@ -367,6 +367,11 @@ n_iter, tol, verbose, params, init_params, implementation
     def _validate_family_X(self, X):
         return np.asarray(X, dtype=np.float64)
 
+    def _missing_refusal(self):
+        return (f": a missing y_t is also a lag of the next {self.order} rows, whose "
+                "likelihood would then need integrating over it under every state path; "
+                "impute X, or split the sequence at the gap (lengths)")
+
     def _check_emissions(self):
         try:
             ARHMM._check(self)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import time
 import warnings
 
@@ -15,6 +16,7 @@ from ..core import FitResult
 from ..core.maximize import maximize_through_ties
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
 from . import _forward_backward as fb
+from . import _missing
 from ._group import (_user_statements, build_group, finalise_probabilities, model_slots,
                      user_held, write_arrays)
 from ._objectives import probability_objective
@@ -30,6 +32,8 @@ FIRST_STATE_MARGIN = 10.0
 AUTO_STARTS = 10
 
 _PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
+#: hmmlearn's logger: EM's warnings go where hmmlearn's own fit sends them
+_hmmlearn_log = logging.getLogger("hmmlearn.base")
 
 
 def _first_bad_rows(mask: np.ndarray, limit: int = 5) -> str:
@@ -157,14 +161,12 @@ class TiedHMMMixin:
         return out
 
     @contextlib.contextmanager
-    def _states_known(self, known_states, client=None):
-        """``known_states`` (one state per row, -1 where unknown) in force for one call."""
+    def _states_known(self, known_states):
+        """``known_states`` (one state per row, -1 where unknown) in force for one call; on a
+        cluster each partition carries its own rows of them (:mod:`._distributed`)."""
         if known_states is None:
             yield
             return
-        if client is not None:
-            raise ValidationError("known_states are not supported with client= yet (the "
-                                  "E-step on the workers does not see them); fit in process")
         z = np.asarray(known_states)
         if z.ndim != 1 or not (np.issubdtype(z.dtype, np.integer)
                                or (np.issubdtype(z.dtype, np.floating)
@@ -187,6 +189,44 @@ class TiedHMMMixin:
                                   "probability from its neighbours' states") from None
         finally:
             del self._known
+
+    # ------------------------------------------------------------------ missing values
+    def _supports_missing(self) -> bool:
+        """Whether NaN in X (a missing value) is accepted (see :mod:`sciTie.hmm._missing`)."""
+        return False
+
+    def _missing_refusal(self) -> str:
+        """Why a family refuses missing values, appended to the error (": reason")."""
+        return ""
+
+    def _missing_mask(self, X: np.ndarray) -> np.ndarray | None:
+        """Where X is missing, or None; computed once per data array during a fit (the
+        fit's ``_workspace`` holds the array, so identity cannot be a reused address)."""
+        work = getattr(self, "_workspace", None)
+        if work is not None and work.get("missing_X") is X:
+            return work["missing"]
+        mask = _missing.missing_mask(np.asarray(X))
+        if work is not None:
+            work["missing_X"], work["missing"] = X, mask
+        return mask
+
+    def _compute_log_likelihood(self, X):
+        mask = self._missing_mask(X) if self._supports_missing() else None
+        if mask is not None:
+            return self._observed_log_likelihood(X, mask)
+        return super()._compute_log_likelihood(X)
+
+    def _observed_log_likelihood(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``log p(observed entries of x_t | state)``, (n_samples, n_components), of X with
+        missing entries ``mask`` (a row with nothing observed: 0); families that support
+        missing values implement it."""
+        raise NotImplementedError
+
+    def _start_data(self, X: np.ndarray) -> np.ndarray:
+        """The data a fit starts from: X, with missing entries filled by their feature's
+        mean over the observed rows (only the start sees them; EM uses the observed data)."""
+        mask = _missing.missing_mask(np.asarray(X))
+        return X if mask is None else _missing.start_data(X, mask)
 
     def _frame_log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """``log p(x_t | state)`` of every row, shape (n_samples, n_components).
@@ -311,11 +351,19 @@ class TiedHMMMixin:
                                   f"{X.shape}; reshape a single feature with X[:, None]")
         if X.shape[0] == 0:
             raise ValidationError("X is empty (0 samples)")
-        if np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.complexfloating):
-            bad = ~np.isfinite(X).all(axis=1)
-            if bad.any():
-                raise ValidationError(f"X contains NaN or inf in rows {_first_bad_rows(bad)}; "
-                                      "remove or impute them (an HMM needs finite observations)")
+        if np.issubdtype(X.dtype, np.floating):
+            finite = np.isfinite(X)
+            if not finite.all():
+                inf = np.isinf(X).any(axis=1)
+                if inf.any():
+                    raise ValidationError(f"X contains inf in rows {_first_bad_rows(inf)}; an "
+                                          "HMM needs finite observations (NaN marks a missing "
+                                          "value)")
+                if not self._supports_missing():
+                    raise ValidationError(
+                        f"X contains NaN (missing values) in rows "
+                        f"{_first_bad_rows(~finite.all(axis=1))}; {type(self).__name__} does "
+                        f"not support missing observations{self._missing_refusal()}")
         expected = self._n_features_of_fit()
         if expected is not None and X.shape[1] != expected:
             raise ValidationError(f"X has {X.shape[1]} features but this model was fitted with "
@@ -324,9 +372,20 @@ class TiedHMMMixin:
         return X, check_lengths(lengths, X.shape[0])
 
     # ------------------------------------------------------------------ E-step
+    def _initialize_sufficient_statistics(self):
+        stats = super()._initialize_sufficient_statistics()
+        stats["n_missing"] = 0  # missing entries seen by the E-step (they change the M-step)
+        if "post_feature" in self._emission_stats:
+            # per-feature occupancies: the posterior mass of the rows where each feature is seen
+            stats["post_feature"] = np.zeros((self.n_components, self.n_features))
+        return stats
+
     def _do_estep(self, X, lengths):
         X, lengths = np.asarray(X), np.asarray(lengths, dtype=np.int64)
-        n_moments = self._fused_moments()
+        missing = self._missing_mask(X)
+        # the fused moments read every entry of X: with missing values the posteriors are
+        # returned and the family forms its statistics from the observed entries
+        n_moments = self._fused_moments() if missing is None else 0
         emissions = self._emissions(X, lengths)
         needs_X = n_moments or isinstance(emissions, fb.DiagonalGaussian)
         est = fb.forward_backward_stats(
@@ -335,6 +394,7 @@ class TiedHMMMixin:
             workspace=getattr(self, "_workspace", None))
         stats = self._initialize_sufficient_statistics()
         stats["nobs"] = len(lengths)
+        stats["n_missing"] = 0 if missing is None else int(missing.sum())
         if "s" in self.params or self.start_distribution == "stationary":
             stats["start"] += est.start_sum
         if "t" in self.params:
@@ -405,15 +465,19 @@ class TiedHMMMixin:
             self._hmmlearn_mstep(stats, "st")
         else:
             self._general_mstep("transitions", self._transition_objective(stats))
-        letters = self._emission_letters
         if plan.emissions == "closed":
-            self._hmmlearn_mstep(stats, letters)
+            self._closed_emission_mstep(stats)
         elif plan.emissions == "pooled":
-            self._hmmlearn_mstep(self._pooled_stats(stats), letters)
+            self._closed_emission_mstep(self._pooled_stats(stats))
         else:
             c = self.group_.tie_map()
             idx = {name: np.asarray(c.select(name)) for name, _, _ in self._emission_params()}
             self._general_mstep("emissions", self._emission_objective(stats, idx, len(c.names)))
+
+    def _closed_emission_mstep(self, stats) -> None:
+        """The emissions' closed-form M-step (hmmlearn's; families whose statistics carry
+        per-feature occupancies for data with missing values override it)."""
+        self._hmmlearn_mstep(stats, self._emission_letters)
 
     def _general_mstep(self, block: str, objective) -> None:
         """Maximise the block's Q through the tie map, from the current parameters."""
@@ -488,6 +552,7 @@ class TiedHMMMixin:
             self._init_start(X, lengths)
 
     def _init_start(self, X, lengths) -> None:
+        X = self._start_data(X)
         super()._init(X, lengths)
         # arrays the user set (letters outside init_params) are checked like hand-set models
         self._require_parameters("fit")
@@ -578,9 +643,10 @@ class TiedHMMMixin:
         Parameters
         ----------
         X : array-like, shape (n_samples, n_features)
-            Observations of all sequences, stacked. With ``client``, also a dask array or a
-            list of ``.npy``/netCDF/zarr files that the workers read (one sequence per file
-            unless ``lengths`` is given).
+            Observations of all sequences, stacked; NaN marks a missing value (see the docs,
+            "Missing observations"). With ``client``, also a dask array or a list of
+            ``.npy``/netCDF/zarr files that the workers read (one sequence per file unless
+            ``lengths`` is given).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (summing to ``n_samples``).
         known_states : array-like of int, shape (n_samples,), optional
@@ -607,7 +673,7 @@ class TiedHMMMixin:
         # the hmm_threads setting
         try:
             with threadpool_limits(limits=1, user_api="blas"), \
-                    self._states_known(known_states, client):
+                    self._states_known(known_states):
                 if len(seeds) == 1:
                     self._fit_once(X, lengths, client)
                     self.starts_ = [self._start_record(seeds[0])]
@@ -711,7 +777,10 @@ class TiedHMMMixin:
         self._workspace = {}  # scratch arrays reused by every EM iteration
         t0 = time.perf_counter()
         try:
-            super().fit(X, lengths)
+            # hmmlearn's fit, whose check_array would refuse missing values (NaN)
+            self._init(X, lengths)
+            self._check()
+            self._run_em(lambda: self._do_estep(X, lengths))
         finally:
             del self._workspace
         # X is validated: the final log-likelihood needs only the forward pass
@@ -770,6 +839,21 @@ class TiedHMMMixin:
                 best = copy.deepcopy({k: v for k, v in self.__dict__.items()
                                       if k not in hyper})
         self.__dict__.update(best)
+
+    def _run_em(self, estep) -> None:
+        """hmmlearn's EM loop and convergence monitor; ``estep()`` returns the statistics
+        and the log-likelihood at the current parameters (in process or on a cluster)."""
+        self.monitor_._reset()
+        for _ in range(self.n_iter):
+            stats, log_prob = estep()
+            lower_bound = self._compute_lower_bound(log_prob)
+            self._do_mstep(stats)  # before the convergence check, as hmmlearn (n_iter=1)
+            self.monitor_.report(lower_bound)
+            if self.monitor_.converged:
+                break
+            if (self.transmat_.sum(axis=1) == 0).any():
+                _hmmlearn_log.warning("Some rows of transmat_ have zero sum because no "
+                                      "transition from the state was ever observed.")
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
                     stacklevel: int = 3) -> "TiedHMMMixin":
@@ -865,11 +949,10 @@ class TiedHMMMixin:
         float
             ``log p(X)``.
         """
-        if client is not None:
-            from . import _distributed
-            with self._states_known(known_states, client):
+        with self._states_known(known_states):
+            if client is not None:
+                from . import _distributed
                 return _distributed.score(self, X, lengths, client=client)
-        with self._states_known(known_states, client):
             return super().score(X, lengths)
 
     def predict(self, X, lengths=None, *, known_states=None, client=None):
@@ -891,11 +974,10 @@ class TiedHMMMixin:
         ndarray or dask.array.Array of int, shape (n_samples,)
             The decoded states.
         """
-        if client is not None:
-            from . import _distributed
-            with self._states_known(known_states, client):
+        with self._states_known(known_states):
+            if client is not None:
+                from . import _distributed
                 return _distributed.predict(self, X, lengths, client=client)
-        with self._states_known(known_states, client):
             return super().predict(X, lengths)
 
     def predict_proba(self, X, lengths=None, *, known_states=None, client=None):
@@ -917,11 +999,10 @@ class TiedHMMMixin:
         ndarray or dask.array.Array, shape (n_samples, n_components)
             The posteriors.
         """
-        if client is not None:
-            from . import _distributed
-            with self._states_known(known_states, client):
+        with self._states_known(known_states):
+            if client is not None:
+                from . import _distributed
                 return _distributed.predict_proba(self, X, lengths, client=client)
-        with self._states_known(known_states, client):
             return super().predict_proba(X, lengths)
 
     def decode(self, X, lengths=None, algorithm=None):

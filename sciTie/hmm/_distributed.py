@@ -35,7 +35,6 @@ __all__ = ["fit", "score", "predict", "predict_proba", "decoding", "HMMPartition
            "PARTITION_WORK_BYTES", "INIT_ROWS"]
 
 _log = logging.getLogger(__name__)
-_hmmlearn_log = logging.getLogger("hmmlearn.base")
 
 #: Working memory of the E-step aimed at per partition (data, emission log-probabilities,
 #: forward lattice, scaled emissions); more partitions than worker threads only when larger.
@@ -54,6 +53,8 @@ class HMMPartition(NamedTuple):
     start: int
     first_sequence: int
     origin: str
+    #: The rows' known states (-1 where unknown), or None: they travel with the rows.
+    known: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------- planning
@@ -83,12 +84,19 @@ class _Plan(NamedTuple):
     stop: int
     lengths: np.ndarray
     first_sequence: int
+    known: np.ndarray | None = None
 
 
-def _plans(lengths: np.ndarray, ranges, offset_rows: int = 0, offset_seq: int = 0):
+def _plans(lengths: np.ndarray, ranges, offset_rows: int = 0, offset_seq: int = 0,
+           known: np.ndarray | None = None):
+    """The partitions' plans; each carries its rows of the known states (if any)."""
     cum = np.concatenate([[0], np.cumsum(lengths)])
-    return [_Plan(offset_rows + int(cum[a]), offset_rows + int(cum[b]), lengths[a:b],
-                  offset_seq + a) for a, b in ranges]
+    out = []
+    for a, b in ranges:
+        start, stop = offset_rows + int(cum[a]), offset_rows + int(cum[b])
+        out.append(_Plan(start, stop, lengths[a:b], offset_seq + a,
+                         None if known is None else known[start:stop]))
+    return out
 
 
 # ---------------------------------------------------------------------- worker functions
@@ -100,7 +108,7 @@ def _validated(validator, X, lengths, plan: _Plan, origin: str, path=None) -> HM
         if path is not None:
             raise DataFormatError(msg, path=path) from err
         raise ValidationError(msg) from err
-    return HMMPartition(Xv, lv, plan.start, plan.first_sequence, origin)
+    return HMMPartition(Xv, lv, plan.start, plan.first_sequence, origin, plan.known)
 
 
 def _load_file_partition(path: str, file_start: int, file_stop: int, plan: _Plan,
@@ -113,6 +121,15 @@ def _load_file_partition(path: str, file_start: int, file_stop: int, plan: _Plan
 def _prepare_block(block, plan: _Plan, validator) -> HMMPartition:
     return _validated(validator, np.asarray(block), plan.lengths, plan,
                       f"X rows {plan.start}..{plan.stop - 1} (dask array)")
+
+
+def _with_partition(model, part: HMMPartition):
+    """A shallow copy of the worker's model for one task on ``part``, with the partition's
+    known states in force (tasks on one worker share the model object)."""
+    out = copy.copy(model)
+    if part.known is not None:
+        out._known = part.known
+    return out
 
 
 def _restored(skeleton, params: dict):
@@ -156,7 +173,7 @@ def _additive_part(stats: dict, base: dict) -> dict:
 
 
 def _estep(part: HMMPartition, skeleton, params: dict) -> dict:
-    model = _restored(skeleton, params)
+    model = _with_partition(_restored(skeleton, params), part)
     try:
         # the client's settings (hmm_threads), not the worker process's defaults
         with config_context(**getattr(skeleton, "_worker_settings", {})):
@@ -168,6 +185,7 @@ def _estep(part: HMMPartition, skeleton, params: dict) -> dict:
 
 
 def _loglik(part: HMMPartition, model) -> float:
+    model = _with_partition(model, part)
     try:
         with config_context(**getattr(model, "_worker_settings", {})):
             return float(model._score(part.X, part.lengths, compute_posteriors=False)[0])
@@ -176,6 +194,7 @@ def _loglik(part: HMMPartition, model) -> float:
 
 
 def _states(part: HMMPartition, model) -> np.ndarray:
+    model = _with_partition(model, part)
     try:
         return np.asarray(model.decode(part.X, part.lengths)[1], dtype=np.int64)
     except fb.ImpossibleObservationError as err:
@@ -183,6 +202,7 @@ def _states(part: HMMPartition, model) -> np.ndarray:
 
 
 def _posteriors(part: HMMPartition, model) -> np.ndarray:
+    model = _with_partition(model, part)
     try:
         return model._score(part.X, part.lengths, compute_posteriors=True)[1]
     except fb.ImpossibleObservationError as err:
@@ -191,6 +211,7 @@ def _posteriors(part: HMMPartition, model) -> np.ndarray:
 
 def _result_arrays(part: HMMPartition, model, state_to_group, onehot) -> dict:
     """Everything ``to_xarray`` shows for one partition."""
+    model = _with_partition(model, part)
     try:
         log_prob, post = model._score(part.X, part.lengths, compute_posteriors=True)
         vit_ll, path = model.decode(part.X, part.lengths, algorithm="viterbi")
@@ -216,7 +237,7 @@ def _head(part: HMMPartition, max_rows: int, chosen=None) -> tuple[np.ndarray, n
 
 
 def _max_value(part: HMMPartition) -> int:
-    return int(part.X.max())
+    return int(np.nanmax(part.X))
 
 
 # ---------------------------------------------------------------------- placing the data
@@ -287,11 +308,20 @@ def _place(model, X, lengths, client, name: str) -> _Placed:
         return _place_dask(model, X, lengths, client, name, threads)
     Xv, lv = model._validate_X(X, lengths)  # in memory: exactly the in-process checks
     n_parts = _n_partitions(Xv.shape[0], Xv.shape[1], K, lv.size, threads)
-    plans = _plans(lv, _split_sequences(lv, n_parts))
+    plans = _plans(lv, _split_sequences(lv, n_parts), known=_known_rows(model, Xv.shape[0]))
     parts = [HMMPartition(Xv[p.start:p.stop], p.lengths, p.start, p.first_sequence,
-                          f"X rows {p.start}..{p.stop - 1}") for p in plans]
+                          f"X rows {p.start}..{p.stop - 1}", p.known) for p in plans]
     return _Placed(_dask.PlacedData(client, parts, name=name), plans, Xv.shape[1],
                    local=(Xv, lv))
+
+
+def _known_rows(model, n_rows: int) -> np.ndarray | None:
+    """The known states in force (``fit(..., known_states=)``), checked against the rows."""
+    known = getattr(model, "_known", None)
+    if known is not None and len(known) != n_rows:
+        raise ValidationError(f"known_states has {len(known)} entries but X has {n_rows} "
+                              "rows; give one state (or -1) per row")
+    return known
 
 
 def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
@@ -312,7 +342,7 @@ def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
         raise ValidationError("X is empty (0 samples)")
     lv = check_lengths(lengths, n)
     n_parts = _n_partitions(n, int(X.shape[1]), model.n_components, lv.size, threads)
-    plans = _plans(lv, _split_sequences(lv, n_parts))
+    plans = _plans(lv, _split_sequences(lv, n_parts), known=_known_rows(model, n))
     X = X.rechunk((tuple(p.stop - p.start for p in plans), X.shape[1]))
     blocks = X.to_delayed().ravel()
     validator = _validator(model)
@@ -352,6 +382,7 @@ def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
                                   f"{int(end)} of the stacked files); each sequence must lie "
                                   "within one file")
     total = int(rows.sum())
+    known = _known_rows(model, total)
     n_target = _n_partitions(total, int(shapes[0][1]), model.n_components, lv.size, threads)
     validator = _validator(model)
     items, plans, seq0 = [], [], 0
@@ -359,7 +390,8 @@ def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
         seq1 = int(cut[f]) + 1
         lf = lv[seq0:seq1]
         n_parts = int(np.ceil(n_target * rows[f] / total))
-        for plan in _plans(lf, _split_sequences(lf, n_parts), int(file_start[f]), seq0):
+        for plan in _plans(lf, _split_sequences(lf, n_parts), int(file_start[f]), seq0,
+                           known=known):
             a, b = plan.start - int(file_start[f]), plan.stop - int(file_start[f])
             items.append(_dask.OnWorker(_load_file_partition, path, a, b, plan, validator))
             plans.append(plan)
@@ -380,7 +412,8 @@ def _shipped(model, *, with_params: bool = True):
     out = copy.copy(model)
     for key, value in list(vars(out).items()):
         fitted = key.endswith("_") and not key.endswith("__")
-        if key == "_workspace" or (fitted and (not with_params or not (
+        # known states travel with the partitions, not with the model
+        if key in ("_workspace", "_known") or (fitted and (not with_params or not (
                 isinstance(value, np.ndarray) or _dask._is_number(value)))):
             delattr(out, key)
     # settings are per process: the client's travel with the model to the workers
@@ -412,23 +445,19 @@ def fit(model, X, lengths=None, *, client):
         model._init(X0, lengths0)
         del X0, lengths0
         model._check()
-        model.monitor_._reset()
         skeleton = client.submit(_hold, _shipped(model, with_params=False),
                                  key=f"hmm-model-{token}")
-        for it in range(model.n_iter):
+        iteration = iter(range(model.n_iter))
+
+        def estep():
+            it = next(iteration)
             params = client.submit(_hold, _fitted_params(model), key=(f"hmm-params-{token}", it))
             total = _dask.map_reduce(client, _estep, placed.data, skeleton, params,
                                      name=f"hmm-estep-{token}-it{it}")
-            stats = _dask.add_additive(model._initialize_sufficient_statistics(),
-                                       total["stats"])
-            lower_bound = model._compute_lower_bound(total["log_prob"])
-            model._do_mstep(stats)
-            model.monitor_.report(lower_bound)
-            if model.monitor_.converged:
-                break
-            if (model.transmat_.sum(axis=1) == 0).any():
-                _hmmlearn_log.warning("Some rows of transmat_ have zero sum because no "
-                                      "transition from the state was ever observed.")
+            return (_dask.add_additive(model._initialize_sufficient_statistics(),
+                                       total["stats"]), total["log_prob"])
+
+        model._run_em(estep)
         seconds = time.perf_counter() - t0
 
         def final_score() -> float:  # at the parameters _finish_fit settles on

@@ -8,6 +8,7 @@ from sklearn import cluster
 
 from .._validation import check_choice, check_float, check_int
 from ..errors import ValidationError
+from . import _missing
 from ._base import TiedHMMMixin, _check_prior, shares_tie_docs
 from ._forward_backward import DiagonalGaussian, gaussian_diag_loglik
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
@@ -97,7 +98,7 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
     family = "gaussian"
     _unit_powers = {"means": 1, "covars": 2}
     _emission_letters = "mc"
-    _emission_stats = ("post", "obs", "obs**2", "obs*obs.T")
+    _emission_stats = ("post", "post_feature", "obs", "obs**2", "obs*obs.T")
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
@@ -225,27 +226,57 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
         return means, np.broadcast_to(np.asarray(self._covars_, dtype=np.float64).reshape(
             self.n_components, -1), means.shape)
 
+    def _supports_missing(self):
+        return True
+
     def _emissions(self, X, lengths):
-        # evaluated inside the pass, unless known states mask the table
-        if self.covariance_type in ("spherical", "diag") and getattr(self, "_known", None) is None:
+        # evaluated inside the pass, unless known states mask the table or values are missing
+        if (self.covariance_type in ("spherical", "diag") and getattr(self, "_known", None) is None
+                and self._missing_mask(X) is None):
             return DiagonalGaussian(*self._diagonal_variances())
         return super()._emissions(X, lengths)
 
     def _compute_log_likelihood(self, X):
-        if self.covariance_type in ("spherical", "diag"):
+        if self.covariance_type in ("spherical", "diag") and self._missing_mask(X) is None:
             return gaussian_diag_loglik(X, *self._diagonal_variances())
         return super()._compute_log_likelihood(X)
 
+    def _observed_log_likelihood(self, X, mask):
+        if self.covariance_type in ("spherical", "diag"):
+            return _missing.diagonal_gaussian_loglik(X, mask, *self._diagonal_variances())
+        return _missing.gaussian_marginal_loglik(X, mask, np.asarray(self.means_, float),
+                                                 np.asarray(self.covars_, float))
+
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
+        if not ("m" in self.params or "c" in self.params):
+            return
         if sums is not None:
             stats["post"] += sums[0]
+            stats["post_feature"] += sums[0][:, None]
             stats["obs"] += sums[1]
             if "c" in self.params:
                 stats["obs**2"] += sums[2]
             return
-        if "m" in self.params or "c" in self.params:
+        mask = self._missing_mask(X)
+        if mask is not None and self.covariance_type in ("spherical", "diag"):
+            occupancy, s1, s2 = _missing.diagonal_moments(X, mask, post)
             stats["post"] += post.sum(axis=0)
-            stats["obs"] += post.T @ X
+            stats["post_feature"] += occupancy
+            stats["obs"] += s1
+            stats["obs**2"] += s2
+            return
+        if mask is not None:  # full, tied: the missing entries' conditional expectations
+            occupancy, s1, s2, outer = _missing.gaussian_conditional_moments(
+                X, mask, post, np.asarray(self.means_, float), np.asarray(self.covars_, float))
+            stats["post"] += occupancy
+            stats["post_feature"] += occupancy[:, None]
+            stats["obs"] += s1
+            stats["obs**2"] += s2
+            stats["obs*obs.T"] += outer
+            return
+        stats["post"] += post.sum(axis=0)
+        stats["post_feature"] += post.sum(axis=0)[:, None]
+        stats["obs"] += post.T @ X
         if "c" in self.params:
             if self.covariance_type in ("spherical", "diag"):
                 stats["obs**2"] += post.T @ (X ** 2)
@@ -253,11 +284,36 @@ class TiedGaussianHMM(ReportMixin, TiedHMMMixin, GaussianHMM):
                 for c in range(self.n_components):
                     stats["obs*obs.T"][c] += (X * post[:, c, None]).T @ X
 
+    def _closed_emission_mstep(self, stats):
+        """hmmlearn's update, with per-feature occupancies where values were missing
+        (diagonal and spherical covariances; full and tied ones have complete statistics)."""
+        if not stats["n_missing"] or self.covariance_type not in ("spherical", "diag"):
+            return super()._closed_emission_mstep(stats)
+        before = self._arrays_copy()
+        N = stats["post_feature"]
+        mw = np.asarray(self.means_weight, dtype=float)
+        mp = np.asarray(self.means_prior, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if "m" in self.params:
+                self.means_ = (mw * mp + stats["obs"]) / (mw + N)
+            if "c" in self.params:
+                mu = np.asarray(self.means_, dtype=float)
+                scatter = (self.covars_prior + mw * (mu - mp) ** 2 + stats["obs**2"]
+                           - 2 * mu * stats["obs"] + mu ** 2 * N)
+                weight = np.maximum(
+                    np.maximum(np.asarray(self.covars_weight, dtype=float) - 1, 0) + N, 1e-5)
+                if self.covariance_type == "diag":
+                    self._covars_ = scatter / weight
+                else:  # one variance over the features: the maximiser of their summed terms
+                    var = scatter.sum(axis=1) / weight.sum(axis=1)
+                    self._covars_ = np.tile(var[:, None], (1, N.shape[1]))
+        self._restore_undetermined(before)
+
     def _emission_objective(self, stats, idx, n_slots):
         priors = dict(means_prior=self.means_prior, means_weight=self.means_weight,
                       covars_prior=self.covars_prior, covars_weight=self.covars_weight)
         if self.covariance_type in ("spherical", "diag"):
-            return gaussian_diag_objective(idx["means"], idx["covars"], stats["post"],
+            return gaussian_diag_objective(idx["means"], idx["covars"], stats["post_feature"],
                                            stats["obs"], stats["obs**2"], n_slots=n_slots,
                                            **priors)
         tied = self.covariance_type == "tied"
@@ -315,7 +371,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     family = "poisson"
     _unit_powers = {"lambdas": 1}
     _emission_letters = "l"
-    _emission_stats = ("post", "obs")
+    _emission_stats = ("post", "post_feature", "obs")
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  lambdas_prior=0.0, lambdas_weight=0.0, algorithm="viterbi",
@@ -368,7 +424,7 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
         if neg.any():
             raise ValidationError(f"X holds negative counts in rows {_rows(neg)}; Poisson "
                                   "observations must be non-negative integers")
-        frac = (Xf != np.round(Xf)).any(axis=1)
+        frac = ((Xf != np.round(Xf)) & ~np.isnan(Xf)).any(axis=1)
         if frac.any():
             raise ValidationError(f"X holds non-integer values in rows {_rows(frac)}; Poisson "
                                   "observations must be non-negative integer counts")
@@ -377,17 +433,44 @@ class TiedPoissonHMM(ReportMixin, TiedHMMMixin, PoissonHMM):
     def _fused_moments(self):
         return 1 if "l" in self.params else 0
 
+    def _supports_missing(self):
+        return True
+
+    def _observed_log_likelihood(self, X, mask):
+        return _missing.poisson_loglik(X, mask, np.asarray(self.lambdas_, dtype=float))
+
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
+        if "l" not in self.params:
+            return
         if sums is not None:
             stats["post"] += sums[0]
+            stats["post_feature"] += sums[0][:, None]
             stats["obs"] += sums[1]
             return
-        if "l" in self.params:
-            stats["post"] += post.sum(axis=0)
+        mask = self._missing_mask(X)
+        stats["post"] += post.sum(axis=0)
+        if mask is None:
+            stats["post_feature"] += post.sum(axis=0)[:, None]
             stats["obs"] += post.T @ X
+            return
+        occupancy, s1, _ = _missing.diagonal_moments(X, mask, post)
+        stats["post_feature"] += occupancy
+        stats["obs"] += s1
+
+    def _closed_emission_mstep(self, stats):
+        """hmmlearn's update, with per-feature occupancies where counts were missing."""
+        if not stats["n_missing"] or "l" not in self.params:
+            return super()._closed_emission_mstep(stats)
+        before = self._arrays_copy()
+        N = stats["post_feature"]
+        n = N.sum(axis=0)  # hmmlearn's prior weighting uses the total mass (per feature here)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.lambdas_ = (self.lambdas_prior + n * (stats["obs"] / N)) / (
+                self.lambdas_weight + n)
+        self._restore_undetermined(before)
 
     def _emission_objective(self, stats, idx, n_slots):
-        return poisson_objective(idx["lambdas"], stats["post"], stats["obs"],
+        return poisson_objective(idx["lambdas"], stats["post_feature"], stats["obs"],
                                  lambdas_prior=self.lambdas_prior,
                                  lambdas_weight=self.lambdas_weight, n_slots=n_slots)
 
@@ -487,12 +570,14 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
         if X.shape[1] != 1:
             raise ValidationError(f"X must have shape (n_samples, 1) for a categorical HMM (one "
                              f"symbol per row), got {X.shape}")
+        missing = np.issubdtype(X.dtype, np.floating) and bool(np.isnan(X).any())
         if not np.issubdtype(X.dtype, np.integer):
-            if np.issubdtype(X.dtype, np.floating) and np.all(X == np.round(X)):
-                X = X.astype(np.int64)
-            else:
+            seen = X[~np.isnan(X)] if missing else X
+            if not (np.issubdtype(X.dtype, np.floating) and np.all(seen == np.round(seen))):
                 raise ValidationError(f"X must hold integer symbols 0..n_features-1, got dtype "
                                  f"{X.dtype} with non-integer values")
+            # with missing symbols (NaN) X stays float; the symbols are read where observed
+            X = X.astype(np.float64) if missing else X.astype(np.int64)
         neg = X[:, 0] < 0
         if neg.any():
             raise ValidationError(f"X holds negative symbols in rows {_rows(neg)}; symbols must "
@@ -504,16 +589,29 @@ class TiedCategoricalHMM(ReportMixin, TiedHMMMixin, CategoricalHMM):
             big = X[:, 0] >= n_feat
             if big.any():
                 raise ValidationError(f"X holds symbols out of range in rows {_rows(big)} "
-                                 f"(largest {int(X.max())}); this model emits symbols "
+                                 f"(largest {int(np.nanmax(X))}); this model emits symbols "
                                  f"0..{int(n_feat) - 1} (n_features={int(n_feat)})")
         return X
 
+    def _supports_missing(self):
+        return True
+
+    def _start_data(self, X):
+        # hmmlearn's start reads integer symbols: a missing one starts as the commonest
+        mask = _missing.missing_mask(np.asarray(X))
+        return X if mask is None else _missing.start_data(X, mask, fill="mode").astype(np.int64)
+
+    def _observed_log_likelihood(self, X, mask):
+        seen = ~mask[:, 0]
+        out = np.zeros((X.shape[0], self.n_components))  # a missing symbol: no term
+        with np.errstate(divide="ignore"):
+            out[seen] = np.log(np.asarray(self.emissionprob_, dtype=float))[
+                :, X[seen, 0].astype(np.int64)].T
+        return out
+
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
         if "e" in self.params:
-            sym = X[:, 0]
-            for k in range(self.n_components):
-                stats["obs"][k] += np.bincount(sym, weights=post[:, k],
-                                               minlength=self.n_features)
+            stats["obs"] += _missing.symbol_counts(X, post, self.n_features)
 
     def _emission_objective(self, stats, idx, n_slots):
         counts = np.maximum(self.emissionprob_prior - 1 + stats["obs"], 0)
@@ -757,7 +855,19 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         for name in ("weights_", "means_", "covars_"):
             _finite(getattr(self, name), name)
 
+    def _supports_missing(self):
+        return True
+
+    def _observed_log_likelihood(self, X, mask):
+        return _missing.mixture_loglik(X, mask, np.asarray(self.weights_, dtype=float),
+                                       np.asarray(self.means_, dtype=float),
+                                       _missing.mixture_covariances(self))[0]
+
     def _accumulate_emission_statistics(self, stats, X, post, sums=None, lengths=None):
+        mask = self._missing_mask(X)
+        if mask is not None:
+            _missing.mixture_statistics(stats, X, mask, post, self)
+            return
         # hmmlearn's own GMM statistics, with its start/transition part switched off (the
         # compiled pass has already produced those)
         saved, nobs = self.params, stats["nobs"]

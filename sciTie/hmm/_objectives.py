@@ -111,12 +111,14 @@ def gaussian_diag_objective(mean_idx: np.ndarray, var_idx: np.ndarray, post: np.
         c = max(w - 1, 0) + N
 
     whose maximiser is hmmlearn's update. ``var_idx`` has shape (K, D) for diagonal and
-    (K,) for spherical covariances (one variance read by every feature).
+    (K,) for spherical covariances (one variance read by every feature). ``post`` is (K,),
+    or (K, D) per-feature occupancies when values are missing (N then depends on d).
     """
     K, D = obs.shape
     m_idx = np.asarray(mean_idx).reshape(K, D)
     v_idx = np.broadcast_to(np.asarray(var_idx).reshape(K, -1), (K, D))
-    N = np.asarray(post, dtype=float)[:, None]
+    N = np.asarray(post, dtype=float)
+    N = N[:, None] if N.ndim == 1 else N  # per-feature occupancies where values are missing
     m0 = np.broadcast_to(np.asarray(means_prior, dtype=float), (K, D)) if np.ndim(means_prior) < 2 \
         else np.asarray(means_prior, dtype=float).reshape(K, D)
     tau = np.broadcast_to(np.asarray(means_weight, dtype=float), (K, D)) \
@@ -256,7 +258,8 @@ def poisson_objective(lam_idx: np.ndarray, post: np.ndarray, obs: np.ndarray, *,
     beta = np.broadcast_to(np.asarray(lambdas_weight, dtype=float), (K, D)) \
         if np.ndim(lambdas_weight) < 2 else np.asarray(lambdas_weight, dtype=float).reshape(K, D)
     a = alpha + obs
-    b = beta + np.asarray(post, dtype=float)[:, None]
+    N = np.asarray(post, dtype=float)
+    b = beta + (N[:, None] if N.ndim == 1 else N)  # (K, D): per-feature, values missing
 
     def objective(slots: np.ndarray):
         lam = slots[idx]

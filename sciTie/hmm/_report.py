@@ -12,6 +12,7 @@ from ..core.report import label_parameter_units
 from ..core.statistics import covariance_from_information
 from ..errors import ValidationError
 from ..provenance import provenance
+from . import _missing
 from ._group import write_arrays
 
 __all__ = ["ReportMixin"]
@@ -61,10 +62,18 @@ class ReportMixin:
                                   "spherical Gaussian, Poisson and categorical emissions")
         Xv, lengths = self._validate_X(X, lengths)
         pg = self.group_
-        Xs = None if hasattr(self, "emissionprob_") else np.asarray(Xv, dtype=float)
+        mask = self._missing_mask(Xv)
+        Xs = None if hasattr(self, "emissionprob_") or mask is not None else np.asarray(
+            Xv, dtype=float)
         est = fb.forward_backward_stats(self.startprob_, self.transmat_,
                                         self._emissions(Xv, lengths), lengths, Xs)
         post, xi, sums = est.posteriors, est.xi_sum, est.sums
+        if mask is not None and not hasattr(self, "emissionprob_"):
+            # per-feature occupancies and moments of the observed entries
+            occ, s1, s2 = _missing.diagonal_moments(np.asarray(Xv, dtype=float), mask, post)
+            sums = (occ, s1, s2)
+        elif sums is not None:
+            sums = (sums[0][:, None], sums[1], sums[2])
         grad = np.zeros(pg.n_slots)
 
         def put(name, values):
@@ -78,21 +87,18 @@ class ReportMixin:
         put("transmat", ratio(xi, self.transmat_))
         if hasattr(self, "lambdas_"):
             occ, obs = sums[0], sums[1]
-            put("lambdas", obs / self.lambdas_ - occ[:, None])
+            put("lambdas", obs / self.lambdas_ - occ)
         elif hasattr(self, "emissionprob_"):
-            counts = np.zeros_like(np.asarray(self.emissionprob_, dtype=float))
-            for k in range(self.n_components):
-                counts[k] = np.bincount(Xv[:, 0], weights=post[:, k],
-                                        minlength=counts.shape[1])
+            counts = _missing.symbol_counts(Xv, post, np.shape(self.emissionprob_)[1])
             put("emissionprob", ratio(counts, self.emissionprob_))
-        else:
+        else:  # occ: (K, 1), or (K, D) per-feature occupancies with missing values
             occ, obs, obs2 = sums
             mu = np.asarray(self.means_, dtype=float)
             var = np.broadcast_to(np.asarray(self._covars_, dtype=float).reshape(
                 self.n_components, -1), mu.shape)
-            put("means", (obs - occ[:, None] * mu) / var)
-            sq = obs2 - 2 * mu * obs + occ[:, None] * mu ** 2
-            dvar = -occ[:, None] / (2 * var) + sq / (2 * var ** 2)
+            put("means", (obs - occ * mu) / var)
+            sq = obs2 - 2 * mu * obs + occ * mu ** 2
+            dvar = -occ / (2 * var) + sq / (2 * var ** 2)
             put("covars", dvar.sum(axis=1) if self.covariance_type == "spherical" else dvar)
         return grad
 

@@ -165,7 +165,15 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
     else:
         path = recipe.resolve(d["file"], "data.file")
         inputs.append(path)
-        table = read_table(path, columns + extra, fmt=d["format"])
+        # an empty cell of an observation column is a missing value (NaN: see the HMM docs,
+        # "Missing observations"); an empty known-state cell is an unknown state
+        table = read_table(path, columns + extra, fmt=d["format"], missing=True)
+        for key in ("lengths_column", "time_column"):
+            gaps = np.flatnonzero(np.isnan(table[d[key]])) if d[key] else []
+            if len(gaps):
+                raise recipe.error(f"data.{key} {d[key]!r} has an empty (missing) value in "
+                                   f"data row {int(gaps[0]) + 1}; only observations may be "
+                                   "missing", f"data.{key}")
         if not columns:
             columns = [c for c in table if c not in extra]
         attrs = {}
@@ -184,7 +192,8 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
     time_values = table[d["time_column"]] if d["time_column"] else None
     known = None
     if d["known_states_column"]:
-        known = np.asarray(table[d["known_states_column"]], dtype=float)
+        known = np.nan_to_num(np.asarray(table[d["known_states_column"]], dtype=float),
+                              nan=-1.0)
         if np.any(known != np.round(known)) or np.any(known < -1):
             raise recipe.error(f"data.known_states_column {d['known_states_column']!r} must hold "
                                "state indices, or -1 where the state is unknown",

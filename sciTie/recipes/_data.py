@@ -26,7 +26,7 @@ def _format(path: Path, fmt: str | None) -> str:
                               f"data.format to one of csv, npy, netcdf", path=path) from None
 
 
-def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+def _read_csv(path: Path, columns: Sequence[str], missing=()) -> dict[str, np.ndarray]:
     try:
         handle = open(path, newline="", encoding="utf-8")
     except OSError as exc:
@@ -45,11 +45,11 @@ def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     reader = csv.reader([line for _, line in lines], delimiter=delimiter)
     rows = list(reader)
     header = [h.strip() for h in rows[0]]
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataFormatError(f"no column {missing[0]!r}; the header (line {lines[0][0]}) has "
+    absent = [c for c in columns if c not in header]
+    if absent:
+        raise DataFormatError(f"no column {absent[0]!r}; the header (line {lines[0][0]}) has "
                               f"{', '.join(header)}", path=path, line=lines[0][0],
-                              key=missing[0])
+                              key=absent[0])
     if len(rows) < 2:
         raise DataFormatError("a header but no data rows", path=path, line=lines[0][0])
     out = {}
@@ -60,6 +60,9 @@ def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
             if j >= len(row):
                 raise DataFormatError(f"row has {len(row)} fields, the header {len(header)}",
                                       path=path, line=n, key=name)
+            if name in missing and (not row[j].strip() or row[j].strip().lower() == "nan"):
+                values[i] = np.nan  # an empty cell: a missing value
+                continue
             try:
                 v = float(row[j])
             except ValueError:
@@ -74,7 +77,7 @@ def _read_csv(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _read_npy(path: Path, allow_nan: bool = False) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -90,13 +93,14 @@ def _read_npy(path: Path) -> np.ndarray:
         raise DataFormatError(f"has shape {arr.shape}; expected (n_samples,) or "
                               "(n_samples, n_features)", path=path)
     arr = arr.astype(float).reshape(arr.shape[0], -1)
-    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    bad = np.flatnonzero((np.isinf(arr) if allow_nan else ~np.isfinite(arr)).any(axis=1))
     if bad.size:
-        raise DataFormatError(f"row {int(bad[0])} holds NaN or inf", path=path)
+        raise DataFormatError(f"row {int(bad[0])} holds {'inf' if allow_nan else 'NaN or inf'}",
+                              path=path)
     return arr
 
 
-def _read_netcdf(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+def _read_netcdf(path: Path, columns: Sequence[str], missing=()) -> dict[str, np.ndarray]:
     import xarray as xr
 
     try:
@@ -110,28 +114,44 @@ def _read_netcdf(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
                 raise DataFormatError(f"no variable {name!r}; the file has "
                                       f"{', '.join(map(str, ds.variables))}", path=path, key=name)
             values = np.asarray(ds[name].values, dtype=float).ravel()
-            bad = np.flatnonzero(~np.isfinite(values))
+            bad = np.flatnonzero(np.isinf(values) if name in missing else ~np.isfinite(values))
             if bad.size:
-                raise DataFormatError(f"element {int(bad[0])} is NaN or inf", path=path, key=name)
+                raise DataFormatError(f"element {int(bad[0])} is "
+                                      f"{'inf' if name in missing else 'NaN or inf'}",
+                                      path=path, key=name)
             out[name] = values
     return out
 
 
-def read_table(path: str | Path, columns: Sequence[str], *, fmt: str | None = None
-               ) -> dict[str, np.ndarray]:
+class _MissingColumns:
+    """The columns where a missing value is allowed: named ones, all (True) or none."""
+
+    def __init__(self, spec: Sequence[str] | bool) -> None:
+        self.every = spec is True
+        self.names = frozenset(() if isinstance(spec, bool) else spec)
+
+    def __contains__(self, name: object) -> bool:
+        return self.every or name in self.names
+
+
+def read_table(path: str | Path, columns: Sequence[str], *, fmt: str | None = None,
+               missing: Sequence[str] | bool = ()) -> dict[str, np.ndarray]:
     """Columns (CSV header names, netCDF variables) of a data file as float arrays.
 
     For ``.npy`` files ``columns`` may be empty (every column is returned as ``"0"``,
-    ``"1"`` ...) or name the column indices.
+    ``"1"`` ...) or name the column indices. In the columns named by ``missing`` (True:
+    every column) an empty CSV cell, ``NaN`` or a NaN in a binary file is a missing value
+    (NaN in the result); everywhere else, and infinities anywhere, are refused.
     """
     path = Path(path)
     kind = _format(path, fmt)
+    missing = _MissingColumns(missing)
     if kind == "csv":
-        return _read_csv(path, columns)
+        return _read_csv(path, columns, missing)
     if kind == "netcdf":
-        return _read_netcdf(path, columns)
+        return _read_netcdf(path, columns, missing)
     if kind == "npy":
-        arr = _read_npy(path)
+        arr = _read_npy(path, allow_nan=True)
         names = list(columns) or [str(j) for j in range(arr.shape[1])]
         out = {}
         for name in names:
@@ -139,7 +159,11 @@ def read_table(path: str | Path, columns: Sequence[str], *, fmt: str | None = No
                 raise DataFormatError(f"column {name!r}: an .npy file has columns 0.."
                                       f"{arr.shape[1] - 1} (give their indices as strings)",
                                       path=path, key=name)
-            out[name] = arr[:, int(name)]
+            values = arr[:, int(name)]
+            bad = np.flatnonzero(np.isnan(values))
+            if bad.size and name not in missing:
+                raise DataFormatError(f"row {int(bad[0])} holds NaN", path=path, key=name)
+            out[name] = values
         return out
     raise DataFormatError(f"unknown format {kind!r}; use csv, npy or netcdf", path=path)
 
