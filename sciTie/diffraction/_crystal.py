@@ -597,7 +597,10 @@ class Phase:
         rot = np.rint(self.rot).astype(int)
         orb = np.einsum("ni,gij->ngj", hkl, rot)
         orb = np.concatenate([orb, -orb], axis=1)
-        mult = np.array([len({tuple(v) for v in o}) for o in orb])
+        # distinct members of each orbit: one integer key per (h, k, l), sorted per row
+        span = 2 * int(np.abs(orb).max(initial=0)) + 1
+        key = np.sort(((orb[..., 0] * span) + orb[..., 1]) * span + orb[..., 2], axis=1)
+        mult = 1 + np.count_nonzero(np.diff(key, axis=1), axis=1)
         return hkl, mult
 
     def cell_values(self) -> np.ndarray:
