@@ -14,7 +14,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import least_squares
 from threadpoolctl import threadpool_limits
 
 from .._validation import check_bool, check_choice, check_float, check_int
@@ -350,6 +349,8 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
                                       max_nfev=max_nfev)
             final = (opt.linearization.state["r"], opt.linearization.state["J"])
         else:
+            from scipy.optimize import least_squares  # half a second of import: here only
+
             opt = least_squares(problem.residual, x0, jac=problem.jacobian,
                                 bounds=(lo, hi) if bounded else (-np.inf, np.inf),
                                 method=method, ftol=ftol, xtol=xtol, gtol=gtol,
