@@ -14,7 +14,8 @@ Python-level calls, so the total is larger than the command's own CPU time (comp
 ``benchmarks/series_vs_gsasii.py``); the shares are what matters.
 
 Usage: ``python benchmarks/series_profile.py [--save FILE.prof] -- fit cucr2o4-seq --mode
-sequential`` (default: that command). Needs ``SCITIE_DATA_DIR`` (the data folder holding
+sequential`` (default: that command); ``--load FILE.prof`` summarises a saved profile (of
+another checkout: the "before" of a change). Needs ``SCITIE_DATA_DIR`` (the data folder holding
 ``cucr2o4_seq/``) or the dataset cache.
 """
 from __future__ import annotations
@@ -96,26 +97,33 @@ def _command(argv: list[str]) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--save", help="also write the raw profile (pstats) here")
+    ap.add_argument("--load", help="summarise a profile written with --save instead of "
+                    "running the command (a profile of another checkout, for before/after)")
     ap.add_argument("--top", type=int, default=0, help="also print the N functions with the "
                     "most own CPU time")
     ap.add_argument("command", nargs="*", default=["fit", "cucr2o4-seq", "--mode",
                                                    "sequential"])
     a = ap.parse_args()
-    prof = cProfile.Profile(time.process_time)
-    out = io.StringIO()
-    t0 = time.process_time()
-    with redirect_stdout(out):
-        prof.runcall(_command, list(a.command))
-    cpu = time.process_time() - t0
-    if a.save:
-        prof.dump_stats(a.save)
-    stats = pstats.Stats(prof)
-    print(f"scitie {' '.join(a.command)}: {cpu:.1f} s CPU under cProfile (this process, "
-          "after the interpreter started)")
+    if a.load:
+        stats = pstats.Stats(a.load)
+        print(f"profile {a.load}")
+    else:
+        prof = cProfile.Profile(time.process_time)
+        out = io.StringIO()
+        t0 = time.process_time()
+        with redirect_stdout(out):
+            prof.runcall(_command, list(a.command))
+        cpu = time.process_time() - t0
+        if a.save:
+            prof.dump_stats(a.save)
+        stats = pstats.Stats(prof)
+        print(f"scitie {' '.join(a.command)}: {cpu:.1f} s CPU under cProfile (this process, "
+              "after the interpreter started)")
     print(summary(stats))
     if a.top:
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(a.top)
+        stats.stream = buf
+        stats.sort_stats("tottime").print_stats(a.top)
         print(buf.getvalue())
 
 
