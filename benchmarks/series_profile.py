@@ -29,7 +29,8 @@ import time
 from contextlib import redirect_stdout
 
 #: (label, depth, [(file suffix, function name)] whose cumulative CPU times the row sums[,
-#: those it subtracts: the model's own calls inside a driver's row])
+#: those it subtracts: the model's own calls inside a driver's row, optionally only the
+#: calls made from a third item, the caller's file suffix])
 ROWS = [
     ("whole command (from importing sciTie)", 0, [("series_profile.py", "_command")]),
     ("imports (start-up and lazy)", 1, [("<frozen importlib._bootstrap>", "_find_and_load")]),
@@ -51,7 +52,8 @@ ROWS = [
      [("diffraction/_refine.py", "jacobian")]),
     ("normal equations and steps (LM loop)", 3,
      [("core/marquardt.py", "levenberg_marquardt")],
-     [("core/leastsq.py", "jacobian"), ("core/leastsq.py", "residual")]),
+     [("core/leastsq.py", "jacobian", "core/marquardt.py"),
+      ("core/leastsq.py", "residual", "core/marquardt.py")]),
     ("covariance (SVD of J)", 3, [("core/statistics.py", "covariance_from_jacobian")]),
     ("statistics and summary per pattern", 2, [("diffraction/_series.py", "_summary")]),
     ("tie tests (refits, overlaps the rows above)", 2,
@@ -64,10 +66,18 @@ ROWS = [
 
 
 def _cumulative(stats: pstats.Stats, keys) -> float:
+    """Cumulative CPU time of the functions ``keys`` ((file suffix, name[, caller's file
+    suffix]): with a caller, only the time of the calls made from that file)."""
     total = 0.0
-    for (file, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
-        if any(file.endswith(suffix) and name == fn for suffix, fn in keys):
-            total += ct
+    for (file, _line, name), (_cc, _nc, _tt, ct, callers) in stats.stats.items():
+        for suffix, fn, *caller in keys:
+            if not (file.endswith(suffix) and name == fn):
+                continue
+            if not caller:
+                total += ct
+                continue
+            total += sum(c[3] for (cfile, _l, _n), c in callers.items()
+                         if cfile.endswith(caller[0]))
     return total
 
 
