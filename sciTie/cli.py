@@ -18,6 +18,8 @@ Every expected failure prints one line on stderr and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
 import sys
 import time
@@ -31,16 +33,54 @@ from .errors import SciTieError
 __all__ = ["main", "build_parser"]
 
 
-def _kinds():
+def _kinds(only: str | None = None):
+    """The recipe kinds, each imported with its model (``only``: that kind alone)."""
     from .recipes import KINDS, get_kind
 
     out = {}
-    for name in KINDS:
+    for name in KINDS if only is None else (only,):
         try:
             out[name] = get_kind(name)
         except SciTieError:
             continue  # a kind whose model is not in this build
     return out
+
+
+#: Options of ``scitie fit`` common to every kind that take a value.
+_FIT_VALUE_OPTIONS = ("--json", "--out", "--set")
+
+
+def _fit_target_kind(argv: Sequence[str]) -> tuple[str, str] | None:
+    """The target of a ``scitie fit TARGET`` command line and its kind, read without
+    importing any model; None where it is not that plain: another command, help asked, a
+    kind's option before the target, or a target whose kind cannot be read.
+
+    Importing every kind to build the parser costs seconds of CPU (torch, hmmlearn): a fit
+    needs its own kind's options only.
+    """
+    from .recipes import KINDS, peek_kind
+
+    if not argv or argv[0] != "fit":
+        return None
+    rest = list(argv[1:])
+    i = 0
+    while i < len(rest):
+        tok = rest[i]
+        if tok in ("-h", "--help"):
+            return None
+        if tok in _FIT_VALUE_OPTIONS:
+            i += 2
+            continue
+        if tok in ("--overwrite", "--quick") or tok.split("=", 1)[0] in _FIT_VALUE_OPTIONS:
+            i += 1
+            continue
+        if tok.startswith("-"):
+            return None
+        if any(t in ("-h", "--help") for t in rest[i + 1:]):
+            return None
+        kind = tok if tok in KINDS else peek_kind(tok)
+        return None if kind is None else (tok, kind)
+    return None
 
 
 def _cmd_datasets(_: argparse.Namespace) -> int:
@@ -325,11 +365,33 @@ def build_parser(kinds=None) -> argparse.ArgumentParser:
     return parser
 
 
+def _fit_kinds(argv: list[str]):
+    """The kinds a plain ``scitie fit TARGET`` needs (its target's alone), or None: then
+    every kind is imported (so that the parser, its help and its errors are the whole
+    command line's)."""
+    found = _fit_target_kind(argv)
+    if found is None:
+        return None
+    target, kind = found
+    kinds = _kinds(kind)
+    if kind not in kinds:
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            args, extra = build_parser(kinds).parse_known_args(argv)
+    except SystemExit:
+        return None
+    # an option of another kind, or the target read otherwise than above
+    return kinds if not extra and args.command == "fit" and args.target == target else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 success, 2 a reported error)."""
-    kinds = _kinds()
-    parser = build_parser(kinds)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    kinds = _fit_kinds(argv)
+    if kinds is None:
+        kinds = _kinds()
+    args = build_parser(kinds).parse_args(argv)
     try:
         if args.command == "datasets":
             return _cmd_datasets(args)

@@ -94,3 +94,28 @@ def test_summary_json_and_files_are_never_overwritten(tmp_path):
     s.write(tmp_path / "out", overwrite=True)
     assert (tmp_path / "out" / "plot.png").read_bytes() == before
     assert xr.load_dataset(tmp_path / "out" / "result.nc")["v"].values.tolist() == [1.0, 2.0]
+
+
+def test_a_fit_imports_its_own_kind_only():
+    """`scitie fit TARGET` builds its parser from the target's kind alone (importing every
+    model costs seconds of CPU: torch, hmmlearn); help, a flag of another kind or a target
+    whose kind cannot be read still get the whole command line."""
+    import sys
+
+    from sciTie.cli import _fit_kinds
+
+    code = ("import sys; from sciTie.cli import _fit_kinds; "
+            "k = _fit_kinds(['fit', 'pbso4', '--json', 'x.json', '--quick']); "
+            "print(sorted(k), 'torch' in sys.modules, 'hmmlearn' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["['rietveld']", "False", "False"]
+    assert sorted(_fit_kinds(["fit", "hmm", "--states", "3"])) == ["hmm"]
+    assert sorted(_fit_kinds(["fit", "--out=res", "cucr2o4-seq", "--mode", "parametric"])) \
+        == ["rietveld"]
+    for argv in (["fit", "pbso4", "--states", "3"],    # a flag of the hmm kind
+                 ["fit", "--states", "3", "hmm"],      # a kind's flag before the target
+                 ["fit", "pbso4", "--help"], ["fit", "-h"], ["fit", "no-such-recipe"],
+                 ["datasets"], ["fit"], []):
+        assert _fit_kinds(argv) is None, argv

@@ -6,6 +6,7 @@ parameter's Jacobian column is the sum of the columns of the slots that read it.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from .._validation import check_bool, check_choice, check_float, check_int
 from ..errors import ArgumentTypeError, FitWarning, ValidationError
@@ -339,24 +340,45 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
     if r0.size < x0.size and method == "lm":
         raise ValidationError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
                               f"parameters ({x0.size})")
-    t0 = time.perf_counter()
-    final = None
-    if method == "marquardt":
-        opt = levenberg_marquardt(DenseNormalEquations(problem.residual, problem.jacobian), x0,
-                                  lower=lo, upper=hi, ftol=ftol, xtol=xtol, gtol=gtol,
-                                  max_nfev=max_nfev)
-        final = (opt.linearization.state["r"], opt.linearization.state["J"])
-    else:
-        opt = least_squares(problem.residual, x0, jac=problem.jacobian,
-                            bounds=(lo, hi) if bounded else (-np.inf, np.inf), method=method,
-                            ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=max_nfev,
-                            x_scale=x_scale, verbose=verbose,
-                            **({} if tr_solver is None or method == "lm"
-                               else {"tr_solver": tr_solver}))
-    seconds = time.perf_counter() - t0
-    _warn_at_bounds(problem, opt)
-    return _result(problem, opt, x0, method=method, scale_covar=scale_covar, seconds=seconds,
-                   final=final)
+    with _blas_threads(x0.size):
+        t0 = time.perf_counter()
+        final = None
+        if method == "marquardt":
+            opt = levenberg_marquardt(DenseNormalEquations(problem.residual, problem.jacobian),
+                                      x0, lower=lo, upper=hi, ftol=ftol, xtol=xtol, gtol=gtol,
+                                      max_nfev=max_nfev)
+            final = (opt.linearization.state["r"], opt.linearization.state["J"])
+        else:
+            from scipy.optimize import least_squares  # half a second of import: here only
+
+            opt = least_squares(problem.residual, x0, jac=problem.jacobian,
+                                bounds=(lo, hi) if bounded else (-np.inf, np.inf),
+                                method=method, ftol=ftol, xtol=xtol, gtol=gtol,
+                                max_nfev=max_nfev, x_scale=x_scale, verbose=verbose,
+                                **({} if tr_solver is None or method == "lm"
+                                   else {"tr_solver": tr_solver}))
+        seconds = time.perf_counter() - t0
+        _warn_at_bounds(problem, opt)
+        return _result(problem, opt, x0, method=method, scale_covar=scale_covar,
+                       seconds=seconds, final=final)
+
+
+#: Free parameters from which BLAS keeps its threads during a fit (see :func:`_blas_threads`).
+THREADED_FROM = 256
+
+
+def _blas_threads(n_free: int):
+    """One BLAS thread for a fit of fewer than :data:`THREADED_FROM` free parameters.
+
+    Its matrix products (``JᵀJ``, ``J·G``, the covariance's SVD) are an ``n x p`` Jacobian
+    with ``p`` small: milliseconds on one thread, while OpenBLAS's worker threads spin-wait
+    on them. On a busy two-core machine that spinning was three quarters of the CPU time of
+    the CuCr2O4 series (133 s against 36 s with one thread, ``docs/diffraction.rst``,
+    performance). Larger fits keep the threads the user has.
+    """
+    if n_free >= THREADED_FROM:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _warn_at_bounds(problem: _Problem, opt: Any) -> None:

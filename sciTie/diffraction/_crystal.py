@@ -23,6 +23,7 @@ from ..io import as_path
 from ..core import ParameterGroup
 from ..errors import ArgumentTypeError, DataFormatError, ValidationError, location
 from . import _adp
+from ._kernels import phase_sums
 
 __all__ = ["Atom", "Phase", "CELL_NAMES", "ATOM_PARAMS", "SCATTERING_KEYS",
            "B_PER_U", "biso_from_uiso", "uiso_from_biso"]
@@ -555,7 +556,10 @@ class Phase:
         rot = np.rint(self.rot).astype(int)
         orb = np.einsum("ni,gij->ngj", hkl, rot)
         orb = np.concatenate([orb, -orb], axis=1)
-        mult = np.array([len({tuple(v) for v in o}) for o in orb])
+        # distinct members of each orbit: one integer key per (h, k, l), sorted per row
+        span = 2 * int(np.abs(orb).max(initial=0)) + 1
+        key = np.sort(((orb[..., 0] * span) + orb[..., 1]) * span + orb[..., 2], axis=1)
+        mult = 1 + np.count_nonzero(np.diff(key, axis=1), axis=1)
         return hkl, mult
 
     def cell_values(self) -> np.ndarray:
@@ -658,13 +662,12 @@ class Phase:
         T = np.exp(-8.0 * np.pi ** 2 * np.multiply.outer(s2, U))  # (n, na)
         site = 1.0 / self.site_order                              # weight of each image
         w = occ * site * T                                        # (n, na)
-        hR = np.einsum("ni,gij->ngj", hkl, self.rot)               # (n, g, 3)
-        ht = hkl @ self.tran.T                                    # (n, g)
-        phase = 2 * np.pi * (np.einsum("ngj,aj->nga", hR, xyz) + ht[:, :, None])
-        cs, sn = np.cos(phase), np.sin(phase)
-        if images is not None:
-            cs, sn = cs * images, sn * images
-        Gr, Gi = cs.sum(1), sn.sum(1)                             # (n, na)
+        # image sums (n, na), their coordinate derivatives (n, na, 3), image terms (n, g, na)
+        Gr, Gi, dGr, dGi, cs, sn = phase_sums(
+            np.ascontiguousarray(hkl, dtype=np.float64), self.rot, self.tran,
+            np.ascontiguousarray(xyz, dtype=np.float64),
+            np.zeros((0, 0, 0)) if images is None
+            else np.ascontiguousarray(images, dtype=np.float64), bool(grad))
         # F(h) = sum w (fr + i fi)(Gr + i Gi);  F(-h) = sum w (fr + i fi)(Gr - i Gi)
         Ap = (w * (fr * Gr - fi * Gi)).sum(1)
         Bp = (w * (fr * Gi + fi * Gr)).sum(1)
@@ -683,9 +686,6 @@ class Phase:
         # w.r.t. fr (through f0(s))
         dF2_dfr = w * (Ap[:, None] * Gr + Bp[:, None] * Gi + Am[:, None] * Gr - Bm[:, None] * Gi)
         out = np.empty((len(q), len(self.atoms), 5))
-        # dGr/dx_j = -sum_g 2pi hR_j sin ; dGi/dx_j = sum_g 2pi hR_j cos
-        dGr = -2 * np.pi * np.einsum("ngj,nga->naj", hR, sn)
-        dGi = 2 * np.pi * np.einsum("ngj,nga->naj", hR, cs)
         out[:, :, :3] = dF2_dGr[:, :, None] * dGr + dF2_dGi[:, :, None] * dGi
         out[:, :, 3] = dF2_dw * w * (-8.0 * np.pi ** 2 * s2[:, None])
         out[:, :, 4] = dF2_dw * (site * T)

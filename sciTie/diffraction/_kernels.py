@@ -68,19 +68,6 @@ def _mask(xk, pi, radius, far, scale, last):
     return m, -dm * sign / radius
 
 
-@njit(cache=True, nogil=True)
-def _indices(lo, hi, lo2, hi2):
-    """The grid indices of an item's one or two windows."""
-    n1 = max(hi - lo, 0)
-    n2 = max(hi2 - lo2, 0)
-    out = np.empty(n1 + n2, dtype=np.int64)
-    for j in range(n1):
-        out[j] = lo + j
-    for j in range(n2):
-        out[n1 + j] = lo2 + j
-    return out
-
-
 @njit(cache=True, nogil=True, fastmath={"contract", "reassoc", "arcp", "nsz"})
 def render_items(shape, n_width, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius, far, scale,
                  last, taper, drow, DD, cols, ncols, has_p, grad, y, J):
@@ -91,36 +78,57 @@ def render_items(shape, n_width, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius,
     the ``n_width`` width slots and, when ``has_p``, ``dp``. Term ``t`` is not zero in the
     columns ``cols[t, :ncols[t]]`` of ``J`` only, and ``DD[:, t, q]`` holds its entry in
     column ``cols[t, q]``.
+
+    Each item's terms are first spread over the columns of ``J`` (``B``, terms x columns),
+    so that every point adds whole rows of ``J``: contiguous and vectorised, where
+    scattering single entries took half as long again for the whole kernel.
     """
     nterm = DD.shape[1]
     out = np.empty(n_width + 1)
+    optr = out.ctypes
     e = np.empty(nterm)
+    B = np.zeros((nterm, J.shape[1]))
     flag = 1 if grad else 0
     for i in range(c.size):
         Ii = inten[i]
         ci = c[i]
-        d = drow[i]
-        row = prm[i]
-        for k in _indices(lo[i], hi[i], lo2[i], hi2[i]):
-            val = shape(xs[k] - ci, row.ctypes, out.ctypes, flag)
-            m, dmdp = _weight(xs[k], p[i], radius[i], far, scale[i], last[i], taper[i])
-            y[k] += Ii * val * m
-            if not grad:
-                continue
-            Im = Ii * m
-            e[0] = val * m
-            e[1] = Im * out[0]
-            for j in range(n_width):
-                e[2 + j] = Im * out[1 + j]
-            ep = Ii * val * dmdp
-            if has_p:
-                e[2 + n_width] = ep
-            else:
-                e[1] += ep
+        pi = p[i]
+        ri = radius[i]
+        si = scale[i]
+        li = last[i]
+        ti = taper[i]
+        rptr = prm[i].ctypes
+        if grad:
+            d = drow[i]
+            B[:, :] = 0.0
             for t in range(nterm):
-                et = e[t]
                 for q in range(ncols[t]):
-                    J[k, cols[t, q]] += et * DD[d, t, q]
+                    B[t, cols[t, q]] = DD[d, t, q]
+        for side in range(2):
+            a = lo[i] if side == 0 else lo2[i]
+            b = hi[i] if side == 0 else hi2[i]
+            for k in range(a, b):
+                val = shape(xs[k] - ci, rptr, optr, flag)
+                m, dmdp = _weight(xs[k], pi, ri, far, si, li, ti)
+                y[k] += Ii * val * m
+                if not grad:
+                    continue
+                Im = Ii * m
+                e[0] = val * m
+                e[1] = Im * out[0]
+                for j in range(n_width):
+                    e[2 + j] = Im * out[1 + j]
+                ep = Ii * val * dmdp
+                if has_p:
+                    e[2 + n_width] = ep
+                else:
+                    e[1] += ep
+                row = J[k]
+                for t in range(nterm):
+                    et = e[t]
+                    Bt = B[t]
+                    for q in range(row.size):
+                        row[q] += et * Bt[q]
 
 
 @njit(cache=True, nogil=True)
@@ -143,10 +151,61 @@ def item_sums(shape, xs, lo, hi, lo2, hi2, c, p, inten, prm, radius, far, scale,
     buf = np.empty(1)
     for i in range(c.size):
         acc = 0.0
-        row = prm[i]
-        for k in _indices(lo[i], hi[i], lo2[i], hi2[i]):
-            val = shape(xs[k] - c[i], row.ctypes, buf.ctypes, 0)
-            m, _ = _weight(xs[k], p[i], radius[i], far, scale[i], last[i], taper[i])
-            acc += inten[i] * val * m * weights[k]
+        rptr = prm[i].ctypes
+        for side in range(2):
+            a = lo[i] if side == 0 else lo2[i]
+            b = hi[i] if side == 0 else hi2[i]
+            for k in range(a, b):
+                val = shape(xs[k] - c[i], rptr, buf.ctypes, 0)
+                m, _ = _weight(xs[k], p[i], radius[i], far, scale[i], last[i], taper[i])
+                acc += inten[i] * val * m * weights[k]
         out[i] = acc
     return out
+
+
+@njit(cache=True, nogil=True, fastmath={"contract", "reassoc", "arcp", "nsz"})
+def phase_sums(hkl, rot, tran, xyz, images, grad):
+    """Sums over the symmetry images of every atom of every reflection.
+
+    With ``φ = 2π (h·R_g·x_a + h·t_g)``: ``Gr = Σ_g m cos φ``, ``Gi = Σ_g m sin φ`` (n, na),
+    ``m = images[n, g, a]`` (1 where ``images`` is empty), and with ``grad`` their
+    derivatives over the coordinates ``dGr = -2π Σ_g m (h·R_g) sin φ``, ``dGi`` (n, na, 3),
+    and the image terms ``cs = m cos φ``, ``sn = m sin φ`` (n, g, na; only where ``images``
+    is given). One pass with no (n, g, na) temporaries: numpy's einsum chain cost four
+    times as long.
+    """
+    n = hkl.shape[0]
+    ng = rot.shape[0]
+    na = xyz.shape[0]
+    has_images = images.shape[0] > 0
+    Gr = np.zeros((n, na))
+    Gi = np.zeros((n, na))
+    dGr = np.zeros((n if grad else 0, na, 3))
+    dGi = np.zeros((n if grad else 0, na, 3))
+    cs = np.empty((n if has_images else 0, ng, na))
+    sn = np.empty((n if has_images else 0, ng, na))
+    hR = np.empty(3)
+    two_pi = 2.0 * np.pi
+    for i in range(n):
+        h0, h1, h2 = hkl[i, 0], hkl[i, 1], hkl[i, 2]
+        for g in range(ng):
+            for j in range(3):
+                hR[j] = h0 * rot[g, 0, j] + h1 * rot[g, 1, j] + h2 * rot[g, 2, j]
+            ht = h0 * tran[g, 0] + h1 * tran[g, 1] + h2 * tran[g, 2]
+            for a in range(na):
+                phi = two_pi * (hR[0] * xyz[a, 0] + hR[1] * xyz[a, 1] + hR[2] * xyz[a, 2]
+                                + ht)
+                c = np.cos(phi)
+                s = np.sin(phi)
+                if has_images:
+                    c *= images[i, g, a]
+                    s *= images[i, g, a]
+                    cs[i, g, a] = c
+                    sn[i, g, a] = s
+                Gr[i, a] += c
+                Gi[i, a] += s
+                if grad:
+                    for j in range(3):
+                        dGr[i, a, j] -= two_pi * hR[j] * s
+                        dGi[i, a, j] += two_pi * hR[j] * c
+    return Gr, Gi, dGr, dGi, cs, sn

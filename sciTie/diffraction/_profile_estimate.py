@@ -12,8 +12,6 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
-from scipy.optimize import nnls
-from scipy.signal import find_peaks, peak_widths
 
 from ..errors import ValidationError
 from ._pseudo_voigt import LN2
@@ -68,6 +66,9 @@ def estimate_profile(data: xr.DataArray, *, fit_range=None, max_peaks: int = 20,
     window = max(15, int(0.04 * tth.size) | 1)
     net = y - _background(y, window)
     noise = float(np.median(sigma))
+    from scipy.optimize import nnls
+    from scipy.signal import find_peaks, peak_widths  # a second of start-up: here only
+
     peaks, props = find_peaks(net, prominence=8.0 * noise, distance=3)
     if peaks.size == 0:
         raise ValidationError("profile estimate: no peak stands above the noise (8 esd); give "

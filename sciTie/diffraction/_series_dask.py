@@ -34,6 +34,7 @@ from .. import _dask
 from ..core.marquardt import cholesky, damped
 from ..errors import ValidationError
 from ._blockarrow import PatternBlocks
+from ._chain import next_start
 from ._parametric_blocks import Linearization, parametric_pattern_blocks
 
 __all__ = ["sequential_fits", "ClusterEngine", "MAX_PATTERNS_PER_PARTITION",
@@ -45,9 +46,10 @@ MAX_PATTERNS_PER_PARTITION = 32
 
 
 # ---------------------------------------------------------------------- sequential
-def _refine_after(refine_one, spec, recipe, previous: dict, *, tie_test: bool) -> dict:
-    """``refine_one`` started from the previous pattern's result (a link of a chain)."""
-    return refine_one(spec, recipe, previous["values"], tie_test=tie_test)
+def _refine_after(refine_one, spec, recipe, previous: list, *, tie_test: bool) -> dict:
+    """``refine_one`` started from the previous patterns' results (a link of a chain:
+    :func:`~sciTie.diffraction._chain.next_start`, as in this process)."""
+    return refine_one(spec, recipe, next_start(previous, spec.temperature), tie_test=tie_test)
 
 
 def sequential_fits(client, refine_one, specs, recipe, *, mode: str, start: dict | None,
@@ -59,7 +61,7 @@ def sequential_fits(client, refine_one, specs, recipe, *, mode: str, start: dict
 
     ``mode="start"``: every pattern from ``start`` (default: the full refinement of the
     first pattern, run first), all at once. ``mode="previous"``: a chain, pattern ``k``
-    starting from the result of ``k - 1``.
+    starting from the results of ``k - 2`` and ``k - 1`` (:func:`~._chain.next_start`).
     """
     token = uuid.uuid4().hex[:8]
     recipe_f = client.submit(_dask._hold, recipe, key=f"series-recipe-{token}")
@@ -70,7 +72,7 @@ def sequential_fits(client, refine_one, specs, recipe, *, mode: str, start: dict
                 fut = client.submit(refine_one, spec, recipe_f, start, tie_test=tie_test,
                                     pure=False, key=(f"series-chain-{token}", k))
             else:
-                fut = client.submit(_refine_after, refine_one, spec, recipe_f, futures[-1],
+                fut = client.submit(_refine_after, refine_one, spec, recipe_f, futures[-2:],
                                     tie_test=tie_test, pure=False,
                                     key=(f"series-chain-{token}", k))
             futures.append(fut)
