@@ -98,7 +98,7 @@ def nbytes(obj) -> int:
 
 def _engine(par, n_parts: int):
     """A ClusterEngine's partitions and arguments without a cluster (sizes and costs)."""
-    N = len(par.patterns)
+    N = len(par.patterns_)
     bounds = np.linspace(0, N, n_parts + 1).round().astype(int)
     parts = [sd.make_partition(par, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
     eng = sd.ClusterEngine.__new__(sd.ClusterEngine)
@@ -110,7 +110,7 @@ def _engine(par, n_parts: int):
 def wire_sizes(par, n_parts: int) -> dict:
     """Pickled sizes of what one iteration sends and receives (the arguments ClusterEngine
     builds, for ``n_parts`` partitions, at the end of ``par``'s fit)."""
-    N = len(par.patterns)
+    N = len(par.patterns_)
     eng, parts = _engine(par, n_parts)
     x = par._x
     x_args = eng._x_args(x)
@@ -133,7 +133,7 @@ def pattern_costs(par, reps: int = 3) -> dict:
     """CPU seconds in this process: per pattern, the blocks (tie map, Jacobian, normal
     equations) and chi2 as a worker computes them; per pattern, the client's bookkeeping of
     one iteration (free vector split, damping diagonals, step assembly); the shared solve."""
-    N = len(par.patterns)
+    N = len(par.patterns_)
     eng, parts = _engine(par, 1)
     part = parts[0]
     k = min(4, N)

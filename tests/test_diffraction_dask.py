@@ -179,7 +179,7 @@ def test_cluster_engine_pieces_equal_in_process(cluster2, reference):
             np.testing.assert_array_equal(y1, y2)
         assert there.windows_ok(x) == here.windows_ok(x)
         final = there.final_blocks()
-        assert len(final) == len(ref.patterns)
+        assert len(final) == len(ref.patterns_)
         np.testing.assert_array_equal(final[2].A_ll, here.blocks[2].A_ll)
     finally:
         there.close()

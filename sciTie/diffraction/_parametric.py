@@ -148,7 +148,7 @@ class _LocalEngine:
 
     def windows_ok(self, x: np.ndarray) -> bool:
         slots = self.ref._slots(x)
-        return all(p.windows_ok(slots[ii]) for p, ii in zip(self.ref.patterns, self.ref._idx))
+        return all(p.windows_ok(slots[ii]) for p, ii in zip(self.ref.patterns_, self.ref._idx))
 
     def final_blocks(self) -> list:
         return self.blocks
@@ -156,7 +156,7 @@ class _LocalEngine:
     def calc(self, x: np.ndarray) -> list:
         slots = self.ref._slots(x)
         return [p.evaluate(slots[ii], grad=False)[0]
-                for p, ii in zip(self.ref.patterns, self.ref._idx)]
+                for p, ii in zip(self.ref.patterns_, self.ref._idx)]
 
     def close(self) -> None:
         self.blocks = None
@@ -265,6 +265,9 @@ class ParametricRefinement(EstimatorParams):
         χ², λ and time per iteration.
     x0_ : ndarray
         The free vector the solver started from.
+    patterns_, containers_, labels_ : list
+        Per pattern, as laid out by :meth:`fit`: its :class:`PowderPattern`, its container
+        group in ``group_`` and that container's name (``p000`` ...).
     cluster_ : dict or None
         With a ``client``: ``workers``, ``partitions`` (groups of consecutive patterns, each
         kept on one worker) and ``recovered`` (partitions placed again or blocks computed
@@ -348,7 +351,7 @@ class ParametricRefinement(EstimatorParams):
         root.add_group(lawgroup)
         self._law_starts = starts
         _, structure, items = recipe.final_stage
-        self.patterns, self.containers, self.labels = [], [], []
+        self.patterns_, self.containers_, self.labels_ = [], [], []
         for k, (spec, fit) in enumerate(zip(specs, fits)):
             label = f"p{k:03d}"
             box = ParameterGroup(label, description=f"pattern {spec.label} at {spec.temperature} K")
@@ -375,12 +378,12 @@ class ParametricRefinement(EstimatorParams):
             _set(pat.group, JointRefinement.pattern_names(pat, items), True)
             apply_values(box, fit["values"])
             root.add_group(box)
-            self.patterns.append(pat)
-            self.containers.append(box)
-            self.labels.append(label)
+            self.patterns_.append(pat)
+            self.containers_.append(box)
+            self.labels_.append(label)
         # the laws replace the per-pattern parameters they describe
         described: dict[str, set] = {slot: set() for slot in laws}
-        for box, spec in zip(self.containers, specs):
+        for box, spec in zip(self.containers_, specs):
             comp = box.tie_map()           # before the laws (which need the root)
             kinds = dict(zip(comp.names, comp.kind))
             for slot, (law, expr, coefs) in laws.items():
@@ -449,7 +452,7 @@ class ParametricRefinement(EstimatorParams):
         c = root.tie_map()
         G = c.matrix().tocsc()
         container = np.full(c.n_slots, -1)
-        for k in range(len(self.patterns)):
+        for k in range(len(self.patterns_)):
             container[self._container_rows(k)] = k
         owner = np.full(c.n_free, -1)
         for j in range(c.n_free):
@@ -457,12 +460,12 @@ class ParametricRefinement(EstimatorParams):
             if reached.size == 1:
                 owner[j] = reached[0]
         idx = []
-        for pat, label in zip(self.patterns, self.labels):
+        for pat, label in zip(self.patterns_, self.labels_):
             structs = {ph.name: f"{label}.{ph.name}" for ph in self.recipe.phases}
             names = pat.local_names(structures=structs, prefix=f"{label}.pattern")
             idx.append(np.array([c.select(n) for n in names], dtype=int))
         self._shared = np.flatnonzero(owner < 0)
-        self._local = [np.flatnonzero(owner == k) for k in range(len(self.patterns))]
+        self._local = [np.flatnonzero(owner == k) for k in range(len(self.patterns_))]
         self._idx = idx
         self._n_free = c.n_free
 
@@ -473,7 +476,7 @@ class ParametricRefinement(EstimatorParams):
         G = self.group_.tie_matrix(x).tocsr()
         slots = self._slots(x)
         blocks = []
-        for pat, ii, loc in zip(self.patterns, self._idx, self._local):
+        for pat, ii, loc in zip(self.patterns_, self._idx, self._local):
             cols = np.concatenate([self._shared, loc])
             Gi = G[ii][:, cols].toarray()
             blocks.append(parametric_pattern_blocks(pat, slots[ii], Gi, self._shared, loc))
@@ -482,7 +485,7 @@ class ParametricRefinement(EstimatorParams):
     def _chi2(self, x: np.ndarray) -> tuple[float, list[float]]:
         slots = self._slots(x)
         per = []
-        for pat, ii in zip(self.patterns, self._idx):
+        for pat, ii in zip(self.patterns_, self._idx):
             y, _ = pat.evaluate(slots[ii], grad=False)
             r = (pat.obs - y) / pat.sigma
             per.append(float(r @ r))
@@ -502,7 +505,7 @@ class ParametricRefinement(EstimatorParams):
         x = root.pack()
         lo, hi = root.bounds()
         slots = self._slots(x)
-        for pat, ii in zip(self.patterns, self._idx):
+        for pat, ii in zip(self.patterns_, self._idx):
             pat.refresh_windows(slots[ii])
         engine.start()
         system = _BlockArrowSystem(engine, self._shared, self._local, x.size)
@@ -661,7 +664,7 @@ class ParametricRefinement(EstimatorParams):
 
     def _container_rows(self, k: int) -> np.ndarray:
         c = self.group_.tie_map()
-        pre = f"{self.labels[k]}."
+        pre = f"{self.labels_[k]}."
         return np.array([i for i, n in enumerate(c.names) if n.startswith(pre)], dtype=int)
 
     def _per_pattern_results(self, specs, slots, slot_err, redchi, ycalc) -> None:
@@ -669,8 +672,8 @@ class ParametricRefinement(EstimatorParams):
         from ._refine import pattern_statistics, weight_fractions
         c = self.group_.tie_map()
         fits = []
-        for k, (spec, pat, ii) in enumerate(zip(specs, self.patterns, self._idx)):
-            label = self.labels[k]
+        for k, (spec, pat, ii) in enumerate(zip(specs, self.patterns_, self._idx)):
+            label = self.labels_[k]
             pre = f"{label}."
             rows, cov = self._pattern_cov[k]
             names = [c.names[i][len(pre):] for i in rows]
@@ -749,7 +752,7 @@ class ParametricRefinement(EstimatorParams):
         reference the block solver is checked against (memory grows as N² patterns)."""
         n_slots = self.group_.n_slots
         terms = []
-        for k, (pat, ii) in enumerate(zip(self.patterns, self._idx)):
+        for k, (pat, ii) in enumerate(zip(self.patterns_, self._idx)):
             def residual(vals, pat=pat, ii=ii):
                 y, _ = pat.evaluate(vals.array[ii], grad=False)
                 return (pat.obs - y) / pat.sigma

@@ -146,7 +146,7 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
     root = r.group_
     group = ParameterGroup(root.name, description=f"patterns {a} to {b - 1}")
     group.add_group(root["laws"])
-    for label in r.labels[a:b]:
+    for label in r.labels_[a:b]:
         group.add_group(root[label])
     where = {n: j for j, n in enumerate(root.free_names)}
     free_index = np.array([where[n] for n in group.free_names], dtype=int)
@@ -159,7 +159,7 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
         cols.append(local_of[np.concatenate([r._shared, loc])])
     if any(np.any(c < 0) for c in cols):
         raise RuntimeError("a pattern's columns are not in its partition's group")
-    return SeriesPartition(a, [_light(p) for p in r.patterns[a:b]], group, free_index, rows,
+    return SeriesPartition(a, [_light(p) for p in r.patterns_[a:b]], group, free_index, rows,
                            cols, r._shared)
 
 
@@ -287,7 +287,7 @@ class ClusterEngine:
         self.client = client
         self.max_recoveries = max_recoveries
         self.token = uuid.uuid4().hex[:8]
-        N = len(refinement.patterns)
+        N = len(refinement.patterns_)
         P = n_partitions(N, _dask.client_threads(client))
         bounds = np.linspace(0, N, P + 1).round().astype(int)
         self.ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
