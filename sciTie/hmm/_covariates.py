@@ -272,6 +272,9 @@ class CovariateTransitionsMixin:
     @contextlib.contextmanager
     def _covariates_given(self, covariates, client=None, *, fitting: bool = False):
         """``covariates`` in force for one call (checked against X where X is read)."""
+        if covariates is None and not fitting and getattr(self, "_covariates", None) is not None:
+            yield  # an inner call (predict -> decode) keeps the caller's covariates
+            return
         if covariates is not None and client is not None:
             raise ValidationError("covariates are not supported with client= yet (the "
                                   "E-step on the workers does not see them); fit in process")
@@ -368,3 +371,24 @@ class CovariateTransitionsMixin:
         if not parts:  # nothing in this block moves
             return probability_objective([], len(c.names))
         return sum_objectives(*parts)
+
+    def _sample_with_covariates(self, n_samples: int, random_state, currstate):
+        """hmmlearn's sampler with the transition into sample t drawn from ``A_t``."""
+        from sklearn.utils import check_random_state
+
+        covariates = self._covariate_rows(n_samples)
+        if covariates is None:
+            raise ValidationError("covariates were given but this model has no "
+                                  "covariate-dependent transitions; leave covariates=None")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        cdf = np.cumsum(np.exp(log_transition_matrices(self.beta_, covariates)), axis=2)
+        if currstate is None:
+            currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())
+        states = np.empty(n_samples, dtype=int)
+        states[0] = currstate
+        X = [self._generate_sample_from_state(currstate, random_state=rng)]
+        for t in range(1, n_samples):
+            currstate = int((cdf[t, currstate] > rng.rand()).argmax())
+            states[t] = currstate
+            X.append(self._generate_sample_from_state(currstate, random_state=rng))
+        return np.atleast_2d(X), states

@@ -28,7 +28,7 @@ class ReportMixin:
         write_arrays(self, np.asarray(getattr(slots, "array", slots), dtype=float), self.group_)
 
     def _has_slot_gradient(self) -> bool:
-        return (not self._is_mixture()
+        return (not self._is_mixture() and not self._has_covariates()
                 and getattr(self, "covariance_type", "diag") in ("diag", "spherical"))
 
     def loglik_gradient(self, X, lengths=None) -> np.ndarray:
@@ -97,8 +97,8 @@ class ReportMixin:
         return grad
 
     # ------------------------------------------------------------------ uncertainties
-    def uncertainties(self, X, lengths=None, *, known_states=None, rel_step: float = 1e-4,
-                      boundary: float = 1e-6) -> FitResult:
+    def uncertainties(self, X, lengths=None, *, known_states=None, covariates=None,
+                      rel_step: float = 1e-4, boundary: float = 1e-6) -> FitResult:
         """Standard errors from the observed information (numerical Hessian of log L).
 
         The Hessian is taken with respect to the free parameters of ``group_``: central
@@ -121,6 +121,9 @@ class ReportMixin:
         known_states : array-like of int, optional
             The known states the model was fitted with (the information is then that of the
             observations and the known states).
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates the model was fitted with (required for such a model; the
+            coefficients ``beta`` then get standard errors like every free parameter).
         rel_step : float, optional
             Relative finite-difference step.
         boundary : float, optional
@@ -131,7 +134,7 @@ class ReportMixin:
         sciTie.FitResult
             ``result_`` with the covariance (also stored as the new ``result_``).
         """
-        with self._states_known(known_states):
+        with self._covariates_given(covariates), self._states_known(known_states):
             return self._observed_information(X, lengths, rel_step, boundary)
 
     def _observed_information(self, X, lengths, rel_step, boundary) -> FitResult:
