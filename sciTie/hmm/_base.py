@@ -1073,6 +1073,8 @@ class TiedHMMMixin(CovariateTransitionsMixin):
                                   f"{self._plan.statements} name states by index)")
         self.startprob_ = np.asarray(self.startprob_)[order]
         self.transmat_ = np.asarray(self.transmat_)[np.ix_(order, order)]
+        if self._has_covariates():  # the reference stays the self-transition
+            self.beta_ = np.asarray(self.beta_)[np.ix_(order, order)]
         for name, _, _ in self._emission_params():
             self._set_param(name, np.asarray(self._get_param(name))[order])
         old = self.result_
