@@ -190,12 +190,12 @@ def test_sample_uses_the_covariates(fitted):
     assert z.shape == (T,)
     A_hi = _softmax_rows(fitted.beta_, np.r_[1.0, 8.0])
     A_lo = _softmax_rows(fitted.beta_, np.r_[1.0, -8.0])
-    for A, part in ((A_hi, z[1: T // 2 + 1]), (A_lo, z[T // 2 + 1:])):
-        prev = np.r_[z[0], part[:-1]] if part is z[1: T // 2 + 1] else z[T // 2: -1]
+    prev, nxt, into = z[:-1], z[1:], big[1:, 0]
+    for A, value in ((A_hi, 8.0), (A_lo, -8.0)):
         for i in range(2):
-            rows = prev == i
+            rows = (prev == i) & (into == value)
             if rows.sum() > 50:
-                freq = np.mean(part[rows] == i)
+                freq = np.mean(nxt[rows] == i)
                 se = np.sqrt(A[i, i] * (1 - A[i, i]) / rows.sum()) + 1e-3
                 assert abs(freq - A[i, i]) < 5 * se
 
