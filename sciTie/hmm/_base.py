@@ -407,6 +407,8 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         plan = self._plan
         if plan.transitions == "closed":
             self._hmmlearn_mstep(stats, "st")
+        elif self._has_covariates():
+            self._covariate_mstep(stats)
         else:
             self._general_mstep("transitions", self._transition_objective(stats))
         letters = self._emission_letters
@@ -419,15 +421,17 @@ class TiedHMMMixin(CovariateTransitionsMixin):
             idx = {name: np.asarray(c.select(name)) for name, _, _ in self._emission_params()}
             self._general_mstep("emissions", self._emission_objective(stats, idx, len(c.names)))
 
-    def _general_mstep(self, block: str, objective) -> None:
-        """Maximise the block's Q through the tie map, from the current parameters."""
+    def _general_mstep(self, block: str, objective, columns=None) -> None:
+        """Maximise the block's Q through the tie map, from the current parameters (over
+        the block's free parameters, or the given ``columns`` of them)."""
         group = self.group_
         c = group.tie_map()
         slots = model_slots(self, group, self._slots)
         free = slots[c.free_index]
         try:
-            free, info = maximize_through_ties(group, objective,
-                                               columns=self._plan.block_columns[block], free=free)
+            free, info = maximize_through_ties(
+                group, objective, free=free,
+                columns=self._plan.block_columns[block] if columns is None else columns)
         except ValidationError as exc:
             statements = _user_statements(self.ties)
             if not statements:
@@ -441,8 +445,6 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         write_arrays(self, self._slots, group)
 
     def _transition_objective(self, stats):
-        if self._has_covariates():
-            return self._covariate_transition_objective(stats)
         c = self.group_.tie_map()
         blocks = []
         if "s" in self.params or self.start_distribution == "stationary":

@@ -275,7 +275,8 @@ class CovariateTransitionsMixin:
         if covariates is None and not fitting and getattr(self, "_covariates", None) is not None:
             yield  # an inner call (predict -> decode) keeps the caller's covariates
             return
-        if covariates is not None and client is not None:
+        if client is not None and (covariates is not None
+                                   or (not fitting and self._has_covariates())):
             raise ValidationError("covariates are not supported with client= yet (the "
                                   "E-step on the workers does not see them); fit in process")
         if fitting:
@@ -357,20 +358,35 @@ class CovariateTransitionsMixin:
         self._accumulate_emission_statistics(stats, X, post, None, lengths)
         return stats, ll
 
-    def _covariate_transition_objective(self, stats):
+    def _covariate_mstep(self, stats) -> None:
+        """The transitions' M-step: ``beta`` by Newton through the tie map on the logit's
+        Q; the start probabilities in closed form when no tie reaches them (Newton would
+        crawl towards the vertex that one sequence's start distribution tends to), else
+        jointly with ``beta``."""
+        from ..core import ParameterGroup
+
         c = self.group_.tie_map()
-        parts = []
+        n = len(c.names)
+        columns = self._plan.block_columns["transitions"]
+        logit = (logit_objective(np.asarray(c.select("beta")), stats["xi_t"],
+                                 stats["covariates"], n) if "t" in self.params else None)
+        start_tied = (isinstance(self.ties, ParameterGroup)
+                      or any("startprob" in text for text in self._plan.statements))
+        if "s" in self.params and not start_tied:
+            self._hmmlearn_mstep(stats, "s")
+            beta_cols = [j for j in columns
+                         if not c.names[c.free_index[j]].startswith("startprob")]
+            if logit is not None and beta_cols:
+                self._general_mstep("transitions", logit, columns=np.asarray(beta_cols))
+            return
+        parts = [] if logit is None else [logit]
         if "s" in self.params:
             cnt = np.maximum(self.startprob_prior - 1 + stats["start"], 0)
             parts.append(probability_objective(
                 [(np.asarray(c.select("startprob")), np.where(self.startprob_ == 0, 0, cnt))],
-                len(c.names)))
-        if "t" in self.params:
-            parts.append(logit_objective(np.asarray(c.select("beta")), stats["xi_t"],
-                                         stats["covariates"], len(c.names)))
-        if not parts:  # nothing in this block moves
-            return probability_objective([], len(c.names))
-        return sum_objectives(*parts)
+                n))
+        if parts:
+            self._general_mstep("transitions", sum_objectives(*parts))
 
     def _sample_with_covariates(self, n_samples: int, random_state, currstate):
         """hmmlearn's sampler with the transition into sample t drawn from ``A_t``."""
