@@ -258,3 +258,12 @@ def test_recipe_and_cli_read_covariate_columns(tmp_path, monkeypatch):
     assert out["metrics"]["log_likelihood"] == pytest.approx(api.result_.log_likelihood,
                                                              abs=1e-6)
     # (a fit without the covariate would not reach the API's covariate fit's likelihood)
+
+
+def test_to_xarray_decodes_with_covariates(fitted, data):
+    X, c, _ = data
+    ds = fitted.to_xarray(X[:50], covariates=c[:50])
+    assert ds["viterbi_state"].values.tolist() == fitted.predict(X[:50],
+                                                                 covariates=c[:50]).tolist()
+    with pytest.raises(ValidationError, match="pass covariates="):
+        fitted.to_xarray(X[:50])

@@ -258,7 +258,7 @@ class ReportMixin:
                           else "RandomState instance",
                           extra={"hmmlearn_version": hmmlearn.__version__})
 
-    def to_xarray(self, X=None, lengths=None, *, client=None) -> xr.Dataset:
+    def to_xarray(self, X=None, lengths=None, *, covariates=None, client=None) -> xr.Dataset:
         """Fitted parameters (``result_.to_xarray()``), plus the decoding of ``X`` if given.
 
         With ``X``: dimensions ``time``, ``state``, ``group`` (plus ``feature``/``symbol``):
@@ -275,6 +275,8 @@ class ReportMixin:
             ``.npy``/netCDF/zarr files read by the workers.
         lengths : array-like of int, optional
             Sequence lengths.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of ``X``, for a model fitted with covariates.
         client : dask.distributed.Client, optional
             Decode on this Dask cluster: the per-time variables are then dask arrays whose
             blocks (whole sequences) are kept on the workers.
@@ -283,6 +285,10 @@ class ReportMixin:
         -------
         xarray.Dataset
         """
+        with self._covariates_given(covariates, client):
+            return self._to_xarray(X, lengths, client)
+
+    def _to_xarray(self, X, lengths, client) -> xr.Dataset:
         self._require_fitted("to_xarray")
         K = self.n_components
         s2g = self.state_to_group_

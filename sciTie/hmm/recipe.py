@@ -491,8 +491,7 @@ def run(recipe: Recipe) -> RunSummary:
         lines += ["fitted vs true transitions (the data are a simulation):", *truth_lines, ""]
     lines.append(best.report())
     time_values = data["time"]
-    with best._covariates_given(covariates):
-        ds = best.to_xarray(X, lengths)
+    ds = best.to_xarray(X, lengths, covariates=covariates)
     unit = recipe.settings["data"]["unit"]
     if unit:
         _apply_value_unit(ds, parameters, unit, type(best)._unit_powers)
