@@ -69,9 +69,27 @@ def design(covariates: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------- the logit
 def log_transition_matrices(beta: np.ndarray, covariates: np.ndarray) -> np.ndarray:
     """``log A_t`` of every row, shape (n_samples, K, K) (row t: the transition into t)."""
-    eta = np.einsum("ijp,tp->tij", np.asarray(beta, dtype=float), design(covariates))
-    top = eta.max(axis=2, keepdims=True)
-    return eta - top - np.log(np.exp(eta - top).sum(axis=2, keepdims=True))
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
+    out = np.empty((covariates.shape[0], beta.shape[0], beta.shape[1]))
+    _log_softmax_rows(beta, np.ascontiguousarray(covariates, dtype=np.float64), out)
+    return out
+
+
+@njit(cache=True)
+def _log_softmax_rows(beta, covariates, out):
+    T, C = covariates.shape
+    K = beta.shape[0]
+    eta = np.empty(K)
+    for t in range(T):
+        for i in range(K):
+            for j in range(K):
+                v = beta[i, j, 0]
+                for p in range(C):
+                    v += beta[i, j, p + 1] * covariates[t, p]
+                eta[j] = v
+            norm = _lse(eta)
+            for j in range(K):
+                out[t, i, j] = eta[j] - norm
 
 
 def intercept_softmax(x: np.ndarray) -> np.ndarray:
