@@ -395,7 +395,7 @@ n_iter, tol, verbose, params, init_params, implementation
         return ar_objective(beta_idx, np.asarray(idx["covars"]), stats, n_slots)
 
     def _has_slot_gradient(self) -> bool:
-        return True
+        return not self._has_covariates()
 
     def loglik_gradient(self, X, lengths=None) -> np.ndarray:
         """Gradient of the log-likelihood with respect to every slot of ``group_`` (Fisher's

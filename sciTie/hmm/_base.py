@@ -17,6 +17,7 @@ from ..core.maximize import maximize_through_ties
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
 from . import _forward_backward as fb
 from . import _missing
+from ._covariates import CovariateTransitionsMixin, forward_backward_tv, viterbi_tv
 from ._group import (_user_statements, build_group, finalise_probabilities, model_slots,
                      user_held, write_arrays)
 from ._objectives import probability_objective
@@ -76,7 +77,7 @@ def shares_tie_docs(cls: type) -> type:
     return cls
 
 
-class TiedHMMMixin:
+class TiedHMMMixin(CovariateTransitionsMixin):
     """Ties on any parameter of an hmmlearn HMM class, through one ParameterGroup.
 
     Subclasses declare their emission parameters (:meth:`_emission_params`), how to validate
@@ -382,6 +383,9 @@ class TiedHMMMixin:
 
     def _do_estep(self, X, lengths):
         X, lengths = np.asarray(X), np.asarray(lengths, dtype=np.int64)
+        covariates = self._covariate_rows(len(X))
+        if covariates is not None:
+            return self._covariate_estep(X, lengths, covariates)
         missing = self._missing_mask(X)
         # the fused moments read every entry of X: with missing values the posteriors are
         # returned and the family forms its statistics from the observed entries
@@ -463,6 +467,8 @@ class TiedHMMMixin:
         plan = self._plan
         if plan.transitions == "closed":
             self._hmmlearn_mstep(stats, "st")
+        elif self._has_covariates():
+            self._covariate_mstep(stats)
         else:
             self._general_mstep("transitions", self._transition_objective(stats))
         if plan.emissions == "closed":
@@ -479,15 +485,17 @@ class TiedHMMMixin:
         per-feature occupancies for data with missing values override it)."""
         self._hmmlearn_mstep(stats, self._emission_letters)
 
-    def _general_mstep(self, block: str, objective) -> None:
-        """Maximise the block's Q through the tie map, from the current parameters."""
+    def _general_mstep(self, block: str, objective, columns=None) -> None:
+        """Maximise the block's Q through the tie map, from the current parameters (over
+        the block's free parameters, or the given ``columns`` of them)."""
         group = self.group_
         c = group.tie_map()
         slots = model_slots(self, group, self._slots)
         free = slots[c.free_index]
         try:
-            free, info = maximize_through_ties(group, objective,
-                                               columns=self._plan.block_columns[block], free=free)
+            free, info = maximize_through_ties(
+                group, objective, free=free,
+                columns=self._plan.block_columns[block] if columns is None else columns)
         except ValidationError as exc:
             statements = _user_statements(self.ties)
             if not statements:
@@ -554,6 +562,8 @@ class TiedHMMMixin:
     def _init_start(self, X, lengths) -> None:
         X = self._start_data(X)
         super()._init(X, lengths)
+        if self._has_covariates():
+            self._init_beta()
         # arrays the user set (letters outside init_params) are checked like hand-set models
         self._require_parameters("fit")
         initialised = set(self.init_params) & set(self._emission_letters)
@@ -637,7 +647,7 @@ class TiedHMMMixin:
         when the family has no such start or the clusters are too small."""
         return False
 
-    def fit(self, X, lengths=None, *, known_states=None, client=None):
+    def fit(self, X, lengths=None, *, known_states=None, covariates=None, client=None):
         """Estimate the parameters with Baum-Welch; every M-step runs through ``group_``.
 
         Parameters
@@ -653,6 +663,15 @@ class TiedHMMMixin:
             The state of each row where it is known, -1 where it is not (partially labelled
             sequences): the E-step gives the known rows all their weight in their state, so
             the fit maximises the likelihood of the observations and the known states.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            Covariates of every row: the transitions into row t become a multinomial logit
+            of ``[1, covariates[t]]`` with coefficients ``beta_`` (shape ``(n_components,
+            n_components, 1 + n_covariates)``, a parameter ``beta`` of ``group_``; the
+            self-transition is each row's reference, ``beta_[i, i] = 0``). The data decide:
+            a model fitted with covariates needs them in ``score``, ``predict``,
+            ``predict_proba``, ``decode`` and ``sample``; ``transmat_`` is then the
+            transition matrix at zero covariates. See the docs, "Covariate-dependent
+            transitions".
         client : dask.distributed.Client, optional
             Run the E-step on this Dask cluster, where the sequences live; the M-step and
             the convergence monitor run here and give the in-process result to rounding.
@@ -673,6 +692,7 @@ class TiedHMMMixin:
         # the hmm_threads setting
         try:
             with threadpool_limits(limits=1, user_api="blas"), \
+                    self._covariates_given(covariates, client, fitting=True), \
                     self._states_known(known_states):
                 if len(seeds) == 1:
                     self._fit_once(X, lengths, client)
@@ -774,6 +794,7 @@ class TiedHMMMixin:
         if self.n_components > X.shape[0]:
             raise ValidationError(f"n_components={self.n_components} is more than the "
                                   f"{X.shape[0]} samples in X; each state needs data")
+        self._covariate_rows(X.shape[0])  # checked before anything is initialised
         self._workspace = {}  # scratch arrays reused by every EM iteration
         t0 = time.perf_counter()
         try:
@@ -785,8 +806,17 @@ class TiedHMMMixin:
             del self._workspace
         # X is validated: the final log-likelihood needs only the forward pass
         return self._finish_fit(X.shape, len(lengths), time.perf_counter() - t0,
-                                lambda: fb.forward_loglik(self.startprob_, self.transmat_,
-                                                          self._emissions(X, lengths), lengths, X))
+                                lambda: self._validated_loglik(X, lengths))
+
+    def _validated_loglik(self, X, lengths) -> float:
+        """``log p(X)`` of validated ``X`` (the forward pass only)."""
+        covariates = self._covariate_rows(len(X))
+        if covariates is not None:
+            return forward_backward_tv(self.startprob_, self.beta_, covariates,
+                                       self._log_frames(X, lengths), lengths,
+                                       posteriors=False)[0]
+        return fb.forward_loglik(self.startprob_, self.transmat_, self._emissions(X, lengths),
+                                 lengths, X)
 
     def _other_first_states(self, X, lengths) -> None:
         """After EM on one sequence: EM again from each other first state that is nearly as
@@ -805,6 +835,7 @@ class TiedHMMMixin:
         """
         lengths = check_lengths(lengths, len(X))
         if not (len(lengths) == 1 and self.result_.success and "s" in self.params
+                and not self._has_covariates()
                 and self.start_distribution == "free" and self._plan.transitions == "closed"
                 and self._mean_groups() is not None):
             return
@@ -922,6 +953,12 @@ class TiedHMMMixin:
     def _score(self, X, lengths=None, *, compute_posteriors):
         self._require_parameters("score")
         X, lengths = self._validate_X(X, lengths)
+        covariates = self._covariate_rows(len(X))
+        if covariates is not None:
+            log_prob, post, _, _ = forward_backward_tv(
+                self.startprob_, self.beta_, covariates, self._log_frames(X, lengths), lengths,
+                posteriors=compute_posteriors)
+            return log_prob, post if compute_posteriors else np.empty((0, self.n_components))
         emissions = self._emissions(X, lengths)
         if compute_posteriors:
             log_prob, post, _ = fb.forward_backward(self.startprob_, self.transmat_, emissions,
@@ -930,7 +967,7 @@ class TiedHMMMixin:
         log_prob = fb.forward_loglik(self.startprob_, self.transmat_, emissions, lengths, X)
         return log_prob, np.empty((0, self.n_components))
 
-    def score(self, X, lengths=None, *, known_states=None, client=None):
+    def score(self, X, lengths=None, *, known_states=None, covariates=None, client=None):
         """Log-likelihood of ``X`` under the model.
 
         Parameters
@@ -941,6 +978,8 @@ class TiedHMMMixin:
             Sequence lengths.
         known_states : array-like of int, shape (n_samples,), optional
             States known at some rows (-1 elsewhere): the paths are constrained to them.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of every row, for a model fitted with covariates (required then).
         client : dask.distributed.Client, optional
             Compute on this Dask cluster.
 
@@ -949,13 +988,13 @@ class TiedHMMMixin:
         float
             ``log p(X)``.
         """
-        with self._states_known(known_states):
+        with self._covariates_given(covariates, client), self._states_known(known_states):
             if client is not None:
                 from . import _distributed
                 return _distributed.score(self, X, lengths, client=client)
             return super().score(X, lengths)
 
-    def predict(self, X, lengths=None, *, known_states=None, client=None):
+    def predict(self, X, lengths=None, *, known_states=None, covariates=None, client=None):
         """Most likely states (the model's ``algorithm``: Viterbi or posterior maxima).
 
         Parameters
@@ -966,6 +1005,8 @@ class TiedHMMMixin:
             Sequence lengths.
         known_states : array-like of int, shape (n_samples,), optional
             States known at some rows (-1 elsewhere): the paths are constrained to them.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of every row, for a model fitted with covariates (required then).
         client : dask.distributed.Client, optional
             Decode on this Dask cluster; the result is then a dask array kept there.
 
@@ -974,13 +1015,13 @@ class TiedHMMMixin:
         ndarray or dask.array.Array of int, shape (n_samples,)
             The decoded states.
         """
-        with self._states_known(known_states):
+        with self._covariates_given(covariates, client), self._states_known(known_states):
             if client is not None:
                 from . import _distributed
                 return _distributed.predict(self, X, lengths, client=client)
             return super().predict(X, lengths)
 
-    def predict_proba(self, X, lengths=None, *, known_states=None, client=None):
+    def predict_proba(self, X, lengths=None, *, known_states=None, covariates=None, client=None):
         """State posteriors ``P(state_t | X)``.
 
         Parameters
@@ -991,6 +1032,8 @@ class TiedHMMMixin:
             Sequence lengths.
         known_states : array-like of int, shape (n_samples,), optional
             States known at some rows (-1 elsewhere): the paths are constrained to them.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of every row, for a model fitted with covariates (required then).
         client : dask.distributed.Client, optional
             Compute on this Dask cluster; the result is then a dask array kept there.
 
@@ -999,13 +1042,13 @@ class TiedHMMMixin:
         ndarray or dask.array.Array, shape (n_samples, n_components)
             The posteriors.
         """
-        with self._states_known(known_states):
+        with self._covariates_given(covariates, client), self._states_known(known_states):
             if client is not None:
                 from . import _distributed
                 return _distributed.predict_proba(self, X, lengths, client=client)
             return super().predict_proba(X, lengths)
 
-    def decode(self, X, lengths=None, algorithm=None):
+    def decode(self, X, lengths=None, algorithm=None, *, covariates=None):
         """Most likely state sequence (Viterbi, log space) or per-step posterior maxima.
 
         Parameters
@@ -1016,6 +1059,8 @@ class TiedHMMMixin:
             Sequence lengths.
         algorithm : {"viterbi", "map"}, optional
             Decoder; defaults to the model's ``algorithm``.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of every row, for a model fitted with covariates (required then).
 
         Returns
         -------
@@ -1025,14 +1070,23 @@ class TiedHMMMixin:
         state_sequence : ndarray of int, shape (n_samples,)
             Decoded states.
         """
+        with self._covariates_given(covariates):
+            return self._decode(X, lengths, algorithm)
+
+    def _decode(self, X, lengths, algorithm):
         self._require_parameters("decode")
         algorithm = algorithm or self.algorithm
         if algorithm not in ("viterbi", "map"):
             raise ValidationError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
         X, lengths = self._validate_X(X, lengths)
         if algorithm == "viterbi":
-            log_prob, path = fb.viterbi(self.startprob_, self.transmat_,
-                                        self._log_frames(X, lengths), lengths)
+            covariates = self._covariate_rows(len(X))
+            if covariates is not None:
+                log_prob, path = viterbi_tv(self.startprob_, self.beta_, covariates,
+                                            self._log_frames(X, lengths), lengths)
+            else:
+                log_prob, path = fb.viterbi(self.startprob_, self.transmat_,
+                                            self._log_frames(X, lengths), lengths)
             if getattr(self, "_known", None) is not None and not np.isfinite(log_prob):
                 raise fb.ImpossibleObservationError("no state path passes through the known "
                                                     "states")
@@ -1040,7 +1094,7 @@ class TiedHMMMixin:
         _, post = self._score(X, lengths, compute_posteriors=True)
         return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
 
-    def sample(self, n_samples=1, random_state=None, currstate=None):
+    def sample(self, n_samples=1, random_state=None, currstate=None, *, covariates=None):
         """Draw a state path and observations from the model (hmmlearn's ``sample``).
 
         Parameters
@@ -1051,6 +1105,9 @@ class TiedHMMMixin:
             Seed; None uses the model's ``random_state``.
         currstate : int, optional
             State of the first sample.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of the samples (required for a model with covariates; row t
+            drives the transition into sample t).
 
         Returns
         -------
@@ -1063,6 +1120,9 @@ class TiedHMMMixin:
         if currstate is not None:
             currstate = check_int(currstate, "currstate", minimum=0,
                                   maximum=self.n_components - 1)
+        if covariates is not None or self._has_covariates():
+            with self._covariates_given(covariates):
+                return self._sample_with_covariates(n_samples, random_state, currstate)
         return super().sample(n_samples, random_state=random_state, currstate=currstate)
 
     def permute_states(self, order) -> "TiedHMMMixin":
@@ -1094,6 +1154,8 @@ class TiedHMMMixin:
                                   f"{self._plan.statements} name states by index)")
         self.startprob_ = np.asarray(self.startprob_)[order]
         self.transmat_ = np.asarray(self.transmat_)[np.ix_(order, order)]
+        if self._has_covariates():  # the reference stays the self-transition
+            self.beta_ = np.asarray(self.beta_)[np.ix_(order, order)]
         for name, _, _ in self._emission_params():
             self._set_param(name, np.asarray(self._get_param(name))[order])
         old = self.result_

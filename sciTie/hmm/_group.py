@@ -24,7 +24,7 @@ from ._tying import validate_partition, validate_transition_groups
 
 __all__ = ["HMMGroupPlan", "build_group", "model_slots", "write_arrays", "finalise_probabilities"]
 
-TRANSITION_PARAMS = ("startprob", "transmat")
+TRANSITION_PARAMS = ("startprob", "transmat", "beta")
 
 
 @dataclass
@@ -106,6 +106,8 @@ def _arrays(model) -> list[tuple[str, str, np.ndarray]]:
            ("transmat", "t", np.asarray(model.transmat_, dtype=float))]
     for name, letter, _ in model._emission_params():
         out.append((name, letter, np.asarray(model._get_param(name), dtype=float)))
+    if getattr(model, "n_covariates_", 0):  # covariate-dependent transitions (_covariates)
+        out.append(("beta", "t", np.asarray(model.beta_, dtype=float)))
     return out
 
 
@@ -234,6 +236,9 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
     stationary = getattr(model, "start_distribution", "free") == "stationary"
     if stationary:
         _make_start_stationary(group, constrained)
+    logit = "beta" in group.parameters and "beta" in model_names
+    if logit:
+        _make_transitions_logit(group)
     letters = model.params
     for name, letter, arr in arrays:
         slots = _slots(group, name)
@@ -260,7 +265,7 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
     _check_tied_bounds(group)
     write_arrays(model, group.valuesdict().array, group)
     _check_probabilities(model, group)
-    plan = _plan(model, group, constrained, created, statements, partition, stationary)
+    plan = _plan(model, group, constrained, created, statements, partition, stationary or logit)
     return group, plan
 
 
@@ -287,6 +292,30 @@ def _from_user_group(model, ties: ParameterGroup, arrays) -> ParameterGroup:
         par.min = np.maximum(np.broadcast_to(par.min, arr.shape), lo)
         par.max = np.minimum(np.broadcast_to(par.max, arr.shape), hi)
     return group
+
+
+def _make_transitions_logit(group: ParameterGroup) -> None:
+    """``transmat = softmax(beta[:, :, 0])`` (the transitions at zero covariates), each row's
+    self-transition coefficients ``beta[i, i, :]`` the fixed reference (see ``_covariates``)."""
+    from ._covariates import intercept_softmax, intercept_softmax_jacobian
+
+    K, _, P = group["beta"].shape
+    kinds = _kind(group)
+    values = group.valuesdict()
+    for i in range(K):
+        for p in range(P):
+            name = f"beta[{i},{i},{p}]"
+            if kinds[name] != SlotKind.FIXED and kinds[name] != SlotKind.FREE:
+                raise ValidationError(f"ties: {name} is the reference of transition row {i} "
+                                      "(fixed at 0, the self-transition); tie other "
+                                      "coefficients")
+            if values[name] != 0.0:
+                raise ValidationError(f"{name} must be 0: the self-transition is each row's "
+                                      "reference in the covariate logit")
+            if kinds[name] == SlotKind.FREE:
+                group.fix(name)
+    group.constrain_function("transmat", intercept_softmax, "beta",
+                             jacobian=intercept_softmax_jacobian, label="softmax(beta[:,:,0])")
 
 
 def _check_extras_used(model, group: ParameterGroup, model_names, extras: list[str]) -> None:
@@ -496,6 +525,8 @@ def write_arrays(model, slots: np.ndarray, group: ParameterGroup) -> None:
     model.transmat_ = np.array(slots[np.asarray(c.select("transmat"))])
     for name, _, _ in model._emission_params():
         model._set_param(name, np.array(slots[np.asarray(c.select(name))]))
+    if "beta" in group.parameters and getattr(model, "n_covariates_", 0):
+        model.beta_ = np.array(slots[np.asarray(c.select("beta"))])
 
 
 def finalise_probabilities(group: ParameterGroup, names: Sequence[str],

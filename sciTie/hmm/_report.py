@@ -29,7 +29,7 @@ class ReportMixin:
         write_arrays(self, np.asarray(getattr(slots, "array", slots), dtype=float), self.group_)
 
     def _has_slot_gradient(self) -> bool:
-        return (not self._is_mixture()
+        return (not self._is_mixture() and not self._has_covariates()
                 and getattr(self, "covariance_type", "diag") in ("diag", "spherical"))
 
     def loglik_gradient(self, X, lengths=None) -> np.ndarray:
@@ -103,8 +103,8 @@ class ReportMixin:
         return grad
 
     # ------------------------------------------------------------------ uncertainties
-    def uncertainties(self, X, lengths=None, *, known_states=None, rel_step: float = 1e-4,
-                      boundary: float = 1e-6) -> FitResult:
+    def uncertainties(self, X, lengths=None, *, known_states=None, covariates=None,
+                      rel_step: float = 1e-4, boundary: float = 1e-6) -> FitResult:
         """Standard errors from the observed information (numerical Hessian of log L).
 
         The Hessian is taken with respect to the free parameters of ``group_``: central
@@ -127,6 +127,9 @@ class ReportMixin:
         known_states : array-like of int, optional
             The known states the model was fitted with (the information is then that of the
             observations and the known states).
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates the model was fitted with (required for such a model; the
+            coefficients ``beta`` then get standard errors like every free parameter).
         rel_step : float, optional
             Relative finite-difference step.
         boundary : float, optional
@@ -137,7 +140,7 @@ class ReportMixin:
         sciTie.FitResult
             ``result_`` with the covariance (also stored as the new ``result_``).
         """
-        with self._states_known(known_states):
+        with self._covariates_given(covariates), self._states_known(known_states):
             return self._observed_information(X, lengths, rel_step, boundary)
 
     def _observed_information(self, X, lengths, rel_step, boundary) -> FitResult:
@@ -261,7 +264,7 @@ class ReportMixin:
                           else "RandomState instance",
                           extra={"hmmlearn_version": hmmlearn.__version__})
 
-    def to_xarray(self, X=None, lengths=None, *, client=None) -> xr.Dataset:
+    def to_xarray(self, X=None, lengths=None, *, covariates=None, client=None) -> xr.Dataset:
         """Fitted parameters (``result_.to_xarray()``), plus the decoding of ``X`` if given.
 
         With ``X``: dimensions ``time``, ``state``, ``group`` (plus ``feature``/``symbol``):
@@ -278,6 +281,8 @@ class ReportMixin:
             ``.npy``/netCDF/zarr files read by the workers.
         lengths : array-like of int, optional
             Sequence lengths.
+        covariates : array-like, shape (n_samples, n_covariates), optional
+            The covariates of ``X``, for a model fitted with covariates.
         client : dask.distributed.Client, optional
             Decode on this Dask cluster: the per-time variables are then dask arrays whose
             blocks (whole sequences) are kept on the workers.
@@ -286,6 +291,10 @@ class ReportMixin:
         -------
         xarray.Dataset
         """
+        with self._covariates_given(covariates, client):
+            return self._to_xarray(X, lengths, client)
+
+    def _to_xarray(self, X, lengths, client) -> xr.Dataset:
         self._require_fitted("to_xarray")
         K = self.n_components
         s2g = self.state_to_group_

@@ -110,6 +110,8 @@ SCHEMA = Table({
         "time_column": Field("str", "column or coordinate with the time of each row"),
         "known_states_column": Field("str", "column with the state of rows where it is known "
                                             "(-1 where it is not): partially labelled data"),
+        "covariate_columns": Field("list[str]", "columns of covariates that drive the "
+                                   "transitions (a multinomial logit; model.beta)", default=[]),
         "time_unit": Field("str", "unit of the time column", default="samples"),
         "unit": Field("str", "unit of the observed values (means and rates are reported in "
                       "it, variances in its square)", default=""),
@@ -143,6 +145,7 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
         raise recipe.error("give exactly one of data.dataset (bundled) or data.file", "data")
     columns = list(d["columns"])
     extra = [c for c in (d["lengths_column"], d["time_column"], d["known_states_column"]) if c]
+    extra += [c for c in d["covariate_columns"] if c not in extra]
     inputs: list[Path] = []
     if d["dataset"]:
         from .. import datasets
@@ -199,8 +202,11 @@ def _load_data(recipe: Recipe) -> dict[str, Any]:
                                "state indices, or -1 where the state is unknown",
                                "data.known_states_column")
         known = known.astype(np.int64)
+    covariates = (np.column_stack([np.asarray(table[c], dtype=float)
+                                   for c in d["covariate_columns"]])
+                  if d["covariate_columns"] else None)
     return {"X": X, "lengths": lengths, "time": time_values, "attrs": attrs, "inputs": inputs,
-            "columns": columns, "known_states": known}
+            "columns": columns, "known_states": known, "covariates": covariates}
 
 
 # ------------------------------------------------------------------ models
@@ -291,7 +297,7 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
 
 
 def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths,
-                      known_states=None):
+                      known_states=None, covariates=None):
     """One model spec fitted as the recipe says.
 
     ``fit.restarts`` is the model's ``n_init`` (its own starts, the best kept); a
@@ -300,13 +306,13 @@ def fit_recipe_models(spec: dict[str, Any], fit: dict[str, Any], X, lengths,
     """
     if spec["scheme"]["type"] is None:
         return _make_model(spec, fit, fit["random_state"], perturb=False, X=X).fit(
-            X, lengths, known_states=known_states)
+            X, lengths, known_states=known_states, covariates=covariates)
     restarts = fit["restarts"] or 1
     best, best_ll = None, -np.inf
     for i in range(restarts):
         seed = fit["random_state"] + i
         model = _make_model(spec, fit, seed, perturb=restarts > 1, X=X)
-        model.fit(X, lengths, known_states=known_states)
+        model.fit(X, lengths, known_states=known_states, covariates=covariates)
         ll = model.result_.log_likelihood
         if ll > best_ll:
             best, best_ll = model, ll
@@ -444,7 +450,9 @@ def run(recipe: Recipe) -> RunSummary:
     fit = recipe.settings["fit"]
     specs = _model_specs(recipe)
     t0 = time.perf_counter()
-    fitted = [(label, key, fit_recipe_models(spec, fit, X, lengths, data["known_states"]))
+    covariates = data["covariates"]
+    fitted = [(label, key, fit_recipe_models(spec, fit, X, lengths, data["known_states"],
+                                             covariates))
               for label, key, spec in specs]
     seconds = time.perf_counter() - t0
     main = [(label, m) for label, key, m in fitted if key == "model"]
@@ -452,7 +460,8 @@ def run(recipe: Recipe) -> RunSummary:
     if fit["order_states"] and not best._plan.statements and data["known_states"] is None:
         # (known states name states by index: their labels stay)
         best.permute_states(np.argsort(best._state_level()))
-    result = best.uncertainties(X, lengths, known_states=data["known_states"]) \
+    result = best.uncertainties(X, lengths, known_states=data["known_states"],
+                                covariates=covariates) \
         if fit["uncertainties"] else best.result_
     dt = recipe.settings["data"]["dt"]
     metrics: dict[str, Any] = {"log_likelihood": result.log_likelihood, "aic": result.aic,
@@ -491,7 +500,7 @@ def run(recipe: Recipe) -> RunSummary:
         lines += ["fitted vs true transitions (the data are a simulation):", *truth_lines, ""]
     lines.append(best.report())
     time_values = data["time"]
-    ds = best.to_xarray(X, lengths)
+    ds = best.to_xarray(X, lengths, covariates=covariates)
     unit = recipe.settings["data"]["unit"]
     if unit:
         _apply_value_unit(ds, parameters, unit, type(best)._unit_powers)
@@ -506,7 +515,7 @@ def run(recipe: Recipe) -> RunSummary:
                                recipe=recipe.source,
                                extra={"recipe_name": recipe.name}))
 
-    def figure(path, _m=best, _X=X, _lengths=lengths, _t=time_values):
+    def figure(path, _m=best, _X=X, _lengths=lengths, _t=time_values, _c=covariates):
         import matplotlib.pyplot as plt
 
         unit = recipe.settings["data"]["time_unit"]
@@ -514,10 +523,11 @@ def run(recipe: Recipe) -> RunSummary:
         grid = fig.add_gridspec(3, max(2, _m.n_groups_), height_ratios=[2, 1, 2])
         top = np.array([fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, :])])
         top[1].sharex(top[0])
-        _m.plot(_X, _lengths, ax=top, time=_t, time_unit=unit, max_points=3000)
         bottom = np.array([fig.add_subplot(grid[2, g]) for g in range(_m.n_groups_)])
         step = float(np.median(np.diff(_t))) if _t is not None and len(_t) > 1 else (dt or 1.0)
-        _m.plot_dwell_times(_X, _lengths, ax=bottom, dt=step, time_unit=unit)
+        with _m._covariates_given(_c):
+            _m.plot(_X, _lengths, ax=top, time=_t, time_unit=unit, max_points=3000)
+            _m.plot_dwell_times(_X, _lengths, ax=bottom, dt=step, time_unit=unit)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)
@@ -537,6 +547,8 @@ KIND = RecipeKind(
                help="observation column / variable (repeat for several)"),
         Option(("--lengths-column",), "data.lengths_column", help="column of sequence labels"),
         Option(("--time-column",), "data.time_column", help="column with the time of each row"),
+        Option(("--covariate-column",), "data.covariate_columns", action="append",
+               help="column of a covariate that drives the transitions (repeat for several)"),
         Option(("--known-states-column",), "data.known_states_column",
                help="column with known states (-1 where unknown)"),
         Option(("--family",), "model.family",
