@@ -828,7 +828,8 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         starts the chain in the other one can be a better optimum that EM cannot reach by
         moving the start probabilities, since every other parameter has adapted to the first
         choice. Each first state whose likelihood with the other parameters held is within
-        ``FIRST_STATE_MARGIN`` of the best is tried. Only after a converged fit (a fit cut
+        ``FIRST_STATE_MARGIN`` of the best, and whose start probability is not fixed (a zero
+        the user gave is structural), is tried. Only after a converged fit (a fit cut
         off by ``n_iter`` has not settled on anything) of a model whose tie makes some states'
         means equal and whose start probabilities are free and untied (any other model gives
         hmmlearn's result).
@@ -848,7 +849,9 @@ class TiedHMMMixin(CovariateTransitionsMixin):
                 with contextlib.suppress(fb.ImpossibleObservationError):
                     given[k] = fb.forward_loglik(np.eye(K)[k], self.transmat_, frames, lengths)
         current = int(np.argmax(self.startprob_))
-        others = [k for k in np.argsort(-given) if k != current
+        tm = self.group_.tie_map()
+        free = np.diff(tm.matrix().tocsr().indptr)[np.asarray(tm.select("startprob"))] > 0
+        others = [k for k in np.argsort(-given) if k != current and free[k]
                   and given[k] >= given.max() - FIRST_STATE_MARGIN]
         if not others:
             return
@@ -858,6 +861,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         for k in others:
             self.__dict__.update(copy.deepcopy(best))
             self.startprob_ = np.eye(K)[k]
+            self._lift_zero_probabilities()
             self.init_params = ""  # EM from the fitted arrays, nothing drawn anew
             try:
                 self._fit_once(X, lengths, None)
@@ -885,6 +889,22 @@ class TiedHMMMixin(CovariateTransitionsMixin):
             if (self.transmat_.sum(axis=1) == 0).any():
                 _hmmlearn_log.warning("Some rows of transmat_ have zero sum because no "
                                       "transition from the state was ever observed.")
+
+    def _lift_zero_probabilities(self, floor: float = 1e-10) -> None:
+        """Raise every zero probability that is a free parameter of ``group_`` to ``floor``
+        (rows renormalised), so that EM started again from fitted arrays does not read the
+        zeros an earlier EM reached as structural zeros (which would fix them and change the
+        parameter count); zeros the model fixes stay zero."""
+        tm = self.group_.tie_map()
+        G = tm.matrix().tocsr()
+        free_row = np.diff(G.indptr) > 0
+        for name, attr in [("startprob", "startprob_"), ("transmat", "transmat_")] + [
+                (name, attr) for name, _, attr in self._emission_params()
+                if name in _PROBABILITIES]:
+            p = np.array(getattr(self, attr), dtype=float)
+            lift = (p == 0.0) & free_row[np.asarray(tm.select(name))].reshape(p.shape)
+            p = np.where(lift, floor, p)
+            setattr(self, attr, p / p.sum(axis=-1, keepdims=True))
 
     def _finish_fit(self, shape, n_sequences: int, seconds: float, score,
                     stacklevel: int = 3) -> "TiedHMMMixin":
