@@ -21,7 +21,7 @@ from ._covariates import CovariateTransitionsMixin, forward_backward_tv, viterbi
 from ._group import (_user_statements, build_group, finalise_probabilities, model_slots,
                      user_held, write_arrays)
 from ._objectives import probability_objective
-from ._sequences import check_lengths
+from ._sequences import check_lengths, check_sample_matrix
 from ._start import match_clusters_to_states, restart_seeds, untied_labels
 
 __all__ = ["TiedHMMMixin", "AUTO_STARTS"]
@@ -337,19 +337,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         """Check X and lengths (and X against the fitted model); return arrays."""
         if X is None:
             raise ValidationError("X must be an array of shape (n_samples, n_features), got None")
-        try:
-            X = np.asarray(X)
-        except ValueError:  # ragged nested lists
-            raise ValidationError("X must be a rectangular array of shape (n_samples, "
-                                  "n_features); its rows have different lengths") from None
-        if X.dtype == object or not (np.issubdtype(X.dtype, np.number)
-                                     or X.dtype == np.bool_):
-            raise ArgumentTypeError(f"X must be numeric, got an array of dtype {X.dtype}")
-        if np.issubdtype(X.dtype, np.complexfloating):
-            raise ArgumentTypeError(f"X must hold real numbers, got complex values ({X.dtype})")
-        if X.ndim != 2:
-            raise ValidationError(f"X must be 2-D with shape (n_samples, n_features), got shape "
-                                  f"{X.shape}; reshape a single feature with X[:, None]")
+        X = check_sample_matrix(X, "X", "n_features")
         if X.shape[0] == 0:
             raise ValidationError("X is empty (0 samples)")
         if np.issubdtype(X.dtype, np.floating):

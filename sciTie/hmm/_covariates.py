@@ -20,8 +20,9 @@ import contextlib
 import numpy as np
 from numba import njit
 
-from ..errors import ValidationError
+from ..errors import ArgumentTypeError, ValidationError
 from ._objectives import _Accumulator, probability_objective, sum_objectives
+from ._sequences import check_sample_matrix
 
 __all__ = ["check_covariates", "log_transition_matrices", "forward_backward_tv",
            "viterbi_tv", "logit_objective", "intercept_softmax", "intercept_softmax_jacobian",
@@ -31,17 +32,10 @@ __all__ = ["check_covariates", "log_transition_matrices", "forward_backward_tv",
 # ---------------------------------------------------------------------- input
 def check_covariates(covariates, n_samples: int, n_covariates: int | None = None) -> np.ndarray:
     """``covariates`` as a finite float64 array (n_samples, n_covariates), or a clear error."""
-    try:
-        arr = np.asarray(covariates)
-    except ValueError:
-        raise ValidationError("covariates must be a rectangular array of shape (n_samples, "
-                              "n_covariates); its rows have different lengths") from None
-    if arr.dtype == object or arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number) \
-            or np.issubdtype(arr.dtype, np.complexfloating):
-        raise ValidationError(f"covariates must hold real numbers, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValidationError(f"covariates must be 2-D with shape (n_samples, n_covariates), "
-                              f"got shape {arr.shape}; reshape a single covariate with c[:, None]")
+    arr = check_sample_matrix(covariates, "covariates", "n_covariates")
+    if arr.dtype == np.bool_:
+        raise ArgumentTypeError("covariates must hold real numbers, got booleans; convert "
+                                "them with covariates.astype(float)")
     if arr.shape[1] == 0:
         raise ValidationError("covariates has no columns; give at least one covariate or "
                               "leave covariates=None")

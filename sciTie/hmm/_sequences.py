@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ArgumentTypeError, ValidationError
 
-__all__ = ["check_lengths"]
+__all__ = ["check_lengths", "check_sample_matrix"]
 
 
 def check_lengths(lengths, n: int) -> np.ndarray:
@@ -30,3 +30,22 @@ def check_lengths(lengths, n: int) -> np.ndarray:
         raise ValidationError(f"lengths sum to {int(lengths_arr.sum())} but X has {n} "
                               "rows; the sequence lengths must add up to len(X)")
     return lengths_arr.astype(np.int64)
+
+
+def check_sample_matrix(value, name: str, columns: str) -> np.ndarray:
+    """``value`` as a 2-D array of real numbers, one row per sample, or an error naming
+    ``name`` (``columns`` names the second axis in messages: "n_features")."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raise ValidationError(f"{name} must be a rectangular array of shape (n_samples, "
+                              f"{columns}); its rows have different lengths") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ArgumentTypeError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ArgumentTypeError(f"{name} must hold real numbers, got complex values "
+                                f"({arr.dtype})")
+    if arr.ndim != 2:
+        raise ValidationError(f"{name} must be 2-D with shape (n_samples, {columns}), got "
+                              f"shape {arr.shape}; reshape a single column with {name}[:, None]")
+    return arr
