@@ -11,12 +11,13 @@ through the tie map; a compiled forward-backward never underflows.
 from ._autoregressive import ARHMM, TiedARHMM
 from ._forward_backward import forward_backward, forward_loglik, viterbi
 from ._fitting import fit_linear_scheme, fit_poisson_restarts
+from ._hsmm import TiedGaussianHSMM, TiedPoissonHSMM
 from ._models import TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM, TiedPoissonHMM
 from ._plots import dwell_times, level_dwell_distribution
 from ._tying import ChainStructure, erlang_chains, linear_scheme, validate_partition
 
 __all__ = ["TiedGaussianHMM", "TiedPoissonHMM", "TiedCategoricalHMM", "TiedGMMHMM",
-           "TiedARHMM", "ARHMM",
+           "TiedARHMM", "ARHMM", "TiedGaussianHSMM", "TiedPoissonHSMM",
            "erlang_chains", "linear_scheme", "ChainStructure", "validate_partition",
            "forward_backward", "forward_loglik", "viterbi", "fit_linear_scheme",
            "fit_poisson_restarts", "dwell_times", "level_dwell_distribution"]

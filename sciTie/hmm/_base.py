@@ -18,8 +18,8 @@ from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not
 from . import _forward_backward as fb
 from . import _missing
 from ._covariates import CovariateTransitionsMixin, forward_backward_tv, viterbi_tv
-from ._group import (_user_statements, build_group, finalise_probabilities, model_slots,
-                     user_held, write_arrays)
+from ._group import (PROBABILITY_PARAMS, _user_statements, build_group,
+                     finalise_probabilities, model_slots, user_held, write_arrays)
 from ._objectives import probability_objective
 from ._sequences import check_lengths, check_sample_matrix
 from ._start import match_clusters_to_states, restart_seeds, untied_labels
@@ -32,7 +32,6 @@ FIRST_STATE_MARGIN = 10.0
 #: Starts a model with ties gets from ``n_init="auto"`` (an untied model gets one: hmmlearn's).
 AUTO_STARTS = 10
 
-_PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
 #: hmmlearn's logger: EM's warnings go where hmmlearn's own fit sends them
 _hmmlearn_log = logging.getLogger("hmmlearn.base")
 
@@ -90,6 +89,8 @@ class TiedHMMMixin(CovariateTransitionsMixin):
     #: Power of the observations' unit each emission parameter carries (reports, netCDF).
     _unit_powers: dict[str, int] = {}
     _emission_letters: str = ""
+    #: ``params`` letters of parameters outside the emissions and transitions (dwell times).
+    _duration_letters: str = ""
     _emission_stats: tuple[str, ...] = ()
 
     def _store_tie_arguments(self, ties, tied_states, tied_transitions, n_init,
@@ -108,6 +109,19 @@ class TiedHMMMixin(CovariateTransitionsMixin):
 
     def _is_mixture(self) -> bool:
         return False
+
+    def _duration_params(self) -> list[tuple[str, str, str]]:
+        """(group name, ``params`` letter, attribute) of each dwell-time parameter (a hidden
+        semi-Markov model's, :mod:`._hsmm`); none in an HMM."""
+        return []
+
+    def _duration_bounds(self, name: str) -> tuple:
+        """Domain ``(lower, upper)`` of dwell-time parameter ``name``."""
+        raise NotImplementedError
+
+    def _init_structure(self, X, lengths) -> None:
+        """After hmmlearn's start, before the group is built: arrays a subclass adds or
+        constrains (a semi-Markov model's dwell times and zero self-transitions)."""
 
     def _get_param(self, name: str) -> np.ndarray:
         """The model array behind emission parameter ``name`` (as the group sees it)."""
@@ -295,7 +309,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
                                   f"got {self.tol!r}")
         for name in ("params", "init_params"):
             value = getattr(self, name)
-            allowed = "st" + self._emission_letters
+            allowed = "st" + self._emission_letters + self._duration_letters
             if not isinstance(value, str) or set(value) - set(allowed):
                 raise ValidationError(f"{name} must be a string of the letters {allowed!r}, got "
                                       f"{value!r}")
@@ -433,7 +447,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
             new = (np.asarray(self.startprob_) if name == "startprob" else
                    np.asarray(self.transmat_) if name == "transmat" else self._get_param(name))
             bad = ~np.isfinite(new)
-            if name in ("startprob", "transmat", "emissionprob", "weights"):
+            if name in PROBABILITY_PARAMS:
                 rows = np.atleast_2d(new)
                 bad = bad | np.broadcast_to((rows.sum(axis=-1) == 0)[..., None],
                                             rows.shape).reshape(new.shape)
@@ -552,6 +566,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         super()._init(X, lengths)
         if self._has_covariates():
             self._init_beta()
+        self._init_structure(X, lengths)
         # arrays the user set (letters outside init_params) are checked like hand-set models
         self._require_parameters("fit")
         initialised = set(self.init_params) & set(self._emission_letters)
@@ -888,7 +903,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         free_row = np.diff(G.indptr) > 0
         for name, attr in [("startprob", "startprob_"), ("transmat", "transmat_")] + [
                 (name, attr) for name, _, attr in self._emission_params()
-                if name in _PROBABILITIES]:
+                + self._duration_params() if name in PROBABILITY_PARAMS]:
             p = np.array(getattr(self, attr), dtype=float)
             lift = (p == 0.0) & free_row[np.asarray(tm.select(name))].reshape(p.shape)
             p = np.where(lift, floor, p)
@@ -898,7 +913,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
                     stacklevel: int = 3) -> "TiedHMMMixin":
         """After EM: exact probabilities, ``result_`` (``score()`` gives log L), warnings."""
         self._slots = model_slots(self, self.group_, self._slots)
-        finalise_probabilities(self.group_, _PROBABILITIES, self._slots)
+        finalise_probabilities(self.group_, PROBABILITY_PARAMS, self._slots)
         self.n_features_in_ = int(shape[1])
         self.result_ = self._make_result(int(shape[0]), n_sequences, seconds, float(score()))
         if self._undetermined:
@@ -1166,6 +1181,8 @@ class TiedHMMMixin(CovariateTransitionsMixin):
             self.beta_ = np.asarray(self.beta_)[np.ix_(order, order)]
         for name, _, _ in self._emission_params():
             self._set_param(name, np.asarray(self._get_param(name))[order])
+        for _, _, attr in self._duration_params():
+            setattr(self, attr, np.asarray(getattr(self, attr))[order])
         old = self.result_
         saved = self.init_params
         try:
@@ -1174,7 +1191,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         finally:
             self.init_params = saved
         self._slots = self.group_.valuesdict().array
-        finalise_probabilities(self.group_, _PROBABILITIES, self._slots)
+        finalise_probabilities(self.group_, PROBABILITY_PARAMS, self._slots)
         self.result_ = FitResult.from_covariance(
             self.group_, self.group_.pack(), ndata=old.ndata, model=old.model, method=old.method,
             success=old.success, message=old.message, nfev=old.nfev, seconds=old.seconds,

@@ -22,9 +22,12 @@ from ..core import LinearRelation, SlotKind
 from ..errors import ValidationError
 from ._tying import validate_partition, validate_transition_groups
 
-__all__ = ["HMMGroupPlan", "build_group", "model_slots", "write_arrays", "finalise_probabilities"]
+__all__ = ["HMMGroupPlan", "build_group", "model_slots", "write_arrays", "finalise_probabilities",
+           "PROBABILITY_PARAMS"]
 
 TRANSITION_PARAMS = ("startprob", "transmat", "beta")
+#: Parameters whose rows are probability vectors (each row normalised in the group).
+PROBABILITY_PARAMS = ("startprob", "transmat", "emissionprob", "weights", "dwell_pmf")
 
 
 @dataclass
@@ -84,8 +87,10 @@ def _user_statements(ties: Any) -> list[str]:
 
 
 def _bounds(model, name: str, shape: tuple[int, ...]) -> tuple[Any, Any]:
-    if name in ("startprob", "transmat", "emissionprob", "weights"):
+    if name in PROBABILITY_PARAMS:
         return 0.0, 1.0
+    if name in {n for n, _, _ in model._duration_params()}:
+        return model._duration_bounds(name)
     if name == "lambdas":
         return 0.0, np.inf
     if name == "covars":
@@ -108,6 +113,8 @@ def _arrays(model) -> list[tuple[str, str, np.ndarray]]:
         out.append((name, letter, np.asarray(model._get_param(name), dtype=float)))
     if getattr(model, "n_covariates_", 0):  # covariate-dependent transitions (_covariates)
         out.append(("beta", "t", np.asarray(model.beta_, dtype=float)))
+    for name, letter, attr in model._duration_params():  # semi-Markov dwell times (_hsmm)
+        out.append((name, letter, np.asarray(getattr(model, attr), dtype=float)))
     return out
 
 
@@ -246,7 +253,7 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
             continue
         if letter not in letters:
             _fix_free(group, slots)
-        elif name in _PROBABILITIES and name not in held:
+        elif name in PROBABILITY_PARAMS and name not in held:
             # zeros in arrays the user gave are structural (a given group says by its own
             # fixed values which are: a fitted group's zeros are only where EM ended)
             values = group.valuesdict()
@@ -257,7 +264,7 @@ def build_group(model) -> tuple[ParameterGroup, HMMGroupPlan]:
     # the closed-form update provides itself)
     partition = _equality_partition(model, group) if model._supports_pooling() else None
     for name, letter, arr in arrays:
-        if name in _PROBABILITIES and letter in letters and not (name == "startprob"
+        if name in PROBABILITY_PARAMS and letter in letters and not (name == "startprob"
                                                                  and stationary):
             for row in _probability_rows(group, name, arr.shape):
                 normalise_row(group, row)
@@ -348,7 +355,7 @@ def _user_constrained(group: ParameterGroup, model_names) -> set[str]:
         for i in np.ravel(tm.select(name)):
             kind = tm.kind[i]
             if kind in (SlotKind.LINEAR, SlotKind.EXPRESSION) or (
-                    kind == SlotKind.FIXED and not (name in _PROBABILITIES and values[i] == 0.0)):
+                    kind == SlotKind.FIXED and not (name in PROBABILITY_PARAMS and values[i] == 0.0)):
                 out.add(tm.names[i])
     return out
 
@@ -404,7 +411,7 @@ def _check_tied_bounds(group: ParameterGroup) -> None:
     c = group.tie_map()
     slots = c.evaluate()
     for i in range(len(c.names)):
-        if c.kind[i] not in (SlotKind.LINEAR, SlotKind.EXPRESSION) or c.names[i].split("[")[0] in _PROBABILITIES:
+        if c.kind[i] not in (SlotKind.LINEAR, SlotKind.EXPRESSION) or c.names[i].split("[")[0] in PROBABILITY_PARAMS:
             continue  # probability rows are checked as rows below
         if not c.lower[i] <= slots[i] <= c.upper[i]:
             raise ValidationError(
@@ -413,13 +420,10 @@ def _check_tied_bounds(group: ParameterGroup) -> None:
                 "every parameter valid (variances and rates positive)")
 
 
-_PROBABILITIES = ("startprob", "transmat", "emissionprob", "weights")
-
-
 def _check_probabilities(model, group: ParameterGroup) -> None:
     vals = group.valuesdict()
     for name, _, arr in _arrays(model):
-        if name not in ("startprob", "transmat", "emissionprob", "weights"):
+        if name not in PROBABILITY_PARAMS:
             continue
         rows = np.atleast_2d(np.asarray(vals[name]).reshape(-1, arr.shape[-1]))
         bad = np.flatnonzero(~np.isclose(rows.sum(axis=1), 1.0, atol=1e-8) | (rows < -1e-12).any(1))
@@ -432,8 +436,12 @@ def _check_probabilities(model, group: ParameterGroup) -> None:
                 "entries so that each row keeps at least one free entry")
 
 
-def _block_of(name: str) -> str:
+def _block_of(name: str, durations: frozenset = frozenset()) -> str:
+    """The M-step block a slot belongs to: its parameter's (``durations``: the model's dwell
+    parameter names)."""
     base = name.split("[")[0]
+    if base in durations:
+        return "durations"
     return "transitions" if base in TRANSITION_PARAMS else "emissions"
 
 
@@ -443,18 +451,24 @@ def _plan(model, group: ParameterGroup, constrained: set[str], created: list[str
     """How each block of the M-step is solved, decided from the tie map (see HMMGroupPlan)."""
     c = group.tie_map()
     G = c.matrix().tocsc()
-    block = np.array([_block_of(n) for n in c.names])
-    cols: dict[str, list[int]] = {"transitions": [], "emissions": []}
+    durations = frozenset(n for n, _, _ in model._duration_params())
+    # a parameter the ties created ("dwell_rate[1] = 2 * tau") belongs to the block it sets
+    own = {name for name, _, _ in _arrays(model)}
+    block = np.array([_block_of(n, durations) if n.split("[")[0] in own else ""
+                      for n in c.names])
+    cols: dict[str, list[int]] = {"transitions": [], "emissions": [], "durations": []}
     for j in range(G.shape[1]):
         rows = G.indices[G.indptr[j]:G.indptr[j + 1]]
-        touched = set(block[rows]) if rows.size else {_block_of(c.names[c.free_index[j]])}
+        touched = set(block[rows]) - {""}
+        if not touched:
+            touched = {_block_of(c.names[c.free_index[j]], durations)}
         if len(touched) > 1:
             raise ValidationError(
-                f"the free parameter {c.names[c.free_index[j]]!r} reaches both transition and "
-                "emission parameters through the ties; EM maximises them separately, so a tie "
-                "may not connect the two")
+                f"the free parameter {c.names[c.free_index[j]]!r} reaches "
+                f"{' and '.join(sorted(touched))} parameters through the ties; EM maximises "
+                "each block separately, so a tie may not connect them")
         cols[touched.pop()].append(j)
-    by_block = {b: {n for n in constrained if _block_of(n) == b} for b in cols}
+    by_block = {b: {n for n in constrained if _block_of(n, durations) == b} for b in cols}
     new_in = {b: [n for n in created if int(c.free_column[c.select(n)]) in cols[b]]
               for b in cols}
     transitions = ("general" if by_block["transitions"] or new_in["transitions"] or stationary
@@ -527,6 +541,8 @@ def write_arrays(model, slots: np.ndarray, group: ParameterGroup) -> None:
         model._set_param(name, np.array(slots[np.asarray(c.select(name))]))
     if "beta" in group.parameters and getattr(model, "n_covariates_", 0):
         model.beta_ = np.array(slots[np.asarray(c.select("beta"))])
+    for name, _, attr in model._duration_params():
+        setattr(model, attr, np.array(slots[np.asarray(c.select(name))]))
 
 
 def finalise_probabilities(group: ParameterGroup, names: Sequence[str],

@@ -13,11 +13,10 @@ from ..core.statistics import covariance_from_information
 from ..errors import ValidationError
 from ..provenance import provenance
 from . import _missing
-from ._group import write_arrays
+from ._group import PROBABILITY_PARAMS, write_arrays
 
 __all__ = ["ReportMixin"]
 
-_PROBABILITY_PARAMS = ("startprob", "transmat", "emissionprob", "weights")
 
 
 class ReportMixin:
@@ -156,7 +155,7 @@ class ReportMixin:
         Xv, lengths = self._validate_X(X, lengths)
         pg = self.group_.copy()
         at_edge = [n for n, v in zip(pg.free_names, pg.pack())
-                   if n.split("[")[0] in _PROBABILITY_PARAMS and (v < boundary or v > 1 - boundary)]
+                   if n.split("[")[0] in PROBABILITY_PARAMS and (v < boundary or v > 1 - boundary)]
         if at_edge:
             pg.fix(*at_edge)
         x0 = pg.pack()
@@ -167,7 +166,7 @@ class ReportMixin:
         def loglik(free):
             slots = pg.unpack(free)
             c = pg.tie_map()
-            for name in _PROBABILITY_PARAMS:
+            for name in PROBABILITY_PARAMS:
                 if name in pg.parameters:
                     idx = np.asarray(c.select(name))
                     p = slots[idx]

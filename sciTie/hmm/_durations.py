@@ -1,0 +1,137 @@
+"""Dwell-time distributions of a hidden semi-Markov model: their parameters, pmf and Q.
+
+A state's duration ``d`` lies in ``1..max_duration`` (D). The parametric families describe
+``d - 1`` and are truncated to ``0..D-1`` (renormalised), so every pmf sums to one on the
+support the segment recursions use:
+
+* ``"poisson"``: ``d - 1 ~ Poisson(dwell_rate)``;
+* ``"negbinom"``: ``d - 1 ~ NegBinomial(dwell_shape, dwell_prob)`` (``P(j) ∝ Γ(j + r) /
+  (Γ(r) j!) p^r (1 - p)^j``: the number of failures before the r-th success);
+* ``"nonparametric"``: ``dwell_pmf[k, d - 1]`` free (each row a probability vector).
+
+EM's duration statistic is the expected number of segments of each full duration,
+``eta[k, d - 1]`` (censored last segments spread over the durations they may have), so the
+M-step maximises ``Q = sum_k sum_d eta[k, d - 1] log p_k(d)``. For the parametric families
+:func:`dwell_objective` gives Q with its exact gradient and Hessian in the group's slots
+(the truncation's normaliser included), for Newton steps through the tie map.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import digamma, gammaln, logsumexp, polygamma
+
+from ._objectives import Objective, probability_objective
+
+__all__ = ["DURATIONS", "dwell_names", "dwell_bounds", "initial_dwell", "dwell_pmf",
+           "dwell_objective"]
+
+#: The families and their parameters (names in ``group_``; attributes add ``_``).
+DURATIONS = {"poisson": ("dwell_rate",), "negbinom": ("dwell_shape", "dwell_prob"),
+             "nonparametric": ("dwell_pmf",)}
+_BOUNDS = {"dwell_rate": (0.0, np.inf), "dwell_shape": (0.0, np.inf),
+           "dwell_prob": (0.0, 1.0), "dwell_pmf": (0.0, 1.0)}
+_FAIL = (-np.inf, None, None)
+
+
+def dwell_names(duration: str) -> tuple[str, ...]:
+    """The parameter names of the family ``duration``."""
+    return DURATIONS[duration]
+
+
+def dwell_bounds(name: str) -> tuple[float, float]:
+    """The domain of parameter ``name`` (open at the ends, except a pmf's zeros)."""
+    return _BOUNDS[name]
+
+
+def initial_dwell(duration: str, n_components: int, max_duration: int) -> dict[str, np.ndarray]:
+    """A start with mean duration near the middle of ``1..max_duration`` for every state
+    (the nonparametric pmf uniform)."""
+    K, D = n_components, max_duration
+    mean = max(0.5, (D - 1) / 2.0)  # of d - 1, before truncation
+    if duration == "poisson":
+        return {"dwell_rate": np.full(K, mean)}
+    if duration == "negbinom":
+        # shape 2: between a geometric (1) and a Poisson (infinite) dwell
+        return {"dwell_shape": np.full(K, 2.0), "dwell_prob": np.full(K, 2.0 / (2.0 + mean))}
+    return {"dwell_pmf": np.full((K, D), 1.0 / D)}
+
+
+def _log_terms(duration: str, params: dict[str, np.ndarray], D: int) -> np.ndarray:
+    """``log P(j)`` of the untruncated family for ``j = 0..D-1``, shape (K, D)."""
+    j = np.arange(D, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if duration == "poisson":
+            lam = np.asarray(params["dwell_rate"], dtype=float)[:, None]
+            return np.where(j == 0, 0.0, j * np.log(lam)) - lam - gammaln(j + 1)
+        r = np.asarray(params["dwell_shape"], dtype=float)[:, None]
+        p = np.asarray(params["dwell_prob"], dtype=float)[:, None]
+        return (gammaln(j + r) - gammaln(r) - gammaln(j + 1) + r * np.log(p)
+                + np.where(j == 0, 0.0, j * np.log1p(-p)))
+
+
+def dwell_pmf(duration: str, params: dict[str, np.ndarray], max_duration: int) -> np.ndarray:
+    """``p_k(d)`` for ``d = 1..max_duration``, shape (n_components, max_duration)."""
+    if duration == "nonparametric":
+        return np.array(params["dwell_pmf"], dtype=float)
+    logp = _log_terms(duration, params, max_duration)
+    return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
+
+
+def dwell_objective(duration: str, idx: dict[str, np.ndarray], eta: np.ndarray,
+                    n_slots: int) -> Objective:
+    """``Q = sum eta log p`` over the dwell slots ``idx`` (name -> slot indices per state).
+
+    Parametric families: with ``w`` the truncated pmf and ``u = ∂ log P``, ``v = ∂² log P``
+    per state, ``∂Q = sum_j eta_j u_j - N E_w[u]`` and
+    ``∂²Q = sum_j eta_j v_j - N (E_w[v] + Cov_w[u])`` (N the state's segment count).
+    """
+    eta = np.asarray(eta, dtype=float)
+    K, D = eta.shape
+    if duration == "nonparametric":
+        return probability_objective([(np.asarray(idx["dwell_pmf"]), eta)], n_slots)
+    names = DURATIONS[duration]
+    cols = [np.asarray(idx[n]).reshape(K) for n in names]
+    N = eta.sum(axis=1)
+    j = np.arange(D, dtype=float)
+
+    def objective(slots: np.ndarray):
+        params = {n: slots[c] for n, c in zip(names, cols)}
+        for n in names:
+            lo, hi = _BOUNDS[n]
+            if np.any(params[n] <= lo) or np.any(params[n] >= hi):
+                return _FAIL
+        logp = _log_terms(duration, params, D)
+        logz = logsumexp(logp, axis=1, keepdims=True)
+        w = np.exp(logp - logz)
+        value = float(np.sum(eta * (logp - logz)))
+        u, v = _derivatives(duration, params, j)  # u[a]: (K, D); v[a][b]: (K, D)
+        m = len(names)
+        grad = np.zeros(n_slots)
+        hess = np.zeros((n_slots, n_slots))
+        mean_u = [np.sum(w * u[a], axis=1) for a in range(m)]
+        for a in range(m):
+            np.add.at(grad, cols[a], np.sum(eta * u[a], axis=1) - N * mean_u[a])
+            for b in range(m):
+                cov = np.sum(w * u[a] * u[b], axis=1) - mean_u[a] * mean_u[b]
+                h = np.sum(eta * v[a][b], axis=1) - N * (np.sum(w * v[a][b], axis=1) + cov)
+                np.add.at(hess, (cols[a], cols[b]), h)
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            return _FAIL
+        return value, grad, hess
+
+    return objective
+
+
+def _derivatives(duration: str, params: dict[str, np.ndarray], j: np.ndarray):
+    """First and second derivatives of ``log P(j)`` in each parameter, per state and j."""
+    if duration == "poisson":
+        lam = params["dwell_rate"][:, None]
+        return [j / lam - 1.0], [[-j / lam ** 2 + 0.0 * lam]]
+    r = params["dwell_shape"][:, None]
+    p = params["dwell_prob"][:, None]
+    du_r = digamma(j + r) - digamma(r) + np.log(p)
+    du_p = r / p - j / (1.0 - p)
+    v_rr = polygamma(1, j + r) - polygamma(1, r)
+    v_rp = np.broadcast_to(1.0 / p, v_rr.shape)
+    v_pp = -r / p ** 2 - j / (1.0 - p) ** 2
+    return [du_r, du_p], [[v_rr, v_rp], [v_rp, v_pp]]
