@@ -18,7 +18,7 @@ M-step maximises ``Q = sum_k sum_d eta[k, d - 1] log p_k(d)``. For the parametri
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma, gammaln, logsumexp, polygamma
+from scipy.special import digamma, gammaln, polygamma
 
 from ._objectives import Objective, probability_objective
 
@@ -28,7 +28,11 @@ __all__ = ["DURATIONS", "dwell_names", "dwell_bounds", "initial_dwell", "dwell_p
 #: The families and their parameters (names in ``group_``; attributes add ``_``).
 DURATIONS = {"poisson": ("dwell_rate",), "negbinom": ("dwell_shape", "dwell_prob"),
              "nonparametric": ("dwell_pmf",)}
-_BOUNDS = {"dwell_rate": (0.0, np.inf), "dwell_shape": (0.0, np.inf),
+#: The negative binomial tends to the Poisson as its shape grows; data with Poisson-like
+#: dwell times drive the shape to infinity, so it stops at MAX_SHAPE (where the two pmfs
+#: differ by less than 1e-4 relative for durations up to a few hundred).
+MAX_SHAPE = 1e4
+_BOUNDS = {"dwell_rate": (0.0, np.inf), "dwell_shape": (0.0, MAX_SHAPE),
            "dwell_prob": (0.0, 1.0), "dwell_pmf": (0.0, 1.0)}
 _FAIL = (-np.inf, None, None)
 
@@ -56,6 +60,12 @@ def initial_dwell(duration: str, n_components: int, max_duration: int) -> dict[s
     return {"dwell_pmf": np.full((K, D), 1.0 / D)}
 
 
+def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
+    """``log sum exp`` of each row, shape (K, 1) (scipy's is slow on small arrays)."""
+    m = a.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(a - m).sum(axis=1, keepdims=True))
+
+
 def _log_terms(duration: str, params: dict[str, np.ndarray], D: int) -> np.ndarray:
     """``log P(j)`` of the untruncated family for ``j = 0..D-1``, shape (K, D)."""
     j = np.arange(D, dtype=float)
@@ -74,7 +84,7 @@ def dwell_pmf(duration: str, params: dict[str, np.ndarray], max_duration: int) -
     if duration == "nonparametric":
         return np.array(params["dwell_pmf"], dtype=float)
     logp = _log_terms(duration, params, max_duration)
-    return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
+    return np.exp(logp - _logsumexp_rows(logp))
 
 
 def dwell_objective(duration: str, idx: dict[str, np.ndarray], eta: np.ndarray,
@@ -101,7 +111,7 @@ def dwell_objective(duration: str, idx: dict[str, np.ndarray], eta: np.ndarray,
             if np.any(params[n] <= lo) or np.any(params[n] >= hi):
                 return _FAIL
         logp = _log_terms(duration, params, D)
-        logz = logsumexp(logp, axis=1, keepdims=True)
+        logz = _logsumexp_rows(logp)
         w = np.exp(logp - logz)
         value = float(np.sum(eta * (logp - logz)))
         u, v = _derivatives(duration, params, j)  # u[a]: (K, D); v[a][b]: (K, D)

@@ -263,6 +263,23 @@ class SemiMarkovMixin:
         X = np.array([self._generate_sample_from_state(s, rng) for s in states])
         return X, states
 
+    # ------------------------------------------------------------------ uncertainties
+    def _has_slot_gradient(self) -> bool:
+        # the analytic score is an HMM's; uncertainties() differentiates log L instead
+        return False
+
+    def loglik_gradient(self, X, lengths=None) -> np.ndarray:
+        """Not available for semi-Markov models (``uncertainties`` takes central differences
+        of the log-likelihood instead).
+
+        Raises
+        ------
+        ValidationError
+        """
+        raise ValidationError(f"loglik_gradient: the analytic score of {type(self).__name__} "
+                              "is not implemented (the segment recursions have none); "
+                              "uncertainties() uses central differences of log L")
+
     # ------------------------------------------------------------------ report
     def report(self, *, min_correl: float = 0.1) -> str:
         text = super().report(min_correl=min_correl)

@@ -242,12 +242,14 @@ def _logs(startprob, transmat, dwell, log_frames, lengths):
     if offsets[-1] != frames.shape[0]:
         raise ValidationError(f"lengths sum to {offsets[-1]} but there are {frames.shape[0]} "
                               "rows")
+    # a probability written as 1 - sum(others) can round to -2e-16: it is a zero
+    dwell = np.maximum(dwell, 0.0)
     # survival S(d) = sum_{u >= d} p(u), summed from the tail so small values keep precision
     survival = np.cumsum(dwell[:, ::-1], axis=1)[:, ::-1]
     with np.errstate(divide="ignore"):
-        return (np.log(np.asarray(startprob, dtype=np.float64)),
-                np.log(np.asarray(transmat, dtype=np.float64)), np.log(dwell),
-                np.log(survival), frames, offsets)
+        return (np.log(np.maximum(np.asarray(startprob, dtype=np.float64), 0.0)),
+                np.log(np.maximum(np.asarray(transmat, dtype=np.float64), 0.0)),
+                np.log(dwell), np.log(survival), frames, offsets)
 
 
 def _impossible(i: int, offsets: np.ndarray) -> ImpossibleObservationError:
@@ -325,7 +327,7 @@ def spread_censored(complete: np.ndarray, censored: np.ndarray, dwell: np.ndarra
     censored segment observed for d steps spread over the durations ``u >= d`` in proportion
     to ``p(u)`` (its full duration given that it lasted at least d), as EM's complete data
     requires."""
-    dwell = np.asarray(dwell, dtype=float)
+    dwell = np.maximum(np.asarray(dwell, dtype=float), 0.0)
     survival = np.cumsum(dwell[:, ::-1], axis=1)[:, ::-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(survival > 0, censored / survival, 0.0)
