@@ -359,3 +359,42 @@ def test_dask_fit_equals_in_process(dask_client):
                                                                        rel=1e-12)
     np.testing.assert_array_equal(np.asarray(ours.predict(X, lengths, client=dask_client)),
                                   ref.predict(X, lengths))
+
+
+def test_recipe_and_command_line_equal_the_python_api(tmp_path, monkeypatch):
+    import json
+
+    from sciTie.cli import main
+
+    truth, X, _ = simulated(seed=6, n=400, duration="negbinom")
+    (tmp_path / "x.csv").write_text("x\n" + "\n".join(f"{v:.17g}" for v in X[:, 0]) + "\n")
+    monkeypatch.chdir(tmp_path)
+    tie = "dwell_shape[1] = dwell_shape[0]"
+    rc = main(["fit", "hmm", "--data", "x.csv", "--column", "x", "--family", "gaussian",
+               "--states", "3", "--duration", "negbinom", "--max-duration", "20", "--tie", tie,
+               "--restarts", "2", "--json", "out.json"])
+    assert rc == 0
+    out = json.loads((tmp_path / "out.json").read_text())
+    api = TiedGaussianHSMM(3, max_duration=20, duration="negbinom", ties=[tie], n_init=2,
+                           n_iter=100, tol=1e-4, random_state=0).fit(X)
+    assert out["metrics"]["log_likelihood"] == pytest.approx(api.score(X), rel=1e-10)
+    p = out["parameters"]
+    assert p["dwell_shape[1]"]["value"] == p["dwell_shape[0]"]["value"]
+    assert sum(v["status"] == "free" for v in p.values()) == api.n_free_parameters()
+
+
+@pytest.mark.parametrize("model, match", [
+    ('family = "categorical"\nn_components = 2\nduration = "poisson"', "gaussian and poisson"),
+    ('family = "gaussian"\nn_components = 2\nmax_duration = 5', "give model.duration"),
+    ('family = "gaussian"\nn_components = 2\nduration = "gamma"', "duration"),
+])
+def test_recipe_duration_errors(tmp_path, model, match):
+    from sciTie.errors import RecipeError
+    from sciTie.recipes import load_recipe
+
+    (tmp_path / "x.csv").write_text("x\n" + "\n".join(str(i % 3) for i in range(30)) + "\n")
+    recipe = tmp_path / "bad.toml"
+    recipe.write_text('kind = "hmm"\nname = "bad"\n[data]\nfile = "x.csv"\ncolumns = ["x"]\n'
+                      f"[model]\n{model}\n")
+    with pytest.raises(RecipeError, match=match):
+        load_recipe(recipe)

@@ -436,6 +436,10 @@ def _check_probabilities(model, group: ParameterGroup) -> None:
                 "entries so that each row keeps at least one free entry")
 
 
+_BLOCK_WORDS = {"transitions": "transition", "emissions": "emission",
+                "durations": "dwell-time"}
+
+
 def _block_of(name: str, durations: frozenset = frozenset()) -> str:
     """The M-step block a slot belongs to: its parameter's (``durations``: the model's dwell
     parameter names)."""
@@ -464,9 +468,10 @@ def _plan(model, group: ParameterGroup, constrained: set[str], created: list[str
             touched = {_block_of(c.names[c.free_index[j]], durations)}
         if len(touched) > 1:
             raise ValidationError(
-                f"the free parameter {c.names[c.free_index[j]]!r} reaches "
-                f"{' and '.join(sorted(touched))} parameters through the ties; EM maximises "
-                "each block separately, so a tie may not connect them")
+                f"the free parameter {c.names[c.free_index[j]]!r} reaches both "
+                f"{' and '.join(_BLOCK_WORDS[b] for b in _BLOCK_WORDS if b in touched)} "
+                "parameters through the ties; EM maximises them separately, so a tie may not "
+                "connect them")
         cols[touched.pop()].append(j)
     by_block = {b: {n for n in constrained if _block_of(n, durations) == b} for b in cols}
     new_in = {b: [n for n in created if int(c.free_column[c.select(n)]) in cols[b]]

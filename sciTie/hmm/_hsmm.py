@@ -26,7 +26,7 @@ from ._durations import DURATIONS, dwell_bounds, dwell_objective, dwell_pmf, ini
 from ._models import TiedGaussianHMM, TiedPoissonHMM
 from ._segments import segment_loglik, segment_statistics, segment_viterbi, spread_censored
 
-__all__ = ["SemiMarkovMixin", "TiedGaussianHSMM", "TiedPoissonHSMM"]
+__all__ = ["SemiMarkovMixin", "TiedGaussianHSMM", "TiedPoissonHSMM", "SEMI_MARKOV"]
 
 
 class SemiMarkovMixin:
@@ -140,6 +140,15 @@ class SemiMarkovMixin:
             for name, value in initial_dwell(self.duration, self.n_components,
                                              self.max_duration).items():
                 setattr(self, name + "_", value)
+
+    def _placeholder_emissions(self, n_features: int) -> None:
+        # the group of a model checked before fitting (recipes) needs the dwell arrays and
+        # the zero diagonal too
+        super()._placeholder_emissions(n_features)
+        K = self.n_components
+        self.transmat_ = (np.ones((K, K)) - np.eye(K)) / (K - 1)
+        for name, value in initial_dwell(self.duration, K, self.max_duration).items():
+            setattr(self, name + "_", value)
 
     def _forget_initialised(self) -> None:
         super()._forget_initialised()
@@ -405,3 +414,7 @@ n_iter, tol, verbose, implementation
                          start_distribution=start_distribution)
         self.max_duration = max_duration
         self.duration = duration
+
+
+#: The hidden semi-Markov model of each emission family that has one (recipes, CLI).
+SEMI_MARKOV = {"gaussian": TiedGaussianHSMM, "poisson": TiedPoissonHSMM}

@@ -15,6 +15,8 @@
     [model]
     family = "gaussian"           # gaussian | poisson | categorical | gmm
     n_components = 2              # or a list: compared by BIC
+    duration = "poisson"          # optional: a hidden semi-Markov model (gaussian, poisson)
+    max_duration = 30             # its longest dwell time, in samples
     ties = ["covars[1] = covars[0]"]
     covars_prior = 0              # maximum likelihood (hmmlearn's default 0.01 is MAP)
 
@@ -41,6 +43,7 @@ from ..errors import SciTieError
 from ..recipes import ArrayOfTables, Field, Option, Recipe, RecipeKind, Table
 from ..recipes._data import FORMATS, lengths_from_labels, read_table
 from ._family import families
+from ._hsmm import SEMI_MARKOV
 from ._tying import erlang_chains, linear_scheme
 
 __all__ = ["KIND", "SCHEMA", "fit_recipe_models"]
@@ -59,6 +62,12 @@ _MODEL_FIELDS = {
     "ties": Field("list[str]", "tie statements, e.g. 'means[1] = means[0]'", default=[]),
     "tied_states": Field("list[list[int]]", "groups of states sharing one emission"),
     "tied_transitions": Field("list[list[int]]", "groups of states sharing a self-loop"),
+    "duration": Field("str", "explicit dwell-time distribution: a hidden semi-Markov model "
+                             "(gaussian and poisson families; ties may name dwell_rate, "
+                             "dwell_shape, dwell_prob, dwell_pmf)",
+                      choices=("poisson", "negbinom", "nonparametric")),
+    "max_duration": Field("int", "longest dwell time in samples (with duration; default 20)",
+                          minimum=1),
     "scheme": Table({
         "type": Field("str", "topology", required=True, choices=("linear", "erlang")),
         "group_sizes": Field("list[int]", "states per observable level", required=True,
@@ -93,7 +102,15 @@ _MODEL_FIELDS = {
 MODEL_SETTINGS = ("covariance_type", "n_mix", "n_features", "order", "start_distribution",
                   "startprob_prior", "transmat_prior", "means_prior", "means_weight",
                   "covars_prior", "covars_weight", "min_covar", "lambdas_prior",
-                  "lambdas_weight", "emissionprob_prior", "weights_prior")
+                  "lambdas_weight", "emissionprob_prior", "weights_prior", "duration",
+                  "max_duration")
+
+
+def _model_class(spec: dict[str, Any]) -> type:
+    """The family's class, or its hidden semi-Markov model when ``duration`` is given."""
+    if spec.get("duration") is not None:
+        return SEMI_MARKOV[spec["family"]]
+    return families()[spec["family"]]
 
 
 SCHEMA = Table({
@@ -239,7 +256,20 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
         if spec["family"] not in known:
             raise recipe.error(f"{key}.family must be one of {', '.join(sorted(known))}; got "
                                f"{spec['family']!r}", f"{key}.family")
-        takes = set(known[spec["family"]]._get_param_names())
+        if spec.get("max_duration") is not None and spec.get("duration") is None:
+            raise recipe.error(f"{key}.max_duration is a setting of hidden semi-Markov models: "
+                               f"give {key}.duration too (poisson, negbinom or "
+                               "nonparametric)", f"{key}.max_duration")
+        if spec.get("duration") is not None:
+            if spec["family"] not in SEMI_MARKOV:
+                raise recipe.error(f"{key}.duration: explicit dwell times are available for the "
+                                   f"{' and '.join(sorted(SEMI_MARKOV))} families, not "
+                                   f"{spec['family']!r}", f"{key}.duration")
+            if spec["scheme"]["type"] is not None:
+                raise recipe.error(f"{key}.duration and {key}.scheme exclude each other: a "
+                                   "scheme builds dwell times from chains of states, a hidden "
+                                   "semi-Markov model states them explicitly", f"{key}.duration")
+        takes = set(_model_class(spec)._get_param_names())
         for name in MODEL_SETTINGS:
             if spec.get(name) is not None and name not in takes:
                 users = sorted(f for f, c in known.items() if name in c._get_param_names())
@@ -257,7 +287,7 @@ def _model_specs(recipe: Recipe) -> list[tuple[str, str, dict[str, Any]]]:
 
 def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb: bool,
                 X: np.ndarray | None = None):
-    cls = families()[spec["family"]]
+    cls = _model_class(spec)
     kw: dict[str, Any] = dict(n_iter=fit["n_iter"], tol=fit["tol"], random_state=seed,
                               ties=list(spec["ties"]) or None, tied_states=spec["tied_states"],
                               tied_transitions=spec["tied_transitions"])
@@ -277,7 +307,7 @@ def _make_model(spec: dict[str, Any], fit: dict[str, Any], seed: int, *, perturb
         if kw["tied_states"] is None and not kw["ties"]:
             kw["tied_states"] = structure.tied_states
     init = spec["init_params"] if spec["init_params"] is not None else \
-        "st" + cls._emission_letters
+        "st" + cls._emission_letters + cls._duration_letters
     if structure is not None:
         init = init.replace("s", "").replace("t", "")
     if spec["params"] is not None:
@@ -340,14 +370,14 @@ def _data(recipe: Recipe) -> dict[str, Any]:
 def _n_free_untied(spec: dict[str, Any], n_features: int, n_symbols: int) -> dict[str, int]:
     """Free scalars of the untied model by parameter, counted arithmetically by the family's
     own hmmlearn hook (``_get_n_fit_scalars_per_param``): no group, no K x K array."""
-    cls = families()[spec["family"]]
+    cls = _model_class(spec)
     takes = set(cls._get_param_names())
     model = cls(spec["n_components"], **{k: spec[k] for k in MODEL_SETTINGS
                                           if spec.get(k) is not None and k in takes})
     model.n_features = (spec.get("n_features") or max(n_symbols, 2)) \
         if spec["family"] == "categorical" else n_features
     per_letter = model._get_n_fit_scalars_per_param()
-    names = {"s": "startprob", "t": "transmat",
+    names = {"s": "startprob", "t": "transmat", "d": "dwell times",
              **{letter: name for name, letter, _ in model._emission_params()}}
     letters = spec["params"] if spec["params"] is not None else "".join(per_letter)
     return {names[k]: int(v) for k, v in per_letter.items() if k in letters}
@@ -555,6 +585,11 @@ KIND = RecipeKind(
                help="gaussian, poisson, categorical, gmm or autoregressive"),
         Option(("--states",), "model.n_components", type=int, nargs="+",
                help="number of states (several: compared by BIC)"),
+        Option(("--duration",), "model.duration",
+               help="poisson, negbinom or nonparametric: a hidden semi-Markov model with "
+                    "explicit dwell times (gaussian and poisson families)"),
+        Option(("--max-duration",), "model.max_duration", type=int,
+               help="longest dwell time in samples (with --duration)"),
         Option(("--tie",), "model.ties", action="append",
                help="a tie statement, e.g. 'covars[1] = covars[0]' (repeat for several)"),
         Option(("--restarts",), "fit.restarts", type=int,
