@@ -398,3 +398,12 @@ def test_recipe_duration_errors(tmp_path, model, match):
                       f"[model]\n{model}\n")
     with pytest.raises(RecipeError, match=match):
         load_recipe(recipe)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from sciTie.hmm import _hsmm
+
+    outcome = doctest.testmod(_hsmm)
+    assert outcome.attempted > 0 and outcome.failed == 0
