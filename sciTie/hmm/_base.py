@@ -1103,19 +1103,22 @@ class TiedHMMMixin(CovariateTransitionsMixin):
             raise ValidationError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
         X, lengths = self._validate_X(X, lengths)
         if algorithm == "viterbi":
-            covariates = self._covariate_rows(len(X))
-            if covariates is not None:
-                log_prob, path = viterbi_tv(self.startprob_, self.beta_, covariates,
-                                            self._log_frames(X, lengths), lengths)
-            else:
-                log_prob, path = fb.viterbi(self.startprob_, self.transmat_,
-                                            self._log_frames(X, lengths), lengths)
+            log_prob, path = self._viterbi(X, lengths)
             if getattr(self, "_known", None) is not None and not np.isfinite(log_prob):
                 raise fb.ImpossibleObservationError("no state path passes through the known "
                                                     "states")
             return log_prob, path
         _, post = self._score(X, lengths, compute_posteriors=True)
         return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
+
+    def _viterbi(self, X, lengths) -> tuple[float, np.ndarray]:
+        """``(log p(X, best path), best path)`` of validated ``X`` (log space)."""
+        covariates = self._covariate_rows(len(X))
+        if covariates is not None:
+            return viterbi_tv(self.startprob_, self.beta_, covariates,
+                              self._log_frames(X, lengths), lengths)
+        return fb.viterbi(self.startprob_, self.transmat_, self._log_frames(X, lengths),
+                          lengths)
 
     def sample(self, n_samples=1, random_state=None, currstate=None, *, covariates=None):
         """Draw a state path and observations from the model (hmmlearn's ``sample``).

@@ -218,17 +218,9 @@ class SemiMarkovMixin:
         return segment_loglik(self.startprob_, self.transmat_, self._dwell(),
                               self._log_frames(X, lengths), lengths)
 
-    def _decode(self, X, lengths, algorithm):
-        self._require_parameters("decode")
-        algorithm = algorithm or self.algorithm
-        if algorithm not in ("viterbi", "map"):
-            raise ValidationError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
-        X, lengths = self._validate_X(X, lengths)
-        if algorithm == "viterbi":
-            return segment_viterbi(self.startprob_, self.transmat_, self._dwell(),
-                                   self._log_frames(X, lengths), lengths)
-        _, post = self._score(X, lengths, compute_posteriors=True)
-        return float(np.log(post.max(axis=1)).sum()), post.argmax(axis=1)
+    def _viterbi(self, X, lengths):
+        return segment_viterbi(self.startprob_, self.transmat_, self._dwell(),
+                               self._log_frames(X, lengths), lengths)
 
     def sample(self, n_samples=1, random_state=None, currstate=None, *, covariates=None):
         """Draw segments (state, dwell time) and their observations.
