@@ -85,11 +85,12 @@ def _series(kind):
 
 
 def _estimators():
-    from sciTie.hmm import (TiedARHMM, TiedCategoricalHMM, TiedGaussianHMM, TiedGMMHMM,
-                            TiedPoissonHMM)
+    from sciTie.hmm import (TiedARHMM, TiedCategoricalHMM, TiedGaussianHMM, TiedGaussianHSMM,
+                            TiedGMMHMM, TiedPoissonHMM, TiedPoissonHSMM)
 
     out = {cls.__name__: _hmm(cls) for cls in (TiedGaussianHMM, TiedPoissonHMM,
-                                               TiedCategoricalHMM, TiedARHMM)}
+                                               TiedCategoricalHMM, TiedARHMM,
+                                               TiedGaussianHSMM, TiedPoissonHSMM)}
     out["TiedGMMHMM"] = _hmm(TiedGMMHMM, n_mix=1)
     out["PeriodicPINN"] = _pinn()
     out["JointRefinement"] = _joint()
