@@ -13,12 +13,13 @@ import warnings
 
 import numpy as np
 import pytest
-from hmmlearn.hmm import GaussianHMM, PoissonHMM
+from hmmlearn.hmm import CategoricalHMM, GaussianHMM, PoissonHMM
 from scipy import optimize, stats
 from sklearn.base import clone
 
 from sciTie.errors import ConvergenceWarning, ValidationError
-from sciTie.hmm import TiedGaussianHSMM, TiedPoissonHSMM
+from sciTie.hmm import TiedCategoricalHMM, TiedGaussianHSMM, TiedPoissonHSMM
+from sciTie.hmm._hsmm import SemiMarkovMixin
 from sciTie.hmm._durations import DURATIONS, dwell_objective, dwell_pmf
 
 
@@ -432,3 +433,35 @@ def test_missing_observations_against_enumeration():
                                tol=-np.inf, random_state=0).fit(X)
     history = np.array(fit.monitor_.history)
     assert history.size == 20 and np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
+
+
+class CategoricalHSMM(SemiMarkovMixin, TiedCategoricalHMM):
+    """A user's own HSMM of another family, as the docs describe it."""
+
+    def __init__(self, n_components=2, *, max_duration=10, duration="poisson", **kw):
+        super().__init__(n_components, params="sted", init_params="sted", **kw)
+        self.max_duration = max_duration
+        self.duration = duration
+
+    @classmethod
+    def _get_param_names(cls):
+        return sorted(set(TiedCategoricalHMM._get_param_names()) | {"max_duration",
+                                                                     "duration"})
+
+
+def test_the_mixin_on_another_family():
+    m = CategoricalHSMM(2, max_duration=6, duration="negbinom")
+    m.n_features = 3
+    m.startprob_ = np.array([0.4, 0.6])
+    m.transmat_ = np.array([[0.0, 1.0], [1.0, 0.0]])
+    m.emissionprob_ = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    m.dwell_shape_, m.dwell_prob_ = np.array([1.5, 3.0]), np.array([0.5, 0.6])
+    m.init_params = ""
+    X = np.random.default_rng(0).integers(0, 3, size=(40, 1))
+    h = expanded_hmm(m, CategoricalHMM, emissionprob_=m.emissionprob_)
+    h.n_features = 3
+    assert m.score(X) == pytest.approx(h.score(X), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = CategoricalHSMM(2, max_duration=6, random_state=0, n_iter=20).fit(X)
+    assert fit.n_free_parameters() == 1 + 0 + 2 * 2 + 2
