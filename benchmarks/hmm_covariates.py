@@ -9,21 +9,12 @@ matrices (log space, ``sciTie.hmm._covariates``) cost. CPU seconds, best of ``--
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 from sciTie.hmm import _forward_backward as fb
 from sciTie.hmm._covariates import forward_backward_tv, initial_beta
-
-
-def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        times.append(time.process_time() - t)
-    return min(times)
+from _timing import best_cpu_seconds
 
 
 def main() -> None:
@@ -46,8 +37,8 @@ def main() -> None:
     lengths = np.array([T])
     forward_backward_tv(startprob, beta, cov[:10], frames[:10], [10])  # compile
     fb.forward_backward_stats(startprob, transmat, frames[:10], np.array([10]))
-    iohmm = _best(lambda: forward_backward_tv(startprob, beta, cov, frames, lengths), args.repeat)
-    plain = _best(lambda: fb.forward_backward_stats(startprob, transmat, frames, lengths),
+    iohmm = best_cpu_seconds(lambda: forward_backward_tv(startprob, beta, cov, frames, lengths), args.repeat)
+    plain = best_cpu_seconds(lambda: fb.forward_backward_stats(startprob, transmat, frames, lengths),
                   args.repeat)
     print(f"E-step, {T} samples, {K} states, {args.covariates} covariates "
           f"(CPU s, best of {args.repeat})")

@@ -15,22 +15,13 @@ log-likelihoods' inputs; CPU seconds, best of ``--repeat``, in one process.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from hmmlearn.hmm import GaussianHMM
 
 from sciTie.hmm import TiedGaussianHSMM
 from sciTie.hmm._segments import segment_statistics
-
-
-def _best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.process_time()
-        fn()
-        times.append(time.process_time() - t)
-    return min(times)
+from _timing import best_cpu_seconds
 
 
 def main() -> None:
@@ -80,8 +71,8 @@ def main() -> None:
         frames = m._compute_log_likelihood(X)
         segment_statistics(m.startprob_, m.transmat_, p, frames, lengths)
 
-    t_ours = _best(ours, args.repeat)
-    t_peer = _best(lambda: h.score_samples(X), args.repeat)
+    t_ours = best_cpu_seconds(ours, args.repeat)
+    t_peer = best_cpu_seconds(lambda: h.score_samples(X), args.repeat)
     print(f"T={T} K={K} D={D}: log-likelihood sciTie {ours_ll:.10g}, hmmlearn (expanded) "
           f"{peer_ll:.10g}, difference {abs(ours_ll - peer_ll):.2e}")
     print(f"E-step CPU s: sciTie segments {t_ours:.4f}, hmmlearn expanded ({K * D} states) "
