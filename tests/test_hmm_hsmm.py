@@ -465,3 +465,22 @@ def test_the_mixin_on_another_family():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fit = CategoricalHSMM(2, max_duration=6, random_state=0, n_iter=20).fit(X)
     assert fit.n_free_parameters() == 1 + 0 + 2 * 2 + 2
+
+
+def test_dwell_time_figure_shows_the_dwell_pmf():
+    """The overlay is the state's dwell pmf times the number of Viterbi dwells (an HMM's
+    geometric law from the zero diagonal would put every dwell at d = 1)."""
+    import matplotlib
+
+    from sciTie.hmm import dwell_times
+
+    matplotlib.use("Agg")
+    _, X, _ = simulated(seed=9, n=600)
+    m = TiedGaussianHSMM(3, max_duration=20, n_iter=30, random_state=0).fit(X)
+    axes = m.plot_dwell_times(X)
+    runs = dwell_times(m.predict(X))
+    for ax, k in zip(axes, sorted(runs)):
+        first_bin = ax.get_lines()[0].get_ydata()[0]  # durations [1, 2): d = 1
+        assert first_bin == pytest.approx(m.dwell_distribution_[k, 0] * runs[k].size)
+    with pytest.raises(ValidationError, match="several states"):
+        m._level_dwell_distribution([0, 1], 10)

@@ -119,6 +119,13 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         """Domain ``(lower, upper)`` of dwell-time parameter ``name``."""
         raise NotImplementedError
 
+    def _level_dwell_distribution(self, states, d_max: int) -> np.ndarray:
+        """``P(dwell = d)``, ``d = 1..d_max``, of a visit to the level made of ``states``
+        (a phase-type law of the transitions; :func:`._plots.level_dwell_distribution`)."""
+        from ._plots import level_dwell_distribution
+
+        return level_dwell_distribution(self.transmat_, states, d_max)
+
     def _init_structure(self, X, lengths) -> None:
         """After hmmlearn's start, before the group is built: arrays a subclass adds or
         constrains (a semi-Markov model's dwell times and zero self-transitions)."""

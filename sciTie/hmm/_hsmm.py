@@ -264,6 +264,18 @@ class SemiMarkovMixin:
         X = np.array([self._generate_sample_from_state(s, rng) for s in states])
         return X, states
 
+    def _level_dwell_distribution(self, states, d_max: int) -> np.ndarray:
+        states = np.atleast_1d(states)
+        if states.size != 1:
+            raise ValidationError(f"the dwell distribution of a level of several states "
+                                  f"({states.tolist()}) of a hidden semi-Markov model is not "
+                                  "implemented; plot the dwell times of untied states")
+        out = np.zeros(d_max)
+        pmf = self.dwell_distribution_[int(states[0])]
+        n = min(d_max, pmf.size)
+        out[:n] = pmf[:n]
+        return out
+
     # ------------------------------------------------------------------ uncertainties
     def _has_slot_gradient(self) -> bool:
         # the analytic score is an HMM's; uncertainties() differentiates log L instead

@@ -156,8 +156,9 @@ def plot_dwell_times(model, X, lengths=None, *, ax=None, dt: float = 1.0,
 
     Each observed level (a tied group of states) gets the histogram of its Viterbi dwell
     times in physical time (``dt`` per sample) and, overlaid, the model's own distribution
-    of dwell times in that level (:func:`level_dwell_distribution`) scaled to the number of
-    dwells: for a single state a geometric law, for an aggregated level a phase-type law.
+    of dwell times in that level (the model's ``_level_dwell_distribution``) scaled to the
+    number of dwells: for a single state of an HMM a geometric law, for an aggregated level a
+    phase-type law (:func:`level_dwell_distribution`), for a semi-Markov state its dwell pmf.
     """
     import matplotlib.pyplot as plt
 
@@ -186,7 +187,7 @@ def plot_dwell_times(model, X, lengths=None, *, ax=None, dt: float = 1.0,
         d_max = int(max(d.max(initial=1), 10) * 1.5)
         edges = np.unique(np.round(np.logspace(0, np.log10(d_max + 1), bins)).astype(int))
         a.hist(d * dt, bins=edges * dt, histtype="step", lw=1.2, label="Viterbi dwells")
-        pd = level_dwell_distribution(model.transmat_, states, d_max + 1)
+        pd = model._level_dwell_distribution(states, d_max + 1)
         expected = np.array([pd[lo - 1:hi - 1].sum() for lo, hi in zip(edges[:-1], edges[1:])])
         centres = np.sqrt(edges[:-1] * edges[1:]) * dt
         a.plot(centres, expected * d.size, "o-", ms=3, lw=1, label="fitted model")
