@@ -484,3 +484,16 @@ def test_dwell_time_figure_shows_the_dwell_pmf():
         assert first_bin == pytest.approx(m.dwell_distribution_[k, 0] * runs[k].size)
     with pytest.raises(ValidationError, match="several states"):
         m._level_dwell_distribution([0, 1], 10)
+
+
+def test_netcdf_layout_has_the_dwell_times():
+    _, X, _ = simulated(seed=10, n=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = TiedGaussianHSMM(3, max_duration=20, n_iter=5, random_state=0).fit(X)
+    ds = m.to_xarray(X)
+    np.testing.assert_array_equal(ds["dwell_rate"].values, m.dwell_rate_)
+    assert ds["dwell_distribution"].dims == ("state", "duration")
+    assert ds["duration"].values.tolist() == list(range(1, 21))
+    np.testing.assert_allclose(ds["dwell_distribution"].sum("duration"), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(ds["state_posterior"].values, m.predict_proba(X))

@@ -276,6 +276,23 @@ class SemiMarkovMixin:
         out[:n] = pmf[:n]
         return out
 
+    def _to_xarray(self, X, lengths, client):
+        out = super()._to_xarray(X, lengths, client)
+        D = self.max_duration
+        out = out.assign_coords(duration=("duration", np.arange(1, D + 1),
+                                          {"long_name": "dwell time", "units": "samples"}))
+        units = {"dwell_rate": "samples", "dwell_shape": "1", "dwell_prob": "1",
+                 "dwell_pmf": "1"}
+        for name, _, attr in self._duration_params():
+            arr = np.asarray(getattr(self, attr))
+            dims = ("state",) if arr.ndim == 1 else ("state", "duration")
+            out[name] = (dims, arr, {"long_name": f"dwell-time parameter {name} of each state "
+                                                  f"({self.duration})", "units": units[name]})
+        out["dwell_distribution"] = (("state", "duration"), self.dwell_distribution_,
+                                     {"long_name": "probability of each dwell time",
+                                      "units": "1"})
+        return out
+
     # ------------------------------------------------------------------ uncertainties
     def _has_slot_gradient(self) -> bool:
         # the analytic score is an HMM's; uncertainties() differentiates log L instead
