@@ -497,3 +497,15 @@ def test_netcdf_layout_has_the_dwell_times():
     assert ds["duration"].values.tolist() == list(range(1, 21))
     np.testing.assert_allclose(ds["dwell_distribution"].sum("duration"), 1.0, rtol=1e-12)
     np.testing.assert_allclose(ds["state_posterior"].values, m.predict_proba(X))
+
+
+def test_permute_states_moves_the_dwell_times_too():
+    _, X, _ = simulated(seed=11, n=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m = TiedGaussianHSMM(3, max_duration=20, n_iter=10, random_state=0).fit(X)
+    before, rates, post = m.score(X), m.dwell_rate_.copy(), m.predict_proba(X)
+    m.permute_states([2, 0, 1])
+    assert m.score(X) == pytest.approx(before, rel=1e-12)
+    np.testing.assert_array_equal(m.dwell_rate_, rates[[2, 0, 1]])
+    np.testing.assert_allclose(m.predict_proba(X), post[:, [2, 0, 1]], atol=1e-12)
