@@ -40,8 +40,8 @@ def gaussian_hsmm(K=3, D=4, duration="nonparametric", seed=0, **kw):
     elif duration == "poisson":
         m.dwell_rate_ = rng.uniform(0.5, 3.0, K)
     else:
+        m.dwell_rate_ = rng.uniform(0.5, 3.0, K)
         m.dwell_shape_ = rng.uniform(0.5, 3.0, K)
-        m.dwell_prob_ = rng.uniform(0.2, 0.8, K)
     return m
 
 
@@ -146,7 +146,8 @@ def test_geometric_dwell_is_an_ordinary_hmm(duration):
         pmf = (1 - a[:, None]) * a[:, None] ** (d - 1)
         m.dwell_pmf_ = pmf / pmf.sum(axis=1, keepdims=True)
     else:
-        m.dwell_shape_, m.dwell_prob_ = np.ones(K), 1 - a
+        # shape 1: P(d - 1 = j) = p (1 - p)^j with p = 1 / (1 + mean), i.e. 1 - a
+        m.dwell_shape_, m.dwell_rate_ = np.ones(K), a / (1 - a)
     h = GaussianHMM(K, init_params="", implementation="log")
     h.startprob_, h.means_, h.covars_ = m.startprob_, m.means_, np.full((K, 1), 0.8)
     h.transmat_ = np.diag(a) + (1 - a)[:, None] * m.transmat_
@@ -165,7 +166,7 @@ def test_dwell_objective_derivatives_against_finite_differences(duration):
     eta = rng.random((K, D)) * 5
     names = DURATIONS[duration]
     idx = {n: np.arange(K) + i * K for i, n in enumerate(names)}
-    x = np.concatenate([rng.uniform(1, 4, K)] + ([rng.uniform(0.2, 0.8, K)]
+    x = np.concatenate([rng.uniform(1, 4, K)] + ([rng.uniform(0.5, 4, K)]
                                                  if duration == "negbinom" else []))
     f = dwell_objective(duration, idx, eta, x.size)
     value, grad, hess = f(x)
@@ -173,8 +174,9 @@ def test_dwell_objective_derivatives_against_finite_differences(duration):
     assert value == pytest.approx(np.sum(eta * np.log(pmf)), rel=1e-12)
     # the truncated pmf itself, against scipy's distributions
     j = np.arange(D)
-    ref = (stats.poisson.pmf(j, x[:K, None]) if duration == "poisson"
-           else stats.nbinom.pmf(j, x[:K, None], x[K:, None]))
+    mean = x[:K, None]
+    ref = (stats.poisson.pmf(j, mean) if duration == "poisson"
+           else stats.nbinom.pmf(j, x[K:, None], x[K:, None] / (x[K:, None] + mean)))
     np.testing.assert_allclose(pmf, ref / ref.sum(axis=1, keepdims=True), rtol=1e-12)
     h = 1e-6
     g_fd = [(f(x + e)[0] - f(x - e)[0]) / (2 * h) for e in np.eye(x.size) * h]
@@ -195,7 +197,7 @@ def simulated(seed=0, n=1500, rates=(3.0, 6.0, 2.0), duration="poisson"):
         truth.dwell_rate_ = np.array(rates)
     else:
         truth.dwell_shape_ = np.array([2.0, 2.0, 3.0])
-        truth.dwell_prob_ = np.array([0.4, 0.25, 0.5])
+        truth.dwell_rate_ = np.array([3.0, 6.0, 3.0])
     X, z = truth.sample(n, random_state=seed + 1)
     return truth, X, z
 
@@ -260,7 +262,7 @@ def test_ties_hold_exactly_and_count():
 
 
 def test_em_matches_direct_maximisation():
-    """EM with a partial tie (shared negative-binomial shape, free success probabilities)
+    """EM with a partial tie (shared negative-binomial shape, free mean dwell times)
     against scipy's maximisation of the same likelihood over the same free parameters."""
     truth = TiedGaussianHSMM(2, max_duration=12, duration="negbinom", init_params="",
                              random_state=0)
@@ -269,7 +271,7 @@ def test_em_matches_direct_maximisation():
     truth.means_ = np.array([[0.0], [1.5]])
     truth.covars_ = np.ones((2, 1))
     truth.dwell_shape_ = np.array([2.0, 2.0])
-    truth.dwell_prob_ = np.array([0.4, 0.6])
+    truth.dwell_rate_ = np.array([3.0, 1.3])
     X = np.concatenate([truth.sample(60, random_state=s)[0] for s in range(8)])
     lengths = [60] * 8
     m = TiedGaussianHSMM(2, max_duration=12, duration="negbinom", covars_prior=0,
@@ -286,18 +288,16 @@ def test_em_matches_direct_maximisation():
         work.means_ = np.array([[mu0], [mu1]])
         work.covars_ = np.exp([[lv0], [lv1]])
         work.dwell_shape_ = np.exp([lr, lr])
-        work.dwell_prob_ = 1 / (1 + np.exp(-np.array([lp0, lp1])))
+        work.dwell_rate_ = np.exp([lp0, lp1])
         return -work.score(X, lengths)
 
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    start = np.array([0.0, -0.3, 1.0, 0.3, 0.0, np.log(1.5), logit(0.5), logit(0.5)])
+    start = np.array([0.0, -0.3, 1.0, 0.3, 0.0, np.log(1.5), np.log(2.0), np.log(2.0)])
     res = optimize.minimize(negloglik, start, method="BFGS", options={"gtol": 1e-7})
     assert -res.fun == pytest.approx(m.score(X, lengths), abs=1e-5)
     order = np.argsort(m.means_[:, 0])
     np.testing.assert_allclose(m.means_[order, 0], np.sort(res.x[1:3]), atol=1e-3)
     assert m.dwell_shape_[0] == pytest.approx(np.exp(res.x[5]), rel=1e-3)
-    direct_p = 1 / (1 + np.exp(-res.x[6:8]))
-    np.testing.assert_allclose(m.dwell_prob_[order], direct_p[np.argsort(res.x[1:3])],
+    np.testing.assert_allclose(m.dwell_rate_[order], np.exp(res.x[6:8])[np.argsort(res.x[1:3])],
                                rtol=1e-3)
 
 
@@ -455,7 +455,7 @@ def test_the_mixin_on_another_family():
     m.startprob_ = np.array([0.4, 0.6])
     m.transmat_ = np.array([[0.0, 1.0], [1.0, 0.0]])
     m.emissionprob_ = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
-    m.dwell_shape_, m.dwell_prob_ = np.array([1.5, 3.0]), np.array([0.5, 0.6])
+    m.dwell_shape_, m.dwell_rate_ = np.array([1.5, 3.0]), np.array([1.0, 2.5])
     m.init_params = ""
     X = np.random.default_rng(0).integers(0, 3, size=(40, 1))
     h = expanded_hmm(m, CategoricalHMM, emissionprob_=m.emissionprob_)
@@ -509,3 +509,19 @@ def test_permute_states_moves_the_dwell_times_too():
     assert m.score(X) == pytest.approx(before, rel=1e-12)
     np.testing.assert_array_equal(m.dwell_rate_, rates[[2, 0, 1]])
     np.testing.assert_allclose(m.predict_proba(X), post[:, [2, 0, 1]], atol=1e-12)
+
+
+def test_negative_binomial_reaches_its_poisson_limit():
+    """On Poisson dwell times the negative binomial's shape runs to its cap and the fit is
+    the Poisson HSMM's (a limit of the family): same likelihood and rates, EM converged."""
+    _, X, _ = simulated(seed=3, n=600)
+    kw = dict(max_duration=20, n_iter=300, tol=1e-7, covars_prior=0, n_init=1,
+              random_state=1)
+    pois = TiedGaussianHSMM(3, duration="poisson", **kw).fit(X)
+    nb = TiedGaussianHSMM(3, duration="negbinom", **kw).fit(X)
+    assert nb.monitor_.converged and pois.monitor_.converged
+    assert nb.score(X) == pytest.approx(pois.score(X), abs=1e-3)
+    assert nb.score(X) >= pois.score(X) - 1e-3
+    a, b = np.argsort(nb.means_[:, 0]), np.argsort(pois.means_[:, 0])
+    np.testing.assert_allclose(nb.dwell_rate_[a], pois.dwell_rate_[b], rtol=1e-3)
+    assert np.all(nb.dwell_shape_ > 1e4)

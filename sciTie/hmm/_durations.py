@@ -5,8 +5,11 @@ A state's duration ``d`` lies in ``1..max_duration`` (D). The parametric familie
 support the segment recursions use:
 
 * ``"poisson"``: ``d - 1 ~ Poisson(dwell_rate)``;
-* ``"negbinom"``: ``d - 1 ~ NegBinomial(dwell_shape, dwell_prob)`` (``P(j) ∝ Γ(j + r) /
-  (Γ(r) j!) p^r (1 - p)^j``: the number of failures before the r-th success);
+* ``"negbinom"``: ``d - 1 ~ NegBinomial`` with mean ``dwell_rate`` (μ) and shape
+  ``dwell_shape`` (r), variance ``μ + μ²/r`` before truncation (``P(j) ∝ Γ(j + r) / (Γ(r) j!)
+  p^r (1 - p)^j`` with ``p = r / (r + μ)``); the Poisson of the same ``dwell_rate`` is its
+  limit ``r → ∞``, and in these coordinates that limit is a flat direction of Q instead of a
+  curved ridge, so Newton's M-step converges on Poisson-like data too;
 * ``"nonparametric"``: ``dwell_pmf[k, d - 1]`` free (each row a probability vector).
 
 EM's duration statistic is the expected number of segments of each full duration,
@@ -26,14 +29,14 @@ __all__ = ["DURATIONS", "dwell_names", "dwell_bounds", "initial_dwell", "dwell_p
            "dwell_objective"]
 
 #: The families and their parameters (names in ``group_``; attributes add ``_``).
-DURATIONS = {"poisson": ("dwell_rate",), "negbinom": ("dwell_shape", "dwell_prob"),
+DURATIONS = {"poisson": ("dwell_rate",), "negbinom": ("dwell_rate", "dwell_shape"),
              "nonparametric": ("dwell_pmf",)}
 #: The negative binomial tends to the Poisson as its shape grows; data with Poisson-like
-#: dwell times drive the shape to infinity, so it stops at MAX_SHAPE (where the two pmfs
-#: differ by less than 1e-4 relative for durations up to a few hundred).
-MAX_SHAPE = 1e4
+#: dwell times drive the shape to infinity, so it stops at MAX_SHAPE (the pmfs then differ
+#: by about rate²/MAX_SHAPE relative).
+MAX_SHAPE = 1e6
 _BOUNDS = {"dwell_rate": (0.0, np.inf), "dwell_shape": (0.0, MAX_SHAPE),
-           "dwell_prob": (0.0, 1.0), "dwell_pmf": (0.0, 1.0)}
+           "dwell_pmf": (0.0, 1.0)}
 _FAIL = (-np.inf, None, None)
 
 
@@ -56,7 +59,7 @@ def initial_dwell(duration: str, n_components: int, max_duration: int) -> dict[s
         return {"dwell_rate": np.full(K, mean)}
     if duration == "negbinom":
         # shape 2: between a geometric (1) and a Poisson (infinite) dwell
-        return {"dwell_shape": np.full(K, 2.0), "dwell_prob": np.full(K, 2.0 / (2.0 + mean))}
+        return {"dwell_rate": np.full(K, mean), "dwell_shape": np.full(K, 2.0)}
     return {"dwell_pmf": np.full((K, D), 1.0 / D)}
 
 
@@ -73,10 +76,14 @@ def _log_terms(duration: str, params: dict[str, np.ndarray], D: int) -> np.ndarr
         if duration == "poisson":
             lam = np.asarray(params["dwell_rate"], dtype=float)[:, None]
             return np.where(j == 0, 0.0, j * np.log(lam)) - lam - gammaln(j + 1)
+        mu = np.asarray(params["dwell_rate"], dtype=float)[:, None]
         r = np.asarray(params["dwell_shape"], dtype=float)[:, None]
-        p = np.asarray(params["dwell_prob"], dtype=float)[:, None]
-        return (gammaln(j + r) - gammaln(r) - gammaln(j + 1) + r * np.log(p)
-                + np.where(j == 0, 0.0, j * np.log1p(-p)))
+        # Γ(j + r) / Γ(r) / (r + μ)^j = Π_{i<j} (1 + (i - μ)/(r + μ)): a sum of log1p terms,
+        # exact for a large shape where lgamma differences would lose every digit
+        steps = np.log1p((j[:-1] - mu) / (r + mu))
+        ratio = np.concatenate([np.zeros((mu.shape[0], 1)), np.cumsum(steps, axis=1)], axis=1)
+        return (ratio + np.where(j == 0, 0.0, j * np.log(mu)) - gammaln(j + 1)
+                - r * np.log1p(mu / r))
 
 
 def dwell_pmf(duration: str, params: dict[str, np.ndarray], max_duration: int) -> np.ndarray:
@@ -137,11 +144,29 @@ def _derivatives(duration: str, params: dict[str, np.ndarray], j: np.ndarray):
     if duration == "poisson":
         lam = params["dwell_rate"][:, None]
         return [j / lam - 1.0], [[-j / lam ** 2 + 0.0 * lam]]
+    mu = params["dwell_rate"][:, None]
     r = params["dwell_shape"][:, None]
-    p = params["dwell_prob"][:, None]
-    du_r = digamma(j + r) - digamma(r) + np.log(p)
-    du_p = r / p - j / (1.0 - p)
-    v_rr = polygamma(1, j + r) - polygamma(1, r)
-    v_rp = np.broadcast_to(1.0 / p, v_rr.shape)
-    v_pp = -r / p ** 2 - j / (1.0 - p) ** 2
-    return [du_r, du_p], [[v_rr, v_rp], [v_rp, v_pp]]
+    s = r + mu
+    i = j[:-1]
+    pad = np.zeros((mu.shape[0], 1))
+
+    def upto(terms):  # sum over i < j, for every j
+        return np.concatenate([pad, np.cumsum(terms, axis=1)], axis=1)
+
+    # the differences of digamma and trigamma at j + r and r, and the terms of the same
+    # order beside them, written without cancellation for a large shape
+    du_r = upto((mu - i) / ((r + i) * s)) - _log1p_gap(mu / r)
+    v_rr = upto((i - mu) * (2 * r + i + mu) / (s ** 2 * (r + i) ** 2)) + mu ** 2 / (r * s ** 2)
+    du_mu = np.where(j == 0, 0.0, j / mu) - (r + j) / s
+    v_mumu = -j / mu ** 2 + (r + j) / s ** 2
+    v_mur = (j - mu) / s ** 2
+    return [du_mu, du_r], [[v_mumu, v_mur], [v_mur, v_rr]]
+
+
+def _log1p_gap(x: np.ndarray) -> np.ndarray:
+    """``log1p(x) - x / (1 + x)`` (>= 0), by its series where the difference would cancel."""
+    x = np.asarray(x, dtype=float)
+    series = x ** 2 / 2 - 2 * x ** 3 / 3 + 3 * x ** 4 / 4 - 4 * x ** 5 / 5
+    with np.errstate(invalid="ignore"):
+        direct = np.log1p(x) - x / (1 + x)
+    return np.where(x < 1e-3, series, direct)

@@ -6,7 +6,8 @@ distribution (:mod:`._durations`: ``"poisson"``, ``"negbinom"`` or ``"nonparamet
 then moves to a different state with ``transmat_`` (whose diagonal is zero). The emissions
 are the family's own, so their statistics, M-step and ties are unchanged; the E-step is the
 exact segment forward-backward of :mod:`._segments`, and the dwell parameters are one more
-block of ``group_`` (``dwell_rate``, ``dwell_shape``/``dwell_prob`` or ``dwell_pmf``), so
+block of ``group_`` (``dwell_rate``, also ``dwell_shape`` for the negative binomial, or
+``dwell_pmf``), so
 statements such as ``"dwell_rate[1] = dwell_rate[0]"`` tie them, they count in
 ``n_free_parameters``/AIC/BIC and get standard errors from ``uncertainties``. The last
 segment of every sequence is right-censored (it has lasted at least its observed length):
@@ -23,6 +24,7 @@ from sklearn.utils import check_random_state as as_random_state
 from .._validation import check_choice, check_int, check_random_state
 from ..errors import ValidationError, not_fitted
 from ._durations import DURATIONS, dwell_bounds, dwell_objective, dwell_pmf, initial_dwell
+from ._group import model_slots
 from ._models import TiedGaussianHMM, TiedPoissonHMM
 from ._segments import segment_loglik, segment_statistics, segment_viterbi, spread_censored
 
@@ -198,9 +200,27 @@ class SemiMarkovMixin:
         if "d" in self.params and columns.size:
             c = self.group_.tie_map()
             idx = {name: np.asarray(c.select(name)) for name, _, _ in self._duration_params()}
-            self._general_mstep("durations",
-                                dwell_objective(self.duration, idx, stats["dwell"],
-                                                len(c.names)))
+            objective = dwell_objective(self.duration, idx, stats["dwell"], len(c.names))
+            columns = self._off_bounds(columns, objective)
+            if columns.size:
+                self._general_mstep("durations", objective, columns)
+
+    def _off_bounds(self, columns: np.ndarray, objective) -> np.ndarray:
+        """The free dwell parameters the M-step moves: not those at a bound of their domain
+        that Q pushes past it (a negative binomial's shape at its cap on Poisson-like data);
+        Newton would only creep towards the bound there, step after step."""
+        c = self.group_.tie_map()
+        slots = c.evaluate(model_slots(self, self.group_, self._slots)[c.free_index])
+        _, grad, _ = objective(slots)
+        if grad is None:
+            return columns
+        x = slots[c.free_index][columns]
+        g = np.asarray(c.matrix()[:, columns].T @ grad).ravel()
+        lo, hi = c.lower[c.free_index][columns], c.upper[c.free_index][columns]
+        with np.errstate(invalid="ignore"):
+            at_hi = np.isfinite(hi) & (x >= hi - 1e-6 * np.abs(hi)) & (g > 0)
+            at_lo = np.isfinite(lo) & (x <= lo + 1e-10 * np.maximum(np.abs(lo), 1.0)) & (g < 0)
+        return columns[~(at_hi | at_lo)]
 
     # ------------------------------------------------------------------ score / decode
     def _score(self, X, lengths=None, *, compute_posteriors):
@@ -281,8 +301,7 @@ class SemiMarkovMixin:
         D = self.max_duration
         out = out.assign_coords(duration=("duration", np.arange(1, D + 1),
                                           {"long_name": "dwell time", "units": "samples"}))
-        units = {"dwell_rate": "samples", "dwell_shape": "1", "dwell_prob": "1",
-                 "dwell_pmf": "1"}
+        units = {"dwell_rate": "samples", "dwell_shape": "1", "dwell_pmf": "1"}
         for name, _, attr in self._duration_params():
             arr = np.asarray(getattr(self, attr))
             dims = ("state",) if arr.ndim == 1 else ("state", "duration")
@@ -345,17 +364,18 @@ covars_prior, covars_weight, algorithm, random_state, n_iter, tol, verbose, impl
     max_duration : int, default 20
         Longest dwell time D (in samples); the recursions cost ``O(T K D + T K^2)``.
     duration : {"poisson", "negbinom", "nonparametric"}, default "poisson"
-        Dwell family: ``d - 1 ~ Poisson(dwell_rate)``, ``d - 1 ~ NegBinomial(dwell_shape,
-        dwell_prob)`` (both truncated to ``d <= max_duration``), or a free pmf ``dwell_pmf``.
+        Dwell family: ``d - 1 ~ Poisson(dwell_rate)``, ``d - 1 ~`` negative binomial of mean
+        ``dwell_rate`` and shape ``dwell_shape`` (variance ``rate + rate²/shape``; both
+        truncated to ``d <= max_duration``), or a free pmf ``dwell_pmf``.
     ties, tied_states, n_init
         As in :class:`TiedGaussianHMM`.
 
     Attributes
     ----------
     dwell_rate_ : ndarray, shape (n_components,)
-        Poisson dwell: the rate of ``d - 1`` before truncation.
-    dwell_shape_, dwell_prob_ : ndarray, shape (n_components,)
-        Negative-binomial dwell: ``r`` and ``p`` of ``d - 1``.
+        Poisson and negative-binomial dwell: the mean of ``d - 1`` before truncation.
+    dwell_shape_ : ndarray, shape (n_components,)
+        Negative-binomial dwell: its shape ``r`` (at most 1e6; the Poisson is ``r → ∞``).
     dwell_pmf_ : ndarray, shape (n_components, max_duration)
         Nonparametric dwell: ``p_k(d)``.
     dwell_distribution_ : ndarray, shape (n_components, max_duration)

@@ -64,7 +64,7 @@ _MODEL_FIELDS = {
     "tied_transitions": Field("list[list[int]]", "groups of states sharing a self-loop"),
     "duration": Field("str", "explicit dwell-time distribution: a hidden semi-Markov model "
                              "(gaussian and poisson families; ties may name dwell_rate, "
-                             "dwell_shape, dwell_prob, dwell_pmf)",
+                             "dwell_shape, dwell_pmf)",
                       choices=("poisson", "negbinom", "nonparametric")),
     "max_duration": Field("int", "longest dwell time in samples (with duration; default 20)",
                           minimum=1),
