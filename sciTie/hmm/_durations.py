@@ -46,7 +46,8 @@ def dwell_names(duration: str) -> tuple[str, ...]:
 
 
 def dwell_bounds(name: str) -> tuple[float, float]:
-    """The domain of parameter ``name`` (open at the ends, except a pmf's zeros)."""
+    """The domain of parameter ``name``: open at 0 (a pmf may hold zeros), closed at a finite
+    cap (the negative binomial's shape)."""
     return _BOUNDS[name]
 
 
@@ -115,7 +116,7 @@ def dwell_objective(duration: str, idx: dict[str, np.ndarray], eta: np.ndarray,
         params = {n: slots[c] for n, c in zip(names, cols)}
         for n in names:
             lo, hi = _BOUNDS[n]
-            if np.any(params[n] <= lo) or np.any(params[n] >= hi):
+            if np.any(params[n] <= lo) or np.any(params[n] > hi):  # a shape may sit at its cap
                 return _FAIL
         logp = _log_terms(duration, params, D)
         logz = _logsumexp_rows(logp)

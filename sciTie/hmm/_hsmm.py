@@ -7,9 +7,8 @@ then moves to a different state with ``transmat_`` (whose diagonal is zero). The
 are the family's own, so their statistics, M-step and ties are unchanged; the E-step is the
 exact segment forward-backward of :mod:`._segments`, and the dwell parameters are one more
 block of ``group_`` (``dwell_rate``, also ``dwell_shape`` for the negative binomial, or
-``dwell_pmf``), so
-statements such as ``"dwell_rate[1] = dwell_rate[0]"`` tie them, they count in
-``n_free_parameters``/AIC/BIC and get standard errors from ``uncertainties``. The last
+``dwell_pmf``), so statements such as ``"dwell_rate[1] = dwell_rate[0]"`` tie them, they
+count in ``n_free_parameters``/AIC/BIC and get standard errors from ``uncertainties``. The last
 segment of every sequence is right-censored (it has lasted at least its observed length):
 the model is the ordinary HMM on an expanded state space of countdown chains, which the
 tests check.
@@ -115,9 +114,10 @@ class SemiMarkovMixin:
             lo, hi = dwell_bounds(name)
             bad = ~np.isfinite(arr) | (arr < lo) | (arr > hi)
             if name != "dwell_pmf":
-                bad |= (arr == lo) | (arr == hi)
+                bad |= arr == lo
             if bad.any():
-                raise ValidationError(f"{attr} must lie in ({lo:g}, {hi:g}), got "
+                interval = f"[{lo:g}, {hi:g}]" if name == "dwell_pmf" else f"({lo:g}, {hi:g}]"
+                raise ValidationError(f"{attr} must lie in {interval}, got "
                                       f"{np.array2string(arr, precision=4)}")
             if name == "dwell_pmf" and not np.allclose(arr.sum(axis=1), 1.0, atol=1e-8):
                 raise ValidationError(f"each row of dwell_pmf_ must sum to 1 (a pmf over "
