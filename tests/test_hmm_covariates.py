@@ -236,8 +236,6 @@ def test_covariates_required_or_refused(fitted, data):
         plain.score(X, covariates=c)
     with pytest.raises(ValidationError, match="covariates has 3 rows"):
         TiedGaussianHMM(2, n_iter=5).fit(X, covariates=c[:3])
-    with pytest.raises(ValidationError, match="covariates are not supported with client="):
-        TiedGaussianHMM(2).fit(X, covariates=c, client=object())
     with pytest.raises(ValidationError, match="covariates: the transitions are a function"):
         TiedGaussianHMM(2, tied_transitions=[[0, 1]]).fit(X, covariates=c)
 
