@@ -125,3 +125,34 @@ def test_registry_loads_ion_channel():
     ds = datasets.load("ion-channel", n_samples=500)
     assert ds.sizes["time"] == 500 and ds.attrs["seed"] == 20240607
     assert set(ds.data_vars) == {"current", "state", "level"}
+
+
+def test_business_cycle_series_is_the_bundled_file_laid_out_for_the_lag():
+    import hashlib
+    from pathlib import Path
+
+    from sciTie.hmm.data import NBER_RECESSIONS, load_business_cycle
+
+    ds = datasets.load("business-cycle")
+    file = Path(ds.attrs["file"])
+    # the bundled file is the one its README describes (SHA-256 of the copy)
+    readme = (file.parent / "README.md").read_text()
+    assert hashlib.sha256(file.read_bytes()).hexdigest() in readme
+    rows = [line.split(",") for line in file.read_text().splitlines()[1:]]
+    assert len(rows) == 519 and rows[0][0] == "1948-02" and rows[-1][0] == "1991-04"
+    # month t holds the growth of t and the indicator of t - 1 (the file's rows, shifted)
+    assert ds.sizes["month"] == 518
+    np.testing.assert_array_equal(ds["ip_growth"].values, [float(r[1]) for r in rows[1:]])
+    np.testing.assert_array_equal(ds["leading_prev"].values, [float(r[2]) for r in rows[:-1]])
+    np.testing.assert_array_equal(ds["leading_prev"].values[1:], ds["leading"].values[:-1])
+    assert str(ds["month"].values[0])[:7] == "1948-03"
+    # NBER recession months: from the month after each peak to the trough
+    months = sum((np.datetime64(t, "M") - np.datetime64(p, "M")).astype(int)
+                 for p, t in NBER_RECESSIONS)
+    assert int(ds["nber_recession"].sum()) == months == 96
+    assert ds["nber_recession"].sel(month="1990-08-01").item() == 1
+    assert ds["nber_recession"].sel(month="1990-07-01").item() == 0
+    # the published smoothed probabilities start after the four months the AR(4) conditions on
+    assert np.isnan(ds["published_expansion"].values[:4]).all()
+    assert np.isfinite(ds["published_expansion"].values[4:]).all()
+    assert load_business_cycle(file.parent)["ip_growth"].equals(ds["ip_growth"])
