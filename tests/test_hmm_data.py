@@ -156,3 +156,25 @@ def test_business_cycle_series_is_the_bundled_file_laid_out_for_the_lag():
     assert np.isnan(ds["published_expansion"].values[:4]).all()
     assert np.isfinite(ds["published_expansion"].values[4:]).all()
     assert load_business_cycle(file.parent)["ip_growth"].equals(ds["ip_growth"])
+
+
+def test_business_cycle_layout_gives_the_published_likelihood():
+    """The published AR(4) TVTP model (Kim & Nelson's estimates, as statsmodels' TestFilardo
+    holds them) evaluated by statsmodels on the loader's layout - growth of month t, indicator
+    of month t - 1 - gives the published log-likelihood -586.5718 (an optional dependency)."""
+    sm = pytest.importorskip("statsmodels.api")
+    from sciTie.hmm.data import load_business_cycle
+
+    ds = load_business_cycle()
+    model = sm.tsa.MarkovAutoregression(
+        ds["ip_growth"].values, k_regimes=2, order=4, switching_ar=False,
+        exog_tvtp=sm.add_constant(ds["leading_prev"].values))
+    published = np.r_[4.35941747, -1.6493936, 1.7702123, 0.9945672, 0.517298, -0.865888,
+                      np.exp(-0.362469) ** 2, 0.189474, 0.079344, 0.110944, 0.122251]
+    assert model.loglike(published) == pytest.approx(ds.attrs["published_log_likelihood"],
+                                                      abs=5e-5)
+    # the indicator of the same month (no lag) is not the published layout
+    same_month = sm.tsa.MarkovAutoregression(
+        ds["ip_growth"].values, k_regimes=2, order=4, switching_ar=False,
+        exog_tvtp=sm.add_constant(ds["leading"].values))
+    assert abs(same_month.loglike(published) + 586.5718) > 0.1
