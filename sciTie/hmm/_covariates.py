@@ -142,68 +142,41 @@ def logit_objective(beta_idx: np.ndarray, xi_u: np.ndarray, departures: np.ndarr
     (shape (K, K, P)), with its analytic gradient and Hessian.
 
     ``Q = Σ_ij β_ij · xi_u[i, j] - Σ_t Σ_i n_t(i) log Σ_k exp(β_ik · u_t)``, so ``ξ``
-    enters only through ``xi_u`` and the departures ``n`` (:func:`logit_statistics`); the
-    sums over rows run in one compiled pass (:func:`_logit_sums`).
+    enters only through ``xi_u`` and the departures ``n`` (:func:`logit_statistics`). The
+    sums over rows are matrix products (BLAS), not a compiled loop: their blocked sums keep
+    the Newton iterates of fits whose statistics differ by rounding (in process, on a
+    cluster) within 1e-10 of each other, where a running sum let them drift apart by 1e-9.
     """
-    U = np.ascontiguousarray(design(covariates))
-    n_from = np.ascontiguousarray(departures, dtype=np.float64)
+    U = design(covariates)
     beta_idx = np.asarray(beta_idx)
     K, _, P = beta_idx.shape
+    live = departures.sum(axis=1) > 0                     # rows that start a sequence give 0
+    U, n_from = U[live], departures[live]
+    T = U.shape[0]
+    # u_t u_t^T of every row, flattened: the Hessian blocks are then matrix products
+    UU = (U[:, :, None] * U[:, None, :]).reshape(T, P * P)
+    eye = np.eye(K)
 
     def objective(slots):
-        beta = np.ascontiguousarray(slots[beta_idx], dtype=np.float64)
-        expected = np.zeros((K, K, P))
-        curvature = np.zeros((K, K, P, K, P))
-        lse = np.zeros_like(n_from)
-        _logit_sums(beta, U, n_from, lse, expected, curvature)
-        # numpy's pairwise sum: Newton's line search compares values that differ by little
-        normaliser = float(np.sum(n_from * lse))
+        beta = slots[beta_idx]
+        eta = (U @ beta.reshape(K * K, P).T).reshape(T, K, K)
+        top = eta.max(axis=2, keepdims=True)
+        lse = top[:, :, 0] + np.log(np.exp(eta - top).sum(axis=2))      # (T, K)
+        A = np.exp(eta - lse[:, :, None])
+        value = float(np.sum(beta * xi_u) - np.sum(n_from * lse))
         acc = _Accumulator(n_slots)
-        acc.add_grad(beta_idx, xi_u - expected)
+        expected = (n_from[:, :, None] * A).reshape(T, K * K).T @ U      # (K*K, P)
+        acc.add_grad(beta_idx, xi_u - expected.reshape(K, K, P))
         for i in range(K):
+            w = n_from[:, i, None, None] * (A[:, i, :, None] * eye - A[:, i, :, None]
+                                            * A[:, i, None, :])       # (T, K, K)
+            h = -(w.reshape(T, K * K).T @ UU).reshape(K, K, P, P)       # (j, k, p, q)
             rows = beta_idx[i].reshape(-1)
-            acc.add_hess(rows[:, None], rows[None, :], -curvature[i].reshape(K * P, K * P))
-        return acc.result(float(np.sum(beta * xi_u) - normaliser))
+            acc.add_hess(rows[:, None], rows[None, :],
+                         h.transpose(0, 2, 1, 3).reshape(K * P, K * P))
+        return acc.result(value)
 
     return objective
-
-
-@njit(cache=True)
-def _logit_sums(beta, U, n_from, lse, expected, curvature):
-    """Fills ``lse[t, i] = log Σ_k exp(β_ik · u_t)`` where ``n_t(i) > 0``; adds
-    ``Σ_t n_t(i) A_t(i, j) u_t`` to ``expected[i, j]`` and ``Σ_t n_t(i) (A_ij δ_jk - A_ij
-    A_ik) u_t u_t^T`` to ``curvature[i, j, :, k, :]``."""
-    T, P = U.shape
-    K = beta.shape[0]
-    eta = np.empty(K)
-    a = np.empty(K)
-    for t in range(T):
-        for i in range(K):
-            n = n_from[t, i]
-            if n == 0.0:  # the first row of a sequence: no transition into it
-                continue
-            for j in range(K):
-                v = 0.0
-                for p in range(P):
-                    v += beta[i, j, p] * U[t, p]
-                eta[j] = v
-            top = eta.max()
-            norm = 0.0
-            for j in range(K):
-                a[j] = np.exp(eta[j] - top)
-                norm += a[j]
-            lse[t, i] = top + np.log(norm)
-            for j in range(K):
-                a[j] /= norm
-            for j in range(K):
-                for p in range(P):
-                    expected[i, j, p] += n * a[j] * U[t, p]
-                for k in range(K):
-                    c = n * ((a[j] if j == k else 0.0) - a[j] * a[k])
-                    for p in range(P):
-                        cp = c * U[t, p]
-                        for q in range(P):
-                            curvature[i, j, p, k, q] += cp * U[t, q]
 
 
 # ---------------------------------------------------------------------- compiled passes
