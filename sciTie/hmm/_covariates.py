@@ -142,38 +142,30 @@ def logit_objective(beta_idx: np.ndarray, xi_u: np.ndarray, departures: np.ndarr
     (shape (K, K, P)), with its analytic gradient and Hessian.
 
     ``Q = Σ_ij β_ij · xi_u[i, j] - Σ_t Σ_i n_t(i) log Σ_k exp(β_ik · u_t)``, so ``ξ``
-    enters only through ``xi_u`` and the departures ``n`` (:func:`logit_statistics`). The
-    sums over rows are matrix products (BLAS), not a compiled loop: their blocked sums keep
-    the Newton iterates of fits whose statistics differ by rounding (in process, on a
-    cluster) within 1e-10 of each other, where a running sum let them drift apart by 1e-9.
+    enters only through ``xi_u`` and the departures ``n`` (:func:`logit_statistics`).
     """
     U = design(covariates)
     beta_idx = np.asarray(beta_idx)
     K, _, P = beta_idx.shape
     live = departures.sum(axis=1) > 0                     # rows that start a sequence give 0
     U, n_from = U[live], departures[live]
-    T = U.shape[0]
-    # u_t u_t^T of every row, flattened: the Hessian blocks are then matrix products
-    UU = (U[:, :, None] * U[:, None, :]).reshape(T, P * P)
-    eye = np.eye(K)
 
     def objective(slots):
         beta = slots[beta_idx]
-        eta = (U @ beta.reshape(K * K, P).T).reshape(T, K, K)
+        eta = np.einsum("ijp,tp->tij", beta, U)
         top = eta.max(axis=2, keepdims=True)
         lse = top[:, :, 0] + np.log(np.exp(eta - top).sum(axis=2))      # (T, K)
         A = np.exp(eta - lse[:, :, None])
         value = float(np.sum(beta * xi_u) - np.sum(n_from * lse))
         acc = _Accumulator(n_slots)
-        expected = (n_from[:, :, None] * A).reshape(T, K * K).T @ U      # (K*K, P)
-        acc.add_grad(beta_idx, xi_u - expected.reshape(K, K, P))
+        acc.add_grad(beta_idx, xi_u - np.einsum("ti,tij,tp->ijp", n_from, A, U))
+        eye = np.eye(K)
         for i in range(K):
             w = n_from[:, i, None, None] * (A[:, i, :, None] * eye - A[:, i, :, None]
                                             * A[:, i, None, :])       # (T, K, K)
-            h = -(w.reshape(T, K * K).T @ UU).reshape(K, K, P, P)       # (j, k, p, q)
+            h = -np.einsum("tjk,tp,tq->jpkq", w, U, U).reshape(K * P, K * P)
             rows = beta_idx[i].reshape(-1)
-            acc.add_hess(rows[:, None], rows[None, :],
-                         h.transpose(0, 2, 1, 3).reshape(K * P, K * P))
+            acc.add_hess(rows[:, None], rows[None, :], h)
         return acc.result(value)
 
     return objective
