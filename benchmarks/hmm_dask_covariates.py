@@ -13,26 +13,12 @@ arrays (the cluster's fit must be the in-process one).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
-from hmmlearn.base import ConvergenceMonitor
 
-from _dask_bench import local_client
+from _dask_bench import TimingMonitor, local_client
 
 from sciTie.hmm import TiedGaussianHMM
-
-
-class TimingMonitor(ConvergenceMonitor):
-    """hmmlearn's monitor that also records when each iteration ended."""
-
-    def __init__(self, tol, n_iter, verbose):
-        super().__init__(tol, n_iter, verbose)
-        self.stamps = [time.perf_counter()]
-
-    def report(self, log_prob):
-        super().report(log_prob)
-        self.stamps.append(time.perf_counter())
 
 
 def make_data(n_seq: int, length: int, K: int, C: int, seed: int = 0):
