@@ -1,4 +1,5 @@
-"""Measurements shared by the Dask benchmarks (hmm_dask.py, rietveld_series_dask.py).
+"""Measurements shared by the Dask benchmarks (hmm_dask.py, hmm_dask_covariates.py,
+rietveld_series_dask.py).
 
 Imported by those scripts when they run as ``python benchmarks/<script>.py`` (the script's
 folder is then first on ``sys.path``).
@@ -9,6 +10,19 @@ import contextlib
 import time
 
 import psutil
+from hmmlearn.base import ConvergenceMonitor
+
+
+class TimingMonitor(ConvergenceMonitor):
+    """hmmlearn's monitor that also records when each iteration ended."""
+
+    def __init__(self, tol, n_iter, verbose):
+        super().__init__(tol, n_iter, verbose)
+        self.stamps = [time.perf_counter()]
+
+    def report(self, log_prob):
+        super().report(log_prob)
+        self.stamps.append(time.perf_counter())
 
 
 def tree_shape(n: int, fan: int) -> tuple[int, int]:

@@ -25,25 +25,12 @@ import statistics
 import time
 
 import numpy as np
-from hmmlearn.base import ConvergenceMonitor
 
-from _dask_bench import (bytes_sent, compute_seconds, local_client, process_cpu, task_overhead,
-                         tree_shape, workers_cpu)
+from _dask_bench import (TimingMonitor, bytes_sent, compute_seconds, local_client, process_cpu,
+                         task_overhead, tree_shape, workers_cpu)
 
 from sciTie.hmm import TiedGaussianHMM
 from sciTie.hmm import _distributed as dist
-
-
-class TimingMonitor(ConvergenceMonitor):
-    """hmmlearn's monitor that also records when each iteration ended."""
-
-    def __init__(self, tol, n_iter, verbose):
-        super().__init__(tol, n_iter, verbose)
-        self.stamps = [time.perf_counter()]
-
-    def report(self, log_prob):
-        super().report(log_prob)
-        self.stamps.append(time.perf_counter())
 
 
 def make_data(n_seq: int, length: int, K: int, D: int, seed: int = 0):

@@ -236,8 +236,6 @@ def test_covariates_required_or_refused(fitted, data):
         plain.score(X, covariates=c)
     with pytest.raises(ValidationError, match="covariates has 3 rows"):
         TiedGaussianHMM(2, n_iter=5).fit(X, covariates=c[:3])
-    with pytest.raises(ValidationError, match="covariates are not supported with client="):
-        TiedGaussianHMM(2).fit(X, covariates=c, client=object())
     with pytest.raises(ValidationError, match="covariates: the transitions are a function"):
         TiedGaussianHMM(2, tied_transitions=[[0, 1]]).fit(X, covariates=c)
 
@@ -267,3 +265,32 @@ def test_to_xarray_decodes_with_covariates(fitted, data):
                                                                  covariates=c[:50]).tolist()
     with pytest.raises(ValidationError, match="pass covariates="):
         fitted.to_xarray(X[:50])
+
+
+def test_logit_objective_value_gradient_hessian():
+    """The M-step's objective from the E-step's sums (xi_u, departures) against the direct
+    sum of ξ log A, and its gradient and Hessian against central differences."""
+    from sciTie.hmm._covariates import design, logit_objective, logit_statistics
+
+    rng = np.random.default_rng(5)
+    T, K, C = 60, 3, 2
+    P = 1 + C
+    c = rng.normal(size=(T, C))
+    xi = rng.random((T, K, K))
+    xi[[0, 31]] = 0.0  # rows that start a sequence
+    idx = np.arange(K * K * P).reshape(K, K, P)
+    objective = logit_objective(idx, *logit_statistics(xi, c), c, idx.size)
+
+    def direct(x):
+        eta = np.einsum("ijp,tp->tij", x.reshape(K, K, P), design(c))
+        return float(np.sum(xi * (eta - logsumexp(eta, axis=2, keepdims=True))))
+
+    x = rng.normal(size=idx.size)
+    value, grad, hess = objective(x)
+    assert value == pytest.approx(direct(x), rel=1e-13)
+    h, eye = 1e-5, np.eye(idx.size)
+    fd_grad = [(direct(x + h * e) - direct(x - h * e)) / (2 * h) for e in eye]
+    np.testing.assert_allclose(grad, fd_grad, atol=1e-7)
+    fd_hess = np.array([(objective(x + h * e)[1] - objective(x - h * e)[1]) / (2 * h)
+                        for e in eye])
+    np.testing.assert_allclose(np.asarray(hess), fd_hess, atol=1e-7)

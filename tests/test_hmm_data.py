@@ -125,3 +125,56 @@ def test_registry_loads_ion_channel():
     ds = datasets.load("ion-channel", n_samples=500)
     assert ds.sizes["time"] == 500 and ds.attrs["seed"] == 20240607
     assert set(ds.data_vars) == {"current", "state", "level"}
+
+
+def test_business_cycle_series_is_the_bundled_file_laid_out_for_the_lag():
+    import hashlib
+    from pathlib import Path
+
+    from sciTie.hmm.data import NBER_RECESSIONS, load_business_cycle
+
+    ds = datasets.load("business-cycle")
+    file = Path(ds.attrs["file"])
+    # the bundled file is the one its README describes (SHA-256 of the copy)
+    readme = (file.parent / "README.md").read_text()
+    assert hashlib.sha256(file.read_bytes()).hexdigest() in readme
+    rows = [line.split(",") for line in file.read_text().splitlines()[1:]]
+    assert len(rows) == 519 and rows[0][0] == "1948-02" and rows[-1][0] == "1991-04"
+    # month t holds the growth of t and the indicator of t - 1 (the file's rows, shifted)
+    assert ds.sizes["month"] == 518
+    np.testing.assert_array_equal(ds["ip_growth"].values, [float(r[1]) for r in rows[1:]])
+    np.testing.assert_array_equal(ds["leading_prev"].values, [float(r[2]) for r in rows[:-1]])
+    np.testing.assert_array_equal(ds["leading_prev"].values[1:], ds["leading"].values[:-1])
+    assert str(ds["month"].values[0])[:7] == "1948-03"
+    # NBER recession months: from the month after each peak to the trough
+    months = sum((np.datetime64(t, "M") - np.datetime64(p, "M")).astype(int)
+                 for p, t in NBER_RECESSIONS)
+    assert int(ds["nber_recession"].sum()) == months == 96
+    assert ds["nber_recession"].sel(month="1990-08-01").item() == 1
+    assert ds["nber_recession"].sel(month="1990-07-01").item() == 0
+    # the published smoothed probabilities start after the four months the AR(4) conditions on
+    assert np.isnan(ds["published_expansion"].values[:4]).all()
+    assert np.isfinite(ds["published_expansion"].values[4:]).all()
+    assert load_business_cycle(file.parent)["ip_growth"].equals(ds["ip_growth"])
+
+
+def test_business_cycle_layout_gives_the_published_likelihood():
+    """The published AR(4) TVTP model (Kim & Nelson's estimates, as statsmodels' TestFilardo
+    holds them) evaluated by statsmodels on the loader's layout - growth of month t, indicator
+    of month t - 1 - gives the published log-likelihood -586.5718 (an optional dependency)."""
+    sm = pytest.importorskip("statsmodels.api")
+    from sciTie.hmm.data import load_business_cycle
+
+    ds = load_business_cycle()
+    model = sm.tsa.MarkovAutoregression(
+        ds["ip_growth"].values, k_regimes=2, order=4, switching_ar=False,
+        exog_tvtp=sm.add_constant(ds["leading_prev"].values))
+    published = np.r_[4.35941747, -1.6493936, 1.7702123, 0.9945672, 0.517298, -0.865888,
+                      np.exp(-0.362469) ** 2, 0.189474, 0.079344, 0.110944, 0.122251]
+    assert model.loglike(published) == pytest.approx(ds.attrs["published_log_likelihood"],
+                                                      abs=5e-5)
+    # the indicator of the same month (no lag) is not the published layout
+    same_month = sm.tsa.MarkovAutoregression(
+        ds["ip_growth"].values, k_regimes=2, order=4, switching_ar=False,
+        exog_tvtp=sm.add_constant(ds["leading"].values))
+    assert abs(same_month.loglike(published) + 586.5718) > 0.1

@@ -168,6 +168,60 @@ def test_score_predict_posteriors_equal_in_process(client):
         assert ds.attrs[key] == ref.attrs[key], key
 
 
+def covariate_sequences(n_seq=10, seed=7):
+    """Two-state sequences whose switching follows one covariate (a logit of [1, c_t])."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(40, 90, n_seq)
+    c = rng.normal(size=(lengths.sum(), 1))
+    z = np.zeros(lengths.sum(), dtype=int)
+    starts = set(np.cumsum(lengths)[:-1].tolist())
+    for t in range(1, z.size):
+        if t in starts:
+            continue
+        p_leave = 1 / (1 + np.exp(2.0 - (1.5 if z[t - 1] == 0 else -1.5) * c[t, 0]))
+        z[t] = 1 - z[t - 1] if rng.random() < p_leave else z[t - 1]
+    X = (np.array([-1.0, 1.5])[z] + rng.normal(size=z.size))[:, None]
+    return X, lengths, c
+
+
+def test_covariate_transitions_on_the_cluster_equal_in_process(client, tmp_path):
+    """The covariate E-step on the partitions (each with its rows of the covariates and
+    known states), the logit's M-step on the client: the in-process fit to 1e-10."""
+    X, lengths, c = covariate_sequences()
+    known = np.full(len(X), -1)
+    known[:5] = 0
+    kw = dict(n_iter=6, tol=-np.inf, random_state=0, n_init=1,
+              ties=["beta[1,0,1] = -beta[0,1,1]"])
+    ref = TiedGaussianHMM(2, **kw).fit(X, lengths, covariates=c, known_states=known)
+    with distributed.get_task_stream(client) as stream:
+        ours = TiedGaussianHMM(2, **kw).fit(X, lengths, covariates=c, known_states=known,
+                                            client=client)
+    esteps = [t for t in stream.data if t["key"][0].startswith("hmm-estep-")]
+    assert len(esteps) >= 2 * ours.monitor_.iter  # at least two partitions per iteration
+    assert_same_fit(ref, ours)
+    assert ours.beta_[1, 0, 1] == pytest.approx(-ours.beta_[0, 1, 1], rel=1e-12)
+    assert ours.result_.log_likelihood == pytest.approx(ref.result_.log_likelihood, rel=1e-12)
+
+    # scores and decodings on the cluster need (and use) the covariates of every row
+    assert ref.score(X, lengths, covariates=c, client=client) == pytest.approx(
+        ref.score(X, lengths, covariates=c), rel=1e-12)
+    np.testing.assert_array_equal(ref.predict(X, lengths, covariates=c, client=client).compute(),
+                                  ref.predict(X, lengths, covariates=c))
+    np.testing.assert_allclose(
+        ref.predict_proba(X, lengths, covariates=c, client=client).compute(),
+        ref.predict_proba(X, lengths, covariates=c), atol=1e-12)
+    with pytest.raises(ValidationError, match="pass covariates="):
+        ref.score(X, lengths, client=client)
+
+    # X in files read by the workers, the covariates in memory
+    paths = write_files(tmp_path, X, lengths, ".npy")
+    kw.pop("ties")
+    ref = TiedGaussianHMM(2, **kw).fit(X, lengths, covariates=c)
+    assert_same_fit(ref, TiedGaussianHMM(2, **kw).fit(paths, covariates=c, client=client))
+    with pytest.raises(ValidationError, match="covariates has 9 rows"):
+        TiedGaussianHMM(2, **kw).fit(paths, covariates=c[:9], client=client)
+
+
 # ---------------------------------------------------------------- data that live elsewhere
 def write_files(folder, X, lengths, suffix):
     paths, start = [], 0

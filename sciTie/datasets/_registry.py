@@ -55,6 +55,14 @@ REGISTRY: dict[str, DatasetEntry] = {
             loader="sciTie.hmm.data:load_earthquakes",
         ),
         DatasetEntry(
+            "business-cycle",
+            "US industrial production growth and leading indicator 1948-1991 (Filardo 1994)",
+            loader="sciTie.hmm.data:load_business_cycle",
+            external_folder="filardo",
+            source="statsmodels (BSD-3-Clause) mar_filardo.csv; Filardo, JBES 12 (1994) 299; "
+                   "Kim & Nelson (1999)",
+        ),
+        DatasetEntry(
             "ion-channel",
             "Synthetic patch-clamp current from an aggregated Markov scheme (tied levels)",
             loader="sciTie.hmm.data:load_ion_channel",

@@ -385,6 +385,9 @@ class TiedHMMMixin(CovariateTransitionsMixin):
     def _initialize_sufficient_statistics(self):
         stats = super()._initialize_sufficient_statistics()
         stats["n_missing"] = 0  # missing entries seen by the E-step (they change the M-step)
+        if self._has_covariates():  # the logit's sums (its departures are per row, not summed)
+            K = self.n_components
+            stats["xi_u"] = np.zeros((K, K, 1 + self.n_covariates_))
         if "post_feature" in self._emission_stats:
             # per-feature occupancies: the posterior mass of the rows where each feature is seen
             stats["post_feature"] = np.zeros((self.n_components, self.n_features))
@@ -702,7 +705,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         # the hmm_threads setting
         try:
             with threadpool_limits(limits=1, user_api="blas"), \
-                    self._covariates_given(covariates, client, fitting=True), \
+                    self._covariates_given(covariates, fitting=True), \
                     self._states_known(known_states):
                 if len(seeds) == 1:
                     self._fit_once(X, lengths, client)
@@ -1018,7 +1021,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         float
             ``log p(X)``.
         """
-        with self._covariates_given(covariates, client), self._states_known(known_states):
+        with self._covariates_given(covariates), self._states_known(known_states):
             if client is not None:
                 from . import _distributed
                 return _distributed.score(self, X, lengths, client=client)
@@ -1045,7 +1048,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         ndarray or dask.array.Array of int, shape (n_samples,)
             The decoded states.
         """
-        with self._covariates_given(covariates, client), self._states_known(known_states):
+        with self._covariates_given(covariates), self._states_known(known_states):
             if client is not None:
                 from . import _distributed
                 return _distributed.predict(self, X, lengths, client=client)
@@ -1072,7 +1075,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         ndarray or dask.array.Array, shape (n_samples, n_components)
             The posteriors.
         """
-        with self._covariates_given(covariates, client), self._states_known(known_states):
+        with self._covariates_given(covariates), self._states_known(known_states):
             if client is not None:
                 from . import _distributed
                 return _distributed.predict_proba(self, X, lengths, client=client)

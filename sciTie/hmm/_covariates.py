@@ -25,8 +25,12 @@ from ._objectives import _Accumulator, probability_objective, sum_objectives
 from ._sequences import check_sample_matrix
 
 __all__ = ["check_covariates", "log_transition_matrices", "forward_backward_tv",
-           "viterbi_tv", "logit_objective", "intercept_softmax", "intercept_softmax_jacobian",
-           "CovariateTransitionsMixin"]
+           "viterbi_tv", "logit_statistics", "logit_objective", "PER_ROW_STATISTICS",
+           "intercept_softmax", "intercept_softmax_jacobian", "CovariateTransitionsMixin"]
+
+#: E-step statistics with one row per sample (not sums over sequences): a distributed E-step
+#: returns them per partition and they are put together in row order, not added.
+PER_ROW_STATISTICS = ("departures",)
 
 
 # ---------------------------------------------------------------------- input
@@ -125,27 +129,36 @@ def initial_beta(transmat: np.ndarray, n_covariates: int) -> np.ndarray:
     return beta
 
 
-def logit_objective(beta_idx: np.ndarray, xi: np.ndarray, covariates: np.ndarray,
-                    n_slots: int):
+def logit_statistics(xi: np.ndarray, covariates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the logit's M-step needs of the E-step's ``ξ`` (T, K, K): the sums
+    ``Σ_t ξ_t(i, j) u_t`` (K, K, P; additive over sequences) and the expected departures
+    ``Σ_j ξ_t(i, j)`` of every row (T, K; per row, as the logit's normaliser is)."""
+    return np.einsum("tij,tp->ijp", xi, design(covariates)), xi.sum(axis=2)
+
+
+def logit_objective(beta_idx: np.ndarray, xi_u: np.ndarray, departures: np.ndarray,
+                    covariates: np.ndarray, n_slots: int):
     """``Q(β) = Σ_t Σ_ij ξ_t(i, j) log A_t(i, j; β)`` over the slots ``beta_idx``
-    (shape (K, K, P)), with its analytic gradient and Hessian."""
+    (shape (K, K, P)), with its analytic gradient and Hessian.
+
+    ``Q = Σ_ij β_ij · xi_u[i, j] - Σ_t Σ_i n_t(i) log Σ_k exp(β_ik · u_t)``, so ``ξ``
+    enters only through ``xi_u`` and the departures ``n`` (:func:`logit_statistics`).
+    """
     U = design(covariates)
     beta_idx = np.asarray(beta_idx)
     K, _, P = beta_idx.shape
-    n_from = xi.sum(axis=2)                               # (T, K): expected departures
-    live = n_from.sum(axis=1) > 0                         # rows that start a sequence give 0
-    U, xi, n_from = U[live], xi[live], n_from[live]
+    live = departures.sum(axis=1) > 0                     # rows that start a sequence give 0
+    U, n_from = U[live], departures[live]
 
     def objective(slots):
         beta = slots[beta_idx]
         eta = np.einsum("ijp,tp->tij", beta, U)
         top = eta.max(axis=2, keepdims=True)
-        logA = eta - top - np.log(np.exp(eta - top).sum(axis=2, keepdims=True))
-        A = np.exp(logA)
-        value = float(np.sum(xi * logA))
+        lse = top[:, :, 0] + np.log(np.exp(eta - top).sum(axis=2))      # (T, K)
+        A = np.exp(eta - lse[:, :, None])
+        value = float(np.sum(beta * xi_u) - np.sum(n_from * lse))
         acc = _Accumulator(n_slots)
-        resid = xi - n_from[:, :, None] * A               # (T, K, K)
-        acc.add_grad(beta_idx, np.einsum("tij,tp->ijp", resid, U))
+        acc.add_grad(beta_idx, xi_u - np.einsum("ti,tij,tp->ijp", n_from, A, U))
         eye = np.eye(K)
         for i in range(K):
             w = n_from[:, i, None, None] * (A[:, i, :, None] * eye - A[:, i, :, None]
@@ -282,15 +295,12 @@ class CovariateTransitionsMixin:
         return int(getattr(self, "n_covariates_", 0) or 0) > 0
 
     @contextlib.contextmanager
-    def _covariates_given(self, covariates, client=None, *, fitting: bool = False):
-        """``covariates`` in force for one call (checked against X where X is read)."""
+    def _covariates_given(self, covariates, *, fitting: bool = False):
+        """``covariates`` in force for one call (checked against X where X is read; on a
+        cluster each partition carries its own rows of them, :mod:`._distributed`)."""
         if covariates is None and not fitting and getattr(self, "_covariates", None) is not None:
             yield  # an inner call (predict -> decode) keeps the caller's covariates
             return
-        if client is not None and (covariates is not None
-                                   or (not fitting and self._has_covariates())):
-            raise ValidationError("covariates are not supported with client= yet (the "
-                                  "E-step on the workers does not see them); fit in process")
         if fitting:
             if covariates is None:
                 self.n_covariates_ = 0
@@ -367,8 +377,8 @@ class CovariateTransitionsMixin:
         if "s" in self.params:
             stats["start"] += start_sum
         stats["trans"] += xi.sum(axis=0)
-        stats["xi_t"] = xi
-        stats["covariates"] = covariates
+        xi_u, stats["departures"] = logit_statistics(xi, covariates)
+        stats["xi_u"] += xi_u
         self._accumulate_emission_statistics(stats, X, post, None, lengths)
         return stats, ll
 
@@ -382,8 +392,10 @@ class CovariateTransitionsMixin:
         c = self.group_.tie_map()
         n = len(c.names)
         columns = self._plan.block_columns["transitions"]
-        logit = (logit_objective(np.asarray(c.select("beta")), stats["xi_t"],
-                                 stats["covariates"], n) if "t" in self.params else None)
+        covariates = self._covariate_rows(stats["departures"].shape[0])
+        logit = (logit_objective(np.asarray(c.select("beta")), stats["xi_u"],
+                                 stats["departures"], covariates, n)
+                 if "t" in self.params else None)
         start_tied = (isinstance(self.ties, ParameterGroup)
                       or any("startprob" in text for text in self._plan.statements))
         if "s" in self.params and not start_tied:

@@ -8,7 +8,11 @@ model's own E-step (``_do_estep``) on each partition where it lives, sums the pe
 sufficient statistics in a tree on the workers, and runs the model's own M-step
 (``_do_mstep``) once on the client. The statistics are additive over sequences; the value
 each one starts from (hmmlearn starts some at a prior) is subtracted on the workers and
-added back once on the client, so the sum is the in-process E-step's, to rounding.
+added back once on the client, so the sum is the in-process E-step's, to rounding. The one
+exception is a model with covariate-dependent transitions: the logit's M-step needs each
+row's expected departures (``_covariates.PER_ROW_STATISTICS``, n_samples x n_components), which
+are put together in row order and brought to the client with the sums. Known states and
+covariates travel with their partitions' rows.
 Convergence is hmmlearn's monitor with the same ``tol``, ``n_iter`` and history.
 """
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .._array_files import array_file_shape, read_array_rows
 from .._config import config_context, get_config
 from ..errors import DataFormatError, ValidationError
 from ._sequences import check_lengths
+from ._covariates import PER_ROW_STATISTICS
 from . import _forward_backward as fb
 
 __all__ = ["fit", "score", "predict", "predict_proba", "decoding", "HMMPartition",
@@ -55,6 +60,8 @@ class HMMPartition(NamedTuple):
     origin: str
     #: The rows' known states (-1 where unknown), or None: they travel with the rows.
     known: np.ndarray | None = None
+    #: The rows' covariates (covariate-dependent transitions), or None; likewise.
+    covariates: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------- planning
@@ -85,17 +92,30 @@ class _Plan(NamedTuple):
     lengths: np.ndarray
     first_sequence: int
     known: np.ndarray | None = None
+    covariates: np.ndarray | None = None
+
+
+class _RowData(NamedTuple):
+    """Per-row inputs in force besides ``X`` (None where absent), cut with the rows."""
+
+    known: np.ndarray | None = None
+    covariates: np.ndarray | None = None
+
+    def rows(self, start: int, stop: int) -> dict:
+        return {name: None if value is None else value[start:stop]
+                for name, value in self._asdict().items()}
 
 
 def _plans(lengths: np.ndarray, ranges, offset_rows: int = 0, offset_seq: int = 0,
-           known: np.ndarray | None = None):
-    """The partitions' plans; each carries its rows of the known states (if any)."""
+           row_data: _RowData | None = None):
+    """The partitions' plans; each carries its rows of the known states and covariates."""
+    row_data = _RowData() if row_data is None else row_data
     cum = np.concatenate([[0], np.cumsum(lengths)])
     out = []
     for a, b in ranges:
         start, stop = offset_rows + int(cum[a]), offset_rows + int(cum[b])
         out.append(_Plan(start, stop, lengths[a:b], offset_seq + a,
-                         None if known is None else known[start:stop]))
+                         **row_data.rows(start, stop)))
     return out
 
 
@@ -108,7 +128,8 @@ def _validated(validator, X, lengths, plan: _Plan, origin: str, path=None) -> HM
         if path is not None:
             raise DataFormatError(msg, path=path) from err
         raise ValidationError(msg) from err
-    return HMMPartition(Xv, lv, plan.start, plan.first_sequence, origin, plan.known)
+    return HMMPartition(Xv, lv, plan.start, plan.first_sequence, origin, plan.known,
+                        plan.covariates)
 
 
 def _load_file_partition(path: str, file_start: int, file_stop: int, plan: _Plan,
@@ -125,10 +146,12 @@ def _prepare_block(block, plan: _Plan, validator) -> HMMPartition:
 
 def _with_partition(model, part: HMMPartition):
     """A shallow copy of the worker's model for one task on ``part``, with the partition's
-    known states in force (tasks on one worker share the model object)."""
+    known states and covariates in force (tasks on one worker share the model object)."""
     out = copy.copy(model)
     if part.known is not None:
         out._known = part.known
+    if part.covariates is not None:
+        out._covariates = part.covariates
     return out
 
 
@@ -180,8 +203,17 @@ def _estep(part: HMMPartition, skeleton, params: dict) -> dict:
             stats, log_prob = model._do_estep(part.X, part.lengths)
     except fb.ImpossibleObservationError as err:
         _reraise_impossible(err, part)
+    rows = {key: [stats.pop(key)] for key in PER_ROW_STATISTICS if key in stats}
     return {"stats": _additive_part(stats, model._initialize_sufficient_statistics()),
-            "log_prob": float(log_prob)}
+            "rows": rows, "log_prob": float(log_prob)}
+
+
+def _combine_esteps(*parts: dict) -> dict:
+    """Sum of partitions' E-steps; their per-row statistics are kept in row order."""
+    out = _dask.add_additive(*({k: v for k, v in p.items() if k != "rows"} for p in parts))
+    out["rows"] = {key: [block for p in parts for block in p["rows"][key]]
+                   for key in parts[0]["rows"]}
+    return out
 
 
 def _loglik(part: HMMPartition, model) -> float:
@@ -308,20 +340,22 @@ def _place(model, X, lengths, client, name: str) -> _Placed:
         return _place_dask(model, X, lengths, client, name, threads)
     Xv, lv = model._validate_X(X, lengths)  # in memory: exactly the in-process checks
     n_parts = _n_partitions(Xv.shape[0], Xv.shape[1], K, lv.size, threads)
-    plans = _plans(lv, _split_sequences(lv, n_parts), known=_known_rows(model, Xv.shape[0]))
+    plans = _plans(lv, _split_sequences(lv, n_parts), row_data=_row_data(model, Xv.shape[0]))
     parts = [HMMPartition(Xv[p.start:p.stop], p.lengths, p.start, p.first_sequence,
-                          f"X rows {p.start}..{p.stop - 1}", p.known) for p in plans]
+                          f"X rows {p.start}..{p.stop - 1}", p.known, p.covariates)
+             for p in plans]
     return _Placed(_dask.PlacedData(client, parts, name=name), plans, Xv.shape[1],
                    local=(Xv, lv))
 
 
-def _known_rows(model, n_rows: int) -> np.ndarray | None:
-    """The known states in force (``fit(..., known_states=)``), checked against the rows."""
+def _row_data(model, n_rows: int) -> _RowData:
+    """The known states and covariates in force (``fit(..., known_states=, covariates=)``),
+    checked against the rows here, before anything is sent."""
     known = getattr(model, "_known", None)
     if known is not None and len(known) != n_rows:
         raise ValidationError(f"known_states has {len(known)} entries but X has {n_rows} "
                               "rows; give one state (or -1) per row")
-    return known
+    return _RowData(known, model._covariate_rows(n_rows))
 
 
 def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
@@ -342,7 +376,7 @@ def _place_dask(model, X, lengths, client, name, threads) -> _Placed:
         raise ValidationError("X is empty (0 samples)")
     lv = check_lengths(lengths, n)
     n_parts = _n_partitions(n, int(X.shape[1]), model.n_components, lv.size, threads)
-    plans = _plans(lv, _split_sequences(lv, n_parts), known=_known_rows(model, n))
+    plans = _plans(lv, _split_sequences(lv, n_parts), row_data=_row_data(model, n))
     X = X.rechunk((tuple(p.stop - p.start for p in plans), X.shape[1]))
     blocks = X.to_delayed().ravel()
     validator = _validator(model)
@@ -382,7 +416,7 @@ def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
                                   f"{int(end)} of the stacked files); each sequence must lie "
                                   "within one file")
     total = int(rows.sum())
-    known = _known_rows(model, total)
+    row_data = _row_data(model, total)
     n_target = _n_partitions(total, int(shapes[0][1]), model.n_components, lv.size, threads)
     validator = _validator(model)
     items, plans, seq0 = [], [], 0
@@ -391,7 +425,7 @@ def _place_files(model, paths, lengths, client, name, threads) -> _Placed:
         lf = lv[seq0:seq1]
         n_parts = int(np.ceil(n_target * rows[f] / total))
         for plan in _plans(lf, _split_sequences(lf, n_parts), int(file_start[f]), seq0,
-                           known=known):
+                           row_data):
             a, b = plan.start - int(file_start[f]), plan.stop - int(file_start[f])
             items.append(_dask.OnWorker(_load_file_partition, path, a, b, plan, validator))
             plans.append(plan)
@@ -412,8 +446,8 @@ def _shipped(model, *, with_params: bool = True):
     out = copy.copy(model)
     for key, value in list(vars(out).items()):
         fitted = key.endswith("_") and not key.endswith("__")
-        # known states travel with the partitions, not with the model
-        if key in ("_workspace", "_known") or (fitted and (not with_params or not (
+        # known states and covariates travel with the partitions, not with the model
+        if key in ("_workspace", "_known", "_covariates") or (fitted and (not with_params or not (
                 isinstance(value, np.ndarray) or _dask._is_number(value)))):
             delattr(out, key)
     # settings are per process: the client's travel with the model to the workers
@@ -453,9 +487,11 @@ def fit(model, X, lengths=None, *, client):
             it = next(iteration)
             params = client.submit(_hold, _fitted_params(model), key=(f"hmm-params-{token}", it))
             total = _dask.map_reduce(client, _estep, placed.data, skeleton, params,
-                                     name=f"hmm-estep-{token}-it{it}")
-            return (_dask.add_additive(model._initialize_sufficient_statistics(),
-                                       total["stats"]), total["log_prob"])
+                                     name=f"hmm-estep-{token}-it{it}",
+                                     combine=_combine_esteps)
+            stats = _dask.add_additive(model._initialize_sufficient_statistics(), total["stats"])
+            stats.update((key, np.concatenate(blocks)) for key, blocks in total["rows"].items())
+            return stats, total["log_prob"]
 
         model._run_em(estep)
         seconds = time.perf_counter() - t0

@@ -290,7 +290,7 @@ class ReportMixin:
         -------
         xarray.Dataset
         """
-        with self._covariates_given(covariates, client):
+        with self._covariates_given(covariates):
             return self._to_xarray(X, lengths, client)
 
     def _to_xarray(self, X, lengths, client) -> xr.Dataset:

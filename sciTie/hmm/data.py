@@ -1,7 +1,9 @@
-"""The HMM datasets: earthquake counts (bundled) and a synthetic ion-channel record.
+"""The HMM datasets: earthquake counts and Filardo's business-cycle series (bundled), and
+a synthetic ion-channel record.
 
-Both loaders return :class:`xarray.Dataset` objects with provenance in ``attrs``; they are
-registered in :mod:`sciTie.datasets` as ``earthquakes`` and ``ion-channel``.
+The loaders return :class:`xarray.Dataset` objects with provenance in ``attrs``; they are
+registered in :mod:`sciTie.datasets` as ``earthquakes``, ``business-cycle`` and
+``ion-channel``.
 """
 from __future__ import annotations
 
@@ -13,8 +15,15 @@ import xarray as xr
 from .._validation import check_int
 from ..errors import DataFormatError
 
-__all__ = ["load_earthquakes", "load_ion_channel", "simulate_ion_channel",
-           "read_year_counts", "ION_CHANNEL_SCHEME"]
+__all__ = ["load_earthquakes", "load_business_cycle", "load_ion_channel",
+           "simulate_ion_channel", "read_year_counts", "ION_CHANNEL_SCHEME", "NBER_RECESSIONS"]
+
+#: NBER business-cycle reference dates within 1948-1991, ``(peak, trough)`` months: the
+#: recession runs from the month after the peak to the trough (www.nber.org/research/data/
+#: us-business-cycle-expansions-and-contractions).
+NBER_RECESSIONS = (("1948-11", "1949-10"), ("1953-07", "1954-05"), ("1957-08", "1958-04"),
+                   ("1960-04", "1961-02"), ("1969-12", "1970-11"), ("1973-11", "1975-03"),
+                   ("1980-01", "1980-07"), ("1981-07", "1982-11"), ("1990-07", "1991-03"))
 
 #: The aggregated Markov scheme of the synthetic channel: C1 - C2 - C3 - O4 - O5.
 #: Entries are per-sample transition probabilities (rates times the sampling interval).
@@ -174,6 +183,94 @@ def load_earthquakes(path=None) -> xr.Dataset:
         "total_count": int(counts.sum()),
     })
     return ds
+
+
+def load_business_cycle(path=None) -> xr.Dataset:
+    """Filardo's (1994) monthly US industrial production and leading indicator, 1948-1991,
+    laid out for a model whose transition into month t depends on the indicator of t - 1.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A folder holding ``filardo.csv`` to read instead of the bundled one.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``month`` (1948-03 ... 1991-04, 518 months: the file's first month only gives
+        the indicator of the second): ``ip_growth`` (``dlip``: growth of industrial
+        production, % per month, pre-1960 months rescaled), ``leading_prev`` (the demeaned
+        growth of the leading indicator in the month before), ``leading`` (the same in the
+        month itself), ``published_expansion`` (smoothed probability of expansion of the
+        published AR(4) model, NaN for its first four months), ``nber_recession`` (1 in
+        NBER recession months, :data:`NBER_RECESSIONS`) and ``year`` (decimal years);
+        provenance and licence in ``attrs`` (``sciTie/datasets/data/filardo/README.md``).
+    """
+    from sciTie.datasets import data_dir
+
+    file = data_dir("business-cycle", path) / "filardo.csv"
+    table = _read_filardo(file)
+    month = table["date"]
+    recession = np.zeros(month.size, dtype=np.int64)
+    for peak, trough in NBER_RECESSIONS:
+        recession[(month > np.datetime64(peak, "M")) & (month <= np.datetime64(trough, "M"))] = 1
+    month_index = month.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    sl = slice(1, None)  # the first month has no preceding indicator
+    ds = xr.Dataset(
+        {"ip_growth": ("month", table["dlip"][sl],
+                       {"long_name": "growth of US industrial production (100 dlog)",
+                        "units": "%/month"}),
+         "leading_prev": ("month", table["dmdlleading"][:-1],
+                          {"long_name": "demeaned growth of the leading indicator, month "
+                                        "before", "units": "%/month"}),
+         "leading": ("month", table["dmdlleading"][sl],
+                     {"long_name": "demeaned growth of the leading indicator",
+                      "units": "%/month"}),
+         "published_expansion": ("month", table["smoothed_0"][sl],
+                                 {"long_name": "smoothed probability of expansion, "
+                                               "published AR(4) TVTP model", "units": "1"}),
+         "nber_recession": ("month", recession[sl],
+                            {"long_name": "NBER recession month", "units": "1"}),
+         "year": ("month", 1970 + month_index[sl] / 12.0, {"units": "year"})},
+        coords={"month": month[sl].astype("datetime64[ns]")})
+    ds.attrs.update({
+        "title": "US industrial production growth and leading indicator, 1948-1991 "
+                 "(Filardo 1994)",
+        "source": "A. J. Filardo, J. Business & Economic Statistics 12 (1994) 299-308, as "
+                  "prepared by C.-J. Kim & C. R. Nelson, State-Space Models with Regime "
+                  "Switching (MIT Press, 1999); file from statsmodels (BSD-3-Clause), "
+                  "statsmodels/tsa/regime_switching/tests/results/mar_filardo.csv",
+        "licence": "BSD-3-Clause (statsmodels); see sciTie/datasets/data/filardo/README.md",
+        "published_log_likelihood": -586.5718,
+        "file": str(file),
+    })
+    return ds
+
+
+def _read_filardo(file) -> dict[str, np.ndarray]:
+    """The ``date,dlip,dmdlleading,smoothed_0`` table (an empty cell of ``smoothed_0`` is NaN)."""
+    columns = ("date", "dlip", "dmdlleading", "smoothed_0")
+    with open(file, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    if not lines or lines[0].split(",") != list(columns):
+        raise DataFormatError(f"expected the header {','.join(columns)!r}", path=file, line=1)
+    dates, values = [], []
+    for lineno, line in enumerate(lines[1:], start=2):
+        cells = line.split(",")
+        if len(cells) != len(columns):
+            raise DataFormatError(f"expected {len(columns)} comma-separated fields, got "
+                                  f"{len(cells)}: {line!r}", path=file, line=lineno)
+        try:
+            dates.append(np.datetime64(cells[0], "M"))
+            values.append([float(c) if c else np.nan for c in cells[1:]])
+        except ValueError as exc:
+            raise DataFormatError(f"{exc} in {line!r}", path=file, line=lineno) from None
+    values = np.array(values, dtype=np.float64).reshape(-1, len(columns) - 1)
+    if not np.all(np.isfinite(values[:, :2])):
+        raise DataFormatError("dlip and dmdlleading must be numbers in every row", path=file)
+    out = {"date": np.array(dates, dtype="datetime64[M]")}
+    out.update(zip(columns[1:], values.T))
+    return out
 
 
 def _integer_cell(text: str, what: str, file, line: int) -> int:
