@@ -323,7 +323,7 @@ def _block_statistics(n, aT, rT, gT, XT, n_moments, xi_acc, post_acc, obs_acc, o
 
 @njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, post_acc,
-            start_acc, obs_acc, obs2_acc, XT, aT, predT, invT, rT, gT, a, p, g, gnew, r):
+            start_acc, obs_acc, obs2_acc, XT, aT, predT, invT, rT, gT, small, a, p, g, gnew, r):
     """Backward smoothing of ``[start, stop)`` from the filtered ``alpha``, block by block.
 
     Adds ``sum_t alpha_t(i) gamma_{t+1}(j) / pred_{t+1}(j)`` to ``xi_acc`` (times ``A``
@@ -338,7 +338,10 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
         t0 = start + b * _BLOCK
         n = min(_BLOCK, stop - t0)
         _transpose_rows(alpha, t0, n, aT)
-        # predT[:, i] = alpha[t0 + i] @ A, the prediction of the next row, and its inverse
+        # predT[:, i] = alpha[t0 + i] @ A, the prediction of the next row, and its inverse;
+        # small[i] marks the rows with a prediction too small to divide by (rare)
+        for i in range(n):
+            small[i] = 0.0
         for j in range(K):
             for i in range(n):
                 predT[j, i] = 0.0
@@ -348,7 +351,17 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
                     predT[j, i] += akj * aT[k, i]
             for i in range(n):
                 q = predT[j, i]
-                invT[j, i] = 1.0 / q if q >= _TINY else 0.0
+                tiny = q < _TINY
+                invT[j, i] = 0.0 if tiny else 1.0 / q
+                small[i] += 1.0 if tiny else 0.0
+        # gamma sums to one in exact arithmetic (every smoothing step preserves the sum):
+        # it is renormalised once per block, which bounds the drift by _BLOCK roundings
+        norm = 0.0
+        for k in range(K):
+            norm += g[k]
+        inv = 1.0 / norm if t0 + n < stop else 1.0
+        for k in range(K):
+            g[k] *= inv
         for i in range(n - 1, -1, -1):
             if t0 + i == stop - 1:  # the last posterior is the last filtered distribution
                 for k in range(K):
@@ -357,29 +370,33 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
                     gT[k, i] = g[k]
                 continue
             slow = False
-            for j in range(K):
-                r[j] = g[j] * invT[j, i]
-                slow |= g[j] > 0.0 and invT[j, i] == 0.0
+            if small[i] > 0.0:
+                for j in range(K):
+                    slow |= g[j] > 0.0 and invT[j, i] == 0.0
             if slow:
                 for k in range(K):
                     a[k] = aT[k, i]
                     p[k] = predT[k, i]
+                    r[k] = g[k] * invT[k, i]
                     rT[k, i] = 0.0
                 _log_space_smooth(a, A, g, p, r, gnew, xi_full)
-            else:
+                # renormalised here: a column that no state reaches drops its (rounding) mass
+                norm = 0.0
                 for k in range(K):
-                    s = 0.0
-                    for j in range(K):
-                        s += A[k, j] * r[j]
-                    gnew[k] = aT[k, i] * s
-                    rT[k, i] = r[k]
-            norm = 0.0
+                    norm += gnew[k]
+                for k in range(K):
+                    g[k] = gnew[k] / norm
+                    gT[k, i] = g[k]
+                continue
+            for j in range(K):
+                r[j] = g[j] * invT[j, i]
             for k in range(K):
-                norm += gnew[k]
-            inv = 1.0 / norm
-            for k in range(K):
-                g[k] = gnew[k] * inv
+                s = 0.0
+                for j in range(K):
+                    s += A[k, j] * r[j]
+                g[k] = aT[k, i] * s
                 gT[k, i] = g[k]
+                rT[k, i] = r[k]
         if n_moments:
             _transpose_rows(X, t0, n, XT)
         _block_statistics(n, aT, rT, gT, XT, n_moments, xi_acc, post_acc, obs_acc, obs2_acc)
@@ -416,7 +433,7 @@ def _run_block(b, blocks, offsets, startprob, A, source, table, X, means, prec, 
         if backward:
             _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc[b], xi_full[b],
                     post_acc[b], start_acc[b], obs_acc[b], obs2_acc[b], XT, mats[0], mats[1],
-                    mats[2], mats[3], mats[4], vecs[0], vecs[1], vecs[2], vecs[3], vecs[4])
+                    mats[2], mats[3], mats[4], shift, vecs[0], vecs[1], vecs[2], vecs[3], vecs[4])
     ll_out[b] = total
     bad_out[b] = -1
 
