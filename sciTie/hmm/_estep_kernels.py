@@ -354,14 +354,6 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
                 tiny = q < _TINY
                 invT[j, i] = 0.0 if tiny else 1.0 / q
                 small[i] += 1.0 if tiny else 0.0
-        # gamma sums to one in exact arithmetic (every smoothing step preserves the sum):
-        # it is renormalised once per block, which bounds the drift by _BLOCK roundings
-        norm = 0.0
-        for k in range(K):
-            norm += g[k]
-        inv = 1.0 / norm if t0 + n < stop else 1.0
-        for k in range(K):
-            g[k] *= inv
         for i in range(n - 1, -1, -1):
             if t0 + i == stop - 1:  # the last posterior is the last filtered distribution
                 for k in range(K):
@@ -380,23 +372,24 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
                     r[k] = g[k] * invT[k, i]
                     rT[k, i] = 0.0
                 _log_space_smooth(a, A, g, p, r, gnew, xi_full)
-                # renormalised here: a column that no state reaches drops its (rounding) mass
-                norm = 0.0
-                for k in range(K):
-                    norm += gnew[k]
-                for k in range(K):
-                    g[k] = gnew[k] / norm
-                    gT[k, i] = g[k]
-                continue
-            for j in range(K):
-                r[j] = g[j] * invT[j, i]
-            for k in range(K):
-                s = 0.0
+            else:
                 for j in range(K):
-                    s += A[k, j] * r[j]
-                g[k] = aT[k, i] * s
+                    r[j] = g[j] * invT[j, i]
+                for k in range(K):
+                    s = 0.0
+                    for j in range(K):
+                        s += A[k, j] * r[j]
+                    gnew[k] = aT[k, i] * s
+                    rT[k, i] = r[k]
+            # renormalised at every step: gamma's sum drifts by rounding otherwise, and the
+            # M-steps that iterate (Newton through the tie map) amplify that drift
+            norm = 0.0
+            for k in range(K):
+                norm += gnew[k]
+            inv = 1.0 / norm
+            for k in range(K):
+                g[k] = gnew[k] * inv
                 gT[k, i] = g[k]
-                rT[k, i] = r[k]
         if n_moments:
             _transpose_rows(X, t0, n, XT)
         _block_statistics(n, aT, rT, gT, XT, n_moments, xi_acc, post_acc, obs_acc, obs2_acc)
