@@ -37,23 +37,17 @@ def _emission_pass(X, means, prec, const, with_exp):
     return total
 
 
-@njit(cache=True, fastmath=ek._FAST)
+@njit(cache=True)
 def _prediction_pass(A, alpha):
     """The backward pass's block set-up alone: transposed lattice, predictions, inverses."""
     K = A.shape[0]
-    aT, predT, invT = np.empty((K, _B)), np.empty((K, _B)), np.empty((K, _B))
+    aT, predT, invT, small = (np.empty((K, _B)), np.empty((K, _B)), np.empty((K, _B)),
+                              np.empty(_B))
     total = 0.0
     for t0 in range(0, alpha.shape[0], _B):
         n = min(_B, alpha.shape[0] - t0)
         ek._transpose_rows(alpha, t0, n, aT)
-        for j in range(K):
-            for i in range(n):
-                predT[j, i] = 0.0
-            for k in range(K):
-                for i in range(n):
-                    predT[j, i] += A[k, j] * aT[k, i]
-            for i in range(n):
-                invT[j, i] = 1.0 / predT[j, i]
+        ek._predictions(A, aT, n, predT, invT, small)
         total += invT[0, 0]
     return total
 

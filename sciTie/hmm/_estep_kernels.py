@@ -338,6 +338,33 @@ def _block_statistics(n, aT, rT, gT, XT, n_moments, xi_acc, post_acc, obs_acc, o
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _predictions(A, aT, n, predT, invT, small):
+    """``predT[:, i] = aT[:, i] @ A`` (the prediction of the next row), its inverse where
+    it is at least ``_TINY`` (else 0), and ``small[i] > 0`` where some entry is below."""
+    K = A.shape[0]
+    K4 = K - K % 4
+    for i in range(n):
+        small[i] = 0.0
+    for j in range(K):
+        for i in range(n):
+            predT[j, i] = 0.0
+        for k in range(0, K4, 4):  # four states per pass over the row: a quarter of the
+            a0, a1, a2, a3 = A[k, j], A[k + 1, j], A[k + 2, j], A[k + 3, j]  # stores
+            for i in range(n):
+                predT[j, i] += ((a0 * aT[k, i] + a1 * aT[k + 1, i])
+                                + (a2 * aT[k + 2, i] + a3 * aT[k + 3, i]))
+        for k in range(K4, K):
+            akj = A[k, j]
+            for i in range(n):
+                predT[j, i] += akj * aT[k, i]
+        for i in range(n):
+            q = predT[j, i]
+            tiny = q < _TINY
+            invT[j, i] = 0.0 if tiny else 1.0 / q
+            small[i] += 1.0 if tiny else 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, post_acc,
             start_acc, obs_acc, obs2_acc, XT, aT, predT, invT, rT, gT, small, a, p, g, gnew, r):
     """Backward smoothing of ``[start, stop)`` from the filtered ``alpha``, block by block.
@@ -349,33 +376,12 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
     ``write_post``.
     """
     K = A.shape[0]
-    K4 = K - K % 4
     n_blocks = (stop - start + _BLOCK - 1) // _BLOCK
     for b in range(n_blocks - 1, -1, -1):
         t0 = start + b * _BLOCK
         n = min(_BLOCK, stop - t0)
         _transpose_rows(alpha, t0, n, aT)
-        # predT[:, i] = alpha[t0 + i] @ A, the prediction of the next row, and its inverse;
-        # small[i] marks the rows with a prediction too small to divide by (rare)
-        for i in range(n):
-            small[i] = 0.0
-        for j in range(K):
-            for i in range(n):
-                predT[j, i] = 0.0
-            for k in range(0, K4, 4):  # four states per pass over the row: a quarter of the
-                a0, a1, a2, a3 = A[k, j], A[k + 1, j], A[k + 2, j], A[k + 3, j]  # stores
-                for i in range(n):
-                    predT[j, i] += ((a0 * aT[k, i] + a1 * aT[k + 1, i])
-                                    + (a2 * aT[k + 2, i] + a3 * aT[k + 3, i]))
-            for k in range(K4, K):
-                akj = A[k, j]
-                for i in range(n):
-                    predT[j, i] += akj * aT[k, i]
-            for i in range(n):
-                q = predT[j, i]
-                tiny = q < _TINY
-                invT[j, i] = 0.0 if tiny else 1.0 / q
-                small[i] += 1.0 if tiny else 0.0
+        _predictions(A, aT, n, predT, invT, small)
         for i in range(n - 1, -1, -1):
             if t0 + i == stop - 1:  # the last posterior is the last filtered distribution
                 for k in range(K):
