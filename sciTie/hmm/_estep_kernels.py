@@ -295,28 +295,12 @@ def _log_space_smooth(a, A, g, pred, r, gnew, xi_full):
 def _block_statistics(n, aT, rT, gT, XT, n_moments, xi_acc, post_acc, obs_acc, obs2_acc):
     """Add a block's ``sum_i aT[:, i] rT[:, i]^T``, occupancies and X-moments."""
     K = aT.shape[0]
-    K2 = K - K % 2
-    # 2 x 2 tiles of the (K, K) sum: each loaded entry serves two products
-    for k in range(0, K2, 2):
-        for j in range(0, K2, 2):
-            s00, s01, s10, s11 = 0.0, 0.0, 0.0, 0.0
-            for i in range(n):
-                a0, a1, r0, r1 = aT[k, i], aT[k + 1, i], rT[j, i], rT[j + 1, i]
-                s00 += a0 * r0
-                s01 += a0 * r1
-                s10 += a1 * r0
-                s11 += a1 * r1
-            xi_acc[k, j] += s00
-            xi_acc[k, j + 1] += s01
-            xi_acc[k + 1, j] += s10
-            xi_acc[k + 1, j + 1] += s11
-    for k in range(K):  # the last row and column when K is odd
+    for k in range(K):
         for j in range(K):
-            if k >= K2 or j >= K2:
-                acc = 0.0
-                for i in range(n):
-                    acc += aT[k, i] * rT[j, i]
-                xi_acc[k, j] += acc
+            acc = 0.0
+            for i in range(n):
+                acc += aT[k, i] * rT[j, i]
+            xi_acc[k, j] += acc
     for k in range(K):
         acc = 0.0
         for i in range(n):
