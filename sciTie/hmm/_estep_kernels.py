@@ -393,8 +393,7 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
                         s += A[k, j] * r[j]
                     gnew[k] = aT[k, i] * s
                     rT[k, i] = r[k]
-            # renormalised at every step: gamma's sum drifts by rounding otherwise, and the
-            # M-steps that iterate (Newton through the tie map) amplify that drift
+            # renormalised at every step (once per block was tried: see docs/hmm.rst)
             norm = 0.0
             for k in range(K):
                 norm += gnew[k]
