@@ -322,8 +322,35 @@ def _block_statistics(n, aT, rT, gT, XT, n_moments, xi_acc, post_acc, obs_acc, o
 
 
 @njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _predictions(A, aT, n, predT, invT, small):
+    """``predT[:, i] = aT[:, i] @ A`` (the prediction of the next row), its inverse where
+    it is at least ``_TINY`` (else 0), and ``small[i] > 0`` where some entry is below."""
+    K = A.shape[0]
+    K4 = K - K % 4
+    for i in range(n):
+        small[i] = 0.0
+    for j in range(K):
+        for i in range(n):
+            predT[j, i] = 0.0
+        for k in range(0, K4, 4):  # four states per pass over the row: a quarter of the
+            a0, a1, a2, a3 = A[k, j], A[k + 1, j], A[k + 2, j], A[k + 3, j]  # stores
+            for i in range(n):
+                predT[j, i] += ((a0 * aT[k, i] + a1 * aT[k + 1, i])
+                                + (a2 * aT[k + 2, i] + a3 * aT[k + 3, i]))
+        for k in range(K4, K):
+            akj = A[k, j]
+            for i in range(n):
+                predT[j, i] += akj * aT[k, i]
+        for i in range(n):
+            q = predT[j, i]
+            tiny = q < _TINY
+            invT[j, i] = 0.0 if tiny else 1.0 / q
+            small[i] += 1.0 if tiny else 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
 def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, post_acc,
-            start_acc, obs_acc, obs2_acc, XT, aT, predT, invT, rT, gT, a, p, g, gnew, r):
+            start_acc, obs_acc, obs2_acc, XT, aT, predT, invT, rT, gT, small, a, p, g, gnew, r):
     """Backward smoothing of ``[start, stop)`` from the filtered ``alpha``, block by block.
 
     Adds ``sum_t alpha_t(i) gamma_{t+1}(j) / pred_{t+1}(j)`` to ``xi_acc`` (times ``A``
@@ -338,17 +365,7 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
         t0 = start + b * _BLOCK
         n = min(_BLOCK, stop - t0)
         _transpose_rows(alpha, t0, n, aT)
-        # predT[:, i] = alpha[t0 + i] @ A, the prediction of the next row, and its inverse
-        for j in range(K):
-            for i in range(n):
-                predT[j, i] = 0.0
-            for k in range(K):
-                akj = A[k, j]
-                for i in range(n):
-                    predT[j, i] += akj * aT[k, i]
-            for i in range(n):
-                q = predT[j, i]
-                invT[j, i] = 1.0 / q if q >= _TINY else 0.0
+        _predictions(A, aT, n, predT, invT, small)
         for i in range(n - 1, -1, -1):
             if t0 + i == stop - 1:  # the last posterior is the last filtered distribution
                 for k in range(K):
@@ -357,22 +374,26 @@ def _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc, xi_full, po
                     gT[k, i] = g[k]
                 continue
             slow = False
-            for j in range(K):
-                r[j] = g[j] * invT[j, i]
-                slow |= g[j] > 0.0 and invT[j, i] == 0.0
+            if small[i] > 0.0:
+                for j in range(K):
+                    slow |= g[j] > 0.0 and invT[j, i] == 0.0
             if slow:
                 for k in range(K):
                     a[k] = aT[k, i]
                     p[k] = predT[k, i]
+                    r[k] = g[k] * invT[k, i]
                     rT[k, i] = 0.0
                 _log_space_smooth(a, A, g, p, r, gnew, xi_full)
             else:
+                for j in range(K):
+                    r[j] = g[j] * invT[j, i]
                 for k in range(K):
                     s = 0.0
                     for j in range(K):
                         s += A[k, j] * r[j]
                     gnew[k] = aT[k, i] * s
                     rT[k, i] = r[k]
+            # renormalised at every step (once per block was tried: see docs/hmm.rst)
             norm = 0.0
             for k in range(K):
                 norm += gnew[k]
@@ -416,7 +437,7 @@ def _run_block(b, blocks, offsets, startprob, A, source, table, X, means, prec, 
         if backward:
             _smooth(A, alpha, start, stop, X, n_moments, write_post, xi_acc[b], xi_full[b],
                     post_acc[b], start_acc[b], obs_acc[b], obs2_acc[b], XT, mats[0], mats[1],
-                    mats[2], mats[3], mats[4], vecs[0], vecs[1], vecs[2], vecs[3], vecs[4])
+                    mats[2], mats[3], mats[4], shift, vecs[0], vecs[1], vecs[2], vecs[3], vecs[4])
     ll_out[b] = total
     bad_out[b] = -1
 
