@@ -162,12 +162,12 @@ class SemiMarkovMixin:
         """Not for semi-Markov models: the start search reads an HMM's transitions."""
 
     @contextlib.contextmanager
-    def _covariates_given(self, covariates, client=None, *, fitting: bool = False):
+    def _covariates_given(self, covariates, *, fitting: bool = False):
         if covariates is not None:
             raise ValidationError(f"covariates: {type(self).__name__} does not support "
                                   "covariate-dependent transitions (the transitions between "
                                   "segments are constant); leave covariates=None")
-        with super()._covariates_given(None, client, fitting=fitting):
+        with super()._covariates_given(None, fitting=fitting):
             yield
 
     # ------------------------------------------------------------------ E-step / M-step
