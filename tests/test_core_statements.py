@@ -197,3 +197,55 @@ def test_a_group_is_a_mapping_of_names_to_parameters_like_lmfit():
     empty = ParameterGroup("empty")
     assert bool(empty) and len(empty) == 0
     assert g != g.copy() and {g: 1}[g] == 1          # identity, as for any model object
+
+
+def _probability_group(start):
+    """Three probabilities on the simplex (``p[2] = 1 - p[0] - p[1]``), each in [0, 1]."""
+    g = ParameterGroup("q")
+    g.add("p", start, min=0, max=1)
+    g.apply_ties("p[2] = 1 - p[0] - p[1]")
+    return g
+
+
+def _multinomial(counts, idx):
+    def objective(s):
+        p = s[idx]
+        pos = counts > 0
+        if np.any(p < 0) or np.any(p[pos] <= 0):
+            return -np.inf, None, None
+        grad, hess = np.zeros(s.size), np.zeros((s.size, s.size))
+        grad[idx[pos]] = counts[pos] / p[pos]
+        hess[idx[pos], idx[pos]] = -counts[pos] / p[pos] ** 2
+        return float(np.sum(counts[pos] * np.log(p[pos]))), grad, hess
+    return objective
+
+
+def test_a_maximum_on_a_bound_is_reached_exactly_and_promptly():
+    """Counts (5, 0, 3): the maximum is p = (5/8, 0, 3/8), with p[1] on its lower bound (the
+    closed form). Newton's step leaves the box there; the bound is held instead of every step
+    being cut to nothing (it used to spend all ``max_iter`` iterations on that)."""
+    counts = np.array([5.0, 0.0, 3.0])
+    g = _probability_group([0.2, 0.5, 0.3])
+    x, info = maximize_through_ties(g, _multinomial(counts, g.slot_index("p")))
+    assert info.converged and info.n_iter < 20
+    np.testing.assert_allclose(g.tie_map().evaluate(x), counts / counts.sum(), atol=1e-12)
+    assert x[1] == 0.0  # on the bound, not a rounding error inside it
+
+
+def test_an_objective_rising_towards_a_bound_without_a_maximum_stops():
+    """``-0.5e-5 log v``, the variance term of a mixture component without data: it grows
+    without limit as ``v -> 0``. The iteration stops early, with the objective increased and
+    the variance still positive, instead of running all ``max_iter`` iterations."""
+    g = ParameterGroup("q")
+    g.add("v", 1.0, min=0)
+    a = 0.5e-5
+
+    def objective(s):
+        v = s[0]
+        if v <= 0:
+            return -np.inf, None, None
+        return -a * np.log(v), np.array([-a / v]), np.array([[a / v ** 2]])
+
+    x, info = maximize_through_ties(g, objective, max_iter=100)
+    assert 0 < x[0] < 1.0 and -a * np.log(x[0]) > 0.0  # it moved uphill
+    assert not info.converged and info.n_iter < 100

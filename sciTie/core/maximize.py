@@ -22,6 +22,16 @@ from .group import ParameterGroup
 
 __all__ = ["SlotObjective", "maximize_through_ties", "MaximizeInfo"]
 
+#: Consecutive steps towards the same bound, each covering at least 1/CREEP_REACH of the way
+#: left to it, the objective still rising, after which the iteration stops: the objective
+#: rises without a maximum towards a bound where it is not defined.
+CREEP_LIMIT = 10
+CREEP_REACH = 20.0
+#: A predicted gain below this fraction of the objective that stops shrinking (at least by
+#: half per step) for STALL_LIMIT steps ends the iteration (see the loop).
+STALL_GAIN = 1e-8
+STALL_LIMIT = 5
+
 #: ``objective(slots) -> (value, gradient, hessian)``; value -inf (or NaN) outside the domain.
 SlotObjective = Callable[[np.ndarray], tuple[float, np.ndarray, "sp.spmatrix | np.ndarray"]]
 
@@ -90,22 +100,38 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         return x, MaximizeInfo(float(f), 0, True, 0.0)
     converged, it, gnorm = False, 0, np.inf
     fixed_G = c.matrix()[:, cols] if c.is_linear else None  # linear ties: G never changes
+    fixed_GT = fixed_G.T.tocsr() if fixed_G is not None else None
     dense_G = None
+    creeping, last_limit = 0, -1
+    stalled, last_decrement = 0, np.inf
     for it in range(1, max_iter + 1):
         G = fixed_G if fixed_G is not None else c.matrix(x)[:, cols]
-        g_free = np.asarray(G.T @ g).ravel()
+        GT = fixed_GT if fixed_GT is not None else G.T
+        g_free = np.asarray(GT @ g).ravel()
         if sp.issparse(H):
-            H_free = np.asarray((G.T @ (H.tocsr() @ G)).todense())
+            H_free = np.asarray((GT @ (H.tocsr() @ G)).todense())
         else:  # a dense Hessian (small models): dense algebra throughout
             Gd = dense_G if dense_G is not None else G.toarray()
             if fixed_G is not None:
                 dense_G = Gd
             H_free = Gd.T @ np.asarray(H) @ Gd
         H_free = 0.5 * (H_free + H_free.T)
-        gnorm = float(np.max(np.abs(g_free)))
-        step = _newton_step(H_free, g_free)
+        # a parameter on its bound whose gradient points outwards stays there (its maximum
+        # under the bound): the Newton step moves the others only. Without this a step
+        # that leaves the box is cut to nothing and the iteration stalls on the bound.
+        xc = x[cols]
+        moving = ~(((xc <= lo) & (g_free < 0)) | ((xc >= hi) & (g_free > 0)))
+        if not np.any(moving):
+            converged, gnorm = True, 0.0
+            break
+        step = np.zeros_like(g_free)
+        if np.all(moving):
+            step = _newton_step(H_free, g_free)
+        else:
+            step[moving] = _newton_step(H_free[np.ix_(moving, moving)], g_free[moving])
+        gnorm = float(np.max(np.abs(g_free[moving])))
         decrement = float(g_free @ step)
-        tiny_step = np.max(np.abs(step) / np.maximum(np.abs(x[cols]), 1.0)) <= 4 * np.finfo(float).eps
+        tiny_step = np.max(np.abs(step) / np.maximum(np.abs(xc), 1.0)) <= 4 * np.finfo(float).eps
         if not np.isfinite(decrement) or decrement <= 0.0 or tiny_step:
             converged = True  # at machine precision: Newton's next step would change nothing
             break
@@ -120,31 +146,53 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
                 x, f = xt, ft
             converged = True
             break
-        # stay strictly inside the bounds of the free parameters
-        t = 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            to_hi = np.where(step > 0, (hi - x[cols]) / step, np.inf)
-            to_lo = np.where(step < 0, (lo - x[cols]) / step, np.inf)
-        t_max = float(np.min(np.concatenate([to_hi, to_lo, [np.inf]])))
+            to_bound = np.where(step > 0, (hi - xc) / step,
+                                np.where(step < 0, (lo - xc) / step, np.inf))
+        limit = int(np.argmin(to_bound))
+        t_max = float(to_bound[limit])
+        # the steps to try: the full step; where it leaves the box, first the step onto the
+        # bound (the maximum may lie there: a probability with no counts), then 0.99 of it
+        # (an objective that is -inf on the bound), then halvings
         if t_max < 1.0:
-            t = 0.99 * t_max
+            trials = [t_max] + [0.99 * t_max * 0.5 ** i for i in range(60)]
+        else:
+            trials = [0.5 ** i for i in range(60)]
         accepted = False
-        # below this predicted gain the change of Q is lost in its rounding: accept a step
-        # that does not measurably decrease Q (the gradient still says where the top is)
-        rounding = 8 * np.finfo(float).eps * max(1.0, abs(f))
-        for _ in range(60):
+        for t in trials:
             xt = x.copy()
             xt[cols] += t * step
+            if t == t_max:  # land exactly on the bound, not a rounding error inside it
+                xt[cols[limit]] = hi[limit] if step[limit] > 0 else lo[limit]
+            xt[cols] = np.clip(xt[cols], lo, hi)
             ft, gt, Ht = evaluate(xt)
             if np.isfinite(ft) and (ft >= f + 1e-4 * t * decrement
                                     or (decrement < 1e3 * rounding and ft >= f - rounding)):
                 accepted = True
                 break
-            t *= 0.5
         if not accepted:  # no increase representable at this precision: we are there
             converged = decrement <= 1e-8 * max(1.0, abs(f))
             break
+        # an objective that grows without bound towards a bound it cannot reach (a variance
+        # collapsing onto one point) is followed by steps that each cover a fixed share of
+        # the remaining way (0.99 of it where the step is cut at the bound, a smaller one
+        # where damping shortens it): stop after CREEP_LIMIT of them. Near a maximum inside
+        # the box Newton's steps shrink much faster than the way left to the bound.
+        approaching = t_max <= CREEP_REACH * t and t < t_max
+        creeping = creeping + 1 if (approaching and limit == last_limit) else 0
+        last_limit = limit if approaching else -1
         x, f, g, H = xt, ft, gt, Ht
+        if creeping >= CREEP_LIMIT:
+            break
+        # Newton near a regular maximum at least halves the predicted gain at each step; a
+        # gain already below 1e-8 of the objective that shrinks slower than that is a
+        # direction the objective rises along without a maximum (the variance of a mixture
+        # component that lost all its weight): following it changes nothing that matters
+        stalled = stalled + 1 if (decrement < STALL_GAIN * max(1.0, abs(f))
+                                  and decrement > 0.5 * last_decrement) else 0
+        last_decrement = decrement
+        if stalled >= STALL_LIMIT:
+            break
     return x, MaximizeInfo(float(f), it, converged, gnorm)
 
 
@@ -194,11 +242,25 @@ def _checked_objective(out, n_slots: int):
 
 
 def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Ascent step solving ``(-H + λ D) s = g`` with the least damping that is positive."""
+    """Ascent step solving ``(-H + λ D) s = g`` with the least damping that is positive.
+
+    ``D`` is the diagonal of ``|H|``; ``λ`` is 0 where ``-H`` is positive definite, else the
+    first of 1e-10, 1e-9, ... that makes it so (read from the smallest eigenvalue of the
+    scaled matrix rather than found by one Cholesky attempt per candidate).
+    """
     A = -H
     diag = np.abs(np.diag(A)).copy()
     diag[diag == 0] = 1.0
+    scale = 1.0 / np.sqrt(diag)
+    try:
+        smallest = float(np.linalg.eigvalsh(A * np.outer(scale, scale))[0])
+    except np.linalg.LinAlgError:  # not finite: the ladder below decides
+        smallest = 0.0
     lam = 0.0
+    if not smallest > 1e-12:
+        lam = 1e-10
+        while lam <= -smallest * (1.0 + 1e-6) + 1e-12 and lam < 1e30:
+            lam *= 10.0
     for _ in range(40):
         try:
             L = np.linalg.cholesky(A + lam * np.diag(diag))
