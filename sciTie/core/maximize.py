@@ -22,9 +22,9 @@ from .group import ParameterGroup
 
 __all__ = ["SlotObjective", "maximize_through_ties", "MaximizeInfo"]
 
-#: Consecutive steps towards the same bound, each covering at least 1/CREEP_REACH of the way
-#: left to it, the objective still rising, after which the iteration stops: the objective
-#: rises without a maximum towards a bound where it is not defined.
+#: Consecutive shortened steps towards the same bound, each covering at least 1/CREEP_REACH
+#: of the way left to it, after which that parameter is held where it is (the objective rises
+#: without a maximum towards a bound where it is not defined).
 CREEP_LIMIT = 10
 CREEP_REACH = 20.0
 #: A predicted gain below this fraction of the objective that stops shrinking (at least by
@@ -103,6 +103,7 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
     fixed_GT = fixed_G.T.tocsr() if fixed_G is not None else None
     dense_G = None
     creeping, last_limit = 0, -1
+    held = np.zeros(cols.size, dtype=bool)  # parameters found creeping towards a bound
     stalled, last_decrement = 0, np.inf
     for it in range(1, max_iter + 1):
         G = fixed_G if fixed_G is not None else c.matrix(x)[:, cols]
@@ -120,15 +121,15 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         # under the bound): the Newton step moves the others only. Without this a step
         # that leaves the box is cut to nothing and the iteration stalls on the bound.
         xc = x[cols]
-        moving = ~(((xc <= lo) & (g_free < 0)) | ((xc >= hi) & (g_free > 0)))
-        if not np.any(moving):
-            converged, gnorm = True, 0.0
+        moving = ~(((xc <= lo) & (g_free < 0)) | ((xc >= hi) & (g_free > 0)) | held)
+        if not np.any(moving):  # every parameter on its bound's maximum, or held
+            converged, gnorm = not np.any(held), 0.0
             break
         step = np.zeros_like(g_free)
         if np.all(moving):
-            step = _newton_step(H_free, g_free)
+            step, damped = _newton_step(H_free, g_free)
         else:
-            step[moving] = _newton_step(H_free[np.ix_(moving, moving)], g_free[moving])
+            step[moving], damped = _newton_step(H_free[np.ix_(moving, moving)], g_free[moving])
         gnorm = float(np.max(np.abs(g_free[moving])))
         decrement = float(g_free @ step)
         tiny_step = np.max(np.abs(step) / np.maximum(np.abs(xc), 1.0)) <= 4 * np.finfo(float).eps
@@ -174,16 +175,17 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             converged = decrement <= 1e-8 * max(1.0, abs(f))
             break
         # an objective that grows without bound towards a bound it cannot reach (a variance
-        # collapsing onto one point) is followed by steps that each cover a fixed share of
-        # the remaining way (0.99 of it where the step is cut at the bound, a smaller one
-        # where damping shortens it): stop after CREEP_LIMIT of them. Near a maximum inside
-        # the box Newton's steps shrink much faster than the way left to the bound.
-        approaching = t_max <= CREEP_REACH * t and t < t_max
+        # collapsing onto one point), or whose curvature is floored there (a probability of
+        # 1e-157), is followed by shortened steps (cut at the bound, or damped) that each
+        # cover a fixed share of the remaining way. After CREEP_LIMIT of them that parameter
+        # is held where it is and the others go on: Q still rises at every step.
+        approaching = (t < 1.0 or damped) and t < t_max <= CREEP_REACH * t
         creeping = creeping + 1 if (approaching and limit == last_limit) else 0
         last_limit = limit if approaching else -1
         x, f, g, H = xt, ft, gt, Ht
         if creeping >= CREEP_LIMIT:
-            break
+            held[limit] = True
+            creeping, last_limit = 0, -1
         # Newton near a regular maximum at least halves the predicted gain at each step; a
         # gain already below 1e-8 of the objective that shrinks slower than that is a
         # direction the objective rises along without a maximum (the variance of a mixture
@@ -241,8 +243,9 @@ def _checked_objective(out, n_slots: int):
     return f, g, H
 
 
-def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Ascent step solving ``(-H + λ D) s = g`` with the least damping that is positive.
+def _newton_step(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Ascent step solving ``(-H + λ D) s = g`` with the least damping that is positive,
+    and whether it is damped (``λ > 0``).
 
     ``D`` is the diagonal of ``|H|``; ``λ`` is 0 where ``-H`` is positive definite, else the
     first of 1e-10, 1e-9, ... that makes it so (read from the smallest eigenvalue of the
@@ -264,7 +267,7 @@ def _newton_step(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     for _ in range(40):
         try:
             L = np.linalg.cholesky(A + lam * np.diag(diag))
-            return np.linalg.solve(L.T, np.linalg.solve(L, g))
+            return np.linalg.solve(L.T, np.linalg.solve(L, g)), lam > 0
         except np.linalg.LinAlgError:
             lam = 1e-10 if lam == 0.0 else lam * 10.0
-    return g / diag  # pragma: no cover - gradient ascent as the last resort
+    return g / diag, True  # pragma: no cover - gradient ascent as the last resort
