@@ -55,6 +55,45 @@ def test_convection_speed_learnt_with_exact_uncertainty():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("noise, seed", [(0.01, 1), (0.05, 2), (0.1, 0), (0.1, 1), (0.1, 2)])
+def test_profile_check_quiet_and_right_on_well_posed_fits(noise, seed):
+    # well-posed fits at several noise levels, among them the noise-0.1 seeds where the
+    # profile used to come out flat or inverted (a false warning): the check stays quiet and
+    # its profile standard error is the exact one
+    import warnings
+
+    from sciTie.errors import IdentifiabilityWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdentifiabilityWarning)
+        m, X = _convection_fit(noise, seed, noise_std=noise)
+    check = m.uncertainty_check_["quantities"]["beta"]
+    exact = _profile_stderr(X, 5.0, noise)
+    assert check["profile_stderr"] == pytest.approx(exact, rel=0.25)
+    assert check["laplace_stderr"] == pytest.approx(exact, rel=0.25)
+
+
+@pytest.mark.slow
+def test_profile_check_warns_when_the_fit_fails():
+    # a network too small for the field (4 x 4): the fit ends far from the truth with a small
+    # stated uncertainty; the profile shows the estimate is not the objective's minimum
+    import warnings
+
+    from sciTie.errors import IdentifiabilityWarning
+
+    noise = 0.05
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m, X = _convection_fit(noise, 0, noise_std=noise, hidden=(4, 4))
+    u = m.uncertainty_
+    assert abs(u.values[0] - 5.0) > 4 * u.stderr[0]  # the truth is far outside the stated se
+    check = m.uncertainty_check_["quantities"]["beta"]
+    assert not 0.5 <= check["ratio"] <= 2.0
+    assert any(w.category is IdentifiabilityWarning and "disagrees with the profile"
+               in str(w.message) for w in caught)
+
+
+@pytest.mark.slow
 def test_uncertainty_scales_with_noise_and_noise_is_estimated():
     # stderr proportional to the noise (estimated from the misfit when not given), the truth
     # inside a few standard errors at every level

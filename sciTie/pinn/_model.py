@@ -137,8 +137,9 @@ class PeriodicPINN(EstimatorParams):
         learnt quantities uses the noise estimated from the misfit.
     uncertainty_check : {"profile", None}, optional
         Check the Laplace standard errors of learnt quantities against a second method: the
-        profile of the data misfit, each quantity held at its estimate plus and minus two
-        standard errors while the network is retrained (a few Gauss-Newton iterations).
+        profile of the objective, each quantity held at its estimate and at plus and minus
+        three standard errors while the network is retrained (a few Gauss-Newton iterations,
+        then the minimum of the Gauss-Newton model; see :mod:`sciTie.pinn._profile`).
         A disagreement beyond a factor of 2, a fit that reproduces the data better than the
         known noise allows, or a positive coefficient collapsed towards zero warns
         (:class:`~sciTie.errors.IdentifiabilityWarning`). Default ``"profile"``; None skips

@@ -62,6 +62,8 @@ class LaplaceResult:
     misfit_std : float
         ``sqrt(sum(data misfit**2) / (n - k))``: the noise the fit leaves (equal to
         ``noise_std`` unless that was given).
+    weight_prior : float
+        ``alpha``: the weak prior on the network weights (see :func:`laplace`).
     """
 
     names: list[str]
@@ -74,6 +76,7 @@ class LaplaceResult:
     free_covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     physics_precision: float = float("nan")
     misfit_std: float = float("nan")
+    weight_prior: float = float("nan")
 
     @property
     def stderr(self) -> np.ndarray:
@@ -166,7 +169,8 @@ def laplace(wp: WindowParameters, loss: PINNLoss, batch: Batch, data: Observatio
     cov = 0.5 * (cov + cov.T)
     return LaplaceResult(names, values, cov, math.sqrt(sigma2), n_obs, free_names=list(names),
                          free_values=values.copy(), free_covariance=cov.copy(),
-                         physics_precision=float(mu), misfit_std=math.sqrt(misfit2))
+                         physics_precision=float(mu), misfit_std=math.sqrt(misfit2),
+                         weight_prior=alpha)
 
 
 def in_physical_terms(result: LaplaceResult, tied: Any, group: Any,
