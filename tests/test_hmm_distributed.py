@@ -128,9 +128,18 @@ def test_general_ties_fit_equal_in_process(client):
     ref = TiedGaussianHMM(3, **kw).fit(X, lengths)
     ours = TiedGaussianHMM(3, **kw).fit(X, lengths, client=client)
     assert ref._plan.emissions not in ("closed", "pooled")  # the general M-step ran
-    assert_same_fit(ref, ours)
-    np.testing.assert_allclose(ours.result_.x, ref.result_.x, rtol=1e-10)
-    assert ours.result_.log_likelihood == pytest.approx(ref.result_.log_likelihood, rel=1e-12)
+    # The cluster sums the statistics in another order, and this fit, six EM iterations from
+    # its start, is not smooth in them at the last bit: in-process fits whose statistics were
+    # multiplied by 1 +- 2.2e-16 (random signs; 8 draws, measured 2026-12-07 with the M-step
+    # before and after its dependent-slot bounds) moved by up to 1.8e-8 (relative) after 6
+    # iterations, most draws by 1e-14, and after 300 iterations all by 2e-8 at most. A
+    # probability at 1 - the sum of the others, 1e-16 from 0, and the Newton M-step's stops
+    # at the rounding of Q jump by a bit (one draw moved 4e-4 after 10 iterations and
+    # came back). So equal means equal to that spread.
+    spread = 1e-6
+    assert_same_fit(ref, ours, tol=spread)
+    np.testing.assert_allclose(ours.result_.x, ref.result_.x, rtol=spread, atol=1e-12)
+    assert ours.result_.log_likelihood == pytest.approx(ref.result_.log_likelihood, rel=spread)
     assert ours.result_.ndata == ref.result_.ndata
     assert ours.result_.statistics == ref.result_.statistics
     assert ours.n_features_in_ == ref.n_features_in_
