@@ -83,7 +83,8 @@ def bundled_settings(problem: str, *, mode: str = "hard", quick: bool = False,
         # measured (hard, 2026-12-07): 0.41 (u 0.37, v 0.73) in 603 s of CPU, 40 times the
         # issue's 1e-2; the first window alone is as far off (0.37): the fast start (v
         # decays at rate b2 = 100) is not learnt; ic_weight=1e4 made the whole run worse
-        # (0.61 in 743 s). What was tried: docs/pinn.rst
+        # (0.61 in 743 s); on the first window 8 harmonics, the modified MLP, denser points
+        # and shorter windows leave 0.19-0.41 (2026-12-07). What was tried: docs/pinn.rst
         kw = dict(n_windows=10, hidden=(32, 32), n_modes=4, adam_steps=200, learning_rate=3e-3,
                   lm_steps=20, n_collocation=2000, n_initial=1024, ic_weight=100.0,
                   eval_grid=(64, 64, 21))
