@@ -109,9 +109,9 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
     dense_G = None
     creeping, last_limit = 0, -1
     held = np.zeros(cols.size, dtype=bool)  # parameters found creeping towards a bound
-    # Dependent slots with bounds (a probability that is 1 - the sum of the others), for
-    # linear ties: their bounds are linear constraints on the free vector, held like the
-    # free parameters' own (an active set), through the rows of G that compute them.
+    # Dependent slots with bounds (a probability that is 1 - the sum of the others): their
+    # bounds are constraints on the free vector, held like the free parameters' own (an
+    # active set) through the rows of G that compute them (linearised for nonlinear ties).
     dep = _dependent_bounded_slots(c, fixed_G if fixed_G is not None else c.matrix(x)[:, cols])
     dep_lo, dep_hi = c.lower[dep], c.upper[dep]
     slots_now = evaluate.slots
