@@ -116,6 +116,7 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
     dep_lo, dep_hi = c.lower[dep], c.upper[dep]
     slots_now = evaluate.slots
     held_dep = np.zeros(dep.size, dtype=bool)
+    fixed_dep_G = None  # their rows of G, formed once for linear ties
     n_cols = cols.size
     stalled, last_decrement, blind = 0, np.inf, 0
     for it in range(1, max_iter + 1):
@@ -138,8 +139,11 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         if not np.any(moving):  # every parameter on its bound's maximum, or held
             converged, gnorm = not (np.any(held) or np.any(held_dep)), 0.0
             break
-        dep_G = G[dep].toarray() if dep.size else np.zeros((0, n_cols))
+        if fixed_dep_G is None or fixed_G is None:  # the rows move with nonlinear ties
+            fixed_dep_G = G[dep].toarray() if dep.size else np.zeros((0, n_cols))
+        dep_G = fixed_dep_G
         dep_now = slots_now[dep]
+        edge = 8 * np.finfo(float).eps * (np.abs(dep_G) @ np.abs(xc) + 1.0)
         # the same for dependent slots: one on its bound that the step would push out of the
         # box is held there (the step keeps it constant), found by stepping once without it
         active = held_dep.copy()
@@ -148,7 +152,6 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             if step is None:
                 break
             dep_step = dep_G @ step
-            edge = 8 * np.finfo(float).eps * (np.abs(dep_G) @ np.abs(xc) + 1.0)
             outward = ~active & (((dep_now <= dep_lo + edge) & (dep_step < 0))
                                  | ((dep_now >= dep_hi - edge) & (dep_step > 0)))
             if not np.any(outward):

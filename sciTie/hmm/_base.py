@@ -512,10 +512,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         free = slots[c.free_index]
         columns = self._plan.block_columns[block] if columns is None else columns
         if candidate:
-            for cols, values in probability_start(c, candidate, free, columns):
-                other = free.copy()
-                other[cols] = values
-                free = self._better_start(objective, free, other)
+            free = self._pooled_start(objective, candidate, free, columns)
         try:
             free, info = maximize_through_ties(group, objective, free=free, columns=columns)
         except ValidationError as exc:
@@ -530,16 +527,21 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         self._slots = c.evaluate(free)
         write_arrays(self, self._slots, group)
 
-    def _better_start(self, objective, free: np.ndarray, other: np.ndarray) -> np.ndarray:
-        """``other`` where it is a valid point with a larger objective than ``free``."""
+    def _pooled_start(self, objective, blocks, free: np.ndarray, columns) -> np.ndarray:
+        """``free`` with each class of tied probability rows set to its pooled closed form
+        (:func:`probability_start`) where that raises the objective."""
         c = self.group_.tie_map()
-        with np.errstate(all="ignore"):
-            try:
-                value = objective(c.evaluate(other))[0]
-            except ValueError:  # a tie expression left its domain there
-                return free
-            if np.isfinite(value) and value > objective(c.evaluate(free))[0]:
-                return other
+        best = objective(c.evaluate(free))[0]
+        for cols, values in probability_start(c, blocks, free, columns):
+            other = free.copy()
+            other[cols] = values
+            with np.errstate(all="ignore"):
+                try:
+                    value = objective(c.evaluate(other))[0]
+                except ValueError:  # a tie expression left its domain there
+                    continue
+            if np.isfinite(value) and value > best:
+                free, best = other, value
         return free
 
     def _transition_objective(self, stats):

@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["probability_objective", "probability_start", "gaussian_diag_objective", "gaussian_full_objective",
-           "poisson_objective", "sum_objectives"]
+__all__ = ["probability_objective", "probability_start", "gaussian_diag_objective",
+           "gaussian_full_objective", "poisson_objective", "sum_objectives"]
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray | None, sp.spmatrix | None]]
 _FAIL = (-np.inf, None, None)
