@@ -20,7 +20,7 @@ GENERIC: dict[str, Any] = dict(
     n_windows=1, hidden=(32, 32), n_modes=2, activation="tanh", architecture="mlp",
     n_collocation=1024, n_initial=256, n_boundary=256, ic_weight=10.0, bc_weight=1.0,
     adam_steps=500, learning_rate=3e-3, lr_decay=0.9, lr_decay_steps=500, lbfgs_steps=0,
-    lm_steps=40, resample_every=100, lm_resample_every=0, eval_grid=None)
+    lm_steps=40, resample_every=100, lm_resample_every=0, eval_grid=None, window_budget=())
 #: The generic settings shrunk for a demo (``--quick``; seconds, much lower accuracy).
 GENERIC_QUICK: dict[str, Any] = dict(hidden=(16, 16), adam_steps=100, lm_steps=5,
                                      n_collocation=256, n_initial=64)
