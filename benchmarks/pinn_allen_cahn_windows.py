@@ -19,6 +19,8 @@ Examples
     PYTHONPATH=$PWD python benchmarks/pinn_allen_cahn_windows.py windows
     PYTHONPATH=$PWD python benchmarks/pinn_allen_cahn_windows.py windows --t0 0.75 \\
         --set n_initial=2048
+    PYTHONPATH=$PWD python benchmarks/pinn_allen_cahn_windows.py windows \\
+        --set "window_budget=(4.0, 2.0)" --set n_initial=2048 --set lm_resample_every=5
     PYTHONPATH=$PWD python benchmarks/pinn_allen_cahn_windows.py reference
     PYTHONPATH=$PWD python benchmarks/pinn_allen_cahn_windows.py capacity --t0 0.95 \\
         --hidden 32 32 --iterations 60

@@ -23,6 +23,7 @@ from ._problems import PDEProblem
 from .._estimator import EstimatorParams
 from .._progress import progress_bar
 from ._settings import (MAX_BATCH, MAX_STEPS, TrainingPlan, budget_multiplier, check_bool,
+                        check_window_budget,
                         check_eval_grid, check_nonnegative_float, check_nonnegative_int, check_positive_float,
                         check_positive_int, check_seed, resolve_threads, torch_threads)
 from ._trainer import Trainer
@@ -32,7 +33,7 @@ __all__ = ["PeriodicPINN"]
 # settings that do not change what is trained (a checkpoint may be resumed across them)
 _NOT_IN_CHECKPOINT_KEY = {"problem", "checkpoint", "checkpoint_every", "progress", "device",
                           "n_threads", "budget", "adam_steps", "lbfgs_steps", "lm_steps",
-                          "eval_grid", "uncertainty_check"}
+                          "eval_grid", "uncertainty_check", "window_budget"}
 
 
 #: Relative L2 error against the reference above which a training is reported as failed.
@@ -75,6 +76,12 @@ class PeriodicPINN(EstimatorParams):
         network whose initial condition is the previous window's prediction.
     warm_start : bool, optional
         Start each window's network from the previous window's weights (default True).
+    window_budget : sequence of float, optional
+        Step multipliers of the first windows: window ``w`` trains ``window_budget[w]`` times
+        the Adam, L-BFGS and Levenberg-Marquardt steps of a window (rounded; windows past
+        the sequence: 1). Time marching carries the first windows' error into every later
+        one, so that is where extra steps pay. ``()`` trains every window alike (the generic
+        default); at most ``n_windows`` entries, each positive.
     causal_eps : float, optional
         Causal weighting strength (Wang, Sankaran & Perdikaris 2024); None switches it off.
     n_causal_chunks : int, optional
@@ -191,6 +198,10 @@ class PeriodicPINN(EstimatorParams):
     fit_cpu_seconds_ : float
         CPU time of this process during that training (all its threads): on a shared machine
         the honest measure of the work done.
+    n_adam_steps_, n_lbfgs_steps_, n_lm_steps_ : int
+        Planned Adam steps, L-BFGS and Levenberg-Marquardt iterations of the whole run (every
+        window, ``budget`` and ``window_budget`` applied; Levenberg-Marquardt may stop a
+        window early once no step lowers its loss).
     """
 
     def __init__(self, problem: PDEProblem, *, mode: str = "hard", n_modes: int | None = None,
@@ -199,6 +210,7 @@ class PeriodicPINN(EstimatorParams):
                  time_period: float | None = None, hidden: Sequence[int] | None = None,
                  activation: str | None = None, architecture: str | None = None,
                  n_windows: int | None = None, warm_start: bool = True,
+                 window_budget: Sequence[float] | None = None,
                  causal_eps: float | None = None, n_causal_chunks: int = 16,
                  n_collocation: int | None = None, n_initial: int | None = None,
                  n_boundary: int | None = None, ic_weight: float | None = None,
@@ -228,6 +240,7 @@ class PeriodicPINN(EstimatorParams):
         self.architecture = architecture
         self.n_windows = n_windows
         self.warm_start = warm_start
+        self.window_budget = window_budget
         self.causal_eps = causal_eps
         self.n_causal_chunks = n_causal_chunks
         self.n_collocation = n_collocation
@@ -351,6 +364,7 @@ class PeriodicPINN(EstimatorParams):
                                       f"({self.n_causal_chunks}); got {s['n_collocation']}")
         check_seed(self.random_state)
         self._check_learn(s["n_windows"])
+        s["window_budget"] = check_window_budget(s["window_budget"], s["n_windows"])
         s["eval_grid"] = check_eval_grid(s["eval_grid"] if s["eval_grid"] is not None
                                          else self._default_grid(), len(p.coordinates),
                                          p.coordinates)
@@ -358,7 +372,7 @@ class PeriodicPINN(EstimatorParams):
         threads = resolve_threads(self.n_threads) if device.type == "cpu" else None
         mult = budget_multiplier(self.budget)
         for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
-            steps = s[name] * mult
+            steps = s[name] * mult * max(s["window_budget"], default=1.0)
             if not math.isfinite(steps) or steps > MAX_STEPS:
                 raise ValidationError(f"{name}={s[name]} times the budget {mult:g} "
                                       f"is {steps:.3g} steps; at most {MAX_STEPS:.0e}")
@@ -371,7 +385,8 @@ class PeriodicPINN(EstimatorParams):
             n_adam=int(round(s["adam_steps"] * mult)),
             n_lbfgs=int(round(s["lbfgs_steps"] * mult)), n_lm=int(round(s["lm_steps"] * mult)),
             threads=threads, window_edges=np.linspace(t0, t1, s["n_windows"] + 1),
-            eval_grid=s["eval_grid"], checkpoint=checkpoint, settings=s)
+            eval_grid=s["eval_grid"], checkpoint=checkpoint, settings=s,
+            window_budget=s["window_budget"])
 
     def _check_learn(self, n_windows: int) -> None:
         if self.learn is None:
@@ -581,8 +596,9 @@ class PeriodicPINN(EstimatorParams):
                                    ] if self.mode == "shared" else []
         self.tied_ = trainer.tied
         self.history_ = trainer.history
-        self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (plan.n_adam, plan.n_lbfgs,
-                                                                     plan.n_lm)
+        planned = [plan.stage_steps(w) for w in range(plan.n_windows)]
+        self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (
+            sum(p[k] for p in planned) for k in ("adam", "lbfgs", "lm"))
         self._plan = plan
         self.settings_ = dict(s)
         with torch.no_grad():

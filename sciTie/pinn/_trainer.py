@@ -242,12 +242,9 @@ class Trainer:
             tied.free.data.copy_(self.tied[w - 1].free.data)  # same layout in every window
         self.tied.append(tied)
 
-    def _stage_steps(self) -> dict[str, int]:
-        return {"adam": self.plan.n_adam, "lbfgs": self.plan.n_lbfgs, "lm": self.plan.n_lm}
-
     def total_steps(self) -> int:
         """Optimiser steps of the whole run (for progress bars)."""
-        return self.plan.n_windows * sum(self._stage_steps().values())
+        return sum(sum(self.plan.stage_steps(w).values()) for w in range(self.plan.n_windows))
 
     def run(self, state: dict[str, Any] | None, bar: Any) -> None:
         """Train every window from the start, or from a checkpointed ``state``."""
@@ -258,7 +255,6 @@ class Trainer:
                 self.sync()
 
     def _run(self, state: dict[str, Any] | None, bar: Any) -> None:
-        steps = self._stage_steps()
         w0, stage0, step0 = 0, "adam", 0
         resumed = None
         if state is not None:
@@ -271,13 +267,15 @@ class Trainer:
                        "batch": None if batch is None else Batch.from_tensors(batch).to(
                            self.plan.dtype, self.plan.device)}
             if bar is not None:
-                done = w0 * sum(steps.values()) + step0 + sum(
-                    steps[s] for s in STAGE_ORDER[:STAGE_ORDER.index(stage0)])
+                steps = self.plan.stage_steps(w0)
+                done = sum(sum(self.plan.stage_steps(w).values()) for w in range(w0)) + step0 \
+                    + sum(steps[s] for s in STAGE_ORDER[:STAGE_ORDER.index(stage0)])
                 bar.update(min(bar.total, done))
         for w in range(w0, self.plan.n_windows):
             if w >= len(self.networks):
                 self._add_window(w)
             obj = WindowObjective(self, w)
+            steps = self.plan.stage_steps(w)
             if w == w0:
                 self.preflight(obj)
             first = STAGE_ORDER.index(stage0) if w == w0 else 0
