@@ -171,3 +171,11 @@ def test_bad_settings_named():
                          boundary=lambda f: f.u)
     with pytest.raises(ValidationError, match=r"initial_condition='hard'.*\['y'\]"):
         PeriodicPINN(channel, initial_condition="hard", progress=False).fit()
+
+
+def test_recipe_takes_the_option_and_names_a_bad_value(capsys):
+    from sciTie.cli import main
+
+    rc = main(["fit", "gray-scott", "--set", 'model.initial_condition="exact"'])
+    err = capsys.readouterr().err
+    assert rc == 2 and "initial_condition" in err and "hard" in err  # a known key, checked
