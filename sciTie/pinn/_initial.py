@@ -82,11 +82,11 @@ class HardInitial(nn.Module):
         """Interpolate the initial values ``{output index: values at nodes()}``."""
         m, d = self.n_points, len(self.starts)
         theta = torch.as_tensor(2.0 * math.pi * np.arange(m) / m, dtype=torch.float64)
-        phi = _basis(theta, self.k.detach().cpu().double())  # (m, m): nodes x basis
-        # the basis is orthogonal on an odd grid: phi^T phi = diag(m, m/2, ..., m/2)
+        basis = _basis(theta, self.k.detach().cpu().double())  # (m, m): nodes x functions
+        # orthogonal on an odd grid: basis^T basis = diag(m, m/2, ..., m/2)
         norms = torch.full((m,), m / 2.0, dtype=torch.float64)
         norms[0] = m
-        project = phi.T / norms[:, None]
+        project = basis.T / norms[:, None]
         coef = torch.zeros_like(self.coefficients, device="cpu", dtype=torch.float64)
         mask = torch.zeros_like(self.prescribed, device="cpu", dtype=torch.float64)
         for o, v in values.items():
