@@ -180,35 +180,3 @@ def test_recipe_takes_the_option_and_names_a_bad_value(capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "initial_condition" in err and "hard" in err  # a known key, checked
 
-
-def test_resume_in_the_second_window_is_bit_identical(tmp_path):
-    """The second window's interpolated initial values come back from the checkpoint."""
-    p = convection(2.0)
-    kw = plain(hidden=(8,), n_collocation=64, n_initial=32, adam_steps=6, lm_steps=2,
-               checkpoint_every=2, eval_grid=(16, 5), n_windows=2, initial_condition="hard",
-               ic_timescale=0.1, progress=False)
-    full = PeriodicPINN(p, **kw).fit()
-    ck = tmp_path / "run.pt"
-    calls = {"n": 0, "armed": True}
-
-    def residual(f):
-        r = p.residual(f)
-        if calls["armed"] and f.t.ndim == 1 and float(f.t.detach().min()) >= 0.5:  # window 1
-            calls["n"] += 1
-            if calls["n"] > 4:  # during its Adam steps
-                return r * float("nan")
-        return r
-
-    bad = PDEProblem(residual, p.initial, p.domain_x, p.domain_t, p.reference, name=p.name,
-                     parameters=p.parameters)
-    from sciTie.errors import TrainingDivergedError
-    from sciTie.pinn._checkpoint import read_checkpoint
-    with pytest.raises(TrainingDivergedError):
-        PeriodicPINN(bad, checkpoint=ck, **kw).fit()
-    assert read_checkpoint(ck)["window"] == 1
-    calls["armed"] = False
-    resumed = PeriodicPINN(bad, checkpoint=ck, **kw).fit(resume=True)
-    for a, b in zip(full.networks_, resumed.networks_):
-        for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
-            assert na == nb and torch.equal(pa, pb)
-    assert full.networks_[1].initial.prescribed.tolist() == [1.0]
