@@ -16,6 +16,7 @@ from .. import errors, io
 from ..errors import ValidationError
 from ._checkpoint import prepare_checkpoint, settings_key
 from ._evaluation import WindowedSolution, evaluation_dataset
+from ._initial import HARMONICS
 from ._losses import LossWeights, Observations, PINNLoss
 from ._network import ACTIVATIONS, MODES, BoundaryNetwork, PINNNetwork, _check_hidden
 from ._optimizers import AdamSettings
@@ -91,6 +92,19 @@ class PeriodicPINN(EstimatorParams):
     ic_weight, bc_weight : float, optional
         Loss weights of the initial condition and of the face terms (periodicity in soft and
         shared mode, boundary conditions of non-periodic coordinates).
+    initial_condition : {"soft", "hard"}, optional
+        ``"soft"`` (default): the initial condition is a loss term of weight ``ic_weight``.
+        ``"hard"``: it is built into every window's network, ``output(x, t) = g(x) +
+        phi(t - t0) N(x, t)`` with ``phi(t0) = 0``, so it holds by construction and cannot be
+        traded against the residual (the loss term is dropped). ``g`` is the trigonometric
+        interpolant of the initial values (the problem's in the first window, the previous
+        window's network at ``t0`` in the others) on ``2 K + 1`` points per coordinate
+        (``K = 256`` in 1-D, 24 in 2-D): exactly periodic, so periodicity stays exact in hard
+        mode. Needs every space coordinate periodic and fixed periods.
+    ic_timescale : float, optional
+        With ``initial_condition="hard"``: ``phi = 1 - exp(-(t - t0) / ic_timescale)``, for
+        a solution that moves fast at the start of a window; None (default):
+        ``phi = (t - t0) / (t1 - t0)``.
     adam_steps : int, optional
         Adam steps per window, scaled by the budget.
     learning_rate : float, optional
@@ -215,6 +229,7 @@ class PeriodicPINN(EstimatorParams):
                  n_collocation: int | None = None, n_initial: int | None = None,
                  n_boundary: int | None = None, ic_weight: float | None = None,
                  bc_weight: float | None = None, adam_steps: int | None = None,
+                 initial_condition: str = "soft", ic_timescale: float | None = None,
                  learning_rate: float | None = None, lr_decay: float | None = None,
                  lr_decay_steps: int | None = None, lbfgs_steps: int | None = None,
                  lm_steps: int | None = None, resample_every: int | None = None,
@@ -248,6 +263,8 @@ class PeriodicPINN(EstimatorParams):
         self.n_boundary = n_boundary
         self.ic_weight = ic_weight
         self.bc_weight = bc_weight
+        self.initial_condition = initial_condition
+        self.ic_timescale = ic_timescale
         self.adam_steps = adam_steps
         self.learning_rate = learning_rate
         self.lr_decay = lr_decay
@@ -340,6 +357,7 @@ class PeriodicPINN(EstimatorParams):
                                   "embedding has a period to train)")
         if self.time_period is not None:
             check_positive_float(self.time_period, "time_period")
+        self._check_initial_condition()
         if self.noise_std is not None:
             check_positive_float(self.noise_std, "noise_std")
         if self.uncertainty_check not in (None, "profile"):
@@ -387,6 +405,23 @@ class PeriodicPINN(EstimatorParams):
             threads=threads, window_edges=np.linspace(t0, t1, s["n_windows"] + 1),
             eval_grid=s["eval_grid"], checkpoint=checkpoint, settings=s,
             window_budget=s["window_budget"])
+
+    def _check_initial_condition(self) -> None:
+        if self.initial_condition not in ("soft", "hard"):
+            raise ValidationError(f"initial_condition must be 'soft' or 'hard'; got "
+                                  f"{self.initial_condition!r}")
+        if self.ic_timescale is not None:
+            check_positive_float(self.ic_timescale, "ic_timescale")
+        if self.initial_condition != "hard":
+            return
+        odd = [c for c in self.problem.space if c not in self.problem.periodic]
+        if odd:
+            raise ValidationError(f"initial_condition='hard' writes the initial values as a "
+                                  f"trigonometric polynomial, so every space coordinate must be "
+                                  f"periodic; {odd} are not: use initial_condition='soft'")
+        if self.trainable_frequency:
+            raise ValidationError("initial_condition='hard' needs fixed periods; got "
+                                  "trainable_frequency=True")
 
     def _check_learn(self, n_windows: int) -> None:
         if self.learn is None:
@@ -498,6 +533,8 @@ class PeriodicPINN(EstimatorParams):
             n_time_features=self.n_time_features, time_scale=self.time_scale,
             time_period=self.time_period, generator=gen, domain_y=p.domain_y,
             periodic=p.periodic, periods=p.periods, n_outputs=len(p.outputs),
+            initial_harmonics=(HARMONICS[len(p.space)] if self.initial_condition == "hard"
+                               else None), initial_timescale=self.ic_timescale,
         ).to(device=plan.device, dtype=plan.dtype)
 
     def _make_boundary(self, w: int, gen: torch.Generator,
@@ -558,7 +595,8 @@ class PeriodicPINN(EstimatorParams):
         state = prepare_checkpoint(plan.checkpoint, resume=resume, overwrite=overwrite,
                                    settings=key, n_windows=plan.n_windows)
         loss = PINNLoss(self.problem, self.mode,
-                        LossWeights(ic=float(s["ic_weight"]), bc=float(s["bc_weight"]),
+                        LossWeights(ic=(0.0 if self.initial_condition == "hard"  # built in
+                                        else float(s["ic_weight"])), bc=float(s["bc_weight"]),
                                     data=float(s["data_weight"]),
                                     causal_eps=None if self.causal_eps is None
                                     else float(self.causal_eps),

@@ -154,6 +154,17 @@ class Trainer:
             prev = self.networks[w - 1].forward_points(points)
         return {o: prev[:, self.problem.outputs.index(o)] for o in names}
 
+    def set_hard_initial(self, w: int, net: nn.Module) -> None:
+        """Interpolate window ``w``'s initial values (:meth:`initial_target`) into ``net``'s
+        built-in initial condition."""
+        nodes = torch.as_tensor(net.initial.nodes(), dtype=self.plan.dtype,
+                                device=self.plan.device)
+        t0 = torch.full((nodes.shape[0], 1), self.plan.window(w)[0], dtype=self.plan.dtype,
+                        device=self.plan.device)
+        target = self.initial_target(w, torch.cat([nodes, t0], dim=1))
+        net.initial.set_values({self.problem.outputs.index(o): v.detach().cpu().double().numpy()
+                                for o, v in target.items()})
+
     def initial_outputs(self) -> tuple[str, ...]:
         """The outputs the problem's initial condition prescribes."""
         if not hasattr(self, "_initial_outputs"):
@@ -231,6 +242,8 @@ class Trainer:
         net = self.make_network(w, self.generator)
         if warm and self.warm_start and w > 0:
             net.load_state_dict(self.networks[w - 1].state_dict())
+        if getattr(net, "initial", None) is not None:  # hard initial condition
+            self.set_hard_initial(w, net)
         self.networks.append(net)
         templates = dict(self.make_boundary(w, self.generator))
         self.templates.append(templates)

@@ -91,6 +91,10 @@ _MODEL_FIELDS = {
     "n_initial": Field("int", "initial-condition points per batch", minimum=1),
     "n_boundary": Field("int", "face points per batch", minimum=1),
     "ic_weight": Field("float", "initial-condition weight", minimum=0.0),
+    "initial_condition": Field("str", "initial condition as a loss term or built into the "
+                               "network", choices=("soft", "hard")),
+    "ic_timescale": Field("float", "time scale of the built-in initial condition's switch-on",
+                          minimum=0.0),
     "bc_weight": Field("float", "periodicity / boundary weight", minimum=0.0),
     "adam_steps": Field("int", "Adam steps per window", minimum=0),
     "learning_rate": Field("float", "Adam rate", minimum=0.0),
