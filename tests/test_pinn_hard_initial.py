@@ -158,6 +158,7 @@ def test_bad_settings_named():
     p = convection()
     for kw, what in [(dict(initial_condition="exact"), "initial_condition"),
                      (dict(initial_condition="hard", ic_timescale=-1.0), "ic_timescale"),
+                     (dict(ic_timescale=0.1), "applies only to initial_condition='hard'"),
                      (dict(initial_condition="hard", trainable_frequency=True, n_windows=1),
                       "fixed periods")]:
         with pytest.raises(ValidationError, match=what):

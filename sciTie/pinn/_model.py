@@ -413,6 +413,11 @@ class PeriodicPINN(EstimatorParams):
         if self.ic_timescale is not None:
             check_positive_float(self.ic_timescale, "ic_timescale")
         if self.initial_condition != "hard":
+            if self.ic_timescale is not None:  # a setting that would change nothing
+                raise ValidationError(f"ic_timescale={self.ic_timescale!r} applies only to "
+                                      f"initial_condition='hard' (the initial values built into "
+                                      f"the network); got initial_condition="
+                                      f"{self.initial_condition!r}")
             return
         odd = [c for c in self.problem.space if c not in self.problem.periodic]
         if odd:
