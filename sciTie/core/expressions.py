@@ -348,102 +348,80 @@ def _compile(expr: Expression, node: ast.AST, index: dict[str, int],
             return negate
         return inner
     if isinstance(node, ast.BinOp):
-        left = _compile(expr, node.left, index, n)
-        right = _compile(expr, node.right, index, n)
-        return _BINOPS[type(node.op)](left, right)
-    if isinstance(node, ast.Call):
-        fname = node.func.id
-        args = [_compile(expr, arg, index, n) for arg in node.args]
-        if fname in _UNARY:
-            (arg,), (f, df) = args, _UNARY[fname]
+        operands, rule = (node.left, node.right), _BINARY_RULES[type(node.op)]
+    elif isinstance(node, ast.Call) and node.func.id in _UNARY:
+        arg = _compile(expr, node.args[0], index, n)
+        f, df = _UNARY[node.func.id]
 
-            def unary(vec):
-                x, gx = arg(vec)
-                return f(x), gx * df(x)
-            return unary
-        return _BINARY_CALLS[fname](*args)
-    raise ExpressionError(f"{expr.context}: unexpected node {type(node).__name__}")  # pragma: no cover
+        def unary(vec):
+            x, gx = arg(vec)
+            return f(x), gx * df(x)
+        return unary
+    elif isinstance(node, ast.Call):
+        operands, rule = node.args, _BINARY_RULES[node.func.id]
+    else:
+        raise ExpressionError(f"{expr.context}: unexpected node "  # pragma: no cover
+                              f"{type(node).__name__}")
+    first, second = (_compile(expr, o, index, n) for o in operands)
 
-
-def _add(left, right):
-    def add(vec):
-        (a, ga), (b, gb) = left(vec), right(vec)
-        return a + b, ga + gb
-    return add
+    def binary(vec):
+        return rule(*first(vec), *second(vec))
+    return binary
 
 
-def _sub(left, right):
-    def sub(vec):
-        (a, ga), (b, gb) = left(vec), right(vec)
-        return a - b, ga - gb
-    return sub
+# Value and gradient of each operation from its operands' ``(value, gradient)`` pairs.
+def _add(a, ga, b, gb):
+    return a + b, ga + gb
 
 
-def _mul(left, right):
-    def mul(vec):
-        (a, ga), (b, gb) = left(vec), right(vec)
-        return a * b, ga * b + gb * a
-    return mul
+def _sub(a, ga, b, gb):
+    return a - b, ga - gb
 
 
-def _div(left, right):
-    def div(vec):
-        (a, ga), (b, gb) = left(vec), right(vec)
-        if b == 0.0:
-            raise ZeroDivisionError("division by zero")
-        return a / b, (ga * b - gb * a) / (b * b)
-    return div
+def _mul(a, ga, b, gb):
+    return a * b, ga * b + gb * a
 
 
-def _pow(left, right):
-    def power(vec):
-        # d(a^b) = b a^(b-1) da + a^b ln(a) db
-        (a, ga), (b, gb) = left(vec), right(vec)
-        value = math.pow(a, b)
-        if a == 0.0 and b < 1.0 and np.any(ga != 0.0):
-            raise ValueError(f"the power {b:g} of a variable has no derivative at 0")
-        grad = ga * (b * math.pow(a, b - 1.0)) if a != 0.0 or b >= 1.0 else ga * 0.0
-        if np.any(gb != 0.0):
-            if a <= 0.0:
-                raise ValueError("a variable exponent needs a positive base")
-            grad = grad + gb * value * math.log(a)
-        return value, grad
-    return power
+def _div(a, ga, b, gb):
+    if b == 0.0:
+        raise ZeroDivisionError("division by zero")
+    return a / b, (ga * b - gb * a) / (b * b)
 
 
-def _arctan2(first, second):
-    def arctan2(vec):
-        (x, gx), (y, gy) = first(vec), second(vec)
-        r2 = x * x + y * y
-        if r2 == 0.0:
-            raise ValueError("arctan2(0, 0) has no derivative")
-        return math.atan2(x, y), (gx * y - gy * x) / r2
-    return arctan2
+def _pow(a, ga, b, gb):
+    # d(a^b) = b a^(b-1) da + a^b ln(a) db
+    value = math.pow(a, b)
+    if a == 0.0 and b < 1.0 and np.any(ga != 0.0):
+        raise ValueError(f"the power {b:g} of a variable has no derivative at 0")
+    grad = ga * (b * math.pow(a, b - 1.0)) if a != 0.0 or b >= 1.0 else ga * 0.0
+    if np.any(gb != 0.0):
+        if a <= 0.0:
+            raise ValueError("a variable exponent needs a positive base")
+        grad = grad + gb * value * math.log(a)
+    return value, grad
 
 
-def _hypot(first, second):
-    def hypot(vec):
-        (x, gx), (y, gy) = first(vec), second(vec)
-        h = math.hypot(x, y)
-        if h == 0.0:
-            raise ValueError("hypot(0, 0) has no derivative")
-        return h, (gx * x + gy * y) / h
-    return hypot
+def _arctan2(x, gx, y, gy):
+    r2 = x * x + y * y
+    if r2 == 0.0:
+        raise ValueError("arctan2(0, 0) has no derivative")
+    return math.atan2(x, y), (gx * y - gy * x) / r2
 
 
-def _min(first, second):
-    def minimum(vec):
-        (x, gx), (y, gy) = first(vec), second(vec)
-        return (x, gx) if x <= y else (y, gy)
-    return minimum
+def _hypot(x, gx, y, gy):
+    h = math.hypot(x, y)
+    if h == 0.0:
+        raise ValueError("hypot(0, 0) has no derivative")
+    return h, (gx * x + gy * y) / h
 
 
-def _max(first, second):
-    def maximum(vec):
-        (x, gx), (y, gy) = first(vec), second(vec)
-        return (x, gx) if x >= y else (y, gy)
-    return maximum
+def _min(x, gx, y, gy):
+    return (x, gx) if x <= y else (y, gy)
 
 
-_BINOPS = {ast.Add: _add, ast.Sub: _sub, ast.Mult: _mul, ast.Div: _div, ast.Pow: _pow}
-_BINARY_CALLS = {"arctan2": _arctan2, "hypot": _hypot, "min": _min, "max": _max}
+def _max(x, gx, y, gy):
+    return (x, gx) if x >= y else (y, gy)
+
+
+_BINARY_RULES = {ast.Add: _add, ast.Sub: _sub, ast.Mult: _mul, ast.Div: _div, ast.Pow: _pow,
+                 "arctan2": _arctan2, "hypot": _hypot, "min": _min, "max": _max}
