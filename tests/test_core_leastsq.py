@@ -245,3 +245,22 @@ def test_lsmr_trust_region_solver_reaches_the_same_bounded_optimum():
     lsmr = fit_least_squares(g, res_, tr_solver="lsmr", ftol=1e-14, xtol=1e-14, gtol=1e-14)
     np.testing.assert_allclose(lsmr.x, exact.x, rtol=1e-7)
     np.testing.assert_allclose(lsmr.stderr, exact.stderr, rtol=1e-6)
+
+
+def test_small_fits_run_blas_on_one_thread_and_restore_the_users_setting():
+    """Small systems get one BLAS thread (threads only spin-wait on their products); wide
+    ones keep the user's setting, and the setting is restored afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sciTie.core.threads import THREADED_FROM, blas_threads_for
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with blas_threads_for(THREADED_FROM - 1):
+            assert all(n == 1 for n in blas_threads())
+        assert blas_threads() == before
+        with blas_threads_for(THREADED_FROM):
+            assert blas_threads() == before

@@ -6,7 +6,6 @@ parameter's Jacobian column is the sum of the columns of the slots that read it.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from .._validation import check_bool, check_choice, check_float, check_int
 from ..errors import ArgumentTypeError, FitWarning, ValidationError
@@ -23,6 +21,7 @@ from .group import ParameterGroup
 from .marquardt import DenseNormalEquations, levenberg_marquardt
 from .result import FitResult
 from .statistics import covariance_from_jacobian
+from .threads import blas_threads_for
 
 __all__ = ["ResidualTerm", "fit_least_squares"]
 
@@ -340,7 +339,7 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
     if r0.size < x0.size and method == "lm":
         raise ValidationError(f"method='lm' needs at least as many residuals ({r0.size}) as free "
                               f"parameters ({x0.size})")
-    with _blas_threads(x0.size):
+    with blas_threads_for(x0.size):
         t0 = time.perf_counter()
         final = None
         if method == "marquardt":
@@ -361,24 +360,6 @@ def fit_least_squares(group: ParameterGroup, residual: ResidualFn | Sequence[Res
         _warn_at_bounds(problem, opt)
         return _result(problem, opt, x0, method=method, scale_covar=scale_covar,
                        seconds=seconds, final=final)
-
-
-#: Free parameters from which BLAS keeps its threads during a fit (see :func:`_blas_threads`).
-THREADED_FROM = 256
-
-
-def _blas_threads(n_free: int):
-    """One BLAS thread for a fit of fewer than :data:`THREADED_FROM` free parameters.
-
-    Its matrix products (``JᵀJ``, ``J·G``, the covariance's SVD) are an ``n x p`` Jacobian
-    with ``p`` small: milliseconds on one thread, while OpenBLAS's worker threads spin-wait
-    on them. On a busy two-core machine that spinning was three quarters of the CPU time of
-    the CuCr2O4 series (133 s against 36 s with one thread, ``docs/diffraction.rst``,
-    performance). Larger fits keep the threads the user has.
-    """
-    if n_free >= THREADED_FROM:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _warn_at_bounds(problem: _Problem, opt: Any) -> None:

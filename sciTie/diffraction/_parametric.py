@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..core import Expression, ParameterGroup, ResidualTerm, SlotKind, fit_least_squares
+from ..core.threads import blas_threads_for
 from ..core.result import FitResult
 from ..errors import (ArgumentTypeError, ConvergenceWarning, IdentifiabilityWarning,
                       ValidationError)
@@ -451,9 +452,11 @@ class ParametricRefinement(EstimatorParams):
         root = self.group_
         c = root.tie_map()
         G = c.matrix().tocsc()
-        container = np.full(c.n_slots, -1)
-        for k in range(len(self.patterns_)):
-            container[self._container_rows(k)] = k
+        # each slot's pattern, from its name's first part (one pass: asking the tie map
+        # per pattern costs a walk of the whole tree each time)
+        index = {label: k for k, label in enumerate(self.labels_)}
+        container = np.array([index.get(n.partition(".")[0], -1) for n in c.names], dtype=int)
+        self._rows = [np.flatnonzero(container == k) for k in range(len(self.patterns_))]
         owner = np.full(c.n_free, -1)
         for j in range(c.n_free):
             reached = np.unique(container[G.indices[G.indptr[j]:G.indptr[j + 1]]])
@@ -468,6 +471,11 @@ class ParametricRefinement(EstimatorParams):
         self._local = [np.flatnonzero(owner == k) for k in range(len(self.patterns_))]
         self._idx = idx
         self._n_free = c.n_free
+
+    def _block_width(self) -> int:
+        """Columns of the widest system solved: the shared ones and one pattern's own (the
+        Schur complement's blocks)."""
+        return len(self._shared) + max((len(loc) for loc in self._local), default=0)
 
     def _slots(self, x: np.ndarray) -> np.ndarray:
         return self.group_.tie_map().evaluate(x)
@@ -565,24 +573,27 @@ class ParametricRefinement(EstimatorParams):
         else:
             from ._series_dask import ClusterEngine
             engine = ClusterEngine(self, client)
-        try:
-            for attempt in range(2):
-                self._solve(engine)
-                if engine.windows_ok(self._x):
-                    break
-            if not self._converged:
-                warnings.warn(f"parametric refinement stopped before converging "
-                              f"({self._message}; max_nfev={self.max_nfev})",
-                              ConvergenceWarning, stacklevel=2)
-            self._final_blocks = engine.final_blocks()
-            ycalc = engine.calc(self._x)
-        finally:
-            engine.close()
-        self.cluster_ = None if client is None else {
-            "workers": len(client.scheduler_info()["workers"]),
-            "partitions": engine.n_partitions, "recovered": engine.n_recovered}
-        self.fit_seconds_ = time.perf_counter() - t0
-        self._results(specs, ycalc)
+        # every matrix here is one pattern's Jacobian or the shared block: small products
+        # that BLAS threads slow down (see sciTie.core.threads)
+        with blas_threads_for(self._block_width()):
+            try:
+                for attempt in range(2):
+                    self._solve(engine)
+                    if engine.windows_ok(self._x):
+                        break
+                if not self._converged:
+                    warnings.warn(f"parametric refinement stopped before converging "
+                                  f"({self._message}; max_nfev={self.max_nfev})",
+                                  ConvergenceWarning, stacklevel=2)
+                self._final_blocks = engine.final_blocks()
+                ycalc = engine.calc(self._x)
+            finally:
+                engine.close()
+            self.cluster_ = None if client is None else {
+                "workers": len(client.scheduler_info()["workers"]),
+                "partitions": engine.n_partitions, "recovered": engine.n_recovered}
+            self.fit_seconds_ = time.perf_counter() - t0
+            self._results(specs, ycalc)
         self.fit_cpu_seconds_ = time.process_time() - cpu
         return self
 
@@ -613,7 +624,7 @@ class ParametricRefinement(EstimatorParams):
             C = np.zeros((len(cols), len(cols)))
             C[:ns, :ns], C[:ns, ns:], C[ns:, :ns], C[ns:, ns:] = C_ss, C_sl[k], C_sl[k].T, C_ll[k]
             stderr[loc] = np.sqrt(np.clip(np.diag(C_ll[k]), 0, None))
-            rows = self._container_rows(k)
+            rows = self._rows[k]
             Gi = G[rows][:, cols].toarray()
             cov = Gi @ C @ Gi.T          # covariance of this pattern's slots (G Σ Gᵀ)
             slot_err[rows] = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -661,11 +672,6 @@ class ParametricRefinement(EstimatorParams):
         C_ll = [np.full((b.A_ll.shape[0],) * 2, np.nan) for b in blocks]
         W = [np.full((b.A_ll.shape[0], p_s), np.nan) for b in blocks]
         return nan, C_sl, C_ll, W
-
-    def _container_rows(self, k: int) -> np.ndarray:
-        c = self.group_.tie_map()
-        pre = f"{self.labels_[k]}."
-        return np.array([i for i, n in enumerate(c.names) if n.startswith(pre)], dtype=int)
 
     def _per_pattern_results(self, specs, slots, slot_err, redchi, ycalc) -> None:
         from ..provenance import provenance

@@ -32,6 +32,7 @@ from scipy.linalg import cho_solve
 
 from .. import _dask
 from ..core.marquardt import cholesky, damped
+from ..core.threads import blas_threads_for
 from ..errors import ValidationError
 from ._blockarrow import PatternBlocks
 from ._chain import next_start
@@ -165,10 +166,11 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
 
 def _linearize(part: SeriesPartition, x: np.ndarray) -> PartitionBlocks:
     """Every pattern's normal-equation pieces at the partition's free vector ``x``."""
-
     blocks = []
-    for pat, cols, (v, G_rows) in zip(part.patterns, part.cols, part.tie_rows(x)):
-        blocks.append(parametric_pattern_blocks(pat, v, G_rows, part.shared, cols))
+    width = len(part.shared) + max((len(c) for c in part.cols), default=0)
+    with blas_threads_for(width):  # small products (see sciTie.core.threads)
+        for pat, cols, (v, G_rows) in zip(part.patterns, part.cols, part.tie_rows(x)):
+            blocks.append(parametric_pattern_blocks(pat, v, G_rows, part.shared, cols))
     A_ss = blocks[0].A_ss.copy()
     g_s = blocks[0].g_s.copy()
     for b in blocks[1:]:
