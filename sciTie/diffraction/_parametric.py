@@ -425,21 +425,36 @@ class ParametricRefinement(EstimatorParams):
         for c in g.parameters:
             sub.add(c, float(g[c].value))
         var = self.variable
+        tm = sub.tie_map()
+        n_slots = len(tm.names)
 
-        def resid(vals):
-            out = []
+        def rows(vals, jacobian: bool):
+            """Weighted residuals of every law at every temperature, and their exact
+            derivatives with respect to the coefficients' slots."""
+            out, jac = [], []
             for expr, Ts, ys, es in data:
-                env = {n: (vals[n] if n != var else 0.0) for n in expr.names}
+                cols = [-1 if n == var else int(tm.select(n)) for n in expr.names]
+                env = [0.0 if n == var else float(vals[n]) for n in expr.names]
+                at_var = [i for i, n in enumerate(expr.names) if n == var]
                 for Ti, yi, ei in zip(Ts, ys, es):
-                    env[var] = Ti
-                    out.append((expr.evaluate(env) - yi) / ei)
-            return np.array(out)
+                    for i in at_var:
+                        env[i] = Ti
+                    value, grad = expr.evaluate_with_gradient(env)
+                    out.append((value - yi) / ei)
+                    if jacobian:
+                        row = np.zeros(n_slots)
+                        for col, d in zip(cols, grad):
+                            if col >= 0:
+                                row[col] += d / ei
+                        jac.append(row)
+            return np.array(out), (np.array(jac).reshape(-1, n_slots) if jacobian else None)
 
-        if resid(sub.valuesdict()).size < sub.n_free:
+        if rows(sub.valuesdict(), False)[0].size < sub.n_free:
             return                       # too few values: keep the given starts
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = fit_least_squares(sub, resid)
+            res = fit_least_squares(sub, lambda v: rows(v, False)[0],
+                                    lambda v: rows(v, True)[1])
         for c in g.parameters:
             g[c].value = float(res.value(c))
 
