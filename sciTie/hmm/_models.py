@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-from hmmlearn import _emissions
 from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from sklearn import cluster
 
@@ -11,6 +10,7 @@ from ..errors import ValidationError
 from . import _missing
 from ._base import TiedHMMMixin, _check_prior, shares_tie_docs
 from ._forward_backward import DiagonalGaussian, gaussian_diag_loglik
+from ._mixture import accumulate_mixture_statistics, mixture_log_likelihood
 from ._objectives import (gaussian_diag_objective, gaussian_full_objective, poisson_objective,
                           probability_objective, sum_objectives)
 from ._report import ReportMixin
@@ -858,6 +858,11 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
     def _supports_missing(self):
         return True
 
+    def _compute_log_likelihood(self, X):
+        if self._missing_mask(X) is not None:
+            return super()._compute_log_likelihood(X)
+        return mixture_log_likelihood(self, X)
+
     def _observed_log_likelihood(self, X, mask):
         return _missing.mixture_loglik(X, mask, np.asarray(self.weights_, dtype=float),
                                        np.asarray(self.means_, dtype=float),
@@ -868,16 +873,9 @@ class TiedGMMHMM(ReportMixin, TiedHMMMixin, GMMHMM):
         if mask is not None:
             _missing.mixture_statistics(stats, X, mask, post, self)
             return
-        # hmmlearn's own GMM statistics, with its start/transition part switched off (the
-        # compiled pass has already produced those)
-        saved, nobs = self.params, stats["nobs"]
-        try:
-            self.params = "".join(c for c in saved if c not in "st")
-            _emissions.BaseGMMHMM._accumulate_sufficient_statistics(
-                self, stats, X, None, post, None, None)
-        finally:
-            self.params = saved
-        stats["nobs"] = nobs
+        # the start and transition statistics come from the compiled pass; these are
+        # hmmlearn's mixture statistics, for all states at once
+        accumulate_mixture_statistics(stats, X, post, self)
 
     def _correct_pooled_priors(self, pooled):
         if "m_n" in pooled:
