@@ -25,6 +25,11 @@ DEFAULT_VARIABLE = "X"
 #: netCDF-C and HDF5 are not thread-safe, even for different files (two Dask worker threads
 #: opening netCDF files at once crash the process): one netCDF access at a time per process.
 _NETCDF_GUARD = threading.Lock()
+#: CPython 3.11's ast module is not thread-safe (python/cpython#106905), and numpy parses a
+#: .npy header with it: two Dask worker threads opening .npy files at once failed with
+#: "AST constructor recursion depth mismatch" (seen in tests/test_hmm_distributed.py). The
+#: headers are parsed one at a time; the reads that follow are not serialised.
+_NPY_HEADER_GUARD = threading.Lock()
 
 
 def _kind(path: str) -> str:
@@ -64,7 +69,8 @@ def _opened(path: str):
         try:
             try:
                 if kind == "npy":
-                    array = np.load(path, mmap_mode="r", allow_pickle=False)
+                    with _NPY_HEADER_GUARD:
+                        array = np.load(path, mmap_mode="r", allow_pickle=False)
                 elif kind == "netcdf":
                     import xarray as xr
 
