@@ -321,15 +321,19 @@ def _mark_small(s0, n, nrow, small, last, evt):
 
 
 @njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
-def _backward_steps(n, s0, A, lat, lbase, IP, evt, last, nrow, xi_full, block, g, gnew, r,
-                    R, G, a, p, gl, gn, rl):
-    """Steps ``s0 + n - 1`` down to ``s0``: ``g`` (``(K, LANES)``) goes from one posterior
+def _backward_steps(i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G):
+    """Steps ``s0 + i0`` down to ``s0``: ``g`` (``(K, LANES)``) goes from one posterior
     to the one before; ``R``/``G`` get each step's ratios ``gamma_{s+1} / pred_{s+1}`` and
-    posteriors."""
+    posteriors.
+
+    Returns the chunk index of a step where some lane's prediction is too small to divide
+    by, ``gnew`` and ``R`` computed but not yet fixed up (-1 when none): the caller fixes it
+    (:func:`_small_fix`), finishes it (:func:`_finish_step`) and goes on from the one before.
+    """
     K = A.shape[0]
     L = LANES
     K2 = K - K % 2
-    for i in range(n - 1, -1, -1):
+    for i in range(i0, -1, -1):
         at = lbase + (s0 + i) * K * L
         for j in range(K):  # r = gamma_{s+1} / pred_{s+1}
             v = mul4(load4(g, L * j), load4(IP, L * (i * K + j)))
@@ -344,48 +348,70 @@ def _backward_steps(n, s0, A, lat, lbase, IP, evt, last, nrow, xi_full, block, g
             if K2 < K:
                 acc0 = fma4(splat4(A[k, K2]), load4(r, L * K2), acc0)
             store4(gnew, L * k, mul4(load4(lat, at + L * k), add4(acc0, acc1)))
-        if evt[i] & 2:  # a lane's prediction too small to divide by: log space
-            for l in range(L):
-                if s0 + i >= nrow[l] or last[i, l] != 0:
-                    continue
-                slow = False
-                for j in range(K):
-                    slow |= g[j, l] > 0.0 and IP[i, j, l] == 0.0
-                if not slow:
-                    continue
+        if evt[i] & 2:
+            return i
+        _finish_step(i, at, lat, evt, last, g, gnew, G, R)
+    return -1
+
+
+@njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
+def _finish_step(i, at, lat, evt, last, g, gnew, G, R):
+    """``g = gnew / sum(gnew)`` (renormalised at every step) to ``G[i]``; a lane whose
+    sequence ends here takes its last filtered distribution instead."""
+    K = g.shape[0]
+    L = LANES
+    K2 = K - K % 2
+    n0 = splat4(0.0)
+    n1 = splat4(0.0)
+    for k in range(0, K2, 2):
+        n0 = add4(n0, load4(gnew, L * k))
+        n1 = add4(n1, load4(gnew, L * (k + 1)))
+    if K2 < K:
+        n0 = add4(n0, load4(gnew, L * K2))
+    inv = div4(splat4(1.0), add4(n0, n1))
+    for k in range(K):
+        v = mul4(load4(gnew, L * k), inv)
+        store4(g, L * k, v)
+        store4(G, L * (i * K + k), v)
+    if evt[i] & 1:
+        for l in range(L):
+            if last[i, l] != 0:
                 for k in range(K):
-                    a[k] = lat[at + L * k + l]
-                for j in range(K):
-                    q = 0.0
-                    for k in range(K):
-                        q += a[k] * A[k, j]
-                    p[j] = q
-                    gl[j] = g[j, l]
-                    rl[j] = r[j, l]
-                    R[i, j, l] = 0.0
-                _log_space_smooth(a, A, gl, p, rl, gn, xi_full[block[l]])
-                for k in range(K):
-                    gnew[k, l] = gn[k]
-        n0 = splat4(0.0)
-        n1 = splat4(0.0)
-        for k in range(0, K2, 2):
-            n0 = add4(n0, load4(gnew, L * k))
-            n1 = add4(n1, load4(gnew, L * (k + 1)))
-        if K2 < K:
-            n0 = add4(n0, load4(gnew, L * K2))
-        inv = div4(splat4(1.0), add4(n0, n1))  # renormalised at every step
+                    v = lat[at + L * k + l]
+                    g[k, l] = v
+                    G[i, k, l] = v
+                    R[i, k, l] = 0.0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _small_fix(i, s, at, A, lat, IP, last, nrow, xi_full, block, g, gnew, r, R):
+    """Step ``s`` (chunk index ``i``) of the lanes with a prediction too small to divide
+    by, in log space: their ``gnew`` is replaced, their ratios ``R`` zeroed (the step's
+    complete expected transitions go to their block's ``xi_full``)."""
+    K = A.shape[0]
+    L = LANES
+    a, p, gl, gn, rl = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
+    for l in range(L):
+        if s >= nrow[l] or last[i, l] != 0:
+            continue
+        slow = False
+        for j in range(K):
+            slow |= g[j, l] > 0.0 and IP[i, j, l] == 0.0
+        if not slow:
+            continue
         for k in range(K):
-            v = mul4(load4(gnew, L * k), inv)
-            store4(g, L * k, v)
-            store4(G, L * (i * K + k), v)
-        if evt[i] & 1:  # a lane's sequence ends here: its last filtered distribution
-            for l in range(L):
-                if last[i, l] != 0:
-                    for k in range(K):
-                        v = lat[at + L * k + l]
-                        g[k, l] = v
-                        G[i, k, l] = v
-                        R[i, k, l] = 0.0
+            a[k] = lat[at + L * k + l]
+        for j in range(K):
+            q = 0.0
+            for k in range(K):
+                q += a[k] * A[k, j]
+            p[j] = q
+            gl[j] = g[j, l]
+            rl[j] = r[j, l]
+            R[i, j, l] = 0.0
+        _log_space_smooth(a, A, gl, p, rl, gn, xi_full[block[l]])
+        for k in range(K):
+            gnew[k, l] = gn[k]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -464,7 +490,6 @@ def backward_group(lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, X, n
     small, last, evt = np.zeros((STEPS, L)), np.zeros((STEPS, L), np.int64), np.zeros(
         STEPS, np.int64)
     g, gnew, r = np.zeros((K, L)), np.zeros((K, L)), np.zeros((K, L))
-    a, p, gl, gn, rl = np.empty(K), np.empty(K), np.empty(K), np.empty(K), np.empty(K)
     xi, post = np.zeros((K, K, L)), np.zeros((K, L))
     obs, obs2 = np.zeros((D, K, L)), np.zeros((D, K, L))
     write = posteriors.shape[0] > 0
@@ -481,8 +506,12 @@ def backward_group(lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, X, n
         _mark_ends(offsets, lo, seq_lo, cursor, s0, n, last, evt)
         _inverse_predictions(A, lat, lbase, s0, n, IP, small)
         _mark_small(s0, n, nrow, small, last, evt)
-        _backward_steps(n, s0, A, lat, lbase, IP, evt, last, nrow, xi_full, block, g, gnew,
-                        r, R, G, a, p, gl, gn, rl)
+        i = _backward_steps(n - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
+        while i >= 0:  # a step with a prediction too small to divide by
+            at = lbase + (s0 + i) * K * L
+            _small_fix(i, s0 + i, at, A, lat, IP, last, nrow, xi_full, block, g, gnew, r, R)
+            _finish_step(i, at, lat, evt, last, g, gnew, G, R)
+            i = _backward_steps(i - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
         _clear_padding(s0, n, nrow, R, G)
         if n_moments:
             _gather(X, lo, nrow, s0, n, XT)
