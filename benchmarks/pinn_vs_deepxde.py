@@ -22,6 +22,10 @@ Examples
     DDE_BACKEND=pytorch python benchmarks/pinn_vs_deepxde.py --problems convection
     DDE_BACKEND=pytorch python benchmarks/pinn_vs_deepxde.py --problems kuramoto-sivashinsky
     DDE_BACKEND=pytorch python benchmarks/pinn_vs_deepxde.py --speed --problems
+    # the two sides of a long run as parallel processes, DeepXDE at a fixed CPU budget
+    python benchmarks/pinn_vs_deepxde.py --problems allen-cahn --libraries scitie
+    python benchmarks/pinn_vs_deepxde.py --problems allen-cahn --libraries deepxde \
+        --deepxde-periodic bc --cpu-seconds 957
 """
 from __future__ import annotations
 
@@ -254,12 +258,18 @@ def main(argv: list[str] | None = None) -> None:
                     choices=["bc", "features"])
     ap.add_argument("--cpu-seconds", type=float, default=None,
                     help="DeepXDE's CPU budget (default: what sciTie used)")
+    ap.add_argument("--libraries", nargs="+", default=["scitie", "deepxde"],
+                    choices=["scitie", "deepxde"],
+                    help="run only these (DeepXDE alone needs --cpu-seconds); lets the "
+                    "sides of a long comparison run as parallel processes")
     ap.add_argument("--speed", action="store_true", help="also measure steps per second")
     ap.add_argument("--budget", type=float, default=1.0,
                     help="multiplier on sciTie's recipe steps (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="append one JSON line per row")
     args = ap.parse_args(argv)
+    if "scitie" not in args.libraries and args.cpu_seconds is None:
+        ap.error("--libraries deepxde needs --cpu-seconds (no sciTie run to take it from)")
     torch.set_num_threads(1)
     rows = []
 
@@ -273,10 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.problems:
         problem = _problem(name, args.beta)
         sizes = SIZES[name]
-        ours = run_scitie(problem, name, sizes, args.budget)
-        emit({"problem": name, **ours})
+        if "scitie" in args.libraries:
+            ours = run_scitie(problem, name, sizes, args.budget)
+            emit({"problem": name, **ours})
         budget = args.cpu_seconds or ours["cpu_seconds"]
-        for variant in args.deepxde_periodic:
+        for variant in args.deepxde_periodic if "deepxde" in args.libraries else ():
             emit({"problem": name, **run_deepxde(problem, name, sizes, budget, variant,
                                                  args.seed)})
     if args.speed:

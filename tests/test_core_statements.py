@@ -232,6 +232,22 @@ def test_a_maximum_on_a_bound_is_reached_exactly_and_promptly():
     assert x[1] == 0.0  # on the bound, not a rounding error inside it
 
 
+@pytest.mark.parametrize("tiny", [1e-30, 1e-20])
+def test_a_dependent_probability_near_zero_does_not_hold_back_the_others(tiny):
+    """Counts (600, 400, tiny): the maximum has ``p[2] = tiny / 1000``, below the spacing of
+    floats near 1, so ``p[2] = 1 - p[0] - p[1]`` cannot reach it. Its bound is held as a
+    constraint on the free vector; before, every step was cut to keep ``p[2] > 0`` and the
+    iteration ended after ``max_iter`` steps at ``p = (0.29, 0.71, 1e-16)`` instead of the
+    closed form ``counts / total``."""
+    counts = np.array([600.0, 400.0, tiny])
+    g = _probability_group([0.2, 0.5, 0.3])
+    x, info = maximize_through_ties(g, _multinomial(counts, g.slot_index("p")))
+    assert info.n_iter < 20
+    p = g.tie_map().evaluate(x)
+    np.testing.assert_allclose(p[:2], counts[:2] / counts.sum(), rtol=1e-12)
+    assert 0 < p[2] < 1e-13
+
+
 def test_an_objective_rising_towards_a_bound_without_a_maximum_stops():
     """``-0.5e-5 log v``, the variance term of a mixture component without data: it grows
     without limit as ``v -> 0``. The iteration stops early, with the objective increased and

@@ -161,6 +161,33 @@ def test_tied_transition_entries_are_the_argmax_of_q():
     np.testing.assert_allclose(m.transmat_.sum(axis=1), 1.0, rtol=1e-15)
 
 
+def test_whole_row_tie_is_the_pooled_closed_form_from_a_far_start():
+    """``transmat[1] = transmat[0]``: Q's argmax is the pooled counts (xi[0] + xi[1]) row
+    normalised, and the free start distribution its posterior at t = 0 (hmmlearn's log-space
+    kernels give both), from a start that puts 1e-14 on the state the first observation
+    belongs to (its maximiser is near 1)."""
+    rng = np.random.default_rng(5)
+    X = np.r_[rng.normal(6, 0.5, 40), rng.normal(0, 0.5, 60), rng.normal(3, 0.5, 50),
+              rng.normal(0, 0.5, 40)][:, None]
+    start = np.array([1 - 2e-14, 1e-14, 1e-14])
+    A0 = np.array([[0.8, 0.15, 0.05], [0.8, 0.15, 0.05], [0.1, 0.1, 0.8]])
+    mu, var = np.array([0.0, 3.0, 6.0]), np.full(3, 0.25)
+    m = TiedGaussianHMM(3, init_params="", params="st", n_iter=1,
+                        ties=["transmat[1] = transmat[0]"])
+    m.startprob_, m.transmat_ = start, A0
+    m.means_, m.covars_ = mu[:, None], var[:, None]
+    m.fit(X)
+    logB = stats.norm.logpdf(X, mu, np.sqrt(var))
+    _, fwd = _hmmc.forward_log(start, A0, logB)
+    bwd = _hmmc.backward_log(start, A0, logB)
+    xi = np.exp(_hmmc.compute_log_xi_sum(fwd, A0, bwd, logB))
+    pooled = (xi[0] + xi[1]) / (xi[0] + xi[1]).sum()
+    np.testing.assert_allclose(m.transmat_[0], pooled, rtol=1e-9)
+    np.testing.assert_allclose(m.transmat_[1], m.transmat_[0], rtol=1e-15)
+    np.testing.assert_allclose(m.transmat_[2], xi[2] / xi[2].sum(), rtol=1e-9)
+    np.testing.assert_allclose(m.startprob_, _gamma(logB, start, A0)[0], rtol=1e-9, atol=1e-15)
+
+
 def test_all_covariances_tied_equals_hmmlearn_tied_covariance():
     rng = np.random.default_rng(11)
     X = np.r_[rng.multivariate_normal([0, 0], [[1, .3], [.3, .5]], 120),

@@ -283,10 +283,11 @@ def test_levenberg_marquardt_lowers_loss_far_below_adam():
     assert lm.result_.data.attrs["rel_l2"] < 0.2 * adam.result_.data.attrs["rel_l2"]
 
 
-def test_resume_inside_levenberg_marquardt_is_bit_identical(tmp_path):
+@pytest.mark.parametrize("initial", [{}, dict(initial_condition="hard", ic_timescale=0.1)])
+def test_resume_inside_levenberg_marquardt_is_bit_identical(tmp_path, initial):
     p = convection(2.0)
     kw = plain(hidden=(8,), n_collocation=64, n_initial=32, adam_steps=10, lm_steps=6,
-               checkpoint_every=2, eval_grid=(16, 5), n_windows=2)
+               checkpoint_every=2, eval_grid=(16, 5), n_windows=2, **initial)
     full = PeriodicPINN(p, **kw).fit()
     ck = tmp_path / "run.pt"
     calls = {"n": 0, "armed": True}
@@ -310,6 +311,6 @@ def test_resume_inside_levenberg_marquardt_is_bit_identical(tmp_path):
     assert state["window"] == 1 and state["stage"] == "lm" and state["step"] > 0
     calls["armed"] = False  # the same residual again (the checkpoint holds its fingerprint)
     resumed = PeriodicPINN(bad, checkpoint=ck, **kw).fit(resume=True)
-    for a, b in zip(full.networks_, resumed.networks_):
-        for pa, pb in zip(a.parameters(), b.parameters()):
-            assert torch.equal(pa, pb)
+    for a, b in zip(full.networks_, resumed.networks_):  # weights and buffers (hard: g)
+        for (na, pa), (nb, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert na == nb and torch.equal(pa, pb)

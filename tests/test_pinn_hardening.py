@@ -215,6 +215,11 @@ def test_failed_checkpoint_write_keeps_previous_file(tmp_path, monkeypatch):
     (dict(learn={"beta": float("nan")}), "learn"), (dict(data_weight=-2.0), "data_weight"),
     (dict(mode="soft", trainable_frequency=True), "trainable_frequency"),
     (dict(causal_eps=1.0, n_causal_chunks=64), "n_collocation"),
+    (dict(n_windows=2, window_budget=(2.0, 0.0)), "window_budget"),
+    (dict(window_budget="2"), "window_budget"),
+    (dict(window_budget=(float("nan"),)), "window_budget"),
+    (dict(n_windows=2, window_budget=(2.0, 2.0, 2.0)), "window_budget"),
+    (dict(window_budget=(1e300,), adam_steps=10), "adam_steps"),
 ])
 def test_bad_settings_rejected_before_training(kw, match):
     problem, calls = _counting(convection(1.0))

@@ -16,6 +16,8 @@ from sciTie.pinn._recipes import GENERIC, RECOMMENDABLE
 from sciTie.recipes import load_recipe
 from sciTie.pinn.recipe import build_problem, model_settings
 
+from pinn_settings import plain
+
 # the heat equation u_t = nu u_xx on [0, 2 pi], u(x, 0) = sin x: exact sin(x) exp(-nu t)
 _HEAT = '''
 import numpy as np
@@ -201,3 +203,22 @@ def test_the_documented_defaults_table_is_what_problems_get():
             assert got[k] == float(documented[k]), (name, k)
         seen.add(name)
     assert len(seen) == 7
+
+
+@pytest.mark.filterwarnings("ignore::sciTie.errors.ConvergenceWarning")
+def test_window_budget_multiplies_the_steps_of_the_first_windows():
+    # counted independently: the optimiser records one history entry per Adam step and per
+    # Levenberg-Marquardt iteration, tagged with its window
+    m = PeriodicPINN(convection(1.0), **plain(
+        hidden=(6,), n_windows=3, n_collocation=32, n_initial=16, n_boundary=8, adam_steps=4,
+        lm_steps=2, window_budget=(2.5, 1.5), eval_grid=(9, 7), budget=1.0)).fit()
+    taken = [[sum(1 for h in m.history_ if h["window"] == w and h["stage"] == stage)
+              for w in range(3)] for stage in (0, 2)]
+    assert taken == [[10, 6, 4], [5, 3, 2]]  # round(4 * 2.5), round(2 * 1.5) ...
+    assert (m.n_adam_steps_, m.n_lm_steps_) == (20, 10)
+    assert m.settings_["window_budget"] == (2.5, 1.5) and len(m.networks_) == 3
+    # the global budget multiplies on top
+    m = PeriodicPINN(convection(1.0), **plain(
+        hidden=(6,), n_windows=2, n_collocation=32, n_initial=16, n_boundary=8, adam_steps=3,
+        window_budget=(2.0,), eval_grid=(9, 5), budget=2.0)).fit()
+    assert [sum(1 for h in m.history_ if h["window"] == w) for w in range(2)] == [12, 6]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from .._validation import check_int
@@ -31,6 +32,9 @@ CREEP_REACH = 20.0
 #: half per step) for STALL_LIMIT steps ends the iteration (see the loop).
 STALL_GAIN = 1e-8
 STALL_LIMIT = 5
+#: Consecutive steps accepted only because their gain is below the rounding of the objective
+#: after which the maximum is taken as reached (see the loop).
+BLIND_LIMIT = 3
 
 #: ``objective(slots) -> (value, gradient, hessian)``; value -inf (or NaN) outside the domain.
 SlotObjective = Callable[[np.ndarray], tuple[float, np.ndarray, "sp.spmatrix | np.ndarray"]]
@@ -90,6 +94,7 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             slots = c.evaluate(xx)
         except ValueError:  # an expression left its domain
             return -np.inf, None, None
+        evaluate.slots = slots  # of the last point with a value (its dependent slots)
         return _checked_objective(objective(slots), n_slots)
 
     f, g, H = evaluate(x)
@@ -104,7 +109,16 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
     dense_G = None
     creeping, last_limit = 0, -1
     held = np.zeros(cols.size, dtype=bool)  # parameters found creeping towards a bound
-    stalled, last_decrement = 0, np.inf
+    # Dependent slots with bounds (a probability that is 1 - the sum of the others): their
+    # bounds are constraints on the free vector, held like the free parameters' own (an
+    # active set) through the rows of G that compute them (linearised for nonlinear ties).
+    dep = _dependent_bounded_slots(c, fixed_G if fixed_G is not None else c.matrix(x)[:, cols])
+    dep_lo, dep_hi = c.lower[dep], c.upper[dep]
+    slots_now = evaluate.slots
+    held_dep = np.zeros(dep.size, dtype=bool)
+    fixed_dep_G = None  # their rows of G, formed once for linear ties
+    n_cols = cols.size
+    stalled, last_decrement, blind = 0, np.inf, 0
     for it in range(1, max_iter + 1):
         G = fixed_G if fixed_G is not None else c.matrix(x)[:, cols]
         GT = fixed_GT if fixed_GT is not None else G.T
@@ -123,13 +137,30 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         xc = x[cols]
         moving = ~(((xc <= lo) & (g_free < 0)) | ((xc >= hi) & (g_free > 0)) | held)
         if not np.any(moving):  # every parameter on its bound's maximum, or held
-            converged, gnorm = not np.any(held), 0.0
+            converged, gnorm = not (np.any(held) or np.any(held_dep)), 0.0
             break
-        step = np.zeros_like(g_free)
-        if np.all(moving):
-            step, damped = _newton_step(H_free, g_free)
-        else:
-            step[moving], damped = _newton_step(H_free[np.ix_(moving, moving)], g_free[moving])
+        if fixed_dep_G is None or fixed_G is None:  # the rows move with nonlinear ties
+            fixed_dep_G = G[dep].toarray() if dep.size else np.zeros((0, n_cols))
+        dep_G = fixed_dep_G
+        dep_now = slots_now[dep]
+        edge = 8 * np.finfo(float).eps * (np.abs(dep_G) @ np.abs(xc) + 1.0)
+        # the same for dependent slots: one on its bound that the step would push out of the
+        # box is held there (the step keeps it constant), found by stepping once without it
+        active = held_dep.copy()
+        for _ in range(2):
+            step, damped = _constrained_newton_step(H_free, g_free, moving, dep_G[active])
+            if step is None:
+                break
+            dep_step = dep_G @ step
+            outward = ~active & (((dep_now <= dep_lo + edge) & (dep_step < 0))
+                                 | ((dep_now >= dep_hi - edge) & (dep_step > 0)))
+            if not np.any(outward):
+                break
+            active |= outward
+        if step is None:  # the held constraints leave nothing to move
+            converged, gnorm = False, 0.0
+            break
+        dep_step[active] = 0.0  # zero up to rounding: those slots do not limit the step
         gnorm = float(np.max(np.abs(g_free[moving])))
         decrement = float(g_free @ step)
         tiny_step = np.max(np.abs(step) / np.maximum(np.abs(xc), 1.0)) <= 4 * np.finfo(float).eps
@@ -150,7 +181,11 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         with np.errstate(divide="ignore", invalid="ignore"):
             to_bound = np.where(step > 0, (hi - xc) / step,
                                 np.where(step < 0, (lo - xc) / step, np.inf))
-        limit = int(np.argmin(to_bound))
+            to_dep_bound = np.where(dep_step > 0, (dep_hi - dep_now) / dep_step,
+                                    np.where(dep_step < 0, (dep_lo - dep_now) / dep_step,
+                                             np.inf))
+        to_bound = np.maximum(np.concatenate([to_bound, to_dep_bound]), 0.0)
+        limit = int(np.argmin(to_bound))  # >= n_cols: a dependent slot
         t_max = float(to_bound[limit])
         # the steps to try: the full step; where it leaves the box, first the step onto the
         # bound (the maximum may lie there: a probability with no counts), then 0.99 of it
@@ -163,16 +198,31 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         for t in trials:
             xt = x.copy()
             xt[cols] += t * step
-            if t == t_max:  # land exactly on the bound, not a rounding error inside it
+            if t == t_max and limit < n_cols:  # land exactly on the bound, not inside it
                 xt[cols[limit]] = hi[limit] if step[limit] > 0 else lo[limit]
             xt[cols] = np.clip(xt[cols], lo, hi)
             ft, gt, Ht = evaluate(xt)
-            if np.isfinite(ft) and (ft >= f + 1e-4 * t * decrement
-                                    or (decrement < 1e3 * rounding and ft >= f - rounding)):
-                accepted = True
+            if not np.isfinite(ft):
+                continue
+            required = 1e-4 * t * decrement
+            if ft > f and ft >= f + required:
+                accepted, blind = True, 0
+                break
+            if ft >= f - rounding and (decrement < 1e3 * rounding or f + required == f):
+                accepted, blind = True, blind + 1  # a gain below what Q can show
                 break
         if not accepted:  # no increase representable at this precision: we are there
             converged = decrement <= 1e-8 * max(1.0, abs(f))
+            break
+        if np.array_equal(xt, x) or blind >= BLIND_LIMIT:
+            # steps accepted at the rounding of Q that change nothing, or keep changing the
+            # last digits (a probability held at 1 - sum of the others, whose maximum lies
+            # below the spacing of floats near 1): Q is at its maximum to its precision.
+            # A regular maximum needs at most two such steps before the decrement falls
+            # below the rounding and the loop ends above.
+            if not np.array_equal(xt, x):
+                x, f = xt, ft
+            converged = decrement < 1e3 * rounding
             break
         # an objective that grows without bound towards a bound it cannot reach (a variance
         # collapsing onto one point), or whose curvature is floored there (a probability of
@@ -182,9 +232,12 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         approaching = (t < 1.0 or damped) and t < t_max <= CREEP_REACH * t
         creeping = creeping + 1 if (approaching and limit == last_limit) else 0
         last_limit = limit if approaching else -1
-        x, f, g, H = xt, ft, gt, Ht
+        x, f, g, H, slots_now = xt, ft, gt, Ht, evaluate.slots
         if creeping >= CREEP_LIMIT:
-            held[limit] = True
+            if limit < n_cols:
+                held[limit] = True
+            else:
+                held_dep[limit - n_cols] = True
             creeping, last_limit = 0, -1
         # Newton near a regular maximum at least halves the predicted gain at each step; a
         # gain already below 1e-8 of the objective that shrinks slower than that is a
@@ -241,6 +294,34 @@ def _checked_objective(out, n_slots: int):
         raise ValidationError(f"objective's hessian must have shape ({n_slots}, {n_slots}), got "
                               f"{getattr(H, 'shape', type(H).__name__)}")
     return f, g, H
+
+
+def _dependent_bounded_slots(c, G) -> np.ndarray:
+    """Dependent slots that the moved columns (of ``G``) reach and that have a finite bound."""
+    G = sp.csr_matrix(G)
+    is_free = np.zeros(G.shape[0], dtype=bool)
+    is_free[c.free_index] = True
+    bounded = np.isfinite(c.lower) | np.isfinite(c.upper)
+    return np.flatnonzero((np.diff(G.indptr) > 0) & ~is_free & bounded)
+
+
+def _constrained_newton_step(H: np.ndarray, g: np.ndarray, moving: np.ndarray,
+                             constraints: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    """Newton's ascent step over the ``moving`` parameters (the others stay), keeping
+    ``constraints @ step = 0`` (held dependent slots): the step is taken in the constraints'
+    null space. None where that leaves no direction."""
+    step = np.zeros_like(g)
+    Hm, gm = H[np.ix_(moving, moving)], g[moving]
+    C = constraints[:, moving]
+    if C.shape[0] == 0 or not np.any(C):
+        step[moving], damped = _newton_step(Hm, gm)
+        return step, damped
+    Z = scipy.linalg.null_space(C)
+    if Z.shape[1] == 0:
+        return None, False
+    sz, damped = _newton_step(Z.T @ Hm @ Z, Z.T @ gm)
+    step[moving] = Z @ sz
+    return step, damped
 
 
 def _newton_step(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:

@@ -20,7 +20,7 @@ from . import _missing
 from ._covariates import CovariateTransitionsMixin, forward_backward_tv, viterbi_tv
 from ._group import (PROBABILITY_PARAMS, _user_statements, build_group,
                      finalise_probabilities, model_slots, user_held, write_arrays)
-from ._objectives import probability_objective
+from ._objectives import probability_objective, probability_start
 from ._sequences import check_lengths, check_sample_matrix
 from ._start import match_clusters_to_states, restart_seeds, untied_labels
 
@@ -482,7 +482,8 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         elif self._has_covariates():
             self._covariate_mstep(stats)
         else:
-            self._general_mstep("transitions", self._transition_objective(stats))
+            objective, blocks = self._transition_objective(stats)
+            self._general_mstep("transitions", objective, candidate=blocks)
         if plan.emissions == "closed":
             self._closed_emission_mstep(stats)
         elif plan.emissions == "pooled":
@@ -497,17 +498,23 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         per-feature occupancies for data with missing values override it)."""
         self._hmmlearn_mstep(stats, self._emission_letters)
 
-    def _general_mstep(self, block: str, objective, columns=None) -> None:
+    def _general_mstep(self, block: str, objective, columns=None, *, candidate=None) -> None:
         """Maximise the block's Q through the tie map, from the current parameters (over
-        the block's free parameters, or the given ``columns`` of them)."""
+        the block's free parameters, or the given ``columns`` of them).
+
+        ``candidate``: the probability blocks (slot indices, counts) of ``objective``; the
+        pooled closed form they give (:func:`probability_start`) is the start instead where
+        its Q is larger.
+        """
         group = self.group_
         c = group.tie_map()
         slots = model_slots(self, group, self._slots)
         free = slots[c.free_index]
+        columns = self._plan.block_columns[block] if columns is None else columns
+        if candidate:
+            free = self._pooled_start(objective, candidate, free, columns)
         try:
-            free, info = maximize_through_ties(
-                group, objective, free=free,
-                columns=self._plan.block_columns[block] if columns is None else columns)
+            free, info = maximize_through_ties(group, objective, free=free, columns=columns)
         except ValidationError as exc:
             statements = _user_statements(self.ties)
             if not statements:
@@ -520,6 +527,23 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         self._slots = c.evaluate(free)
         write_arrays(self, self._slots, group)
 
+    def _pooled_start(self, objective, blocks, free: np.ndarray, columns) -> np.ndarray:
+        """``free`` with each class of tied probability rows set to its pooled closed form
+        (:func:`probability_start`) where that raises the objective."""
+        c = self.group_.tie_map()
+        best = objective(c.evaluate(free))[0]
+        for cols, values in probability_start(c, blocks, free, columns):
+            other = free.copy()
+            other[cols] = values
+            with np.errstate(all="ignore"):
+                try:
+                    value = objective(c.evaluate(other))[0]
+                except ValueError:  # a tie expression left its domain there
+                    continue
+            if np.isfinite(value) and value > best:
+                free, best = other, value
+        return free
+
     def _transition_objective(self, stats):
         c = self.group_.tie_map()
         blocks = []
@@ -529,7 +553,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         if "t" in self.params:
             cnt = np.maximum(self.transmat_prior - 1 + stats["trans"], 0)
             blocks.append((np.asarray(c.select("transmat")), np.where(self.transmat_ == 0, 0, cnt)))
-        return probability_objective(blocks, len(c.names))
+        return probability_objective(blocks, len(c.names)), blocks
 
     def _pooled_stats(self, stats) -> dict:
         """Every state's statistics replaced by its group's sum (``G Gᵀ s`` over states)."""

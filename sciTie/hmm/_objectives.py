@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["probability_objective", "gaussian_diag_objective", "gaussian_full_objective",
-           "poisson_objective", "sum_objectives"]
+__all__ = ["probability_objective", "probability_start", "gaussian_diag_objective",
+           "gaussian_full_objective", "poisson_objective", "sum_objectives"]
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray | None, sp.spmatrix | None]]
 _FAIL = (-np.inf, None, None)
@@ -98,6 +98,56 @@ def probability_objective(blocks: list[tuple[np.ndarray, np.ndarray]], n_slots: 
         return acc.result(value)
 
     return objective
+
+
+def probability_start(tie_map, blocks: list[tuple[np.ndarray, np.ndarray]], free: np.ndarray,
+                      columns: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Free values that each set one class of probability rows to its normalised counts,
+    pooled over the rows the ties make identical: the closed-form maximiser of
+    :func:`probability_objective` in that class where its ties are whole-row equalities, and
+    a start near it otherwise.
+
+    Newton's method on ``c log p`` from a probability far from its maximiser at most doubles
+    it per step, and one step size serves every row, so one such row (a start probability
+    that fell to 1e-17 and must rise) slows the M-step of all the others. The caller keeps
+    each class's values where they raise the objective.
+
+    Parameters
+    ----------
+    tie_map : TieMap
+        The group's tie map.
+    blocks : list of (slot indices, counts)
+        As for :func:`probability_objective`; each block's last axis is one probability row.
+    free : ndarray
+        The current free vector; only ``columns`` of it change.
+    columns : ndarray of int
+        The free columns the M-step moves.
+
+    Returns
+    -------
+    list of (columns, values)
+        Per class of rows with counts, the free columns that reach its rows (among
+        ``columns``) and their values there.
+    """
+    by_length: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for idx, cnt in blocks:
+        for r, c in zip(np.atleast_2d(idx), np.atleast_2d(cnt)):
+            by_length.setdefault(r.size, []).append((r, c))
+    current = tie_map.evaluate(free)
+    moved = set(np.asarray(columns).tolist())
+    starts = []
+    for pairs in by_length.values():
+        for members in tie_map.equal_blocks([r for r, _ in pairs], free):
+            total = np.sum([pairs[m][1] for m in members], axis=0)
+            if not total.sum() > 0:  # a row with no counts keeps its values
+                continue
+            target = current.copy()
+            target[pairs[members[0]][0]] = total / total.sum()
+            cols = np.array([j for j in tie_map.columns_reaching(pairs[members[0]][0], free)
+                             if j in moved], dtype=np.intp)
+            if cols.size:
+                starts.append((cols, target[tie_map.free_index[cols]]))
+    return starts
 
 
 def gaussian_diag_objective(mean_idx: np.ndarray, var_idx: np.ndarray, post: np.ndarray,

@@ -16,6 +16,7 @@ from .. import errors, io
 from ..errors import ValidationError
 from ._checkpoint import prepare_checkpoint, settings_key
 from ._evaluation import WindowedSolution, evaluation_dataset
+from ._initial import HARMONICS
 from ._losses import LossWeights, Observations, PINNLoss
 from ._network import ACTIVATIONS, MODES, BoundaryNetwork, PINNNetwork, _check_hidden
 from ._optimizers import AdamSettings
@@ -23,6 +24,7 @@ from ._problems import PDEProblem
 from .._estimator import EstimatorParams
 from .._progress import progress_bar
 from ._settings import (MAX_BATCH, MAX_STEPS, TrainingPlan, budget_multiplier, check_bool,
+                        check_window_budget,
                         check_eval_grid, check_nonnegative_float, check_nonnegative_int, check_positive_float,
                         check_positive_int, check_seed, resolve_threads, torch_threads)
 from ._trainer import Trainer
@@ -32,7 +34,7 @@ __all__ = ["PeriodicPINN"]
 # settings that do not change what is trained (a checkpoint may be resumed across them)
 _NOT_IN_CHECKPOINT_KEY = {"problem", "checkpoint", "checkpoint_every", "progress", "device",
                           "n_threads", "budget", "adam_steps", "lbfgs_steps", "lm_steps",
-                          "eval_grid", "uncertainty_check"}
+                          "eval_grid", "uncertainty_check", "window_budget"}
 
 
 #: Relative L2 error against the reference above which a training is reported as failed.
@@ -75,6 +77,12 @@ class PeriodicPINN(EstimatorParams):
         network whose initial condition is the previous window's prediction.
     warm_start : bool, optional
         Start each window's network from the previous window's weights (default True).
+    window_budget : sequence of float, optional
+        Step multipliers of the first windows: window ``w`` trains ``window_budget[w]`` times
+        the Adam, L-BFGS and Levenberg-Marquardt steps of a window (rounded; windows past
+        the sequence: 1). Time marching carries the first windows' error into every later
+        one, so that is where extra steps pay. ``()`` trains every window alike (the generic
+        default); at most ``n_windows`` entries, each positive.
     causal_eps : float, optional
         Causal weighting strength (Wang, Sankaran & Perdikaris 2024); None switches it off.
     n_causal_chunks : int, optional
@@ -84,6 +92,19 @@ class PeriodicPINN(EstimatorParams):
     ic_weight, bc_weight : float, optional
         Loss weights of the initial condition and of the face terms (periodicity in soft and
         shared mode, boundary conditions of non-periodic coordinates).
+    initial_condition : {"soft", "hard"}, optional
+        ``"soft"`` (default): the initial condition is a loss term of weight ``ic_weight``.
+        ``"hard"``: it is built into every window's network, ``output(x, t) = g(x) +
+        phi(t - t0) N(x, t)`` with ``phi(t0) = 0``, so it holds by construction and cannot be
+        traded against the residual (the loss term is dropped). ``g`` is the trigonometric
+        interpolant of the initial values (the problem's in the first window, the previous
+        window's network at ``t0`` in the others) on ``2 K + 1`` points per coordinate
+        (``K = 256`` in 1-D, 24 in 2-D): exactly periodic, so periodicity stays exact in hard
+        mode. Needs every space coordinate periodic and fixed periods.
+    ic_timescale : float, optional
+        With ``initial_condition="hard"``: ``phi = 1 - exp(-(t - t0) / ic_timescale)``, for
+        a solution that moves fast at the start of a window; None (default):
+        ``phi = (t - t0) / (t1 - t0)``.
     adam_steps : int, optional
         Adam steps per window, scaled by the budget.
     learning_rate : float, optional
@@ -191,6 +212,10 @@ class PeriodicPINN(EstimatorParams):
     fit_cpu_seconds_ : float
         CPU time of this process during that training (all its threads): on a shared machine
         the honest measure of the work done.
+    n_adam_steps_, n_lbfgs_steps_, n_lm_steps_ : int
+        Planned Adam steps, L-BFGS and Levenberg-Marquardt iterations of the whole run (every
+        window, ``budget`` and ``window_budget`` applied; Levenberg-Marquardt may stop a
+        window early once no step lowers its loss).
     """
 
     def __init__(self, problem: PDEProblem, *, mode: str = "hard", n_modes: int | None = None,
@@ -199,10 +224,12 @@ class PeriodicPINN(EstimatorParams):
                  time_period: float | None = None, hidden: Sequence[int] | None = None,
                  activation: str | None = None, architecture: str | None = None,
                  n_windows: int | None = None, warm_start: bool = True,
+                 window_budget: Sequence[float] | None = None,
                  causal_eps: float | None = None, n_causal_chunks: int = 16,
                  n_collocation: int | None = None, n_initial: int | None = None,
                  n_boundary: int | None = None, ic_weight: float | None = None,
                  bc_weight: float | None = None, adam_steps: int | None = None,
+                 initial_condition: str = "soft", ic_timescale: float | None = None,
                  learning_rate: float | None = None, lr_decay: float | None = None,
                  lr_decay_steps: int | None = None, lbfgs_steps: int | None = None,
                  lm_steps: int | None = None, resample_every: int | None = None,
@@ -228,6 +255,7 @@ class PeriodicPINN(EstimatorParams):
         self.architecture = architecture
         self.n_windows = n_windows
         self.warm_start = warm_start
+        self.window_budget = window_budget
         self.causal_eps = causal_eps
         self.n_causal_chunks = n_causal_chunks
         self.n_collocation = n_collocation
@@ -235,6 +263,8 @@ class PeriodicPINN(EstimatorParams):
         self.n_boundary = n_boundary
         self.ic_weight = ic_weight
         self.bc_weight = bc_weight
+        self.initial_condition = initial_condition
+        self.ic_timescale = ic_timescale
         self.adam_steps = adam_steps
         self.learning_rate = learning_rate
         self.lr_decay = lr_decay
@@ -327,6 +357,7 @@ class PeriodicPINN(EstimatorParams):
                                   "embedding has a period to train)")
         if self.time_period is not None:
             check_positive_float(self.time_period, "time_period")
+        self._check_initial_condition()
         if self.noise_std is not None:
             check_positive_float(self.noise_std, "noise_std")
         if self.uncertainty_check not in (None, "profile"):
@@ -351,6 +382,7 @@ class PeriodicPINN(EstimatorParams):
                                       f"({self.n_causal_chunks}); got {s['n_collocation']}")
         check_seed(self.random_state)
         self._check_learn(s["n_windows"])
+        s["window_budget"] = check_window_budget(s["window_budget"], s["n_windows"])
         s["eval_grid"] = check_eval_grid(s["eval_grid"] if s["eval_grid"] is not None
                                          else self._default_grid(), len(p.coordinates),
                                          p.coordinates)
@@ -358,7 +390,7 @@ class PeriodicPINN(EstimatorParams):
         threads = resolve_threads(self.n_threads) if device.type == "cpu" else None
         mult = budget_multiplier(self.budget)
         for name in ("adam_steps", "lbfgs_steps", "lm_steps"):
-            steps = s[name] * mult
+            steps = s[name] * mult * max(s["window_budget"], default=1.0)
             if not math.isfinite(steps) or steps > MAX_STEPS:
                 raise ValidationError(f"{name}={s[name]} times the budget {mult:g} "
                                       f"is {steps:.3g} steps; at most {MAX_STEPS:.0e}")
@@ -371,7 +403,30 @@ class PeriodicPINN(EstimatorParams):
             n_adam=int(round(s["adam_steps"] * mult)),
             n_lbfgs=int(round(s["lbfgs_steps"] * mult)), n_lm=int(round(s["lm_steps"] * mult)),
             threads=threads, window_edges=np.linspace(t0, t1, s["n_windows"] + 1),
-            eval_grid=s["eval_grid"], checkpoint=checkpoint, settings=s)
+            eval_grid=s["eval_grid"], checkpoint=checkpoint, settings=s,
+            window_budget=s["window_budget"])
+
+    def _check_initial_condition(self) -> None:
+        if self.initial_condition not in ("soft", "hard"):
+            raise ValidationError(f"initial_condition must be 'soft' or 'hard'; got "
+                                  f"{self.initial_condition!r}")
+        if self.ic_timescale is not None:
+            check_positive_float(self.ic_timescale, "ic_timescale")
+        if self.initial_condition != "hard":
+            if self.ic_timescale is not None:  # a setting that would change nothing
+                raise ValidationError(f"ic_timescale={self.ic_timescale!r} applies only to "
+                                      f"initial_condition='hard' (the initial values built into "
+                                      f"the network); got initial_condition="
+                                      f"{self.initial_condition!r}")
+            return
+        odd = [c for c in self.problem.space if c not in self.problem.periodic]
+        if odd:
+            raise ValidationError(f"initial_condition='hard' writes the initial values as a "
+                                  f"trigonometric polynomial, so every space coordinate must be "
+                                  f"periodic; {odd} are not: use initial_condition='soft'")
+        if self.trainable_frequency:
+            raise ValidationError("initial_condition='hard' needs fixed periods; got "
+                                  "trainable_frequency=True")
 
     def _check_learn(self, n_windows: int) -> None:
         if self.learn is None:
@@ -483,6 +538,8 @@ class PeriodicPINN(EstimatorParams):
             n_time_features=self.n_time_features, time_scale=self.time_scale,
             time_period=self.time_period, generator=gen, domain_y=p.domain_y,
             periodic=p.periodic, periods=p.periods, n_outputs=len(p.outputs),
+            initial_harmonics=(HARMONICS[len(p.space)] if self.initial_condition == "hard"
+                               else None), initial_timescale=self.ic_timescale,
         ).to(device=plan.device, dtype=plan.dtype)
 
     def _make_boundary(self, w: int, gen: torch.Generator,
@@ -543,7 +600,8 @@ class PeriodicPINN(EstimatorParams):
         state = prepare_checkpoint(plan.checkpoint, resume=resume, overwrite=overwrite,
                                    settings=key, n_windows=plan.n_windows)
         loss = PINNLoss(self.problem, self.mode,
-                        LossWeights(ic=float(s["ic_weight"]), bc=float(s["bc_weight"]),
+                        LossWeights(ic=(0.0 if self.initial_condition == "hard"  # built in
+                                        else float(s["ic_weight"])), bc=float(s["bc_weight"]),
                                     data=float(s["data_weight"]),
                                     causal_eps=None if self.causal_eps is None
                                     else float(self.causal_eps),
@@ -581,8 +639,9 @@ class PeriodicPINN(EstimatorParams):
                                    ] if self.mode == "shared" else []
         self.tied_ = trainer.tied
         self.history_ = trainer.history
-        self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (plan.n_adam, plan.n_lbfgs,
-                                                                     plan.n_lm)
+        planned = [plan.stage_steps(w) for w in range(plan.n_windows)]
+        self.n_adam_steps_, self.n_lbfgs_steps_, self.n_lm_steps_ = (
+            sum(p[k] for p in planned) for k in ("adam", "lbfgs", "lm"))
         self._plan = plan
         self.settings_ = dict(s)
         with torch.no_grad():

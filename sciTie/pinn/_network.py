@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import ValidationError
 from ._embedding import FourierTimeFeatures, PeriodicEmbedding, PeriodicTimeFeatures
+from ._initial import HardInitial
 
 __all__ = ["PINNNetwork", "BoundaryNetwork", "MODES", "ACTIVATIONS"]
 
@@ -146,6 +147,13 @@ class PINNNetwork(nn.Module):
         Period of each periodic coordinate (default: its interval's length).
     n_outputs : int, optional
         Number of output fields (default 1).
+    initial_harmonics : int, optional
+        Build the initial condition in (``sciTie.pinn._initial.HardInitial``, every
+        space coordinate periodic): the output is ``g(x) + phi(t - t0)`` times the body's,
+        ``g`` a trigonometric polynomial of this many harmonics per coordinate, set with
+        ``initial.set_values``. None (default): the body's output alone.
+    initial_timescale : float, optional
+        ``phi = 1 - exp(-(t - t0) / initial_timescale)``; None: ``(t - t0) / (t1 - t0)``.
     """
 
     def __init__(self, domain_x: Sequence[float], domain_t: Sequence[float], *, mode: str = "hard",
@@ -157,7 +165,9 @@ class PINNNetwork(nn.Module):
                  generator: torch.Generator | None = None,
                  domain_y: Sequence[float] | None = None,
                  periodic: Sequence[str] | None = None,
-                 periods: Mapping[str, float] | None = None, n_outputs: int = 1) -> None:
+                 periods: Mapping[str, float] | None = None, n_outputs: int = 1,
+                 initial_harmonics: int | None = None,
+                 initial_timescale: float | None = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValidationError(f"mode must be one of {MODES}; got {mode!r}")
@@ -203,6 +213,15 @@ class PINNNetwork(nn.Module):
             raise ValidationError("time_features must be None, 'fourier' or 'periodic'; "
                                   f"got {time_features!r}")
         self.body = _Body(n_in, hidden, n_outputs, activation, architecture, generator)
+        self.initial = None
+        if initial_harmonics is not None:
+            if set(periodic) != set(self.space):
+                raise ValidationError("a built-in initial condition is a trigonometric "
+                                      "polynomial: every space coordinate must be periodic; "
+                                      f"{sorted(set(self.space) - set(periodic))} are not")
+            self.initial = HardInitial(
+                [(space[c][0], periods.get(c, space[c][1] - space[c][0])) for c in self.space],
+                (self.t0, self.t1), n_outputs, initial_harmonics, initial_timescale)
 
     @property
     def n_inputs(self) -> int:
@@ -231,7 +250,8 @@ class PINNNetwork(nn.Module):
     def forward_points(self, z: torch.Tensor,
                        frequencies: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Outputs ``(n, n_outputs)`` at points ``z`` of shape ``(n, n_inputs)``."""
-        return self.body(self.features(z, frequencies))
+        out = self.body(self.features(z, frequencies))
+        return out if self.initial is None else self.initial(z, out)
 
     def periodic_axes(self) -> dict[str, Any]:
         """The periodic embedding of each periodic coordinate (hard mode)."""

@@ -18,7 +18,7 @@ import torch
 from ..errors import ValidationError
 
 __all__ = ["budget_multiplier", "resolve_threads", "torch_threads", "TrainingPlan",
-           "check_positive_int", "check_nonnegative_int", "check_positive_float",
+           "check_window_budget", "check_positive_int", "check_nonnegative_int", "check_positive_float",
            "check_nonnegative_float", "check_bool", "check_seed", "check_eval_grid"]
 
 
@@ -116,6 +116,33 @@ def check_eval_grid(value: Any, n_axes: int, names: tuple[str, ...]) -> tuple[in
     return tuple(int(s) for s in sizes)
 
 
+def check_window_budget(value: Any, n_windows: int) -> tuple[float, ...]:
+    """The step multipliers of the first windows: positive finite numbers, at most one per
+    window (``()`` or ``None``: every window alike).
+
+    Parameters
+    ----------
+    value : sequence of float or None
+        ``window_budget`` as given.
+    n_windows : int
+        Number of time windows.
+
+    Returns
+    -------
+    tuple of float
+    """
+    expected = (f"a sequence of at most n_windows={n_windows} positive finite numbers (step "
+                "multipliers of the first windows)")
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        raise ValidationError(f"window_budget must be {expected}; got {value!r}")
+    out = tuple(_as_float(v, "window_budget", expected) for v in value)
+    if len(out) > n_windows or any(v <= 0 for v in out):
+        raise ValidationError(f"window_budget must be {expected}; got {value!r}")
+    return out
+
+
 def budget_multiplier(budget: float | None = None) -> float:
     """The training-budget multiplier: ``budget``, else the ``budget`` setting (default 1).
 
@@ -179,7 +206,7 @@ class TrainingPlan:
     dtype, device
         Torch floating type and device.
     n_adam, n_lbfgs, n_lm : int
-        Optimiser steps per window after the budget multiplier.
+        Optimiser steps per window after the budget multiplier (before ``window_budget``).
     threads : int or None
         Torch CPU threads during training (None on CUDA).
     window_edges : numpy.ndarray
@@ -190,6 +217,8 @@ class TrainingPlan:
         Checkpoint file.
     settings : dict
         Every setting of the model, the problem's recommendations filled in.
+    window_budget : tuple of float
+        Step multipliers of the first windows (later windows: 1).
     """
 
     dtype: torch.dtype
@@ -202,6 +231,7 @@ class TrainingPlan:
     eval_grid: tuple[int, ...]
     checkpoint: Path | None
     settings: dict[str, Any]
+    window_budget: tuple[float, ...] = ()
 
     @property
     def n_windows(self) -> int:
@@ -211,3 +241,10 @@ class TrainingPlan:
     def window(self, w: int) -> tuple[float, float]:
         """Start and end time of window ``w``."""
         return float(self.window_edges[w]), float(self.window_edges[w + 1])
+
+    def stage_steps(self, w: int) -> dict[str, int]:
+        """Adam, L-BFGS and Levenberg-Marquardt steps of window ``w``: the per-window counts
+        times its ``window_budget`` multiplier, rounded."""
+        m = self.window_budget[w] if w < len(self.window_budget) else 1.0
+        return {"adam": int(round(self.n_adam * m)), "lbfgs": int(round(self.n_lbfgs * m)),
+                "lm": int(round(self.n_lm * m))}

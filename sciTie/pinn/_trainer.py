@@ -154,6 +154,17 @@ class Trainer:
             prev = self.networks[w - 1].forward_points(points)
         return {o: prev[:, self.problem.outputs.index(o)] for o in names}
 
+    def set_hard_initial(self, w: int, net: nn.Module) -> None:
+        """Interpolate window ``w``'s initial values (:meth:`initial_target`) into ``net``'s
+        built-in initial condition."""
+        nodes = torch.as_tensor(net.initial.nodes(), dtype=self.plan.dtype,
+                                device=self.plan.device)
+        t0 = torch.full((nodes.shape[0], 1), self.plan.window(w)[0], dtype=self.plan.dtype,
+                        device=self.plan.device)
+        target = self.initial_target(w, torch.cat([nodes, t0], dim=1))
+        net.initial.set_values({self.problem.outputs.index(o): v.detach().cpu().double().numpy()
+                                for o, v in target.items()})
+
     def initial_outputs(self) -> tuple[str, ...]:
         """The outputs the problem's initial condition prescribes."""
         if not hasattr(self, "_initial_outputs"):
@@ -231,6 +242,8 @@ class Trainer:
         net = self.make_network(w, self.generator)
         if warm and self.warm_start and w > 0:
             net.load_state_dict(self.networks[w - 1].state_dict())
+        if getattr(net, "initial", None) is not None:  # hard initial condition
+            self.set_hard_initial(w, net)
         self.networks.append(net)
         templates = dict(self.make_boundary(w, self.generator))
         self.templates.append(templates)
@@ -242,12 +255,9 @@ class Trainer:
             tied.free.data.copy_(self.tied[w - 1].free.data)  # same layout in every window
         self.tied.append(tied)
 
-    def _stage_steps(self) -> dict[str, int]:
-        return {"adam": self.plan.n_adam, "lbfgs": self.plan.n_lbfgs, "lm": self.plan.n_lm}
-
     def total_steps(self) -> int:
         """Optimiser steps of the whole run (for progress bars)."""
-        return self.plan.n_windows * sum(self._stage_steps().values())
+        return sum(sum(self.plan.stage_steps(w).values()) for w in range(self.plan.n_windows))
 
     def run(self, state: dict[str, Any] | None, bar: Any) -> None:
         """Train every window from the start, or from a checkpointed ``state``."""
@@ -258,7 +268,6 @@ class Trainer:
                 self.sync()
 
     def _run(self, state: dict[str, Any] | None, bar: Any) -> None:
-        steps = self._stage_steps()
         w0, stage0, step0 = 0, "adam", 0
         resumed = None
         if state is not None:
@@ -271,13 +280,15 @@ class Trainer:
                        "batch": None if batch is None else Batch.from_tensors(batch).to(
                            self.plan.dtype, self.plan.device)}
             if bar is not None:
-                done = w0 * sum(steps.values()) + step0 + sum(
-                    steps[s] for s in STAGE_ORDER[:STAGE_ORDER.index(stage0)])
+                steps = self.plan.stage_steps(w0)
+                done = sum(sum(self.plan.stage_steps(w).values()) for w in range(w0)) + step0 \
+                    + sum(steps[s] for s in STAGE_ORDER[:STAGE_ORDER.index(stage0)])
                 bar.update(min(bar.total, done))
         for w in range(w0, self.plan.n_windows):
             if w >= len(self.networks):
                 self._add_window(w)
             obj = WindowObjective(self, w)
+            steps = self.plan.stage_steps(w)
             if w == w0:
                 self.preflight(obj)
             first = STAGE_ORDER.index(stage0) if w == w0 else 0

@@ -78,6 +78,8 @@ _MODEL_FIELDS = {
     "mode": Field("str", "how periodicity is imposed", default="hard",
                   choices=("hard", "soft", "shared")),
     "n_windows": Field("int", "time-marching windows", minimum=1),
+    "window_budget": Field("list[float]", "step multipliers of the first windows",
+                           minimum=0.0),
     "hidden": Field("list[int]", "hidden layer widths", minimum=1),
     "n_modes": Field("int", "harmonics of the periodic embedding", minimum=1),
     "trainable_frequency": Field("bool", "learn the period(s)"),
@@ -89,6 +91,10 @@ _MODEL_FIELDS = {
     "n_initial": Field("int", "initial-condition points per batch", minimum=1),
     "n_boundary": Field("int", "face points per batch", minimum=1),
     "ic_weight": Field("float", "initial-condition weight", minimum=0.0),
+    "initial_condition": Field("str", "initial condition as a loss term or built into the "
+                               "network", choices=("soft", "hard")),
+    "ic_timescale": Field("float", "time scale of the built-in initial condition's switch-on",
+                          minimum=0.0),
     "bc_weight": Field("float", "periodicity / boundary weight", minimum=0.0),
     "adam_steps": Field("int", "Adam steps per window", minimum=0),
     "learning_rate": Field("float", "Adam rate", minimum=0.0),
@@ -450,9 +456,8 @@ def run(recipe: Recipe) -> RunSummary:
                                                       "final_loss") if k in stats}
     metrics.update({k: v for k, v in stats.items() if k.startswith("rel_l2_")})
     metrics.update(fit_cpu_seconds=model.fit_cpu_seconds_,
-                   adam_steps=model.n_adam_steps_ * len(model.networks_),
-                   lbfgs_steps=model.n_lbfgs_steps_ * len(model.networks_),
-                   lm_steps=model.n_lm_steps_ * len(model.networks_))
+                   adam_steps=model.n_adam_steps_, lbfgs_steps=model.n_lbfgs_steps_,
+                   lm_steps=model.n_lm_steps_)
     lines = [model.report()]
     if model.uncertainty_ is not None:
         truth = {**problem.parameters, **{f"period_{c}": v for c, v in problem.periods.items()}}
