@@ -50,7 +50,7 @@ def _emission_pass(lo, n, X, means, prec, const, stage):
 
 
 @njit(cache=True)
-def _forward_recursion(lo, n, base, A, startprob, lattice, BT):
+def _forward_recursion(kspec, lo, n, base, A, startprob, lattice, BT):
     """The forward steps alone, on fixed exponentials ``BT``, storing the lattice."""
     K = A.shape[0]
     evt, first = np.zeros(_S, np.int64), np.zeros((_S, _L), np.int64)
@@ -62,13 +62,13 @@ def _forward_recursion(lo, n, base, A, startprob, lattice, BT):
             m = min(_S, S - s0)
             i = 0
             while i < m:  # (no guard fires on these exponentials)
-                i = el._forward_steps(i, m, s0, A, startprob, BT, evt, first, lattice,
-                                      base[gi], True, prev, pred, pb, cs) + 1
+                i = el.forward_steps(kspec, i, m, s0, A, startprob, BT, evt, first,
+                                     lattice, base[gi], True, prev, pred, pb, cs) + 1
     return prev[0, 0]
 
 
 @njit(cache=True)
-def _backward_parts(lo, n, base, A, lattice, X, part):
+def _backward_parts(kspec, lo, n, base, A, lattice, X, part):
     """The backward chunks' parts alone, from a filled lattice: inverse predictions (0),
     the smoothing steps (1), X gathered and the statistics (2)."""
     K, D = A.shape[0], X.shape[1]
@@ -87,8 +87,8 @@ def _backward_parts(lo, n, base, A, lattice, X, part):
             if part == 0:
                 el._inverse_predictions(A, lattice, base[gi], s0, m, IP, small)
             elif part == 1:
-                el._backward_steps(m - 1, s0, A, lattice, base[gi], IP, evt, last, g, gnew,
-                                   r, R, G)
+                el.backward_steps(kspec, m - 1, s0, A, lattice, base[gi], IP, evt, last, g,
+                                  gnew, r, R, G)
             else:
                 el._gather(X, lo[gi], n[gi], s0, m, XT)
                 el._chunk_statistics(m, s0, lattice, base[gi], IP, IP, XT, 2, xi, post, obs,
@@ -128,22 +128,31 @@ def main(argv=None):
             setattr(model, k, np.array(v, copy=True))
         model.fit(X, lengths)
 
+    ku = el.unrolled_for(K)
     parts = {
         "gather X (forward)": lambda: _emission_pass(lo, n, X, means, prec, const, 0),
         "+ emission log-densities": lambda: _emission_pass(lo, n, X, means, prec, const, 1),
         "+ shifted exp": lambda: _emission_pass(lo, n, X, means, prec, const, 2),
-        "forward steps (storing the lattice)": lambda: _forward_recursion(
-            lo, n, base, A, sp, scratch, BT),
-        "forward pass (log p only)": lambda: ek.estep(sp, A, lengths, X=X, gaussian=gauss,
-                                                      backward=False),
-        "whole E-step": lambda: ek.estep(sp, A, lengths, X=X, gaussian=gauss,
-                                         lattice=lattice, n_moments=2),
-        "backward: inverse predictions": lambda: _backward_parts(lo, n, base, A, lattice, X, 0),
-        "backward: smoothing steps": lambda: _backward_parts(lo, n, base, A, lattice, X, 1),
-        "backward: gather X, statistics": lambda: _backward_parts(lo, n, base, A, lattice, X,
-                                                                  2),
-        f"fit ({iters} iterations)": fit,
     }
+    for tag, ks, unrolled in (("generic", (), False), ("unrolled", ku, True)):
+        parts.update({
+            f"forward steps, {tag}": lambda ks=ks: _forward_recursion(
+                ks, lo, n, base, A, sp, scratch, BT),
+            f"forward pass (log p only), {tag}": lambda u=unrolled: ek.estep(
+                sp, A, lengths, X=X, gaussian=gauss, backward=False, unrolled=u),
+            f"whole E-step, {tag}": lambda u=unrolled: ek.estep(
+                sp, A, lengths, X=X, gaussian=gauss, lattice=lattice, n_moments=2,
+                unrolled=u),
+            f"backward: smoothing steps, {tag}": lambda ks=ks: _backward_parts(
+                ks, lo, n, base, A, lattice, X, 1),
+        })
+    parts.update({
+        "backward: inverse predictions": lambda: _backward_parts((), lo, n, base, A, lattice,
+                                                                 X, 0),
+        "backward: gather X, statistics": lambda: _backward_parts((), lo, n, base, A, lattice,
+                                                                  X, 2),
+        f"fit ({iters} iterations)": fit,
+    })
     for f in parts.values():  # compile, and fill the lattice
         f()
     best = dict.fromkeys(parts, np.inf)
@@ -155,9 +164,9 @@ def main(argv=None):
           f"{_L} lanes; fastest CPU time of {a.rounds} interleaved rounds; load "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for name, t in {**best, "fit, per iteration": fit_t}.items():
-        print(f"{name:38s} {t * 1e3:8.1f} ms {t * 1e9 / a.total:7.1f} ns/row "
+        print(f"{name:40s} {t * 1e3:8.1f} ms {t * 1e9 / a.total:7.1f} ns/row "
               f"{t * 1e9 / (a.total * K * K):6.3f} ns per T*K^2")
-    e = best["whole E-step"]
+    e = best["whole E-step, unrolled"]
     print(f"outside the E-step (M-step, Python, 1/{iters} of the final forward pass): "
           f"{(fit_t - e) * 1e3:.1f} ms per iteration")
 

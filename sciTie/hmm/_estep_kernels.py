@@ -30,14 +30,14 @@ import numpy as np
 from numba import njit, prange
 
 from ._estep_blocks import GAUSSIAN, MAX_BLOCKS, TABLE
-from ._estep_lanes import LANES, backward_group, forward_group
+from ._estep_lanes import LANES, backward_group, forward_group, unrolled_for
 
 __all__ = ["TABLE", "GAUSSIAN", "estep", "block_bounds", "lane_layout"]
 
 
 # ---------------------------------------------------------------------- drivers
 @njit(cache=True, nogil=True)
-def _run_group(gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
+def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
                table, X, means, prec, const, lattice, backward, n_moments, posteriors,
                ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     """Filter (and smooth) the blocks of group ``gi``, each with its own accumulators."""
@@ -50,7 +50,7 @@ def _run_group(gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob,
         if gi * L + l < nb:
             block[l] = gi * L + l
     log_prob, bad = np.empty(L), np.empty(L, np.int64)
-    forward_group(lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X, means,
+    forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X, means,
                   prec, const, lattice, lanes_base[gi], backward, log_prob, bad)
     failed = False
     for l in range(L):
@@ -60,28 +60,28 @@ def _run_group(gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob,
             bad_out[b] = bad[l]
             failed |= bad[l] >= 0
     if backward and not failed:  # a failed E-step returns no statistics
-        backward_group(lo, nrow, seq_lo, seq_hi, offsets, block, A, lattice, lanes_base[gi],
+        backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lattice, lanes_base[gi],
                        X, n_moments, posteriors, xi_acc, xi_full, post_acc, start_acc,
                        obs_acc, obs2_acc)
 
 
 @njit(cache=True, nogil=True)
-def _serial(lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source, table,
+def _serial(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source, table,
             X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out, bad_out,
             xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     for gi in range(lanes_lo.shape[0]):
-        _run_group(gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
+        _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
                    source, table, X, means, prec, const, lattice, backward, n_moments,
                    posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc,
                    obs2_acc)
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _threaded(lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source, table,
+def _threaded(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source, table,
               X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out,
               bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     for gi in prange(lanes_lo.shape[0]):
-        _run_group(gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
+        _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
                    source, table, X, means, prec, const, lattice, backward, n_moments,
                    posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc,
                    obs2_acc)
@@ -120,8 +120,15 @@ def lane_layout(lengths: np.ndarray, n_states: int):
     return offsets, nb, lo, n, seq, base[:-1], int(base[-1])
 
 
+#: The steps written out for the number of states (compiled once per number of states,
+#: then cached) are used up to this many states ...
+UNROLL_MAX_STATES = 12
+#: ... and from this many rows (below, the generic steps' cost is small next to a compile).
+UNROLL_MIN_ROWS = 20_000
+
+
 def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=True,
-          n_moments=0, posteriors=None, lattice=None, threads=1):
+          n_moments=0, posteriors=None, lattice=None, threads=1, unrolled=None):
     """Run the compiled pass over all sequences (inputs already checked and contiguous).
 
     Parameters
@@ -148,6 +155,9 @@ def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=
         between calls; allocated when missing or too small).
     threads : int
         More than one: groups of blocks run in parallel (same results).
+    unrolled : bool, optional
+        Use the recursions written out for ``K`` states (bitwise equal results); by default
+        where it pays (``K <= UNROLL_MAX_STATES`` and ``UNROLL_MIN_ROWS`` rows or more).
 
     Returns
     -------
@@ -180,8 +190,11 @@ def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=
     ll_out, bad_out = np.zeros(nb), np.full(nb, -1, dtype=np.int64)
     acc = (np.zeros((nacc, K, K)), np.zeros((nacc, K, K)), np.zeros((nacc, K)),
            np.zeros((nacc, K)), np.zeros((nacc, D, K)), np.zeros((nacc, D, K)))
+    if unrolled is None:
+        unrolled = K <= UNROLL_MAX_STATES and T >= UNROLL_MIN_ROWS
+    kspec = unrolled_for(K) if unrolled else ()
     run = _threaded if threads > 1 and lo.shape[0] > 1 else _serial
-    run(lo, n, seq, base, offsets, startprob, A, source, table, X, *gaussian, lattice,
+    run(kspec, lo, n, seq, base, offsets, startprob, A, source, table, X, *gaussian, lattice,
         backward, n_moments, posteriors, ll_out, bad_out, *acc)
     failed = bad_out >= 0
     if failed.any():

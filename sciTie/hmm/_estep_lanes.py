@@ -26,7 +26,8 @@ blocks share a group or on the number of threads.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ._estep_blocks import (
     _FAST,
@@ -37,6 +38,7 @@ from ._estep_blocks import (
     _guarded_step,
     _log_space_smooth,
 )
+from ._estep_unrolled import step_functions
 from ._vec4 import (
     add4,
     count_below4,
@@ -52,7 +54,7 @@ from ._vec4 import (
     sub4,
 )
 
-__all__ = ["LANES", "STEPS", "forward_group", "backward_group"]
+__all__ = ["LANES", "STEPS", "forward_group", "backward_group", "unrolled_for"]
 
 #: Blocks of sequences advanced together: four float64 fill an AVX2 register.
 LANES = 4
@@ -109,6 +111,60 @@ def _mark_ends(offsets, lo, seq_lo, cursor, s0, n, last, evt):
             last[i, l] = 1
             evt[i] |= 1
             cursor[l] -= 1
+
+
+# ---------------------------------------------------------------------- steps per K
+def unrolled_for(n_states: int) -> tuple:
+    """The ``kspec`` argument of the group passes that selects the steps written out for
+    ``n_states`` states (:mod:`sciTie.hmm._estep_unrolled`); ``()`` selects the generic ones.
+
+    Its numba type (a tuple of ``n_states`` floats) carries the number of states, so each
+    caller is compiled (and cached) once per number of states.
+    """
+    return (0.0,) * n_states
+
+
+def _steps_for(kspec):
+    """The unrolled forward and smoothing steps for ``kspec``'s type (None: generic)."""
+    if isinstance(kspec, types.UniTuple) and kspec.count > 0:
+        return step_functions(kspec.count, STEPS, _GUARD, _end_lanes)
+    return None
+
+
+def forward_steps(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store, prev,
+                  pred, pb, cs):
+    """:func:`_forward_steps`, unrolled when ``kspec`` names the number of states."""
+    raise NotImplementedError("compiled use only")
+
+
+def backward_steps(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G):
+    """:func:`_backward_steps`, unrolled when ``kspec`` names the number of states."""
+    raise NotImplementedError("compiled use only")
+
+
+@overload(forward_steps, jit_options={"fastmath": _EXACT, "error_model": "numpy"})
+def _forward_steps_impl(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store,
+                        prev, pred, pb, cs):
+    steps = _steps_for(kspec)
+    if steps is not None:
+        return steps[0]
+
+    def generic(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store, prev,
+                pred, pb, cs):
+        return _forward_steps(i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store,
+                              prev, pred, pb, cs)
+    return generic
+
+
+@overload(backward_steps, jit_options={"fastmath": _EXACT, "error_model": "numpy"})
+def _backward_steps_impl(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G):
+    steps = _steps_for(kspec)
+    if steps is not None:
+        return steps[1]
+
+    def generic(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G):
+        return _backward_steps(i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
+    return generic
 
 
 # ---------------------------------------------------------------------- forward
@@ -243,8 +299,8 @@ def _chunk_log_prob(s0, n, nrow, shift, cs, prod, logsum, shifts):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward_group(lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X, means,
-                  prec, const, lat, lbase, store, log_prob, bad):
+def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X,
+                  means, prec, const, lat, lbase, store, log_prob, bad):
     """Filter the lanes' blocks (rows ``lo[l] .. lo[l] + nrow[l] - 1``, sequences
     ``seq_lo[l] .. seq_hi[l] - 1``) in lockstep.
 
@@ -278,8 +334,8 @@ def forward_group(lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table
         _mark_starts(offsets, lo, seq_hi, cursor, s0, n, first, evt)
         i = 0
         while i < n:
-            i = _forward_steps(i, n, s0, A, startprob, BT, evt, first, lat, lbase, store,
-                               prev, pred, pb, cs)
+            i = forward_steps(kspec, i, n, s0, A, startprob, BT, evt, first, lat, lbase,
+                              store, prev, pred, pb, cs)
             if i < n:
                 _guard_fix(i, s0, nrow, lo, startprob, lpT, shift, pred, prev, cs, lat,
                            lbase, store, logsum, bad, col, tmp)
@@ -374,13 +430,21 @@ def _finish_step(i, at, lat, evt, last, g, gnew, G, R):
         store4(g, L * k, v)
         store4(G, L * (i * K + k), v)
     if evt[i] & 1:
-        for l in range(L):
-            if last[i, l] != 0:
-                for k in range(K):
-                    v = lat[at + L * k + l]
-                    g[k, l] = v
-                    G[i, k, l] = v
-                    R[i, k, l] = 0.0
+        _end_lanes(i, at, lat, last, g, G, R)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _end_lanes(i, at, lat, last, g, G, R):
+    """The lanes whose sequence ends at chunk step ``i`` take their last filtered
+    distribution as posterior (no ratio)."""
+    K = g.shape[0]
+    for l in range(LANES):
+        if last[i, l] != 0:
+            for k in range(K):
+                v = lat[at + LANES * k + l]
+                g[k, l] = v
+                G[i, k, l] = v
+                R[i, k, l] = 0.0
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -474,8 +538,9 @@ def _chunk_statistics(n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def backward_group(lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, X, n_moments,
-                   posteriors, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
+def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, X,
+                   n_moments, posteriors, xi_acc, xi_full, post_acc, start_acc, obs_acc,
+                   obs2_acc):
     """Smooth the lanes' filtered blocks in lockstep (lanes as in :func:`forward_group`;
     ``block[l]``: the accumulators' index of lane ``l``, -1 for an empty lane).
 
@@ -506,12 +571,13 @@ def backward_group(lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, X, n
         _mark_ends(offsets, lo, seq_lo, cursor, s0, n, last, evt)
         _inverse_predictions(A, lat, lbase, s0, n, IP, small)
         _mark_small(s0, n, nrow, small, last, evt)
-        i = _backward_steps(n - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
+        i = backward_steps(kspec, n - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
         while i >= 0:  # a step with a prediction too small to divide by
             at = lbase + (s0 + i) * K * L
             _small_fix(i, s0 + i, at, A, lat, IP, last, nrow, xi_full, block, g, gnew, r, R)
             _finish_step(i, at, lat, evt, last, g, gnew, G, R)
-            i = _backward_steps(i - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
+            i = backward_steps(kspec, i - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R,
+                               G)
         _clear_padding(s0, n, nrow, R, G)
         if n_moments:
             _gather(X, lo, nrow, s0, n, XT)

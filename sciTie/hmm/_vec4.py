@@ -15,7 +15,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 __all__ = ["load4", "store4", "splat4", "fma4", "mul4", "add4", "sub4", "div4", "select_ge4",
-           "recip_above4", "count_below4", "exp_nonpositive4"]
+           "recip_above4", "count_below4", "all_above4", "exp_nonpositive4"]
 
 _V4 = ir.VectorType(ir.DoubleType(), 4)
 
@@ -220,3 +220,17 @@ def exp_nonpositive4(typingctx, v):
         scale = builder.bitcast(builder.shl(expo, ir.Constant(i64, [52] * 4)), _V4)
         return builder.select(low, const(0.0), builder.fmul(p, scale))
     return vec4(v), codegen
+
+
+@intrinsic
+def all_above4(typingctx, a, floor):
+    """True when every lane of ``a`` is above ``floor`` (False where one is NaN)."""
+    if not (a == vec4 and isinstance(floor, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        a, floor = args
+        above = builder.fcmp_ordered(">", a, _splat(context, builder, floor, sig.args[1]))
+        bits = builder.bitcast(above, ir.IntType(4))
+        return builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(4), 15))
+    return types.boolean(a, floor), codegen
