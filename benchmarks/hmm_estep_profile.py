@@ -91,8 +91,8 @@ def _backward_parts(kspec, lo, n, base, A, lattice, X, part):
                                   gnew, r, R, G)
             else:
                 el._gather(X, lo[gi], n[gi], s0, m, XT)
-                el._chunk_statistics(m, s0, lattice, base[gi], IP, IP, XT, 2, xi, post, obs,
-                                     obs2)
+                el.chunk_statistics(kspec, m, s0, lattice, base[gi], IP, IP, XT, 2, xi, post,
+                                    obs, obs2)
     return g[0, 0] + xi[0, 0, 0]
 
 
@@ -145,12 +145,12 @@ def main(argv=None):
                 unrolled=u),
             f"backward: smoothing steps, {tag}": lambda ks=ks: _backward_parts(
                 ks, lo, n, base, A, lattice, X, 1),
+            f"backward: gather X, statistics, {tag}": lambda ks=ks: _backward_parts(
+                ks, lo, n, base, A, lattice, X, 2),
         })
     parts.update({
         "backward: inverse predictions": lambda: _backward_parts((), lo, n, base, A, lattice,
                                                                  X, 0),
-        "backward: gather X, statistics": lambda: _backward_parts((), lo, n, base, A, lattice,
-                                                                  X, 2),
         f"fit ({iters} iterations)": fit,
     })
     for f in parts.values():  # compile, and fill the lattice

@@ -167,6 +167,23 @@ def _backward_steps_impl(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r
     return generic
 
 
+def chunk_statistics(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2):
+    """:func:`_chunk_statistics`, unrolled when ``kspec`` names the number of states."""
+    raise NotImplementedError("compiled use only")
+
+
+@overload(chunk_statistics, jit_options={"fastmath": _EXACT, "error_model": "numpy"})
+def _chunk_statistics_impl(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs,
+                           obs2):
+    steps = _steps_for(kspec)
+    if steps is not None:
+        return steps[2]
+
+    def generic(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2):
+        _chunk_statistics(n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2)
+    return generic
+
+
 # ---------------------------------------------------------------------- forward
 @njit(cache=True, nogil=True, error_model="numpy")
 def _shift_exp(lpT, n, BT, shift):
@@ -581,7 +598,7 @@ def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbas
         _clear_padding(s0, n, nrow, R, G)
         if n_moments:
             _gather(X, lo, nrow, s0, n, XT)
-        _chunk_statistics(n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2)
+        chunk_statistics(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2)
         for l in range(L):  # the first posterior of each sequence starting in the chunk
             if block[l] < 0:
                 continue

@@ -95,8 +95,41 @@ def _backward_source(K: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _statistics_source(K: int, steps: int) -> str:
+    L = 4
+    lines = ["def chunk_statistics(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs,",
+             "                     obs2):",
+             f"    base = lbase + s0 * {K * L}"]
+    for k in range(K):  # row k of xi: K accumulators over the chunk's steps
+        lines += [f"    x{j} = load4(xi, {L * (k * K + j)})" for j in range(K)]
+        lines += ["    for i in range(n):", f"        a = load4(lat, base + {K * L} * i + {L * k})"]
+        lines += [f"        x{j} = fma4(a, load4(R, {K * L} * i + {L * j}), x{j})"
+                  for j in range(K)]
+        lines += [f"    store4(xi, {L * (k * K + j)}, x{j})" for j in range(K)]
+    lines += [f"    x{k} = load4(post, {L * k})" for k in range(K)]
+    lines += ["    for i in range(n):"]
+    lines += [f"        x{k} = add4(x{k}, load4(G, {K * L} * i + {L * k}))" for k in range(K)]
+    lines += [f"    store4(post, {L * k}, x{k})" for k in range(K)]
+    lines += ["    if n_moments == 0:", "        return",
+              "    for d in range(XT.shape[0]):"]
+    for k0 in range(0, K, 4):  # four states at a time: eight accumulators
+        ks = range(k0, min(k0 + 4, K))
+        for k in ks:
+            lines += [f"        m{k} = load4(obs, {L} * (d * {K} + {k}))",
+                      f"        v{k} = load4(obs2, {L} * (d * {K} + {k}))"]
+        lines += ["        for i in range(n):", f"            x = load4(XT, {L} * (d * {steps} + i))"]
+        for k in ks:
+            lines += [f"            w = mul4(load4(G, {K * L} * i + {L * k}), x)",
+                      f"            m{k} = add4(m{k}, w)", f"            v{k} = fma4(w, x, v{k})"]
+        for k in ks:
+            lines += [f"        store4(obs, {L} * (d * {K} + {k}), m{k})",
+                      f"        store4(obs2, {L} * (d * {K} + {k}), v{k})"]
+    return "\n".join(lines) + "\n"
+
+
 def step_functions(K: int, steps: int, guard: float, end_lanes):
-    """The forward and smoothing steps for ``K`` states, as Python functions for numba
+    """The forward and smoothing steps and the chunk statistics for ``K`` states, as Python
+    functions for numba
     (the generic steps' arguments after ``kspec``, which they ignore); generated once per
     ``K``.
 
@@ -109,5 +142,6 @@ def step_functions(K: int, steps: int, guard: float, end_lanes):
         ns["end_lanes"] = end_lanes
         exec(compile(_forward_source(K, steps, guard), f"<forward steps K={K}>", "exec"), ns)
         exec(compile(_backward_source(K), f"<backward steps K={K}>", "exec"), ns)
-        _COMPILED[key] = ns["forward_steps"], ns["backward_steps"]
+        exec(compile(_statistics_source(K, steps), f"<statistics K={K}>", "exec"), ns)
+        _COMPILED[key] = ns["forward_steps"], ns["backward_steps"], ns["chunk_statistics"]
     return _COMPILED[key]
