@@ -202,11 +202,11 @@ def _shift_exp(lpT, n, BT, shift):
             v = load4(lpT, L * (k * STEPS + i))
             m = select_ge4(v, m, v, m)
             check = add4(check, v)
-        m = select_ge4(check, ninf, m, splat4(np.nan))
-        store4(shift, L * i, m)
-        for k in range(K):
+        store4(shift, L * i, select_ge4(check, ninf, m, splat4(np.nan)))
+    for k in range(K):  # independent exponentials, after all the maxima
+        for i in range(n):
             at = L * (k * STEPS + i)
-            store4(BT, at, exp_nonpositive4(sub4(load4(lpT, at), m)))
+            store4(BT, at, exp_nonpositive4(sub4(load4(lpT, at), load4(shift, L * i))))
 
 
 @njit(cache=True, nogil=True, fastmath=_EXACT, error_model="numpy")
