@@ -31,6 +31,7 @@ from numba import njit, prange
 
 from ._estep_blocks import GAUSSIAN, MAX_BLOCKS, TABLE
 from ._estep_lanes import LANES, backward_group, forward_group, unrolled_for
+from ._estep_single import single_block
 
 __all__ = ["TABLE", "GAUSSIAN", "estep", "block_bounds", "lane_layout"]
 
@@ -42,6 +43,7 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
                ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     """Filter (and smooth) the blocks of group ``gi``, each with its own accumulators."""
     L = LANES
+    K = startprob.shape[0]
     nb = ll_out.shape[0]
     lo, nrow = lanes_lo[gi], lanes_n[gi]
     seq_lo, seq_hi = lanes_seq[gi, 0], lanes_seq[gi, 1]
@@ -49,6 +51,19 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
     for l in range(L):
         if gi * L + l < nb:
             block[l] = gi * L + l
+    live = 0
+    for l in range(L):
+        if block[l] >= 0 and nrow[l] > 0:
+            live += 1
+    if live == 1 and block[0] >= 0:  # a lone block: the scalar pass, not four lanes for one
+        b = block[0]
+        m = nrow[0] * K if backward else 0
+        alpha = lattice[lanes_base[gi]:lanes_base[gi] + m].reshape((m // K, K))
+        ll_out[b], bad_out[b] = single_block(
+            seq_lo[0], seq_hi[0], offsets, startprob, A, source, table, X, means, prec, const,
+            alpha, backward, n_moments, posteriors, xi_acc[b], xi_full[b], post_acc[b],
+            start_acc[b], obs_acc[b], obs2_acc[b])
+        return
     log_prob, bad = np.empty(L), np.empty(L, np.int64)
     forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X, means,
                   prec, const, lattice, lanes_base[gi], backward, log_prob, bad)
