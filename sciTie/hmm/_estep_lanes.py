@@ -142,7 +142,7 @@ def backward_steps(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G
     raise NotImplementedError("compiled use only")
 
 
-@overload(forward_steps, jit_options={"fastmath": _EXACT, "error_model": "numpy"})
+@overload(forward_steps, jit_options={"error_model": "numpy"})
 def _forward_steps_impl(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store,
                         prev, pred, pb, cs):
     steps = _steps_for(kspec)
@@ -156,7 +156,7 @@ def _forward_steps_impl(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lba
     return generic
 
 
-@overload(backward_steps, jit_options={"fastmath": _EXACT, "error_model": "numpy"})
+@overload(backward_steps, jit_options={"error_model": "numpy"})
 def _backward_steps_impl(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G):
     steps = _steps_for(kspec)
     if steps is not None:
@@ -172,7 +172,7 @@ def chunk_statistics(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, ob
     raise NotImplementedError("compiled use only")
 
 
-@overload(chunk_statistics, jit_options={"fastmath": _EXACT, "error_model": "numpy"})
+@overload(chunk_statistics, jit_options={"error_model": "numpy"})
 def _chunk_statistics_impl(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs,
                            obs2):
     steps = _steps_for(kspec)

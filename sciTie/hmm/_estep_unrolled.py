@@ -6,7 +6,8 @@ numba source of the forward step and of the smoothing step is generated for a gi
 every per-state quantity is a local vector (``p0 .. p{K-1}``), every loop over states is
 unrolled, and the entries of ``A`` are broadcast once per call. The arithmetic is that of
 the generic steps, operation for operation (the same two interleaved partial sums, the same
-order), so the results are bitwise equal; only the places where values live change.
+order, and no licence to contract a product and a sum into one fused operation), so the
+results are bitwise equal; only the places where values live change.
 
 The source is compiled once per ``K`` (:func:`step_functions` keeps the Python functions in
 a dict; numba compiles them into each caller specialised for that ``K``).
@@ -28,7 +29,8 @@ def _forward_source(K: int, steps: int, guard: float) -> str:
         terms = [(f"p{k}", f"a{k}_{j}") for k in range(K)]
         for i, (p, c) in enumerate(terms):
             acc = "u" if i % 2 == 0 else "w"
-            body.append(f"{acc} = mul4({p}, {c})" if i < 2 else f"{acc} = fma4({p}, {c}, {acc})")
+            body.append(f"{acc} = fma4({p}, {c}, zero)" if i < 2 else
+                        f"{acc} = fma4({p}, {c}, {acc})")
         body.append(f"q{j} = add4(u, w)" if K > 1 else f"q{j} = u")
     body.append("if evt[i] != 0:  # some lane starts a sequence here")
     body += [f"    store4(pred, {L * j}, q{j})" for j in range(K)]
@@ -51,7 +53,7 @@ def _forward_source(K: int, steps: int, guard: float) -> str:
     body += [f"    store4(prev, {L * j}, p{j})" for j in range(K)]
     body += ["    return i"]
     lines = ["def forward_steps(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store, "
-             "prev, pred, pb, cs):", "    one = splat4(1.0)", *a]
+             "prev, pred, pb, cs):", "    one = splat4(1.0)", "    zero = splat4(0.0)", *a]
     lines += [f"    p{j} = load4(prev, {L * j})" for j in range(K)]
     lines += ["    for i in range(i0, n):"] + ["        " + b for b in body]
     lines += [f"    store4(prev, {L * j}, p{j})" for j in range(K)]
@@ -68,7 +70,7 @@ def _backward_source(K: int) -> str:
     for k in range(K):  # gnew = alpha_s * (A @ r)
         for j in range(K):
             acc = "u" if j % 2 == 0 else "w"
-            body.append(f"{acc} = mul4(a{k}_{j}, r{j})" if j < 2 else
+            body.append(f"{acc} = fma4(a{k}_{j}, r{j}, zero)" if j < 2 else
                         f"{acc} = fma4(a{k}_{j}, r{j}, {acc})")
         body.append(f"h{k} = mul4(load4(lat, at + {L * k}), {'add4(u, w)' if K > 1 else 'u'})")
     body.append("if evt[i] & 2:  # a prediction too small to divide by: the caller fixes it")
@@ -87,7 +89,7 @@ def _backward_source(K: int) -> str:
     body += ["    end_lanes(i, at, lat, last, g, G, R)"]
     body += [f"    g{k} = load4(g, {L * k})" for k in range(K)]
     lines = ["def backward_steps(kspec, i0, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G):",
-             "    one = splat4(1.0)", *a]
+             "    one = splat4(1.0)", "    zero = splat4(0.0)", *a]
     lines += [f"    g{k} = load4(g, {L * k})" for k in range(K)]
     lines += ["    for i in range(i0, -1, -1):"] + ["        " + b for b in body]
     lines += [f"    store4(g, {L * k}, g{k})" for k in range(K)]
