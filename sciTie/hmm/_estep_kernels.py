@@ -135,11 +135,12 @@ def lane_layout(lengths: np.ndarray, n_states: int):
     return offsets, nb, lo, n, seq, base[:-1], int(base[-1])
 
 
-#: The steps written out for the number of states (compiled once per number of states,
-#: then cached) are used up to this many states ...
+#: The steps written out for the number of states are used up to this many states ...
 UNROLL_MAX_STATES = 12
-#: ... and from this many rows (below, the generic steps' cost is small next to a compile).
-UNROLL_MIN_ROWS = 20_000
+#: ... and from this many rows: each number of states costs one compile of the group passes
+#: (20 s for K = 2, 30 s for K = 8, 48 s for K = 12, cached on disk), and saves about 30 ns
+#: per row and EM iteration at K = 8, so it pays only on large or repeated fits.
+UNROLL_MIN_ROWS = 200_000
 
 
 def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=True,
