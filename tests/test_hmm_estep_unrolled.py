@@ -55,7 +55,7 @@ def _log_space(startprob, A, lp, lengths, X):
 
 def _ours(sp, A, lengths, lp, X, gauss, unrolled):
     post = np.empty((int(np.sum(lengths)), A.shape[0]))
-    kw = dict(gaussian=gauss) if gauss is not None else dict(table=lp)
+    kw = {"gaussian": gauss} if gauss is not None else {"table": lp}
     ll, bad, (xi_acc, xi_full, p, start, obs, obs2) = ek.estep(
         sp, A, np.asarray(lengths, np.int64), X=X, n_moments=2, posteriors=post,
         unrolled=unrolled, **kw)

@@ -38,8 +38,8 @@ __all__ = ["TABLE", "GAUSSIAN", "estep", "block_bounds", "lane_layout"]
 
 # ---------------------------------------------------------------------- drivers
 @njit(cache=True, nogil=True)
-def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
-               table, X, means, prec, const, lattice, backward, n_moments, posteriors,
+def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
+               source, table, X, means, prec, const, lattice, backward, n_moments, posteriors,
                ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     """Filter (and smooth) the blocks of group ``gi``, each with its own accumulators."""
     L = LANES
@@ -81,9 +81,9 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
 
 
 @njit(cache=True, nogil=True)
-def _serial(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source, table,
-            X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out, bad_out,
-            xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
+def _serial(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
+            table, X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out,
+            bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     for gi in range(lanes_lo.shape[0]):
         _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
                    source, table, X, means, prec, const, lattice, backward, n_moments,
@@ -92,8 +92,8 @@ def _serial(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob,
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def _threaded(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source, table,
-              X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out,
+def _threaded(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
+              table, X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out,
               bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     for gi in prange(lanes_lo.shape[0]):
         _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,

@@ -15,8 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._estep_blocks import (_FAST, _GUARD, _TINY, GAUSSIAN, _gaussian_block, _guarded_step,
-                            _log_space_smooth)
+from ._estep_blocks import (
+    _FAST,
+    _GUARD,
+    _TINY,
+    GAUSSIAN,
+    _gaussian_block,
+    _guarded_step,
+    _log_space_smooth,
+)
 from ._vec4 import exp_nonpositive4, load4, store4
 
 __all__ = ["single_block"]

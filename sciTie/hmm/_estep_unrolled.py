@@ -52,8 +52,9 @@ def _forward_source(K: int, steps: int, guard: float) -> str:
     body += [f"    store4(pred, {L * j}, q{j})" for j in range(K)]
     body += [f"    store4(prev, {L * j}, p{j})" for j in range(K)]
     body += ["    return i"]
-    lines = ["def forward_steps(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, store, "
-             "prev, pred, pb, cs):", "    one = splat4(1.0)", "    zero = splat4(0.0)", *a]
+    lines = [("def forward_steps(kspec, i0, n, s0, A, startprob, BT, evt, first, lat, lbase, "
+              "store, prev, pred, pb, cs):"), "    one = splat4(1.0)", "    zero = splat4(0.0)",
+             *a]
     lines += [f"    p{j} = load4(prev, {L * j})" for j in range(K)]
     lines += ["    for i in range(i0, n):"] + ["        " + b for b in body]
     lines += [f"    store4(prev, {L * j}, p{j})" for j in range(K)]
@@ -104,7 +105,8 @@ def _statistics_source(K: int, steps: int) -> str:
              f"    base = lbase + s0 * {K * L}"]
     for k in range(K):  # row k of xi: K accumulators over the chunk's steps
         lines += [f"    x{j} = load4(xi, {L * (k * K + j)})" for j in range(K)]
-        lines += ["    for i in range(n):", f"        a = load4(lat, base + {K * L} * i + {L * k})"]
+        lines += ["    for i in range(n):",
+                  f"        a = load4(lat, base + {K * L} * i + {L * k})"]
         lines += [f"        x{j} = fma4(a, load4(R, {K * L} * i + {L * j}), x{j})"
                   for j in range(K)]
         lines += [f"    store4(xi, {L * (k * K + j)}, x{j})" for j in range(K)]
@@ -119,7 +121,8 @@ def _statistics_source(K: int, steps: int) -> str:
         for k in ks:
             lines += [f"        m{k} = load4(obs, {L} * (d * {K} + {k}))",
                       f"        v{k} = load4(obs2, {L} * (d * {K} + {k}))"]
-        lines += ["        for i in range(n):", f"            x = load4(XT, {L} * (d * {steps} + i))"]
+        lines += ["        for i in range(n):",
+                  f"            x = load4(XT, {L} * (d * {steps} + i))"]
         for k in ks:
             lines += [f"            w = mul4(load4(G, {K * L} * i + {L * k}), x)",
                       f"            m{k} = add4(m{k}, w)", f"            v{k} = fma4(w, x, v{k})"]
@@ -142,8 +145,10 @@ def step_functions(K: int, steps: int, guard: float, end_lanes):
     if key not in _COMPILED:
         ns = {name: getattr(_vec4, name) for name in _vec4.__all__}
         ns["end_lanes"] = end_lanes
-        exec(compile(_forward_source(K, steps, guard), f"<forward steps K={K}>", "exec"), ns)
-        exec(compile(_backward_source(K), f"<backward steps K={K}>", "exec"), ns)
-        exec(compile(_statistics_source(K, steps), f"<statistics K={K}>", "exec"), ns)
+        sources = {"forward steps": _forward_source(K, steps, guard),
+                   "backward steps": _backward_source(K),
+                   "statistics": _statistics_source(K, steps)}
+        for name, src in sources.items():  # our generated source, nothing from outside
+            exec(compile(src, f"<{name} K={K}>", "exec"), ns)  # noqa: S102
         _COMPILED[key] = ns["forward_steps"], ns["backward_steps"], ns["chunk_statistics"]
     return _COMPILED[key]

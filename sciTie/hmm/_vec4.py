@@ -177,7 +177,7 @@ def select_ge4(typingctx, a, b, x, y):
 
 
 # exp(v) for v <= 0: v = k ln2 + r with |r| <= ln2 / 2, a degree-13 Taylor polynomial in r
-# evaluated by Estrin's scheme (relative error below 3e-16) and 2**k built in the exponent bits. Below -708 the result
+# (relative error below 3e-16) and 2**k built in the exponent bits. Below -708 the result
 # would be subnormal and is flushed to 0; NaN propagates.
 _EXP_MIN = -708.0
 _LOG2E = 1.4426950408889634
