@@ -1,15 +1,18 @@
 """Where the time of one tied Gaussian HMM EM iteration goes (the profile in docs/hmm.rst).
 
-Times the parts of the compiled E-step of :mod:`sciTie.hmm._estep_kernels` on the data of
-``benchmarks/hmm_vs_hmmlearn.py`` (K = 8, D = 3, 10 sequences, 10^6 rows): each part is run
-alone over the whole data, the rounds are interleaved and the fastest CPU time of each part
-is kept (the machine is shared). Figures are per T*K^2 per iteration, as in the issue.
+Times the parts of the compiled E-step (:mod:`sciTie.hmm._estep_kernels` and the lanes of
+:mod:`sciTie.hmm._estep_lanes`) on the data of ``benchmarks/hmm_vs_hmmlearn.py`` (K = 8,
+D = 3, 10 sequences, 10^6 rows): each part is run alone over the whole data, group by group
+and chunk by chunk as the E-step runs it, the rounds are interleaved and the fastest CPU time
+of each part is kept (the machine is shared). Figures are ns per row and per T*K^2, per
+iteration.
 
-Usage: ``python benchmarks/hmm_estep_profile.py [--total 1000000] [--rounds 5]``
+Usage: ``PYTHONPATH=. python benchmarks/hmm_estep_profile.py [--total 1000000] [--rounds 5]``
 """
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -17,54 +20,80 @@ from numba import njit
 
 from hmm_vs_hmmlearn import initial_params, make_data
 from sciTie.hmm import TiedGaussianHMM
+from sciTie.hmm import _estep_blocks as eb
 from sciTie.hmm import _estep_kernels as ek
+from sciTie.hmm import _estep_lanes as el
 
-_B = ek._BLOCK
+_S, _L = el.STEPS, el.LANES
 
 
 @njit(cache=True)
-def _emission_pass(X, means, prec, const, with_exp):
-    """The forward pass's emission blocks alone (with the shifted exponentials or not)."""
+def _emission_pass(lo, n, X, means, prec, const, stage):
+    """The forward chunks' emissions alone: gathered X (stage 0), + log-densities (1),
+    + shifted exponentials (2)."""
     K, D = means.shape
-    XT, lpT, BT = np.empty((D, _B)), np.empty((K, _B)), np.empty((K, _B))
-    shift, check = np.empty(_B), np.empty(_B)
+    lpT, BT, XT = np.zeros((K, _S, _L)), np.zeros((K, _S, _L)), np.zeros((D, _S, _L))
+    shift = np.zeros((_S, _L))
     total = 0.0
-    for t0 in range(0, X.shape[0], _B):
-        n = min(_B, X.shape[0] - t0)
-        ek._transpose_rows(X, t0, n, XT)
-        ek._gaussian_block(XT, n, means, prec, const, lpT)
-        total += ek._shift_exp_block(lpT, n, BT, shift, check) if with_exp else lpT[0, 0]
+    for gi in range(lo.shape[0]):
+        S = n[gi].max()
+        for s0 in range(0, S, _S):
+            m = min(_S, S - s0)
+            el._gather(X, lo[gi], n[gi], s0, m, XT)
+            if stage >= 1:
+                eb._gaussian_block(XT.reshape(D, _S * _L), _S * _L, means, prec, const,
+                                   lpT.reshape(K, _S * _L))
+            if stage >= 2:
+                el._shift_exp(lpT, m, BT, shift)
+            total += BT[0, 0, 0] + lpT[0, 0, 0] + XT[0, 0, 0]
     return total
 
 
 @njit(cache=True)
-def _prediction_pass(A, alpha):
-    """The backward pass's block set-up alone: transposed lattice, predictions, inverses."""
+def _forward_recursion(kspec, lo, n, base, A, startprob, lattice, BT):
+    """The forward steps alone, on fixed exponentials ``BT``, storing the lattice."""
     K = A.shape[0]
-    aT, predT, invT, small = (np.empty((K, _B)), np.empty((K, _B)), np.empty((K, _B)),
-                              np.empty(_B))
-    total = 0.0
-    for t0 in range(0, alpha.shape[0], _B):
-        n = min(_B, alpha.shape[0] - t0)
-        ek._transpose_rows(alpha, t0, n, aT)
-        ek._predictions(A, aT, n, predT, invT, small)
-        total += invT[0, 0]
-    return total
+    evt, first = np.zeros(_S, np.int64), np.zeros((_S, _L), np.int64)
+    prev, pred, pb = np.full((K, _L), 1.0 / K), np.zeros((K, _L)), np.zeros((K, _L))
+    cs = np.zeros((_S, _L))
+    for gi in range(lo.shape[0]):
+        S = n[gi].max()
+        for s0 in range(0, S, _S):
+            m = min(_S, S - s0)
+            i = 0
+            while i < m:  # (no guard fires on these exponentials)
+                i = el.forward_steps(kspec, i, m, s0, A, startprob, BT, evt, first,
+                                     lattice, base[gi], True, prev, pred, pb, cs) + 1
+    return prev[0, 0]
 
 
 @njit(cache=True)
-def _statistics_pass(alpha, X):
-    """The backward pass's block statistics alone (expected transitions, occupancies,
-    moments of X), from the lattice standing in for every (K, block) array."""
-    K, D = alpha.shape[1], X.shape[1]
-    aT, XT = np.empty((K, _B)), np.empty((D, _B))
-    xi, post, obs, obs2 = np.zeros((K, K)), np.zeros(K), np.zeros((D, K)), np.zeros((D, K))
-    for t0 in range(0, alpha.shape[0], _B):
-        n = min(_B, alpha.shape[0] - t0)
-        ek._transpose_rows(alpha, t0, n, aT)
-        ek._transpose_rows(X, t0, n, XT)
-        ek._block_statistics(n, aT, aT, aT, XT, 2, xi, post, obs, obs2)
-    return xi[0, 0]
+def _backward_parts(kspec, lo, n, base, A, lattice, X, part):
+    """The backward chunks' parts alone, from a filled lattice: inverse predictions (0),
+    the smoothing steps (1), X gathered and the statistics (2)."""
+    K, D = A.shape[0], X.shape[1]
+    IP, R, G = np.zeros((_S, K, _L)), np.zeros((_S, K, _L)), np.zeros((_S, K, _L))
+    small, XT = np.zeros((_S, _L)), np.zeros((D, _S, _L))
+    evt, last = np.zeros(_S, np.int64), np.zeros((_S, _L), np.int64)
+    g, gnew, r = np.full((K, _L), 1.0 / K), np.zeros((K, _L)), np.zeros((K, _L))
+    xi, post = np.zeros((K, K, _L)), np.zeros((K, _L))
+    obs, obs2 = np.zeros((D, K, _L)), np.zeros((D, K, _L))
+    for gi in range(lo.shape[0]):
+        S = n[gi].max()
+        el._inverse_predictions(A, lattice, base[gi], 0, min(_S, S), IP, small)
+        for c in range((S + _S - 1) // _S - 1, -1, -1):
+            s0 = c * _S
+            m = min(_S, S - s0)
+            if part == 0:
+                el._inverse_predictions(A, lattice, base[gi], s0, m, IP, small)
+            elif part == 1:
+                el.backward_steps(kspec, m - 1, s0, A, lattice, base[gi], IP, evt, last, g,
+                                  gnew, r, R, G)
+            else:
+                el._gather(X, lo[gi], n[gi], s0, m, XT)
+                el.chunk_statistics(kspec, m, s0, lattice, base[gi], IP, IP, XT, 2, xi, post,
+                                    obs, obs2)
+    return g[0, 0] + xi[0, 0, 0]
 
 
 def _cpu(f):
@@ -82,11 +111,14 @@ def main(argv=None):
     X, lengths = make_data(a.total, 10, K, D)
     init = initial_params(X, K)
     lengths = lengths.astype(np.int64)
-    sp, A, means, var = (init[k] for k in ("startprob_", "transmat_", "means_", "covars_"))
+    sp, A, means, var = (np.ascontiguousarray(init[k])
+                         for k in ("startprob_", "transmat_", "means_", "covars_"))
     const = -0.5 * (D * np.log(2 * np.pi) + np.log(var).sum(axis=1))
     prec = np.ascontiguousarray(0.5 / var)
-    gauss = (np.ascontiguousarray(means), prec, const)
-    alpha = np.empty((a.total, K))
+    gauss = (means, prec, const)
+    _, _, lo, n, _, base, size = ek.lane_layout(lengths, K)
+    lattice, scratch = np.empty(size), np.empty(size)
+    BT = np.random.default_rng(0).uniform(0.5, 1.0, (K, _S, _L))
     kw = dict(n_components=K, covariance_type="diag", n_iter=iters, tol=-np.inf,
               init_params="", params="stmc")
 
@@ -96,39 +128,47 @@ def main(argv=None):
             setattr(model, k, np.array(v, copy=True))
         model.fit(X, lengths)
 
+    ku = el.unrolled_for(K)
     parts = {
-        "emission log-densities": lambda: _emission_pass(X, gauss[0], prec, const, False),
-        "+ shifted exp": lambda: _emission_pass(X, gauss[0], prec, const, True),
-        "forward pass (log p only)": lambda: ek.estep(sp, A, lengths, X=X, gaussian=gauss,
-                                                      backward=False),
-        "forward pass storing alpha": lambda: ek.estep(sp, A, lengths, X=X, gaussian=gauss,
-                                                       alpha=alpha, backward=False),
-        "whole E-step": lambda: ek.estep(sp, A, lengths, X=X, gaussian=gauss, alpha=alpha,
-                                         n_moments=2),
-        "backward: predictions and inverses": lambda: _prediction_pass(A, alpha),
-        "backward: block statistics": lambda: _statistics_pass(alpha, X),
-        f"fit ({iters} iterations)": fit,
+        "gather X (forward)": lambda: _emission_pass(lo, n, X, means, prec, const, 0),
+        "+ emission log-densities": lambda: _emission_pass(lo, n, X, means, prec, const, 1),
+        "+ shifted exp": lambda: _emission_pass(lo, n, X, means, prec, const, 2),
     }
+    for tag, ks, unrolled in (("generic", (), False), ("unrolled", ku, True)):
+        parts.update({
+            f"forward steps, {tag}": lambda ks=ks: _forward_recursion(
+                ks, lo, n, base, A, sp, scratch, BT),
+            f"forward pass (log p only), {tag}": lambda u=unrolled: ek.estep(
+                sp, A, lengths, X=X, gaussian=gauss, backward=False, unrolled=u),
+            f"whole E-step, {tag}": lambda u=unrolled: ek.estep(
+                sp, A, lengths, X=X, gaussian=gauss, lattice=lattice, n_moments=2,
+                unrolled=u),
+            f"backward: smoothing steps, {tag}": lambda ks=ks: _backward_parts(
+                ks, lo, n, base, A, lattice, X, 1),
+            f"backward: gather X, statistics, {tag}": lambda ks=ks: _backward_parts(
+                ks, lo, n, base, A, lattice, X, 2),
+        })
+    parts.update({
+        "backward: inverse predictions": lambda: _backward_parts((), lo, n, base, A, lattice,
+                                                                 X, 0),
+        f"fit ({iters} iterations)": fit,
+    })
     for f in parts.values():  # compile, and fill the lattice
         f()
     best = dict.fromkeys(parts, np.inf)
     for _ in range(a.rounds):
         for name, f in parts.items():
             best[name] = min(best[name], _cpu(f))
-    unit = 1e9 / (a.total * K * K)
-    fit_t = best.pop(f"fit ({iters} iterations)")
-    per_iter = fit_t / iters
-    print(f"{a.total} rows, K={K}, D={D}; fastest CPU time of {a.rounds} interleaved rounds")
-    for name, t in best.items():
-        print(f"{name:38s} {t * 1e3:8.1f} ms  {t * unit:6.3f} ns per T*K^2")
-    e, f1 = best["whole E-step"], best["forward pass storing alpha"]
-    print(f"{'fit, per iteration':38s} {per_iter * 1e3:8.1f} ms  {per_iter * unit:6.3f} ns "
-          f"per T*K^2 (E-step, M-step, Python, and 1/{iters} of the final forward pass)")
-    print("derived: exp {:.1f} ms, forward recursion {:.1f} ms, backward {:.1f} ms, "
-          "outside the E-step {:.1f} ms per iteration".format(
-              (best["+ shifted exp"] - best["emission log-densities"]) * 1e3,
-              (best["forward pass (log p only)"] - best["+ shifted exp"]) * 1e3,
-              (e - f1) * 1e3, (per_iter - e) * 1e3))
+    fit_t = best.pop(f"fit ({iters} iterations)") / iters
+    print(f"{a.total} rows, K={K}, D={D}, {lengths.size} sequences in {lo.shape[0]} groups of "
+          f"{_L} lanes; fastest CPU time of {a.rounds} interleaved rounds; load "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    for name, t in {**best, "fit, per iteration": fit_t}.items():
+        print(f"{name:40s} {t * 1e3:8.1f} ms {t * 1e9 / a.total:7.1f} ns/row "
+              f"{t * 1e9 / (a.total * K * K):6.3f} ns per T*K^2")
+    e = best["whole E-step, unrolled"]
+    print(f"outside the E-step (M-step, Python, 1/{iters} of the final forward pass): "
+          f"{(fit_t - e) * 1e3:.1f} ms per iteration")
 
 
 if __name__ == "__main__":

@@ -175,14 +175,14 @@ def _threads() -> int:
     return int(get_config()["hmm_threads"])
 
 
-def _lattice(workspace, T, K):
-    """The ``(T, K)`` forward lattice, reused across EM iterations when ``workspace`` is a
-    dict (saves page faults)."""
+def _buffer(workspace, name, shape):
+    """A scratch array, reused across EM iterations when ``workspace`` is a dict (saves
+    page faults)."""
     if workspace is None:
-        return np.empty((T, K))
-    buf = workspace.get("alpha")
-    if buf is None or buf.shape != (T, K):
-        buf = workspace["alpha"] = np.empty((T, K))
+        return np.empty(shape)
+    buf = workspace.get(name)
+    if buf is None or buf.shape != shape:
+        buf = workspace[name] = np.empty(shape)
     return buf
 
 
@@ -229,17 +229,19 @@ def forward_backward_stats(startprob, transmat, emissions, lengths, X=None, *,
     if n_moments and X is None:
         raise ValidationError("X is needed for the moments of X (n_moments > 0)")
     K = startprob.shape[0]
-    alpha = _lattice(workspace, int(lengths.sum()), K)
+    post = _buffer(workspace, "posteriors", (int(lengths.sum()), K)) if posteriors else None
+    lattice = _buffer(workspace, "lattice", (kernels.lane_layout(lengths, K)[-1],))
     log_prob, bad, stats = kernels.estep(startprob, transmat, lengths, table=table, X=X,
-                                         gaussian=gaussian, alpha=alpha, n_moments=n_moments,
-                                         write_post=posteriors, threads=_threads())
+                                         gaussian=gaussian, n_moments=n_moments,
+                                         posteriors=post, lattice=lattice,
+                                         threads=_threads())
     if bad >= 0:
         _raise_impossible(bad)
     xi_acc, xi_full, post_sum, start_sum, obs, obs2 = stats
     sums = None
     if n_moments:
         sums = (post_sum, obs.T.copy(), obs2.T.copy() if n_moments == 2 else None)
-    return EStep(log_prob, alpha if posteriors else None, xi_acc * transmat + xi_full,
+    return EStep(log_prob, post, xi_acc * transmat + xi_full,
                  start_sum, sums)
 
 
