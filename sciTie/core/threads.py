@@ -6,7 +6,7 @@ threads spin-wait around each such product, and on a busy machine a product wait
 thread that is not running: measured on this project's 2-core machine with other work on it,
 one pattern's normal-equation blocks of a parametric series (a 2751 x 28 Jacobian) took
 85 ms with two BLAS threads against 0.3-0.8 ms with one, and the whole CuCr2O4 sequential
-series 133 s of CPU against 36 s (``docs/diffraction.rst``, performance). Products that
+series 133 s of CPU against 36 s (``docs/diffraction.rst``, performance). Products
 large enough to profit from threads keep the threads the user has.
 """
 from __future__ import annotations
