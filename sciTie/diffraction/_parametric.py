@@ -427,15 +427,17 @@ class ParametricRefinement(EstimatorParams):
         var = self.variable
         tm = sub.tie_map()
         n_slots = len(tm.names)
+        # per law: each name's slot (-1 for the variable) and where the variable sits
+        laid_out = [(expr, [-1 if n == var else int(tm.select(n)) for n in expr.names],
+                     [i for i, n in enumerate(expr.names) if n == var], Ts, ys, es)
+                    for expr, Ts, ys, es in data]
 
         def rows(vals, jacobian: bool):
             """Weighted residuals of every law at every temperature, and their exact
             derivatives with respect to the coefficients' slots."""
             out, jac = [], []
-            for expr, Ts, ys, es in data:
-                cols = [-1 if n == var else int(tm.select(n)) for n in expr.names]
+            for expr, cols, at_var, Ts, ys, es in laid_out:
                 env = [0.0 if n == var else float(vals[n]) for n in expr.names]
-                at_var = [i for i, n in enumerate(expr.names) if n == var]
                 for Ti, yi, ei in zip(Ts, ys, es):
                     for i in at_var:
                         env[i] = Ti
