@@ -28,18 +28,20 @@ _S, _L = el.STEPS, el.LANES
 
 
 @njit(cache=True)
-def _emission_pass(lo, n, X, means, prec, const, stage):
-    """The forward chunks' emissions alone: gathered X (stage 0), + log-densities (1),
-    + shifted exponentials (2)."""
+def _emission_pass(lo, n, xl, xbase, means, prec, const, stage):
+    """The forward chunks' emissions alone: lane-major X read (stage 0), + log-densities
+    (1), + shifted exponentials (2)."""
     K, D = means.shape
-    lpT, BT, XT = np.zeros((K, _S, _L)), np.zeros((K, _S, _L)), np.zeros((D, _S, _L))
+    lpT, BT = np.zeros((K, _S, _L)), np.zeros((K, _S, _L))
+    size = D * _S * _L
     shift = np.zeros((_S, _L))
     total = 0.0
     for gi in range(lo.shape[0]):
         S = n[gi].max()
         for s0 in range(0, S, _S):
             m = min(_S, S - s0)
-            el._gather(X, lo[gi], n[gi], s0, m, XT)
+            at = xbase[gi] + (s0 // _S) * size
+            XT = xl[at:at + size].reshape((D, _S, _L))
             if stage >= 1:
                 eb._gaussian_block(XT.reshape(D, _S * _L), _S * _L, means, prec, const,
                                    lpT.reshape(K, _S * _L))
@@ -68,29 +70,31 @@ def _forward_recursion(kspec, lo, n, base, A, startprob, lattice, BT):
 
 
 @njit(cache=True)
-def _backward_parts(kspec, lo, n, base, A, lattice, X, part):
+def _backward_parts(kspec, lo, n, base, A, lattice, xl, xbase, D, part):
     """The backward chunks' parts alone, from a filled lattice: inverse predictions (0),
-    the smoothing steps (1), X gathered and the statistics (2)."""
-    K, D = A.shape[0], X.shape[1]
+    the smoothing steps (1), the statistics (2)."""
+    K = A.shape[0]
     IP, R, G = np.zeros((_S, K, _L)), np.zeros((_S, K, _L)), np.zeros((_S, K, _L))
-    small, XT = np.zeros((_S, _L)), np.zeros((D, _S, _L))
+    small = np.zeros((_S, _L))
+    size = D * _S * _L
     evt, last = np.zeros(_S, np.int64), np.zeros((_S, _L), np.int64)
     g, gnew, r = np.full((K, _L), 1.0 / K), np.zeros((K, _L)), np.zeros((K, _L))
     xi, post = np.zeros((K, K, _L)), np.zeros((K, _L))
     obs, obs2 = np.zeros((D, K, _L)), np.zeros((D, K, _L))
     for gi in range(lo.shape[0]):
         S = n[gi].max()
-        el._inverse_predictions(A, lattice, base[gi], 0, min(_S, S), IP, small)
+        el.inverse_predictions(kspec, A, lattice, base[gi], 0, min(_S, S), IP, small)
         for c in range((S + _S - 1) // _S - 1, -1, -1):
             s0 = c * _S
             m = min(_S, S - s0)
             if part == 0:
-                el._inverse_predictions(A, lattice, base[gi], s0, m, IP, small)
+                el.inverse_predictions(kspec, A, lattice, base[gi], s0, m, IP, small)
             elif part == 1:
                 el.backward_steps(kspec, m - 1, s0, A, lattice, base[gi], IP, evt, last, g,
                                   gnew, r, R, G)
             else:
-                el._gather(X, lo[gi], n[gi], s0, m, XT)
+                at = xbase[gi] + c * size
+                XT = xl[at:at + size].reshape((D, _S, _L))
                 el.chunk_statistics(kspec, m, s0, lattice, base[gi], IP, IP, XT, 2, xi, post,
                                     obs, obs2)
     return g[0, 0] + xi[0, 0, 0]
@@ -117,6 +121,7 @@ def main(argv=None):
     prec = np.ascontiguousarray(0.5 / var)
     gauss = (means, prec, const)
     _, _, lo, n, _, base, size = ek.lane_layout(lengths, K)
+    xl, xbase = ek.x_lanes(X, lengths)
     lattice, scratch = np.empty(size), np.empty(size)
     BT = np.random.default_rng(0).uniform(0.5, 1.0, (K, _S, _L))
     kw = dict(n_components=K, covariance_type="diag", n_iter=iters, tol=-np.inf,
@@ -130,27 +135,30 @@ def main(argv=None):
 
     ku = el.unrolled_for(K)
     parts = {
-        "gather X (forward)": lambda: _emission_pass(lo, n, X, means, prec, const, 0),
-        "+ emission log-densities": lambda: _emission_pass(lo, n, X, means, prec, const, 1),
-        "+ shifted exp": lambda: _emission_pass(lo, n, X, means, prec, const, 2),
+        "X, lane-major, once per fit": lambda: ek.x_lanes(X, lengths, xl),
+        "read X (forward)": lambda: _emission_pass(lo, n, xl, xbase, means, prec, const, 0),
+        "+ emission log-densities": lambda: _emission_pass(lo, n, xl, xbase, means, prec,
+                                                           const, 1),
+        "+ shifted exp": lambda: _emission_pass(lo, n, xl, xbase, means, prec, const, 2),
     }
     for tag, ks, unrolled in (("generic", (), False), ("unrolled", ku, True)):
         parts.update({
             f"forward steps, {tag}": lambda ks=ks: _forward_recursion(
                 ks, lo, n, base, A, sp, scratch, BT),
             f"forward pass (log p only), {tag}": lambda u=unrolled: ek.estep(
-                sp, A, lengths, X=X, gaussian=gauss, backward=False, unrolled=u),
+                sp, A, lengths, X=X, gaussian=gauss, backward=False, unrolled=u,
+                x_lanes_of=(xl, xbase)),
             f"whole E-step, {tag}": lambda u=unrolled: ek.estep(
                 sp, A, lengths, X=X, gaussian=gauss, lattice=lattice, n_moments=2,
-                unrolled=u),
+                unrolled=u, x_lanes_of=(xl, xbase)),
             f"backward: smoothing steps, {tag}": lambda ks=ks: _backward_parts(
-                ks, lo, n, base, A, lattice, X, 1),
-            f"backward: gather X, statistics, {tag}": lambda ks=ks: _backward_parts(
-                ks, lo, n, base, A, lattice, X, 2),
+                ks, lo, n, base, A, lattice, xl, xbase, D, 1),
+            f"backward: statistics, {tag}": lambda ks=ks: _backward_parts(
+                ks, lo, n, base, A, lattice, xl, xbase, D, 2),
+            f"backward: inverse predictions, {tag}": lambda ks=ks: _backward_parts(
+                ks, lo, n, base, A, lattice, xl, xbase, D, 0),
         })
     parts.update({
-        "backward: inverse predictions": lambda: _backward_parts((), lo, n, base, A, lattice,
-                                                                 X, 0),
         f"fit ({iters} iterations)": fit,
     })
     for f in parts.values():  # compile, and fill the lattice

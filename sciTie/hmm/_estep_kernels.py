@@ -30,17 +30,26 @@ import numpy as np
 from numba import njit, prange
 
 from ._estep_blocks import GAUSSIAN, MAX_BLOCKS, TABLE
-from ._estep_lanes import LANES, backward_group, forward_group, unrolled_for
+from ._estep_lanes import (
+    LANES,
+    STEPS,
+    backward_group,
+    forward_group,
+    lane_major_x,
+    unrolled_for,
+    x_chunk_size,
+)
 from ._estep_single import single_block
 
-__all__ = ["TABLE", "GAUSSIAN", "estep", "block_bounds", "lane_layout"]
+__all__ = ["TABLE", "GAUSSIAN", "estep", "block_bounds", "lane_layout", "x_lanes"]
 
 
 # ---------------------------------------------------------------------- drivers
 @njit(cache=True, nogil=True)
 def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
-               source, table, X, means, prec, const, lattice, backward, n_moments, posteriors,
-               ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
+               source, table, X, xl, xbase, means, prec, const, lattice, backward, n_moments,
+               posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc,
+               obs2_acc):
     """Filter (and smooth) the blocks of group ``gi``, each with its own accumulators."""
     L = LANES
     K = startprob.shape[0]
@@ -65,8 +74,9 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
             start_acc[b], obs_acc[b], obs2_acc[b])
         return
     log_prob, bad = np.empty(L), np.empty(L, np.int64)
-    forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X, means,
-                  prec, const, lattice, lanes_base[gi], backward, log_prob, bad)
+    forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, xl,
+                  xbase[gi], means, prec, const, lattice, lanes_base[gi], backward, log_prob,
+                  bad)
     failed = False
     for l in range(L):
         b = block[l]
@@ -76,30 +86,30 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
             failed |= bad[l] >= 0
     if backward and not failed:  # a failed E-step returns no statistics
         backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lattice, lanes_base[gi],
-                       X, n_moments, posteriors, xi_acc, xi_full, post_acc, start_acc,
-                       obs_acc, obs2_acc)
+                       xl, xbase[gi], X.shape[1], n_moments, posteriors, xi_acc, xi_full,
+                       post_acc, start_acc, obs_acc, obs2_acc)
 
 
 @njit(cache=True, nogil=True)
 def _serial(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
-            table, X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out,
-            bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
+            table, X, xl, xbase, means, prec, const, lattice, backward, n_moments, posteriors,
+            ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     for gi in range(lanes_lo.shape[0]):
         _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
-                   source, table, X, means, prec, const, lattice, backward, n_moments,
-                   posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc,
-                   obs2_acc)
+                   source, table, X, xl, xbase, means, prec, const, lattice, backward,
+                   n_moments, posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc,
+                   start_acc, obs_acc, obs2_acc)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def _threaded(kspec, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A, source,
-              table, X, means, prec, const, lattice, backward, n_moments, posteriors, ll_out,
-              bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
+              table, X, xl, xbase, means, prec, const, lattice, backward, n_moments, posteriors,
+              ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc, obs2_acc):
     for gi in prange(lanes_lo.shape[0]):
         _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, startprob, A,
-                   source, table, X, means, prec, const, lattice, backward, n_moments,
-                   posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc, start_acc, obs_acc,
-                   obs2_acc)
+                   source, table, X, xl, xbase, means, prec, const, lattice, backward,
+                   n_moments, posteriors, ll_out, bad_out, xi_acc, xi_full, post_acc,
+                   start_acc, obs_acc, obs2_acc)
 
 
 def block_bounds(lengths: np.ndarray) -> np.ndarray:
@@ -135,6 +145,22 @@ def lane_layout(lengths: np.ndarray, n_states: int):
     return offsets, nb, lo, n, seq, base[:-1], int(base[-1])
 
 
+def x_lanes(X: np.ndarray, lengths: np.ndarray, out: np.ndarray | None = None):
+    """``X`` laid out lane-major for the group passes (:func:`~._estep_lanes.lane_major_x`):
+    ``(values, base)``, ``base[g]`` the offset of group ``g``; ``out`` is reused when it is
+    large enough.
+
+    The layout depends on the lengths only, so one copy serves every E-step of a fit.
+    """
+    _, _, lo, n, _, _, _ = lane_layout(lengths, 1)
+    chunks = -(-n.max(axis=1, initial=0) // STEPS)
+    base = np.concatenate([[0], np.cumsum(chunks * x_chunk_size(X.shape[1]))]).astype(np.int64)
+    if out is None or out.size < base[-1]:
+        out = np.empty(base[-1])
+    lane_major_x(X, lo, n, base[:-1], out)
+    return out, base[:-1]
+
+
 #: The steps written out for the number of states are used up to this many states ...
 UNROLL_MAX_STATES = 12
 #: ... and from this many rows: each number of states costs one compile of the group passes
@@ -144,7 +170,8 @@ UNROLL_MIN_ROWS = 200_000
 
 
 def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=True,
-          n_moments=0, posteriors=None, lattice=None, threads=1, unrolled=None):
+          n_moments=0, posteriors=None, lattice=None, threads=1, unrolled=None,
+          x_lanes_of=None):
     """Run the compiled pass over all sequences (inputs already checked and contiguous).
 
     Parameters
@@ -174,6 +201,9 @@ def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=
     unrolled : bool, optional
         Use the recursions written out for ``K`` states (bitwise equal results); by default
         where it pays (``K <= UNROLL_MAX_STATES`` and ``UNROLL_MIN_ROWS`` rows or more).
+    x_lanes_of : tuple, optional
+        :func:`x_lanes` of ``X`` and ``lengths``, made once per fit; made here when missing
+        and needed (Gaussian emissions or moments).
 
     Returns
     -------
@@ -209,9 +239,14 @@ def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=
     if unrolled is None:
         unrolled = K <= UNROLL_MAX_STATES and T >= UNROLL_MIN_ROWS
     kspec = unrolled_for(K) if unrolled else ()
+    if x_lanes_of is None:
+        if source == GAUSSIAN or (backward and n_moments):
+            x_lanes_of = x_lanes(X, lengths)
+        else:
+            x_lanes_of = (np.empty(0), np.zeros(lo.shape[0], np.int64))
     run = _threaded if threads > 1 and lo.shape[0] > 1 else _serial
-    run(kspec, lo, n, seq, base, offsets, startprob, A, source, table, X, *gaussian, lattice,
-        backward, n_moments, posteriors, ll_out, bad_out, *acc)
+    run(kspec, lo, n, seq, base, offsets, startprob, A, source, table, X, *x_lanes_of,
+        *gaussian, lattice, backward, n_moments, posteriors, ll_out, bad_out, *acc)
     failed = bad_out >= 0
     if failed.any():
         return np.nan, int(bad_out[failed].min()), None

@@ -54,7 +54,8 @@ from ._vec4 import (
     sub4,
 )
 
-__all__ = ["LANES", "STEPS", "forward_group", "backward_group", "unrolled_for"]
+__all__ = ["LANES", "STEPS", "forward_group", "backward_group", "unrolled_for", "lane_major_x",
+           "x_chunk_size"]
 
 #: Blocks of sequences advanced together: four float64 fill an AVX2 register.
 LANES = 4
@@ -79,6 +80,38 @@ def _gather(src, lo, nrow, s0, n, dst):
         for i in range(m, n):
             for c in range(C):
                 dst[c, i, l] = 0.0
+
+
+def x_chunk_size(n_features: int) -> int:
+    """Values of one chunk of lane-major ``X`` (:func:`lane_major_x`)."""
+    return n_features * STEPS * LANES
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lane_major_x(X, lanes_lo, lanes_n, xbase, out):
+    """``X`` laid out chunk by chunk as the group passes read it: the chunk starting at step
+    ``s0`` of group ``g`` is ``out[xbase[g] + (s0 // STEPS) * D * STEPS * LANES:]`` viewed as
+    ``(D, STEPS, LANES)``, zero past each lane's rows.
+
+    ``X`` does not change during a fit, so this gather is done once per fit instead of twice
+    per chunk and E-step (the backward pass reads the chunks in reverse, where the gather
+    from ``X``'s rows cost four times the forward one). A group with a lone block runs the
+    scalar pass on ``X`` itself and is skipped.
+    """
+    D = X.shape[1]
+    size = D * STEPS * LANES
+    for g in range(lanes_lo.shape[0]):
+        live = 0
+        for l in range(LANES):
+            if lanes_n[g, l] > 0:
+                live += 1
+        if live <= 1:
+            continue
+        S = lanes_n[g].max()
+        for c in range((S + STEPS - 1) // STEPS):
+            at = xbase[g] + c * size
+            _gather(X, lanes_lo[g], lanes_n[g], c * STEPS, STEPS,
+                    out[at:at + size].reshape((D, STEPS, LANES)))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -127,7 +160,7 @@ def unrolled_for(n_states: int) -> tuple:
 def _steps_for(kspec):
     """The unrolled forward and smoothing steps for ``kspec``'s type (None: generic)."""
     if isinstance(kspec, types.UniTuple) and kspec.count > 0:
-        return step_functions(kspec.count, STEPS, _GUARD, _end_lanes)
+        return step_functions(kspec.count, STEPS, _GUARD, _TINY, _end_lanes)
     return None
 
 
@@ -181,6 +214,22 @@ def _chunk_statistics_impl(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, po
 
     def generic(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2):
         _chunk_statistics(n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2)
+    return generic
+
+
+def inverse_predictions(kspec, A, lat, lbase, s0, n, IP, small):
+    """:func:`_inverse_predictions`, unrolled when ``kspec`` names the number of states."""
+    raise NotImplementedError("compiled use only")
+
+
+@overload(inverse_predictions, jit_options={"error_model": "numpy"})
+def _inverse_predictions_impl(kspec, A, lat, lbase, s0, n, IP, small):
+    steps = _steps_for(kspec)
+    if steps is not None:
+        return steps[3]
+
+    def generic(kspec, A, lat, lbase, s0, n, IP, small):
+        _inverse_predictions(A, lat, lbase, s0, n, IP, small)
     return generic
 
 
@@ -316,21 +365,22 @@ def _chunk_log_prob(s0, n, nrow, shift, cs, prod, logsum, shifts):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X,
-                  means, prec, const, lat, lbase, store, log_prob, bad):
+def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, xl,
+                  xbase, means, prec, const, lat, lbase, store, log_prob, bad):
     """Filter the lanes' blocks (rows ``lo[l] .. lo[l] + nrow[l] - 1``, sequences
-    ``seq_lo[l] .. seq_hi[l] - 1``) in lockstep.
+    ``seq_lo[l] .. seq_hi[l] - 1``) in lockstep; Gaussian emissions read ``X`` lane-major
+    from ``xl`` at ``xbase`` (:func:`lane_major_x`).
 
     Each lane's log-likelihood goes to ``log_prob`` and its first impossible row, if any, to
     ``bad`` (else -1); the filtered distributions to the lattice when ``store``.
     """
     L = LANES
     K = startprob.shape[0]
-    D = X.shape[1]
+    D = means.shape[1]
     # chunk arrays, zeroed: the steps past the last chunk's end are computed, never used
-    lpT, BT, XT = np.zeros((K, STEPS, L)), np.zeros((K, STEPS, L)), np.zeros((D, STEPS, L))
+    lpT, BT = np.zeros((K, STEPS, L)), np.zeros((K, STEPS, L))
     flat = STEPS * L  # the emission passes see (step, lane) pairs as rows
-    lp2, xt2 = lpT.reshape(K, flat), XT.reshape(D, flat)
+    lp2 = lpT.reshape(K, flat)
     shift, cs = np.zeros((STEPS, L)), np.zeros((STEPS, L))
     first, evt = np.zeros((STEPS, L), np.int64), np.zeros(STEPS, np.int64)
     prev, pred, pb = np.zeros((K, L)), np.zeros((K, L)), np.zeros((K, L))
@@ -343,8 +393,9 @@ def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source
     for s0 in range(0, S, STEPS):
         n = min(STEPS, S - s0)
         if source == GAUSSIAN:
-            _gather(X, lo, nrow, s0, n, XT)
-            _gaussian_block(xt2, flat, means, prec, const, lp2)
+            at = xbase + (s0 // STEPS) * D * flat
+            _gaussian_block(xl[at:at + D * flat].reshape((D, flat)), flat, means, prec, const,
+                            lp2)
         else:
             _gather(table, lo, nrow, s0, n, lpT)
         _shift_exp(lpT, n, BT, shift)
@@ -555,18 +606,18 @@ def _chunk_statistics(n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, X,
-                   n_moments, posteriors, xi_acc, xi_full, post_acc, start_acc, obs_acc,
+def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbase, xl, xbase,
+                   D, n_moments, posteriors, xi_acc, xi_full, post_acc, start_acc, obs_acc,
                    obs2_acc):
     """Smooth the lanes' filtered blocks in lockstep (lanes as in :func:`forward_group`;
     ``block[l]``: the accumulators' index of lane ``l``, -1 for an empty lane).
 
     Each block adds to its own accumulators what a lone pass over its sequences would;
-    the posteriors are written to ``posteriors`` when it has rows.
+    the posteriors are written to ``posteriors`` when it has rows; the moments read ``X``
+    (``D`` features) lane-major from ``xl`` at ``xbase`` (:func:`lane_major_x`).
     """
     L = LANES
     K = A.shape[0]
-    D = X.shape[1]
     XT = np.zeros((D, STEPS, L))
     IP, R, G = np.zeros((STEPS, K, L)), np.zeros((STEPS, K, L)), np.zeros((STEPS, K, L))
     small, last, evt = np.zeros((STEPS, L)), np.zeros((STEPS, L), np.int64), np.zeros(
@@ -586,7 +637,7 @@ def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbas
             for l in range(L):
                 last[i, l] = 0
         _mark_ends(offsets, lo, seq_lo, cursor, s0, n, last, evt)
-        _inverse_predictions(A, lat, lbase, s0, n, IP, small)
+        inverse_predictions(kspec, A, lat, lbase, s0, n, IP, small)
         _mark_small(s0, n, nrow, small, last, evt)
         i = backward_steps(kspec, n - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)
         while i >= 0:  # a step with a prediction too small to divide by
@@ -597,7 +648,8 @@ def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbas
                                G)
         _clear_padding(s0, n, nrow, R, G)
         if n_moments:
-            _gather(X, lo, nrow, s0, n, XT)
+            at = xbase + c * D * STEPS * L
+            XT = xl[at:at + D * STEPS * L].reshape((D, STEPS, L))
         chunk_statistics(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs, obs2)
         for l in range(L):  # the first posterior of each sequence starting in the chunk
             if block[l] < 0:

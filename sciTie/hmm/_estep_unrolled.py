@@ -98,6 +98,24 @@ def _backward_source(K: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _inverse_source(K: int, tiny: float) -> str:
+    L = 4
+    a = [f"    a{k}_{j} = splat4(A[{k}, {j}])" for k in range(K) for j in range(K)]
+    body = [f"at = lbase + (s0 + i) * {K * L}"]
+    body += [f"p{k} = load4(lat, at + {L * k})" for k in range(K)]
+    body.append("cnt = zero")
+    for j in range(K):  # q_j = alpha_s @ A[:, j]: one chain from k = 0, as the generic pass
+        body.append(f"q = fma4(p0, a0_{j}, zero)")
+        body += [f"q = fma4(p{k}, a{k}_{j}, q)" for k in range(1, K)]
+        body += [f"store4(IP, {K * L} * i + {L * j}, recip_above4(q, {tiny!r}))",
+                 f"cnt = count_below4(q, {tiny!r}, cnt)"]
+    body.append(f"store4(small, {L} * i, cnt)")
+    lines = ["def inverse_predictions(kspec, A, lat, lbase, s0, n, IP, small):",
+             "    zero = splat4(0.0)", *a, "    for i in range(n):"]
+    lines += ["        " + b for b in body]
+    return "\n".join(lines) + "\n"
+
+
 def _statistics_source(K: int, steps: int) -> str:
     L = 4
     lines = ["def chunk_statistics(kspec, n, s0, lat, lbase, R, G, XT, n_moments, xi, post, obs,",
@@ -132,23 +150,25 @@ def _statistics_source(K: int, steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def step_functions(K: int, steps: int, guard: float, end_lanes):
-    """The forward and smoothing steps and the chunk statistics for ``K`` states, as Python
-    functions for numba
+def step_functions(K: int, steps: int, guard: float, tiny: float, end_lanes):
+    """The forward and smoothing steps, the chunk statistics and the inverse predictions for
+    ``K`` states, as Python functions for numba
     (the generic steps' arguments after ``kspec``, which they ignore); generated once per
     ``K``.
 
     ``end_lanes(i, at, lat, last, g, G, R)`` is the jitted fix-up of lanes whose sequence
     ends at chunk step ``i``.
     """
-    key = (K, steps, guard)
+    key = (K, steps, guard, tiny)
     if key not in _COMPILED:
         ns = {name: getattr(_vec4, name) for name in _vec4.__all__}
         ns["end_lanes"] = end_lanes
         sources = {"forward steps": _forward_source(K, steps, guard),
                    "backward steps": _backward_source(K),
-                   "statistics": _statistics_source(K, steps)}
+                   "statistics": _statistics_source(K, steps),
+                   "inverse predictions": _inverse_source(K, tiny)}
         for name, src in sources.items():  # our generated source, nothing from outside
             exec(compile(src, f"<{name} K={K}>", "exec"), ns)  # noqa: S102
-        _COMPILED[key] = ns["forward_steps"], ns["backward_steps"], ns["chunk_statistics"]
+        _COMPILED[key] = (ns["forward_steps"], ns["backward_steps"], ns["chunk_statistics"],
+                          ns["inverse_predictions"])
     return _COMPILED[key]

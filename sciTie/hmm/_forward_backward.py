@@ -186,6 +186,20 @@ def _buffer(workspace, name, shape):
     return buf
 
 
+def _x_lanes(workspace, X, lengths):
+    """:func:`~._estep_kernels.x_lanes` of ``X``, kept in ``workspace`` for the next E-step
+    on the same array (the workspace holds ``X`` itself, so identity cannot be a reused
+    address; X does not change during a fit)."""
+    if X is None or workspace is None:
+        return None
+    held = workspace.get("x_lanes")
+    if held is not None and held[0] is X and np.array_equal(held[1], lengths):
+        return held[2]
+    out = kernels.x_lanes(X, lengths, None if held is None else held[2][0])
+    workspace["x_lanes"] = (X, lengths.copy(), out)
+    return out
+
+
 def forward_backward_stats(startprob, transmat, emissions, lengths, X=None, *,
                            n_moments=None, posteriors=True, workspace=None) -> EStep:
     """The whole E-step: log-likelihood, posteriors and sufficient statistics in one pass.
@@ -234,7 +248,8 @@ def forward_backward_stats(startprob, transmat, emissions, lengths, X=None, *,
     log_prob, bad, stats = kernels.estep(startprob, transmat, lengths, table=table, X=X,
                                          gaussian=gaussian, n_moments=n_moments,
                                          posteriors=post, lattice=lattice,
-                                         threads=_threads())
+                                         threads=_threads(),
+                                         x_lanes_of=_x_lanes(workspace, X, lengths))
     if bad >= 0:
         _raise_impossible(bad)
     xi_acc, xi_full, post_sum, start_sum, obs, obs2 = stats
