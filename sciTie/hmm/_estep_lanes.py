@@ -47,6 +47,7 @@ from ._vec4 import (
     fma4,
     load4,
     mul4,
+    prefetch,
     recip_above4,
     select_ge4,
     splat4,
@@ -637,6 +638,14 @@ def backward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, block, A, lat, lbas
             for l in range(L):
                 last[i, l] = 0
         _mark_ends(offsets, lo, seq_lo, cursor, s0, n, last, evt)
+        if c > 0:  # the chunk before, read next: fetched from memory meanwhile (the
+            # chunks are walked backwards, which the hardware prefetchers follow poorly)
+            for at in range(lbase + (s0 - STEPS) * K * L, lbase + s0 * K * L, 8):
+                prefetch(lat, at)
+            if n_moments:
+                xc = xbase + (c - 1) * D * STEPS * L
+                for at in range(xc, xc + D * STEPS * L, 8):
+                    prefetch(xl, at)
         inverse_predictions(kspec, A, lat, lbase, s0, n, IP, small)
         _mark_small(s0, n, nrow, small, last, evt)
         i = backward_steps(kspec, n - 1, s0, A, lat, lbase, IP, evt, last, g, gnew, r, R, G)

@@ -15,7 +15,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 __all__ = ["load4", "store4", "splat4", "fma4", "mul4", "add4", "sub4", "div4", "select_ge4",
-           "recip_above4", "count_below4", "all_above4", "exp_nonpositive4"]
+           "recip_above4", "count_below4", "all_above4", "exp_nonpositive4", "prefetch"]
 
 _V4 = ir.VectorType(ir.DoubleType(), 4)
 
@@ -243,3 +243,22 @@ def all_above4(typingctx, a, floor):
         bits = builder.bitcast(above, ir.IntType(4))
         return builder.icmp_unsigned("==", bits, ir.Constant(ir.IntType(4), 15))
     return types.boolean(a, floor), codegen
+
+
+@intrinsic
+def prefetch(typingctx, ary, idx):
+    """Hint that ``ary.flat[idx]`` will be read soon (no bounds check, no fault)."""
+    if not (_c_float_array(ary) and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i8p = ir.IntType(8).as_pointer()
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), i8p)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p] + [ir.IntType(32)] * 3),
+            "llvm.prefetch.p0i8")
+        i32 = ir.IntType(32)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.none(ary, idx), codegen
