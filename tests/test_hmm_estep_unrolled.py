@@ -141,3 +141,50 @@ def test_generic_steps_beyond_the_unrolled_limit():
     lp = _gaussian_table(X, means, var)
     ll, _, _ = ek.estep(sp, A, lengths, table=lp, X=X)
     assert ll == pytest.approx(_log_space(sp, A, lp, lengths, X)[0], rel=1e-12)
+
+
+def test_lane_major_x_holds_each_lanes_rows_and_zeros_past_its_end():
+    """The layout the group passes read: chunk ``c`` of group ``g`` at ``base[g] + c * D *
+    STEPS * LANES``, viewed ``(D, STEPS, LANES)``; a group with a lone block is skipped."""
+    from sciTie.hmm._estep_lanes import LANES, STEPS
+
+    rng = np.random.default_rng(11)
+    lengths = np.array([70, 3, 45, 66, 2, 40, 33], np.int64)  # groups of 4 and 3 lanes
+    X = rng.normal(size=(int(lengths.sum()), 3))
+    values, base = ek.x_lanes(X, lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    size = 3 * STEPS * LANES
+    for b, (lo, n) in enumerate(zip(offsets[:-1], lengths)):
+        g, lane = divmod(b, LANES)
+        S = lengths[g * LANES:(g + 1) * LANES].max()
+        for s in range(-(-S // STEPS) * STEPS):
+            c, i = divmod(s, STEPS)
+            got = values[base[g] + c * size:base[g] + (c + 1) * size].reshape(3, STEPS, LANES)
+            want = X[lo + s] if s < n else np.zeros(3)
+            np.testing.assert_array_equal(got[:, i, lane], want)
+
+
+def test_a_workspace_reused_for_other_data_gives_that_datas_estep():
+    """The lane-major copy of X is kept in the workspace between E-steps (as a Dask worker
+    thread keeps one across tasks): new data, or the same data in other sequences, must
+    not be read through the old copy."""
+    from sciTie.hmm import _forward_backward as fb
+
+    rng = np.random.default_rng(5)
+    sp, A, means, var = _model(3, 2, rng)
+    em = fb.DiagonalGaussian(means, var)
+    lengths = [40, 25, 31, 18, 9]
+    X1, X2 = rng.normal(size=(123, 2)), rng.normal(size=(123, 2))
+    work = {}
+
+    def stats(X, lens, workspace):
+        e = fb.forward_backward_stats(sp, A, em, lens, X, workspace=workspace)
+        return (e.log_prob, np.array(e.posteriors), e.xi_sum, *e.sums[1:])
+
+    fresh = [stats(X, lens, None) for X, lens in
+             ((X1, lengths), (X2, lengths), (X2, lengths[::-1]))]
+    for (X, lens), want in zip(((X1, lengths), (X2, lengths), (X2, lengths[::-1]),
+                                (X2, lengths[::-1])), fresh + fresh[-1:]):
+        for a, b in zip(stats(X, lens, work), want):
+            np.testing.assert_array_equal(a, b)
+    assert fresh[0][0] != fresh[1][0] != fresh[2][0]

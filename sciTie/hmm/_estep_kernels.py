@@ -74,8 +74,8 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
             start_acc[b], obs_acc[b], obs2_acc[b])
         return
     log_prob, bad = np.empty(L), np.empty(L, np.int64)
-    forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, xl,
-                  xbase[gi], means, prec, const, lattice, lanes_base[gi], backward, log_prob,
+    forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X,
+                  xl, xbase[gi], means, prec, const, lattice, lanes_base[gi], backward, log_prob,
                   bad)
     failed = False
     for l in range(L):
@@ -203,7 +203,8 @@ def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=
         where it pays (``K <= UNROLL_MAX_STATES`` and ``UNROLL_MIN_ROWS`` rows or more).
     x_lanes_of : tuple, optional
         :func:`x_lanes` of ``X`` and ``lengths``, made once per fit; made here when missing
-        and needed (Gaussian emissions or moments).
+        and needed (a backward pass with Gaussian emissions or moments; a forward pass alone
+        gathers ``X`` chunk by chunk instead).
 
     Returns
     -------
@@ -240,7 +241,7 @@ def estep(startprob, A, lengths, *, table=None, X=None, gaussian=None, backward=
         unrolled = K <= UNROLL_MAX_STATES and T >= UNROLL_MIN_ROWS
     kspec = unrolled_for(K) if unrolled else ()
     if x_lanes_of is None:
-        if source == GAUSSIAN or (backward and n_moments):
+        if backward and (source == GAUSSIAN or n_moments):
             x_lanes_of = x_lanes(X, lengths)
         else:
             x_lanes_of = (np.empty(0), np.zeros(lo.shape[0], np.int64))

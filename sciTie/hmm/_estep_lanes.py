@@ -366,11 +366,12 @@ def _chunk_log_prob(s0, n, nrow, shift, cs, prod, logsum, shifts):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, xl,
-                  xbase, means, prec, const, lat, lbase, store, log_prob, bad):
+def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source, table, X,
+                  xl, xbase, means, prec, const, lat, lbase, store, log_prob, bad):
     """Filter the lanes' blocks (rows ``lo[l] .. lo[l] + nrow[l] - 1``, sequences
     ``seq_lo[l] .. seq_hi[l] - 1``) in lockstep; Gaussian emissions read ``X`` lane-major
-    from ``xl`` at ``xbase`` (:func:`lane_major_x`).
+    from ``xl`` at ``xbase`` (:func:`lane_major_x`), or gather it chunk by chunk when ``xl``
+    is empty (a forward pass alone, in O(K) memory).
 
     Each lane's log-likelihood goes to ``log_prob`` and its first impossible row, if any, to
     ``bad`` (else -1); the filtered distributions to the lattice when ``store``.
@@ -379,9 +380,9 @@ def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source
     K = startprob.shape[0]
     D = means.shape[1]
     # chunk arrays, zeroed: the steps past the last chunk's end are computed, never used
-    lpT, BT = np.zeros((K, STEPS, L)), np.zeros((K, STEPS, L))
+    lpT, BT, XT = np.zeros((K, STEPS, L)), np.zeros((K, STEPS, L)), np.zeros((D, STEPS, L))
     flat = STEPS * L  # the emission passes see (step, lane) pairs as rows
-    lp2 = lpT.reshape(K, flat)
+    lp2, xt2 = lpT.reshape(K, flat), XT.reshape(D, flat)
     shift, cs = np.zeros((STEPS, L)), np.zeros((STEPS, L))
     first, evt = np.zeros((STEPS, L), np.int64), np.zeros(STEPS, np.int64)
     prev, pred, pb = np.zeros((K, L)), np.zeros((K, L)), np.zeros((K, L))
@@ -393,10 +394,13 @@ def forward_group(kspec, lo, nrow, seq_lo, seq_hi, offsets, startprob, A, source
     S = nrow.max()
     for s0 in range(0, S, STEPS):
         n = min(STEPS, S - s0)
-        if source == GAUSSIAN:
+        if source == GAUSSIAN and xl.size:
             at = xbase + (s0 // STEPS) * D * flat
             _gaussian_block(xl[at:at + D * flat].reshape((D, flat)), flat, means, prec, const,
                             lp2)
+        elif source == GAUSSIAN:
+            _gather(X, lo, nrow, s0, n, XT)
+            _gaussian_block(xt2, flat, means, prec, const, lp2)
         else:
             _gather(table, lo, nrow, s0, n, lpT)
         _shift_exp(lpT, n, BT, shift)
