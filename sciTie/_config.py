@@ -147,6 +147,14 @@ def _lookup(name: str) -> Any:
     return default
 
 
+def get_setting(name: str) -> Any:
+    """The current value of one setting (as :func:`get_config` gives it, without working out
+    the others: the E-step asks for ``hmm_threads`` at every EM iteration)."""
+    if name not in _SETTINGS:
+        raise ValidationError(f"unknown setting {name!r}; known: {', '.join(_SETTINGS)}")
+    return _lookup(name)
+
+
 def get_config() -> dict[str, Any]:
     """The current value of every setting (explicit, else environment, else default).
 

@@ -27,9 +27,9 @@ def progress_bar(total: int, desc: str, *, progress: bool | None = None,
         What one step is.
     """
     if progress is None:
-        from ._config import get_config
+        from ._config import get_setting
 
-        progress = get_config()["progress"]
+        progress = get_setting("progress")
     if not progress:
         return None
     from tqdm.auto import tqdm

@@ -264,3 +264,34 @@ def test_small_fits_run_blas_on_one_thread_and_restore_the_users_setting():
         assert blas_threads() == before
         with blas_threads_for(THREADED_FROM):
             assert blas_threads() == before
+
+
+def test_one_thread_finds_the_pools_again_after_an_import_and_nests():
+    """The thread pools found are kept between calls and looked for again once a module has
+    been imported (a new BLAS or OpenMP library comes with an import); limits nest and each
+    exit restores what was there."""
+    import sys
+    import types
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from sciTie.core import threads
+
+    def counts(api):
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == api]
+
+    with threadpool_limits(limits=2):
+        before_blas, before_omp = counts("blas"), counts("openmp")
+        with threads.one_thread("blas"):
+            kept = threads._controller()
+            assert all(n == 1 for n in counts("blas")) and counts("openmp") == before_omp
+            assert threads._controller() is kept  # nothing imported in between
+            sys.modules["_scitie_probe_module"] = types.ModuleType("_scitie_probe_module")
+            try:
+                assert threads._controller() is not kept
+                with threads.one_thread():
+                    assert all(n == 1 for n in counts("blas") + counts("openmp"))
+                assert all(n == 1 for n in counts("blas")) and counts("openmp") == before_omp
+            finally:
+                del sys.modules["_scitie_probe_module"]
+        assert counts("blas") == before_blas and counts("openmp") == before_omp

@@ -53,6 +53,19 @@ def test_config_precedence_explicit_then_environment_then_default(monkeypatch):
     assert sciTie.get_config()["budget"] == 0.25
 
 
+def test_one_setting_is_what_the_whole_configuration_says(monkeypatch):
+    from sciTie._config import get_setting
+
+    monkeypatch.setenv("SCITIE_HMM_THREADS", "3")
+    for ctx in ({}, {"hmm_threads": 2, "budget": 0.5}):
+        with sciTie.config_context(**ctx):
+            whole = sciTie.get_config()
+            assert {name: get_setting(name) for name in whole} == whole
+    assert get_setting("hmm_threads") == 3
+    with pytest.raises(sciTie.errors.ValidationError, match="unknown setting 'hmm_thread'"):
+        get_setting("hmm_thread")
+
+
 def test_config_context_restores_after_an_error():
     before = sciTie.get_config()
     with pytest.raises(RuntimeError):

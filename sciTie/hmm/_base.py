@@ -8,12 +8,12 @@ import time
 import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .._progress import progress_bar
 from .._validation import check_choice, check_int, check_random_state
 from ..core import FitResult
 from ..core.maximize import maximize_through_ties
+from ..core.threads import one_thread
 from ..errors import ArgumentTypeError, ConvergenceWarning, ValidationError, not_fitted
 from . import _forward_backward as fb
 from . import _missing
@@ -592,7 +592,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
     def _init(self, X, lengths=None):
         # the starts are small problems: OpenMP and BLAS threads only spin-wait on them (ten
         # times slower on a busy two-core machine), so the start runs on one thread
-        with threadpool_limits(limits=1):
+        with one_thread():
             self._init_start(X, lengths)
 
     def _init_start(self, X, lengths) -> None:
@@ -728,7 +728,7 @@ class TiedHMMMixin(CovariateTransitionsMixin):
         # (a fit three times slower on a busy two-core machine); the E-step's own threads are
         # the hmm_threads setting
         try:
-            with threadpool_limits(limits=1, user_api="blas"), \
+            with one_thread("blas"), \
                     self._covariates_given(covariates, fitting=True), \
                     self._states_known(known_states):
                 if len(seeds) == 1:

@@ -170,9 +170,9 @@ def _raise_impossible(t):
 def _threads() -> int:
     """Threads over blocks of sequences: the ``hmm_threads`` setting (the results do not
     depend on it)."""
-    from .._config import get_config
+    from .._config import get_setting
 
-    return int(get_config()["hmm_threads"])
+    return int(get_setting("hmm_threads"))
 
 
 def _buffer(workspace, name, shape):
