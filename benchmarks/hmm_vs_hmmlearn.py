@@ -4,7 +4,8 @@ Gaussian HMM, K=8 states, 3-D diagonal covariances, 10 sequences totalling 10^6
 observations, 20 EM iterations from identical initial parameters. Both run in this process;
 the script prints each fit time, the final log-likelihoods and the ratios.
 
-Usage: ``python benchmarks/hmm_vs_hmmlearn.py [--total 1000000] [--iters 20] [--threads 1]``
+Usage: ``python benchmarks/hmm_vs_hmmlearn.py [--total 1000000] [--iters 20] [--threads 1]
+[--sequences 10]``
 (``--threads``: sciTie's ``hmm_threads`` setting, threads over groups of sequences in the
 E-step; hmmlearn runs as it does by default).
 """
@@ -65,6 +66,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=3, help="alternating rounds (best is kept)")
     p.add_argument("--skip-log", action="store_true", help="skip hmmlearn's 'log' version")
     p.add_argument("--threads", type=int, default=1, help="sciTie's hmm_threads setting")
+    p.add_argument("--sequences", type=int, default=10, help="sequences the rows are split in")
     a = p.parse_args(argv)
     with config_context(hmm_threads=a.threads):
         _run(a)
@@ -72,7 +74,7 @@ def main(argv=None):
 
 def _run(a):
     K, D = a.states, 3
-    X, lengths = make_data(a.total, 10, K, D)
+    X, lengths = make_data(a.total, a.sequences, K, D)
     init = initial_params(X, K)
     kw = dict(n_components=K, covariance_type="diag", n_iter=a.iters, tol=-np.inf,
               init_params="", params="stmc")
