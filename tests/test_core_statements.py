@@ -59,6 +59,28 @@ def test_nonlinear_statement_linearises_exactly():
     assert G[row, cols["phi"]] == pytest.approx(3.0)
 
 
+def test_dense_tie_matrix_is_the_sparse_one_and_the_finite_differences():
+    """The dense G (small nonlinear maps, dense Newton steps) and the sparse one are the same
+    linearisation, at any point, and it is the slots' derivative (central differences)."""
+    g = ParameterGroup("chain")
+    g.add("a", np.array([1.5, 0.7, 2.0]))
+    g.add("b", np.array([0.4, 0.9]), vary=False)
+    g.apply_ties(["a[1] = phi * a[0] ** 2", "a[2] = exp(a[1]) - 2 * phi + b[0]"],
+                 new_parameters=True)
+    tm = g.tie_map()
+    for free in (tm.pack(), tm.pack() * np.array([1.3, 0.8])):
+        dense = tm.dense_matrix(free)
+        np.testing.assert_array_equal(dense, tm.matrix(free).toarray())
+        h = 1e-6
+        fd = np.column_stack([(tm.evaluate(free + h * e) - tm.evaluate(free - h * e)) / (2 * h)
+                              for e in np.eye(free.size)])
+        np.testing.assert_allclose(dense, fd, rtol=1e-8, atol=1e-9)
+    linear = _levels()
+    linear.apply_ties("mu[1] = 2 * mu[0]")
+    lm = linear.tie_map()
+    np.testing.assert_array_equal(lm.dense_matrix(), lm.matrix().toarray())
+
+
 @pytest.mark.parametrize("statement, match", [
     ("mu[1] == mu[0]", "exactly one '='"), ("mu[1]", "form 'slot = expression'"),
     ("mu[1] = mu[0] = mu[2]", "exactly one"), ("mu[1] = mu[9]", "index out of range"),

@@ -120,13 +120,19 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
     n_cols = cols.size
     stalled, last_decrement, blind = 0, np.inf, 0
     for it in range(1, max_iter + 1):
-        G = fixed_G if fixed_G is not None else c.matrix(x)[:, cols]
+        if fixed_G is not None:
+            G = fixed_G
+        elif sp.issparse(H):
+            G = c.matrix(x)[:, cols]
+        else:  # a dense Hessian: G linearised at x straight into a dense array
+            G = c.dense_matrix(x)[:, cols]
         GT = fixed_GT if fixed_GT is not None else G.T
         g_free = np.asarray(GT @ g).ravel()
         if sp.issparse(H):
             H_free = np.asarray((GT @ (H.tocsr() @ G)).todense())
         else:  # a dense Hessian (small models): dense algebra throughout
-            Gd = dense_G if dense_G is not None else G.toarray()
+            Gd = dense_G if dense_G is not None else (
+                G if isinstance(G, np.ndarray) else G.toarray())
             if fixed_G is not None:
                 dense_G = Gd
             H_free = Gd.T @ np.asarray(H) @ Gd
@@ -140,7 +146,8 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             converged, gnorm = not (np.any(held) or np.any(held_dep)), 0.0
             break
         if fixed_dep_G is None or fixed_G is None:  # the rows move with nonlinear ties
-            fixed_dep_G = G[dep].toarray() if dep.size else np.zeros((0, n_cols))
+            fixed_dep_G = ((G[dep] if isinstance(G, np.ndarray) else G[dep].toarray())
+                           if dep.size else np.zeros((0, n_cols)))
         dep_G = fixed_dep_G
         dep_now = slots_now[dep]
         edge = 8 * np.finfo(float).eps * (np.abs(dep_G) @ np.abs(xc) + 1.0)

@@ -500,7 +500,34 @@ class TieMap:
         has_expr = not self.is_linear
         if not has_expr and self._linear_G is not None:
             return self._linear_G
-        grads = self._evaluate(free, gradients=True)[1] if has_expr else {}
+        ri, ci, vi = [], [], []
+        for r, row in self._chain_rows(free).items():
+            for c, v in row.items():
+                if v != 0.0:
+                    ri.append(r)
+                    ci.append(c)
+                    vi.append(v)
+        G = sp.csr_matrix((vi, (ri, ci)), shape=(len(self.names), self.n_free))
+        if not has_expr:
+            self._linear_G = G
+        return G
+
+    def dense_matrix(self, free: Any = None) -> np.ndarray:
+        """:meth:`matrix` as a dense array (a new one at each call), for small maps whose
+        users do dense algebra: it skips the sparse bookkeeping, which costs more than the
+        chain rule itself when a nonlinear map is linearised at every Newton step."""
+        if self.is_linear:
+            return self.matrix().toarray()
+        G = np.zeros((len(self.names), self.n_free))
+        for r, row in self._chain_rows(free).items():
+            for c, v in row.items():
+                G[r, c] = v
+        return G
+
+    def _chain_rows(self, free: Any) -> dict[int, dict[int, float]]:
+        """Each slot's row of G as ``{free column: derivative}``, by the chain rule along the
+        dependency order."""
+        grads = self._evaluate(free, gradients=True)[1] if not self.is_linear else {}
         rows: dict[int, dict[int, float]] = {int(i): {int(self.free_column[i]): 1.0}
                                              for i in self.free_index}
         for i in self.dependency_order:
@@ -515,17 +542,7 @@ class TieMap:
                     for c, v in rows.get(int(r), {}).items():
                         row[c] = row.get(c, 0.0) + g * v
             rows[int(i)] = row
-        ri, ci, vi = [], [], []
-        for r, row in rows.items():
-            for c, v in row.items():
-                if v != 0.0:
-                    ri.append(r)
-                    ci.append(c)
-                    vi.append(v)
-        G = sp.csr_matrix((vi, (ri, ci)), shape=(len(self.names), self.n_free))
-        if not has_expr:
-            self._linear_G = G
-        return G
+        return rows
 
     def _write_back(self, slots: np.ndarray) -> None:
         for par, idx in self._params:
