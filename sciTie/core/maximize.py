@@ -131,8 +131,7 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
         if sp.issparse(H):
             H_free = np.asarray((GT @ (H.tocsr() @ G)).todense())
         else:  # a dense Hessian (small models): dense algebra throughout
-            Gd = dense_G if dense_G is not None else (
-                G if isinstance(G, np.ndarray) else G.toarray())
+            Gd = dense_G if dense_G is not None else _dense(G)
             if fixed_G is not None:
                 dense_G = Gd
             H_free = Gd.T @ np.asarray(H) @ Gd
@@ -146,8 +145,7 @@ def maximize_through_ties(group: ParameterGroup, objective: SlotObjective, *,
             converged, gnorm = not (np.any(held) or np.any(held_dep)), 0.0
             break
         if fixed_dep_G is None or fixed_G is None:  # the rows move with nonlinear ties
-            fixed_dep_G = ((G[dep] if isinstance(G, np.ndarray) else G[dep].toarray())
-                           if dep.size else np.zeros((0, n_cols)))
+            fixed_dep_G = _dense(G[dep]) if dep.size else np.zeros((0, n_cols))
         dep_G = fixed_dep_G
         dep_now = slots_now[dep]
         edge = 8 * np.finfo(float).eps * (np.abs(dep_G) @ np.abs(xc) + 1.0)
@@ -301,6 +299,11 @@ def _checked_objective(out, n_slots: int):
         raise ValidationError(f"objective's hessian must have shape ({n_slots}, {n_slots}), got "
                               f"{getattr(H, 'shape', type(H).__name__)}")
     return f, g, H
+
+
+def _dense(M) -> np.ndarray:
+    """``M`` as an ndarray (G is dense already where the Hessian is, sparse elsewhere)."""
+    return M if isinstance(M, np.ndarray) else M.toarray()
 
 
 def _dependent_bounded_slots(c, G) -> np.ndarray:

@@ -44,6 +44,7 @@ def one_thread(user_api: str | None = None):
     when None) limited to one thread, and restored on exit."""
     return _controller().limit(limits=1, user_api=user_api)
 
+
 #: Columns (free parameters of one linear system) from which BLAS keeps its threads.
 THREADED_FROM = 256
 

@@ -167,7 +167,9 @@ def make_partition(refinement, a: int, b: int) -> SeriesPartition:
 def _linearize(part: SeriesPartition, x: np.ndarray) -> PartitionBlocks:
     """Every pattern's normal-equation pieces at the partition's free vector ``x``."""
     blocks = []
-    width = len(part.shared) + max((len(c) for c in part.cols), default=0)
+    # each pattern's columns hold the shared ones first: the widest is the refinement's
+    # block width (ParametricRefinement._block_width)
+    width = max((len(c) for c in part.cols), default=len(part.shared))
     with blas_threads_for(width):  # small products (see sciTie.core.threads)
         for pat, cols, (v, G_rows) in zip(part.patterns, part.cols, part.tie_rows(x)):
             blocks.append(parametric_pattern_blocks(pat, v, G_rows, part.shared, cols))

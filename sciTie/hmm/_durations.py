@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
+from ._logsum import log_sum_exp
 from ._objectives import Objective, probability_objective
 
 __all__ = ["DURATIONS", "dwell_names", "dwell_bounds", "initial_dwell", "dwell_pmf",
@@ -64,12 +65,6 @@ def initial_dwell(duration: str, n_components: int, max_duration: int) -> dict[s
     return {"dwell_pmf": np.full((K, D), 1.0 / D)}
 
 
-def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """``log sum exp`` of each row, shape (K, 1) (scipy's is slow on small arrays)."""
-    m = a.max(axis=1, keepdims=True)
-    return m + np.log(np.exp(a - m).sum(axis=1, keepdims=True))
-
-
 def _log_terms(duration: str, params: dict[str, np.ndarray], D: int) -> np.ndarray:
     """``log P(j)`` of the untruncated family for ``j = 0..D-1``, shape (K, D)."""
     j = np.arange(D, dtype=float)
@@ -92,7 +87,7 @@ def dwell_pmf(duration: str, params: dict[str, np.ndarray], max_duration: int) -
     if duration == "nonparametric":
         return np.array(params["dwell_pmf"], dtype=float)
     logp = _log_terms(duration, params, max_duration)
-    return np.exp(logp - _logsumexp_rows(logp))
+    return np.exp(logp - log_sum_exp(logp)[:, None])
 
 
 def dwell_objective(duration: str, idx: dict[str, np.ndarray], eta: np.ndarray,
@@ -119,7 +114,7 @@ def dwell_objective(duration: str, idx: dict[str, np.ndarray], eta: np.ndarray,
             if np.any(params[n] <= lo) or np.any(params[n] > hi):  # a shape may sit at its cap
                 return _FAIL
         logp = _log_terms(duration, params, D)
-        logz = _logsumexp_rows(logp)
+        logz = log_sum_exp(logp)[:, None]
         w = np.exp(logp - logz)
         value = float(np.sum(eta * (logp - logz)))
         u, v = _derivatives(duration, params, j)  # u[a]: (K, D); v[a][b]: (K, D)

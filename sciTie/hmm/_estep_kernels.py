@@ -36,6 +36,7 @@ from ._estep_lanes import (
     backward_group,
     forward_group,
     lane_major_x,
+    lone_group,
     unrolled_for,
     x_chunk_size,
 )
@@ -60,11 +61,7 @@ def _run_group(kspec, gi, lanes_lo, lanes_n, lanes_seq, lanes_base, offsets, sta
     for l in range(L):
         if gi * L + l < nb:
             block[l] = gi * L + l
-    live = 0
-    for l in range(L):
-        if block[l] >= 0 and nrow[l] > 0:
-            live += 1
-    if live == 1 and block[0] >= 0:  # a lone block: the scalar pass, not four lanes for one
+    if lone_group(nrow):  # the scalar pass, not four lanes for one
         b = block[0]
         m = nrow[0] * K if backward else 0
         alpha = lattice[lanes_base[gi]:lanes_base[gi] + m].reshape((m // K, K))

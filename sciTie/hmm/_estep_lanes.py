@@ -56,7 +56,7 @@ from ._vec4 import (
 )
 
 __all__ = ["LANES", "STEPS", "forward_group", "backward_group", "unrolled_for", "lane_major_x",
-           "x_chunk_size"]
+           "x_chunk_size", "lone_group"]
 
 #: Blocks of sequences advanced together: four float64 fill an AVX2 register.
 LANES = 4
@@ -83,6 +83,17 @@ def _gather(src, lo, nrow, s0, n, dst):
                 dst[c, i, l] = 0.0
 
 
+@njit(cache=True, nogil=True)
+def lone_group(nrow) -> bool:
+    """Whether a group has one block with rows (its lane 0: blocks fill the lanes in
+    order); such a group runs the scalar one-block pass, not four lanes for one."""
+    live = 0
+    for l in range(LANES):
+        if nrow[l] > 0:
+            live += 1
+    return live <= 1
+
+
 def x_chunk_size(n_features: int) -> int:
     """Values of one chunk of lane-major ``X`` (:func:`lane_major_x`)."""
     return n_features * STEPS * LANES
@@ -102,11 +113,7 @@ def lane_major_x(X, lanes_lo, lanes_n, xbase, out):
     D = X.shape[1]
     size = D * STEPS * LANES
     for g in range(lanes_lo.shape[0]):
-        live = 0
-        for l in range(LANES):
-            if lanes_n[g, l] > 0:
-                live += 1
-        if live <= 1:
+        if lone_group(lanes_n[g]):
             continue
         S = lanes_n[g].max()
         for c in range((S + STEPS - 1) // STEPS):

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from hmmlearn.stats import log_multivariate_normal_density
 
+from ._logsum import log_sum_exp
+
 __all__ = ["weighted_component_log_densities", "mixture_log_likelihood",
            "accumulate_mixture_statistics"]
 
@@ -33,17 +35,9 @@ def weighted_component_log_densities(model, X: np.ndarray) -> np.ndarray:
     return out
 
 
-def _log_sum(a: np.ndarray) -> np.ndarray:
-    """``log Σ_m exp(a[..., m])`` shifted by the maximum (a row of -inf gives -inf)."""
-    top = np.max(a, axis=-1, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(under="ignore", divide="ignore"):
-        return np.log(np.sum(np.exp(a - top), axis=-1)) + top[..., 0]
-
-
 def mixture_log_likelihood(model, X: np.ndarray) -> np.ndarray:
     """``log p(x_t | state k)``, shape (n_samples, n_components)."""
-    return _log_sum(weighted_component_log_densities(model, X))
+    return log_sum_exp(weighted_component_log_densities(model, X))
 
 
 def accumulate_mixture_statistics(stats: dict, X: np.ndarray, post: np.ndarray, model) -> None:
@@ -56,7 +50,7 @@ def accumulate_mixture_statistics(stats: dict, X: np.ndarray, post: np.ndarray, 
     dens = weighted_component_log_densities(model, X)
     with np.errstate(under="ignore"):
         # each state's posterior split over its components: p(m | x_t, state k)
-        within = np.exp(dens - _log_sum(dens)[..., None])
+        within = np.exp(dens - log_sum_exp(dens)[..., None])
         joint = post[:, :, None] * within                  # (T, K, M)
     stats["post_mix_sum"] += joint.sum(axis=0)
     stats["post_sum"] += post.sum(axis=0)

@@ -253,8 +253,7 @@ def prefetch(typingctx, ary, idx):
 
     def codegen(context, builder, sig, args):
         i8p = ir.IntType(8).as_pointer()
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        ptr = builder.bitcast(builder.gep(data, [args[1]]), i8p)
+        ptr = builder.bitcast(_pointer(context, builder, sig.args[0], *args), i8p)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p] + [ir.IntType(32)] * 3),
             "llvm.prefetch.p0i8")
